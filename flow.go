@@ -1,0 +1,321 @@
+// Package symbot is the domain of symbot: flows and their targets, access
+// requests and their state machine, the approval policy, the durable-job
+// engine and scheduler, the audit chain, and the interfaces that the store,
+// Okta, AWS and Slack adapters implement. It imports only the standard library.
+package symbot
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults applied by Flow.ApplyDefaults.
+const (
+	DefaultApprovalsRequired = 1
+	DefaultApprovalTimeout   = 24 * time.Hour
+	DefaultExpiryWarning     = 10 * time.Minute
+	// MaxDuration is the longest access a flow may ever grant in one request.
+	MaxDuration = 30 * 24 * time.Hour
+)
+
+// Flow is one kind of access that people may request: a set of Okta groups
+// (targets), who approves them, and for how long they may be held.
+type Flow struct {
+	Name    string // short name used in commands and config
+	Label   string // human label
+	Channel string // Slack channel id (or name) where approval messages go
+
+	Approvers         Approvers
+	ApprovalsRequired int  // distinct approvals needed; 0 means DefaultApprovalsRequired
+	AllowSelfApproval bool // may the requester approve their own request
+	AllowRevoke       bool // may approvers revoke active access
+	AllowGuests       bool // may Slack guests request and approve
+
+	Durations       []time.Duration // allowed durations; the largest is the maximum
+	ApprovalTimeout time.Duration   // pending requests time out after this; 0 means default
+	// ExpiryWarning is how long before expiry the requester is warned; 0 turns
+	// the warning off. Config loaders apply DefaultExpiryWarning when unset.
+	ExpiryWarning time.Duration
+
+	Targets []Target
+}
+
+// Approvers says who may approve requests of a flow. Anyone must be spelled
+// out explicitly; an empty Approvers is invalid.
+type Approvers struct {
+	Users     []string // Slack user ids
+	OktaGroup string   // Okta group id whose members may approve
+	Anyone    bool     // anyone in the workspace (still never the requester, bots, or guests unless allowed)
+}
+
+// Target is one Okta group that a flow grants.
+type Target struct {
+	Name    string // short name used in commands
+	Label   string // human label
+	GroupID string // Okta group id
+}
+
+// ApplyDefaults fills zero ApprovalsRequired and ApprovalTimeout, and labels.
+func (f *Flow) ApplyDefaults() {
+	if f.ApprovalsRequired == 0 {
+		f.ApprovalsRequired = DefaultApprovalsRequired
+	}
+	if f.ApprovalTimeout == 0 {
+		f.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if f.Label == "" {
+		f.Label = f.Name
+	}
+	for i := range f.Targets {
+		if f.Targets[i].Label == "" {
+			f.Targets[i].Label = f.Targets[i].Name
+		}
+	}
+}
+
+// MaxDuration returns the largest allowed duration of the flow.
+func (f *Flow) MaxDuration() time.Duration {
+	if len(f.Durations) == 0 {
+		return 0
+	}
+	return slices.Max(f.Durations)
+}
+
+// AllowsDuration reports whether d is one of the flow's durations.
+func (f *Flow) AllowsDuration(d time.Duration) bool {
+	return slices.Contains(f.Durations, d)
+}
+
+// Target returns the flow's target with the given name.
+func (f *Flow) Target(name string) (Target, bool) {
+	for _, t := range f.Targets {
+		if strings.EqualFold(t.Name, name) {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// FieldError is one problem found by validation, with the path of the field.
+type FieldError struct {
+	Path    string // e.g. flows[1].targets[0].group_id
+	Problem string // e.g. missing
+}
+
+func (e FieldError) Error() string { return e.Path + ": " + e.Problem }
+
+// ValidationError holds every problem found at once.
+type ValidationError struct {
+	Problems []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problem", len(e.Problems))
+	if len(e.Problems) != 1 {
+		b.WriteString("s")
+	}
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (e *ValidationError) add(path, format string, args ...any) {
+	e.Problems = append(e.Problems, FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+// ValidateFlows checks a set of flows (after ApplyDefaults) and reports
+// every problem at once as a *ValidationError, or nil.
+func ValidateFlows(flows []Flow) error {
+	v := &ValidationError{}
+	if len(flows) == 0 {
+		v.add("flows", "missing: define at least one flow")
+	}
+	names := map[string]int{}
+	for i := range flows {
+		f := &flows[i]
+		p := fmt.Sprintf("flows[%d]", i)
+		switch {
+		case f.Name == "":
+			v.add(p+".name", "missing")
+		case !validName(f.Name):
+			v.add(p+".name", "%q is not a valid name: use letters, digits, '-' and '_'", f.Name)
+		}
+		if j, dup := names[strings.ToLower(f.Name)]; dup && f.Name != "" {
+			v.add(p+".name", "duplicate flow name %q (also flows[%d])", f.Name, j)
+		} else {
+			names[strings.ToLower(f.Name)] = i
+		}
+		if f.Channel == "" {
+			v.add(p+".channel", "missing: the Slack channel where approval messages are posted")
+		}
+		a := f.Approvers
+		if !a.Anyone && len(a.Users) == 0 && a.OktaGroup == "" {
+			v.add(p+".approvers", "empty: list users, an okta_group, or set anyone: true explicitly")
+		}
+		if a.Anyone && (len(a.Users) > 0 || a.OktaGroup != "") {
+			v.add(p+".approvers", "anyone: true cannot be combined with users or okta_group")
+		}
+		seenUsers := map[string]bool{}
+		for j, u := range a.Users {
+			up := fmt.Sprintf("%s.approvers.users[%d]", p, j)
+			switch {
+			case u == "":
+				v.add(up, "empty")
+			case !validSlackUserID(u):
+				v.add(up, "%q is not a Slack user id (like U012AB3CD)", u)
+			case seenUsers[u]:
+				v.add(up, "duplicate user %q", u)
+			}
+			seenUsers[u] = true
+		}
+		if f.ApprovalsRequired < 1 {
+			v.add(p+".approvals_required", "must be at least 1")
+		} else if len(a.Users) > 0 && a.OktaGroup == "" && !a.Anyone {
+			avail := len(a.Users)
+			if f.ApprovalsRequired > avail {
+				v.add(p+".approvals_required", "%d approvals required but only %d approvers listed", f.ApprovalsRequired, avail)
+			}
+		}
+		if f.ApprovalTimeout < 0 {
+			v.add(p+".approval_timeout", "must not be negative")
+		}
+		if f.ExpiryWarning < 0 {
+			v.add(p+".expiry_warning", "must not be negative (0 turns the warning off)")
+		}
+		if len(f.Durations) == 0 {
+			v.add(p+".durations", "missing: list the durations people may pick, like [15m, 1h, 4h]")
+		}
+		seenD := map[time.Duration]bool{}
+		for j, d := range f.Durations {
+			dp := fmt.Sprintf("%s.durations[%d]", p, j)
+			switch {
+			case d <= 0:
+				v.add(dp, "must be more than 0")
+			case d > MaxDuration:
+				v.add(dp, "%s is over the 30 day maximum", FormatDuration(d))
+			case seenD[d]:
+				v.add(dp, "duplicate duration %s", FormatDuration(d))
+			}
+			seenD[d] = true
+		}
+		if len(f.Targets) == 0 {
+			v.add(p+".targets", "missing: list at least one target (name and Okta group_id)")
+		}
+		tnames := map[string]int{}
+		groups := map[string]int{}
+		for j, t := range f.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", p, j)
+			switch {
+			case t.Name == "":
+				v.add(tp+".name", "missing")
+			case !validName(t.Name):
+				v.add(tp+".name", "%q is not a valid name: use letters, digits, '-' and '_'", t.Name)
+			}
+			if k, dup := tnames[strings.ToLower(t.Name)]; dup && t.Name != "" {
+				v.add(tp+".name", "duplicate target name %q (also %s.targets[%d])", t.Name, p, k)
+			} else {
+				tnames[strings.ToLower(t.Name)] = j
+			}
+			if t.GroupID == "" {
+				v.add(tp+".group_id", "missing")
+			} else if k, dup := groups[t.GroupID]; dup {
+				v.add(tp+".group_id", "duplicate group id %q (also %s.targets[%d])", t.GroupID, p, k)
+			} else {
+				groups[t.GroupID] = j
+			}
+		}
+	}
+	if len(v.Problems) > 0 {
+		return v
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validSlackUserID(s string) bool {
+	if len(s) < 3 || (s[0] != 'U' && s[0] != 'W') {
+		return false
+	}
+	for _, r := range s[1:] {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseDuration parses durations as people write them: Go durations (90m,
+// 1h30m) plus days (1d, 2d12h) and weeks (1w).
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return 0, fmt.Errorf("empty duration: use a form like 15m, 1h or 1d")
+	}
+	var total time.Duration
+	rest := s
+	for _, unit := range []struct {
+		suffix string
+		d      time.Duration
+	}{{"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
+		if i := strings.Index(rest, unit.suffix); i >= 0 {
+			var n int
+			if _, err := fmt.Sscanf(rest[:i], "%d", &n); err != nil || fmt.Sprint(n) != rest[:i] || n < 0 {
+				return 0, fmt.Errorf("invalid duration %q: use a form like 15m, 1h or 1d", s)
+			}
+			total += time.Duration(n) * unit.d
+			rest = rest[i+1:]
+		}
+	}
+	if rest != "" {
+		d, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q: use a form like 15m, 1h or 1d", s)
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// FormatDuration renders d compactly: 15m, 1h, 1h30m, 1d, 2d4h.
+func FormatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	if days := d / (24 * time.Hour); days > 0 {
+		fmt.Fprintf(&b, "%dd", days)
+		d -= days * 24 * time.Hour
+	}
+	if h := d / time.Hour; h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+		d -= h * time.Hour
+	}
+	if m := d / time.Minute; m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+		d -= m * time.Minute
+	}
+	if s := d / time.Second; s > 0 {
+		fmt.Fprintf(&b, "%ds", s)
+		d -= s * time.Second
+	}
+	if d > 0 && b.Len() == 0 {
+		return d.String()
+	}
+	return b.String()
+}

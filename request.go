@@ -1,0 +1,284 @@
+package symbot
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is the state of an access request.
+type State string
+
+// The request states. Final states never change again.
+const (
+	StatePending   State = "pending"   // waiting for approvals
+	StateApproved  State = "approved"  // approved; the grant job is adding the membership
+	StateActive    State = "active"    // the person holds the group membership
+	StateExpired   State = "expired"   // time is up; membership removed (or being removed, see Request.Removed)
+	StateRevoked   State = "revoked"   // ended early by an approver or relinquished; membership removed (or being removed)
+	StateDenied    State = "denied"    // an approver said no
+	StateCancelled State = "cancelled" // the requester withdrew it
+	StateTimedOut  State = "timed_out" // nobody decided within the approval timeout
+	StateFailed    State = "failed"    // the grant could not be made
+	StateExtended  State = "extended"  // approved as an extension: the active grant it extends got a later expiry
+)
+
+// transitions lists every legal state change.
+var transitions = map[State][]State{
+	StatePending:  {StateApproved, StateDenied, StateCancelled, StateTimedOut},
+	StateApproved: {StateActive, StateFailed, StateExtended},
+	StateActive:   {StateExpired, StateRevoked},
+}
+
+// CanTransition reports whether from -> to is a legal state change.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no further transition is possible from s.
+func (s State) Final() bool { return len(transitions[s]) == 0 }
+
+// Holding reports whether a request in state s holds (or may still hold) the
+// Okta membership: approved (grant in flight), active, or ended but not yet
+// removed.
+func (r *Request) Holding() bool {
+	switch r.State {
+	case StateApproved:
+		return r.GrantChecked
+	case StateActive:
+		return true
+	case StateExpired, StateRevoked:
+		return !r.Removed
+	}
+	return false
+}
+
+// Person identifies someone in Slack, with what the adapters need to find
+// them in Okta.
+type Person struct {
+	SlackID string
+	Name    string // display name, for messages
+	Email   string // from the Slack profile; used to find the Okta user
+}
+
+// Actor is a person acting in Slack (requesting, approving, clicking).
+type Actor struct {
+	Person
+	IsGuest bool // restricted or ultra-restricted Slack user
+	IsBot   bool
+}
+
+// Transition records one state change: who, when, and an optional note.
+type Transition struct {
+	From State
+	To   State
+	By   string // Slack user id, or "symbot" for the system
+	At   time.Time
+	Note string
+}
+
+// Decision is one approver's approval.
+type Decision struct {
+	By   string // Slack user id
+	Name string
+	At   time.Time
+	Note string
+}
+
+// MessageRef locates a Slack message.
+type MessageRef struct {
+	Channel string
+	TS      string
+}
+
+// System is the actor id recorded for transitions symbot makes on its own.
+const System = "symbot"
+
+// Request is one person's request for temporary membership of one target.
+type Request struct {
+	ID        string
+	Flow      string // flow name
+	Target    string // target name
+	GroupID   string // Okta group id (copied from the target at request time)
+	Requester Person
+	Duration  time.Duration
+	Reason    string
+	State     State
+	CreatedAt time.Time
+	UpdatedAt time.Time
+
+	Approvals   []Decision
+	Transitions []Transition
+
+	// ExtensionOf is the id of the active request this one extends, if any.
+	ExtensionOf string
+	// ExtendedBy lists extension requests merged into this grant.
+	ExtendedBy []string
+
+	// Deadlines; zero when not applicable.
+	TimeoutAt time.Time // pending: when it times out
+	WarnAt    time.Time // active: when the expiry warning is sent
+	Warned    bool      // the warning has been queued
+	ExpiresAt time.Time // active: when access ends
+
+	GrantedAt time.Time // when the Okta membership took effect
+	// Okta facts recorded at grant time.
+	OktaUserID   string
+	OktaLogin    string
+	GrantChecked bool // prior membership was checked and recorded (before the add)
+	Preexisting  bool // the person was a member before symbot added them: never remove
+	Removed      bool // the membership removal (or its deliberate skip) is done
+	RemovalNote  string
+
+	FailReason string // why the grant failed, in words for people
+
+	Message MessageRef // the approval message in the flow's channel
+}
+
+// Deadline returns the next time the scheduler must look at r, if any.
+func (r *Request) Deadline() (time.Time, bool) {
+	switch r.State {
+	case StatePending:
+		return r.TimeoutAt, !r.TimeoutAt.IsZero()
+	case StateActive:
+		if !r.Warned && !r.WarnAt.IsZero() && r.WarnAt.Before(r.ExpiresAt) {
+			return r.WarnAt, true
+		}
+		return r.ExpiresAt, !r.ExpiresAt.IsZero()
+	}
+	return time.Time{}, false
+}
+
+// LastTransition returns the most recent transition, if any.
+func (r *Request) LastTransition() (Transition, bool) {
+	if len(r.Transitions) == 0 {
+		return Transition{}, false
+	}
+	return r.Transitions[len(r.Transitions)-1], true
+}
+
+// Clone returns a deep copy of r.
+func (r *Request) Clone() *Request {
+	c := *r
+	c.Approvals = append([]Decision(nil), r.Approvals...)
+	c.Transitions = append([]Transition(nil), r.Transitions...)
+	c.ExtendedBy = append([]string(nil), r.ExtendedBy...)
+	return &c
+}
+
+// transition moves r to state to, recording who, when and why.
+func (r *Request) transition(to State, by string, at time.Time, note string) error {
+	if !CanTransition(r.State, to) {
+		return &TransitionError{ID: r.ID, From: r.State, To: to}
+	}
+	r.Transitions = append(r.Transitions, Transition{From: r.State, To: to, By: by, At: at, Note: note})
+	r.State = to
+	r.UpdatedAt = at
+	return nil
+}
+
+// Errors the engine returns. Branch on them with errors.Is and errors.As.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrNotAllowed      = errors.New("not allowed")
+	ErrInvalidRequest  = errors.New("invalid request")
+	ErrUserNotFound    = errors.New("no such user in the directory")
+	ErrUserNotActive   = errors.New("directory user is not active")
+	ErrGroupNotFound   = errors.New("no such group in the directory")
+	ErrTokenRejected   = errors.New("directory API token rejected")
+	ErrRateLimited     = errors.New("rate limited")
+	ErrUnavailable     = errors.New("service unavailable")
+	ErrSecretNotFound  = errors.New("secret not found")
+	ErrAccessDenied    = errors.New("access denied")
+	ErrChannelNotFound = errors.New("channel not found")
+	ErrNotInChannel    = errors.New("bot is not in the channel")
+	ErrMissingScope    = errors.New("missing OAuth scope")
+	ErrStoreLocked     = errors.New("store is locked by another process")
+	ErrSchemaTooNew    = errors.New("store schema is newer than this symbot")
+)
+
+// Permanent wraps err to tell the executor not to retry it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// IsPermanent reports whether retrying err cannot help: it was wrapped with
+// Permanent, or it is a directory error about a missing or inactive user or
+// group, or a Slack channel or scope problem.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return true
+	}
+	for _, e := range []error{ErrUserNotFound, ErrUserNotActive, ErrGroupNotFound, ErrChannelNotFound, ErrNotInChannel, ErrMissingScope} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// TransitionError is returned for an illegal state change.
+type TransitionError struct {
+	ID       string
+	From, To State
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("request %s: cannot go from %s to %s", e.ID, e.From, e.To)
+}
+
+// DecidedError is returned when someone acts on a request that is already
+// decided; it says who decided and how.
+type DecidedError struct {
+	ID    string
+	State State
+	By    string // Slack user id, or System
+	At    time.Time
+	Note  string
+}
+
+func (e *DecidedError) Error() string {
+	return fmt.Sprintf("request %s is already %s (by %s)", e.ID, e.State, e.By)
+}
+
+// DuplicateError is returned when the person already has a pending request
+// for the same target.
+type DuplicateError struct {
+	ExistingID string
+	Message    MessageRef
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("you already have a pending request %s for this target", e.ExistingID)
+}
+
+// PolicyError explains why an actor may not do something.
+type PolicyError struct {
+	Reason string // in words for people
+}
+
+func (e *PolicyError) Error() string { return e.Reason }
+func (e *PolicyError) Unwrap() error { return ErrNotAllowed }
+
+// InputError explains what is wrong with a request's input, per field.
+type InputError struct {
+	Field   string // flow, target, duration, reason
+	Problem string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Problem }
+func (e *InputError) Unwrap() error { return ErrInvalidRequest }
