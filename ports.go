@@ -195,3 +195,30 @@ type Tx interface {
 	Identity(slackID string) (Identity, bool, error)
 	PutIdentity(id Identity) error
 }
+
+// Metrics receives the engine's measurements; cmd/symbot exports them in
+// Prometheus format. Implementations must be safe for concurrent use.
+type Metrics interface {
+	// RequestOutcome counts a request reaching a state (pending when
+	// submitted, then approved, active, denied, expired, ...).
+	RequestOutcome(flow string, s State)
+	// GrantLatency observes the time from final approval to the Okta
+	// membership taking effect.
+	GrantLatency(flow string, d time.Duration)
+	// RevokeLag observes the time from a grant's end (expiry or revocation)
+	// to the Okta membership being removed.
+	RevokeLag(d time.Duration)
+	// JobResult counts a job attempt by kind and result ("ok", "retry", "failed").
+	JobResult(kind JobKind, result string)
+}
+
+// Stats is a snapshot of the engine's gauges.
+type Stats struct {
+	PendingJobs      int   // jobs stored and not yet done
+	FailingRevokes   int   // revoke jobs that failed at least once and are still retrying
+	RevokeAlerts     int64 // alerts raised for stuck revocations since start
+	JobsDone         int64 // jobs completed since start
+	JobsAbandoned    int64 // non-revoke jobs given up after their attempts
+	NextDeadline     time.Time
+	SchedulerWakeups int64
+}
