@@ -1,0 +1,993 @@
+// Package storetest is the contract test suite every symbot.Store
+// implementation runs:
+//
+//	func TestContract(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) symbot.Store { return memstore.New() })
+//	}
+//
+// open must return a new, empty store for each call; Run closes it.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+)
+
+// T0 is the base time of the suite's fixtures (UTC, no monotonic reading,
+// so stored and returned values compare equal with reflect.DeepEqual).
+var T0 = time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
+
+// Run runs the whole contract suite against stores made by open.
+func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
+	mk := func(t *testing.T) symbot.Store {
+		t.Helper()
+		st := open(t)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, st symbot.Store)
+	}{
+		{"RequestRoundTrip", testRequestRoundTrip},
+		{"RequestCopies", testRequestCopies},
+		{"RequestNotFound", testRequestNotFound},
+		{"Indexes", testIndexes},
+		{"DeadlineOrder", testDeadlineOrder},
+		{"DueRequestsLimit", testDueRequestsLimit},
+		{"NextSeq", testNextSeq},
+		{"Jobs", testJobs},
+		{"ClaimJobs", testClaimJobs},
+		{"ClaimJobsLanes", testClaimJobsLanes},
+		{"NextJobTime", testNextJobTime},
+		{"ClaimJobsConcurrent", testClaimJobsConcurrent},
+		{"UpdateRollback", testUpdateRollback},
+		{"UpdatePanicRollback", testUpdatePanicRollback},
+		{"ViewRefusesWrites", testViewRefusesWrites},
+		{"Audit", testAudit},
+		{"Identity", testIdentity},
+		{"Backup", testBackup},
+		{"CancelledContext", testCancelledContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, mk(t)) })
+	}
+}
+
+// MustUpdate runs fn in st.Update and fails the test on error.
+func MustUpdate(tb testing.TB, st symbot.Store, fn func(symbot.Tx) error) {
+	tb.Helper()
+	if err := st.Update(context.Background(), fn); err != nil {
+		tb.Fatalf("Update: %v", err)
+	}
+}
+
+// MustView runs fn in st.View and fails the test on error.
+func MustView(tb testing.TB, st symbot.Store, fn func(symbot.Tx) error) {
+	tb.Helper()
+	if err := st.View(context.Background(), fn); err != nil {
+		tb.Fatalf("View: %v", err)
+	}
+}
+
+// MustPut stores the requests in one transaction.
+func MustPut(tb testing.TB, st symbot.Store, rs ...*symbot.Request) {
+	tb.Helper()
+	MustUpdate(tb, st, func(tx symbot.Tx) error {
+		for _, r := range rs {
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MustGet returns the stored request id.
+func MustGet(tb testing.TB, st symbot.Store, id string) *symbot.Request {
+	tb.Helper()
+	var r *symbot.Request
+	MustView(tb, st, func(tx symbot.Tx) (err error) {
+		r, err = tx.Request(id)
+		return err
+	})
+	return r
+}
+
+// MustAddJobs adds the jobs in one transaction and returns their ids.
+func MustAddJobs(tb testing.TB, st symbot.Store, js ...symbot.Job) []uint64 {
+	tb.Helper()
+	var ids []uint64
+	MustUpdate(tb, st, func(tx symbot.Tx) error {
+		for i := range js {
+			if err := tx.AddJob(&js[i]); err != nil {
+				return err
+			}
+			ids = append(ids, js[i].ID)
+		}
+		return nil
+	})
+	return ids
+}
+
+// FullRequest returns a request with every field set to a non-zero value.
+func FullRequest(id string) *symbot.Request {
+	return &symbot.Request{
+		ID:        id,
+		Flow:      "prod",
+		Target:    "admins",
+		GroupID:   "00g1",
+		Requester: symbot.Person{SlackID: "U1", Name: "Ann", Email: "ann@example.com"},
+		Duration:  90 * time.Minute,
+		Reason:    "incident 42",
+		State:     symbot.StateActive,
+		CreatedAt: T0,
+		UpdatedAt: T0.Add(time.Minute),
+		Approvals: []symbot.Decision{{By: "U2", Name: "Bob", At: T0.Add(30 * time.Second), Note: "ok"}},
+		Transitions: []symbot.Transition{
+			{From: symbot.StatePending, To: symbot.StateApproved, By: "U2", At: T0.Add(30 * time.Second), Note: "ok"},
+			{From: symbot.StateApproved, To: symbot.StateActive, By: symbot.System, At: T0.Add(time.Minute), Note: "granted"},
+		},
+		ExtensionOf:  "R0",
+		ExtendedBy:   []string{"R8", "R9"},
+		TimeoutAt:    T0.Add(time.Hour),
+		WarnAt:       T0.Add(80 * time.Minute),
+		Warned:       true,
+		ExpiresAt:    T0.Add(91 * time.Minute),
+		GrantedAt:    T0.Add(time.Minute),
+		OktaUserID:   "00u1",
+		OktaLogin:    "ann@example.com",
+		GrantChecked: true,
+		Preexisting:  true,
+		Removed:      true,
+		RemovalNote:  "kept: preexisting",
+		FailReason:   "none",
+		Message:      symbot.MessageRef{Channel: "C1", TS: "1700000000.000100"},
+	}
+}
+
+// zeroFields lists the paths of zero-valued fields in v, recursively.
+func zeroFields(v reflect.Value, path string) []string {
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			if v.Interface().(time.Time).IsZero() {
+				return []string{path}
+			}
+			return nil
+		}
+		var out []string
+		for i := range v.NumField() {
+			out = append(out, zeroFields(v.Field(i), path+"."+v.Type().Field(i).Name)...)
+		}
+		return out
+	case reflect.Slice:
+		if v.Len() == 0 {
+			return []string{path}
+		}
+		var out []string
+		for i := range v.Len() {
+			out = append(out, zeroFields(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	}
+	if v.IsZero() {
+		return []string{path}
+	}
+	return nil
+}
+
+func testRequestRoundTrip(t *testing.T, st symbot.Store) {
+	want := FullRequest("R1")
+	if z := zeroFields(reflect.ValueOf(*want), "Request"); len(z) > 0 {
+		t.Fatalf("FullRequest leaves fields zero, so the round trip would not cover them: %v", z)
+	}
+	MustPut(t, st, want)
+	got := MustGet(t, st, "R1")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+
+	// Replace it with a sparse version: no stale field may survive.
+	sparse := &symbot.Request{ID: "R1", State: symbot.StateDenied, Requester: symbot.Person{SlackID: "U1"}}
+	MustPut(t, st, sparse)
+	if got := MustGet(t, st, "R1"); !reflect.DeepEqual(got, sparse) {
+		t.Errorf("after replace:\n got %+v\nwant %+v", got, sparse)
+	}
+	// Jobs and audit entries carry times in a non-UTC zone: stored values must
+	// be the same instants.
+	zone := time.FixedZone("X", 5*3600)
+	ids := MustAddJobs(t, st, symbot.Job{Kind: symbot.JobNotify, RequestID: "R1", Event: symbot.EventGranted,
+		To: "U1", Text: "t", Lane: "R1", Attempts: 3, NotBefore: T0.In(zone), LastError: "boom",
+		Alerted: true, CreatedAt: T0.In(zone)})
+	MustView(t, st, func(tx symbot.Tx) error {
+		j, err := tx.Job(ids[0])
+		if err != nil {
+			return err
+		}
+		if !j.NotBefore.Equal(T0) || !j.CreatedAt.Equal(T0) {
+			t.Errorf("job times: got %v, %v, want %v", j.NotBefore, j.CreatedAt, T0)
+		}
+		if j.Kind != symbot.JobNotify || j.RequestID != "R1" || j.Event != symbot.EventGranted || j.To != "U1" ||
+			j.Text != "t" || j.Lane != "R1" || j.Attempts != 3 || j.LastError != "boom" || !j.Alerted {
+			t.Errorf("job round trip: got %+v", j)
+		}
+		return nil
+	})
+}
+
+func testRequestCopies(t *testing.T, st symbot.Store) {
+	r := FullRequest("R1")
+	MustPut(t, st, r)
+	r.Approvals[0].Note = "changed by caller"
+	r.ExtendedBy[0] = "changed"
+	r.Reason = "changed"
+	got := MustGet(t, st, "R1")
+	if got.Approvals[0].Note != "ok" || got.ExtendedBy[0] != "R8" || got.Reason != "incident 42" {
+		t.Errorf("stored request aliases the caller's: got %+v", got)
+	}
+	got.Transitions[0].Note = "changed by reader"
+	got.ExtendedBy[1] = "changed"
+	again := MustGet(t, st, "R1")
+	if again.Transitions[0].Note != "ok" || again.ExtendedBy[1] != "R9" {
+		t.Errorf("returned request aliases the stored one: got %+v", again)
+	}
+}
+
+func testRequestNotFound(t *testing.T, st symbot.Store) {
+	err := st.View(context.Background(), func(tx symbot.Tx) error {
+		_, err := tx.Request("nope")
+		return err
+	})
+	if !errors.Is(err, symbot.ErrNotFound) {
+		t.Errorf("Request(nope): got %v, want ErrNotFound", err)
+	}
+	err = st.View(context.Background(), func(tx symbot.Tx) error {
+		_, err := tx.Job(12345)
+		return err
+	})
+	if !errors.Is(err, symbot.ErrNotFound) {
+		t.Errorf("Job(12345): got %v, want ErrNotFound", err)
+	}
+	err = st.Update(context.Background(), func(tx symbot.Tx) error {
+		return tx.PutRequest(&symbot.Request{})
+	})
+	if err == nil {
+		t.Errorf("PutRequest without ID: got nil error")
+	}
+}
+
+func ids(rs []*symbot.Request) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func req(id, user string, s symbot.State) *symbot.Request {
+	return &symbot.Request{ID: id, Requester: symbot.Person{SlackID: user}, State: s}
+}
+
+func testIndexes(t *testing.T, st symbot.Store) {
+	MustPut(t, st,
+		req("R1", "U1", symbot.StatePending),
+		req("R2", "U1", symbot.StateActive),
+		req("R3", "U2", symbot.StatePending),
+		req("R4", "U10", symbot.StatePending), // U1 must not match U10
+	)
+	check := func(step string, wantUser map[string][]string, wantState map[symbot.State][]string) {
+		t.Helper()
+		MustView(t, st, func(tx symbot.Tx) error {
+			for u, want := range wantUser {
+				rs, err := tx.RequestsByRequester(u)
+				if err != nil {
+					return err
+				}
+				if got := ids(rs); !slices.Equal(got, want) {
+					t.Errorf("%s: RequestsByRequester(%s) = %v, want %v", step, u, got, want)
+				}
+			}
+			for s, want := range wantState {
+				rs, err := tx.RequestsByState(s)
+				if err != nil {
+					return err
+				}
+				if got := ids(rs); !slices.Equal(got, want) {
+					t.Errorf("%s: RequestsByState(%s) = %v, want %v", step, s, got, want)
+				}
+			}
+			return nil
+		})
+	}
+	check("initial",
+		map[string][]string{"U1": {"R1", "R2"}, "U2": {"R3"}, "U10": {"R4"}, "U3": {}},
+		map[symbot.State][]string{symbot.StatePending: {"R1", "R3", "R4"}, symbot.StateActive: {"R2"}, symbot.StateDenied: {}})
+
+	MustPut(t, st, req("R1", "U1", symbot.StateDenied), req("R3", "U3", symbot.StateActive))
+	check("after changes",
+		map[string][]string{"U1": {"R1", "R2"}, "U2": {}, "U3": {"R3"}},
+		map[symbot.State][]string{symbot.StatePending: {"R4"}, symbot.StateActive: {"R2", "R3"}, symbot.StateDenied: {"R1"}})
+	got := MustGet(t, st, "R3")
+	if got.Requester.SlackID != "U3" || got.State != symbot.StateActive {
+		t.Errorf("R3 after change: got %+v", got)
+	}
+}
+
+func pending(id string, timeout time.Time) *symbot.Request {
+	return &symbot.Request{ID: id, Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending, TimeoutAt: timeout}
+}
+
+func mustDue(t *testing.T, st symbot.Store, now time.Time, limit int) []string {
+	t.Helper()
+	var got []string
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		got, err = tx.DueRequests(now, limit)
+		return err
+	})
+	return got
+}
+
+func mustNext(t *testing.T, st symbot.Store) (string, time.Time, bool) {
+	t.Helper()
+	var (
+		id string
+		at time.Time
+		ok bool
+	)
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		id, at, ok, err = tx.NextDeadline()
+		return err
+	})
+	return id, at, ok
+}
+
+func testDeadlineOrder(t *testing.T, st symbot.Store) {
+	if id, _, ok := mustNext(t, st); ok {
+		t.Fatalf("NextDeadline on empty store: got %s, want none", id)
+	}
+	active := &symbot.Request{ID: "A", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateActive,
+		WarnAt: T0.Add(2 * time.Minute), ExpiresAt: T0.Add(5 * time.Minute)}
+	MustPut(t, st,
+		pending("P3", T0.Add(3*time.Minute)),
+		pending("P2b", T0.Add(2*time.Minute)), // tie with A's warning: ordered by id
+		pending("P2a", T0.Add(2*time.Minute)),
+		active,
+		pending("P0", time.Time{}), // no deadline: not indexed
+		&symbot.Request{ID: "D", State: symbot.StateDenied, TimeoutAt: T0}, // final: not indexed
+		pending("Pearly", T0.Add(-time.Hour)),
+	)
+	id, at, ok := mustNext(t, st)
+	if !ok || id != "Pearly" || !at.Equal(T0.Add(-time.Hour)) {
+		t.Errorf("NextDeadline = %s %v %v, want Pearly %v", id, at, ok, T0.Add(-time.Hour))
+	}
+	if got, want := mustDue(t, st, T0.Add(10*time.Minute), 0), []string{"Pearly", "A", "P2a", "P2b", "P3"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests(+10m) = %v, want %v", got, want)
+	}
+	if got, want := mustDue(t, st, T0.Add(2*time.Minute), 0), []string{"Pearly", "A", "P2a", "P2b"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests(+2m, inclusive) = %v, want %v", got, want)
+	}
+	if got := mustDue(t, st, T0.Add(-2*time.Hour), 0); len(got) != 0 {
+		t.Errorf("DueRequests(-2h) = %v, want none", got)
+	}
+
+	// Moving deadlines re-keys the index: the old key must be gone.
+	active.Warned = true // next deadline is now the expiry
+	p := pending("Pearly", T0.Add(4*time.Minute))
+	MustPut(t, st, active, p)
+	if got, want := mustDue(t, st, T0.Add(10*time.Minute), 0), []string{"P2a", "P2b", "P3", "Pearly", "A"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests after re-key = %v, want %v", got, want)
+	}
+	// Leaving a state with a deadline removes the request from the index.
+	MustPut(t, st, &symbot.Request{ID: "P2a", State: symbot.StateDenied, TimeoutAt: T0.Add(2 * time.Minute)})
+	MustPut(t, st, &symbot.Request{ID: "A", State: symbot.StateExpired, ExpiresAt: T0.Add(5 * time.Minute)})
+	if got, want := mustDue(t, st, T0.Add(10*time.Minute), 0), []string{"P2b", "P3", "Pearly"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests after final states = %v, want %v", got, want)
+	}
+	id, at, ok = mustNext(t, st)
+	if !ok || id != "P2b" || !at.Equal(T0.Add(2*time.Minute)) {
+		t.Errorf("NextDeadline = %s %v %v, want P2b %v", id, at, ok, T0.Add(2*time.Minute))
+	}
+}
+
+func testDueRequestsLimit(t *testing.T, st symbot.Store) {
+	var rs []*symbot.Request
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("R%02d", i)
+		rs = append(rs, pending(id, T0.Add(time.Duration(i)*time.Second)))
+		want = append(want, id)
+	}
+	MustPut(t, st, rs...)
+	if got := mustDue(t, st, T0.Add(time.Hour), 10); !slices.Equal(got, want[:10]) {
+		t.Errorf("DueRequests limit 10 = %v, want %v", got, want[:10])
+	}
+	if got := mustDue(t, st, T0.Add(time.Hour), 0); !slices.Equal(got, want) {
+		t.Errorf("DueRequests limit 0 = %v, want all %v", got, want)
+	}
+	if got := mustDue(t, st, T0.Add(4*time.Second), 10); !slices.Equal(got, want[:5]) {
+		t.Errorf("DueRequests(+4s) = %v, want %v", got, want[:5])
+	}
+}
+
+func testNextSeq(t *testing.T, st symbot.Store) {
+	var got []uint64
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		for _, name := range []string{"a", "a", "b", "a"} {
+			n, err := tx.NextSeq(name)
+			if err != nil {
+				return err
+			}
+			got = append(got, n)
+		}
+		return nil
+	})
+	if want := []uint64{1, 2, 1, 3}; !slices.Equal(got, want) {
+		t.Errorf("NextSeq = %v, want %v", got, want)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		n, err := tx.NextSeq("b")
+		if n != 2 {
+			t.Errorf("NextSeq(b) in a new transaction = %d, want 2", n)
+		}
+		return err
+	})
+}
+
+func mustJobs(t *testing.T, st symbot.Store) []symbot.Job {
+	t.Helper()
+	var js []symbot.Job
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		js, err = tx.Jobs()
+		return err
+	})
+	return js
+}
+
+func jobIDs(js []symbot.Job) []uint64 {
+	out := []uint64{}
+	for _, j := range js {
+		out = append(out, j.ID)
+	}
+	return out
+}
+
+func testJobs(t *testing.T, st symbot.Store) {
+	got := MustAddJobs(t, st, symbot.Job{Kind: symbot.JobPost}, symbot.Job{Kind: symbot.JobGrant}, symbot.Job{Kind: symbot.JobNotify})
+	if want := []uint64{1, 2, 3}; !slices.Equal(got, want) {
+		t.Fatalf("AddJob ids = %v, want %v", got, want)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(3) })
+	if got := MustAddJobs(t, st, symbot.Job{Kind: symbot.JobAlert}); got[0] != 4 {
+		t.Errorf("AddJob after deleting the last job: id %d, want 4 (ids are never reused)", got[0])
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		j, err := tx.Job(2)
+		if err != nil {
+			return err
+		}
+		j.Attempts = 7
+		j.LastError = "timeout"
+		j.NotBefore = T0
+		return tx.UpdateJob(j)
+	})
+	js := mustJobs(t, st)
+	if got, want := jobIDs(js), []uint64{1, 2, 4}; !slices.Equal(got, want) {
+		t.Fatalf("Jobs ids = %v, want %v", got, want)
+	}
+	if j := js[1]; j.Kind != symbot.JobGrant || j.Attempts != 7 || j.LastError != "timeout" || !j.NotBefore.Equal(T0) {
+		t.Errorf("updated job = %+v", j)
+	}
+	err := st.Update(context.Background(), func(tx symbot.Tx) error { return tx.UpdateJob(&symbot.Job{ID: 99, Kind: symbot.JobPost}) })
+	if !errors.Is(err, symbot.ErrNotFound) {
+		t.Errorf("UpdateJob(99): got %v, want ErrNotFound", err)
+	}
+	err = st.Update(context.Background(), func(tx symbot.Tx) error { return tx.DeleteJob(99) })
+	if !errors.Is(err, symbot.ErrNotFound) {
+		t.Errorf("DeleteJob(99): got %v, want ErrNotFound", err)
+	}
+	if got := jobIDs(mustJobs(t, st)); !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Errorf("after failed updates: Jobs ids = %v", got)
+	}
+}
+
+func mustClaim(t *testing.T, st symbot.Store, owner string, now time.Time, lease time.Duration, max int) []uint64 {
+	t.Helper()
+	js, err := st.ClaimJobs(context.Background(), owner, now, lease, max)
+	if err != nil {
+		t.Fatalf("ClaimJobs: %v", err)
+	}
+	for _, j := range js {
+		if j.LeaseOwner != owner || !j.LeaseUntil.Equal(now.Add(lease)) {
+			t.Errorf("claimed job %d: lease %q until %v, want %q until %v", j.ID, j.LeaseOwner, j.LeaseUntil, owner, now.Add(lease))
+		}
+	}
+	return jobIDs(js)
+}
+
+func testClaimJobs(t *testing.T, st symbot.Store) {
+	if got := mustClaim(t, st, "w1", T0, time.Minute, 10); len(got) != 0 {
+		t.Errorf("ClaimJobs on empty store = %v", got)
+	}
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0},                     // 1 due
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0.Add(time.Hour)},      // 2 later
+		symbot.Job{Kind: symbot.JobPost},                                    // 3 due (zero NotBefore)
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0.Add(-time.Hour)},     // 4 due
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0.Add(-2 * time.Hour)}, // 5 due
+	)
+	if got, want := mustClaim(t, st, "w1", T0, time.Minute, 2), []uint64{1, 3}; !slices.Equal(got, want) {
+		t.Errorf("first claim = %v, want %v (ID order, max 2)", got, want)
+	}
+	if got, want := mustClaim(t, st, "w2", T0, time.Minute, 10), []uint64{4, 5}; !slices.Equal(got, want) {
+		t.Errorf("second claim = %v, want %v (leased jobs skipped)", got, want)
+	}
+	// The lease is persisted.
+	MustView(t, st, func(tx symbot.Tx) error {
+		j, err := tx.Job(1)
+		if err != nil {
+			return err
+		}
+		if j.LeaseOwner != "w1" || !j.LeaseUntil.Equal(T0.Add(time.Minute)) {
+			t.Errorf("stored job 1 lease = %q until %v", j.LeaseOwner, j.LeaseUntil)
+		}
+		return nil
+	})
+	if got := mustClaim(t, st, "w2", T0.Add(59*time.Second), time.Minute, 10); len(got) != 0 {
+		t.Errorf("claim before leases end = %v, want none", got)
+	}
+	// Expired leases may be claimed again.
+	if got, want := mustClaim(t, st, "w3", T0.Add(time.Minute), time.Minute, 10), []uint64{1, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("claim after leases end = %v, want %v", got, want)
+	}
+	// Releasing a lease with UpdateJob (reschedule) makes it claimable at NotBefore.
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		j, err := tx.Job(4)
+		if err != nil {
+			return err
+		}
+		j.LeaseOwner, j.LeaseUntil = "", time.Time{}
+		j.NotBefore = T0.Add(90 * time.Second)
+		return tx.UpdateJob(j)
+	})
+	if got := mustClaim(t, st, "w4", T0.Add(80*time.Second), time.Minute, 10); len(got) != 0 {
+		t.Errorf("claim before rescheduled time = %v, want none", got)
+	}
+	if got, want := mustClaim(t, st, "w4", T0.Add(90*time.Second), time.Minute, 10), []uint64{4}; !slices.Equal(got, want) {
+		t.Errorf("claim at rescheduled time = %v, want %v", got, want)
+	}
+	// Deleted jobs are never claimed.
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(2) })
+	if got, want := mustClaim(t, st, "w5", T0.Add(2*time.Hour), time.Minute, 10), []uint64{1, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("claim after delete = %v, want %v", got, want)
+	}
+	if _, err := st.ClaimJobs(context.Background(), "", T0, time.Minute, 1); err == nil {
+		t.Errorf("ClaimJobs with empty owner: got nil error")
+	}
+	if _, err := st.ClaimJobs(context.Background(), "w", T0, 0, 1); err == nil {
+		t.Errorf("ClaimJobs with zero lease: got nil error")
+	}
+}
+
+func testClaimJobsLanes(t *testing.T, st symbot.Store) {
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobGrant, Lane: "R1", NotBefore: T0.Add(time.Hour)},  // 1: lane head, not due: blocks 2
+		symbot.Job{Kind: symbot.JobNotify, Lane: "R1"},                               // 2
+		symbot.Job{Kind: symbot.JobGrant, Lane: "R2"},                                // 3: lane head
+		symbot.Job{Kind: symbot.JobNotify, Lane: "R2"},                               // 4: behind 3
+		symbot.Job{Kind: symbot.JobNotify},                                           // 5: no lane
+		symbot.Job{Kind: symbot.JobNotify, Lane: "R3", NotBefore: T0.Add(time.Hour)}, // 6
+		symbot.Job{Kind: symbot.JobNotify, Lane: "R3"},                               // 7: behind 6
+	)
+	if got, want := mustClaim(t, st, "w1", T0, time.Minute, 10), []uint64{3, 5}; !slices.Equal(got, want) {
+		t.Errorf("claim = %v, want %v", got, want)
+	}
+	// 3 is leased: it still blocks 4, even after time passes but before the lease ends.
+	if got := mustClaim(t, st, "w1", T0.Add(30*time.Second), time.Minute, 10); len(got) != 0 {
+		t.Errorf("claim while lane head leased = %v, want none", got)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(3) })
+	if got, want := mustClaim(t, st, "w1", T0.Add(30*time.Second), time.Minute, 10), []uint64{4}; !slices.Equal(got, want) {
+		t.Errorf("claim after lane head done = %v, want %v", got, want)
+	}
+	// One job per lane per claim even when several are due; expired leases
+	// (4 and 5) are claimable again.
+	if got, want := mustClaim(t, st, "w1", T0.Add(2*time.Hour), time.Minute, 10), []uint64{1, 4, 5, 6}; !slices.Equal(got, want) {
+		t.Errorf("claim with whole lanes due = %v, want %v", got, want)
+	}
+}
+
+func mustNextJob(t *testing.T, st symbot.Store) (time.Time, bool) {
+	t.Helper()
+	at, ok, err := st.NextJobTime(context.Background())
+	if err != nil {
+		t.Fatalf("NextJobTime: %v", err)
+	}
+	return at, ok
+}
+
+func testNextJobTime(t *testing.T, st symbot.Store) {
+	if at, ok := mustNextJob(t, st); ok {
+		t.Fatalf("NextJobTime on empty store = %v, want none", at)
+	}
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0.Add(time.Hour)},               // 1
+		symbot.Job{Kind: symbot.JobPost, NotBefore: T0.Add(10 * time.Minute)},        // 2
+		symbot.Job{Kind: symbot.JobGrant, Lane: "L", NotBefore: T0.Add(time.Minute)}, // 3
+		symbot.Job{Kind: symbot.JobNotify, Lane: "L", NotBefore: T0},                 // 4: behind 3
+	)
+	// 4 is blocked behind 3, so the earliest claimable time is 3's (a store
+	// may report 4's earlier time too: an early wake-up is harmless).
+	if at, ok := mustNextJob(t, st); !ok || at.After(T0.Add(time.Minute)) {
+		t.Errorf("NextJobTime = %v %v, want at most %v", at, ok, T0.Add(time.Minute))
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(3) })
+	if at, ok := mustNextJob(t, st); !ok || !at.Equal(T0) {
+		t.Errorf("NextJobTime after lane head done = %v %v, want %v", at, ok, T0)
+	}
+	if got, want := mustClaim(t, st, "w", T0, 15*time.Minute, 10), []uint64{4}; !slices.Equal(got, want) {
+		t.Fatalf("claim = %v, want %v", got, want)
+	}
+	// 4 is leased until +15m; 2 is due at +10m.
+	if at, ok := mustNextJob(t, st); !ok || !at.Equal(T0.Add(10*time.Minute)) {
+		t.Errorf("NextJobTime after claim = %v %v, want %v", at, ok, T0.Add(10*time.Minute))
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(2) })
+	if at, ok := mustNextJob(t, st); !ok || !at.Equal(T0.Add(15*time.Minute)) {
+		t.Errorf("NextJobTime = %v %v, want the lease end %v", at, ok, T0.Add(15*time.Minute))
+	}
+}
+
+func testClaimJobsConcurrent(t *testing.T, st symbot.Store) {
+	const n, workers = 200, 6
+	js := make([]symbot.Job, n)
+	for i := range js {
+		js[i] = symbot.Job{Kind: symbot.JobNotify}
+		if i%4 == 0 {
+			js[i].Lane = fmt.Sprintf("L%d", i%3)
+		}
+	}
+	MustAddJobs(t, st, js...)
+	var (
+		mu     sync.Mutex
+		owners = map[uint64]string{}
+		wg     sync.WaitGroup
+		errs   = make(chan error, workers)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				got, err := st.ClaimJobs(context.Background(), owner, T0, time.Hour, 3)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range got {
+					if prev, dup := owners[j.ID]; dup {
+						errs <- fmt.Errorf("job %d handed to %s and %s", j.ID, prev, owner)
+					}
+					owners[j.ID] = owner
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Every job without a lane plus the head of each lane: lanes L0, L1, L2.
+	want := 0
+	for i := range js {
+		if i%4 != 0 {
+			want++
+		}
+	}
+	want += 3
+	if len(owners) != want {
+		t.Errorf("claimed %d distinct jobs, want %d", len(owners), want)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func mustBeEmpty(t *testing.T, st symbot.Store) {
+	t.Helper()
+	MustView(t, st, func(tx symbot.Tx) error {
+		if _, err := tx.Request("R1"); !errors.Is(err, symbot.ErrNotFound) {
+			t.Errorf("request after rollback: got %v, want ErrNotFound", err)
+		}
+		if rs, _ := tx.RequestsByRequester("U1"); len(rs) != 0 {
+			t.Errorf("requester index after rollback: %v", ids(rs))
+		}
+		if rs, _ := tx.RequestsByState(symbot.StatePending); len(rs) != 0 {
+			t.Errorf("state index after rollback: %v", ids(rs))
+		}
+		if _, _, ok, _ := tx.NextDeadline(); ok {
+			t.Errorf("time index not empty after rollback")
+		}
+		if js, _ := tx.Jobs(); len(js) != 0 {
+			t.Errorf("jobs after rollback: %v", jobIDs(js))
+		}
+		if es, _ := tx.Audit(0, 0); len(es) != 0 {
+			t.Errorf("audit after rollback: %d entries", len(es))
+		}
+		if seq, hash, _ := tx.AuditHead(); seq != 0 || hash != "" {
+			t.Errorf("audit head after rollback: %d %q", seq, hash)
+		}
+		if _, ok, _ := tx.Identity("U1"); ok {
+			t.Errorf("identity after rollback")
+		}
+		return nil
+	})
+	if _, ok := mustNextJob(t, st); ok {
+		t.Errorf("NextJobTime after rollback: a job is still indexed")
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		n, err := tx.NextSeq("req")
+		if n != 1 {
+			t.Errorf("NextSeq after rollback = %d, want 1", n)
+		}
+		return err
+	})
+}
+
+func writeEverything(tx symbot.Tx) error {
+	if _, err := tx.NextSeq("req"); err != nil {
+		return err
+	}
+	if err := tx.PutRequest(pending("R1", T0)); err != nil {
+		return err
+	}
+	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"}); err != nil {
+		return err
+	}
+	if err := tx.AppendAudit(&symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"}); err != nil {
+		return err
+	}
+	return tx.PutIdentity(symbot.Identity{SlackID: "U1", OktaUserID: "00u1", CachedAt: T0})
+}
+
+func testUpdateRollback(t *testing.T, st symbot.Store) {
+	err := st.Update(context.Background(), func(tx symbot.Tx) error {
+		if err := writeEverything(tx); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Update: got %v, want the fn's error", err)
+	}
+	mustBeEmpty(t, st)
+}
+
+func testUpdatePanicRollback(t *testing.T, st symbot.Store) {
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the fn's panic", r)
+			}
+		}()
+		st.Update(context.Background(), func(tx symbot.Tx) error {
+			if err := writeEverything(tx); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	mustBeEmpty(t, st)
+}
+
+func testViewRefusesWrites(t *testing.T, st symbot.Store) {
+	MustPut(t, st, pending("R1", T0))
+	MustAddJobs(t, st, symbot.Job{Kind: symbot.JobPost})
+	writes := []struct {
+		name string
+		fn   func(tx symbot.Tx) error
+	}{
+		{"NextSeq", func(tx symbot.Tx) error { _, err := tx.NextSeq("x"); return err }},
+		{"PutRequest", func(tx symbot.Tx) error { return tx.PutRequest(pending("R2", T0)) }},
+		{"AddJob", func(tx symbot.Tx) error { return tx.AddJob(&symbot.Job{Kind: symbot.JobPost}) }},
+		{"UpdateJob", func(tx symbot.Tx) error { return tx.UpdateJob(&symbot.Job{ID: 1, Kind: symbot.JobGrant}) }},
+		{"DeleteJob", func(tx symbot.Tx) error { return tx.DeleteJob(1) }},
+		{"AppendAudit", func(tx symbot.Tx) error { return tx.AppendAudit(&symbot.AuditEntry{At: T0, Action: "x"}) }},
+		{"PutIdentity", func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "U1"}) }},
+	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			var inner error
+			err := st.View(context.Background(), func(tx symbot.Tx) error {
+				inner = w.fn(tx)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("View: %v", err)
+			}
+			if inner == nil {
+				t.Errorf("%s in View: got nil error, want a refusal", w.name)
+			}
+		})
+	}
+	if got := MustGet(t, st, "R1"); got.State != symbot.StatePending {
+		t.Errorf("R1 changed by View: %+v", got)
+	}
+	if got := jobIDs(mustJobs(t, st)); !slices.Equal(got, []uint64{1}) {
+		t.Errorf("jobs after View writes = %v, want [1]", got)
+	}
+	MustView(t, st, func(tx symbot.Tx) error {
+		if _, ok, _ := tx.Identity("U1"); ok {
+			t.Errorf("identity written in View")
+		}
+		if seq, _, _ := tx.AuditHead(); seq != 0 {
+			t.Errorf("audit written in View: head %d", seq)
+		}
+		return nil
+	})
+}
+
+func testAudit(t *testing.T, st symbot.Store) {
+	MustView(t, st, func(tx symbot.Tx) error {
+		seq, hash, err := tx.AuditHead()
+		if seq != 0 || hash != "" {
+			t.Errorf("AuditHead on empty store = %d %q", seq, hash)
+		}
+		return err
+	})
+	const n = 12
+	var appended []symbot.AuditEntry
+	for i := range n {
+		MustUpdate(t, st, func(tx symbot.Tx) error {
+			e := symbot.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("R%d", i%3),
+				Actor: "U1", Action: "approve", Detail: fmt.Sprintf("detail %d", i), Seq: 999, PrevHash: "forged", Hash: "forged"}
+			if err := tx.AppendAudit(&e); err != nil {
+				return err
+			}
+			if e.Seq != uint64(i+1) || e.Hash != e.ComputeHash() {
+				t.Errorf("AppendAudit assigned seq %d hash %q, want seq %d and ComputeHash", e.Seq, e.Hash, i+1)
+			}
+			appended = append(appended, e)
+			return nil
+		})
+	}
+	var (
+		all      []symbot.AuditEntry
+		headSeq  uint64
+		headHash string
+	)
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		if all, err = tx.Audit(0, 0); err != nil {
+			return err
+		}
+		headSeq, headHash, err = tx.AuditHead()
+		return err
+	})
+	if len(all) != n {
+		t.Fatalf("Audit(0, 0) returned %d entries, want %d", len(all), n)
+	}
+	for i := range all {
+		if !all[i].At.Equal(appended[i].At) {
+			t.Errorf("entry %d At = %v, want %v", i+1, all[i].At, appended[i].At)
+		}
+		all[i].At = appended[i].At
+	}
+	if !reflect.DeepEqual(all, appended) {
+		t.Errorf("Audit(0, 0) differs from what was appended:\n got %+v\nwant %+v", all, appended)
+	}
+	if all[0].PrevHash != "" {
+		t.Errorf("first entry PrevHash = %q, want empty", all[0].PrevHash)
+	}
+	if headSeq != n || headHash != all[n-1].Hash {
+		t.Errorf("AuditHead = %d %q, want %d %q", headSeq, headHash, n, all[n-1].Hash)
+	}
+	if err := symbot.VerifyAudit(all, headSeq, headHash); err != nil {
+		t.Errorf("VerifyAudit: %v", err)
+	}
+	MustView(t, st, func(tx symbot.Tx) error {
+		page, err := tx.Audit(5, 3)
+		if err != nil {
+			return err
+		}
+		var got []uint64
+		for _, e := range page {
+			got = append(got, e.Seq)
+		}
+		if want := []uint64{6, 7, 8}; !slices.Equal(got, want) {
+			t.Errorf("Audit(5, 3) seqs = %v, want %v", got, want)
+		}
+		if page, _ := tx.Audit(n, 0); len(page) != 0 {
+			t.Errorf("Audit(%d, 0) = %d entries, want none", n, len(page))
+		}
+		return nil
+	})
+	// A forged chain (an edited entry) fails verification: the suite's data is
+	// what VerifyAudit sees.
+	all[3].Detail = "edited"
+	var ae *symbot.AuditError
+	if err := symbot.VerifyAudit(all, headSeq, headHash); !errors.As(err, &ae) || ae.Seq != 4 {
+		t.Errorf("VerifyAudit of an edited copy: got %v, want an AuditError at seq 4", err)
+	}
+}
+
+func testIdentity(t *testing.T, st symbot.Store) {
+	MustView(t, st, func(tx symbot.Tx) error {
+		if id, ok, err := tx.Identity("U1"); ok || err != nil {
+			t.Errorf("Identity on empty store = %+v %v %v", id, ok, err)
+		}
+		return nil
+	})
+	a := symbot.Identity{SlackID: "U1", Email: "ann@example.com", OktaUserID: "00u1", OktaLogin: "ann", CachedAt: T0}
+	b := symbot.Identity{SlackID: "U1", Email: "ann@new.example.com", OktaUserID: "00u2", OktaLogin: "ann2", CachedAt: T0.Add(time.Hour)}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.PutIdentity(a) })
+	MustView(t, st, func(tx symbot.Tx) error {
+		got, ok, err := tx.Identity("U1")
+		if !ok || got != a {
+			t.Errorf("Identity(U1) = %+v %v, want %+v", got, ok, a)
+		}
+		return err
+	})
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.PutIdentity(b) })
+	MustView(t, st, func(tx symbot.Tx) error {
+		got, ok, err := tx.Identity("U1")
+		if !ok || got != b {
+			t.Errorf("Identity(U1) after replace = %+v %v, want %+v", got, ok, b)
+		}
+		return err
+	})
+	if err := st.Update(context.Background(), func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{}) }); err == nil {
+		t.Errorf("PutIdentity without SlackID: got nil error")
+	}
+}
+
+func testBackup(t *testing.T, st symbot.Store) {
+	MustPut(t, st, FullRequest("R1"))
+	MustUpdate(t, st, writeEverythingElse)
+	var buf bytes.Buffer
+	n, err := st.Backup(t.Context(), &buf)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if n != int64(buf.Len()) || n == 0 {
+		t.Errorf("Backup reported %d bytes, wrote %d", n, buf.Len())
+	}
+}
+
+func writeEverythingElse(tx symbot.Tx) error {
+	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"}); err != nil {
+		return err
+	}
+	return tx.AppendAudit(&symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"})
+}
+
+func testCancelledContext(t *testing.T, st symbot.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	called := false
+	err := st.Update(ctx, func(tx symbot.Tx) error { called = true; return nil })
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("Update with cancelled context: err %v, fn called %v; want context.Canceled and no call", err, called)
+	}
+	err = st.View(ctx, func(tx symbot.Tx) error { called = true; return nil })
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("View with cancelled context: err %v, fn called %v; want context.Canceled and no call", err, called)
+	}
+	if _, err := st.ClaimJobs(ctx, "w", T0, time.Minute, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("ClaimJobs with cancelled context: got %v, want context.Canceled", err)
+	}
+}
