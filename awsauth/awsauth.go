@@ -1,0 +1,433 @@
+// Package awsauth reads the Okta API token from AWS Secrets Manager through
+// a chain of AWS credentials: the default chain, then AssumeRole (with
+// ExternalId) through optional hop roles, and serves it as a cached,
+// refreshable symbot.TokenSource.
+package awsauth
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/symbot/symbot"
+)
+
+var _ symbot.TokenSource = (*Source)(nil)
+
+const (
+	// fetchTimeout bounds one secret read (with its role chain and retries)
+	// that runs on behalf of every caller waiting for it.
+	fetchTimeout = time.Minute
+	// staleRetryAfter is how long Token keeps serving an expired token
+	// after a failed read before it tries Secrets Manager again.
+	staleRetryAfter = 30 * time.Second
+)
+
+// Option changes how New builds a Source.
+type Option func(*options)
+
+type options struct {
+	awsCfg       *aws.Config
+	loadOpts     []func(*config.LoadOptions) error
+	logger       *slog.Logger
+	now          func() time.Time
+	expiryWindow time.Duration
+}
+
+// WithAWSConfig uses c (its credentials, region, endpoints, retryer, HTTP
+// client) instead of config.LoadDefaultConfig. Config.Region still wins
+// when set.
+func WithAWSConfig(c aws.Config) Option { return func(o *options) { o.awsCfg = &c } }
+
+// WithLoadOptions passes extra options to config.LoadDefaultConfig, e.g.
+// config.WithRetryer or config.WithSharedConfigProfile.
+func WithLoadOptions(fns ...func(*config.LoadOptions) error) Option {
+	return func(o *options) { o.loadOpts = append(o.loadOpts, fns...) }
+}
+
+// WithLogger logs to l (default: discard). The token is never logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock makes the token cache read time from now (default time.Now).
+// AWS credential expiry always uses the wall clock.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithExpiryWindow refreshes assumed-role credentials this long before they
+// expire (default 5m).
+func WithExpiryWindow(d time.Duration) Option { return func(o *options) { o.expiryWindow = d } }
+
+// Identity is who a set of AWS credentials belongs to.
+type Identity struct {
+	ARN     string // e.g. arn:aws:sts::123456789012:assumed-role/symbot-connector/symbot
+	Account string
+	UserID  string
+	Expires time.Time // zero when the credentials do not expire
+}
+
+// SecretInfo describes the secret version read; it never holds the value.
+type SecretInfo struct {
+	Name      string
+	ARN       string
+	VersionID string
+	Created   time.Time
+	Region    string
+}
+
+// Source is the credential chain and the Okta token cache. It implements
+// symbot.TokenSource and is safe for concurrent use.
+type Source struct {
+	cfg    Config
+	region string
+	log    *slog.Logger
+	now    func() time.Time
+
+	base     aws.CredentialsProvider // base credentials, cached
+	creds    aws.CredentialsProvider // final (RoleARN) credentials, cached
+	baseSTS  *sts.Client
+	finalSTS *sts.Client
+	sm       *secretsmanager.Client
+
+	mu       sync.Mutex
+	token    string
+	info     SecretInfo
+	fetched  time.Time
+	retryAt  time.Time // after a failed refresh while serving a stale token
+	inflight *fetchCall
+}
+
+type fetchCall struct {
+	done  chan struct{}
+	token string
+	info  SecretInfo
+	err   error
+}
+
+// New builds the chain from cfg. It makes no network calls: the first
+// Token, ReadSecret or AssumeRole does. Base credentials come from
+// config.LoadDefaultConfig (environment, AWS_PROFILE, web identity,
+// container or instance role), which also honours AWS_ENDPOINT_URL,
+// AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SECRETS_MANAGER.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	o := options{expiryWindow: DefaultExpiryWindow}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+
+	var awsCfg aws.Config
+	if o.awsCfg != nil {
+		awsCfg = o.awsCfg.Copy()
+	} else {
+		lo := o.loadOpts
+		if cfg.Region != "" {
+			lo = append([]func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}, lo...)
+		}
+		awsCfg, err = config.LoadDefaultConfig(ctx, lo...)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS configuration (environment, shared config and credentials files): %w", err)
+		}
+	}
+	if cfg.Region != "" {
+		awsCfg.Region = cfg.Region
+	}
+	if awsCfg.Region == "" {
+		return nil, &ConfigError{"region", "is not set: set region in the configuration or AWS_REGION in the environment"}
+	}
+
+	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now}
+	s.base = aws.NewCredentialsCache(&baseProvider{p: awsCfg.Credentials})
+	withCreds := func(p aws.CredentialsProvider) func(*sts.Options) {
+		return func(so *sts.Options) { so.Credentials = p }
+	}
+	s.baseSTS = sts.NewFromConfig(awsCfg, withCreds(s.base))
+
+	prev := s.base
+	roles := cfg.HopRoles
+	if cfg.RoleARN != "" {
+		roles = append(roles, cfg.RoleARN)
+	}
+	for i, role := range roles {
+		ext := cfg.ExternalID
+		if i < len(cfg.HopRoles) {
+			ext = ""
+			if i < len(cfg.HopExternalIDs) {
+				ext = cfg.HopExternalIDs[i]
+			}
+		}
+		client := sts.NewFromConfig(awsCfg, withCreds(prev))
+		ap := stscreds.NewAssumeRoleProvider(client, role, func(ao *stscreds.AssumeRoleOptions) {
+			ao.RoleSessionName = cfg.SessionName
+			ao.Duration = cfg.SessionDuration
+			if ext != "" {
+				ao.ExternalID = aws.String(ext)
+			}
+		})
+		rp := &roleProvider{arn: role, region: s.region, hop: i, p: ap, log: s.log}
+		prev = aws.NewCredentialsCache(rp, func(co *aws.CredentialsCacheOptions) {
+			co.ExpiryWindow = o.expiryWindow
+		})
+	}
+	s.creds = prev
+	s.finalSTS = sts.NewFromConfig(awsCfg, withCreds(s.creds))
+	s.sm = secretsmanager.NewFromConfig(awsCfg, func(so *secretsmanager.Options) { so.Credentials = s.creds })
+	return s, nil
+}
+
+// Region is the AWS region the clients use.
+func (s *Source) Region() string { return s.region }
+
+// Credentials returns the final credentials of the chain (the RoleARN
+// session), cached and refreshed before expiry.
+func (s *Source) Credentials() aws.CredentialsProvider { return s.creds }
+
+// String describes the chain without any secret.
+func (s *Source) String() string {
+	return fmt.Sprintf("awsauth.Source{region=%s role=%s hops=%d secret=%s}", s.region, s.cfg.RoleARN, len(s.cfg.HopRoles), s.cfg.SecretID)
+}
+
+// GoString is String, so %#v cannot print the cached token.
+func (s *Source) GoString() string { return s.String() }
+
+// LogValue keeps the token out of structured logs.
+func (s *Source) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("region", s.region),
+		slog.String("role_arn", s.cfg.RoleARN),
+		slog.Int("hops", len(s.cfg.HopRoles)),
+		slog.String("secret_id", s.cfg.SecretID),
+	)
+}
+
+// Token returns the Okta API token, from cache when it was read less than
+// SecretTTL ago. When a re-read fails and a token is cached, it logs a
+// warning and returns the cached token (the consumer calls Refresh when the
+// directory rejects it), trying Secrets Manager again 30s later.
+func (s *Source) Token(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	now := s.now()
+	if s.token != "" && (now.Before(s.fetched.Add(s.cfg.SecretTTL)) || now.Before(s.retryAt)) {
+		t := s.token
+		s.mu.Unlock()
+		return t, nil
+	}
+	c := s.startFetchLocked(ctx)
+	s.mu.Unlock()
+
+	tok, _, err := s.wait(ctx, c)
+	if err == nil {
+		return tok, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != "" && ctx.Err() == nil {
+		s.retryAt = s.now().Add(staleRetryAfter)
+		s.log.WarnContext(ctx, "okta token re-read failed; using the cached token",
+			"secret_id", s.cfg.SecretID, "version_id", s.info.VersionID, "err", err)
+		return s.token, nil
+	}
+	return "", err
+}
+
+// Refresh reads the token again unless the cached one already differs from
+// stale (someone refreshed it meanwhile). Concurrent calls share one read.
+func (s *Source) Refresh(ctx context.Context, stale string) (string, error) {
+	s.mu.Lock()
+	c := s.inflight
+	if c == nil {
+		if s.token != "" && s.token != stale {
+			t := s.token
+			s.mu.Unlock()
+			return t, nil
+		}
+		c = s.startFetchLocked(ctx)
+	}
+	s.mu.Unlock()
+	tok, _, err := s.wait(ctx, c)
+	return tok, err
+}
+
+// ReadSecret reads the secret now (through the whole chain), checks it
+// holds a token, caches it, and describes the version read. It is the
+// preflight for the secret step.
+func (s *Source) ReadSecret(ctx context.Context) (SecretInfo, error) {
+	s.mu.Lock()
+	c := s.inflight
+	if c == nil {
+		c = s.startFetchLocked(ctx)
+	}
+	s.mu.Unlock()
+	_, info, err := s.wait(ctx, c)
+	return info, err
+}
+
+// AssumeRole runs the role chain (base credentials, hops, RoleARN) and
+// returns who the final credentials are, via sts:GetCallerIdentity. It is
+// the preflight for the role steps. With no RoleARN it returns the base
+// identity.
+func (s *Source) AssumeRole(ctx context.Context) (Identity, error) {
+	creds, err := s.creds.Retrieve(ctx)
+	if err != nil {
+		return Identity{}, chainError(ctx, err)
+	}
+	id, err := callerIdentity(ctx, s.finalSTS)
+	if err != nil {
+		return Identity{}, callerIdentityError(s.region, err)
+	}
+	if creds.CanExpire {
+		id.Expires = creds.Expires
+	}
+	return id, nil
+}
+
+// BaseIdentity returns who the base credentials are (sts:GetCallerIdentity
+// with them). It is the preflight for the base credentials step.
+func (s *Source) BaseIdentity(ctx context.Context) (Identity, error) {
+	creds, err := s.base.Retrieve(ctx)
+	if err != nil {
+		return Identity{}, chainError(ctx, err)
+	}
+	id, err := callerIdentity(ctx, s.baseSTS)
+	if err != nil {
+		return Identity{}, callerIdentityError(s.region, err)
+	}
+	if creds.CanExpire {
+		id.Expires = creds.Expires
+	}
+	return id, nil
+}
+
+func chainError(ctx context.Context, err error) error {
+	if e, ok := earlier(err); ok {
+		return e
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("aws credentials: %w", ctx.Err())
+	}
+	return fmt.Errorf("aws credentials: %w", err)
+}
+
+func callerIdentity(ctx context.Context, c *sts.Client) (Identity, error) {
+	out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account), UserID: aws.ToString(out.UserId)}, nil
+}
+
+// startFetchLocked starts a read of the secret that every caller can wait
+// for. It runs on a context detached from ctx's cancellation, so one
+// impatient caller does not fail the others. s.mu must be held.
+func (s *Source) startFetchLocked(ctx context.Context) *fetchCall {
+	if s.inflight != nil {
+		return s.inflight
+	}
+	c := &fetchCall{done: make(chan struct{})}
+	s.inflight = c
+	go func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		tok, info, err := s.fetch(fctx)
+		s.mu.Lock()
+		if err == nil {
+			s.token, s.info, s.fetched, s.retryAt = tok, info, s.now(), time.Time{}
+		}
+		c.token, c.info, c.err = tok, info, err
+		s.inflight = nil
+		s.mu.Unlock()
+		close(c.done)
+	}()
+	return c
+}
+
+func (s *Source) wait(ctx context.Context, c *fetchCall) (string, SecretInfo, error) {
+	select {
+	case <-c.done:
+		return c.token, c.info, c.err
+	case <-ctx.Done():
+		return "", SecretInfo{}, fmt.Errorf("read okta token from secret %q: %w", s.cfg.SecretID, ctx.Err())
+	}
+}
+
+func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
+	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.cfg.SecretID)})
+	if err != nil {
+		principal := s.cfg.RoleARN
+		if principal == "" {
+			principal = "the base credentials"
+		}
+		err = secretError(s.cfg.SecretID, s.region, principal, err)
+		s.log.DebugContext(ctx, "read okta token failed", "secret_id", s.cfg.SecretID, "err", err)
+		return "", SecretInfo{}, err
+	}
+	info := SecretInfo{
+		Name:      aws.ToString(out.Name),
+		ARN:       aws.ToString(out.ARN),
+		VersionID: aws.ToString(out.VersionId),
+		Created:   aws.ToTime(out.CreatedDate),
+		Region:    s.region,
+	}
+	tok, err := parseSecret(s.cfg.SecretID, s.cfg.SecretJSONKey, out.SecretString, out.SecretBinary)
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			e.Region = s.region
+		}
+		return "", info, err
+	}
+	s.log.InfoContext(ctx, "read okta token", "secret_id", s.cfg.SecretID, "version_id", info.VersionID)
+	return tok, info, nil
+}
+
+// baseProvider names a failure of the default credential chain.
+type baseProvider struct{ p aws.CredentialsProvider }
+
+func (b *baseProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if b.p == nil {
+		return aws.Credentials{}, &Error{Step: StepBaseCredentials, Kind: ErrNoCredentials, msg: noCredsHint}
+	}
+	c, err := b.p.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &Error{Step: StepBaseCredentials, Kind: ErrNoCredentials, msg: noCredsHint, Err: err}
+	}
+	return c, err
+}
+
+// roleProvider names a failure of one AssumeRole in the chain.
+type roleProvider struct {
+	arn    string
+	region string
+	hop    int
+	p      *stscreds.AssumeRoleProvider
+	log    *slog.Logger
+}
+
+func (r *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := r.p.Retrieve(ctx)
+	if err != nil {
+		if e, ok := earlier(err); ok {
+			return c, e
+		}
+		if ctx.Err() != nil {
+			return c, err
+		}
+		return c, assumeRoleError(r.arn, r.region, err)
+	}
+	r.log.DebugContext(ctx, "assumed role", "role_arn", r.arn, "hop", r.hop, "expires", c.Expires)
+	return c, nil
+}

@@ -1,0 +1,89 @@
+package awsauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// parseSecret takes the token out of a secret value. Its errors name the
+// secret, the key and the keys present, never a value.
+func parseSecret(id, key string, str *string, bin []byte) (string, error) {
+	bad := func(format string, args ...any) error {
+		return &Error{Step: StepParseSecret, SecretID: id, Kind: ErrSecretFormat, msg: fmt.Sprintf("secret %q ", id) + fmt.Sprintf(format, args...)}
+	}
+	if str == nil {
+		if len(bin) > 0 {
+			return "", bad("is a binary secret (SecretBinary): store the token as a SecretString")
+		}
+		return "", bad("has no SecretString: store the token as a SecretString")
+	}
+	v := strings.TrimSpace(*str)
+	if v == "" {
+		return "", bad("has an empty SecretString: put the Okta API token in it")
+	}
+	var obj map[string]json.RawMessage
+	isObject := strings.HasPrefix(v, "{") && json.Unmarshal([]byte(v), &obj) == nil
+	if key == "" {
+		if isObject {
+			return "", bad("holds a JSON object with keys %s: set secret_json_key to the key of the token", keyList(obj))
+		}
+		if strings.ContainsAny(v, " \t\r\n") {
+			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set secret_json_key")
+		}
+		return v, nil
+	}
+	if !isObject {
+		return "", bad("is not a JSON object but secret_json_key is %q: store {%q: \"<token>\"} or leave secret_json_key empty", key, key)
+	}
+	raw, ok := obj[key]
+	if !ok {
+		return "", bad("has no JSON key %q; keys present: %s: fix secret_json_key or the secret", key, keyList(obj))
+	}
+	var tok string
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		return "", bad("has %s under JSON key %q, want a string holding the token", describeJSON(raw), key)
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", bad("has an empty string under JSON key %q: put the Okta API token there", key)
+	}
+	if strings.ContainsAny(tok, " \t\r\n") {
+		return "", bad("has text with spaces or line breaks under JSON key %q, not a bare token", key)
+	}
+	return tok, nil
+}
+
+func keyList(obj map[string]json.RawMessage) string {
+	if len(obj) == 0 {
+		return "(none)"
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, fmt.Sprintf("%q", k))
+	}
+	slices.Sort(keys)
+	return "[" + strings.Join(keys, ", ") + "]"
+}
+
+// describeJSON names the JSON type of a raw value.
+func describeJSON(raw []byte) string {
+	t := strings.TrimSpace(string(raw))
+	if t == "" {
+		return "nothing"
+	}
+	switch t[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
