@@ -54,8 +54,17 @@ func (r *Request) Holding() bool {
 		return true
 	case StateExpired, StateRevoked:
 		return !r.Removed
+	case StateFailed:
+		// a grant that failed after the add may have happened is cleaned up
+		return r.GrantChecked && !r.Removed
 	}
 	return false
+}
+
+// Needs reports whether r requires the membership to exist now: it is
+// active, or its grant is in flight.
+func (r *Request) Needs() bool {
+	return r.State == StateActive || (r.State == StateApproved && r.GrantChecked)
 }
 
 // Person identifies someone in Slack, with what the adapters need to find

@@ -1,0 +1,741 @@
+package symbot
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// ShutdownGrace bounds how long Run waits for in-flight jobs after its
+// context ends; jobs still running then are cancelled and, their leases
+// cleared at the next start, run again.
+const ShutdownGrace = 10 * time.Second
+
+// Run executes due jobs and fires deadlines until ctx ends. Everything
+// already due when it starts runs at once.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.Owner == "" {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		e.Owner = "symbot-" + hex.EncodeToString(b[:])
+	}
+	var wg sync.WaitGroup
+	var schedErr, execErr error
+	wg.Go(func() { schedErr = e.runScheduler(ctx) })
+	wg.Go(func() { execErr = e.runExecutor(ctx) })
+	wg.Wait()
+	return errors.Join(schedErr, execErr)
+}
+
+// ---- scheduler ----
+
+func (e *Engine) runScheduler(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if err := e.FireDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log().Error("scheduler: fire due deadlines", "err", err)
+			timer.Reset(time.Second)
+		} else {
+			wait := time.Hour
+			err := e.store.View(ctx, func(tx Tx) error {
+				_, at, ok, err := tx.NextDeadline()
+				if ok {
+					wait = min(max(at.Sub(e.now()), 0), time.Hour)
+				}
+				return err
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				e.log().Error("scheduler: next deadline", "err", err)
+				wait = time.Second
+			}
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-e.kickSched:
+			timer.Stop()
+		}
+		e.wakeups.Add(1)
+	}
+}
+
+// FireDue handles every deadline that is due now: approval timeouts,
+// expiry warnings and expiries, in batches of BatchSize per transaction.
+func (e *Engine) FireDue(ctx context.Context) error {
+	batch := orDefault(e.BatchSize, 256)
+	for range 100000 {
+		now := e.now()
+		var ids []string
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			ids, err = tx.DueRequests(now, batch)
+			return err
+		}); err != nil {
+			return fmt.Errorf("due requests: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		var outcomes []outcome
+		err := e.store.Update(ctx, func(tx Tx) error {
+			outcomes = outcomes[:0]
+			for _, id := range ids {
+				o, err := e.handleDeadline(tx, now, id)
+				if err != nil {
+					return fmt.Errorf("request %s: %w", id, err)
+				}
+				if o.state != "" {
+					outcomes = append(outcomes, o)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("handle deadlines: %w", err)
+		}
+		for _, o := range outcomes {
+			e.observe(o.flow, o.state)
+			e.log().Info("deadline reached", "request_id", o.id, "state", o.state)
+		}
+		e.kick()
+		if len(ids) < batch {
+			return nil
+		}
+	}
+	return nil
+}
+
+type outcome struct {
+	id, flow string
+	state    State
+}
+
+func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error) {
+	r, err := tx.Request(id)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch {
+	case r.State == StatePending && !r.TimeoutAt.IsZero() && !now.Before(r.TimeoutAt):
+		if err := r.transition(StateTimedOut, System, now, "no decision in time"); err != nil {
+			return outcome{}, err
+		}
+		r.TimeoutAt = time.Time{}
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "state:timed_out", ""); err != nil {
+			return outcome{}, err
+		}
+		return outcome{r.ID, r.Flow, StateTimedOut}, e.addJobs(tx, now,
+			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventTimedOut},
+			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventTimedOut, To: r.Requester.SlackID},
+		)
+	case r.State == StateActive && !now.Before(r.ExpiresAt):
+		if err := r.transition(StateExpired, System, now, ""); err != nil {
+			return outcome{}, err
+		}
+		r.Removed = false
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "state:expired", ""); err != nil {
+			return outcome{}, err
+		}
+		return outcome{r.ID, r.Flow, StateExpired}, e.addJobs(tx, now,
+			&Job{Kind: JobRevoke, RequestID: r.ID},
+			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExpired},
+		)
+	case r.State == StateActive && !r.Warned && !r.WarnAt.IsZero() && !now.Before(r.WarnAt):
+		r.Warned = true
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "warn", "expires "+r.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+			return outcome{}, err
+		}
+		return outcome{}, e.addJob(tx, now, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventWarning, To: r.Requester.SlackID})
+	}
+	// Nothing due after all (the index was stale): re-put to re-index.
+	return outcome{}, tx.PutRequest(r)
+}
+
+// ---- executor ----
+
+func (e *Engine) runExecutor(ctx context.Context) error {
+	workers := orDefault(e.Workers, 8)
+	lease := orDefault(e.Lease, 2*time.Minute)
+	slots := make(chan struct{}, workers)
+	freed := make(chan struct{}, workers)
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		t := time.NewTimer(ShutdownGrace)
+		select {
+		case <-done:
+		case <-t.C:
+			cancelJobs()
+			<-done
+		}
+		t.Stop()
+		cancelJobs()
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if free := workers - len(slots); free > 0 {
+			jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, free)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				e.log().Error("executor: claim jobs", "err", err)
+				wait = time.Second
+			}
+			for _, j := range jobs {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.runJob(jobCtx, j)
+					<-slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			if err == nil && len(jobs) == free {
+				continue // there may be more due right now
+			}
+			if err == nil {
+				at, ok, err := e.store.NextJobTime(ctx)
+				switch {
+				case err != nil:
+					if ctx.Err() != nil {
+						return nil
+					}
+					e.log().Error("executor: next job time", "err", err)
+					wait = time.Second
+				case ok:
+					d := at.Sub(e.now())
+					if d <= 0 {
+						// Due but not claimable: it waits behind its lane, and
+						// is freed when another job ends (freed, kick).
+						d = time.Second
+					}
+					wait = min(d, time.Hour)
+				}
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-e.kickJobs:
+		case <-freed:
+		}
+		timer.Stop() // since Go 1.23 a stopped timer never delivers a stale value
+	}
+}
+
+// runJob runs one attempt of a job and records its outcome.
+func (e *Engine) runJob(ctx context.Context, j Job) {
+	log := e.log().With("request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
+	actx, cancel := context.WithTimeout(ctx, orDefault(e.JobTimeout, 45*time.Second))
+	defer cancel()
+	var err error
+	switch j.Kind {
+	case JobGrant:
+		err = e.execGrant(actx, j)
+	case JobRevoke:
+		err = e.execRevoke(actx, j)
+	case JobPost, JobUpdate, JobNotify, JobAlert:
+		err = e.execSlack(actx, j)
+	default:
+		err = Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+	}
+	if err == nil {
+		e.jobsDone.Add(1)
+		e.jobResult(j.Kind, "ok")
+		log.Debug("job done")
+		return
+	}
+	if ferr := e.jobFailed(context.WithoutCancel(ctx), j, err, log); ferr != nil {
+		log.Error("record job failure", "err", ferr, "job_err", err)
+	}
+}
+
+func (e *Engine) jobResult(k JobKind, result string) {
+	if e.Metrics != nil {
+		e.Metrics.JobResult(k, result)
+	}
+}
+
+// backoff returns the delay before attempt n+1: exponential from RetryBase,
+// capped, with jitter in [d/2, d].
+func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
+	d := orDefault(e.RetryBase, time.Second)
+	for i := 1; i < attempts && d < capd; i++ {
+		d *= 2
+	}
+	d = min(d, capd)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}
+
+// complete runs fn, deletes the job and audits its success, in one transaction.
+func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
+	now := e.now()
+	err := e.store.Update(ctx, func(tx Tx) error {
+		if _, err := tx.Job(j.ID); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil // finished elsewhere
+			}
+			return err
+		}
+		if fn != nil {
+			if err := fn(tx, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteJob(j.ID); err != nil {
+			return err
+		}
+		return e.audit(tx, now, j.RequestID, System, "job:"+string(j.Kind)+":ok", detail)
+	})
+	if err != nil {
+		return fmt.Errorf("complete %s job: %w", j.Kind, err)
+	}
+	e.kick()
+	return nil
+}
+
+func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Logger) error {
+	now := e.now()
+	var result string
+	err := e.store.Update(ctx, func(tx Tx) error {
+		jj, err := tx.Job(j.ID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		jj.Attempts++
+		jj.LastError = errText(jerr)
+		jj.LeaseOwner, jj.LeaseUntil = "", time.Time{}
+		permanent := IsPermanent(jerr)
+		detail := fmt.Sprintf("attempt %d: %s", jj.Attempts, jj.LastError)
+		switch jj.Kind {
+		case JobGrant:
+			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 6) {
+				result = "failed"
+				if err := e.audit(tx, now, j.RequestID, System, "job:grant:failed", detail); err != nil {
+					return err
+				}
+				if err := tx.DeleteJob(jj.ID); err != nil {
+					return err
+				}
+				return e.failRequest(tx, now, j.RequestID, jerr, jj.Attempts)
+			}
+			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)))
+		case JobRevoke:
+			// Revocation never gives up.
+			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RevokeRetryMax, time.Minute)))
+			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
+				jj.Alerted = true
+				e.revokeAlerts.Add(1)
+				r, rerr := tx.Request(j.RequestID)
+				who := ""
+				if rerr == nil {
+					who = fmt.Sprintf(" (%s in Okta group %s)", r.OktaLogin, r.GroupID)
+				}
+				if err := e.addJob(tx, now, &Job{Kind: JobAlert, RequestID: j.RequestID, Event: EventRevokeStuck,
+					Text: fmt.Sprintf("Removing access for request %s%s has failed %d times and is still being retried. Last error: %s", j.RequestID, who, jj.Attempts, jj.LastError)}); err != nil {
+					return err
+				}
+			}
+		default:
+			if permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12) {
+				result = "failed"
+				e.jobsAbandoned.Add(1)
+				if err := tx.DeleteJob(jj.ID); err != nil {
+					return err
+				}
+				return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":abandoned", detail)
+			}
+			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)))
+		}
+		result = "retry"
+		if err := tx.UpdateJob(jj); err != nil {
+			return err
+		}
+		return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":error", detail)
+	})
+	if err != nil {
+		return err
+	}
+	if result != "" {
+		e.jobResult(j.Kind, result)
+	}
+	if result == "failed" && j.Kind == JobGrant {
+		e.observe(e.flowName(ctx, j.RequestID), StateFailed)
+	}
+	log.Warn("job attempt failed", "err", jerr, "result", result)
+	e.kick()
+	return nil
+}
+
+func (e *Engine) flowName(ctx context.Context, id string) string {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return ""
+	}
+	return r.Flow
+}
+
+// failReason turns a grant error into words for people.
+func failReason(err error, attempts int) string {
+	switch {
+	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrUserNotActive), errors.Is(err, ErrGroupNotFound):
+		return errText(err)
+	case IsPermanent(err):
+		return errText(err)
+	}
+	return fmt.Sprintf("could not add the Okta membership after %d attempts (last error: %s); ask an operator to check symbot's logs", attempts, errText(err))
+}
+
+func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attempts int) error {
+	r, err := tx.Request(id)
+	if err != nil {
+		return err
+	}
+	if r.State != StateApproved {
+		return nil
+	}
+	r.FailReason = failReason(cause, attempts)
+	if err := r.transition(StateFailed, System, now, r.FailReason); err != nil {
+		return err
+	}
+	jobs := []*Job{
+		{Kind: JobUpdate, RequestID: r.ID, Event: EventFailed},
+		{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: r.Requester.SlackID},
+	}
+	for _, d := range r.Approvals {
+		if d.By != r.Requester.SlackID {
+			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: d.By})
+		}
+	}
+	// If the add may have happened, make sure it is undone.
+	if r.GrantChecked && !r.Preexisting {
+		r.Removed = false
+		jobs = append(jobs, &Job{Kind: JobRevoke, RequestID: r.ID})
+	} else {
+		r.Removed = true
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	if err := e.audit(tx, now, r.ID, System, "state:failed", r.FailReason); err != nil {
+		return err
+	}
+	return e.addJobs(tx, now, jobs...)
+}
+
+func membershipKey(uid, gid string) string { return uid + "|" + gid }
+
+// others returns the other requests of r's requester for the same Okta
+// user and group that satisfy keep.
+func others(tx Tx, r *Request, uid string, keep func(*Request) bool) ([]*Request, error) {
+	rs, err := tx.RequestsByRequester(r.Requester.SlackID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for _, o := range rs {
+		if o.ID != r.ID && o.GroupID == r.GroupID && o.OktaUserID == uid && keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) execGrant(ctx context.Context, j Job) error {
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	if r.State != StateApproved {
+		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+	}
+	uid, login := r.OktaUserID, r.OktaLogin
+	if !r.GrantChecked {
+		u, err := e.dir.ResolveUser(ctx, r.Requester)
+		if err != nil {
+			return fmt.Errorf("resolve Okta user: %w", err)
+		}
+		uid, login = u.ID, u.Login
+	}
+	unlock := e.locks.Lock(membershipKey(uid, r.GroupID))
+	defer unlock()
+
+	if !r.GrantChecked {
+		// Record whether the person was already a member, before adding.
+		var holders []*Request
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			holders, err = others(tx, r, uid, (*Request).Holding)
+			return err
+		}); err != nil {
+			return err
+		}
+		pre := false
+		if len(holders) > 0 {
+			for _, h := range holders {
+				pre = pre || h.Preexisting
+			}
+		} else {
+			pre, err = e.dir.IsMember(ctx, uid, r.GroupID)
+			if err != nil {
+				return fmt.Errorf("check existing membership: %w", err)
+			}
+		}
+		now := e.now()
+		err = e.store.Update(ctx, func(tx Tx) error {
+			cur, err := tx.Request(r.ID)
+			if err != nil {
+				return err
+			}
+			if cur.State != StateApproved {
+				r = cur
+				return nil
+			}
+			cur.OktaUserID, cur.OktaLogin = uid, login
+			cur.GrantChecked, cur.Preexisting = true, pre
+			if err := tx.PutRequest(cur); err != nil {
+				return err
+			}
+			r = cur
+			return e.audit(tx, now, r.ID, System, "grant:checked", fmt.Sprintf("okta_user=%s member_before=%t", uid, pre))
+		})
+		if err != nil {
+			return err
+		}
+		if r.State != StateApproved {
+			return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+		}
+	}
+	if !r.Preexisting {
+		if err := e.dir.AddMember(ctx, uid, r.GroupID); err != nil {
+			return fmt.Errorf("add user to group: %w", err)
+		}
+	}
+	f := e.flowFor(r)
+	var latency time.Duration
+	err = e.complete(ctx, j, fmt.Sprintf("okta_user=%s group=%s", uid, r.GroupID), func(tx Tx, now time.Time) error {
+		cur, err := tx.Request(r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateApproved {
+			return nil
+		}
+		if err := cur.transition(StateActive, System, now, ""); err != nil {
+			return err
+		}
+		cur.GrantedAt = now
+		cur.ExpiresAt = now.Add(cur.Duration)
+		cur.WarnAt = warnAt(f, now, cur.ExpiresAt)
+		for _, t := range cur.Transitions {
+			if t.To == StateApproved {
+				latency = now.Sub(t.At)
+			}
+		}
+		if err := tx.PutRequest(cur); err != nil {
+			return err
+		}
+		if err := e.audit(tx, now, cur.ID, System, "state:active", "expires "+cur.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+			return err
+		}
+		return e.addJobs(tx, now,
+			&Job{Kind: JobUpdate, RequestID: cur.ID, Event: EventGranted},
+			&Job{Kind: JobNotify, RequestID: cur.ID, Event: EventGranted, To: cur.Requester.SlackID},
+		)
+	})
+	if err != nil {
+		return err
+	}
+	e.observe(r.Flow, StateActive)
+	if e.Metrics != nil {
+		e.Metrics.GrantLatency(r.Flow, latency)
+	}
+	e.log().Info("access granted", "request_id", r.ID, "okta_user", uid, "group", r.GroupID, "preexisting", r.Preexisting)
+	return nil
+}
+
+func (e *Engine) execRevoke(ctx context.Context, j Job) error {
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	if r.Removed || !(r.State == StateExpired || r.State == StateRevoked || r.State == StateFailed) {
+		return e.complete(ctx, j, "nothing to do", nil)
+	}
+	note := ""
+	if !r.GrantChecked || r.OktaUserID == "" {
+		note = "nothing to remove: the membership was never added"
+	} else {
+		unlock := e.locks.Lock(membershipKey(r.OktaUserID, r.GroupID))
+		defer unlock()
+		var needers []*Request
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			needers, err = others(tx, r, r.OktaUserID, (*Request).Needs)
+			return err
+		}); err != nil {
+			return err
+		}
+		switch {
+		case len(needers) > 0:
+			note = "kept: still needed by " + needers[0].ID
+		case r.Preexisting:
+			note = "kept: the person was a member before symbot granted access"
+		default:
+			err := e.dir.RemoveMember(ctx, r.OktaUserID, r.GroupID)
+			switch {
+			case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrGroupNotFound):
+				note = "already gone: " + errText(err)
+			case err != nil:
+				return fmt.Errorf("remove user from group: %w", err)
+			default:
+				note = "removed"
+			}
+		}
+	}
+	var lag time.Duration
+	err = e.complete(ctx, j, note, func(tx Tx, now time.Time) error {
+		cur, err := tx.Request(r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Removed {
+			return nil
+		}
+		cur.Removed = true
+		cur.RemovalNote = note
+		cur.UpdatedAt = now
+		if t, ok := cur.LastTransition(); ok {
+			lag = now.Sub(t.At)
+		}
+		if err := tx.PutRequest(cur); err != nil {
+			return err
+		}
+		if cur.State == StateFailed {
+			return nil
+		}
+		return e.addJobs(tx, now,
+			&Job{Kind: JobUpdate, RequestID: cur.ID, Event: EventRemoved},
+			&Job{Kind: JobNotify, RequestID: cur.ID, Event: EventRemoved, To: cur.Requester.SlackID},
+		)
+	})
+	if err != nil {
+		return err
+	}
+	if e.Metrics != nil {
+		e.Metrics.RevokeLag(lag)
+	}
+	e.log().Info("access removed", "request_id", r.ID, "note", note)
+	return nil
+}
+
+// flowFor returns r's flow, or a minimal stand-in when the flow was removed
+// from the configuration (its messages must still be sent).
+func (e *Engine) flowFor(r *Request) *Flow {
+	if f, err := e.flowOf(r); err == nil {
+		return f
+	}
+	return &Flow{Name: r.Flow, Label: r.Flow, Targets: []Target{{Name: r.Target, Label: r.Target, GroupID: r.GroupID}}}
+}
+
+func (e *Engine) execSlack(ctx context.Context, j Job) error {
+	if j.Kind == JobAlert {
+		if err := e.notifier.Alert(ctx, Alert{RequestID: j.RequestID, Event: j.Event, Text: j.Text}); err != nil {
+			return fmt.Errorf("send alert: %w", err)
+		}
+		return e.complete(ctx, j, "", nil)
+	}
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	f := e.flowFor(r)
+	switch j.Kind {
+	case JobPost:
+		if r.Message.TS != "" {
+			return e.complete(ctx, j, "already posted", nil)
+		}
+		ref, err := e.notifier.PostRequest(ctx, f, r)
+		if err != nil {
+			return fmt.Errorf("post approval message: %w", err)
+		}
+		return e.complete(ctx, j, "channel="+ref.Channel+" ts="+ref.TS, func(tx Tx, now time.Time) error {
+			cur, err := tx.Request(r.ID)
+			if err != nil {
+				return err
+			}
+			cur.Message = ref
+			return tx.PutRequest(cur)
+		})
+	case JobUpdate:
+		if r.Message.TS == "" {
+			// The post (earlier in this lane) was abandoned: nothing to update.
+			return e.complete(ctx, j, "no message to update", nil)
+		}
+		if err := e.notifier.UpdateRequest(ctx, f, r, j.Event); err != nil {
+			return fmt.Errorf("update approval message: %w", err)
+		}
+		return e.complete(ctx, j, string(j.Event), nil)
+	case JobNotify:
+		if err := e.notifier.NotifyUser(ctx, j.To, f, r, j.Event); err != nil {
+			return fmt.Errorf("notify %s: %w", j.To, err)
+		}
+		return e.complete(ctx, j, string(j.Event)+" to "+j.To, nil)
+	}
+	return Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+}
