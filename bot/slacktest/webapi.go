@@ -1,0 +1,564 @@
+package slacktest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// apiError is a Slack error answer: {"ok":false,"error":code,...extra}.
+type apiError struct {
+	code  string
+	extra map[string]any
+}
+
+func slackErr(code string) *apiError { return &apiError{code: code} }
+
+func slackErrMsgs(code string, msgs ...string) *apiError {
+	errs := make([]any, len(msgs))
+	for i, m := range msgs {
+		errs[i] = m
+	}
+	return &apiError{code: code, extra: map[string]any{
+		"errors":            errs,
+		"response_metadata": map[string]any{"messages": msgs},
+	}}
+}
+
+// apiRequest is one decoded Web API request.
+type apiRequest struct {
+	form url.Values
+	body map[string]json.RawMessage // JSON calls
+}
+
+// get returns a parameter from the form or, for JSON calls, a top-level string field.
+func (r *apiRequest) get(key string) string {
+	if v := r.form.Get(key); v != "" {
+		return v
+	}
+	if raw, ok := r.body[key]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		return string(raw)
+	}
+	return ""
+}
+
+func (r *apiRequest) has(key string) bool {
+	if _, ok := r.form[key]; ok {
+		return true
+	}
+	_, ok := r.body[key]
+	return ok
+}
+
+type handlerFunc func(s *Server, r *apiRequest) (map[string]any, *apiError)
+
+type method struct {
+	token   string // "bot" or "app"
+	scope   string // required bot scope, "" for none
+	handler handlerFunc
+}
+
+var methods = map[string]method{
+	"auth.test":             {"bot", "", (*Server).apiAuthTest},
+	"apps.connections.open": {"app", "", (*Server).apiConnectionsOpen},
+	"chat.postMessage":      {"bot", "chat:write", (*Server).apiPostMessage},
+	"chat.update":           {"bot", "chat:write", (*Server).apiUpdate},
+	"chat.postEphemeral":    {"bot", "chat:write", (*Server).apiPostEphemeral},
+	"chat.delete":           {"bot", "chat:write", (*Server).apiDelete},
+	"chat.getPermalink":     {"bot", "", (*Server).apiPermalink},
+	"conversations.open":    {"bot", "im:write", (*Server).apiConversationsOpen},
+	"conversations.info":    {"bot", "channels:read", (*Server).apiConversationsInfo},
+	"conversations.members": {"bot", "channels:read", (*Server).apiConversationsMembers},
+	"users.info":            {"bot", "users:read", (*Server).apiUsersInfo},
+	"users.lookupByEmail":   {"bot", "users:read.email", (*Server).apiLookupByEmail},
+	"views.open":            {"bot", "", (*Server).apiViewsOpen},
+	"views.update":          {"bot", "", (*Server).apiViewsUpdate},
+	"views.push":            {"bot", "", (*Server).apiViewsPush},
+}
+
+func (s *Server) handleAPI(w http.ResponseWriter, hr *http.Request) {
+	name := strings.TrimPrefix(hr.URL.Path, "/api/")
+	req, token, err := decodeAPIRequest(hr)
+	call := Call{Method: name, Params: req.form, At: time.Now()}
+	if req.body != nil {
+		raw, _ := json.Marshal(req.body)
+		call.JSON = raw
+	}
+	if err != nil {
+		s.finish(call, w, nil, slackErr("invalid_form_data"))
+		return
+	}
+
+	s.mu.Lock()
+	if f, ok := s.takeFaultLocked(name); ok {
+		if f.rateLimit {
+			call.Error = "ratelimited"
+			s.calls = append(s.calls, call)
+			s.notifyLocked()
+			s.mu.Unlock()
+			secs := int(math.Ceil(f.retryAfter.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+			return
+		}
+		ae := slackErr(f.slackError)
+		if f.slackError == "missing_scope" {
+			ae = s.missingScopeLocked(methods[name].scope)
+		}
+		s.mu.Unlock()
+		s.finish(call, w, nil, ae)
+		return
+	}
+	m, known := methods[name]
+	var (
+		resp map[string]any
+		ae   *apiError
+	)
+	switch {
+	case !known:
+		ae = slackErr("unknown_method")
+	case token == "":
+		ae = slackErr("not_authed")
+	case token != s.BotToken && token != s.AppToken:
+		ae = slackErr("invalid_auth")
+	case (m.token == "bot") != (token == s.BotToken):
+		ae = slackErr("not_allowed_token_type")
+	case m.scope != "" && !s.scopes[m.scope]:
+		ae = s.missingScopeLocked(m.scope)
+	default:
+		resp, ae = m.handler(s, req)
+	}
+	s.mu.Unlock()
+	s.finish(call, w, resp, ae)
+}
+
+// finish records the call and writes the answer.
+func (s *Server) finish(call Call, w http.ResponseWriter, resp map[string]any, ae *apiError) {
+	body := map[string]any{"ok": true}
+	if ae != nil {
+		call.Error = ae.code
+		body = map[string]any{"ok": false, "error": ae.code}
+		for k, v := range ae.extra {
+			body[k] = v
+		}
+	} else {
+		for k, v := range resp {
+			body[k] = v
+		}
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.notifyLocked()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) missingScopeLocked(needed string) *apiError {
+	if needed == "" {
+		needed = "chat:write"
+	}
+	var provided []string
+	for sc := range s.scopes {
+		provided = append(provided, sc)
+	}
+	slices.Sort(provided)
+	return &apiError{code: "missing_scope", extra: map[string]any{
+		"needed": needed, "provided": strings.Join(provided, ","),
+	}}
+}
+
+func decodeAPIRequest(hr *http.Request) (*apiRequest, string, error) {
+	req := &apiRequest{form: url.Values{}}
+	token := ""
+	if auth := hr.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer ") {
+		token = strings.TrimPrefix(auth, "Bearer ")
+	}
+	body, err := io.ReadAll(io.LimitReader(hr.Body, 8<<20))
+	if err != nil {
+		return req, token, fmt.Errorf("read body: %w", err)
+	}
+	req.form, _ = url.ParseQuery(hr.URL.RawQuery)
+	ct, _, _ := mime.ParseMediaType(hr.Header.Get("Content-Type"))
+	switch {
+	case ct == "application/json":
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &req.body); err != nil {
+				return req, token, fmt.Errorf("decode json body: %w", err)
+			}
+		}
+		if req.body == nil {
+			req.body = map[string]json.RawMessage{}
+		}
+	case len(body) > 0:
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return req, token, fmt.Errorf("decode form body: %w", err)
+		}
+		for k, v := range vals {
+			req.form[k] = append(req.form[k], v...)
+		}
+	}
+	if t := req.form.Get("token"); t != "" {
+		token = t
+	}
+	req.form.Del("token")
+	return req, token, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ---- auth / connections -------------------------------------------------
+
+func (s *Server) apiAuthTest(_ *apiRequest) (map[string]any, *apiError) {
+	return map[string]any{
+		"url":                   "https://" + s.TeamDomain + ".slack.com/",
+		"team":                  "Symbot Simulator",
+		"user":                  "symbot",
+		"team_id":               s.TeamID,
+		"user_id":               s.botUser,
+		"bot_id":                s.BotID,
+		"is_enterprise_install": false,
+	}, nil
+}
+
+func (s *Server) apiConnectionsOpen(_ *apiRequest) (map[string]any, *apiError) {
+	ticket := randHex(16)
+	s.tickets[ticket] = time.Now()
+	host := strings.TrimPrefix(s.base, "http://")
+	return map[string]any{"url": "ws://" + host + "/link/?ticket=" + ticket + "&app_id=" + s.AppID}, nil
+}
+
+// ---- chat -----------------------------------------------------------------
+
+// resolveChannelLocked finds the conversation a bot post goes to: a channel
+// ID, a channel name ("#x" or "x"), an IM ID, or a user ID (the user's IM).
+func (s *Server) resolveChannelLocked(ref string, allowUser bool) (*channelState, *apiError) {
+	if ref == "" {
+		return nil, slackErr("channel_not_found")
+	}
+	if allowUser && (strings.HasPrefix(ref, "U") || strings.HasPrefix(ref, "W")) {
+		u, ok := s.users[ref]
+		switch {
+		case !ok:
+			return nil, slackErr("channel_not_found")
+		case u.IsBot:
+			return nil, slackErr("cannot_dm_bot")
+		case u.Deleted:
+			return nil, slackErr("user_disabled")
+		}
+		return s.channels[s.imLocked(ref)], nil
+	}
+	ch, ok := s.channels[ref]
+	if !ok {
+		name := strings.TrimPrefix(ref, "#")
+		for _, c := range s.channels {
+			if !c.isIM && c.Name == name {
+				ch, ok = c, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, slackErr("channel_not_found")
+	}
+	if !ch.isIM && !ch.BotIsMember {
+		if ch.IsPrivate {
+			return nil, slackErr("channel_not_found")
+		}
+		return nil, slackErr("not_in_channel")
+	}
+	return ch, nil
+}
+
+// messageContent validates text/blocks/attachments parameters.
+func messageContent(r *apiRequest, require bool) (text string, blocks json.RawMessage, hasBlocks bool, ae *apiError) {
+	text = r.get("text")
+	if len(text) > 40000 {
+		return "", nil, false, slackErr("msg_too_long")
+	}
+	if r.has("blocks") {
+		hasBlocks = true
+		raw := r.get("blocks")
+		if r.body != nil {
+			raw = string(r.body["blocks"])
+		}
+		var err *apiError
+		blocks, err = normalizeBlocks([]byte(raw), 50, "message")
+		if err != nil {
+			return "", nil, false, err
+		}
+	}
+	if require && text == "" && len(blocks) <= 2 && r.get("attachments") == "" {
+		return "", nil, false, slackErr("no_text")
+	}
+	return text, blocks, hasBlocks, nil
+}
+
+func (s *Server) messageJSON(m *Message) map[string]any {
+	out := map[string]any{
+		"type": "message", "text": m.Text, "user": m.User, "ts": m.TS, "team": s.TeamID,
+	}
+	if m.User == s.botUser {
+		out["bot_id"] = s.BotID
+		out["app_id"] = s.AppID
+	}
+	if m.ThreadTS != "" {
+		out["thread_ts"] = m.ThreadTS
+	}
+	if len(m.Blocks) > 0 {
+		out["blocks"] = m.Blocks
+	}
+	return out
+}
+
+func (s *Server) apiPostMessage(r *apiRequest) (map[string]any, *apiError) {
+	ch, ae := s.resolveChannelLocked(r.get("channel"), true)
+	if ae != nil {
+		return nil, ae
+	}
+	text, blocks, _, ae := messageContent(r, true)
+	if ae != nil {
+		return nil, ae
+	}
+	threadTS := r.get("thread_ts")
+	if threadTS != "" {
+		parent, ok := s.byTS[MessageRef{ch.ID, threadTS}]
+		if !ok || parent.Ephemeral {
+			return nil, slackErr("thread_not_found")
+		}
+		if parent.ThreadTS != "" {
+			threadTS = parent.ThreadTS
+		}
+	}
+	m := &Message{Channel: ch.ID, TS: s.nextTSLocked(), ThreadTS: threadTS, User: s.botUser, Text: text, Blocks: blocks}
+	s.messages = append(s.messages, m)
+	s.byTS[m.Ref()] = m
+	return map[string]any{"channel": ch.ID, "ts": m.TS, "message": s.messageJSON(m)}, nil
+}
+
+func (s *Server) apiUpdate(r *apiRequest) (map[string]any, *apiError) {
+	chID := r.get("channel")
+	if _, ok := s.channels[chID]; !ok {
+		return nil, slackErr("channel_not_found")
+	}
+	ts := r.get("ts")
+	m, ok := s.byTS[MessageRef{chID, ts}]
+	if !ok || m.Deleted || m.Ephemeral {
+		return nil, slackErr("message_not_found")
+	}
+	if m.User != s.botUser {
+		return nil, slackErr("cant_update_message")
+	}
+	text, blocks, hasBlocks, ae := messageContent(r, false)
+	if ae != nil {
+		return nil, ae
+	}
+	if r.has("text") {
+		m.Text = text
+	}
+	if hasBlocks {
+		m.Blocks = blocks
+		if string(blocks) == "[]" {
+			m.Blocks = nil
+		}
+	}
+	if m.Text == "" && len(m.Blocks) == 0 {
+		return nil, slackErr("no_text")
+	}
+	m.Updates++
+	return map[string]any{"channel": chID, "ts": ts, "text": m.Text, "message": s.messageJSON(m)}, nil
+}
+
+func (s *Server) apiPostEphemeral(r *apiRequest) (map[string]any, *apiError) {
+	userID := r.get("user")
+	u, ok := s.users[userID]
+	if !ok || u.Deleted {
+		return nil, slackErr("user_not_found")
+	}
+	ch, ae := s.resolveChannelLocked(r.get("channel"), false)
+	if ae != nil {
+		return nil, ae
+	}
+	if ch.isIM && ch.user != userID || !ch.isIM && len(ch.Members) > 0 && !slices.Contains(ch.Members, userID) {
+		return nil, slackErr("user_not_in_channel")
+	}
+	text, blocks, _, ae := messageContent(r, true)
+	if ae != nil {
+		return nil, ae
+	}
+	m := &Message{Channel: ch.ID, TS: s.nextTSLocked(), ThreadTS: r.get("thread_ts"), User: s.botUser, Text: text, Blocks: blocks, Ephemeral: true, To: userID}
+	s.ephem = append(s.ephem, m)
+	s.byTS[m.Ref()] = m
+	return map[string]any{"message_ts": m.TS}, nil
+}
+
+func (s *Server) apiDelete(r *apiRequest) (map[string]any, *apiError) {
+	chID, ts := r.get("channel"), r.get("ts")
+	if _, ok := s.channels[chID]; !ok {
+		return nil, slackErr("channel_not_found")
+	}
+	m, ok := s.byTS[MessageRef{chID, ts}]
+	if !ok || m.Deleted || m.Ephemeral {
+		return nil, slackErr("message_not_found")
+	}
+	if m.User != s.botUser {
+		return nil, slackErr("cant_delete_message")
+	}
+	m.Deleted = true
+	return map[string]any{"channel": chID, "ts": ts}, nil
+}
+
+func (s *Server) apiPermalink(r *apiRequest) (map[string]any, *apiError) {
+	chID, ts := r.get("channel"), r.get("message_ts")
+	if _, ok := s.channels[chID]; !ok {
+		return nil, slackErr("channel_not_found")
+	}
+	if m, ok := s.byTS[MessageRef{chID, ts}]; !ok || m.Deleted || m.Ephemeral {
+		return nil, slackErr("message_not_found")
+	}
+	return map[string]any{
+		"channel":   chID,
+		"permalink": "https://" + s.TeamDomain + ".slack.com/archives/" + chID + "/p" + strings.ReplaceAll(ts, ".", ""),
+	}, nil
+}
+
+// ---- conversations --------------------------------------------------------
+
+func (s *Server) channelJSON(ch *channelState) map[string]any {
+	out := map[string]any{
+		"id": ch.ID, "created": 1700000000, "is_open": true,
+		"is_im": ch.isIM, "is_channel": !ch.isIM && !ch.IsPrivate, "is_group": !ch.isIM && ch.IsPrivate,
+		"is_private": ch.IsPrivate, "is_member": ch.BotIsMember, "is_archived": false,
+	}
+	if ch.isIM {
+		out["user"] = ch.user
+	} else {
+		out["name"] = ch.Name
+		out["name_normalized"] = ch.Name
+		out["num_members"] = len(s.membersLocked(ch))
+	}
+	return out
+}
+
+func (s *Server) membersLocked(ch *channelState) []string {
+	members := append([]string(nil), ch.Members...)
+	if ch.BotIsMember && !slices.Contains(members, s.botUser) {
+		members = append(members, s.botUser)
+	}
+	return members
+}
+
+func (s *Server) apiConversationsOpen(r *apiRequest) (map[string]any, *apiError) {
+	if id := r.get("channel"); id != "" {
+		ch, ok := s.channels[id]
+		if !ok || !ch.isIM {
+			return nil, slackErr("channel_not_found")
+		}
+		return map[string]any{"channel": s.channelJSON(ch), "already_open": true, "no_op": true}, nil
+	}
+	users := strings.Split(r.get("users"), ",")
+	if len(users) != 1 || users[0] == "" {
+		return nil, slackErrMsgs("invalid_arguments", "slacktest supports conversations.open with exactly one user")
+	}
+	u, ok := s.users[users[0]]
+	switch {
+	case !ok:
+		return nil, slackErr("user_not_found")
+	case u.IsBot:
+		return nil, slackErr("cannot_dm_bot")
+	case u.Deleted:
+		return nil, slackErr("user_disabled")
+	}
+	_, existed := s.ims[u.ID]
+	ch := s.channels[s.imLocked(u.ID)]
+	return map[string]any{"channel": s.channelJSON(ch), "already_open": existed, "no_op": existed}, nil
+}
+
+func (s *Server) visibleChannelLocked(id string) (*channelState, *apiError) {
+	ch, ok := s.channels[id]
+	if !ok || ch.IsPrivate && !ch.BotIsMember {
+		return nil, slackErr("channel_not_found")
+	}
+	return ch, nil
+}
+
+func (s *Server) apiConversationsInfo(r *apiRequest) (map[string]any, *apiError) {
+	ch, ae := s.visibleChannelLocked(r.get("channel"))
+	if ae != nil {
+		return nil, ae
+	}
+	return map[string]any{"channel": s.channelJSON(ch)}, nil
+}
+
+func (s *Server) apiConversationsMembers(r *apiRequest) (map[string]any, *apiError) {
+	ch, ae := s.visibleChannelLocked(r.get("channel"))
+	if ae != nil {
+		return nil, ae
+	}
+	return map[string]any{"members": s.membersLocked(ch), "response_metadata": map[string]any{"next_cursor": ""}}, nil
+}
+
+// ---- users ------------------------------------------------------------------
+
+func (s *Server) userJSON(u *User) map[string]any {
+	tz := u.TZ
+	if tz == "" {
+		tz = "America/Los_Angeles"
+	}
+	offset := 0
+	if loc, err := time.LoadLocation(tz); err == nil {
+		_, offset = time.Now().In(loc).Zone()
+	}
+	profile := map[string]any{
+		"real_name": u.RealName, "real_name_normalized": u.RealName,
+		"display_name": u.Name, "display_name_normalized": u.Name, "team": s.TeamID,
+	}
+	if u.Email != "" && !u.IsBot {
+		profile["email"] = u.Email
+	}
+	if u.IsBot {
+		profile["bot_id"] = s.BotID
+		profile["api_app_id"] = s.AppID
+	}
+	return map[string]any{
+		"id": u.ID, "team_id": s.TeamID, "name": u.Name, "deleted": u.Deleted, "real_name": u.RealName,
+		"tz": tz, "tz_label": tz, "tz_offset": offset, "is_bot": u.IsBot, "is_admin": false, "is_owner": false,
+		"is_restricted": u.IsRestricted, "is_ultra_restricted": u.IsUltraRestricted, "is_app_user": false,
+		"profile": profile,
+	}
+}
+
+func (s *Server) apiUsersInfo(r *apiRequest) (map[string]any, *apiError) {
+	u, ok := s.users[r.get("user")]
+	if !ok {
+		return nil, slackErr("user_not_found")
+	}
+	return map[string]any{"user": s.userJSON(u)}, nil
+}
+
+func (s *Server) apiLookupByEmail(r *apiRequest) (map[string]any, *apiError) {
+	email := r.get("email")
+	for _, id := range s.userSeq {
+		if u := s.users[id]; u.Email != "" && strings.EqualFold(u.Email, email) {
+			return map[string]any{"user": s.userJSON(u)}, nil
+		}
+	}
+	return nil, slackErr("users_not_found")
+}
