@@ -3,11 +3,220 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and failed
+	exitUsage = 2 // the command line was wrong
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "symbot: under construction")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // usage after the name
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "[--config FILE]", "run the bot (Socket Mode, scheduler, executor)", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+			return runCmd(ctx, args, stdout, stderr)
+		}},
+		{"demo", "", "run the whole flow against built-in simulators, no accounts needed", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+			return demoCmd(ctx, args, stdout, stderr)
+		}},
+		{"check", "[--config FILE] [--live]", "validate the config; --live also tests Slack, AWS and Okta", checkCmd},
+		{"iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", "print the IAM trust and permission policies to paste into AWS", iamPolicyCmd},
+		{"requests", "[--config FILE] [--json]", "list pending and approved requests (asks the running daemon)", requestsCmd},
+		{"grants", "[--config FILE] [--json]", "list active grants (asks the running daemon)", grantsCmd},
+		{"revoke", "ID [--reason TEXT] [--config FILE]", "end an active grant now and remove the membership", revokeCmd},
+		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
+		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
+		{"version", "", "print the version", versionCmd},
+		{"help", "[COMMAND]", "show help", nil},
+	}
+}
+
+// run executes the symbot command line args (without the program name) and
+// returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 {
+			if c, ok := findCommand(rest[0]); ok && c.run != nil {
+				return c.run(ctx, []string{"-h"}, stdin, stdout, stdout)
+			}
+			fmt.Fprintf(stderr, "symbot: unknown command %q\n", rest[0])
+			usage(stderr)
+			return exitUsage
+		}
+		usage(stdout)
+		return exitOK
+	case "-version", "--version":
+		name = "version"
+	}
+	c, ok := findCommand(name)
+	if !ok {
+		fmt.Fprintf(stderr, "symbot: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(ctx, rest, stdin, stdout, stderr)
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "symbot grants temporary Okta group membership after approval in Slack.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: symbot COMMAND [flags]")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The config file defaults to $SYMBOT_CONFIG, else symbot.yml. Slack tokens come from")
+	fmt.Fprintln(w, "SLACK_BOT_TOKEN and SLACK_APP_TOKEN (and optionally SLACK_API_URL) in the environment.")
+	fmt.Fprintln(w, "Run `symbot help COMMAND` for a command's flags.")
+}
+
+// newFlagSet returns a FlagSet for a subcommand that writes its usage to w.
+func newFlagSet(name, args string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintf(w, "Usage: symbot %s %s\n", name, args)
+		if c, ok := findCommand(name); ok {
+			fmt.Fprintf(w, "\n%s\n", c.summary)
+		}
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// configFlag adds the --config flag.
+func configFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("SYMBOT_CONFIG")
+	if def == "" {
+		def = DefaultConfigPath
+	}
+	return fs.String("config", def, "config file")
+}
+
+// parseFlags parses args allowing flags after positional arguments
+// (`revoke ID --reason x`), and returns the positional arguments. It
+// returns the exit code to use when parsing stops the command.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, true
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), 0, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// loadConfig loads the config and prints its problems on failure.
+func loadConfig(path string, stderr io.Writer) (*Config, bool) {
+	cfg, err := LoadConfig(path, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot: %v\n", err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func versionCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "", stderr)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot version: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "symbot %s\n", versionString())
+	return exitOK
+}
+
+func versionString() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var extra []string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if len(s.Value) > 12 {
+				s.Value = s.Value[:12]
+			}
+			extra = append(extra, s.Value)
+		case "vcs.modified":
+			if s.Value == "true" {
+				extra = append(extra, "modified")
+			}
+		}
+	}
+	extra = append(extra, bi.GoVersion)
+	return v + " (" + strings.Join(extra, ", ") + ")"
 }

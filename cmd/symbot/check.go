@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Check is one named preflight check. Fix says, for people, what to do
+// when it fails.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+	Fix  string
+}
+
+// CheckTimeout bounds each check.
+const CheckTimeout = 20 * time.Second
+
+// RunChecks runs checks in order, printing one line per check ("ok" or
+// "FAIL", and for a failure the error and the fix), and returns the number
+// that failed. A check that panics counts as failed.
+func RunChecks(ctx context.Context, w io.Writer, checks []Check) int {
+	failed := 0
+	for _, c := range checks {
+		err := runCheck(ctx, c)
+		if err == nil {
+			fmt.Fprintf(w, "ok    %s\n", c.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL  %s: %s\n", c.Name, oneLine(err.Error()))
+		if c.Fix != "" {
+			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
+		}
+	}
+	return failed
+}
+
+func runCheck(ctx context.Context, c Check) (err error) {
+	if c.Run == nil {
+		return errors.New("check has nothing to run")
+	}
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("check crashed: %v", p)
+		}
+	}()
+	return c.Run(ctx)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// OfflineChecks are the checks that need no network, for a config that
+// loaded.
+func OfflineChecks(cfg *Config) []Check {
+	nTargets := 0
+	for _, f := range cfg.Flows {
+		nTargets += len(f.Targets)
+	}
+	return []Check{
+		{
+			Name: fmt.Sprintf("config %s: %d flows, %d targets", cfg.File, len(cfg.Flows), nTargets),
+			Run:  func(context.Context) error { return nil },
+		},
+		{
+			Name: "SLACK_BOT_TOKEN is set",
+			Run: func(context.Context) error {
+				if cfg.Slack.BotToken == "" {
+					return errors.New("not set")
+				}
+				return nil
+			},
+			Fix: "export SLACK_BOT_TOKEN=xoxb-... (the Bot User OAuth Token from OAuth & Permissions after installing the app)",
+		},
+		{
+			Name: "SLACK_APP_TOKEN is set",
+			Run: func(context.Context) error {
+				if cfg.Slack.AppToken == "" {
+					return errors.New("not set")
+				}
+				return nil
+			},
+			Fix: "export SLACK_APP_TOKEN=xapp-... (Basic Information > App-Level Tokens, with the connections:write scope)",
+		},
+		{
+			Name: "store directory " + filepath.Dir(cfg.Store.Path) + " is writable",
+			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Store.Path)) },
+			Fix:  "create the directory and give the user that runs symbot write access, or change store.path",
+		},
+		{
+			Name: "store file " + cfg.Store.Path + " is private",
+			Run:  func(context.Context) error { return privateFile(cfg.Store.Path) },
+			Fix:  "chmod 600 " + cfg.Store.Path,
+		},
+		{
+			Name: "admin socket directory " + filepath.Dir(cfg.Admin.Socket) + " is writable",
+			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Admin.Socket)) },
+			Fix:  "create the directory and give the user that runs symbot write access, or change admin.socket",
+		},
+	}
+}
+
+func writableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".symbot-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot create a file in %s: %w", dir, errors.Unwrap(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// privateFile checks that an existing file is not readable by others; a
+// missing file is fine (symbot creates it with mode 0600).
+func privateFile(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat store file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("mode %v lets other users read it", st.Mode().Perm())
+	}
+	return nil
+}
+
+func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", "[--config FILE] [--live]", stderr)
+	cfgPath := configFlag(fs)
+	live := fs.Bool("live", false, "also check Slack, AWS and Okta with the real credentials")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot check: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	cfg, err := LoadConfig(*cfgPath, os.Getenv)
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stdout, "FAIL  config %s: %d problems\n", *cfgPath, len(ce.Problems))
+			for _, p := range ce.Problems {
+				fmt.Fprintf(stdout, "      %s\n", ce.Format(p))
+			}
+		} else {
+			fmt.Fprintf(stdout, "FAIL  config: %v\n", err)
+		}
+		return exitFail
+	}
+	failed := RunChecks(ctx, stdout, OfflineChecks(cfg))
+	if *live {
+		checks, err := liveChecks(ctx, cfg, stderr)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL  live checks: %v\n", err)
+			return exitFail
+		}
+		failed += RunChecks(ctx, stdout, checks)
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d check(s) failed\n", failed)
+		return exitFail
+	}
+	fmt.Fprintln(stdout, "all checks passed")
+	return exitOK
+}

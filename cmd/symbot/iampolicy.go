@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// PolicyDocument is an IAM policy document.
+type PolicyDocument struct {
+	Version   string            `json:"Version"`
+	Statement []PolicyStatement `json:"Statement"`
+}
+
+// PolicyStatement is one statement of an IAM policy.
+type PolicyStatement struct {
+	Sid       string                       `json:"Sid,omitempty"`
+	Effect    string                       `json:"Effect"`
+	Principal map[string]string            `json:"Principal,omitempty"`
+	Action    string                       `json:"Action"`
+	Resource  any                          `json:"Resource,omitempty"` // string or []string
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
+}
+
+// RolePolicies is what one role of the chain needs.
+type RolePolicies struct {
+	RoleARN string `json:"role_arn"`
+	Purpose string `json:"purpose"`
+	// MaxSessionDurationSeconds is the role's minimum "Maximum session
+	// duration" setting for aws.session_duration to be granted.
+	MaxSessionDurationSeconds int64          `json:"max_session_duration_seconds"`
+	TrustPolicy               PolicyDocument `json:"trust_policy"`
+	PermissionPolicy          PolicyDocument `json:"permission_policy"`
+}
+
+// IAMPolicies is the output of `symbot iam-policy`.
+type IAMPolicies struct {
+	// Principal is the identity symbot runs as (its base credentials).
+	Principal string `json:"principal"`
+	// PrincipalPolicy lets the principal assume the first role; attach it
+	// to the principal (needed across accounts, or when the trust policy
+	// names the account root).
+	PrincipalPolicy PolicyDocument `json:"principal_policy"`
+	// Roles in the order symbot assumes them; the last is aws.role_arn.
+	Roles []RolePolicies `json:"roles"`
+	Notes []string       `json:"notes,omitempty"`
+}
+
+const policyVersion = "2012-10-17"
+
+var (
+	principalRE    = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::\d{12}:(root|user/.+|role/.+)$`)
+	assumedRoleRE  = regexp.MustCompile(`^arn:(aws(?:-[a-z]+)*):sts::(\d{12}):assumed-role/([^/]+)/.+$`)
+	accountIDRE    = regexp.MustCompile(`^\d{12}$`)
+	secretSuffixRE = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+	tagKeyRE       = regexp.MustCompile(`^[\w .:/=+@-]{1,128}$`)
+)
+
+// normalizePrincipal accepts an IAM user or role ARN, an account id, or an
+// assumed-role session ARN (as `aws sts get-caller-identity` prints it),
+// and returns the ARN to trust plus a note when it had to guess.
+func normalizePrincipal(p, partition string) (string, string, error) {
+	switch {
+	case principalRE.MatchString(p):
+		return p, "", nil
+	case accountIDRE.MatchString(p):
+		return fmt.Sprintf("arn:%s:iam::%s:root", partition, p), "", nil
+	}
+	if m := assumedRoleRE.FindStringSubmatch(p); m != nil {
+		role := fmt.Sprintf("arn:%s:iam::%s:role/%s", m[1], m[2], m[3])
+		return role, fmt.Sprintf("--principal was a role session; trusting the role %s instead (if the role has a path, add it to the ARN)", role), nil
+	}
+	return "", "", fmt.Errorf("--principal %q is not an IAM user or role ARN, an account id, or an assumed-role ARN: use the Arn that `aws sts get-caller-identity` prints where symbot runs", p)
+}
+
+// BuildIAMPolicies computes the policies for cfg's role chain. principal
+// may be empty (then the account of the first role is trusted); tags, when
+// given, scope secret access by resource tags instead of the secret's ARN.
+func BuildIAMPolicies(cfg *Config, principal string, tags map[string]string) (*IAMPolicies, error) {
+	chain := append(append([]string(nil), cfg.AWS.HopRoles...), cfg.AWS.RoleARN)
+	first, ok := parseARN(chain[0])
+	if !ok {
+		return nil, fmt.Errorf("role %q is not an ARN", chain[0])
+	}
+	out := &IAMPolicies{}
+	if principal == "" {
+		out.Principal = fmt.Sprintf("arn:%s:iam::%s:root", first.partition, first.account)
+		out.Notes = append(out.Notes, fmt.Sprintf("no --principal given: the first role trusts every identity in account %s that is allowed to assume it; pass --principal with the ARN symbot runs as (aws sts get-caller-identity) to narrow it", first.account))
+	} else {
+		p, note, err := normalizePrincipal(principal, first.partition)
+		if err != nil {
+			return nil, err
+		}
+		out.Principal = p
+		if note != "" {
+			out.Notes = append(out.Notes, note)
+		}
+	}
+	out.PrincipalPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{{
+		Sid: "SymbotAssumeFirstRole", Effect: "Allow", Action: "sts:AssumeRole", Resource: chain[0],
+	}}}
+
+	secretStmt, err := secretStatement(cfg, tags)
+	if err != nil {
+		return nil, err
+	}
+	prev := out.Principal
+	for i, role := range chain {
+		last := i == len(chain)-1
+		trust := PolicyStatement{
+			Sid: "TrustSymbot", Effect: "Allow", Principal: map[string]string{"AWS": prev}, Action: "sts:AssumeRole",
+		}
+		rp := RolePolicies{RoleARN: role, MaxSessionDurationSeconds: int64(cfg.AWS.SessionDuration.Seconds())}
+		if last {
+			trust.Condition = map[string]map[string]string{"StringEquals": {"sts:ExternalId": cfg.AWS.ExternalID}}
+			rp.Purpose = "runtime connector role: assumed with the external id; reads the Okta API token secret"
+			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{secretStmt}}
+		} else {
+			rp.Purpose = fmt.Sprintf("hop role %d of %d: assumes the next role in the chain", i+1, len(chain)-1)
+			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{{
+				Sid: "SymbotAssumeNextRole", Effect: "Allow", Action: "sts:AssumeRole", Resource: chain[i+1],
+			}}}
+		}
+		rp.TrustPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{trust}}
+		out.Roles = append(out.Roles, rp)
+		prev = role
+	}
+	if len(cfg.AWS.HopRoles) > 0 {
+		out.Notes = append(out.Notes, "the roles are chained: AWS limits each chained session to 1 hour, so aws.session_duration is at most 1h")
+	} else if cfg.AWS.SessionDuration > MaxChainedSession {
+		out.Notes = append(out.Notes, fmt.Sprintf("set the role's Maximum session duration to at least %d seconds", int64(cfg.AWS.SessionDuration.Seconds())))
+	}
+	out.Notes = append(out.Notes, "if the secret is encrypted with a customer managed KMS key, also allow kms:Decrypt on that key for the runtime connector role (via secretsmanager.<region>.amazonaws.com)")
+	return out, nil
+}
+
+func secretStatement(cfg *Config, tags map[string]string) (PolicyStatement, error) {
+	role, _ := parseARN(cfg.AWS.RoleARN)
+	partition, account, region := role.partition, role.account, cfg.AWS.Region
+	st := PolicyStatement{Sid: "ReadOktaTokenSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue"}
+	if a, ok := parseARN(cfg.Okta.TokenSecret); ok {
+		partition, account, region = a.partition, a.account, a.region
+	}
+	if len(tags) > 0 {
+		st.Resource = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:*", partition, region, account)
+		cond := map[string]string{}
+		for k, v := range tags {
+			cond["aws:ResourceTag/"+k] = v
+		}
+		st.Condition = map[string]map[string]string{"StringEquals": cond}
+		return st, nil
+	}
+	ts := cfg.Okta.TokenSecret
+	if strings.HasPrefix(ts, "arn:") {
+		if secretSuffixRE.MatchString(ts) {
+			// Probably the full ARN with its random suffix; in case the
+			// name itself ends like one, allow the suffixed form too.
+			st.Resource = []string{ts, ts + "-??????"}
+		} else {
+			st.Resource = ts + "-??????"
+		}
+		return st, nil
+	}
+	// A secret's ARN ends in a random 6-character suffix after its name.
+	st.Resource = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-??????", partition, region, account, ts)
+	return st, nil
+}
+
+// tagFlags collects repeated --tag key=value flags.
+type tagFlags map[string]string
+
+func (t tagFlags) String() string {
+	var parts []string
+	for k, v := range t {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (t tagFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return fmt.Errorf("%q: use key=value, like symbot=okta-token", s)
+	}
+	if !tagKeyRE.MatchString(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
+		return fmt.Errorf("%q is not a usable tag key", k)
+	}
+	t[k] = v
+	return nil
+}
+
+func iamPolicyCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", stderr)
+	cfgPath := configFlag(fs)
+	principal := fs.String("principal", "", "the ARN symbot runs as (aws sts get-caller-identity); default: the first role's account")
+	tags := tagFlags{}
+	fs.Var(tags, "tag", "allow secrets with this resource tag (key=value, repeatable) instead of the configured secret's ARN")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot iam-policy: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*cfgPath, stderr)
+	if !ok {
+		return exitFail
+	}
+	p, err := BuildIAMPolicies(cfg, *principal, tags)
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot iam-policy: %v\n", err)
+		return exitUsage
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot iam-policy: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	return exitOK
+}
