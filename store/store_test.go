@@ -1,8 +1,18 @@
 package store_test
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store"
@@ -22,4 +32,395 @@ func MustOpen(tb testing.TB, opts *store.Options) *store.Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) symbot.Store { return MustOpen(t, &store.Options{NoSync: true}) })
+}
+
+func TestFileMode(t *testing.T) {
+	s := MustOpen(t, nil)
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("file mode = %v, want 0600", got)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	s := MustOpen(t, nil)
+	_, err := store.Open(s.Path(), &store.Options{Timeout: 50 * time.Millisecond})
+	if !errors.Is(err, symbot.ErrStoreLocked) {
+		t.Fatalf("second Open: got %v, want ErrStoreLocked", err)
+	}
+	for _, want := range []string{s.Path(), "locked by another process", "is another symbot running?"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	// The first store still works.
+	storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StatePending})
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := store.Open("", nil); err == nil {
+		t.Errorf("Open(\"\"): got nil error")
+	}
+	if _, err := store.Open(filepath.Join(t.TempDir(), "missing-dir", "x.db"), nil); err == nil {
+		t.Errorf("Open in a missing directory: got nil error")
+	}
+	// A bbolt file that is not a symbot store is refused and left alone.
+	path := filepath.Join(t.TempDir(), "other.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := store.Open(path, nil); err == nil || !strings.Contains(err.Error(), "not a symbot store") {
+		t.Errorf("Open of a foreign bbolt file: got %v, want a 'not a symbot store' error", err)
+	}
+}
+
+// editRaw opens the closed store file with bbolt directly and runs fn.
+func editRaw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatalf("raw edit: %v", err)
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost})
+	if _, err := s.ClaimJobs(t.Context(), "w", storetest.T0, time.Hour, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	editRaw(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, store.SchemaVersion+1))
+	})
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Open(path, nil)
+	if !errors.Is(err, symbot.ErrSchemaTooNew) {
+		t.Fatalf("Open: got %v, want ErrSchemaTooNew", err)
+	}
+	var se *store.SchemaError
+	if !errors.As(err, &se) || se.Found != store.SchemaVersion+1 || se.Supported != store.SchemaVersion {
+		t.Errorf("Open: got %#v, want a SchemaError found %d supported %d", err, store.SchemaVersion+1, store.SchemaVersion)
+	}
+	if !strings.Contains(err.Error(), "upgrade symbot") || !strings.Contains(err.Error(), fmt.Sprint(store.SchemaVersion+1)) {
+		t.Errorf("error %q should name the version and say to upgrade symbot", err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("Open modified a store with a newer schema")
+	}
+}
+
+func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.FullRequest("R1")
+	want.State = symbot.StatePending
+	storetest.MustPut(t, s, want)
+	storetest.MustAddJobs(t, s,
+		symbot.Job{Kind: symbot.JobGrant, Lane: "R1"},
+		symbot.Job{Kind: symbot.JobNotify, Lane: "R1"},
+		symbot.Job{Kind: symbot.JobPost, NotBefore: storetest.T0.Add(time.Hour)})
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		if _, err := tx.NextSeq("req"); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: "request", RequestID: "R1"}); err != nil {
+			return err
+		}
+		return tx.PutIdentity(symbot.Identity{SlackID: "U1", OktaUserID: "00u1"})
+	})
+	claimed, err := s.ClaimJobs(t.Context(), "old-process", storetest.T0, time.Hour, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != 1 {
+		t.Fatalf("ClaimJobs = %v, %v; want job 1", claimed, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := storetest.MustGet(t, s, "R1"); !reflect.DeepEqual(got, want) {
+		t.Errorf("request after reopen:\n got %+v\nwant %+v", got, want)
+	}
+	storetest.MustView(t, s, func(tx symbot.Tx) error {
+		js, err := tx.Jobs()
+		if err != nil {
+			return err
+		}
+		for _, j := range js {
+			if j.LeaseOwner != "" || !j.LeaseUntil.IsZero() {
+				t.Errorf("job %d still leased after reopen: %q until %v", j.ID, j.LeaseOwner, j.LeaseUntil)
+			}
+		}
+		if id, _, ok, _ := tx.NextDeadline(); !ok || id != "R1" {
+			t.Errorf("NextDeadline after reopen = %q %v, want R1", id, ok)
+		}
+		if rs, _ := tx.RequestsByRequester("U1"); len(rs) != 1 {
+			t.Errorf("requester index after reopen: %d requests, want 1", len(rs))
+		}
+		if id, ok, _ := tx.Identity("U1"); !ok || id.OktaUserID != "00u1" {
+			t.Errorf("identity after reopen = %+v %v", id, ok)
+		}
+		es, err := tx.Audit(0, 0)
+		if err != nil {
+			return err
+		}
+		seq, hash, _ := tx.AuditHead()
+		if err := symbot.VerifyAudit(es, seq, hash); err != nil || seq != 1 {
+			t.Errorf("audit after reopen: head %d, verify %v", seq, err)
+		}
+		return nil
+	})
+	// The in-flight job runs again at once (same clock, no waiting for the lease).
+	if at, ok, _ := s.NextJobTime(t.Context()); !ok || !at.IsZero() {
+		t.Errorf("NextJobTime after reopen = %v %v, want the zero time (due now)", at, ok)
+	}
+	got, err := s.ClaimJobs(t.Context(), "new-process", storetest.T0, time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != 1 || got[0].LeaseOwner != "new-process" {
+		t.Errorf("ClaimJobs after reopen = %+v, %v; want job 1 for new-process", got, err)
+	}
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		if n, _ := tx.NextSeq("req"); n != 2 {
+			t.Errorf("NextSeq after reopen = %d, want 2", n)
+		}
+		j := symbot.Job{Kind: symbot.JobPost}
+		if err := tx.AddJob(&j); err != nil {
+			return err
+		}
+		if j.ID != 4 {
+			t.Errorf("AddJob after reopen: id %d, want 4", j.ID)
+		}
+		return nil
+	})
+}
+
+func TestBackup(t *testing.T) {
+	s := MustOpen(t, nil)
+	var want []*symbot.Request
+	for i := range 50 {
+		r := storetest.FullRequest(fmt.Sprintf("R%02d", i))
+		r.State = symbot.StatePending
+		r.TimeoutAt = storetest.T0.Add(time.Duration(i) * time.Minute)
+		want = append(want, r)
+	}
+	storetest.MustPut(t, s, want...)
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost, RequestID: "R01"})
+	for i := range 5 {
+		storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+			return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: fmt.Sprint("a", i)})
+		})
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Backup(t.Context(), f)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != n {
+		t.Errorf("Backup reported %d bytes, file has %d", n, fi.Size())
+	}
+	// The original stays usable while the copy is open.
+	storetest.MustPut(t, s, &symbot.Request{ID: "after-backup"})
+
+	b, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open backup: %v", err)
+	}
+	defer b.Close()
+	for _, r := range want {
+		if got := storetest.MustGet(t, b, r.ID); !reflect.DeepEqual(got, r) {
+			t.Errorf("backup %s:\n got %+v\nwant %+v", r.ID, got, r)
+		}
+	}
+	storetest.MustView(t, b, func(tx symbot.Tx) error {
+		if _, err := tx.Request("after-backup"); !errors.Is(err, symbot.ErrNotFound) {
+			t.Errorf("backup holds a request written after it: %v", err)
+		}
+		due, err := tx.DueRequests(storetest.T0.Add(time.Hour), 0)
+		if len(due) != 50 {
+			t.Errorf("backup DueRequests: %d ids, want 50", len(due))
+		}
+		es, _ := tx.Audit(0, 0)
+		seq, hash, _ := tx.AuditHead()
+		if err := symbot.VerifyAudit(es, seq, hash); err != nil || seq != 5 {
+			t.Errorf("backup audit: head %d, verify %v", seq, err)
+		}
+		js, _ := tx.Jobs()
+		if len(js) != 1 || js[0].RequestID != "R01" {
+			t.Errorf("backup jobs = %+v", js)
+		}
+		return err
+	})
+}
+
+func TestStats(t *testing.T) {
+	s := MustOpen(t, nil)
+	storetest.MustPut(t, s,
+		&symbot.Request{ID: "A", State: symbot.StatePending, TimeoutAt: storetest.T0},
+		&symbot.Request{ID: "B", State: symbot.StatePending},
+		&symbot.Request{ID: "C", State: symbot.StateDenied})
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost})
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: "x"})
+	})
+	got, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Stats{Requests: 3, Scheduled: 1, Jobs: 1, AuditEntries: 1,
+		ByState: map[symbot.State]int{symbot.StatePending: 2, symbot.StateDenied: 1}, FileBytes: got.FileBytes}
+	if !reflect.DeepEqual(got, want) || got.FileBytes <= 0 {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+const auditN = 10
+
+// auditStore makes a closed store file with auditN chained entries.
+func auditStore(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= auditN; i++ {
+		storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+			return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second),
+				RequestID: "R1", Actor: "U1", Action: "approve", Detail: fmt.Sprintf("detail-%d", i)})
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// verify reopens path and verifies its audit chain against its head.
+func verify(t *testing.T, path string) error {
+	t.Helper()
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var verr error
+	storetest.MustView(t, s, func(tx symbot.Tx) error {
+		es, err := tx.Audit(0, 0)
+		if err != nil {
+			return err
+		}
+		seq, hash, err := tx.AuditHead()
+		verr = symbot.VerifyAudit(es, seq, hash)
+		return err
+	})
+	return verr
+}
+
+func TestAuditTamper(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(b *bolt.Bucket) error
+		wantSeq uint64
+	}{
+		{"untouched", func(b *bolt.Bucket) error { return nil }, 0},
+		{"one byte changed", func(b *bolt.Bucket) error {
+			v := bytes.Clone(b.Get(seqKey(4)))
+			i := bytes.Index(v, []byte("detail-4"))
+			if i < 0 {
+				return fmt.Errorf("detail not found in %s", v)
+			}
+			v[i+len("detail-")] = '5'
+			return b.Put(seqKey(4), v)
+		}, 4},
+		{"entry deleted", func(b *bolt.Bucket) error { return b.Delete(seqKey(5)) }, 6},
+		{"first entry deleted", func(b *bolt.Bucket) error { return b.Delete(seqKey(1)) }, 2},
+		{"last entry deleted", func(b *bolt.Bucket) error { return b.Delete(seqKey(auditN)) }, auditN},
+		{"two entries swapped", func(b *bolt.Bucket) error {
+			v3, v7 := bytes.Clone(b.Get(seqKey(3))), bytes.Clone(b.Get(seqKey(7)))
+			if err := b.Put(seqKey(3), v7); err != nil {
+				return err
+			}
+			return b.Put(seqKey(7), v3)
+		}, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := auditStore(t)
+			editRaw(t, path, func(tx *bolt.Tx) error { return tc.edit(tx.Bucket([]byte("audit"))) })
+			err := verify(t, path)
+			if tc.wantSeq == 0 {
+				if err != nil {
+					t.Errorf("VerifyAudit: %v, want nil", err)
+				}
+				return
+			}
+			var ae *symbot.AuditError
+			if !errors.As(err, &ae) {
+				t.Fatalf("VerifyAudit: got %v, want an *AuditError", err)
+			}
+			if ae.Seq != tc.wantSeq {
+				t.Errorf("AuditError.Seq = %d, want %d (%v)", ae.Seq, tc.wantSeq, err)
+			}
+		})
+	}
+}
+
+func TestAuditDamagedEntry(t *testing.T) {
+	path := auditStore(t)
+	editRaw(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		v := bytes.Clone(b.Get(seqKey(4)))
+		v[0] = 'x' // no longer JSON
+		return b.Put(seqKey(4), v)
+	})
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.View(t.Context(), func(tx symbot.Tx) error {
+		_, err := tx.Audit(0, 0)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "entry 4 is damaged") {
+		t.Errorf("Audit of a damaged entry: got %v, want an error naming entry 4", err)
+	}
 }
