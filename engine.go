@@ -40,6 +40,10 @@ type Engine struct {
 	IdentityTTL      time.Duration // how long a Slack→Okta identity is cached; default 1h
 	BatchSize        int           // deadlines handled per transaction; default 256
 	Owner            string        // job lease owner; default a per-process id
+	// ShutdownGrace bounds how long Run waits for in-flight jobs after its
+	// context ends; jobs still running then are cancelled and run again at
+	// the next start. Default 10s.
+	ShutdownGrace time.Duration
 
 	kickJobs  chan struct{}
 	kickSched chan struct{}

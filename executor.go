@@ -12,11 +12,6 @@ import (
 	"time"
 )
 
-// ShutdownGrace bounds how long Run waits for in-flight jobs after its
-// context ends; jobs still running then are cancelled and, their leases
-// cleared at the next start, run again.
-const ShutdownGrace = 10 * time.Second
-
 // Run executes due jobs and fires deadlines until ctx ends. Everything
 // already due when it starts runs at once.
 func (e *Engine) Run(ctx context.Context) error {
@@ -187,7 +182,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	defer func() {
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
-		t := time.NewTimer(ShutdownGrace)
+		t := time.NewTimer(orDefault(e.ShutdownGrace, 10*time.Second))
 		select {
 		case <-done:
 		case <-t.C:

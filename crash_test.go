@@ -1,0 +1,165 @@
+package symbot_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store"
+)
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// blockingDir wraps fakeDir: when block is set, AddMember/RemoveMember do
+// their work and then hang until the context ends, like a process that dies
+// after Okta applied the change but before symbot recorded it.
+type blockingDir struct {
+	*fakeDir
+	mu      sync.Mutex
+	block   map[string]bool
+	entered chan string
+}
+
+func (d *blockingDir) hang(ctx context.Context, op string) error {
+	d.mu.Lock()
+	b := d.block[op]
+	d.mu.Unlock()
+	if !b {
+		return nil
+	}
+	d.entered <- op
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (d *blockingDir) AddMember(ctx context.Context, uid, gid string) error {
+	if err := d.fakeDir.AddMember(ctx, uid, gid); err != nil {
+		return err
+	}
+	return d.hang(ctx, "add")
+}
+
+func (d *blockingDir) RemoveMember(ctx context.Context, uid, gid string) error {
+	if err := d.fakeDir.RemoveMember(ctx, uid, gid); err != nil {
+		return err
+	}
+	return d.hang(ctx, "remove")
+}
+
+func mustOpen(tb testing.TB, path string) *store.Store {
+	tb.Helper()
+	st, err := store.Open(path, nil)
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	return st
+}
+
+// TestCrashBetweenStateChangeAndSideEffect closes the store (the process
+// "dies") while the grant and later the removal are in flight, after Okta
+// applied them, and checks a restart completes each exactly once.
+func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	flow := testFlow()
+	flow.Durations = []time.Duration{2 * time.Second}
+	flow.ExpiryWarning = 0
+	dir := &blockingDir{fakeDir: newFakeDir(), block: map[string]bool{"add": true}, entered: make(chan string, 4)}
+	dir.addUser("00ualice", alice.Email, "ACTIVE")
+	notes := &fakeNotifier{}
+
+	// life runs one "process": an engine on the store until stop is called.
+	life := func() (*symbot.Engine, *store.Store, func()) {
+		st := mustOpen(t, path)
+		eng, err := symbot.NewEngine(st, dir, notes, []symbot.Flow{flow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng.RetryBase = 50 * time.Millisecond
+		eng.ShutdownGrace = 100 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = eng.Run(ctx) }()
+		return eng, st, func() {
+			cancel()
+			<-done
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	eng, _, stop := life()
+	r, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: 2 * time.Second, Reason: "crash test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Approve(t.Context(), r.ID, bob, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-dir.entered // Okta has the membership; symbot has not recorded it
+	stop()
+
+	dir.mu.Lock()
+	dir.block = map[string]bool{"remove": true}
+	dir.mu.Unlock()
+	eng, st, stop := life()
+	waitFor(t, "the grant to complete after restart", func() bool {
+		got, err := eng.Get(t.Context(), r.ID)
+		return err == nil && got.State == symbot.StateActive
+	})
+	<-dir.entered // expired; Okta removed it; symbot has not recorded it
+	got, _ := eng.Get(t.Context(), r.ID)
+	if got.State != symbot.StateExpired || got.Removed {
+		t.Fatalf("before the second crash: state %s removed %t", got.State, got.Removed)
+	}
+	_ = st
+	stop()
+
+	dir.mu.Lock()
+	dir.block = nil
+	dir.mu.Unlock()
+	eng, st, stop = life()
+	defer stop()
+	waitFor(t, "the removal to complete after restart", func() bool {
+		got, err := eng.Get(t.Context(), r.ID)
+		return err == nil && got.Removed
+	})
+	waitFor(t, "every job to finish", func() bool {
+		var n int
+		_ = st.View(t.Context(), func(tx symbot.Tx) error { js, err := tx.Jobs(); n = len(js); return err })
+		return n == 0
+	})
+	if dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("access left behind after crashes")
+	}
+	got, _ = eng.Get(t.Context(), r.ID)
+	var states []symbot.State
+	for _, tr := range got.Transitions {
+		states = append(states, tr.To)
+	}
+	if want := []symbot.State{symbot.StateApproved, symbot.StateActive, symbot.StateExpired}; len(states) != len(want) || states[0] != want[0] || states[1] != want[1] || states[2] != want[2] {
+		t.Errorf("transitions = %v, want %v", states, want)
+	}
+	for _, ev := range []symbot.Event{symbot.EventApproved, symbot.EventGranted, symbot.EventRemoved} {
+		if n := len(notes.find("dm", "UALICE", ev)); n != 1 {
+			t.Errorf("%s DMs = %d, want exactly 1", ev, n)
+		}
+	}
+	if n := len(notes.find("post", "", "")); n != 1 {
+		t.Errorf("approval messages posted = %d, want 1", n)
+	}
+	verifyAudit(t, st)
+}
