@@ -693,7 +693,7 @@ func (c *Config) applyDefaults(dir string) {
 
 var (
 	roleARNRE     = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
-	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]{2,1224}$`)
+	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	regionRE      = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
 	secretNameRE  = regexp.MustCompile(`^[\w/+=.@-]{1,512}$`)
@@ -779,7 +779,7 @@ func (c *Config) validate(d *decoder) {
 	switch {
 	case c.AWS.ExternalID == "":
 		at("aws.external_id", "missing: the external id in the role's trust policy (run `symbot iam-policy` to see it)")
-	case !externalIDRE.MatchString(c.AWS.ExternalID):
+	case len(c.AWS.ExternalID) < 2 || len(c.AWS.ExternalID) > 1224 || !externalIDRE.MatchString(c.AWS.ExternalID):
 		at("aws.external_id", "must be 2 to 1224 characters of letters, digits and +=,.@:/-")
 	}
 	for i, h := range c.AWS.HopRoles {

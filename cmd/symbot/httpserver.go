@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Readiness reports why symbot cannot serve yet (Socket Mode not connected,
+// store not open), or nil when it can.
+type Readiness func(ctx context.Context) error
+
+// ReadinessTimeout bounds one readiness evaluation.
+const ReadinessTimeout = 5 * time.Second
+
+// NewHTTPHandler serves /healthz (the process is alive), /readyz (ready
+// says it can serve; 503 with the reason otherwise) and /metrics (reg in
+// Prometheus text format). It has no authentication: bind it to loopback
+// or a private interface.
+func NewHTTPHandler(ready Readiness, reg *Registry, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var err error
+		if ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), ReadinessTimeout)
+			err = ready(ctx)
+			cancel()
+		}
+		if err != nil {
+			logger.DebugContext(r.Context(), "not ready", "reason", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %s\n", oneLine(err.Error()))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if reg != nil {
+		mux.Handle("GET /metrics", reg.Handler())
+	}
+	return mux
+}
+
+// ListenHTTP opens the health and metrics listener, or returns nil when
+// addr is empty (turned off).
+func ListenHTTP(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on http.listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
