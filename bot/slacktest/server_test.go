@@ -26,10 +26,10 @@ type app struct {
 }
 
 // MustApp connects a slack-go socketmode client to srv and runs it until the test ends.
-func MustApp(tb testing.TB, srv *slacktest.Server, handle func(evt socketmode.Event) (bool, any)) *app {
+func MustApp(tb testing.TB, srv *slacktest.Server, handle func(evt socketmode.Event) (bool, any), opts ...socketmode.Option) *app {
 	tb.Helper()
 	api := slack.New(srv.BotToken, slack.OptionAPIURL(srv.APIURL()), slack.OptionAppLevelToken(srv.AppToken))
-	a := &app{api: api, client: socketmode.New(api), handle: handle}
+	a := &app{api: api, client: socketmode.New(api, opts...), handle: handle}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.client.RunContext(ctx) })
