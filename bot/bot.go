@@ -1,0 +1,367 @@
+// Package bot is symbot's Slack adapter: the Socket Mode loop, the /sym
+// grammar, modals, Block Kit messages and button handlers. It turns what
+// people type and click into Engine calls, and implements symbot.Notifier to
+// turn the engine's notifications into Slack messages.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+	"github.com/symbot/symbot"
+)
+
+// Config holds the bot's optional settings; zero values get defaults.
+type Config struct {
+	Command       string       // slash command name; default "/sym"
+	ErrorsChannel string       // channel id for operator alerts; empty logs them instead
+	Logger        *slog.Logger // default: discard
+	Now           func() time.Time
+	Workers       int // concurrent handlers of slow work (Engine and Slack calls); default 8
+	QueueSize     int // slow work waiting for a worker before symbot answers "busy"; default 1024
+
+	UserCacheTTL    time.Duration // how long a users.info answer is trusted; default 5m
+	ClickWindow     time.Duration // repeated identical clicks within it are ignored; default 5s
+	DedupSize       int           // envelope ids and click keys remembered; default 8192
+	AckTimeout      time.Duration // longest wait to queue an ack; default 2s
+	MaxRetryWait    time.Duration // longest Retry-After honoured inside an interactive call; default 10s
+	ShutdownTimeout time.Duration // how long Run waits for running handlers; default 10s
+
+	// SocketOptions are passed to socketmode.New (e.g. OptionPingInterval).
+	SocketOptions []socketmode.Option
+}
+
+// Bot is the Slack adapter. Create it with New, pass it to symbot.NewEngine
+// as the Notifier, then call Run with the engine.
+type Bot struct {
+	api *slack.Client
+	cfg Config
+	log *slog.Logger
+
+	eng     atomic.Pointer[symbot.Engine]
+	running atomic.Bool
+
+	connected atomic.Bool
+	tasks     chan task
+
+	recent *recentSet // envelope ids, trigger ids, click keys, consumed views
+	actors *actorCache
+	dms    sync.Map // user id -> DM channel id
+
+	reportedMu sync.Mutex
+	reported   map[string]bool // configuration problems already reported
+
+	connections, reconnects, envelopes, duplicates, doubleClicks, busy atomic.Int64
+
+	callsMu sync.Mutex
+	calls   map[CallKey]int64
+}
+
+// CallKey names a Slack Web API method and the result of one call: "ok",
+// "rate_limited", a Slack error code such as "channel_not_found", or "error".
+type CallKey struct {
+	Method string
+	Result string
+}
+
+// Stats is a snapshot of the bot's counters.
+type Stats struct {
+	Connected    bool
+	Connections  int64 // successful Socket Mode connections since start
+	Reconnects   int64 // connections after the first
+	Envelopes    int64 // envelopes received (including duplicates)
+	Duplicates   int64 // redelivered envelopes acknowledged again and skipped
+	DoubleClicks int64 // repeated identical clicks ignored
+	Busy         int64 // envelopes answered "busy" because the work queue was full
+	Queued       int   // slow work waiting for a worker now
+	SlackCalls   map[CallKey]int64
+}
+
+type task struct {
+	name string
+	fn   func(ctx context.Context)
+}
+
+// New returns a Bot that talks to Slack through api. The caller builds api
+// with slack.OptionAppLevelToken (Socket Mode) and, in tests, OptionAPIURL.
+func New(api *slack.Client, cfg Config) *Bot {
+	if cfg.Command == "" {
+		cfg.Command = "/sym"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.UserCacheTTL <= 0 {
+		cfg.UserCacheTTL = 5 * time.Minute
+	}
+	if cfg.ClickWindow <= 0 {
+		cfg.ClickWindow = 5 * time.Second
+	}
+	if cfg.DedupSize <= 0 {
+		cfg.DedupSize = 8192
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 2 * time.Second
+	}
+	if cfg.MaxRetryWait <= 0 {
+		cfg.MaxRetryWait = 10 * time.Second
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	b := &Bot{
+		api:      api,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		tasks:    make(chan task, cfg.QueueSize),
+		recent:   newRecentSet(cfg.DedupSize),
+		reported: map[string]bool{},
+		calls:    map[CallKey]int64{},
+	}
+	b.actors = newActorCache(b)
+	return b
+}
+
+var _ symbot.Notifier = (*Bot)(nil)
+
+// Connected reports whether the Socket Mode connection is up.
+func (b *Bot) Connected() bool { return b.connected.Load() }
+
+// Stats returns a snapshot of the bot's counters.
+func (b *Bot) Stats() Stats {
+	b.callsMu.Lock()
+	calls := maps.Clone(b.calls)
+	b.callsMu.Unlock()
+	return Stats{
+		Connected:    b.connected.Load(),
+		Connections:  b.connections.Load(),
+		Reconnects:   b.reconnects.Load(),
+		Envelopes:    b.envelopes.Load(),
+		Duplicates:   b.duplicates.Load(),
+		DoubleClicks: b.doubleClicks.Load(),
+		Busy:         b.busy.Load(),
+		Queued:       len(b.tasks),
+		SlackCalls:   calls,
+	}
+}
+
+// Run connects to Slack in Socket Mode and handles commands and clicks with
+// eng until ctx ends; it then waits (at most Config.ShutdownTimeout) for
+// running handlers and returns nil. It returns an error early only when the
+// connection cannot be made at all (e.g. the app token is invalid).
+func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
+	if eng == nil {
+		return errors.New("run bot: nil engine")
+	}
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("run bot: already running")
+	}
+	defer b.running.Store(false)
+	b.eng.Store(eng)
+
+	opts := append([]socketmode.Option{socketmode.OptionLog(slogOutput{b.log})}, b.cfg.SocketOptions...)
+	sm := socketmode.New(b.api, opts...)
+
+	// Workers outlive ctx by at most ShutdownTimeout so that work already
+	// acknowledged to Slack gets its chance to finish.
+	workCtx, workCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer workCancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range b.cfg.Workers {
+		wg.Go(func() { b.work(workCtx, stop) })
+	}
+
+	smCtx, smCancel := context.WithCancel(ctx)
+	defer smCancel()
+	smDone := make(chan error, 1)
+	go func() { smDone <- sm.RunContext(smCtx) }()
+
+	var runErr error
+	smFinished := false
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-smDone:
+			smFinished = true
+			if ctx.Err() == nil {
+				runErr = fmt.Errorf("socket mode connection: %w", err)
+				b.log.Error("socket mode stopped", "err", err)
+			}
+			break loop
+		case evt := <-sm.Events:
+			b.handleEvent(ctx, sm, evt)
+		}
+	}
+	b.connected.Store(false)
+	smCancel()
+
+	// Stop taking work; let the workers finish what is queued, bounded.
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(b.cfg.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		b.log.Warn("handlers still running at shutdown; cancelling them", "timeout", b.cfg.ShutdownTimeout)
+		workCancel()
+		<-done
+	}
+	if !smFinished {
+		<-smDone
+	}
+	return runErr
+}
+
+// work runs queued tasks until stop closes, then finishes what is queued.
+func (b *Bot) work(ctx context.Context, stop <-chan struct{}) {
+	for {
+		select {
+		case t := <-b.tasks:
+			b.runTask(ctx, t)
+		case <-stop:
+			for {
+				select {
+				case t := <-b.tasks:
+					b.runTask(ctx, t)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (b *Bot) runTask(ctx context.Context, t task) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("handler panicked", "task", t.name, "panic", p)
+		}
+	}()
+	t.fn(ctx)
+}
+
+// enqueue hands slow work to the worker pool without blocking; it reports
+// false when the queue is full.
+func (b *Bot) enqueue(name string, fn func(ctx context.Context)) bool {
+	select {
+	case b.tasks <- task{name: name, fn: fn}:
+		return true
+	default:
+		b.busy.Add(1)
+		b.log.Warn("work queue full", "task", name, "queue", cap(b.tasks))
+		return false
+	}
+}
+
+// handleEvent runs on the event loop: it must never block on Slack or the
+// engine.
+func (b *Bot) handleEvent(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		b.connected.Store(false)
+	case socketmode.EventTypeConnected:
+		b.connected.Store(true)
+		if n := b.connections.Add(1); n > 1 {
+			b.reconnects.Add(1)
+			b.log.Info("socket mode reconnected", "connections", n)
+		} else {
+			b.log.Info("socket mode connected")
+		}
+	case socketmode.EventTypeHello:
+		b.connected.Store(true)
+	case socketmode.EventTypeConnectionError:
+		b.connected.Store(false)
+		if e, ok := evt.Data.(*slack.ConnectionErrorEvent); ok {
+			b.log.Warn("socket mode connection failed", "attempt", e.Attempt, "backoff", e.Backoff, "err", e.ErrorObj)
+		}
+	case socketmode.EventTypeInvalidAuth:
+		b.connected.Store(false)
+		b.log.Error("socket mode: app token rejected; check the app-level token (connections:write)")
+	case socketmode.EventTypeIncomingError:
+		b.log.Warn("socket mode read failed; reconnecting", "err", evt.Data)
+	case socketmode.EventTypeErrorWriteFailed:
+		b.log.Warn("socket mode write failed; Slack will redeliver", "err", evt.Data)
+	case socketmode.EventTypeErrorBadMessage:
+		b.log.Warn("socket mode: unreadable message", "err", evt.Data)
+	case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive, socketmode.EventTypeEventsAPI:
+		if evt.Request == nil {
+			return
+		}
+		b.handleEnvelope(ctx, sm, evt)
+	}
+}
+
+// handleEnvelope acknowledges one envelope at once (deduplicating
+// redeliveries) and queues any slow work.
+func (b *Bot) handleEnvelope(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+	b.envelopes.Add(1)
+	req := evt.Request
+	now := b.cfg.Now()
+	if prev, dup := b.recent.get("env|"+req.EnvelopeID, now); dup {
+		b.duplicates.Add(1)
+		b.log.Debug("duplicate envelope", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
+		b.ack(ctx, sm, req.EnvelopeID, prev)
+		return
+	}
+	var payload any
+	switch evt.Type {
+	case socketmode.EventTypeSlashCommand:
+		if cmd, ok := evt.Data.(slack.SlashCommand); ok {
+			payload = b.onSlash(cmd, now)
+		}
+	case socketmode.EventTypeInteractive:
+		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
+			payload = b.onInteraction(cb, now)
+		}
+	}
+	if payload == errNoAck {
+		// Overloaded: leave it unacknowledged so Slack delivers it again.
+		return
+	}
+	b.recent.put("env|"+req.EnvelopeID, now, 0, payload)
+	b.ack(ctx, sm, req.EnvelopeID, payload)
+}
+
+// errNoAck as an ack payload means "do not acknowledge".
+var errNoAck = &struct{ noAck bool }{true}
+
+func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string, payload any) {
+	actx, cancel := context.WithTimeout(ctx, b.cfg.AckTimeout)
+	defer cancel()
+	if err := sm.AckCtx(actx, envelopeID, payload); err != nil {
+		b.log.Warn("ack failed; Slack will redeliver", "envelope_id", envelopeID, "err", err)
+	}
+}
+
+// engine returns the engine given to Run.
+func (b *Bot) engine() *symbot.Engine { return b.eng.Load() }
+
+// slogOutput adapts slog to socketmode's logger (used only with debug on).
+type slogOutput struct{ l *slog.Logger }
+
+func (o slogOutput) Output(_ int, s string) error {
+	o.l.Debug("socketmode: " + s)
+	return nil
+}

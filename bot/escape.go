@@ -1,0 +1,99 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/symbot/symbot"
+)
+
+// escaper turns the three characters Slack treats as control sequences in
+// message text into entities, so user text can ping, link or mention nothing.
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// Escape makes user text safe to show in Slack mrkdwn: `<!channel>`,
+// `<@U123>` and `<http://evil|ok>` render literally instead of pinging or
+// linking.
+func Escape(s string) string { return escaper.Replace(s) }
+
+// escapeTrunc escapes s and cuts the result to at most max bytes, never in
+// the middle of an entity or a rune, marking the cut with an ellipsis.
+func escapeTrunc(s string, max int) string {
+	e := Escape(s)
+	if len(e) <= max {
+		return e
+	}
+	const ell = "…"
+	limit := max - len(ell)
+	var b strings.Builder
+	for _, r := range s {
+		piece := Escape(string(r))
+		if b.Len()+len(piece) > limit {
+			break
+		}
+		b.WriteString(piece)
+	}
+	b.WriteString(ell)
+	return b.String()
+}
+
+// plainTrunc cuts plain text (select labels, input values) to max runes.
+func plainTrunc(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
+}
+
+// mention renders a Slack user mention for an id symbot got from Slack
+// itself; anything that does not look like a user id is escaped instead.
+func mention(id string) string {
+	if !isSlackID(id) {
+		if id == "" {
+			return "someone"
+		}
+		return Escape(id)
+	}
+	return "<@" + id + ">"
+}
+
+// channelRef renders a channel link for a channel id, or the escaped name.
+func channelRef(ch string) string {
+	if isSlackID(ch) && (ch[0] == 'C' || ch[0] == 'G') {
+		return "<#" + ch + ">"
+	}
+	return Escape(strings.TrimPrefix(ch, "#"))
+}
+
+func isSlackID(s string) bool {
+	if len(s) < 2 || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// slackDate renders t with Slack's date formatting, which shows it in each
+// reader's own time zone, with a UTC fallback for clients that cannot.
+func slackDate(t time.Time) string {
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// left renders the time remaining until t, rounded to the minute.
+func left(now, t time.Time) string {
+	d := t.Sub(now)
+	if d <= 0 {
+		return "no time"
+	}
+	if d < time.Minute {
+		return "less than a minute"
+	}
+	return symbot.FormatDuration(d.Round(time.Minute))
+}

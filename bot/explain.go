@@ -1,0 +1,153 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/symbot/symbot"
+)
+
+// UsageError is a /sym command symbot did not understand.
+type UsageError struct {
+	Problem string // in words for people, already safe for Slack
+}
+
+func (e *UsageError) Error() string { return e.Problem }
+
+// errSlackProfile marks a failure to read someone's Slack profile.
+var errSlackProfile = errors.New("read Slack profile")
+
+// errBusy is returned when symbot has too much work queued.
+var errBusy = errors.New("symbot is busy")
+
+// Explain turns an error into words for the person who caused it. It never
+// reveals internal details (those go to the log); the text is safe Slack
+// mrkdwn. It is the only place where errors become user-facing text.
+func Explain(err error) string {
+	if err == nil {
+		return ""
+	}
+	var (
+		usage  *UsageError
+		input  *symbot.InputError
+		dup    *symbot.DuplicateError
+		dec    *symbot.DecidedError
+		policy *symbot.PolicyError
+		trans  *symbot.TransitionError
+	)
+	switch {
+	case errors.As(err, &usage):
+		return usage.Problem + "\n" + helpText
+	case errors.As(err, &input):
+		return fmt.Sprintf("%s: %s", fieldName(input.Field), Escape(input.Problem))
+	case errors.As(err, &dup):
+		return fmt.Sprintf("You already have a pending request (`%s`) for this target. Wait for a decision, or cancel it from `/sym list` and ask again.", Escape(dup.ExistingID))
+	case errors.As(err, &dec):
+		return explainDecided(dec)
+	case errors.As(err, &policy):
+		return "You can't do that: " + Escape(policy.Reason)
+	case errors.As(err, &trans):
+		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible.", Escape(trans.ID), stateWords(trans.From))
+	case errors.Is(err, symbot.ErrNotFound):
+		return "I can't find that request. It may have been removed; `/sym list` shows yours."
+	case errors.Is(err, symbot.ErrNotAllowed):
+		return "You are not allowed to do that."
+	case errors.Is(err, symbot.ErrInvalidRequest):
+		return "That request is not valid. " + helpHint
+	case errors.Is(err, symbot.ErrUserNotFound):
+		return "I could not find your Okta account from the email on your Slack profile. Ask your Okta admins to check that your Okta email matches your Slack email."
+	case errors.Is(err, symbot.ErrUserNotActive):
+		return "Your Okta account is not active, so access can't be granted. Ask your Okta admins to reactivate it."
+	case errors.Is(err, symbot.ErrGroupNotFound):
+		return "The Okta group behind this target does not exist any more. Tell the symbot admins so they can fix the flow configuration."
+	case errors.Is(err, symbot.ErrTokenRejected), errors.Is(err, symbot.ErrSecretNotFound), errors.Is(err, symbot.ErrAccessDenied):
+		return "symbot can't reach Okta because of a configuration problem on its side. The symbot admins need to check its Okta token (`symbot check`)."
+	case errors.Is(err, symbot.ErrChannelNotFound), errors.Is(err, symbot.ErrNotInChannel), errors.Is(err, symbot.ErrMissingScope):
+		return "symbot's Slack app is not set up for this yet (a channel or permission is missing). The symbot admins have been told; try again once they fix it."
+	case errors.Is(err, symbot.ErrRateLimited), errors.Is(err, symbot.ErrUnavailable), errors.Is(err, errBusy):
+		return "symbot or one of the services it uses is busy right now. Please try again in a minute."
+	case errors.Is(err, errSlackProfile):
+		return "I could not read your Slack profile just now. Please try again in a minute."
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "That took too long and was stopped. Please try again."
+	case errors.Is(err, symbot.ErrStoreLocked), errors.Is(err, symbot.ErrSchemaTooNew):
+		return "symbot can't open its database right now. The symbot admins need to look at it."
+	}
+	return "Something went wrong on symbot's side. Please try again; if it keeps happening, tell the symbot admins (the details are in symbot's log)."
+}
+
+func explainDecided(e *symbot.DecidedError) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Request `%s` is already %s", Escape(e.ID), stateWords(e.State))
+	if e.By != "" && e.State != symbot.StateTimedOut {
+		if e.By == symbot.System {
+			b.WriteString(" by symbot")
+		} else {
+			b.WriteString(" by " + mention(e.By))
+		}
+	}
+	if !e.At.IsZero() {
+		b.WriteString(" " + slackDate(e.At))
+	}
+	b.WriteString(".")
+	if e.Note != "" {
+		b.WriteString(" Note: " + escapeTrunc(e.Note, 500))
+	}
+	b.WriteString(" Nothing was changed.")
+	return b.String()
+}
+
+func fieldName(f string) string {
+	switch f {
+	case "flow":
+		return "Flow"
+	case "target":
+		return "Target"
+	case "duration":
+		return "Duration"
+	case "reason":
+		return "Reason"
+	case "":
+		return "Request"
+	}
+	return Escape(f)
+}
+
+// stateWords says a state as people would.
+func stateWords(s symbot.State) string {
+	switch s {
+	case symbot.StatePending:
+		return "waiting for approval"
+	case symbot.StateApproved:
+		return "approved"
+	case symbot.StateActive:
+		return "active"
+	case symbot.StateExpired:
+		return "expired"
+	case symbot.StateRevoked:
+		return "revoked"
+	case symbot.StateDenied:
+		return "denied"
+	case symbot.StateCancelled:
+		return "cancelled"
+	case symbot.StateTimedOut:
+		return "timed out"
+	case symbot.StateFailed:
+		return "failed"
+	case symbot.StateExtended:
+		return "approved as an extension"
+	}
+	return Escape(string(s))
+}
+
+// slogLevelFor logs refusals (people clicking what they may not) at info and
+// real failures at error.
+func slogLevelFor(err error, refusal bool) slog.Level {
+	if refusal || errors.Is(err, context.Canceled) {
+		return slog.LevelInfo
+	}
+	return slog.LevelError
+}

@@ -1,0 +1,576 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/symbot/symbot"
+)
+
+// ackMessage is the payload of a slash command ack: Slack shows it to the
+// person as an ephemeral message.
+type ackMessage struct {
+	ResponseType string `json:"response_type"`
+	Text         string `json:"text"`
+}
+
+func ephemeralAck(text string) ackMessage {
+	return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+}
+
+// replyTo says where to answer a person privately.
+type replyTo struct {
+	User        string
+	Channel     string
+	ResponseURL string
+}
+
+// onSlash handles a slash command on the event loop: it parses and
+// validates (cheap), queues slow work, and returns the ack payload.
+func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
+	if cmd.TriggerID != "" && !b.recent.add("trigger|"+cmd.TriggerID, now, 0) {
+		b.duplicates.Add(1)
+		return nil
+	}
+	if !strings.EqualFold(cmd.Command, b.cfg.Command) {
+		return ephemeralAck(fmt.Sprintf("I only answer `%s`. %s", Escape(b.cfg.Command), helpHint))
+	}
+	eng := b.engine()
+	to := replyTo{User: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
+	log := b.log.With("user", cmd.UserID, "command", cmd.Command)
+	c, err := parseCommand(cmd.Text)
+	if err != nil {
+		return ephemeralAck(Explain(err))
+	}
+	var fn func(ctx context.Context)
+	name := ""
+	switch c.Kind {
+	case cmdHelp:
+		return ephemeralAck(helpText)
+	case cmdModal:
+		flows := eng.Flows()
+		if c.Flow != "" {
+			f, ok := eng.Flow(c.Flow)
+			if !ok {
+				// "/sym req target" without duration and reason.
+				if _, _, err := eng.ResolveTarget("", c.Flow); err == nil {
+					return ephemeralAck(Explain(&UsageError{Problem: "The duration and reason are missing. Expected `/sym req <target> <duration> <reason…>`, or `/sym req` for the form."}))
+				}
+				return ephemeralAck(Explain(&symbot.InputError{Field: "flow", Problem: fmt.Sprintf("there is no flow %q; the flows are %s", c.Flow, flowList(flows))}))
+			}
+			flows = []symbot.Flow{*f}
+		}
+		meta := encodeMeta(modalMeta{Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL})
+		view := requestModal(flows, meta)
+		name = "open request form"
+		fn = func(ctx context.Context) { b.openView(ctx, cmd.TriggerID, view, to) }
+	case cmdRequest:
+		f, t, err := eng.ResolveTarget("", c.Target)
+		if err != nil {
+			return ephemeralAck(Explain(err))
+		}
+		d, err := checkDuration(f, c.Duration)
+		if err != nil {
+			return ephemeralAck(Explain(err))
+		}
+		reason, err := checkReason(c.Reason)
+		if err != nil {
+			return ephemeralAck(Explain(err))
+		}
+		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
+		name = "submit request"
+		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
+	case cmdList:
+		name = "list"
+		fn = func(ctx context.Context) { b.list(ctx, to) }
+	case cmdWhoami:
+		name = "whoami"
+		fn = func(ctx context.Context) { b.whoami(ctx, to) }
+	}
+	if !b.enqueue(name, fn) {
+		log.Warn("busy; command refused", "task", name)
+		return ephemeralAck(Explain(errBusy))
+	}
+	return nil
+}
+
+func flowList(flows []symbot.Flow) string {
+	var n []string
+	for _, f := range flows {
+		n = append(n, f.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func encodeMeta(m modalMeta) string {
+	raw, _ := json.Marshal(m)
+	return string(raw)
+}
+
+func decodeMeta(s string) modalMeta {
+	var m modalMeta
+	_ = json.Unmarshal([]byte(s), &m)
+	return m
+}
+
+// onInteraction handles a button click or modal submission on the event
+// loop and returns the ack payload.
+func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		if len(cb.ActionCallback.BlockActions) == 0 {
+			return nil
+		}
+		a := *cb.ActionCallback.BlockActions[0]
+		switch a.ActionID {
+		case ActionApprove, ActionDeny, ActionRevoke, ActionCancel, ActionRelinquish, ActionExtend:
+		default:
+			return nil // selects inside modals and the like
+		}
+		if cb.TriggerID != "" {
+			if _, dup := b.recent.get("trigger|"+cb.TriggerID, now); dup {
+				b.duplicates.Add(1)
+				return nil
+			}
+		}
+		key := strings.Join([]string{"click", cb.User.ID, a.ActionID, a.Value, cb.Container.MessageTs}, "|")
+		if _, dup := b.recent.get(key, now); dup {
+			b.doubleClicks.Add(1)
+			b.log.Debug("double click ignored", "user", cb.User.ID, "action", a.ActionID, "request_id", a.Value)
+			return nil
+		}
+		if !b.enqueue("click "+a.ActionID, func(ctx context.Context) { b.onClick(ctx, cb, a) }) {
+			return errNoAck
+		}
+		b.recent.put(key, now, b.cfg.ClickWindow, nil)
+		if cb.TriggerID != "" {
+			b.recent.put("trigger|"+cb.TriggerID, now, 0, nil)
+		}
+		return nil
+	case slack.InteractionTypeViewSubmission:
+		return b.onSubmit(cb, now)
+	}
+	return nil
+}
+
+// onSubmit validates a modal submission synchronously: problems go back
+// inline in the ack; valid input is queued for the engine and the ack
+// closes the modal.
+func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
+	viewKey := "view|" + cb.View.ID
+	if _, done := b.recent.get(viewKey, now); done {
+		b.duplicates.Add(1)
+		return nil // already accepted: just close it
+	}
+	meta := decodeMeta(cb.View.PrivateMetadata)
+	to := replyTo{User: cb.User.ID, Channel: meta.Channel, ResponseURL: meta.ResponseURL}
+	var values slack.ViewState
+	if cb.View.State != nil {
+		values = *cb.View.State
+	}
+	var fn func(ctx context.Context)
+	name := ""
+	switch cb.View.CallbackID {
+	case CallbackRequest:
+		in, errs := b.readRequestForm(values)
+		if len(errs) > 0 {
+			return slack.NewErrorsViewSubmissionResponse(errs)
+		}
+		name = "submit request"
+		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
+	case CallbackNote:
+		note := strings.TrimSpace(inputValue(values, BlockNote))
+		if len(note) > 500*4 {
+			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockNote: "Too long: at most 500 characters."})
+		}
+		action, id := meta.Action, meta.RequestID
+		name = "decide " + action
+		fn = func(ctx context.Context) { b.decide(ctx, to, action, id, note) }
+	case CallbackExtend:
+		eng := b.engine()
+		f, ok := eng.Flow(meta.Flow)
+		errs := map[string]string{}
+		var d time.Duration
+		if ok {
+			var err error
+			if d, err = checkDuration(f, selectedValue(values, BlockDuration)); err != nil {
+				errs[BlockDuration] = inputProblem(err)
+			}
+		}
+		reason, err := checkReason(inputValue(values, BlockReason))
+		if err != nil {
+			errs[BlockReason] = inputProblem(err)
+		}
+		if len(errs) > 0 {
+			return slack.NewErrorsViewSubmissionResponse(errs)
+		}
+		id := meta.RequestID
+		name = "extend"
+		fn = func(ctx context.Context) { b.extend(ctx, to, id, d, reason) }
+	default:
+		return nil
+	}
+	if !b.enqueue(name, fn) {
+		field := BlockReason
+		if cb.View.CallbackID == CallbackNote {
+			field = BlockNote
+		}
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{field: "symbot is busy right now; please submit again in a moment."})
+	}
+	b.recent.put(viewKey, now, 0, nil)
+	return nil
+}
+
+// readRequestForm validates the request form and returns the input, or
+// problems keyed by block id.
+func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[string]string) {
+	eng := b.engine()
+	errs := map[string]string{}
+	var in symbot.RequestInput
+	var f *symbot.Flow
+	spec := selectedValue(values, BlockTarget)
+	if spec == "" {
+		errs[BlockTarget] = "Choose what you need access to."
+	} else {
+		ff, t, err := eng.ResolveTarget("", spec)
+		if err != nil {
+			errs[BlockTarget] = inputProblem(err)
+		} else {
+			f, in.Flow, in.Target = ff, ff.Name, t.Name
+		}
+	}
+	ds := selectedValue(values, BlockDuration)
+	switch {
+	case ds == "":
+		errs[BlockDuration] = "Choose how long you need it."
+	case f != nil:
+		d, err := checkDuration(f, ds)
+		if err != nil {
+			errs[BlockDuration] = inputProblem(err)
+		}
+		in.Duration = d
+	}
+	reason, err := checkReason(inputValue(values, BlockReason))
+	if err != nil {
+		errs[BlockReason] = inputProblem(err)
+	}
+	in.Reason = reason
+	return in, errs
+}
+
+// inputProblem renders an input error for an inline modal error (plain text).
+func inputProblem(err error) string {
+	var ie *symbot.InputError
+	if errors.As(err, &ie) {
+		p := ie.Problem
+		if p != "" {
+			p = strings.ToUpper(p[:1]) + p[1:]
+		}
+		return p + "."
+	}
+	return "Not valid."
+}
+
+func selectedValue(v slack.ViewState, block string) string {
+	if a, ok := v.Values[block][block]; ok {
+		return a.SelectedOption.Value
+	}
+	return ""
+}
+
+func inputValue(v slack.ViewState, block string) string {
+	if a, ok := v.Values[block][block]; ok {
+		return a.Value
+	}
+	return ""
+}
+
+// ---- slow work, run by the workers --------------------------------------
+
+// tell answers a person privately: through the response_url when there is
+// one, else an ephemeral message in the channel, else a direct message.
+func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack.Block) {
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	if len(blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+	}
+	if to.ResponseURL != "" {
+		err := b.call(ctx, interactive, "response_url", to.Channel, func(ctx context.Context) error {
+			_, _, err := b.api.PostMessageContext(ctx, to.Channel, append(opts, slack.MsgOptionResponseURL(to.ResponseURL, slack.ResponseTypeEphemeral))...)
+			return err
+		})
+		if err == nil {
+			return
+		}
+		b.log.Info("response_url failed; trying an ephemeral message", "user", to.User, "err", err)
+	}
+	if to.Channel != "" {
+		err := b.call(ctx, interactive, "chat.postEphemeral", to.Channel, func(ctx context.Context) error {
+			_, err := b.api.PostEphemeralContext(ctx, to.Channel, to.User, opts...)
+			return err
+		})
+		if err == nil {
+			return
+		}
+		b.log.Info("ephemeral message failed; sending a DM", "user", to.User, "channel", to.Channel, "err", err)
+	}
+	if len(blocks) == 0 {
+		blocks = []slack.Block{slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_reply"))}
+	}
+	if err := b.dm(ctx, interactive, to.User, text, blocks); err != nil {
+		b.log.Error("could not answer user", "user", to.User, "err", err)
+	}
+}
+
+// fail logs err with its details and tells the person Explain(err).
+func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
+	var (
+		pe *symbot.PolicyError
+		de *symbot.DecidedError
+		ie *symbot.InputError
+		du *symbot.DuplicateError
+		ue *UsageError
+	)
+	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound))
+	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
+	b.tell(ctx, to, Explain(err))
+}
+
+func (b *Bot) openView(ctx context.Context, triggerID string, view slack.ModalViewRequest, to replyTo) {
+	err := b.call(ctx, interactive, "views.open", "", func(ctx context.Context) error {
+		_, err := b.api.OpenViewContext(ctx, triggerID, view)
+		return err
+	})
+	if err != nil {
+		b.fail(ctx, to, "open modal", err)
+	}
+}
+
+func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
+	actor, err := b.actor(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
+	eng := b.engine()
+	r, err := eng.Submit(ctx, actor, in)
+	if err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
+	f, _ := eng.Flow(r.Flow)
+	where := ""
+	if f != nil {
+		where = " in " + channelRef(f.Channel)
+	}
+	what := "Request"
+	if r.ExtensionOf != "" {
+		what = "Extension request (of `" + Escape(r.ExtensionOf) + "`)"
+	}
+	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s) sent; it is waiting for approval%s. `/sym list` shows it.",
+		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where))
+}
+
+func (b *Bot) extend(ctx context.Context, to replyTo, id string, d time.Duration, reason string) {
+	actor, err := b.actor(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
+	eng := b.engine()
+	r, err := eng.Extend(ctx, id, actor, d, reason)
+	if err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
+	f, _ := eng.Flow(r.Flow)
+	b.tell(ctx, to, fmt.Sprintf("Extension request `%s` for *%s* (%s more) sent; it is waiting for approval.", Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration)))
+}
+
+func (b *Bot) list(ctx context.Context, to replyTo) {
+	eng := b.engine()
+	rs, err := eng.ListForUser(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "list", err)
+		return
+	}
+	text, blocks := listBlocks(func(name string) *symbot.Flow { f, _ := eng.Flow(name); return f }, rs, b.cfg.Now())
+	b.tell(ctx, to, text, blocks...)
+}
+
+func (b *Bot) whoami(ctx context.Context, to replyTo) {
+	actor, err := b.actor(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "whoami", err)
+		return
+	}
+	eng := b.engine()
+	var lines []string
+	kind := ""
+	switch {
+	case actor.IsBot:
+		kind = " (a bot)"
+	case actor.IsGuest:
+		kind = " (a guest)"
+	}
+	lines = append(lines, fmt.Sprintf("*Slack:* %s, `%s`%s", mention(actor.SlackID), Escape(actor.SlackID), kind))
+	if u, err := eng.ResolveUser(ctx, actor.Person); err != nil {
+		b.log.Info("whoami: directory lookup failed", "user", actor.SlackID, "err", err)
+		lines = append(lines, "*Okta:* not resolved. "+Explain(err))
+	} else {
+		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
+	}
+	var req, appr []string
+	for _, f := range eng.Flows() {
+		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
+			req = append(req, "`"+Escape(f.Name)+"`")
+		}
+		ok, err := eng.MayApprove(ctx, &f, actor)
+		if err != nil {
+			b.log.Info("whoami: approver check failed", "user", actor.SlackID, "flow", f.Name, "err", err)
+			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+Explain(err)+")")
+			continue
+		}
+		if ok {
+			appr = append(appr, "`"+Escape(f.Name)+"`")
+		}
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	lines = append(lines, "*May request:* "+none(req), "*May approve:* "+none(appr))
+	text := strings.Join(lines, "\n")
+	b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+}
+
+// onClick handles a button.
+func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack.BlockAction) {
+	ch := cb.Container.ChannelID
+	if ch == "" {
+		ch = cb.Channel.ID
+	}
+	to := replyTo{User: cb.User.ID, Channel: ch, ResponseURL: cb.ResponseURL}
+	id := a.Value
+	eng := b.engine()
+	log := b.log.With("user", cb.User.ID, "action", a.ActionID, "request_id", id)
+	actor, err := b.actor(ctx, cb.User.ID)
+	if err != nil {
+		b.fail(ctx, to, a.ActionID, err)
+		return
+	}
+	switch a.ActionID {
+	case ActionApprove:
+		if _, err := eng.Approve(ctx, id, actor, ""); err != nil {
+			b.fail(ctx, to, "approve", err)
+			return
+		}
+		log.Info("approved")
+	case ActionDeny, ActionRevoke:
+		r, err := eng.Get(ctx, id)
+		if err != nil {
+			b.fail(ctx, to, a.ActionID, err)
+			return
+		}
+		want := symbot.StatePending
+		if a.ActionID == ActionRevoke {
+			want = symbot.StateActive
+		}
+		if r.State != want {
+			b.fail(ctx, to, a.ActionID, decided(r))
+			return
+		}
+		f, _ := eng.Flow(r.Flow)
+		if f == nil {
+			b.fail(ctx, to, a.ActionID, symbot.ErrNotFound)
+			return
+		}
+		if a.ActionID == ActionRevoke && !f.AllowRevoke && actor.SlackID != r.Requester.SlackID {
+			b.fail(ctx, to, "revoke", &symbot.PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access", f.Name)})
+			return
+		}
+		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id})
+		b.openView(ctx, cb.TriggerID, noteModal(a.ActionID, f, r, meta), to)
+	case ActionCancel:
+		r, err := eng.Cancel(ctx, id, actor)
+		if err != nil {
+			b.fail(ctx, to, "cancel", err)
+			return
+		}
+		b.tell(ctx, to, fmt.Sprintf("Cancelled request `%s`.", Escape(r.ID)))
+	case ActionRelinquish:
+		r, err := eng.Revoke(ctx, id, actor, "")
+		if err != nil {
+			b.fail(ctx, to, "relinquish", err)
+			return
+		}
+		f, _ := eng.Flow(r.Flow)
+		b.tell(ctx, to, fmt.Sprintf("Done: your access to *%s* (`%s`) is being removed.", Escape(targetLabel(f, r)), Escape(r.ID)))
+	case ActionExtend:
+		r, err := eng.Get(ctx, id)
+		if err != nil {
+			b.fail(ctx, to, "extend", err)
+			return
+		}
+		if r.Requester.SlackID != actor.SlackID {
+			b.fail(ctx, to, "extend", &symbot.PolicyError{Reason: "only the person who holds this access can ask to extend it"})
+			return
+		}
+		if r.State != symbot.StateActive {
+			b.fail(ctx, to, "extend", decided(r))
+			return
+		}
+		f, _ := eng.Flow(r.Flow)
+		if f == nil {
+			b.fail(ctx, to, "extend", symbot.ErrNotFound)
+			return
+		}
+		meta := encodeMeta(modalMeta{Channel: ch, Flow: f.Name, RequestID: id})
+		b.openView(ctx, cb.TriggerID, extendModal(f, r, meta), to)
+	}
+}
+
+// decide applies a Deny or Revoke with its note, after the note modal.
+func (b *Bot) decide(ctx context.Context, to replyTo, action, id, note string) {
+	actor, err := b.actor(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, action, err)
+		return
+	}
+	eng := b.engine()
+	switch action {
+	case ActionDeny:
+		_, err = eng.Deny(ctx, id, actor, note)
+	case ActionRevoke:
+		_, err = eng.Revoke(ctx, id, actor, note)
+	default:
+		err = fmt.Errorf("unknown decision %q: %w", action, symbot.ErrInvalidRequest)
+	}
+	if err != nil {
+		b.fail(ctx, to, action, err)
+		return
+	}
+	b.log.Info("decided", "action", action, "request_id", id, "user", to.User)
+}
+
+// decided describes a request that is no longer in the state a click needs.
+func decided(r *symbot.Request) error {
+	d := &symbot.DecidedError{ID: r.ID, State: r.State, By: symbot.System}
+	if t, ok := r.LastTransition(); ok {
+		d.By, d.At, d.Note = t.By, t.At, t.Note
+	}
+	if r.State == symbot.StateActive || r.State == symbot.StateApproved {
+		d.State = symbot.StateApproved
+		if t, ok := lastBy(r, symbot.StateApproved); ok {
+			d.By, d.At, d.Note = t.By, t.At, t.Note
+		}
+	}
+	return d
+}

@@ -1,0 +1,136 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slack-go/slack"
+	"github.com/symbot/symbot"
+)
+
+// errNotPosted is returned by UpdateRequest before the approval message exists.
+var errNotPosted = errors.New("approval message not posted yet")
+
+// PostRequest posts the approval message for r in f's channel.
+func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request) (symbot.MessageRef, error) {
+	text, blocks := renderRequest(f, r)
+	var ch, ts string
+	err := b.call(ctx, durable, "chat.postMessage", f.Channel, func(ctx context.Context) error {
+		var err error
+		ch, ts, err = b.api.PostMessageContext(ctx, f.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+	if err != nil {
+		return symbot.MessageRef{}, fmt.Errorf("post approval message for %s: %w", r.ID, err)
+	}
+	if ch == "" {
+		ch = f.Channel
+	}
+	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
+	return symbot.MessageRef{Channel: ch, TS: ts}, nil
+}
+
+// UpdateRequest re-renders r's approval message from r's current state and
+// replies in its thread about ev. It fails (so the job retries) while the
+// message has not been posted.
+func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
+	if r.Message.TS == "" {
+		return fmt.Errorf("update approval message for %s: %w", r.ID, errNotPosted)
+	}
+	ch := r.Message.Channel
+	if ch == "" {
+		ch = f.Channel
+	}
+	text, blocks := renderRequest(f, r)
+	err := b.call(ctx, durable, "chat.update", ch, func(ctx context.Context) error {
+		_, _, _, err := b.api.UpdateMessageContext(ctx, ch, r.Message.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update approval message for %s: %w", r.ID, err)
+	}
+	line := threadLine(f, r, ev)
+	err = b.call(ctx, durable, "chat.postMessage", ch, func(ctx context.Context) error {
+		_, _, err := b.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(r.Message.TS), slack.MsgOptionText(line, false),
+			slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(line), nil, nil, slack.SectionBlockOptionBlockID("sym_event"))))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reply in thread of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// NotifyUser sends userID a direct message about ev on r.
+func (b *Bot) NotifyUser(ctx context.Context, userID string, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
+	body, btns := dmBody(f, r, ev, userID, b.cfg.Now())
+	if err := b.dm(ctx, durable, userID, body, dmBlocks(r, body, btns)); err != nil {
+		return fmt.Errorf("notify %s about %s of %s: %w", userID, ev, r.ID, err)
+	}
+	return nil
+}
+
+// Alert posts an operational problem to the errors channel, or logs it at
+// error level when there is none.
+func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {
+	var parts []string
+	if a.RequestID != "" {
+		parts = append(parts, "request "+a.RequestID)
+	}
+	if a.Event != "" {
+		parts = append(parts, string(a.Event))
+	}
+	text := a.Text
+	if len(parts) > 0 {
+		text += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if b.cfg.ErrorsChannel == "" {
+		b.log.Error("symbot alert", "request_id", a.RequestID, "event", a.Event, "text", a.Text)
+		return nil
+	}
+	body := ":rotating_light: " + escapeTrunc(text, 2900)
+	err := b.call(ctx, durable, "chat.postMessage", b.cfg.ErrorsChannel, func(ctx context.Context) error {
+		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, slack.MsgOptionText(body, false),
+			slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_alert"))))
+		return err
+	})
+	if err != nil {
+		b.log.Error("symbot alert (errors channel failed)", "request_id", a.RequestID, "event", a.Event, "text", a.Text, "err", err)
+		return fmt.Errorf("post alert: %w", err)
+	}
+	return nil
+}
+
+// dm sends a direct message, opening (and remembering) the DM channel.
+func (b *Bot) dm(ctx context.Context, mode callMode, userID, text string, blocks []slack.Block) error {
+	ch, err := b.dmChannel(ctx, mode, userID)
+	if err != nil {
+		return err
+	}
+	return b.call(ctx, mode, "chat.postMessage", ch, func(ctx context.Context) error {
+		_, _, err := b.api.PostMessageContext(ctx, ch, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+}
+
+func (b *Bot) dmChannel(ctx context.Context, mode callMode, userID string) (string, error) {
+	if ch, ok := b.dms.Load(userID); ok {
+		return ch.(string), nil
+	}
+	var ch *slack.Channel
+	err := b.call(ctx, mode, "conversations.open", userID, func(ctx context.Context) error {
+		var err error
+		ch, _, _, err = b.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{userID}})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("open DM with %s: %w", userID, err)
+	}
+	if ch == nil || ch.ID == "" {
+		return "", fmt.Errorf("open DM with %s: %w: no channel in the answer", userID, symbot.ErrUnavailable)
+	}
+	b.dms.Store(userID, ch.ID)
+	return ch.ID, nil
+}

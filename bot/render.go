@@ -1,0 +1,552 @@
+package bot
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/symbot/symbot"
+)
+
+// Action ids of symbot's buttons; every button's value is a request id.
+const (
+	ActionApprove    = "sym_approve"
+	ActionDeny       = "sym_deny"
+	ActionRevoke     = "sym_revoke"
+	ActionCancel     = "sym_cancel"
+	ActionRelinquish = "sym_relinquish"
+	ActionExtend     = "sym_extend"
+)
+
+// Modal callback ids and the block ids of their inputs (the keys of inline
+// errors and of submitted values). Each input's action id equals its block id.
+const (
+	CallbackRequest = "sym_request" // the request form
+	CallbackNote    = "sym_note"    // decision note for Deny and Revoke
+	CallbackExtend  = "sym_extend"  // extension reason
+
+	BlockTarget   = "target"   // static select, option values "flow/target"
+	BlockDuration = "duration" // static select, option values like "1h"
+	BlockReason   = "reason"   // multiline plain text input
+	BlockNote     = "note"     // optional plain text input
+)
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
+
+func plain(s string, max int) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, plainTrunc(s, max), false, false)
+}
+
+func button(action, label, id, style string) *slack.ButtonBlockElement {
+	btn := slack.NewButtonBlockElement(action, id, plain(label, 75))
+	if style != "" {
+		btn.Style = slack.Style(style)
+	}
+	return btn
+}
+
+// targetLabel returns the human label of r's target.
+func targetLabel(f *symbot.Flow, r *symbot.Request) string {
+	if f != nil {
+		if t, ok := f.Target(r.Target); ok && t.Label != "" {
+			return t.Label
+		}
+	}
+	return r.Target
+}
+
+func flowLabel(f *symbot.Flow, r *symbot.Request) string {
+	if f != nil && f.Label != "" {
+		return f.Label
+	}
+	return r.Flow
+}
+
+// lastBy returns the most recent transition into state s.
+func lastBy(r *symbot.Request, s symbot.State) (symbot.Transition, bool) {
+	for i := len(r.Transitions) - 1; i >= 0; i-- {
+		if r.Transitions[i].To == s {
+			return r.Transitions[i], true
+		}
+	}
+	return symbot.Transition{}, false
+}
+
+// who renders the actor of a transition.
+func who(id string) string {
+	if id == symbot.System || id == "" {
+		return "symbot"
+	}
+	return mention(id)
+}
+
+func approvers(r *symbot.Request) string {
+	var m []string
+	for _, a := range r.Approvals {
+		m = append(m, mention(a.By))
+	}
+	if len(m) == 0 {
+		return "symbot"
+	}
+	return strings.Join(m, ", ")
+}
+
+func withNote(s, note string) string {
+	if note == "" {
+		return s
+	}
+	return s + " — “" + escapeTrunc(note, 500) + "”"
+}
+
+func approvalsNeeded(f *symbot.Flow) int {
+	if f == nil || f.ApprovalsRequired < 1 {
+		return symbot.DefaultApprovalsRequired
+	}
+	return f.ApprovalsRequired
+}
+
+// stateLine describes r's current state for the approval message.
+func stateLine(f *symbot.Flow, r *symbot.Request) string {
+	switch r.State {
+	case symbot.StatePending:
+		s := ":hourglass_flowing_sand: *Waiting for approval*"
+		need := approvalsNeeded(f)
+		if need > 1 || len(r.Approvals) > 0 {
+			s += fmt.Sprintf(" (%d of %d", len(r.Approvals), need)
+			if len(r.Approvals) > 0 {
+				s += ", approved by " + approvers(r)
+			}
+			s += ")"
+		}
+		if !r.TimeoutAt.IsZero() {
+			s += " · times out " + slackDate(r.TimeoutAt)
+		}
+		return s
+	case symbot.StateApproved:
+		return ":white_check_mark: *Approved* by " + approvers(r) + " · granting access…"
+	case symbot.StateActive:
+		return ":large_green_circle: *Active* until " + slackDate(r.ExpiresAt) + " · approved by " + approvers(r)
+	case symbot.StateExpired:
+		s := ":hourglass: *Expired*"
+		if !r.ExpiresAt.IsZero() {
+			s += " " + slackDate(r.ExpiresAt)
+		}
+		return s + removal(r)
+	case symbot.StateRevoked:
+		t, _ := lastBy(r, symbot.StateRevoked)
+		s := ":no_entry: *Revoked* by " + who(t.By)
+		if t.By == r.Requester.SlackID {
+			s = ":no_entry: *Relinquished* by " + mention(t.By)
+		}
+		if !t.At.IsZero() {
+			s += " " + slackDate(t.At)
+		}
+		return withNote(s, t.Note) + removal(r)
+	case symbot.StateDenied:
+		t, _ := lastBy(r, symbot.StateDenied)
+		return withNote(":x: *Denied* by "+who(t.By), t.Note)
+	case symbot.StateCancelled:
+		return ":leftwards_arrow_with_hook: *Cancelled* by the requester"
+	case symbot.StateTimedOut:
+		s := ":zzz: *Timed out*: nobody decided"
+		if f != nil && f.ApprovalTimeout > 0 {
+			s += " within " + symbot.FormatDuration(f.ApprovalTimeout)
+		}
+		return s
+	case symbot.StateFailed:
+		reason := r.FailReason
+		if reason == "" {
+			reason = "the grant could not be made"
+		}
+		return ":warning: *Failed*: " + escapeTrunc(reason, 1000)
+	case symbot.StateExtended:
+		return ":white_check_mark: *Extension approved* by " + approvers(r) + ": `" + Escape(r.ExtensionOf) + "` lasts longer"
+	}
+	return "*" + Escape(string(r.State)) + "*"
+}
+
+func removal(r *symbot.Request) string {
+	switch {
+	case r.Removed && r.RemovalNote != "":
+		return " · " + escapeTrunc(r.RemovalNote, 300)
+	case r.Removed:
+		return " · access removed"
+	}
+	return " · removing access…"
+}
+
+// renderRequest renders the approval message for r from its current state.
+func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
+	tl, fl := Escape(targetLabel(f, r)), Escape(flowLabel(f, r))
+	dur := symbot.FormatDuration(r.Duration)
+	head := fmt.Sprintf("%s requests *%s* (%s) for *%s*", mention(r.Requester.SlackID), tl, fl, dur)
+	if r.ExtensionOf != "" {
+		head = fmt.Sprintf("%s requests *%s* more of *%s* (%s), extending `%s`", mention(r.Requester.SlackID), dur, tl, fl, Escape(r.ExtensionOf))
+	}
+	text := fmt.Sprintf("%s · %s · request %s", head, stateWords(r.State), Escape(r.ID))
+	blocks := []slack.Block{
+		slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("sym_head")),
+		slack.NewSectionBlock(mrkdwn("*Reason:* "+escapeTrunc(r.Reason, 2800)), nil, nil, slack.SectionBlockOptionBlockID("sym_reason")),
+		slack.NewSectionBlock(mrkdwn(stateLine(f, r)), nil, nil, slack.SectionBlockOptionBlockID("sym_state")),
+		slack.NewContextBlock("sym_meta", mrkdwn(fmt.Sprintf("Request `%s` · requested %s", Escape(r.ID), slackDate(r.CreatedAt)))),
+	}
+	var btns []slack.BlockElement
+	switch {
+	case r.State == symbot.StatePending:
+		btns = append(btns, button(ActionApprove, "Approve", r.ID, "primary"), button(ActionDeny, "Deny", r.ID, "danger"))
+	case r.State == symbot.StateActive && f != nil && f.AllowRevoke:
+		btns = append(btns, button(ActionRevoke, "Revoke", r.ID, "danger"))
+	}
+	if len(btns) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("sym_actions", btns...))
+	}
+	return text, blocks
+}
+
+// threadLine is the short reply posted in the approval message's thread
+// for an event.
+func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
+	switch ev {
+	case symbot.EventRequested:
+		return "Request received."
+	case symbot.EventApproval:
+		need := approvalsNeeded(f)
+		last := ""
+		if n := len(r.Approvals); n > 0 {
+			last = mention(r.Approvals[n-1].By)
+		}
+		return fmt.Sprintf("Approved by %s (%d of %d).", last, len(r.Approvals), need)
+	case symbot.EventApproved:
+		return "Approved by " + approvers(r) + ". Granting access…"
+	case symbot.EventDenied:
+		t, _ := lastBy(r, symbot.StateDenied)
+		return withNote("Denied by "+who(t.By)+".", t.Note)
+	case symbot.EventCancelled:
+		return "Cancelled by the requester."
+	case symbot.EventTimedOut:
+		return "Timed out: nobody decided in time."
+	case symbot.EventGranted:
+		return "Access granted in Okta until " + slackDate(r.ExpiresAt) + "."
+	case symbot.EventExtended:
+		if r.State == symbot.StateExtended {
+			return "Extension approved; `" + Escape(r.ExtensionOf) + "` lasts longer."
+		}
+		return "Extended until " + slackDate(r.ExpiresAt) + "."
+	case symbot.EventWarning:
+		return "Access ends " + slackDate(r.ExpiresAt) + "."
+	case symbot.EventExpired:
+		return "Time is up; removing access."
+	case symbot.EventRevoked:
+		t, _ := lastBy(r, symbot.StateRevoked)
+		if t.By == r.Requester.SlackID {
+			return withNote("Relinquished by "+mention(t.By)+"; removing access.", t.Note)
+		}
+		return withNote("Revoked by "+who(t.By)+"; removing access.", t.Note)
+	case symbot.EventRemoved:
+		if r.RemovalNote != "" {
+			return "Membership: " + escapeTrunc(r.RemovalNote, 500)
+		}
+		return "Access removed from Okta."
+	case symbot.EventFailed:
+		return "Failed: " + escapeTrunc(r.FailReason, 1000)
+	case symbot.EventRevokeStuck:
+		return ":rotating_light: Removing access keeps failing; symbot keeps trying and the operators were alerted."
+	}
+	return "Now " + stateWords(r.State) + "."
+}
+
+// dmBody is the direct message to userID about ev on r, with its buttons.
+func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, now time.Time) (string, []slack.BlockElement) {
+	tl := "*" + Escape(targetLabel(f, r)) + "*"
+	yours := "Your request"
+	your := "Your"
+	you := "You"
+	if userID != r.Requester.SlackID {
+		yours = mention(r.Requester.SlackID) + "'s request"
+		your = mention(r.Requester.SlackID) + "'s"
+		you = mention(r.Requester.SlackID)
+	}
+	ref := " (`" + Escape(r.ID) + "`)"
+	mine := userID == r.Requester.SlackID
+	var btns []slack.BlockElement
+	relinquish := func() {
+		if mine {
+			btns = append(btns, button(ActionRelinquish, "Relinquish now", r.ID, ""))
+		}
+	}
+	var s string
+	switch ev {
+	case symbot.EventRequested:
+		s = fmt.Sprintf("%s for %s (%s)%s is waiting for approval", yours, tl, symbot.FormatDuration(r.Duration), ref)
+		if f != nil {
+			s += " in " + channelRef(f.Channel)
+		}
+		s += "."
+		if mine {
+			btns = append(btns, button(ActionCancel, "Cancel request", r.ID, ""))
+		}
+	case symbot.EventApproval:
+		need := approvalsNeeded(f)
+		s = fmt.Sprintf("%s for %s%s has %d of %d approvals.", yours, tl, ref, len(r.Approvals), need)
+	case symbot.EventApproved:
+		s = fmt.Sprintf("%s for %s%s was approved by %s. Access is being granted", yours, tl, ref, approvers(r))
+		if !r.ExpiresAt.IsZero() {
+			s += " until " + slackDate(r.ExpiresAt) + "."
+		} else {
+			s += fmt.Sprintf(" for %s.", symbot.FormatDuration(r.Duration))
+		}
+		relinquish()
+	case symbot.EventGranted:
+		are := " is"
+		if mine {
+			are = " are"
+		}
+		s = fmt.Sprintf("%s%s now in %s in Okta until %s (%s left)%s.", you, are, tl, slackDate(r.ExpiresAt), left(now, r.ExpiresAt), ref)
+		relinquish()
+	case symbot.EventDenied:
+		t, _ := lastBy(r, symbot.StateDenied)
+		s = withNote(fmt.Sprintf("%s for %s%s was denied by %s.", yours, tl, ref, who(t.By)), t.Note)
+	case symbot.EventCancelled:
+		s = fmt.Sprintf("%s for %s%s was cancelled.", yours, tl, ref)
+	case symbot.EventTimedOut:
+		s = fmt.Sprintf("%s for %s%s timed out: nobody decided in time. Ask again with `/sym req` if you still need it.", yours, tl, ref)
+	case symbot.EventWarning:
+		s = fmt.Sprintf("%s access to %s ends %s (%s left)%s.", your, tl, slackDate(r.ExpiresAt), left(now, r.ExpiresAt), ref)
+		if mine {
+			s += " Need more time? Extend asks for approval again."
+			btns = append(btns, button(ActionExtend, "Extend", r.ID, "primary"))
+		}
+		relinquish()
+	case symbot.EventExtended:
+		s = fmt.Sprintf("%s access to %s now lasts until %s%s.", your, tl, slackDate(r.ExpiresAt), ref)
+		if r.State == symbot.StateExtended {
+			s = fmt.Sprintf("%s extension of `%s` (%s) was approved by %s.", your, Escape(r.ExtensionOf), tl, approvers(r))
+		}
+	case symbot.EventExpired:
+		s = fmt.Sprintf("%s access to %s expired%s; removing the membership.", your, tl, ref)
+	case symbot.EventRevoked:
+		t, _ := lastBy(r, symbot.StateRevoked)
+		if t.By == r.Requester.SlackID {
+			s = withNote(fmt.Sprintf("%s access to %s was relinquished%s; removing the membership.", your, tl, ref), t.Note)
+		} else {
+			s = withNote(fmt.Sprintf("%s access to %s was revoked by %s%s; removing the membership.", your, tl, who(t.By), ref), t.Note)
+		}
+	case symbot.EventRemoved:
+		s = fmt.Sprintf("%s access to %s has been removed from Okta%s.", your, tl, ref)
+		if r.RemovalNote != "" {
+			s += " " + escapeTrunc(r.RemovalNote, 500)
+		}
+	case symbot.EventFailed:
+		reason := r.FailReason
+		if reason == "" {
+			reason = "the grant could not be made"
+		}
+		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `/sym req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(reason, 1000), Escape(r.ID))
+	case symbot.EventRevokeStuck:
+		s = fmt.Sprintf("Removing %s access to %s%s keeps failing; symbot keeps trying and the operators were alerted.", strings.ToLower(your[:1])+your[1:], tl, ref)
+	default:
+		s = fmt.Sprintf("%s for %s%s is now %s.", yours, tl, ref, stateWords(r.State))
+	}
+	return s, btns
+}
+
+// dmBlocks wraps a DM body and its buttons in blocks.
+func dmBlocks(r *symbot.Request, body string, btns []slack.BlockElement) []slack.Block {
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_dm"))}
+	if len(btns) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("sym_dm_actions", btns...))
+	}
+	return blocks
+}
+
+// modalMeta is the private_metadata of symbot's modals: where to answer
+// and what the modal is about.
+type modalMeta struct {
+	Channel     string `json:"c,omitempty"`
+	ResponseURL string `json:"u,omitempty"`
+	Flow        string `json:"f,omitempty"`
+	Action      string `json:"a,omitempty"`
+	RequestID   string `json:"r,omitempty"`
+}
+
+// requestModal is the request form for the given flows.
+func requestModal(flows []symbot.Flow, meta string) slack.ModalViewRequest {
+	var targetEl *slack.SelectBlockElement
+	placeholder := plain("Choose what you need", 150)
+	opt := func(f *symbot.Flow, t symbot.Target) *slack.OptionBlockObject {
+		return slack.NewOptionBlockObject(f.Name+"/"+t.Name, plain(t.Label, 75), nil)
+	}
+	var initialTarget *slack.OptionBlockObject
+	if len(flows) == 1 {
+		var opts []*slack.OptionBlockObject
+		for _, t := range flows[0].Targets {
+			opts = append(opts, opt(&flows[0], t))
+		}
+		opts = opts[:min(len(opts), 100)]
+		if len(opts) == 1 {
+			initialTarget = opts[0]
+		}
+		targetEl = slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, placeholder, BlockTarget, opts...)
+	} else {
+		var groups []*slack.OptionGroupBlockObject
+		for i := range flows {
+			var opts []*slack.OptionBlockObject
+			for _, t := range flows[i].Targets {
+				opts = append(opts, opt(&flows[i], t))
+			}
+			groups = append(groups, slack.NewOptionGroupBlockElement(plain(flows[i].Label, 75), opts[:min(len(opts), 100)]...))
+		}
+		targetEl = slack.NewOptionsGroupSelectBlockElement(slack.OptTypeStatic, placeholder, BlockTarget, groups[:min(len(groups), 100)]...)
+	}
+	targetEl.InitialOption = initialTarget
+
+	var ds []time.Duration
+	for _, f := range flows {
+		ds = append(ds, f.Durations...)
+	}
+	slices.Sort(ds)
+	ds = slices.Compact(ds)
+	var dopts []*slack.OptionBlockObject
+	for _, d := range ds[:min(len(ds), 100)] {
+		s := symbot.FormatDuration(d)
+		dopts = append(dopts, slack.NewOptionBlockObject(s, plain(s, 75), nil))
+	}
+	durEl := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How long", 150), BlockDuration, dopts...)
+	if len(dopts) == 1 {
+		durEl.InitialOption = dopts[0]
+	}
+	var durHint *slack.TextBlockObject
+	if len(flows) > 1 {
+		var parts []string
+		for _, f := range flows {
+			parts = append(parts, f.Label+": "+durationNames(f.Durations))
+		}
+		durHint = plain(strings.Join(parts, "; "), 2000)
+	}
+
+	reasonEl := slack.NewPlainTextInputBlockElement(plain("What is it for? Link the ticket or incident.", 150), BlockReason)
+	reasonEl.Multiline = true
+	reasonEl.MaxLength = symbot.MaxReasonLength
+
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackRequest,
+		Title:           plain("Request access", 24),
+		Submit:          plain("Request", 24),
+		Close:           plain("Cancel", 24),
+		PrivateMetadata: meta,
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			slack.NewInputBlock(BlockTarget, plain("Access to", 2000), nil, targetEl),
+			slack.NewInputBlock(BlockDuration, plain("For how long", 2000), durHint, durEl),
+			slack.NewInputBlock(BlockReason, plain("Reason", 2000), nil, reasonEl),
+		}},
+	}
+}
+
+// noteModal asks for an optional decision note before Deny or Revoke.
+func noteModal(action string, f *symbot.Flow, r *symbot.Request, meta string) slack.ModalViewRequest {
+	verb := "Deny"
+	if action == ActionRevoke {
+		verb = "Revoke"
+	}
+	noteEl := slack.NewPlainTextInputBlockElement(plain("Optional: tell the requester why", 150), BlockNote)
+	noteEl.Multiline = true
+	noteEl.MaxLength = 500
+	in := slack.NewInputBlock(BlockNote, plain("Note", 2000), nil, noteEl)
+	in.Optional = true
+	summary := fmt.Sprintf("%s %s's request for *%s* (%s), `%s`?", verb, mention(r.Requester.SlackID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), Escape(r.ID))
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackNote,
+		Title:           plain(verb+" request", 24),
+		Submit:          plain(verb, 24),
+		Close:           plain("Back", 24),
+		PrivateMetadata: meta,
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			slack.NewSectionBlock(mrkdwn(summary), nil, nil, slack.SectionBlockOptionBlockID("sym_summary")),
+			in,
+		}},
+	}
+}
+
+// extendModal asks for the reason (and length) of an extension.
+func extendModal(f *symbot.Flow, r *symbot.Request, meta string) slack.ModalViewRequest {
+	var dopts []*slack.OptionBlockObject
+	var initial *slack.OptionBlockObject
+	ds := slices.Clone(f.Durations)
+	slices.Sort(ds)
+	for _, d := range ds {
+		s := symbot.FormatDuration(d)
+		o := slack.NewOptionBlockObject(s, plain(s, 75), nil)
+		dopts = append(dopts, o)
+		if d == r.Duration {
+			initial = o
+		}
+	}
+	durEl := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How much longer", 150), BlockDuration, dopts...)
+	durEl.InitialOption = initial
+	reasonEl := slack.NewPlainTextInputBlockElement(plain("Why do you need more time?", 150), BlockReason)
+	reasonEl.Multiline = true
+	reasonEl.MaxLength = symbot.MaxReasonLength
+	reasonEl.InitialValue = plainTrunc("Extension: "+r.Reason, symbot.MaxReasonLength)
+	summary := fmt.Sprintf("Extend your access to *%s* (`%s`), now until %s. This asks for approval again.", Escape(targetLabel(f, r)), Escape(r.ID), slackDate(r.ExpiresAt))
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackExtend,
+		Title:           plain("Extend access", 24),
+		Submit:          plain("Request", 24),
+		Close:           plain("Cancel", 24),
+		PrivateMetadata: meta,
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			slack.NewSectionBlock(mrkdwn(summary), nil, nil, slack.SectionBlockOptionBlockID("sym_summary")),
+			slack.NewInputBlock(BlockDuration, plain("For how long", 2000), nil, durEl),
+			slack.NewInputBlock(BlockReason, plain("Reason", 2000), nil, reasonEl),
+		}},
+	}
+}
+
+// listBlocks renders /sym list.
+func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time.Time) (string, []slack.Block) {
+	if len(rs) == 0 {
+		s := "You have no pending requests and no active access. `/sym` asks for some."
+		return s, []slack.Block{slack.NewSectionBlock(mrkdwn(s), nil, nil, slack.SectionBlockOptionBlockID("sym_list_empty"))}
+	}
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("*Your requests and access*"), nil, nil, slack.SectionBlockOptionBlockID("sym_list_head"))}
+	for _, r := range rs {
+		f := flowOf(r.Flow)
+		line := fmt.Sprintf("*%s* (%s) · `%s` · ", Escape(targetLabel(f, r)), Escape(flowLabel(f, r)), Escape(r.ID))
+		var acc *slack.Accessory
+		switch r.State {
+		case symbot.StatePending:
+			line += fmt.Sprintf("waiting for approval for %s, asked %s", symbot.FormatDuration(r.Duration), slackDate(r.CreatedAt))
+			acc = slack.NewAccessory(button(ActionCancel, "Cancel", r.ID, ""))
+		case symbot.StateApproved:
+			line += "approved, being granted"
+		case symbot.StateActive:
+			line += fmt.Sprintf("active until %s (%s left)", slackDate(r.ExpiresAt), left(now, r.ExpiresAt))
+			acc = slack.NewAccessory(button(ActionRelinquish, "Relinquish", r.ID, "danger"))
+		default:
+			line += stateWords(r.State)
+		}
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(line), nil, acc, slack.SectionBlockOptionBlockID("sym_list_"+blockSafe(r.ID))))
+		if len(blocks) >= 49 {
+			blocks = append(blocks, slack.NewContextBlock("sym_list_more", mrkdwn("…and more not shown.")))
+			break
+		}
+	}
+	return fmt.Sprintf("You have %d pending or active requests.", len(rs)), blocks
+}
+
+// blockSafe keeps block ids short and plain.
+func blockSafe(s string) string {
+	return plainTrunc(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s), 200)
+}
