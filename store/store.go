@@ -120,9 +120,11 @@ func Open(path string, opts *Options) (*Store, error) {
 }
 
 // init checks the schema (read-only first, so a newer file is never
-// touched), creates the buckets of a new store and clears stale leases.
+// touched), creates the buckets of a new store and clears stale leases. It
+// writes only when there is something to do, so opening a healthy store
+// costs no commit.
 func (s *Store) init() error {
-	fresh := false
+	fresh, write := false, false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -131,7 +133,7 @@ func (s *Store) init() error {
 			if !empty {
 				return fmt.Errorf("open store %s: the file is a bbolt database but not a symbot store (no meta bucket): check the path", s.path)
 			}
-			fresh = true
+			fresh, write = true, true
 			return nil
 		}
 		v := meta.Get(keySchema)
@@ -144,10 +146,24 @@ func (s *Store) init() error {
 			}
 			return fmt.Errorf("open store %s: unknown schema version %d (this symbot writes %d): the file is damaged; restore it from a backup", s.path, got, SchemaVersion)
 		}
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				write = true
+				return nil
+			}
+		}
+		leased, err := leasedJobs(tx)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		write = len(leased) > 0
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if !write {
+		return nil
 	}
 	var cleared int
 	err = s.db.Update(func(tx *bolt.Tx) error {
@@ -177,8 +193,8 @@ func (s *Store) init() error {
 	return nil
 }
 
-// clearLeases removes every job lease and re-keys the due index.
-func clearLeases(btx *bolt.Tx) (int, error) {
+// leasedJobs returns the jobs that carry a lease.
+func leasedJobs(btx *bolt.Tx) ([]*symbot.Job, error) {
 	var leased []*symbot.Job
 	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 		var j symbot.Job
@@ -190,6 +206,12 @@ func clearLeases(btx *bolt.Tx) (int, error) {
 		}
 		return nil
 	})
+	return leased, err
+}
+
+// clearLeases removes every job lease and re-keys the due index.
+func clearLeases(btx *bolt.Tx) (int, error) {
+	leased, err := leasedJobs(btx)
 	if err != nil {
 		return 0, err
 	}

@@ -424,3 +424,30 @@ func TestAuditDamagedEntry(t *testing.T) {
 		t.Errorf("Audit of a damaged entry: got %v, want an error naming entry 4", err)
 	}
 }
+
+func TestOpenHealthyStoreWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustPut(t, s, storetest.FullRequest("R1"))
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost})
+	s.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("Open of a healthy store without leases modified the file")
+	}
+}
