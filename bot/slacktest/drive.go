@@ -78,7 +78,49 @@ func (s *Server) SlashCommand(userID, command, text, channelID string) (Ack, err
 	}
 	s.mu.Unlock()
 	raw, _ := json.Marshal(payload)
-	return s.deliver("slash_commands", raw, 0)
+	ack, err := s.deliver("slash_commands", raw, 0)
+	if err != nil {
+		return ack, err
+	}
+	s.applySlashResponse(u.ID, ch.ID, ack.Payload)
+	return ack, nil
+}
+
+// applySlashResponse shows a slash command's ack payload as Slack does: an
+// ephemeral message to the user, or a channel message for "in_channel".
+func (s *Server) applySlashResponse(userID, channelID string, payload json.RawMessage) {
+	if len(payload) == 0 {
+		return
+	}
+	var msg struct {
+		Text         string          `json:"text"`
+		Blocks       json.RawMessage `json:"blocks"`
+		ResponseType string          `json:"response_type"`
+	}
+	if json.Unmarshal(payload, &msg) != nil {
+		return
+	}
+	var blocks json.RawMessage
+	if len(msg.Blocks) > 0 && string(msg.Blocks) != "null" {
+		var ae *apiError
+		if blocks, ae = normalizeBlocks(msg.Blocks, 50, "message"); ae != nil {
+			return
+		}
+	}
+	if msg.Text == "" && len(blocks) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &Message{Channel: channelID, TS: s.nextTSLocked(), User: s.botUser, Text: msg.Text, Blocks: blocks}
+	if msg.ResponseType == "in_channel" {
+		s.messages = append(s.messages, m)
+	} else {
+		m.Ephemeral, m.To = true, userID
+		s.ephem = append(s.ephem, m)
+	}
+	s.byTS[m.Ref()] = m
+	s.notifyLocked()
 }
 
 func (s *Server) userJSONShort(u *User) map[string]any {

@@ -224,9 +224,27 @@ type fault struct {
 // NewServer starts a simulator on 127.0.0.1 with fresh xoxb-/xapp- tokens.
 // It panics if it cannot listen, as httptest.NewServer does.
 func NewServer() *Server {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Listen("127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("slacktest: listen on 127.0.0.1: %v", err))
+		panic(err.Error())
+	}
+	return s
+}
+
+// Listen starts a simulator on addr (e.g. "127.0.0.1:3333" for a demo with
+// a fixed port). Only loopback addresses are accepted: the simulator hands
+// out tokens and has no authentication worth the name.
+func Listen(addr string) (*Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("slacktest: listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("slacktest: listen address %q is not loopback; use 127.0.0.1:PORT", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("slacktest: listen on %s: %w", addr, err)
 	}
 	s := &Server{
 		BotToken:        "xoxb-" + randHex(12) + "-" + randHex(12),
@@ -268,7 +286,7 @@ func NewServer() *Server {
 	mux.HandleFunc("/response/", s.handleResponseURL)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.http.Serve(ln) }()
-	return s
+	return s, nil
 }
 
 // DefaultScopes are the bot scopes a new Server grants.
@@ -466,6 +484,17 @@ func (s *Server) Views(userID string) []View {
 		}
 	}
 	return out
+}
+
+// CurrentView returns userID's newest modal that is still open.
+func (s *Server) CurrentView(userID string) (View, bool) {
+	views := s.Views(userID)
+	for i := len(views) - 1; i >= 0; i-- {
+		if !views[i].Closed {
+			return views[i], true
+		}
+	}
+	return View{}, false
 }
 
 // Calls returns every Web API call so far, in order.

@@ -180,12 +180,17 @@ func TestInvalidAppTokenIsFatalForSocketMode(t *testing.T) {
 	srv := newServer(t)
 	api := slack.New(srv.BotToken, slack.OptionAPIURL(srv.APIURL()), slack.OptionAppLevelToken("xapp-wrong"))
 	client := socketmode.New(api)
-	go func() {
-		for range client.Events {
-		}
-	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-client.Events:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	err := client.RunContext(ctx)
 	if err == nil || err.Error() != "invalid_auth" {
 		t.Fatalf("RunContext = %v, want invalid_auth", err)

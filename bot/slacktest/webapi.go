@@ -282,7 +282,9 @@ func (s *Server) resolveChannelLocked(ref string, allowUser bool) (*channelState
 		if ch.IsPrivate {
 			return nil, slackErr("channel_not_found")
 		}
-		return nil, slackErr("not_in_channel")
+		if !allowUser || !s.scopes["chat:write.public"] {
+			return nil, slackErr("not_in_channel")
+		}
 	}
 	return ch, nil
 }

@@ -385,3 +385,58 @@ func TestViewValidation(t *testing.T) {
 		t.Fatalf("got %#v, want invalid_arguments with messages", openErr)
 	}
 }
+
+func TestSlashResponsesAndEphemeralButtons(t *testing.T) {
+	srv := newServer(t)
+	var a *app
+	a = MustApp(t, srv, func(evt socketmode.Event) (bool, any) {
+		d, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			return true, nil
+		}
+		switch d.Text {
+		case "ack":
+			return true, map[string]any{"text": "Working on it"}
+		case "url":
+			_, _, _ = a.api.PostMessageContext(t.Context(), "", slack.MsgOptionText("Shown in channel", false), slack.MsgOptionResponseURL(d.ResponseURL, slack.ResponseTypeInChannel))
+		case "buttons":
+			_, _ = a.api.PostEphemeralContext(t.Context(), d.ChannelID, d.UserID, slack.MsgOptionText("pick", false), slack.MsgOptionBlocks(approvalBlocks("eph")...))
+		}
+		return true, nil
+	})
+	for _, text := range []string{"ack", "url", "buttons"} {
+		if _, err := srv.SlashCommand("U1", "/sym", text, "C1"); err != nil {
+			t.Fatalf("SlashCommand %q: %v", text, err)
+		}
+	}
+	eph := srv.Ephemerals("U1")
+	if len(eph) != 2 || eph[0].Text != "Working on it" || eph[1].Text != "pick" {
+		t.Fatalf("ephemerals = %+v", eph)
+	}
+	if msgs := srv.Messages("C1"); len(msgs) != 1 || msgs[0].Text != "Shown in channel" {
+		t.Errorf("channel messages = %+v", msgs)
+	}
+	if _, err := srv.ClickButton("U2", eph[1].Ref(), "approve"); err == nil {
+		t.Errorf("U2 clicked U1's ephemeral message")
+	}
+	if _, err := srv.ClickButton("U1", eph[1].Ref(), "approve"); err != nil {
+		t.Fatalf("ClickButton on ephemeral: %v", err)
+	}
+	evs := a.requests(socketmode.EventTypeInteractive)
+	cb := evs[len(evs)-1].Data.(slack.InteractionCallback)
+	if !cb.Container.IsEphemeral || cb.ActionCallback.BlockActions[0].BlockID != "eph" {
+		t.Errorf("ephemeral click = %+v", cb.Container)
+	}
+}
+
+func TestPublicChannelScopeAndListen(t *testing.T) {
+	srv := newServer(t)
+	api := newAPI(srv)
+	srv.SetScopes(append(slacktest.DefaultScopes, "chat:write.public")...)
+	if _, _, err := api.PostMessageContext(t.Context(), "C2", slack.MsgOptionText("x", false)); err != nil {
+		t.Errorf("post to public channel with chat:write.public: %v", err)
+	}
+	if _, err := slacktest.Listen("0.0.0.0:0"); err == nil {
+		t.Errorf("Listen on a non-loopback address succeeded")
+	}
+}
