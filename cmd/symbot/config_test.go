@@ -200,7 +200,9 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "missing group id at the target's line",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "        group_id: 00gADMIN\n", "        label: Admin\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "        group_id: 00gADMIN\n", "        label: Admin\n")
+			},
 			want: []string{"symbot.yml:18: flows[0].targets[0].group_id: missing"},
 		},
 		{
@@ -222,7 +224,9 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "duplicate key",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    channel: C0OTHER\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    channel: C0OTHER\n")
+			},
 			want: []string{"symbot.yml:14: flows[0].channel: duplicate key (first on line 13)"},
 		},
 		{
@@ -232,13 +236,17 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "token key in the file",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "  errors_channel: C0ERRORS\n", "  errors_channel: C0ERRORS\n  bot_token: xoxb-123-456-secretvalue\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "  errors_channel: C0ERRORS\n", "  errors_channel: C0ERRORS\n  bot_token: xoxb-123-456-secretvalue\n")
+			},
 			want: []string{"symbot.yml:3: slack.bot_token: not allowed: put the bot token in the SLACK_BOT_TOKEN environment variable"},
 			not:  "secretvalue",
 		},
 		{
 			name: "token value anywhere in the file",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "    channel: C0PROD", "    channel: C0PROD\n    label: xapp-1-A0-secretvalue") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD", "    channel: C0PROD\n    label: xapp-1-A0-secretvalue")
+			},
 			want: []string{"symbot.yml:14: flows[0].label: looks like a Slack token: put tokens in the environment"},
 			not:  "secretvalue",
 		},
@@ -280,22 +288,30 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "session duration bounds",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "  external_id: ext-123\n", "  external_id: ext-123\n  session_duration: 5m\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "  external_id: ext-123\n", "  external_id: ext-123\n  session_duration: 5m\n")
+			},
 			want: []string{"aws.session_duration: 5m is under the AWS minimum of 15m"},
 		},
 		{
 			name: "bad hop role",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "  external_id: ext-123\n", "  external_id: ext-123\n  hop_roles: [nope]\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "  external_id: ext-123\n", "  external_id: ext-123\n  hop_roles: [nope]\n")
+			},
 			want: []string{`symbot.yml:7: aws.hop_roles[0]: "nope" is not an IAM role ARN`},
 		},
 		{
 			name: "okta over plain http",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "https://example.okta.com", "http://example.okta.com") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "https://example.okta.com", "http://example.okta.com")
+			},
 			want: []string{"symbot.yml:8: okta.org_url: must use https (plain http is only allowed for 127.0.0.1 or localhost)"},
 		},
 		{
 			name: "okta url with a path",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "https://example.okta.com", "https://example.okta.com/admin") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "https://example.okta.com", "https://example.okta.com/admin")
+			},
 			want: []string{"okta.org_url: must be the org URL alone"},
 		},
 		{
@@ -312,12 +328,16 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "log and http",
-			yml:  func(t *testing.T) string { return baseYAML + "log:\n  format: xml\n  level: loud\nhttp:\n  listen: nine\n" },
+			yml: func(t *testing.T) string {
+				return baseYAML + "log:\n  format: xml\n  level: loud\nhttp:\n  listen: nine\n"
+			},
 			want: []string{`log.format: "xml": use text or json`, `log.level: "loud"`, `http.listen: "nine" is not host:port`},
 		},
 		{
 			name: "slash command",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "  errors_channel: C0ERRORS\n", "  errors_channel: C0ERRORS\n  command: sym\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "  errors_channel: C0ERRORS\n", "  errors_channel: C0ERRORS\n  command: sym\n")
+			},
 			want: []string{`slack.command: "sym" is not a slash command`},
 		},
 		{
@@ -340,7 +360,9 @@ func TestConfigErrors(t *testing.T) {
 		},
 		{
 			name: "expiry warning not shorter than the longest duration",
-			yml:  func(t *testing.T) string { return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    expiry_warning: 2d\n") },
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    expiry_warning: 2d\n")
+			},
 			want: []string{"flows[0].expiry_warning: 2d is not shorter than the longest duration 1d"},
 		},
 		{
