@@ -57,7 +57,7 @@ const (
 
 var (
 	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]{2,1224}$`)
+	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 )
 
 // withDefaults returns c with defaults filled in, or a *ConfigError.
@@ -109,11 +109,11 @@ func (c Config) Validate() error {
 	if len(c.HopExternalIDs) > len(c.HopRoles) {
 		return &ConfigError{"hop_external_ids", fmt.Sprintf("has %d entries but hop_roles has %d", len(c.HopExternalIDs), len(c.HopRoles))}
 	}
-	if c.ExternalID != "" && !externalIDRE.MatchString(c.ExternalID) {
+	if c.ExternalID != "" && !validExternalID(c.ExternalID) {
 		return &ConfigError{"external_id", "must be 2-1224 characters of letters, digits and +=,.@:/-_"}
 	}
 	for i, x := range c.HopExternalIDs {
-		if x != "" && !externalIDRE.MatchString(x) {
+		if x != "" && !validExternalID(x) {
 			return &ConfigError{fmt.Sprintf("hop_external_ids[%d]", i), "must be 2-1224 characters of letters, digits and +=,.@:/-_"}
 		}
 	}
@@ -144,4 +144,8 @@ func checkRoleARN(field, s string) error {
 		return &ConfigError{field, fmt.Sprintf("%q is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", s)}
 	}
 	return nil
+}
+
+func validExternalID(s string) bool {
+	return len(s) >= 2 && len(s) <= 1224 && externalIDRE.MatchString(s)
 }

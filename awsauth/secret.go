@@ -29,6 +29,9 @@ func parseSecret(id, key string, str *string, bin []byte) (string, error) {
 		if isObject {
 			return "", bad("holds a JSON object with keys %s: set secret_json_key to the key of the token", keyList(obj))
 		}
+		if strings.HasPrefix(v, "{") {
+			return "", bad("starts with { but is not valid JSON: fix the JSON, or store only the token")
+		}
 		if strings.ContainsAny(v, " \t\r\n") {
 			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set secret_json_key")
 		}
