@@ -208,22 +208,30 @@ func TestSecretErrors(t *testing.T) {
 		notWanted []string
 	}{
 		{
-			name:     "missing secret",
-			setup:    func(w *world, cfg *awsauth.Config) { cfg.SecretID = "symbot/nope"; w.srv.AllowSecret(roleARN, "symbot/nope") },
+			name: "missing secret",
+			setup: func(w *world, cfg *awsauth.Config) {
+				cfg.SecretID = "symbot/nope"
+				w.srv.AllowSecret(roleARN, "symbot/nope")
+			},
 			kind:     symbot.ErrSecretNotFound,
 			step:     awsauth.StepReadSecret,
 			contains: []string{`"symbot/nope"`, region, "secret not found"},
 		},
 		{
-			name:     "access denied",
-			setup:    func(w *world, cfg *awsauth.Config) { w.srv.PutSecret("symbot/other", oktaToken); cfg.SecretID = "symbot/other" },
+			name: "access denied",
+			setup: func(w *world, cfg *awsauth.Config) {
+				w.srv.PutSecret("symbot/other", oktaToken)
+				cfg.SecretID = "symbot/other"
+			},
 			kind:     symbot.ErrAccessDenied,
 			step:     awsauth.StepReadSecret,
 			contains: []string{`"symbot/other"`, roleARN, "secretsmanager:GetSecretValue", "resource policy/KMS key"},
 		},
 		{
-			name:     "injected refusal",
-			setup:    func(w *world, cfg *awsauth.Config) { w.srv.Inject(awstest.OpGetSecretValue, awstest.Fault{Refuse: true}) },
+			name: "injected refusal",
+			setup: func(w *world, cfg *awsauth.Config) {
+				w.srv.Inject(awstest.OpGetSecretValue, awstest.Fault{Refuse: true})
+			},
 			kind:     symbot.ErrAccessDenied,
 			step:     awsauth.StepReadSecret,
 			contains: []string{"access denied"},
@@ -265,8 +273,11 @@ func TestSecretErrors(t *testing.T) {
 			contains: []string{"empty SecretString"},
 		},
 		{
-			name:     "binary secret",
-			setup:    func(w *world, cfg *awsauth.Config) { w.srv.PutSecretBinary(secretName, []byte(oktaToken)); cfg.SecretJSONKey = "" },
+			name: "binary secret",
+			setup: func(w *world, cfg *awsauth.Config) {
+				w.srv.PutSecretBinary(secretName, []byte(oktaToken))
+				cfg.SecretJSONKey = ""
+			},
 			kind:     awsauth.ErrSecretFormat,
 			step:     awsauth.StepParseSecret,
 			contains: []string{"binary secret (SecretBinary)"},
