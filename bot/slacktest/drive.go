@@ -379,13 +379,18 @@ func viewState(blocks json.RawMessage, values map[string]map[string]ViewValue) m
 
 func optionJSON(value string, el map[string]any) map[string]any {
 	text := value
-	if opts, ok := el["options"].([]any); ok {
-		for _, o := range opts {
-			om, _ := o.(map[string]any)
-			if om["value"] == value {
-				if t, ok := om["text"].(map[string]any); ok {
-					text, _ = t["text"].(string)
-				}
+	opts, _ := el["options"].([]any)
+	groups, _ := el["option_groups"].([]any)
+	for _, g := range groups {
+		gm, _ := g.(map[string]any)
+		more, _ := gm["options"].([]any)
+		opts = append(opts, more...)
+	}
+	for _, o := range opts {
+		om, _ := o.(map[string]any)
+		if om["value"] == value {
+			if t, ok := om["text"].(map[string]any); ok {
+				text, _ = t["text"].(string)
 			}
 		}
 	}

@@ -328,11 +328,19 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
+// WaitForRecheck is how often WaitFor re-evaluates its condition when the
+// server's state does not change, for conditions on state outside the
+// simulator (an engine's store, say).
+const WaitForRecheck = 10 * time.Millisecond
+
 // WaitFor returns nil as soon as cond reports true. cond is re-evaluated
-// after every state change of the server (message, view, call, ack,
-// connection), so no polling interval is involved; it must not block and may
-// call the server's read methods. It returns ctx.Err() when ctx ends first.
+// right after every state change of the server (message, view, call, ack,
+// connection) and at least every WaitForRecheck otherwise; it must not block
+// and may call the server's read methods. It returns an error wrapping
+// ctx.Err() when ctx ends first.
 func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
+	t := time.NewTicker(WaitForRecheck)
+	defer t.Stop()
 	for {
 		s.mu.Lock()
 		ch := s.changed
@@ -342,6 +350,7 @@ func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
 		}
 		select {
 		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
 			return fmt.Errorf("wait for condition: %w", ctx.Err())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,5 +137,21 @@ func TestSendWithoutConnectionFails(t *testing.T) {
 	_, err := srv.SlashCommand("U1", "/sym", "", "C1")
 	if !errors.Is(err, slacktest.ErrNotConnected) {
 		t.Fatalf("got %v, want ErrNotConnected", err)
+	}
+}
+
+func TestWaitForRechecksOutsideState(t *testing.T) {
+	srv := newServer(t)
+	var flag atomic.Bool
+	go flag.Store(true) // no server state change follows
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := srv.WaitFor(ctx, flag.Load); err != nil {
+		t.Fatalf("WaitFor: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancelShort()
+	if err := srv.WaitFor(short, func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor on a false condition = %v, want DeadlineExceeded", err)
 	}
 }

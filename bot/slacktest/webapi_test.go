@@ -290,8 +290,15 @@ func TestViewsOpenSubmit(t *testing.T) {
 			slack.NewInputBlock("reason", slack.NewTextBlockObject("plain_text", "Reason", false, false), nil,
 				slack.NewPlainTextInputBlockElement(nil, "reason_input")),
 			slack.NewInputBlock("target", slack.NewTextBlockObject("plain_text", "Group", false, false), nil,
-				slack.NewOptionsSelectBlockElement("static_select", nil, "target_select",
-					slack.NewOptionBlockObject("okta-admins", slack.NewTextBlockObject("plain_text", "Okta admins", false, false), nil))),
+				slack.NewOptionsGroupSelectBlockElement("static_select", nil, "target_select",
+					slack.NewOptionGroupBlockElement(slack.NewTextBlockObject("plain_text", "Okta", false, false),
+						slack.NewOptionBlockObject("okta-admins", slack.NewTextBlockObject("plain_text", "Okta admins", false, false), nil)))),
+			slack.NewInputBlock("duration", slack.NewTextBlockObject("plain_text", "For", false, false), nil,
+				&slack.SelectBlockElement{Type: "static_select", ActionID: "duration_select",
+					Options: []*slack.OptionBlockObject{
+						slack.NewOptionBlockObject("1h", slack.NewTextBlockObject("plain_text", "1 hour", false, false), nil),
+						slack.NewOptionBlockObject("2h", slack.NewTextBlockObject("plain_text", "2 hours", false, false), nil)},
+					InitialOption: slack.NewOptionBlockObject("2h", slack.NewTextBlockObject("plain_text", "2 hours", false, false), nil)}),
 		}},
 	}
 	var triggers []string
@@ -358,6 +365,9 @@ func TestViewsOpenSubmit(t *testing.T) {
 	sel := cb.View.State.Values["target"]["target_select"]
 	if sel.Type != "static_select" || sel.SelectedOption.Value != "okta-admins" || sel.SelectedOption.Text.Text != "Okta admins" {
 		t.Errorf("selected option = %+v", sel)
+	}
+	if dur := cb.View.State.Values["duration"]["duration_select"]; dur.SelectedOption.Value != "2h" || dur.SelectedOption.Text.Text != "2 hours" {
+		t.Errorf("unset select = %+v, want its initial option 2h", dur)
 	}
 	if v := srv.Views("U1")[0]; !v.Closed {
 		t.Errorf("view after empty ack is open, want closed")
