@@ -18,6 +18,31 @@ var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 // linking.
 func Escape(s string) string { return escaper.Replace(s) }
 
+// escapeKeepMentions escapes text written by symbot itself (policy
+// reasons) but keeps plain user mentions like <@U012AB> working; anything
+// else that looks like a control sequence is escaped.
+func escapeKeepMentions(s string) string {
+	e := Escape(s)
+	var b strings.Builder
+	for {
+		i := strings.Index(e, "&lt;@")
+		if i < 0 {
+			b.WriteString(e)
+			return b.String()
+		}
+		b.WriteString(e[:i])
+		rest := e[i+len("&lt;@"):]
+		j := strings.Index(rest, "&gt;")
+		if j > 0 && isSlackID(rest[:j]) && (rest[0] == 'U' || rest[0] == 'W') {
+			b.WriteString("<@" + rest[:j] + ">")
+			e = rest[j+len("&gt;"):]
+			continue
+		}
+		b.WriteString("&lt;@")
+		e = rest
+	}
+}
+
 // escapeTrunc escapes s and cuts the result to at most max bytes, never in
 // the middle of an entity or a rune, marking the cut with an ellipsis.
 func escapeTrunc(s string, max int) string {

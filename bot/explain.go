@@ -48,7 +48,7 @@ func Explain(err error) string {
 	case errors.As(err, &dec):
 		return explainDecided(dec)
 	case errors.As(err, &policy):
-		return "You can't do that: " + Escape(policy.Reason)
+		return "You can't do that: " + escapeKeepMentions(policy.Reason)
 	case errors.As(err, &trans):
 		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible.", Escape(trans.ID), stateWords(trans.From))
 	case errors.Is(err, symbot.ErrNotFound):
