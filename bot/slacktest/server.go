@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -153,6 +154,13 @@ type Server struct {
 	PingInterval time.Duration
 	// TriggerTTL is how long a trigger_id may be exchanged for a modal (Slack: 3s).
 	TriggerTTL time.Duration
+	// RetryOnlyEvents makes unacked slash_commands and interactive envelopes
+	// fail after the first AckTimeout instead of being redelivered, as real
+	// Slack does (it shows the person an error and retries only events_api).
+	RetryOnlyEvents bool
+	// Logger, if set, receives one record per Web API call and per envelope
+	// (method, error, envelope type, attempts, latency); never tokens.
+	Logger *slog.Logger
 
 	TeamID, TeamDomain, AppID, BotID string
 

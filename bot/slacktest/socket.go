@@ -203,6 +203,10 @@ func (s *Server) deliver(typ string, payload json.RawMessage, copies int) (Ack, 
 	p := &pending{acks: make(chan ackMsg, 16)}
 	s.pending[id] = p
 	ackTimeout, maxRetries, deliveryTimeout := s.AckTimeout, s.MaxRetries, s.DeliveryTimeout
+	if s.RetryOnlyEvents && typ != "events_api" {
+		maxRetries = 0
+	}
+	logger := s.Logger
 	if copies <= 0 {
 		if s.duplicateNext > 0 {
 			s.duplicateNext--
@@ -264,6 +268,9 @@ func (s *Server) deliver(typ string, payload json.RawMessage, copies int) (Ack, 
 				}
 				if got >= copies {
 					timer.Stop()
+					if logger != nil {
+						logger.Info("slacktest envelope acked", "type", typ, "envelope_id", id, "attempts", first.Attempts, "latency", first.Latency, "payload", len(first.Payload) > 0)
+					}
 					return first, nil
 				}
 			case <-timer.C:
@@ -280,6 +287,9 @@ func (s *Server) deliver(typ string, payload json.RawMessage, copies int) (Ack, 
 		attempt++
 		env.RetryReason = "timeout"
 		if attempt > maxRetries {
+			if logger != nil {
+				logger.Warn("slacktest envelope not acked", "type", typ, "envelope_id", id, "attempts", attempt)
+			}
 			return Ack{}, fmt.Errorf("deliver %s envelope %s after %d attempts: %w", typ, id, attempt, ErrNotAcked)
 		}
 		deadline.Reset(deliveryTimeout)

@@ -196,3 +196,16 @@ func TestInvalidAppTokenIsFatalForSocketMode(t *testing.T) {
 		t.Fatalf("RunContext = %v, want invalid_auth", err)
 	}
 }
+
+func TestRetryOnlyEvents(t *testing.T) {
+	srv := newServer(t)
+	srv.AckTimeout = 20 * time.Millisecond
+	srv.RetryOnlyEvents = true
+	a := MustApp(t, srv, func(socketmode.Event) (bool, any) { return false, nil })
+	if _, err := srv.SlashCommand("U1", "/sym", "", "C1"); !errors.Is(err, slacktest.ErrNotAcked) {
+		t.Fatalf("got %v, want ErrNotAcked", err)
+	}
+	if got := len(a.requests(socketmode.EventTypeSlashCommand)); got != 1 {
+		t.Errorf("slash command deliveries = %d, want 1 (no retry)", got)
+	}
+}

@@ -162,7 +162,11 @@ func (s *Server) finish(call Call, w http.ResponseWriter, resp map[string]any, a
 	s.mu.Lock()
 	s.calls = append(s.calls, call)
 	s.notifyLocked()
+	logger := s.Logger
 	s.mu.Unlock()
+	if logger != nil {
+		logger.Info("slacktest web api call", "method", call.Method, "channel", call.Params.Get("channel"), "error", call.Error)
+	}
 	writeJSON(w, http.StatusOK, body)
 }
 
