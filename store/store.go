@@ -9,6 +9,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -279,25 +280,33 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 	var out []symbot.Job
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
-		var ids []uint64
+		// Every due job is a candidate so that the lowest ids win, as the
+		// contract says; the walk stops at now, so it is bounded by the
+		// backlog, not by the number of jobs. Lane heads are looked up
+		// only for candidates in id order, until max are found.
+		type cand struct {
+			id   uint64
+			lane []byte // valid for the transaction
+		}
+		var cands []cand
 		limit := timeBits(now)
 		c := btx.Bucket(bucketJobDue).Cursor()
-		// Every due job is considered so that the lowest ids win, as the
-		// contract says; the walk stops at now, so it is bounded by the
-		// backlog, not by the number of jobs.
 		for k, lane := c.First(); k != nil; k, lane = c.Next() {
 			if binary.BigEndian.Uint64(k[:8]) > limit {
 				break
 			}
-			id := binary.BigEndian.Uint64(k[8:])
-			if len(lane) > 0 && !t.laneHead(string(lane), id) {
+			cands = append(cands, cand{binary.BigEndian.Uint64(k[8:]), lane})
+		}
+		slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.id, b.id) })
+		var ids []uint64
+		for _, c := range cands {
+			if len(ids) == max {
+				break
+			}
+			if len(c.lane) > 0 && !t.laneHead(string(c.lane), c.id) {
 				continue
 			}
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		if len(ids) > max {
-			ids = ids[:max]
+			ids = append(ids, c.id)
 		}
 		for _, id := range ids {
 			j, err := t.Job(id)

@@ -1,0 +1,266 @@
+package store_test
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/storetest"
+)
+
+const benchN = 100_000
+
+var (
+	bigOnce sync.Once
+	bigPath string
+	bigDir  string
+	bigErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bigDir != "" {
+		os.RemoveAll(bigDir)
+	}
+	os.Exit(code)
+}
+
+// benchRequest is an active request expiring at T0+sec seconds, with the
+// approvals and transitions a real one carries (~1 KB of JSON).
+func benchRequest(i, sec int) *symbot.Request {
+	r := storetest.FullRequest(fmt.Sprintf("R%07d", i))
+	r.Requester.SlackID = fmt.Sprintf("U%04d", i%2000)
+	r.State = symbot.StateActive
+	r.Warned = true
+	r.ExpiresAt = storetest.T0.Add(time.Duration(sec) * time.Second)
+	return r
+}
+
+// bigStore returns the path of a store file holding benchN active requests
+// whose deadlines are T0+0s .. T0+(benchN-1)s, written in random order. It
+// is built once per test binary, in batches of 10,000 puts per transaction.
+func bigStore(b *testing.B) string {
+	b.Helper()
+	bigOnce.Do(func() {
+		if bigDir, bigErr = os.MkdirTemp("", "symbot-bench-"); bigErr != nil {
+			return
+		}
+		bigPath = filepath.Join(bigDir, "big.db")
+		s, err := store.Open(bigPath, &store.Options{NoSync: true})
+		if err != nil {
+			bigErr = err
+			return
+		}
+		defer s.Close()
+		perm := rand.New(rand.NewPCG(1, 2)).Perm(benchN)
+		for lo := 0; lo < benchN; lo += 10_000 {
+			bigErr = s.Update(b.Context(), func(tx symbot.Tx) error {
+				for i := lo; i < lo+10_000; i++ {
+					if err := tx.PutRequest(benchRequest(i, perm[i])); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if bigErr != nil {
+				return
+			}
+		}
+	})
+	if bigErr != nil {
+		b.Fatalf("building the %d-request store: %v", benchN, bigErr)
+	}
+	return bigPath
+}
+
+func openBig(b *testing.B) *store.Store {
+	b.Helper()
+	s, err := store.Open(bigStore(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func BenchmarkNextDeadline(b *testing.B) {
+	s := openBig(b)
+	for b.Loop() {
+		err := s.View(b.Context(), func(tx symbot.Tx) error {
+			id, at, ok, err := tx.NextDeadline()
+			if !ok || !at.Equal(storetest.T0) || id == "" {
+				b.Fatalf("NextDeadline = %q %v %v", id, at, ok)
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDueRequests1000(b *testing.B) {
+	s := openBig(b)
+	now := storetest.T0.Add(999 * time.Second)
+	for b.Loop() {
+		err := s.View(b.Context(), func(tx symbot.Tx) error {
+			ids, err := tx.DueRequests(now, 0)
+			if len(ids) != 1000 {
+				b.Fatalf("DueRequests: %d ids, want 1000", len(ids))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenScheduleHead measures a restart: open the 100k file and
+// read the next deadline.
+func BenchmarkOpenScheduleHead(b *testing.B) {
+	path := bigStore(b)
+	for b.Loop() {
+		s, err := store.Open(path, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = s.View(b.Context(), func(tx symbot.Tx) error {
+			_, _, ok, err := tx.NextDeadline()
+			if !ok {
+				b.Fatal("no deadline")
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkOpenHeap reports the Go heap in use with the 100k file open and
+// its schedule head read: bbolt maps the file, so the heap stays small.
+func BenchmarkOpenHeap(b *testing.B) {
+	path := bigStore(b)
+	var ms runtime.MemStats
+	var delta, inuse float64
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		s, err := store.Open(path, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.View(b.Context(), func(tx symbot.Tx) error { _, _, _, err := tx.NextDeadline(); return err }); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		delta, inuse = float64(int64(ms.HeapInuse)-int64(base)), float64(ms.HeapInuse)
+		s.Close()
+	}
+	b.ReportMetric(delta, "heap-delta-B")
+	b.ReportMetric(inuse, "heap-inuse-B")
+	if fi, err := os.Stat(path); err == nil {
+		b.ReportMetric(float64(fi.Size()), "file-B")
+	}
+}
+
+// BenchmarkPutRequest measures one PutRequest per transaction (with and
+// without fsync) and 100 per transaction, into an empty store and into a
+// copy of the 100k store.
+func BenchmarkPutRequest(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		big    bool
+		noSync bool
+		batch  int
+	}{
+		{"empty/fsync/1", false, false, 1},
+		{"empty/nosync/1", false, true, 1},
+		{"empty/nosync/100", false, true, 100},
+		{"100k/fsync/1", true, false, 1},
+		{"100k/nosync/1", true, true, 1},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "put.db")
+			if tc.big {
+				copyFile(b, bigStore(b), path)
+			}
+			s, err := store.Open(path, &store.Options{NoSync: tc.noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			i := 0
+			for b.Loop() {
+				err := s.Update(b.Context(), func(tx symbot.Tx) error {
+					for range tc.batch {
+						i++
+						if err := tx.PutRequest(benchRequest(benchN+i, benchN+i)); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "puts/s")
+		})
+	}
+}
+
+func copyFile(b *testing.B, from, to string) {
+	b.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		b.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkClaimJobsBacklog measures one claim of 8 jobs from a backlog of
+// 1,000 due jobs, each in its own lane (as revoke jobs are after an outage).
+func BenchmarkClaimJobsBacklog(b *testing.B) {
+	s, err := store.Open(filepath.Join(b.TempDir(), "claim.db"), &store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	js := make([]symbot.Job, 1000)
+	for i := range js {
+		js[i] = symbot.Job{Kind: symbot.JobRevoke, Lane: fmt.Sprintf("R%04d", i), NotBefore: storetest.T0}
+	}
+	storetest.MustAddJobs(b, s, js...)
+	now := storetest.T0
+	for b.Loop() {
+		// Leases of 1ns end before the next claim, so the backlog stays 1,000.
+		now = now.Add(time.Microsecond)
+		got, err := s.ClaimJobs(b.Context(), "w", now, time.Nanosecond, 8)
+		if err != nil || len(got) != 8 {
+			b.Fatalf("ClaimJobs = %d jobs, %v", len(got), err)
+		}
+	}
+}
