@@ -28,7 +28,7 @@ type Engine struct {
 	Logger  *slog.Logger     // default discards
 	Metrics Metrics          // default none
 
-	Workers          int           // concurrent jobs; default 8
+	Workers          int           // concurrent jobs; default 16
 	Lease            time.Duration // job lease; default 2m (must exceed JobTimeout)
 	JobTimeout       time.Duration // one attempt of one job; default 45s
 	RetryBase        time.Duration // first retry delay; default 1s

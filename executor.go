@@ -89,8 +89,11 @@ func (e *Engine) FireDue(ctx context.Context) error {
 		var outcomes []outcome
 		err := e.store.Update(ctx, func(tx Tx) error {
 			outcomes = outcomes[:0]
+			// Revocations are queued first so that they are claimed before
+			// the Slack jobs of the same batch.
+			var later []*Job
 			for _, id := range ids {
-				o, err := e.handleDeadline(tx, now, id)
+				o, err := e.handleDeadline(tx, now, id, &later)
 				if err != nil {
 					return fmt.Errorf("request %s: %w", id, err)
 				}
@@ -98,7 +101,7 @@ func (e *Engine) FireDue(ctx context.Context) error {
 					outcomes = append(outcomes, o)
 				}
 			}
-			return nil
+			return e.addJobs(tx, now, later...)
 		})
 		if err != nil {
 			return fmt.Errorf("handle deadlines: %w", err)
@@ -120,7 +123,7 @@ type outcome struct {
 	state    State
 }
 
-func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error) {
+func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) (outcome, error) {
 	r, err := tx.Request(id)
 	if err != nil {
 		return outcome{}, err
@@ -137,10 +140,11 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error
 		if err := e.audit(tx, now, r.ID, System, "state:timed_out", ""); err != nil {
 			return outcome{}, err
 		}
-		return outcome{r.ID, r.Flow, StateTimedOut}, e.addJobs(tx, now,
+		*later = append(*later,
 			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventTimedOut},
 			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventTimedOut, To: r.Requester.SlackID},
 		)
+		return outcome{r.ID, r.Flow, StateTimedOut}, nil
 	case r.State == StateActive && !now.Before(r.ExpiresAt):
 		if err := r.transition(StateExpired, System, now, ""); err != nil {
 			return outcome{}, err
@@ -152,10 +156,8 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error
 		if err := e.audit(tx, now, r.ID, System, "state:expired", ""); err != nil {
 			return outcome{}, err
 		}
-		return outcome{r.ID, r.Flow, StateExpired}, e.addJobs(tx, now,
-			&Job{Kind: JobRevoke, RequestID: r.ID},
-			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExpired},
-		)
+		*later = append(*later, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExpired})
+		return outcome{r.ID, r.Flow, StateExpired}, e.addJob(tx, now, &Job{Kind: JobRevoke, RequestID: r.ID})
 	case r.State == StateActive && !r.Warned && !r.WarnAt.IsZero() && !now.Before(r.WarnAt):
 		r.Warned = true
 		if err := tx.PutRequest(r); err != nil {
@@ -164,7 +166,8 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error
 		if err := e.audit(tx, now, r.ID, System, "warn", "expires "+r.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
 			return outcome{}, err
 		}
-		return outcome{}, e.addJob(tx, now, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventWarning, To: r.Requester.SlackID})
+		*later = append(*later, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventWarning, To: r.Requester.SlackID})
+		return outcome{}, nil
 	}
 	// Nothing due after all (the index was stale): re-put to re-index.
 	return outcome{}, tx.PutRequest(r)
@@ -173,13 +176,36 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string) (outcome, error
 // ---- executor ----
 
 func (e *Engine) runExecutor(ctx context.Context) error {
-	workers := orDefault(e.Workers, 8)
+	workers := orDefault(e.Workers, 16)
 	lease := orDefault(e.Lease, 2*time.Minute)
-	slots := make(chan struct{}, workers)
-	freed := make(chan struct{}, workers)
+	// Claim ahead of the workers so that one claim transaction feeds many
+	// jobs; queued jobs hold their lease, and ones already queued here are
+	// never queued twice.
+	capacity := 4 * workers
+	queue := make(chan Job, capacity)
+	freed := make(chan struct{}, 1)
+	var mu sync.Mutex
+	held := map[uint64]bool{}
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range queue {
+				if ctx.Err() == nil {
+					e.runJob(jobCtx, j)
+				} // else: left for the next start (its lease is cleared or expires)
+				mu.Lock()
+				delete(held, j.ID)
+				mu.Unlock()
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
 	defer func() {
+		close(queue)
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		t := time.NewTimer(orDefault(e.ShutdownGrace, 10*time.Second))
@@ -196,7 +222,10 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		wait := time.Hour
-		if free := workers - len(slots); free > 0 {
+		mu.Lock()
+		free := capacity - len(held)
+		mu.Unlock()
+		if free > 0 {
 			jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, free)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -205,20 +234,18 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				e.log().Error("executor: claim jobs", "err", err)
 				wait = time.Second
 			}
+			queued := 0
 			for _, j := range jobs {
-				slots <- struct{}{}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					e.runJob(jobCtx, j)
-					<-slots
-					select {
-					case freed <- struct{}{}:
-					default:
-					}
-				}()
+				mu.Lock()
+				dup := held[j.ID]
+				held[j.ID] = true
+				mu.Unlock()
+				if !dup {
+					queue <- j
+					queued++
+				}
 			}
-			if err == nil && len(jobs) == free {
+			if err == nil && len(jobs) == free && queued > 0 {
 				continue // there may be more due right now
 			}
 			if err == nil {
@@ -233,8 +260,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				case ok:
 					d := at.Sub(e.now())
 					if d <= 0 {
-						// Due but not claimable: it waits behind its lane, and
-						// is freed when another job ends (freed, kick).
+						// Due but not claimable: it waits behind its lane or
+						// is queued here, and is freed when a job ends.
 						d = time.Second
 					}
 					wait = min(d, time.Hour)
@@ -733,4 +760,31 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		return e.complete(ctx, j, string(j.Event)+" to "+j.To, nil)
 	}
 	return Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+}
+
+// RunDueJobs runs every job that is due now, and the jobs those cause, until
+// none is due, with up to Workers at once. It is for tests, benchmarks and
+// one-shot tools; Run does the same continuously.
+func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
+	if e.Owner == "" {
+		e.Owner = "symbot-oneshot"
+	}
+	workers := orDefault(e.Workers, 16)
+	lease := orDefault(e.Lease, 2*time.Minute)
+	n := 0
+	for {
+		jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, workers)
+		if err != nil {
+			return n, fmt.Errorf("claim jobs: %w", err)
+		}
+		if len(jobs) == 0 {
+			return n, nil
+		}
+		var wg sync.WaitGroup
+		for _, j := range jobs {
+			wg.Go(func() { e.runJob(ctx, j) })
+		}
+		wg.Wait()
+		n += len(jobs)
+	}
 }
