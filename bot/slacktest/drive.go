@@ -532,3 +532,99 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, call)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
+
+// ClickViewButton sends a block_actions envelope for an interactive element
+// with actionID inside userID's open modal viewID (a button, or a select
+// with dispatch_action). values, if given, fill the view's state and, for
+// the clicked element, the action's selection. The trigger_id it carries
+// works for views.push.
+func (s *Server) ClickViewButton(userID, viewID, actionID string, values map[string]map[string]ViewValue) (Ack, error) {
+	s.mu.Lock()
+	u, err := s.userRefLocked(userID)
+	if err != nil {
+		s.mu.Unlock()
+		return Ack{}, err
+	}
+	v, ok := s.views[viewID]
+	if !ok || v.User != userID || v.Closed {
+		s.mu.Unlock()
+		return Ack{}, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
+	}
+	b, ok := findElement(v.Blocks, actionID)
+	if !ok {
+		s.mu.Unlock()
+		return Ack{}, fmt.Errorf("slacktest: view %s has no element with action_id %q", viewID, actionID)
+	}
+	action := map[string]any{}
+	for k, val := range b.element {
+		if k != "confirm" && k != "url" && k != "accessibility_label" && k != "options" && k != "option_groups" && !strings.HasPrefix(k, "initial_") {
+			action[k] = val
+		}
+	}
+	if vv, ok := values[b.blockID][actionID]; ok {
+		for k, val := range valueJSON(vv, b.element) {
+			action[k] = val
+		}
+	}
+	action["block_id"] = b.blockID
+	action["action_ts"] = s.nextTSLocked()
+	payload := map[string]any{
+		"type":                  "block_actions",
+		"user":                  s.userJSONShort(u),
+		"api_app_id":            s.AppID,
+		"token":                 verificationToken,
+		"container":             map[string]any{"type": "view", "view_id": v.ID},
+		"trigger_id":            s.issueTriggerLocked(u.ID, v.ID),
+		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
+		"enterprise":            nil,
+		"is_enterprise_install": false,
+		"view":                  s.viewJSON(v, viewState(v.Blocks, values)),
+		"actions":               []any{action},
+	}
+	raw, err := json.Marshal(payload)
+	s.mu.Unlock()
+	if err != nil {
+		return Ack{}, fmt.Errorf("marshal block actions: %w", err)
+	}
+	return s.deliver("interactive", raw, 0)
+}
+
+// CloseView closes userID's modal viewID as the person pressing Cancel.
+// If the app set notify_on_close, a view_closed envelope is delivered and
+// its ack returned; otherwise the zero Ack.
+func (s *Server) CloseView(userID, viewID string) (Ack, error) {
+	s.mu.Lock()
+	u, err := s.userRefLocked(userID)
+	if err != nil {
+		s.mu.Unlock()
+		return Ack{}, err
+	}
+	v, ok := s.views[viewID]
+	if !ok || v.User != userID || v.Closed {
+		s.mu.Unlock()
+		return Ack{}, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
+	}
+	v.Closed = true
+	s.notifyLocked()
+	if !v.NotifyOnClose {
+		s.mu.Unlock()
+		return Ack{}, nil
+	}
+	payload := map[string]any{
+		"type":                  "view_closed",
+		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
+		"user":                  s.userJSONShort(u),
+		"api_app_id":            s.AppID,
+		"token":                 verificationToken,
+		"view":                  s.viewJSON(v, viewState(v.Blocks, nil)),
+		"is_cleared":            false,
+		"enterprise":            nil,
+		"is_enterprise_install": false,
+	}
+	raw, err := json.Marshal(payload)
+	s.mu.Unlock()
+	if err != nil {
+		return Ack{}, fmt.Errorf("marshal view closed: %w", err)
+	}
+	return s.deliver("interactive", raw, 0)
+}

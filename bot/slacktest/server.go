@@ -112,6 +112,7 @@ type View struct {
 	Blocks          json.RawMessage
 	RootViewID      string
 	PreviousViewID  string
+	NotifyOnClose   bool
 	Updates         int
 	Closed          bool              // closed by the submission's ack, or replaced by a later views.open
 	Errors          map[string]string // response_action "errors" of the last submission

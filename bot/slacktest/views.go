@@ -104,6 +104,7 @@ func (v *View) apply(vr *viewRequest, blocks json.RawMessage) {
 	if vr.Submit != nil {
 		v.Submit = vr.Submit.Text
 	}
+	v.NotifyOnClose = vr.NotifyOnClose
 	v.Blocks = blocks
 	v.Hash = fmt.Sprintf("%d.%s", time.Now().Unix(), randHex(4))
 }
@@ -120,7 +121,7 @@ func (s *Server) viewJSON(v *View, state map[string]any) map[string]any {
 		"title":        map[string]any{"type": "plain_text", "text": v.Title, "emoji": true},
 		"root_view_id": v.RootViewID, "previous_view_id": nil, "app_id": s.AppID,
 		"external_id": v.ExternalID, "bot_id": s.BotID, "app_installed_team_id": s.TeamID,
-		"clear_on_close": false, "notify_on_close": false,
+		"clear_on_close": false, "notify_on_close": v.NotifyOnClose,
 	}
 	if v.PreviousViewID != "" {
 		out["previous_view_id"] = v.PreviousViewID

@@ -450,3 +450,58 @@ func TestPublicChannelScopeAndListen(t *testing.T) {
 		t.Errorf("Listen on a non-loopback address succeeded")
 	}
 }
+
+func TestViewButtonPushAndClose(t *testing.T) {
+	srv := newServer(t)
+	var a *app
+	var pushErr error
+	modal := func(title string) slack.ModalViewRequest {
+		return slack.ModalViewRequest{
+			Type: slack.VTModal, Title: slack.NewTextBlockObject("plain_text", title, false, false),
+			NotifyOnClose: true,
+			Blocks: slack.Blocks{BlockSet: []slack.Block{
+				slack.NewActionBlock("more", slack.NewButtonBlockElement("details", "d", slack.NewTextBlockObject("plain_text", "Details", false, false))),
+			}},
+		}
+	}
+	a = MustApp(t, srv, func(evt socketmode.Event) (bool, any) {
+		switch d := evt.Data.(type) {
+		case slack.SlashCommand:
+			_, _ = a.api.OpenViewContext(t.Context(), d.TriggerID, modal("First"))
+		case slack.InteractionCallback:
+			if d.Type == slack.InteractionTypeBlockActions {
+				_, pushErr = a.api.PushViewContext(t.Context(), d.TriggerID, modal("Second"))
+			}
+		}
+		return true, nil
+	})
+	if _, err := srv.SlashCommand("U1", "/sym", "", "C1"); err != nil {
+		t.Fatalf("SlashCommand: %v", err)
+	}
+	first, ok := srv.CurrentView("U1")
+	if !ok {
+		t.Fatalf("no modal open")
+	}
+	if _, err := srv.ClickViewButton("U1", first.ID, "details", nil); err != nil {
+		t.Fatalf("ClickViewButton: %v", err)
+	}
+	if pushErr != nil {
+		t.Fatalf("PushView: %v", pushErr)
+	}
+	second, _ := srv.CurrentView("U1")
+	if second.Title != "Second" || second.PreviousViewID != first.ID {
+		t.Errorf("pushed view = %+v, want Second on top of %s", second, first.ID)
+	}
+	evs := a.requests(socketmode.EventTypeInteractive)
+	cb := evs[len(evs)-1].Data.(slack.InteractionCallback)
+	if cb.Container.ViewID != first.ID || cb.View.ID != first.ID || cb.ActionCallback.BlockActions[0].ActionID != "details" {
+		t.Errorf("view block action = container %+v view %s", cb.Container, cb.View.ID)
+	}
+	if _, err := srv.CloseView("U1", second.ID); err != nil {
+		t.Fatalf("CloseView: %v", err)
+	}
+	evs = a.requests(socketmode.EventTypeInteractive)
+	if cb := evs[len(evs)-1].Data.(slack.InteractionCallback); cb.Type != slack.InteractionTypeViewClosed || cb.View.ID != second.ID {
+		t.Errorf("last interaction = %s for %s, want view_closed for %s", cb.Type, cb.View.ID, second.ID)
+	}
+}
