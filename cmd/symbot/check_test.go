@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunChecks(t *testing.T) {
+	var sawDeadline bool
+	checks := []Check{
+		{Name: "slack auth.test", Run: func(context.Context) error { return nil }},
+		{Name: "post in #access", Run: func(context.Context) error { return errors.New("not_in_channel:\n the bot is not a member") }, Fix: "invite the bot: /invite @symbot"},
+		{Name: "assume role", Run: func(ctx context.Context) error {
+			_, sawDeadline = ctx.Deadline()
+			return nil
+		}},
+		{Name: "read secret", Run: func(context.Context) error { panic("boom") }, Fix: "grant secretsmanager:GetSecretValue"},
+		{Name: "nothing to run"},
+	}
+	var b strings.Builder
+	failed := RunChecks(t.Context(), &b, checks)
+	if failed != 3 {
+		t.Errorf("failed: got %d, want 3", failed)
+	}
+	if !sawDeadline {
+		t.Error("check ran without a deadline")
+	}
+	want := "ok    slack auth.test\n" +
+		"FAIL  post in #access: not_in_channel: the bot is not a member\n" +
+		"      fix: invite the bot: /invite @symbot\n" +
+		"ok    assume role\n" +
+		"FAIL  read secret: check crashed: boom\n" +
+		"      fix: grant secretsmanager:GetSecretValue\n" +
+		"FAIL  nothing to run: check has nothing to run\n"
+	if got := b.String(); got != want {
+		t.Errorf("output:\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func writeFile(tb testing.TB, path, content string) string {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, filepath.Join(dir, "symbot.yml"), baseYAML)
+	bad := writeFile(t, filepath.Join(dir, "bad.yml"), edit(t, baseYAML, "        group_id: 00gADMIN\n", "        gruop_id: 00gADMIN\n"))
+
+	t.Run("good config with tokens", func(t *testing.T) {
+		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+		t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+		code, out, errOut := cli(t, "check", "--config", good)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+		}
+		for _, w := range []string{"ok    config " + good + ": 1 flows, 1 targets", "ok    SLACK_BOT_TOKEN is set", "all checks passed"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("missing tokens fail with the fix", func(t *testing.T) {
+		t.Setenv("SLACK_BOT_TOKEN", "")
+		t.Setenv("SLACK_APP_TOKEN", "")
+		code, out, _ := cli(t, "check", "--config", good)
+		if code != exitFail || !strings.Contains(out, "FAIL  SLACK_APP_TOKEN is set: not set\n      fix: export SLACK_APP_TOKEN=xapp-") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("bad config lists every problem", func(t *testing.T) {
+		code, out, _ := cli(t, "check", "--config", bad)
+		if code != exitFail {
+			t.Errorf("exit: got %d, want %d", code, exitFail)
+		}
+		for _, w := range []string{"FAIL  config " + bad, `bad.yml:19: flows[0].targets[0].gruop_id: unknown key "gruop_id" (did you mean "group_id"?)`, "bad.yml:18: flows[0].targets[0].group_id: missing"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("world-readable store file", func(t *testing.T) {
+		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+		t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+		db := filepath.Join(dir, "symbot.db")
+		writeFile(t, db, "x")
+		os.Chmod(db, 0o644)
+		code, out, _ := cli(t, "check", "--config", good)
+		if code != exitFail || !strings.Contains(out, "fix: chmod 600 "+db) {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+}
