@@ -188,6 +188,7 @@ type Server struct {
 	triggers     map[string]*trigger
 	responseURLs map[string]*responseTarget
 	faults       map[string][]fault
+	delays       map[string][]time.Duration
 	scopes       map[string]bool
 	lastTS       int64 // microseconds
 	seq          int
@@ -225,6 +226,7 @@ type responseTarget struct {
 }
 
 type fault struct {
+	delay      time.Duration
 	slackError string
 	retryAfter time.Duration
 	rateLimit  bool
@@ -280,6 +282,7 @@ func Listen(addr string) (*Server, error) {
 		triggers:        map[string]*trigger{},
 		responseURLs:    map[string]*responseTarget{},
 		faults:          map[string][]fault{},
+		delays:          map[string][]time.Duration{},
 		tickets:         map[string]time.Time{},
 		pending:         map[string]*pending{},
 		pings:           true,
@@ -556,11 +559,23 @@ func (s *Server) RateLimitNext(method string, retryAfter time.Duration, n int) {
 	}
 }
 
+// DelayNext makes the next n calls of method wait d before they are
+// answered normally (or until the client gives up), to exercise client
+// timeouts. Delays are consumed before FailNext and RateLimitNext faults.
+func (s *Server) DelayNext(method string, d time.Duration, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.delays[method] = append(s.delays[method], d)
+	}
+}
+
 // ClearFaults drops every queued FailNext and RateLimitNext.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = map[string][]fault{}
+	s.delays = map[string][]time.Duration{}
 }
 
 func (s *Server) takeFaultLocked(method string) (fault, bool) {

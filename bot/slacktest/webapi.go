@@ -103,6 +103,32 @@ func (s *Server) handleAPI(w http.ResponseWriter, hr *http.Request) {
 	}
 
 	s.mu.Lock()
+	var delay time.Duration
+	for _, key := range []string{name, "*"} {
+		if q := s.delays[key]; len(q) > 0 {
+			delay, s.delays[key] = q[0], q[1:]
+			break
+		}
+	}
+	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-hr.Context().Done():
+			t.Stop()
+			call.Error = "client_gone"
+			s.mu.Lock()
+			s.calls = append(s.calls, call)
+			s.notifyLocked()
+			s.mu.Unlock()
+			return
+		case <-s.closed:
+			t.Stop()
+			return
+		}
+	}
+	s.mu.Lock()
 	if f, ok := s.takeFaultLocked(name); ok {
 		if f.rateLimit {
 			call.Error = "ratelimited"

@@ -1,6 +1,7 @@
 package slacktest_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -503,5 +504,24 @@ func TestViewButtonPushAndClose(t *testing.T) {
 	evs = a.requests(socketmode.EventTypeInteractive)
 	if cb := evs[len(evs)-1].Data.(slack.InteractionCallback); cb.Type != slack.InteractionTypeViewClosed || cb.View.ID != second.ID {
 		t.Errorf("last interaction = %s for %s, want view_closed for %s", cb.Type, cb.View.ID, second.ID)
+	}
+}
+
+func TestDelayNext(t *testing.T) {
+	srv := newServer(t)
+	api := newAPI(srv)
+	srv.DelayNext("chat.postMessage", time.Minute, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("x", false))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	waitFor(t, srv, "abandoned call recorded", func() bool {
+		c := srv.CallsTo("chat.postMessage")
+		return len(c) == 1 && c[0].Error == "client_gone"
+	})
+	if len(srv.Messages("C1")) != 0 {
+		t.Errorf("abandoned post was stored")
 	}
 }
