@@ -79,6 +79,7 @@ func setAWSEnv(tb testing.TB, url string, withKeys bool) {
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI":     "",
 		"AWS_ENDPOINT_URL":                       "",
+		"AWS_CA_BUNDLE":                          "",
 		"AWS_ENDPOINT_URL_STS":                   url,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER":       url,
 		"AWS_ACCESS_KEY_ID":                      "",
@@ -143,4 +144,10 @@ func assumeCalls(srv *awstest.Server) map[string]int {
 		}
 	}
 	return n
+}
+
+// awsauthRoleTrustingBase is the connector role trusting both the hop and
+// the base user, so it can be assumed with or without the hop.
+func awsauthRoleTrustingBase() awstest.Role {
+	return awstest.Role{ARN: roleARN, ExternalID: extID, TrustedPrincipals: []string{hopARN, baseAKID}}
 }
