@@ -135,10 +135,13 @@ type Ack struct {
 	Attempts   int             // deliveries made, 1 when acked on the first
 }
 
-// Server is a running Slack simulator. Create it with NewServer; the exported
-// fields may be changed before the app connects (AckTimeout etc. are read on
-// every delivery, under the server's lock, so use the setters when the app
-// is already running).
+// Server is a running Slack simulator. Create it with NewServer or Listen.
+// Set the exported fields right after creating it, before the app connects
+// and before any driving call; the methods are safe for concurrent use.
+//
+// Faults: FailNext, RateLimitNext, DelayNext (Web API); Disconnect,
+// DropConnections, SetPings, AckTimeout/MaxRetries, DuplicateNext (Socket
+// Mode); SetScopes and SetBotMembership (workspace).
 type Server struct {
 	BotToken string
 	AppToken string

@@ -75,11 +75,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.connections++
 	c := &wsConn{id: s.connections, ws: ws, done: make(chan struct{})}
+	live := len(s.conns) + 1
 	s.mu.Unlock()
 
 	hello := map[string]any{
 		"type":            "hello",
-		"num_connections": 1,
+		"num_connections": live,
 		"debug_info":      map[string]any{"host": "applink-sim", "build_number": 1, "approximate_connection_time": 18060},
 		"connection_info": map[string]any{"app_id": s.AppID},
 	}

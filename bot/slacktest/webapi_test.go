@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -523,5 +525,46 @@ func TestDelayNext(t *testing.T) {
 	})
 	if len(srv.Messages("C1")) != 0 {
 		t.Errorf("abandoned post was stored")
+	}
+}
+
+func TestRawWireErrors(t *testing.T) {
+	srv := newServer(t)
+	post := func(method string, form url.Values) map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(srv.APIURL()+method, form)
+		if err != nil {
+			t.Fatalf("post %s: %v", method, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s: status %d, content type %q", method, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("decode %s: %v", method, err)
+		}
+		return body
+	}
+	for _, tc := range []struct {
+		name, method string
+		form         url.Values
+		want         string
+	}{
+		{"no token", "auth.test", url.Values{}, "not_authed"},
+		{"app token for chat", "chat.postMessage", url.Values{"token": {srv.AppToken}, "channel": {"C1"}, "text": {"x"}}, "not_allowed_token_type"},
+		{"bot token for socket", "apps.connections.open", url.Values{"token": {srv.BotToken}}, "not_allowed_token_type"},
+		{"blocks not JSON", "chat.postMessage", url.Values{"token": {srv.BotToken}, "channel": {"C1"}, "blocks": {"[{"}}, "invalid_blocks_format"},
+		{"unknown block type", "chat.postMessage", url.Values{"token": {srv.BotToken}, "channel": {"C1"}, "blocks": {`[{"type":"nope"}]`}}, "invalid_blocks"},
+		{"duplicate block_id", "chat.postMessage", url.Values{"token": {srv.BotToken}, "channel": {"C1"}, "blocks": {`[{"type":"divider","block_id":"a"},{"type":"divider","block_id":"a"}]`}}, "invalid_blocks"},
+		{"no text", "chat.postMessage", url.Values{"token": {srv.BotToken}, "channel": {"C1"}}, "no_text"},
+		{"unknown method", "chat.frobnicate", url.Values{"token": {srv.BotToken}}, "unknown_method"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := post(tc.method, tc.form)
+			if body["ok"] != false || body["error"] != tc.want {
+				t.Errorf("got %v, want error %q", body, tc.want)
+			}
+		})
 	}
 }
