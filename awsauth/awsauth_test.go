@@ -669,3 +669,28 @@ func TestWithAWSConfig(t *testing.T) {
 		t.Fatalf("Token with an injected aws.Config = %q, %v", got, err)
 	}
 }
+
+func TestSingleEndpointURL(t *testing.T) {
+	w := newWorld(t)
+	t.Setenv("AWS_ENDPOINT_URL_STS", "")
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
+	t.Setenv("AWS_ENDPOINT_URL", w.srv.URL())
+	got, err := mustNew(t, w.cfg).Token(t.Context())
+	if err != nil || got != oktaToken {
+		t.Fatalf("Token via AWS_ENDPOINT_URL = %q, %v", got, err)
+	}
+}
+
+func TestEndpointDown(t *testing.T) {
+	w := newWorld(t)
+	src := mustNew(t, w.cfg)
+	w.srv.Close()
+	_, err := src.Token(t.Context())
+	if !errors.Is(err, symbot.ErrUnavailable) {
+		t.Fatalf("Token with STS down: %v, want ErrUnavailable", err)
+	}
+	var e *awsauth.Error
+	if !errors.As(err, &e) || e.Step != awsauth.StepAssumeRole || e.Role != hopARN {
+		t.Errorf("error %#v, want the first hop's assume role step", e)
+	}
+}
