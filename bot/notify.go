@@ -23,7 +23,7 @@ func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request
 		return err
 	})
 	if err != nil {
-		return symbot.MessageRef{}, fmt.Errorf("post approval message for %s: %w", r.ID, err)
+		return symbot.MessageRef{}, err
 	}
 	if ch == "" {
 		ch = f.Channel
@@ -37,7 +37,7 @@ func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request
 // message has not been posted.
 func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
 	if r.Message.TS == "" {
-		return fmt.Errorf("update approval message for %s: %w", r.ID, errNotPosted)
+		return fmt.Errorf("request %s: %w", r.ID, errNotPosted)
 	}
 	ch := r.Message.Channel
 	if ch == "" {
@@ -49,7 +49,7 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("update approval message for %s: %w", r.ID, err)
+		return err
 	}
 	line := threadLine(f, r, ev)
 	err = b.call(ctx, durable, "chat.postMessage", ch, func(ctx context.Context) error {
@@ -67,7 +67,7 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 func (b *Bot) NotifyUser(ctx context.Context, userID string, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
 	body, btns := dmBody(f, r, ev, userID, b.cfg.Now())
 	if err := b.dm(ctx, durable, userID, body, dmBlocks(r, body, btns)); err != nil {
-		return fmt.Errorf("notify %s about %s of %s: %w", userID, ev, r.ID, err)
+		return fmt.Errorf("%s of %s: %w", ev, r.ID, err)
 	}
 	return nil
 }

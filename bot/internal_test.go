@@ -1,0 +1,162 @@
+package bot
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+)
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    command
+		wantErr string
+	}{
+		{"empty opens form", "", command{Kind: cmdModal}, ""},
+		{"spaces open form", "   ", command{Kind: cmdModal}, ""},
+		{"req opens form", "req", command{Kind: cmdModal}, ""},
+		{"req flow", "request prod", command{Kind: cmdModal, Flow: "prod"}, ""},
+		{"full request keeps spacing", "req  prod/admin 1h  fix   the <!channel> thing ", command{Kind: cmdRequest, Target: "prod/admin", Duration: "1h", Reason: "fix   the <!channel> thing"}, ""},
+		{"case-insensitive verb", "REQ admin 2d x", command{Kind: cmdRequest, Target: "admin", Duration: "2d", Reason: "x"}, ""},
+		{"missing reason", "req admin 1h", command{}, "reason is missing"},
+		{"list", "list", command{Kind: cmdList}, ""},
+		{"ls", "ls", command{Kind: cmdList}, ""},
+		{"list extra", "list me", command{}, "takes nothing"},
+		{"whoami", "whoami", command{Kind: cmdWhoami}, ""},
+		{"help", "help", command{Kind: cmdHelp}, ""},
+		{"unknown escaped", "<!here>", command{}, "`&lt;!here&gt;`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCommand(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseCommand(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseCommand(%q): %v", tt.in, err)
+			}
+			if got != tt.want {
+				t.Errorf("parseCommand(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEscapeTrunc(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want string
+	}{
+		{"fits", "a<b", 10, "a&lt;b"},
+		{"cut before entity", "ab<<<<", 9, "ab&lt;…"},
+		{"cut at rune", "ééééé", 7, "éé…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := escapeTrunc(tt.in, tt.max)
+			if got != tt.want {
+				t.Errorf("escapeTrunc(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+			}
+			if len(got) > tt.max {
+				t.Errorf("len = %d > %d", len(got), tt.max)
+			}
+		})
+	}
+}
+
+func TestRenderRequestStates(t *testing.T) {
+	f := &symbot.Flow{Name: "prod", Label: "Production", Channel: "C1", AllowRevoke: true, ApprovalsRequired: 1, ApprovalTimeout: time.Hour,
+		Targets: []symbot.Target{{Name: "admin", Label: "Prod admin", GroupID: "G1"}}}
+	at := time.Unix(1_800_000_000, 0)
+	base := func(s symbot.State) *symbot.Request {
+		return &symbot.Request{ID: "SYM-1", Flow: "prod", Target: "admin", Requester: symbot.Person{SlackID: "U1"}, Duration: time.Hour,
+			Reason: "<!channel>", State: s, CreatedAt: at, ExpiresAt: at.Add(time.Hour),
+			Approvals:   []symbot.Decision{{By: "U2"}},
+			Transitions: []symbot.Transition{{From: symbot.StatePending, To: s, By: "U2", At: at, Note: "because <@U9>"}}}
+	}
+	tests := []struct {
+		state   symbot.State
+		want    []string
+		buttons []string
+	}{
+		{symbot.StatePending, []string{"Waiting for approval"}, []string{ActionApprove, ActionDeny}},
+		{symbot.StateApproved, []string{"Approved", "<@U2>", "granting"}, nil},
+		{symbot.StateActive, []string{"Active", "until <!date^1800003600^"}, []string{ActionRevoke}},
+		{symbot.StateDenied, []string{"Denied", "<@U2>", "because &lt;@U9&gt;"}, nil},
+		{symbot.StateRevoked, []string{"Revoked", "<@U2>", "removing access"}, nil},
+		{symbot.StateExpired, []string{"Expired"}, nil},
+		{symbot.StateCancelled, []string{"Cancelled"}, nil},
+		{symbot.StateTimedOut, []string{"Timed out", "within 1h"}, nil},
+		{symbot.StateFailed, []string{"Failed"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.state), func(t *testing.T) {
+			text, blocks := renderRequest(f, base(tt.state))
+			raw, err := json.Marshal(blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bs []map[string]any
+			_ = json.Unmarshal(raw, &bs)
+			var all strings.Builder
+			var actions []string
+			for _, b := range bs {
+				if id, _ := b["block_id"].(string); id == "" {
+					t.Errorf("block %v has no block_id", b["type"])
+				}
+				rb, _ := json.Marshal(b)
+				all.Write(rb)
+				if els, ok := b["elements"].([]any); ok && b["type"] == "actions" {
+					for _, e := range els {
+						em := e.(map[string]any)
+						actions = append(actions, em["action_id"].(string))
+						if em["value"] != "SYM-1" {
+							t.Errorf("button value = %v, want the request id only", em["value"])
+						}
+					}
+				}
+			}
+			s := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(all.String())
+			for _, w := range tt.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("blocks lack %q: %s", w, s)
+				}
+			}
+			if strings.Contains(s, "<!channel>") || strings.Contains(text, "<!channel>") {
+				t.Errorf("unescaped reason in %s", s)
+			}
+			if strings.Join(actions, ",") != strings.Join(tt.buttons, ",") {
+				t.Errorf("buttons = %v, want %v", actions, tt.buttons)
+			}
+		})
+	}
+}
+
+func TestRecentSetBounded(t *testing.T) {
+	s := newRecentSet(3)
+	now := time.Unix(0, 0)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		s.put(k, now, 0, k)
+	}
+	if _, ok := s.get("a", now); ok {
+		t.Error("oldest key kept beyond the bound")
+	}
+	if v, ok := s.get("d", now); !ok || v != "d" {
+		t.Errorf("get(d) = %v, %v", v, ok)
+	}
+	if !s.add("x", now, time.Second) || s.add("x", now.Add(500*time.Millisecond), time.Second) {
+		t.Error("add within the window should report a duplicate")
+	}
+	if !s.add("x", now.Add(2*time.Second), time.Second) {
+		t.Error("add after the window should succeed")
+	}
+}
