@@ -250,12 +250,12 @@ func (s *Server) deliver(typ string, payload json.RawMessage, copies int) (Ack, 
 			writeErr = c.writeJSON(dup)
 		}
 		if writeErr != nil {
+			// Never delivered: not an attempt. Wait for another connection
+			// (bounded by DeliveryTimeout).
+			s.mu.Lock()
+			c.draining = true
+			s.mu.Unlock()
 			c.close()
-			attempt++
-			env.RetryReason = "connection_lost"
-			if attempt > maxRetries {
-				return Ack{}, fmt.Errorf("deliver %s envelope: %w", typ, ErrNotConnected)
-			}
 			continue
 		}
 		timer := time.NewTimer(ackTimeout)
