@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -46,6 +47,17 @@ type options struct {
 // client) instead of config.LoadDefaultConfig. Config.Region still wins
 // when set.
 func WithAWSConfig(c aws.Config) Option { return func(o *options) { o.awsCfg = &c } }
+
+// WithStaticEndpoint ignores the environment and the shared AWS files: STS
+// and Secrets Manager are reached at url with the given base keys. It is
+// meant for `symbot demo` and tests against awstest; Config.Region must be
+// set.
+func WithStaticEndpoint(url, accessKeyID, secretAccessKey string) Option {
+	return WithAWSConfig(aws.Config{
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, ""),
+		BaseEndpoint: aws.String(url),
+	})
+}
 
 // WithLoadOptions passes extra options to config.LoadDefaultConfig, e.g.
 // config.WithRetryer or config.WithSharedConfigProfile.

@@ -694,3 +694,16 @@ func TestEndpointDown(t *testing.T) {
 		t.Errorf("error %#v, want the first hop's assume role step", e)
 	}
 }
+
+func TestWithStaticEndpoint(t *testing.T) {
+	w := newWorld(t)
+	setAWSEnv(t, "http://127.0.0.1:1", false) // the environment points nowhere useful
+	src, err := awsauth.New(t.Context(), w.cfg, awsauth.WithStaticEndpoint(w.srv.URL(), baseAKID, baseSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := src.Token(t.Context())
+	if err != nil || got != oktaToken {
+		t.Fatalf("Token with a static endpoint = %q, %v", got, err)
+	}
+}
