@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -171,7 +172,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 	s.baseSTS = sts.NewFromConfig(awsCfg, withCreds(s.base))
 
 	prev := s.base
-	roles := cfg.HopRoles
+	roles := slices.Clip(cfg.HopRoles)
 	if cfg.RoleARN != "" {
 		roles = append(roles, cfg.RoleARN)
 	}
