@@ -194,6 +194,12 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 	smDone := make(chan error, 1)
 	go func() { smDone <- sm.RunContext(smCtx) }()
 
+	ackCtx, ackCancel := context.WithCancel(ctx)
+	defer ackCancel()
+	acks := make(chan ackItem, 1024)
+	acksDone := make(chan struct{})
+	go func() { defer close(acksDone); b.sendAcks(ackCtx, sm, acks) }()
+
 	var runErr error
 	smFinished := false
 loop:
@@ -209,11 +215,13 @@ loop:
 			}
 			break loop
 		case evt := <-sm.Events:
-			b.handleEvent(ctx, sm, evt)
+			b.handleEvent(acks, evt)
 		}
 	}
 	b.connected.Store(false)
 	smCancel()
+	close(acks)
+	<-acksDone
 
 	// Stop taking work; let the workers finish what is queued, bounded.
 	close(stop)
@@ -277,7 +285,7 @@ func (b *Bot) enqueue(name string, fn func(ctx context.Context)) bool {
 
 // handleEvent runs on the event loop: it must never block on Slack or the
 // engine.
-func (b *Bot) handleEvent(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+func (b *Bot) handleEvent(acks chan<- ackItem, evt socketmode.Event) {
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		b.connected.Store(false)
@@ -309,20 +317,20 @@ func (b *Bot) handleEvent(ctx context.Context, sm *socketmode.Client, evt socket
 		if evt.Request == nil {
 			return
 		}
-		b.handleEnvelope(ctx, sm, evt)
+		b.handleEnvelope(acks, evt)
 	}
 }
 
 // handleEnvelope acknowledges one envelope at once (deduplicating
 // redeliveries) and queues any slow work.
-func (b *Bot) handleEnvelope(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
 	b.envelopes.Add(1)
 	req := evt.Request
 	now := b.cfg.Now()
 	if prev, dup := b.recent.get("env|"+req.EnvelopeID, now); dup {
 		b.duplicates.Add(1)
 		b.log.Debug("duplicate envelope", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
-		b.ack(ctx, sm, req.EnvelopeID, prev)
+		b.ack(acks, req.EnvelopeID, prev)
 		return
 	}
 	var payload any
@@ -341,17 +349,38 @@ func (b *Bot) handleEnvelope(ctx context.Context, sm *socketmode.Client, evt soc
 		return
 	}
 	b.recent.put("env|"+req.EnvelopeID, now, 0, payload)
-	b.ack(ctx, sm, req.EnvelopeID, payload)
+	b.ack(acks, req.EnvelopeID, payload)
 }
 
 // errNoAck as an ack payload means "do not acknowledge".
 var errNoAck = &struct{ noAck bool }{true}
 
-func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string, payload any) {
-	actx, cancel := context.WithTimeout(ctx, b.cfg.AckTimeout)
-	defer cancel()
-	if err := sm.AckCtx(actx, envelopeID, payload); err != nil {
-		b.log.Warn("ack failed; Slack will redeliver", "envelope_id", envelopeID, "err", err)
+// ackItem is one acknowledgement waiting to be written.
+type ackItem struct {
+	envelopeID string
+	payload    any
+}
+
+// ack queues an acknowledgement without blocking the event loop. If the
+// queue is full (the socket is down for long) the ack is dropped: Slack
+// redelivers the envelope and the duplicate is acknowledged then.
+func (b *Bot) ack(acks chan<- ackItem, envelopeID string, payload any) {
+	select {
+	case acks <- ackItem{envelopeID, payload}:
+	default:
+		b.log.Warn("ack queue full; Slack will redeliver", "envelope_id", envelopeID)
+	}
+}
+
+// sendAcks writes queued acks to the socket, each bounded by AckTimeout
+// (socketmode holds them until the next connection when the socket is down).
+func (b *Bot) sendAcks(ctx context.Context, sm *socketmode.Client, acks <-chan ackItem) {
+	for a := range acks {
+		actx, cancel := context.WithTimeout(ctx, b.cfg.AckTimeout)
+		if err := sm.AckCtx(actx, a.envelopeID, a.payload); err != nil {
+			b.log.Warn("ack failed; Slack will redeliver", "envelope_id", a.envelopeID, "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -263,7 +263,9 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 	return in, errs
 }
 
-// inputProblem renders an input error for an inline modal error (plain text).
+// inputProblem is Explain's plain-text form for inline modal field errors
+// (Slack shows them as plain text next to the field, so no escaping and no
+// field name: the field is right there).
 func inputProblem(err error) string {
 	var ie *symbot.InputError
 	if errors.As(err, &ie) {
@@ -273,7 +275,7 @@ func inputProblem(err error) string {
 		}
 		return p + "."
 	}
-	return "Not valid."
+	return Explain(err)
 }
 
 func selectedValue(v slack.ViewState, block string) string {
@@ -495,6 +497,14 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 		if a.ActionID == ActionRevoke && !f.AllowRevoke && actor.SlackID != r.Requester.SlackID {
 			b.fail(ctx, to, "revoke", &symbot.PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access", f.Name)})
 			return
+		}
+		// Spare non-approvers a form whose submission would be refused. If
+		// the check itself fails, the engine decides on submission.
+		if actor.SlackID != r.Requester.SlackID {
+			if ok, err := eng.MayApprove(ctx, f, actor); err == nil && !ok {
+				b.fail(ctx, to, a.ActionID, &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s", f.Name)})
+				return
+			}
 		}
 		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id})
 		b.openView(ctx, cb.TriggerID, noteModal(a.ActionID, f, r, meta), to)
