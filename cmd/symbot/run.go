@@ -1,28 +1,165 @@
 package main
 
-// Temporary: the lead replaces this file with the wiring of `run` and `demo`
-// and the live preflight checks.
-
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/symbot/symbot/awsauth"
+	"github.com/symbot/symbot/okta"
 )
 
-var errNotWired = errors.New("not wired yet")
-
-func runCmd(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "symbot run: %v\n", errNotWired)
-	return exitFail
+// runCmd is `symbot run`.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "[--config FILE]", stderr)
+	cfgPath := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := LoadConfig(*cfgPath, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot run: %v\n", err)
+		return exitFail
+	}
+	if err := cfg.RequireTokens(); err != nil {
+		fmt.Fprintf(stderr, "symbot run: %v\n", err)
+		return exitFail
+	}
+	log := newLogger(cfg.Log, stderr)
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot run: %v\n", err)
+		return exitFail
+	}
+	if err := d.run(ctx); err != nil {
+		fmt.Fprintf(stderr, "symbot run: %v\n", err)
+		return exitFail
+	}
+	return exitOK
 }
 
-func demoCmd(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "symbot demo: %v\n", errNotWired)
-	return exitFail
-}
-
-// liveChecks returns the `check --live` preflight checks for cfg.
-func liveChecks(_ context.Context, _ *Config, _ io.Writer) ([]Check, error) {
-	return nil, errNotWired
+// liveChecks returns the `check --live` preflight: Slack tokens and
+// channels, the AWS chain and the secret, and every Okta group. It does not
+// open the store (a running daemon holds it).
+func liveChecks(ctx context.Context, cfg *Config, stderr io.Writer) ([]Check, error) {
+	log := newLogger(LogConfig{Level: "error"}, stderr)
+	api := slackClient(cfg)
+	src, err := awsauth.New(ctx, awsConfig(cfg), awsauth.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("aws: %w", err)
+	}
+	dir, err := okta.New(okta.Config{OrgURL: cfg.Okta.OrgURL, Overrides: cfg.Okta.UserOverrides, Logger: log}, src)
+	if err != nil {
+		return nil, fmt.Errorf("okta: %w", err)
+	}
+	checks := []Check{
+		{
+			Name: "slack: bot token accepted (auth.test)",
+			Run: func(ctx context.Context) error {
+				_, err := api.AuthTestContext(ctx)
+				return err
+			},
+			Fix: "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) of the installed app",
+		},
+		{
+			Name: "slack: app-level token opens Socket Mode (apps.connections.open)",
+			Run: func(ctx context.Context) error {
+				_, _, err := api.StartSocketModeContext(ctx)
+				return err
+			},
+			Fix: "set SLACK_APP_TOKEN to an app-level token (xapp-...) with the connections:write scope, and enable Socket Mode in the app settings",
+		},
+	}
+	channels := map[string][]string{}
+	var order []string
+	for _, f := range cfg.Flows {
+		if _, ok := channels[f.Channel]; !ok {
+			order = append(order, f.Channel)
+		}
+		channels[f.Channel] = append(channels[f.Channel], "flow "+f.Name)
+	}
+	if ch := cfg.Slack.ErrorsChannel; ch != "" {
+		if _, ok := channels[ch]; !ok {
+			order = append(order, ch)
+		}
+		channels[ch] = append(channels[ch], "errors channel")
+	}
+	for _, ch := range order {
+		checks = append(checks, Check{
+			Name: fmt.Sprintf("slack: bot can post in %s (%s)", ch, strings.Join(channels[ch], ", ")),
+			Run: func(ctx context.Context) error {
+				// A message scheduled far ahead and deleted at once proves
+				// the channel exists and the bot may post there, silently.
+				at := strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
+				c, id, err := api.ScheduleMessageContext(ctx, ch, at, slack.MsgOptionText("symbot preflight check", false))
+				if err != nil {
+					return err
+				}
+				_, err = api.DeleteScheduledMessageContext(ctx, &slack.DeleteScheduledMessageParameters{Channel: c, ScheduledMessageID: id})
+				return err
+			},
+			Fix: "invite the bot to the channel (/invite @symbot in " + ch + "), and check the channel id in the config",
+		})
+	}
+	checks = append(checks,
+		Check{
+			Name: "aws: base credentials (sts:GetCallerIdentity)",
+			Run: func(ctx context.Context) error {
+				_, err := src.BaseIdentity(ctx)
+				return err
+			},
+			Fix: "give symbot AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or an instance/pod role",
+		},
+	)
+	if cfg.AWS.RoleARN != "" {
+		checks = append(checks, Check{
+			Name: "aws: assume " + cfg.AWS.RoleARN + " with the external id",
+			Run: func(ctx context.Context) error {
+				_, err := src.AssumeRole(ctx)
+				return err
+			},
+			Fix: "check the role's trust policy (run `symbot iam-policy`): it must trust symbot's principal with the sts:ExternalId condition equal to aws.external_id",
+		})
+	}
+	checks = append(checks, Check{
+		Name: "aws: read the Okta token secret " + cfg.Okta.TokenSecret,
+		Run: func(ctx context.Context) error {
+			_, err := src.ReadSecret(ctx)
+			return err
+		},
+		Fix: "check the secret exists in the region, the role may secretsmanager:GetSecretValue on it (and kms:Decrypt on its key), and okta.token_json_key names a key in it",
+	})
+	groups := map[string]string{}
+	var gorder []string
+	for _, f := range cfg.Flows {
+		for _, t := range f.Targets {
+			if _, ok := groups[t.GroupID]; !ok {
+				gorder = append(gorder, t.GroupID)
+				groups[t.GroupID] = fmt.Sprintf("target %s/%s", f.Name, t.Name)
+			}
+		}
+		if g := f.Approvers.OktaGroup; g != "" {
+			if _, ok := groups[g]; !ok {
+				gorder = append(gorder, g)
+				groups[g] = fmt.Sprintf("approvers of %s", f.Name)
+			}
+		}
+	}
+	for _, gid := range gorder {
+		checks = append(checks, Check{
+			Name: fmt.Sprintf("okta: group %s exists (%s)", gid, groups[gid]),
+			Run: func(ctx context.Context) error {
+				_, err := dir.Group(ctx, gid)
+				return err
+			},
+			Fix: "check the group id in the Okta admin console (Directory > Groups, the id is in the URL) and that the API token's admin role covers it",
+		})
+	}
+	return checks, nil
 }

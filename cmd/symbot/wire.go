@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/slack-go/slack"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/awsauth"
+	"github.com/symbot/symbot/bot"
+	"github.com/symbot/symbot/okta"
+	"github.com/symbot/symbot/store"
+)
+
+// daemon is one running symbot: the store, the adapters and the engine,
+// wired from a Config.
+type daemon struct {
+	cfg     *Config
+	log     *slog.Logger
+	store   *store.Store
+	aws     *awsauth.Source
+	dir     *okta.Directory
+	bot     *bot.Bot
+	engine  *symbot.Engine
+	metrics *Metrics
+	reg     *Registry
+
+	// Tunables the demo and the tests shorten; zero means the engine default.
+	retryBase time.Duration
+}
+
+// newLogger builds the slog logger the config asks for, writing to w.
+func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(lc.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(lc.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// awsConfig maps the config to the AWS chain's settings.
+func awsConfig(cfg *Config) awsauth.Config {
+	return awsauth.Config{
+		Region:          cfg.AWS.Region,
+		RoleARN:         cfg.AWS.RoleARN,
+		ExternalID:      cfg.AWS.ExternalID,
+		HopRoles:        cfg.AWS.HopRoles,
+		SessionName:     cfg.AWS.SessionName,
+		SessionDuration: cfg.AWS.SessionDuration,
+		SecretID:        cfg.Okta.TokenSecret,
+		SecretJSONKey:   cfg.Okta.TokenJSONKey,
+		SecretTTL:       cfg.Okta.TokenCacheTTL,
+	}
+}
+
+// slackClient builds the slack-go client from the tokens and API URL.
+func slackClient(cfg *Config) *slack.Client {
+	opts := []slack.Option{slack.OptionAppLevelToken(cfg.Slack.AppToken)}
+	if cfg.Slack.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(cfg.Slack.APIURL))
+	}
+	return slack.New(cfg.Slack.BotToken, opts...)
+}
+
+// openDaemon opens the store and builds every adapter and the engine. It
+// makes no network calls.
+func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, log: log}
+	awsCalls := &callCounter{}
+	src, err := awsauth.New(ctx, awsConfig(cfg),
+		awsauth.WithLogger(log.With("component", "aws")),
+		awsauth.WithLoadOptions(config.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
+	if err != nil {
+		return nil, fmt.Errorf("aws: %w", err)
+	}
+	d.aws = src
+	d.reg = NewRegistry()
+	d.metrics = NewMetrics(d.reg)
+	dir, err := okta.New(okta.Config{
+		OrgURL:    cfg.Okta.OrgURL,
+		Overrides: cfg.Okta.UserOverrides,
+		Logger:    log.With("component", "okta"),
+	}, src)
+	if err != nil {
+		return nil, fmt.Errorf("okta: %w", err)
+	}
+	d.dir = dir
+	d.bot = bot.New(slackClient(cfg), bot.Config{
+		Command:       cfg.Slack.Command,
+		ErrorsChannel: cfg.Slack.ErrorsChannel,
+		Logger:        log.With("component", "slack"),
+	})
+	st, err := store.Open(cfg.Store.Path, &store.Options{Logger: log.With("component", "store")})
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	eng, err := symbot.NewEngine(st, dir, d.bot, cfg.Flows)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	eng.Logger = log.With("component", "engine")
+	eng.Metrics = d.metrics
+	d.engine = eng
+
+	d.metrics.SetStats(func() symbot.Stats {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, _ := eng.Stats(ctx)
+		return s
+	})
+	d.metrics.SetSocketReconnects(func() int64 { return d.bot.Stats().Reconnects })
+	d.metrics.SetExternalCalls("okta", dir.Stats)
+	d.metrics.SetExternalCalls("slack", func() map[string]int64 {
+		out := map[string]int64{}
+		for k, v := range d.bot.Stats().SlackCalls {
+			out[k.Result] += v
+		}
+		return out
+	})
+	d.metrics.SetExternalCalls("aws", awsCalls.snapshot)
+	return d, nil
+}
+
+// run serves until ctx ends, then shuts down gracefully: it stops taking
+// new work, lets in-flight jobs finish within the engine's grace period and
+// closes the store.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.store.Close()
+	if d.retryBase > 0 {
+		d.engine.RetryBase = d.retryBase
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var servers []func() error
+	adminLn, err := ListenAdmin(d.cfg.Admin.Socket)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	servers = append(servers, func() error {
+		return ServeUntil(ctx, adminLn, NewAdminServer(&adminService{d: d}, d.log.With("component", "admin")))
+	})
+	if d.cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
+		if err != nil {
+			adminLn.Close()
+			return fmt.Errorf("http listen %s: %w", d.cfg.HTTP.Listen, err)
+		}
+		d.log.Info("http listening", "addr", ln.Addr().String())
+		h := NewHTTPHandler(d.ready, d.reg, d.log.With("component", "http"))
+		servers = append(servers, func() error { return ServeUntil(ctx, ln, h) })
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2+len(servers))
+	wg.Go(func() { errs[0] = d.engine.Run(ctx) })
+	wg.Go(func() {
+		errs[1] = d.bot.Run(ctx, d.engine)
+		if errs[1] != nil && ctx.Err() == nil {
+			d.log.Error("slack bot stopped", "err", errs[1])
+			cancel()
+		}
+	})
+	for i, s := range servers {
+		wg.Go(func() { errs[2+i] = s() })
+	}
+	d.log.Info("symbot running", "flows", len(d.cfg.Flows), "store", d.cfg.Store.Path, "admin_socket", d.cfg.Admin.Socket)
+	wg.Wait()
+	d.log.Info("symbot stopped")
+	var out []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+			out = append(out, err)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// ready reports whether symbot can serve: Socket Mode connected and the
+// store answering.
+func (d *daemon) ready(ctx context.Context) error {
+	if !d.bot.Connected() {
+		return errors.New("slack socket mode is not connected")
+	}
+	if err := d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// adminService implements AdminService with the engine and the store.
+type adminService struct{ d *daemon }
+
+func (a *adminService) Requests(ctx context.Context) ([]*symbot.Request, error) {
+	return a.d.engine.ListByState(ctx, symbot.StatePending, symbot.StateApproved)
+}
+
+func (a *adminService) Grants(ctx context.Context) ([]*symbot.Request, error) {
+	return a.d.engine.ListByState(ctx, symbot.StateActive)
+}
+
+func (a *adminService) Revoke(ctx context.Context, id, reason string) (*symbot.Request, error) {
+	if reason == "" {
+		reason = "revoked by an operator"
+	}
+	return a.d.engine.AdminRevoke(ctx, id, reason)
+}
+
+func (a *adminService) Audit(ctx context.Context, since time.Time) ([]symbot.AuditEntry, error) {
+	var out []symbot.AuditEntry
+	err := a.d.store.View(ctx, func(tx symbot.Tx) error {
+		es, err := tx.Audit(0, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !e.At.Before(since) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (a *adminService) VerifyAudit(ctx context.Context) (int, error) {
+	var es []symbot.AuditEntry
+	var seq uint64
+	var hash string
+	err := a.d.store.View(ctx, func(tx symbot.Tx) error {
+		var err error
+		if es, err = tx.Audit(0, 0); err != nil {
+			return err
+		}
+		seq, hash, err = tx.AuditHead()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(es), symbot.VerifyAudit(es, seq, hash)
+}
+
+func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	return a.d.store.Backup(ctx, w)
+}
+
+// callCounter counts AWS API call attempts by result for the metrics.
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+// middleware adds the counter after the SDK's retry loop, so every attempt
+// is counted.
+func (c *callCounter) middleware(s *middleware.Stack) error {
+	return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("symbotCallCounter",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleFinalize(ctx, in)
+			c.add(awsResult(err))
+			return out, md, err
+		}), middleware.After)
+}
+
+func awsResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) && strings.Contains(strings.ToLower(api.ErrorCode()), "throttl") {
+		return "throttled"
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		if re.HTTPStatusCode() >= 500 {
+			return "server_error"
+		}
+		return "client_error"
+	}
+	return "network_error"
+}
+
+func (c *callCounter) add(result string) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	c.n[result]++
+	c.mu.Unlock()
+}
+
+func (c *callCounter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
