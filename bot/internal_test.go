@@ -160,3 +160,59 @@ func TestRecentSetBounded(t *testing.T) {
 		t.Error("add after the window should succeed")
 	}
 }
+
+func TestDMBodies(t *testing.T) {
+	f := &symbot.Flow{Name: "prod", Label: "Production", Channel: "C1", ApprovalsRequired: 1,
+		Targets: []symbot.Target{{Name: "admin", Label: "Prod <admin>", GroupID: "G1"}}}
+	at := time.Unix(1_800_000_000, 0)
+	r := &symbot.Request{ID: "SYM-1", Flow: "prod", Target: "admin", Requester: symbot.Person{SlackID: "U1"}, Duration: time.Hour,
+		Reason: "<!channel>", State: symbot.StateActive, ExpiresAt: at.Add(time.Hour), FailReason: "Okta said <nope>",
+		Approvals:   []symbot.Decision{{By: "U2"}},
+		Transitions: []symbot.Transition{{To: symbot.StateDenied, By: "U2", Note: "<@U3>"}, {To: symbot.StateRevoked, By: "U2"}}}
+	tests := []struct {
+		ev      symbot.Event
+		want    string
+		buttons []string
+	}{
+		{symbot.EventRequested, "waiting for approval in <#C1>", []string{ActionCancel}},
+		{symbot.EventApproved, "approved by <@U2>", []string{ActionRelinquish}},
+		{symbot.EventGranted, "You are now in *Prod &lt;admin&gt;* in Okta until <!date^1800003600^", []string{ActionRelinquish}},
+		{symbot.EventDenied, "denied by <@U2>. — “&lt;@U3&gt;”", nil},
+		{symbot.EventWarning, "ends <!date^1800003600^", []string{ActionExtend, ActionRelinquish}},
+		{symbot.EventExpired, "expired", nil},
+		{symbot.EventRemoved, "removed from Okta", nil},
+		{symbot.EventRevoked, "revoked by <@U2>", nil},
+		{symbot.EventFailed, "failed: Okta said &lt;nope&gt;. No access was granted", nil},
+		{symbot.EventTimedOut, "timed out", nil},
+		{symbot.EventCancelled, "was cancelled", nil},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.ev), func(t *testing.T) {
+			body, btns := dmBody(f, r, tt.ev, "U1", at)
+			if !strings.Contains(body, tt.want) {
+				t.Errorf("body = %q, want it to contain %q", body, tt.want)
+			}
+			if strings.Contains(body, "<!channel>") || strings.Contains(body, "<admin>") {
+				t.Errorf("body has unescaped text: %q", body)
+			}
+			var got []string
+			for _, b := range btns {
+				raw, _ := json.Marshal(b)
+				var m map[string]any
+				_ = json.Unmarshal(raw, &m)
+				got = append(got, m["action_id"].(string))
+				if m["value"] != "SYM-1" {
+					t.Errorf("button value = %v", m["value"])
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.buttons, ",") {
+				t.Errorf("buttons = %v, want %v", got, tt.buttons)
+			}
+		})
+	}
+	// An approver hears about someone else's request in the third person, without buttons.
+	body, btns := dmBody(f, r, symbot.EventFailed, "U2", at)
+	if !strings.HasPrefix(body, "<@U1>'s request") || len(btns) != 0 {
+		t.Errorf("approver DM = %q with %d buttons", body, len(btns))
+	}
+}
