@@ -339,10 +339,13 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 				return d.canceled(ctx, op, last, attempt-1)
 			}
 			var we *waitError
-			if errors.As(err, &we) {
+			switch {
+			case errors.As(err, &we):
 				return fmt.Errorf("okta %s: the okta rate limit is spent and resets in %s, beyond the %s retry budget: %w", op, we.wait.Round(time.Second), d.budget, symbot.ErrRateLimited)
+			case last.kind == kindUnavailable:
+				return d.exhausted(op, last, attempt-1, start)
 			}
-			return d.exhausted(op, last, attempt-1, start)
+			return fmt.Errorf("okta %s: no room under the okta rate limit within the %s retry budget: %w", op, d.budget, symbot.ErrRateLimited)
 		}
 		d.count("attempts")
 		tr := &trace{}
@@ -356,6 +359,10 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 		f := classify(resp, err, tr)
 		if ctx.Err() != nil {
 			return d.canceled(ctx, op, f, attempt)
+		}
+		if f.kind == kindUnavailable && f.status == 0 && bctx.Err() != nil && last.kind != kindOther {
+			// The budget ended during this attempt: report what went wrong before.
+			return d.exhausted(op, last, attempt, start)
 		}
 		switch f.kind {
 		case kindAuth:
@@ -387,7 +394,10 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 			last = f
 			d.count("http_429")
 			if d.lim.blocked() {
-				continue // the limiter waits until the reset
+				// The limiter waits until the reset (or says it is too far).
+				d.count("retries")
+				d.log.WarnContext(ctx, "okta rate limit hit; retrying after the reset", "op", op, "attempt", attempt)
+				continue
 			}
 		case kindUnavailable:
 			last = f

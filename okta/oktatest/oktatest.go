@@ -68,10 +68,10 @@ type Group struct {
 type Call struct {
 	Method string
 	Path   string
-	Query  string // raw query
-	Op     string // operation name, "" for unknown routes
-	Status int
-	At     time.Time
+	Query  string    // raw query
+	Op     string    // operation name, "" for unknown routes
+	Status int       // -1 when no answer was written (dropped, or the client left)
+	At     time.Time // when the request arrived
 }
 
 // Fault changes how requests of one operation are answered.
@@ -313,8 +313,8 @@ func (s *Server) SetRateLimit(limit int, window time.Duration) {
 	s.winStart, s.winCount = time.Time{}, 0
 }
 
-// Calls returns a copy of every recorded request, in arrival order of
-// their answers.
+// Calls returns a copy of every recorded request, in the order their
+// handling finished.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -432,17 +432,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	_, pattern := s.mux.Handler(r)
 	op := opByPattern[pattern]
 	rec := &recorder{ResponseWriter: w}
+	now := time.Now()
 	defer func() {
 		st := rec.status
 		if st == 0 {
-			st = -1 // dropped
+			st = -1 // dropped, or the client left first
 		}
 		s.mu.Lock()
-		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Op: op, Status: st, At: time.Now()})
+		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Op: op, Status: st, At: now})
 		s.mu.Unlock()
 	}()
 
-	now := time.Now()
 	s.mu.Lock()
 	limit, remaining, reset, limited := s.countLocked(now)
 	token := s.token
