@@ -102,7 +102,7 @@ func seedActive(b *testing.B, st symbot.Store, now time.Time, n int, at time.Tim
 					Duration:  time.Hour, Reason: "seed", State: symbot.StateActive,
 					CreatedAt: now, UpdatedAt: now, GrantedAt: now, ExpiresAt: exp,
 					OktaUserID: "00u" + uid, GrantChecked: true,
-					Message:    symbot.MessageRef{Channel: "CACCESS", TS: "1.1"},
+					Message: symbot.MessageRef{Channel: "CACCESS", TS: "1.1"},
 					Transitions: []symbot.Transition{{From: symbot.StatePending, To: symbot.StateApproved, By: "UBOB", At: now},
 						{From: symbot.StateApproved, To: symbot.StateActive, By: symbot.System, At: now}},
 				}
