@@ -444,7 +444,10 @@ func TestSharedMembership(t *testing.T) {
 			}
 			time.Sleep(2 * time.Hour)
 			synctest.Wait()
-			h.wantState(t, r.ID, symbot.StateExpired)
+			got := h.wantState(t, r.ID, symbot.StateExpired)
+			if !got.Removed || !got.Kept {
+				t.Errorf("removed=%t kept=%t, want both (note %q)", got.Removed, got.Kept, got.RemovalNote)
+			}
 			if !h.dir.isMember("00ualice", "GADMIN") {
 				t.Fatal("removed a membership alice had before symbot")
 			}

@@ -636,7 +636,7 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 	if r.Removed || !(r.State == StateExpired || r.State == StateRevoked || r.State == StateFailed) {
 		return e.complete(ctx, j, "nothing to do", nil)
 	}
-	note := ""
+	note, kept := "", false
 	if !r.GrantChecked || r.OktaUserID == "" {
 		note = "nothing to remove: the membership was never added"
 	} else {
@@ -652,9 +652,9 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 		}
 		switch {
 		case len(needers) > 0:
-			note = "kept: still needed by " + needers[0].ID
+			note, kept = "another active grant ("+needers[0].ID+") still needs it", true
 		case r.Preexisting:
-			note = "kept: the person was a member before symbot granted access"
+			note, kept = "the person was a member before symbot granted access", true
 		default:
 			err := e.dir.RemoveMember(ctx, r.OktaUserID, r.GroupID)
 			switch {
@@ -663,7 +663,7 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 			case err != nil:
 				return fmt.Errorf("remove user from group: %w", err)
 			default:
-				note = "removed"
+				note = "removed from Okta group " + r.GroupID
 			}
 		}
 	}
@@ -677,6 +677,7 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 			return nil
 		}
 		cur.Removed = true
+		cur.Kept = kept
 		cur.RemovalNote = note
 		cur.UpdatedAt = now
 		if t, ok := cur.LastTransition(); ok {

@@ -142,6 +142,7 @@ type Request struct {
 	GrantChecked bool // prior membership was checked and recorded (before the add)
 	Preexisting  bool // the person was a member before symbot added them: never remove
 	Removed      bool // the membership removal (or its deliberate skip) is done
+	Kept         bool // the removal was skipped on purpose: see RemovalNote
 	RemovalNote  string
 
 	FailReason string // why the grant failed, in words for people

@@ -171,8 +171,8 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 
 func removal(r *symbot.Request) string {
 	switch {
-	case r.Removed && r.RemovalNote != "":
-		return " · " + escapeTrunc(r.RemovalNote, 300)
+	case r.Removed && r.Kept:
+		return " · Okta membership kept: " + escapeTrunc(r.RemovalNote, 300)
 	case r.Removed:
 		return " · access removed"
 	}
@@ -247,8 +247,8 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		}
 		return withNote("Revoked by "+who(t.By)+"; removing access.", t.Note)
 	case symbot.EventRemoved:
-		if r.RemovalNote != "" {
-			return "Membership: " + escapeTrunc(r.RemovalNote, 500)
+		if r.Kept {
+			return "Okta membership kept: " + escapeTrunc(r.RemovalNote, 500) + "."
 		}
 		return "Access removed from Okta."
 	case symbot.EventFailed:
@@ -336,9 +336,10 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 			s = withNote(fmt.Sprintf("%s access to %s was revoked by %s%s; removing the membership.", your, tl, who(t.By), ref), t.Note)
 		}
 	case symbot.EventRemoved:
-		s = fmt.Sprintf("%s access to %s has been removed from Okta%s.", your, tl, ref)
-		if r.RemovalNote != "" {
-			s += " " + escapeTrunc(r.RemovalNote, 500)
+		if r.Kept {
+			s = fmt.Sprintf("%s access to %s through symbot has ended%s. The Okta membership stays: %s.", your, tl, ref, escapeTrunc(r.RemovalNote, 500))
+		} else {
+			s = fmt.Sprintf("%s access to %s has ended and was removed from Okta%s.", your, tl, ref)
 		}
 	case symbot.EventFailed:
 		reason := r.FailReason
