@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/bot/slacktest"
+	"github.com/symbot/symbot/store"
+)
+
+// TestDaemonAdminCommands runs the wired daemon in-process against the
+// simulators and drives the admin commands over its unix socket: grants,
+// requests, revoke, audit, audit verify and backup; and checks readiness and
+// the metrics it exports.
+func TestDaemonAdminCommands(t *testing.T) {
+	dir, err := os.MkdirTemp("", "symd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	w, err := newWorld(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.close)
+	for k, v := range w.env() {
+		t.Setenv(k, v)
+	}
+	cfgPath, err := w.config("1h", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(cfgPath, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDaemon(t.Context(), cfg, newLogger(cfg.Log, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ready(t.Context()); err == nil {
+		t.Error("ready before Socket Mode connected")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon run: %v", err)
+		}
+	})
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		wctx, c := context.WithTimeout(t.Context(), 20*time.Second)
+		defer c()
+		if err := w.slack.WaitFor(wctx, cond); err != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	cli := func(args ...string) (string, int) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), append(args, "--config", cfgPath), strings.NewReader(""), &out, &errOut)
+		return out.String() + errOut.String(), code
+	}
+
+	wait("symbot to connect", d.bot.Connected)
+	if err := d.ready(t.Context()); err != nil {
+		t.Errorf("not ready once connected: %v", err)
+	}
+	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 1h rotate the <b>keys</b> & certs", demoChannel); err != nil {
+		t.Fatal(err)
+	}
+	var ref slacktest.MessageRef
+	wait("the approval message", func() bool {
+		var ok bool
+		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
+		return ok
+	})
+	out, code := cli("requests", "--json")
+	if code != 0 || !strings.Contains(out, `"state": "pending"`) && !strings.Contains(out, `"state":"pending"`) {
+		t.Fatalf("requests: exit %d\n%s", code, out)
+	}
+	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the grant", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+	wait("the grant to be recorded", func() bool {
+		rs, err := d.engine.ListByState(t.Context(), symbot.StateActive)
+		return err == nil && len(rs) == 1
+	})
+
+	out, code = cli("grants", "--json")
+	var grants []RequestJSON
+	if code != 0 || json.Unmarshal([]byte(out), &grants) != nil || len(grants) != 1 {
+		t.Fatalf("grants --json: exit %d\n%s", code, out)
+	}
+	id := grants[0].ID
+	if out, code = cli("grants"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "prod-admin") {
+		t.Errorf("grants table: exit %d\n%s", code, out)
+	}
+
+	if out, code = cli("revoke", id, "--reason", "incident over"); code != 0 {
+		t.Fatalf("revoke: exit %d\n%s", code, out)
+	}
+	wait("the removal", func() bool { return !w.okta.IsMember(w.groupID, w.aliceOkta) })
+	if out, code = cli("revoke", id); code == 0 {
+		t.Errorf("a second revoke succeeded:\n%s", out)
+	}
+	if out, code = cli("revoke", "SYM-999"); code == 0 || !strings.Contains(out, "SYM-999") {
+		t.Errorf("revoke of an unknown id: exit %d\n%s", code, out)
+	}
+
+	out, code = cli("audit")
+	if code != 0 || !strings.Contains(out, "state:revoked") || !strings.Contains(out, "incident over") {
+		t.Errorf("audit: exit %d\n%s", code, out)
+	}
+	if out, code = cli("audit", "verify"); code != 0 {
+		t.Errorf("audit verify: exit %d\n%s", code, out)
+	}
+
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if out, code = cli("backup", backup); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	bst, err := store.Open(backup, nil)
+	if err != nil {
+		t.Fatalf("open backup: %v", err)
+	}
+	var got *symbot.Request
+	if err := bst.View(t.Context(), func(tx symbot.Tx) error { var err error; got, err = tx.Request(id); return err }); err != nil {
+		t.Fatalf("backup lacks %s: %v", id, err)
+	}
+	bst.Close()
+	if got.State != symbot.StateRevoked {
+		t.Errorf("backup has %s in state %s, want revoked (or later)", id, got.State)
+	}
+
+	var m bytes.Buffer
+	if _, err := d.reg.WriteTo(&m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`symbot_requests_total{flow="prod",outcome="active"} 1`,
+		`symbot_requests_total{flow="prod",outcome="revoked"} 1`,
+		`symbot_external_calls_total{service="aws",result="ok"}`,
+		`symbot_external_calls_total{service="okta",result="ok"}`,
+		`symbot_external_calls_total{service="slack",result="ok"}`,
+		`symbot_grant_latency_seconds_count 1`,
+		`symbot_socket_reconnects_total 0`,
+	} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(m.String(), w.okta.Token()) {
+		t.Error("the Okta token is in the metrics")
+	}
+	// The reason is shown escaped in Slack.
+	msg, _ := w.slack.Message(ref)
+	shown := blockTexts(t, msg.Blocks)
+	if strings.Contains(shown, "<b>") || !strings.Contains(shown, "&lt;b&gt;keys&lt;/b&gt; &amp; certs") {
+		t.Errorf("reason not escaped in the approval message: %s", shown)
+	}
+}
+
+// blockTexts returns every "text" string in Block Kit JSON, joined.
+func blockTexts(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("blocks: %v", err)
+	}
+	var b strings.Builder
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, y := range x {
+				if s, ok := y.(string); ok && k == "text" {
+					b.WriteString(s)
+					b.WriteString("\n")
+				}
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		}
+	}
+	walk(v)
+	return b.String()
+}
