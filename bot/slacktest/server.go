@@ -14,7 +14,8 @@
 //	client := socketmode.New(api)
 //
 // then drive the app as a person (SlashCommand, ClickButton, SubmitView) and
-// read what the app did (Messages, DMs, Ephemerals, Views, Calls).
+// read what the app did (Messages, DMs, Ephemerals, ScheduledMessages, Views,
+// Calls).
 package slacktest
 
 import (
@@ -185,6 +186,7 @@ type Server struct {
 	messages     []*Message        // every non-ephemeral message, posting order
 	byTS         map[MessageRef]*Message
 	ephem        []*Message
+	scheduled    map[string]*scheduledState // pending chat.scheduleMessage, by ID
 	views        map[string]*View
 	viewSeq      []*View
 	calls        []Call
@@ -281,6 +283,7 @@ func Listen(addr string) (*Server, error) {
 		channels:        map[string]*channelState{},
 		ims:             map[string]string{},
 		byTS:            map[MessageRef]*Message{},
+		scheduled:       map[string]*scheduledState{},
 		views:           map[string]*View{},
 		triggers:        map[string]*trigger{},
 		responseURLs:    map[string]*responseTarget{},
@@ -323,6 +326,7 @@ func (s *Server) Close() {
 		close(s.closed)
 		s.mu.Lock()
 		conns := append([]*wsConn(nil), s.conns...)
+		s.stopScheduledLocked()
 		s.mu.Unlock()
 		for _, c := range conns {
 			c.close()
