@@ -1,0 +1,284 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The fixes `symbot check --live` prints (cmd/symbot/run.go), asserted
+// verbatim: they are what a person reads to repair the setup.
+const (
+	fixSlackBotToken = "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) of the installed app"
+	fixAssumeRole    = "check the role's trust policy (run `symbot iam-policy`): it must trust symbot's principal with the sts:ExternalId condition equal to aws.external_id"
+	fixSecret        = "check the secret exists in the region, the role may secretsmanager:GetSecretValue on it (and kms:Decrypt on its key), and okta.token_json_key names a key in it"
+	fixOktaGroup     = "check the group id in the Okta admin console (Directory > Groups, the id is in the URL) and that the API token's admin role covers it"
+)
+
+func fixInvite(channel string) string {
+	return "invite the bot to the channel (/invite @symbot in " + channel + "), and check the channel id in the config"
+}
+
+// liveWorld is a seeded world with the environment pointing at it (through
+// t.Setenv: LoadConfig reads os.Getenv) and its config written.
+type liveWorld struct {
+	*world
+	cfgPath string
+	yml     string // the config as written
+}
+
+// MustLiveWorld starts the simulators for one `check --live` run.
+func MustLiveWorld(t *testing.T) *liveWorld {
+	t.Helper()
+	w, err := newWorld(t.TempDir())
+	if err != nil {
+		t.Fatalf("newWorld: %v", err)
+	}
+	t.Cleanup(w.close)
+	for k, v := range w.env() {
+		t.Setenv(k, v)
+	}
+	cfgPath, err := w.config("1h", "10m")
+	if err != nil {
+		t.Fatalf("write config: %v", err)
+	}
+	yml, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &liveWorld{world: w, cfgPath: cfgPath, yml: string(yml)}
+}
+
+// editConfig rewrites the config with old replaced by new.
+func (lw *liveWorld) editConfig(tb testing.TB, old, new string) {
+	tb.Helper()
+	writeFile(tb, lw.cfgPath, edit(tb, lw.yml, old, new))
+}
+
+// checkLive runs `symbot check --live` in-process and fails the test if any
+// secret of the world (or extra, e.g. a wrong token the person set) shows in
+// its output, or if a preflight message is left scheduled in any channel.
+func (lw *liveWorld) checkLive(t *testing.T, extra ...string) (int, string) {
+	t.Helper()
+	code, out, errOut := cli(t, "check", "--config", lw.cfgPath, "--live")
+	secrets := append([]string{
+		lw.okta.Token(), lw.slack.BotToken, lw.slack.AppToken, lw.env()["AWS_SECRET_ACCESS_KEY"],
+	}, extra...)
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("a secret to look for is empty")
+		}
+		if strings.Contains(out, s) || strings.Contains(errOut, s) {
+			t.Errorf("a secret (%.6s...) appears in the output:\n%s%s", s, out, errOut)
+		}
+	}
+	if left := lw.slack.ScheduledMessages(""); len(left) != 0 {
+		t.Errorf("preflight left scheduled messages behind: %+v", left)
+	}
+	for _, ch := range []string{demoChannel, demoErrors} {
+		if msgs := lw.slack.Messages(ch); len(msgs) != 0 {
+			t.Errorf("preflight posted visibly in %s: %+v", ch, msgs)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("stderr: got %q, want nothing", errOut)
+	}
+	return code, out
+}
+
+// liveLines are the lines of the live checks of the demo world, all passing.
+func liveLines(lw *liveWorld) []string {
+	return []string{
+		"ok    slack: bot token accepted (auth.test)",
+		"ok    slack: app-level token opens Socket Mode (apps.connections.open)",
+		"ok    slack: bot can post in " + demoChannel + " (flow prod)",
+		"ok    slack: bot can post in " + demoErrors + " (errors channel)",
+		"ok    aws: base credentials (sts:GetCallerIdentity)",
+		"ok    aws: assume " + demoRoleARN + " with the external id",
+		"ok    aws: read the Okta token secret " + demoSecret,
+		"ok    okta: group " + lw.groupID + " exists (target prod/prod-admin)",
+	}
+}
+
+func TestCheckLivePasses(t *testing.T) {
+	lw := MustLiveWorld(t)
+	code, out := lw.checkLive(t)
+	if code != exitOK {
+		t.Fatalf("exit: got %d, want %d\n%s", code, exitOK, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if last := lines[len(lines)-1]; last != "all checks passed" {
+		t.Errorf("last line: got %q, want %q", last, "all checks passed")
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "ok    ") {
+			t.Errorf("line is not ok: %q", l)
+		}
+	}
+	want := liveLines(lw)
+	if len(lines) < len(want)+1 {
+		t.Fatalf("got %d lines, want at least %d:\n%s", len(lines), len(want)+1, out)
+	}
+	if got := lines[len(lines)-1-len(want) : len(lines)-1]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("live check lines:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// The channel checks really scheduled (far ahead) and deleted a message
+	// in each channel: the simulator saw both calls, per channel.
+	sched, del := lw.slack.CallsTo("chat.scheduleMessage"), lw.slack.CallsTo("chat.deleteScheduledMessage")
+	if len(sched) != 2 || len(del) != 2 {
+		t.Fatalf("calls: %d chat.scheduleMessage and %d chat.deleteScheduledMessage, want 2 and 2", len(sched), len(del))
+	}
+	for i, ch := range []string{demoChannel, demoErrors} {
+		if sched[i].Error != "" || sched[i].Params.Get("channel") != ch || del[i].Error != "" || del[i].Params.Get("channel") != ch {
+			t.Errorf("channel %s: schedule %+v, delete %+v", ch, sched[i], del[i])
+		}
+	}
+}
+
+// wantFail is one failing check: the start of its FAIL line (name and
+// error) and, unless "", the exact fix printed under it.
+type wantFail struct {
+	line string
+	fix  string
+}
+
+func TestCheckLiveFailures(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, lw *liveWorld) (secrets []string)
+		want  func(lw *liveWorld) []wantFail
+	}{
+		{
+			name: "wrong external id",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				lw.editConfig(t, "external_id: "+demoExternalID, "external_id: symbot-demo-wrong")
+				return nil
+			},
+			want: func(lw *liveWorld) []wantFail {
+				denied := ": assume role " + demoRoleARN + " denied: check the role's trust policy allows the base principal and that external_id matches the sts:ExternalId condition: "
+				return []wantFail{
+					{"FAIL  aws: assume " + demoRoleARN + " with the external id" + denied, fixAssumeRole},
+					// Without the role nothing behind it can be reached.
+					{"FAIL  aws: read the Okta token secret " + demoSecret + denied, fixSecret},
+					{"FAIL  okta: group " + lw.groupID + " exists (target prod/prod-admin): ", fixOktaGroup},
+				}
+			},
+		},
+		{
+			name: "bot not a member of the flow channel",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				lw.slack.SetBotMembership(demoChannel, false)
+				return nil
+			},
+			want: func(*liveWorld) []wantFail {
+				return []wantFail{{"FAIL  slack: bot can post in " + demoChannel + " (flow prod): not_in_channel", fixInvite(demoChannel)}}
+			},
+		},
+		{
+			name: "okta group does not exist",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				lw.editConfig(t, "group_id: "+lw.groupID, "group_id: 00gNOSUCHGROUP000001")
+				return nil
+			},
+			want: func(*liveWorld) []wantFail {
+				return []wantFail{{"FAIL  okta: group 00gNOSUCHGROUP000001 exists (target prod/prod-admin): get okta group 00gNOSUCHGROUP000001: okta has no group 00gNOSUCHGROUP000001", fixOktaGroup}}
+			},
+		},
+		{
+			name: "wrong slack bot token",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				wrong := "xoxb-1111-2222-wrongwrongwrong"
+				t.Setenv("SLACK_BOT_TOKEN", wrong)
+				return []string{wrong}
+			},
+			want: func(*liveWorld) []wantFail {
+				return []wantFail{
+					{"FAIL  slack: bot token accepted (auth.test): invalid_auth", fixSlackBotToken},
+					// The channel checks use the same token.
+					{"FAIL  slack: bot can post in " + demoChannel + " (flow prod): invalid_auth", ""},
+					{"FAIL  slack: bot can post in " + demoErrors + " (errors channel): invalid_auth", ""},
+				}
+			},
+		},
+		{
+			name: "secret does not exist",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				// The role may read it, so AWS answers "not found" rather
+				// than "access denied".
+				lw.aws.AllowSecret(demoRoleARN, "symbot/okta-token-renamed")
+				lw.editConfig(t, "token_secret: "+demoSecret, "token_secret: symbot/okta-token-renamed")
+				return nil
+			},
+			want: func(lw *liveWorld) []wantFail {
+				return []wantFail{
+					{`FAIL  aws: read the Okta token secret symbot/okta-token-renamed: read secret "symbot/okta-token-renamed" in region us-east-1: secret not found`, fixSecret},
+					{"FAIL  okta: group " + lw.groupID + " exists (target prod/prod-admin): ", fixOktaGroup},
+				}
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lw := MustLiveWorld(t)
+			extra := tt.setup(t, lw)
+			code, out := lw.checkLive(t, extra...)
+			if code != exitFail {
+				t.Errorf("exit: got %d, want %d", code, exitFail)
+			}
+			want := tt.want(lw)
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			var fails []int
+			for i, l := range lines {
+				if strings.HasPrefix(l, "FAIL  ") {
+					fails = append(fails, i)
+				}
+			}
+			if len(fails) != len(want) {
+				t.Errorf("got %d FAIL lines, want %d:\n%s", len(fails), len(want), out)
+			}
+			for _, wf := range want {
+				i := indexPrefix(lines, wf.line)
+				if i < 0 {
+					t.Errorf("no line starts with %q:\n%s", wf.line, out)
+					continue
+				}
+				if wf.fix == "" {
+					continue
+				}
+				if got, want := lineAt(lines, i+1), "      fix: "+wf.fix; got != want {
+					t.Errorf("fix under %q:\ngot:  %q\nwant: %q", wf.line, got, want)
+				}
+			}
+			if got, want := lines[len(lines)-1], strconv.Itoa(len(want))+" check(s) failed"; got != want {
+				t.Errorf("last line: got %q, want %q", got, want)
+			}
+			// A failure stops no other check: all of them printed a line.
+			ok := 0
+			for _, l := range lines {
+				if strings.HasPrefix(l, "ok    ") {
+					ok++
+				}
+			}
+			if got, want := ok+len(fails), len(OfflineChecks(&Config{}))+len(liveLines(lw)); got != want {
+				t.Errorf("%d ok and %d FAIL lines, want %d checks in all:\n%s", ok, len(fails), want, out)
+			}
+		})
+	}
+}
+
+func indexPrefix(lines []string, prefix string) int {
+	for i, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+func lineAt(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
+}
