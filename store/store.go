@@ -18,7 +18,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/symbot/symbot"
@@ -48,6 +51,15 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	log  *slog.Logger
+
+	// Group commit (see Update). mu guards the fields below it.
+	mu     sync.Mutex
+	idle   sync.Cond // broadcast when busy becomes false
+	busy   bool      // a leader is running a group
+	closed bool      // Close was called: no new writes
+	queue  []*write  // writes waiting for the next group
+
+	commits atomic.Uint64 // group transactions committed (for tests)
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -110,6 +122,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, log: o.Logger}
+	s.idle.L = &s.mu
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -229,25 +242,218 @@ func clearLeases(btx *bolt.Tx) (int, error) {
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the file and releases the lock.
+// Close closes the file and releases the lock. Updates already queued are
+// committed first; Update and ClaimJobs called after Close fail with an
+// error wrapping bbolt's ErrDatabaseNotOpen.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for s.busy {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// Update runs fn in one read-write transaction; if fn returns an error (or
-// panics) nothing is written.
+// Update runs fn in a read-write transaction and returns once that
+// transaction is committed (durably, unless Options.NoSync); if fn returns
+// an error (or panics) nothing fn wrote is kept, fn's error is returned
+// unchanged (the panic is re-raised in the caller's goroutine), and updates
+// of other callers are not affected.
+//
+// Group commit: concurrent calls share one bbolt transaction and so one
+// fsync. A call made while no commit is in flight runs at once in its own
+// transaction (no added latency); calls made while one is in flight queue
+// up and the first of them, when that commit ends, runs all of them in one
+// transaction, each fn after the previous one, as if they had run one by
+// one. When a fn in a group fails, the whole transaction is rolled back
+// and the other fns run again in a fresh one. So fn may run more than
+// once before its transaction commits: it must read what it needs through
+// the Tx and only write through it, keep no effects of a run except in
+// variables it resets at its start, and use the Tx only until it returns.
+//
+// A call whose ctx is done before its fn starts returns ctx's error
+// (wrapped) without running fn.
 func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store update: %w", err)
 	}
-	return s.db.Update(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
-		defer func() { t.done = true }()
-		return fn(t)
-	})
+	return s.update(ctx, "store update", func(t *tx) error { return fn(t) })
+}
+
+// maxGroup caps the fns in one group commit, which bounds the work re-run
+// when one of them fails.
+const maxGroup = 128
+
+// errGroupFailed makes bbolt roll back a group after one fn failed.
+var errGroupFailed = errors.New("a write in the group failed")
+
+// write is one caller's fn waiting for, or in, a group commit.
+type write struct {
+	ctx  context.Context
+	op   string // prefixes store errors
+	fn   func(*tx) error
+	wake chan bool // true: lead the next group; false: finished (see err)
+	lead bool      // chosen to lead the next group (under Store.mu)
+
+	// Outcome, set by the goroutine running the group before wake.
+	err      error
+	panicked bool
+	panicVal any
+	skipped  bool // ctx was done before fn started
+}
+
+// update queues fn for the next group commit, leading it when no commit is
+// in flight, and returns fn's outcome. op prefixes store errors.
+func (s *Store) update(ctx context.Context, op string, fn func(*tx) error) error {
+	w := &write{ctx: ctx, op: op, fn: fn, wake: make(chan bool, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: store %s: %w", op, s.path, berrors.ErrDatabaseNotOpen)
+	}
+	s.queue = append(s.queue, w)
+	if !s.busy {
+		s.busy = true
+		s.mu.Unlock()
+		s.lead()
+		return w.outcome()
+	}
+	s.mu.Unlock()
+	select {
+	case lead := <-w.wake:
+		if lead {
+			s.lead()
+		}
+		return w.outcome()
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if i := slices.Index(s.queue, w); i >= 0 && !w.lead {
+		s.queue = slices.Delete(s.queue, i, i+1)
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	s.mu.Unlock()
+	// Already in a running group (or chosen to lead one): wait for it.
+	if <-w.wake {
+		s.lead()
+	}
+	return w.outcome()
+}
+
+// outcome returns the result of a finished write to its caller.
+func (w *write) outcome() error {
+	switch {
+	case w.panicked:
+		panic(w.panicVal)
+	case w.skipped:
+		return fmt.Errorf("%s: %w", w.op, w.err)
+	}
+	return w.err
+}
+
+// lead runs one group: the writes queued now (at most maxGroup). Then it
+// hands the lead to the first write queued meanwhile, or marks the store
+// idle. The caller's own write is in the group, so its caller can return
+// as soon as that commit ends.
+func (s *Store) lead() {
+	s.mu.Lock()
+	n := min(len(s.queue), maxGroup)
+	group := s.queue[:n:n]
+	s.queue = slices.Clone(s.queue[n:])
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.busy = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		next := s.queue[0]
+		next.lead = true
+		s.mu.Unlock()
+		next.wake <- true
+	}()
+	s.runGroup(group)
+}
+
+// runGroup commits the writes of group in one bbolt transaction. If a fn
+// fails, the transaction is rolled back, that write gets its error and the
+// rest run again in a new transaction.
+func (s *Store) runGroup(group []*write) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// A fn called runtime.Goexit (t.FailNow, say) on this goroutine:
+		// bbolt rolled back; do not leave the others waiting forever.
+		for _, w := range group {
+			w.err = fmt.Errorf("%s: another write in the same group ended its goroutine; nothing was written", w.op)
+			w.wake <- false
+		}
+	}()
+	for len(group) > 0 {
+		var failed *write
+		err := s.db.Update(func(btx *bolt.Tx) error {
+			for _, w := range group {
+				if err := w.ctx.Err(); err != nil {
+					w.err, w.skipped = err, true
+					continue
+				}
+				if err := s.call(w, btx); err != nil {
+					w.err, failed = err, w
+					return errGroupFailed
+				}
+			}
+			return nil
+		})
+		if failed == nil {
+			if err == nil {
+				s.commits.Add(1)
+			}
+			for _, w := range group {
+				if !w.skipped && err != nil {
+					w.err = fmt.Errorf("%s: write transaction: %w", w.op, err)
+				}
+			}
+			finished = true
+			for _, w := range group {
+				w.wake <- false
+			}
+			return
+		}
+		rest := make([]*write, 0, len(group)-1)
+		for _, w := range group {
+			if w == failed || w.skipped {
+				w.wake <- false
+			} else {
+				rest = append(rest, w)
+			}
+		}
+		group = rest
+	}
+	finished = true
+}
+
+// call runs w.fn in btx, turning a panic into an error (recorded in w, to
+// be re-raised in w's caller) so that the rest of the group goes on.
+func (s *Store) call(w *write, btx *bolt.Tx) (err error) {
+	t := &tx{tx: btx}
+	defer func() {
+		t.done = true
+		if r := recover(); r != nil {
+			s.log.Error("store update: fn panicked; its writes are rolled back and the panic is raised in its caller", "panic", r, "stack", string(debug.Stack()))
+			w.panicked, w.panicVal = true, r
+			err = fmt.Errorf("%s: fn panicked: %v", w.op, r)
+		}
+	}()
+	return w.fn(t)
 }
 
 // View runs fn in a read-only transaction; writes in it fail.
@@ -278,8 +484,9 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		return nil, nil
 	}
 	var out []symbot.Job
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
+	err := s.update(ctx, "claim jobs", func(t *tx) error {
+		out = nil // a group commit may run this again
+		btx := t.tx
 		// Every due job is a candidate so that the lowest ids win, as the
 		// contract says; the walk stops at now, so it is bounded by the
 		// backlog, not by the number of jobs. Lane heads are looked up
@@ -311,19 +518,19 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		for _, id := range ids {
 			j, err := t.Job(id)
 			if err != nil {
-				return err
+				return fmt.Errorf("claim jobs: %w", err)
 			}
 			j.LeaseOwner = owner
 			j.LeaseUntil = now.Add(lease)
 			if err := t.UpdateJob(j); err != nil {
-				return err
+				return fmt.Errorf("claim jobs: %w", err)
 			}
 			out = append(out, *j)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", err)
+		return nil, err // prefixed "claim jobs: " by update or above
 	}
 	return out, nil
 }

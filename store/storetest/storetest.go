@@ -149,6 +149,7 @@ func FullRequest(id string) *symbot.Request {
 		GrantChecked: true,
 		Preexisting:  true,
 		Removed:      true,
+		Kept:         true,
 		RemovalNote:  "kept: preexisting",
 		FailReason:   "none",
 		Message:      symbot.MessageRef{Channel: "C1", TS: "1700000000.000100"},
