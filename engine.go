@@ -34,10 +34,10 @@ type Engine struct {
 	RetryBase        time.Duration // first retry delay; default 1s
 	RetryMax         time.Duration // cap of retry delays for grant and Slack jobs; default 5m
 	RevokeRetryMax   time.Duration // cap of retry delays for revocations; default 1m
-	GrantAttempts    int           // a grant fails after this many attempts; default 6
+	GrantAttempts    int           // a grant fails after this many attempts; default 10 (about 8 minutes)
 	NotifyAttempts   int           // Slack jobs are abandoned after this many; default 12
 	RevokeAlertAfter int           // alert after this many failed revocation attempts; default 5
-	IdentityTTL      time.Duration // how long a Slack→Okta identity is cached; default 1h
+	IdentityTTL      time.Duration // how long a Slack→Okta identity is cached; default 10m
 	BatchSize        int           // deadlines handled per transaction; default 256
 	Owner            string        // job lease owner; default a per-process id
 	// ShutdownGrace bounds how long Run waits for in-flight jobs after its
@@ -377,7 +377,7 @@ func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
 		id, ok, err = tx.Identity(p.SlackID)
 		return err
 	})
-	if ok && id.Email == p.Email && now.Sub(id.CachedAt) < orDefault(e.IdentityTTL, time.Hour) {
+	if ok && id.Email == p.Email && now.Sub(id.CachedAt) < orDefault(e.IdentityTTL, 10*time.Minute) {
 		return DirUser{ID: id.OktaUserID, Login: id.OktaLogin, Email: id.Email, Status: "ACTIVE"}, nil
 	}
 	u, err := e.dir.ResolveUser(ctx, p)
@@ -769,10 +769,9 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 		if err != nil {
 			return err
 		}
-		if r.State == StateApproved {
-			return &PolicyError{Reason: fmt.Sprintf("request %s is being granted right now; revoke it once it is active", r.ID)}
-		}
-		if r.State != StateActive {
+		// An approved request whose grant is in flight (or keeps failing)
+		// can be stopped too; the removal job undoes an add that happened.
+		if r.State != StateActive && r.State != StateApproved {
 			return decidedError(r)
 		}
 		if err := r.transition(StateRevoked, by, now, note); err != nil {

@@ -3,6 +3,7 @@ package symbot_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -101,6 +102,7 @@ func TestTransitions(t *testing.T) {
 		{symbot.StateApproved, symbot.StateActive}:   true,
 		{symbot.StateApproved, symbot.StateFailed}:   true,
 		{symbot.StateApproved, symbot.StateExtended}: true,
+		{symbot.StateApproved, symbot.StateRevoked}:  true,
 		{symbot.StateActive, symbot.StateExpired}:    true,
 		{symbot.StateActive, symbot.StateRevoked}:    true,
 	}
@@ -614,7 +616,14 @@ func TestStartRunsWhatIsAlreadyDue(t *testing.T) {
 func TestSlackFailuresDoNotBlockAccess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.notes.failNext("post", fmt.Errorf("post: %w", symbot.ErrChannelNotFound))
+		// The bot is not in the channel until someone invites it: the
+		// approval message keeps trying, access is not blocked, and nothing
+		// is lost.
+		errs := make([]error, 15)
+		for i := range errs {
+			errs[i] = fmt.Errorf("post: %w", symbot.ErrNotInChannel)
+		}
+		h.notes.failNext("post", errs...)
 		h.start(t)
 		r := h.mustSubmit(t, alice, "admin", time.Hour)
 		synctest.Wait()
@@ -624,8 +633,72 @@ func TestSlackFailuresDoNotBlockAccess(t *testing.T) {
 		if n := len(h.notes.find("dm", "UALICE", symbot.EventGranted)); n != 1 {
 			t.Errorf("granted DMs = %d", n)
 		}
+		if n := len(h.notes.find("post", "", "")); n != 0 {
+			t.Fatalf("posted %d times while the channel refused", n)
+		}
+		time.Sleep(50 * time.Minute) // the bot is invited meanwhile
+		synctest.Wait()
+		posts := h.notes.find("post", "", "")
+		if len(posts) != 1 || posts[0].State != symbot.StateActive {
+			t.Fatalf("posts = %+v, want one, showing the active grant", posts)
+		}
 		if jobs := h.pendingJobs(t); len(jobs) != 0 {
 			t.Errorf("jobs left: %+v", jobs)
+		}
+	})
+}
+
+func TestRevokeWhileGrantFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		errs := make([]error, 5)
+		for i := range errs {
+			errs[i] = symbot.ErrUnavailable
+		}
+		h.dir.failNext("add", errs...)
+		h.start(t)
+		r := h.mustSubmit(t, alice, "admin", time.Hour)
+		h.mustApprove(t, r.ID, bob)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		h.wantState(t, r.ID, symbot.StateApproved)
+		if _, err := h.eng.Revoke(t.Context(), r.ID, carol, "stop"); err != nil {
+			t.Fatalf("revoke of an approved request: %v", err)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		got := h.wantState(t, r.ID, symbot.StateRevoked)
+		if !got.Removed || h.dir.isMember("00ualice", "GADMIN") {
+			t.Fatalf("membership after revoking an in-flight grant: removed=%t member=%t", got.Removed, h.dir.isMember("00ualice", "GADMIN"))
+		}
+		if jobs := h.pendingJobs(t); len(jobs) != 0 {
+			t.Errorf("jobs left: %+v", jobs)
+		}
+	})
+}
+
+func TestFailReasonIsForPeople(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.dir.failNext("add", fmt.Errorf("okta PUT https://acme.okta.com/api/v1/groups/GADMIN: %w", symbot.ErrGroupNotFound))
+		h.start(t)
+		r := h.mustSubmit(t, alice, "admin", time.Hour)
+		h.mustApprove(t, r.ID, bob)
+		synctest.Wait()
+		got := h.wantState(t, r.ID, symbot.StateFailed)
+		if strings.Contains(got.FailReason, "acme.okta.com") {
+			t.Errorf("fail reason shows internal details: %q", got.FailReason)
+		}
+		if n := len(h.notes.find("alert", "", symbot.EventFailed)); n != 1 {
+			t.Errorf("operator alerts = %d, want 1", n)
+		}
+		ghost := symbot.Actor{Person: symbot.Person{SlackID: "UGHOST", Name: "ghost", Email: "ghost@example.com"}}
+		r2 := h.mustSubmit(t, ghost, "admin", time.Hour)
+		h.mustApprove(t, r2.ID, bob)
+		synctest.Wait()
+		got = h.wantState(t, r2.ID, symbot.StateFailed)
+		if want := "no active Okta user with the email ghost@example.com"; got.FailReason != want {
+			t.Errorf("fail reason = %q, want %q", got.FailReason, want)
 		}
 	})
 }

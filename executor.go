@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -374,10 +375,15 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 		jj.LastError = errText(jerr)
 		jj.LeaseOwner, jj.LeaseUntil = "", time.Time{}
 		permanent := IsPermanent(jerr)
+		var ra *RetryAfterError
+		retryAfter := time.Duration(0)
+		if errors.As(jerr, &ra) {
+			retryAfter = ra.After
+		}
 		detail := fmt.Sprintf("attempt %d: %s", jj.Attempts, jj.LastError)
 		switch jj.Kind {
 		case JobGrant:
-			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 6) {
+			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 10) {
 				result = "failed"
 				if err := e.audit(tx, now, j.RequestID, System, "job:grant:failed", detail); err != nil {
 					return err
@@ -387,10 +393,10 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				}
 				return e.failRequest(tx, now, j.RequestID, jerr, jj.Attempts)
 			}
-			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)))
+			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)), retryAfter))
 		case JobRevoke:
 			// Revocation never gives up.
-			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RevokeRetryMax, time.Minute)))
+			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RevokeRetryMax, time.Minute)), retryAfter))
 			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
 				jj.Alerted = true
 				e.revokeAlerts.Add(1)
@@ -405,7 +411,10 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				}
 			}
 		default:
-			if permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12) {
+			// The approval message is never given up while the request is
+			// live: a channel or scope problem is fixed by a person (the
+			// bot reports it once), and then the request appears.
+			if jj.Kind != JobPost && (permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12)) {
 				result = "failed"
 				e.jobsAbandoned.Add(1)
 				if err := tx.DeleteJob(jj.ID); err != nil {
@@ -413,7 +422,7 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				}
 				return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":abandoned", detail)
 			}
-			jj.NotBefore = now.Add(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)))
+			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)), retryAfter))
 		}
 		result = "retry"
 		if err := tx.UpdateJob(jj); err != nil {
@@ -443,15 +452,23 @@ func (e *Engine) flowName(ctx context.Context, id string) string {
 	return r.Flow
 }
 
-// failReason turns a grant error into words for people.
-func failReason(err error, attempts int) string {
+// failReason turns a grant error into words for people (the raw error goes
+// to the log and the audit trail), and says whether operators must be told.
+func failReason(err error, attempts int) (reason string, alert bool) {
 	switch {
-	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrUserNotActive), errors.Is(err, ErrGroupNotFound):
-		return errText(err)
-	case IsPermanent(err):
-		return errText(err)
+	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrUserNotActive):
+		// The directory's own words: "no active Okta user with the email x@y".
+		msg := strings.TrimPrefix(err.Error(), resolvePrefix)
+		for _, sentinel := range []error{ErrUserNotFound, ErrUserNotActive} {
+			msg = strings.TrimSuffix(msg, ": "+sentinel.Error())
+		}
+		return msg, false
+	case errors.Is(err, ErrGroupNotFound):
+		return "the Okta group of this target does not exist; the symbot operators were alerted to fix the flow's group_id", true
+	case errors.Is(err, ErrTokenRejected), errors.Is(err, ErrAccessDenied), errors.Is(err, ErrSecretNotFound):
+		return "symbot's own credentials for Okta or AWS were refused; the symbot operators were alerted", true
 	}
-	return fmt.Sprintf("could not add the Okta membership after %d attempts (last error: %s); ask an operator to check symbot's logs", attempts, errText(err))
+	return fmt.Sprintf("Okta or AWS did not answer after %d attempts; the symbot operators were alerted. Try again later", attempts), true
 }
 
 func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attempts int) error {
@@ -462,7 +479,8 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 	if r.State != StateApproved {
 		return nil
 	}
-	r.FailReason = failReason(cause, attempts)
+	reason, alert := failReason(cause, attempts)
+	r.FailReason = reason
 	if err := r.transition(StateFailed, System, now, r.FailReason); err != nil {
 		return err
 	}
@@ -474,6 +492,10 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 		if d.By != r.Requester.SlackID {
 			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: d.By})
 		}
+	}
+	if alert {
+		jobs = append(jobs, &Job{Kind: JobAlert, RequestID: r.ID, Event: EventFailed,
+			Text: fmt.Sprintf("The grant of request %s (Okta group %s) failed after %d attempt(s): %s", r.ID, r.GroupID, attempts, errText(cause))})
 	}
 	// If the add may have happened, make sure it is undone.
 	if r.GrantChecked && !r.Preexisting {
@@ -490,6 +512,8 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 	}
 	return e.addJobs(tx, now, jobs...)
 }
+
+const resolvePrefix = "resolve Okta user: "
 
 func membershipKey(uid, gid string) string { return uid + "|" + gid }
 
@@ -524,7 +548,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	if !r.GrantChecked {
 		u, err := e.dir.ResolveUser(ctx, r.Requester)
 		if err != nil {
-			return fmt.Errorf("resolve Okta user: %w", err)
+			return fmt.Errorf(resolvePrefix+"%w", err)
 		}
 		uid, login = u.ID, u.Login
 	}
@@ -683,6 +707,9 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 		if t, ok := cur.LastTransition(); ok {
 			lag = now.Sub(t.At)
 		}
+		if cur.State == StateExpired && !cur.ExpiresAt.IsZero() {
+			lag = now.Sub(cur.ExpiresAt) // includes any scheduler lag
+		}
 		if err := tx.PutRequest(cur); err != nil {
 			return err
 		}
@@ -732,6 +759,9 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 	case JobPost:
 		if r.Message.TS != "" {
 			return e.complete(ctx, j, "already posted", nil)
+		}
+		if r.State.Final() {
+			return e.complete(ctx, j, "not posted: the request is already "+string(r.State), nil)
 		}
 		ref, err := e.notifier.PostRequest(ctx, f, r)
 		if err != nil {

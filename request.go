@@ -26,7 +26,7 @@ const (
 // transitions lists every legal state change.
 var transitions = map[State][]State{
 	StatePending:  {StateApproved, StateDenied, StateCancelled, StateTimedOut},
-	StateApproved: {StateActive, StateFailed, StateExtended},
+	StateApproved: {StateActive, StateFailed, StateExtended, StateRevoked},
 	StateActive:   {StateExpired, StateRevoked},
 }
 
@@ -240,6 +240,16 @@ func IsPermanent(err error) bool {
 	}
 	return false
 }
+
+// RetryAfterError asks the executor to wait at least After before the next
+// attempt (a Slack or Okta rate limit said so).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // TransitionError is returned for an illegal state change.
 type TransitionError struct {

@@ -50,7 +50,7 @@ func (b *Bot) call(ctx context.Context, mode callMode, method, channel string, f
 				}
 				continue
 			}
-			return fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)
+			return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
 		}
 		return b.classify(ctx, method, channel, err)
 	}

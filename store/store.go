@@ -400,6 +400,8 @@ func (s *Store) runGroup(group []*write) {
 	}()
 	for len(group) > 0 {
 		var failed *write
+		dbgStart := time.Now()
+		defer func(n int) { if os.Getenv("STORE_DEBUG") != "" { fmt.Fprintf(os.Stderr, "GROUP %d %d %d\n", dbgStart.UnixMicro(), n, time.Since(dbgStart).Microseconds()) } }(len(group))
 		err := s.db.Update(func(btx *bolt.Tx) error {
 			for _, w := range group {
 				if err := w.ctx.Err(); err != nil {
@@ -410,6 +412,9 @@ func (s *Store) runGroup(group []*write) {
 					w.err, failed = err, w
 					return errGroupFailed
 				}
+			}
+			if os.Getenv("STORE_DEBUG") != "" {
+				fmt.Fprintf(os.Stderr, "FNS %d %d\n", len(group), time.Since(dbgStart).Microseconds())
 			}
 			return nil
 		})

@@ -633,6 +633,13 @@ func (c *Config) env(d *decoder, getenv func(string) string) {
 	c.Slack.BotToken = strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))
 	c.Slack.AppToken = strings.TrimSpace(getenv("SLACK_APP_TOKEN"))
 	c.Slack.APIURL = strings.TrimSpace(getenv("SLACK_API_URL"))
+	// As in every AWS tool, the region may come from the environment.
+	if c.AWS.Region == "" {
+		c.AWS.Region = strings.TrimSpace(getenv("AWS_REGION"))
+	}
+	if c.AWS.Region == "" {
+		c.AWS.Region = strings.TrimSpace(getenv("AWS_DEFAULT_REGION"))
+	}
 	// Never echo a token value: only say what shape it should have.
 	if t := c.Slack.BotToken; t != "" && !strings.HasPrefix(t, "xoxb-") {
 		d.add(0, "env SLACK_BOT_TOKEN", "is not a bot token: it must start with xoxb- (OAuth & Permissions > Bot User OAuth Token)")
@@ -801,7 +808,7 @@ func (c *Config) validate(d *decoder) {
 	}
 	switch {
 	case c.AWS.Region == "":
-		at("aws.region", "missing: the AWS region of the secret, like us-east-1")
+		at("aws.region", "missing: the AWS region of the secret, like us-east-1 (or set AWS_REGION)")
 	case !regionRE.MatchString(c.AWS.Region):
 		at("aws.region", "%q is not an AWS region: use a form like us-east-1", c.AWS.Region)
 	}

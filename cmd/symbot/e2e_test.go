@@ -181,6 +181,7 @@ func TestEndToEnd(t *testing.T) {
 		return auditHas("job:notify:ok", "approved")() && auditHas("job:update:ok", "approved")()
 	})
 	c.kill(t)
+	waitDropped(t, w.okta, "PUT")
 	release()
 	if w.okta.IsMember(w.groupID, w.aliceOkta) {
 		t.Fatal("the held add took effect although symbot died")
@@ -199,6 +200,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	wait("the expiry to be recorded", func() bool { return auditHas("job:update:ok", "expired")() })
 	c.kill(t)
+	waitDropped(t, w.okta, "DELETE")
 	release()
 	if !w.okta.IsMember(w.groupID, w.aliceOkta) {
 		t.Fatal("the held remove took effect although symbot died")
@@ -265,4 +267,21 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "admin.sock")); !os.IsNotExist(err) {
 		t.Errorf("admin socket left behind after a clean stop: %v", err)
 	}
+}
+
+// waitDropped waits until the simulator has seen the held membership call
+// of the killed process end without an answer, so that releasing the hold
+// cannot apply it.
+func waitDropped(t *testing.T, s *oktatest.Server, method string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, c := range s.Calls() {
+			if c.Method == method && strings.HasPrefix(c.Path, "/api/v1/groups/") && c.Status == -1 {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the held %s was not dropped after the kill", method)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -99,10 +100,29 @@ func liveChecks(ctx context.Context, cfg *Config, stderr io.Writer) ([]Check, er
 				at := strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
 				c, id, err := api.ScheduleMessageContext(ctx, ch, at, slack.MsgOptionText("symbot preflight check", false))
 				if err != nil {
+					var se slack.SlackErrorResponse
+					if errors.As(err, &se) {
+						switch se.Err {
+						case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope":
+							return fmt.Errorf("%w: the bot token was refused or lacks chat:write; fix SLACK_BOT_TOKEN and the app's scopes first", err)
+						}
+					}
 					return err
 				}
-				_, err = api.DeleteScheduledMessageContext(ctx, &slack.DeleteScheduledMessageParameters{Channel: c, ScheduledMessageID: id})
-				return err
+				// Delete it even if the check's deadline passed, and retry once:
+				// a leftover would be posted in the channel a day later.
+				del := func() error {
+					dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+					defer cancel()
+					_, err := api.DeleteScheduledMessageContext(dctx, &slack.DeleteScheduledMessageParameters{Channel: c, ScheduledMessageID: id})
+					return err
+				}
+				if err := del(); err != nil {
+					if err2 := del(); err2 != nil {
+						return fmt.Errorf("a preflight message %s is scheduled in %s for %s and could not be deleted; delete it (chat.deleteScheduledMessage) or it will be posted: %w", id, c, at, err2)
+					}
+				}
+				return nil
 			},
 			Fix: "invite the bot to the channel (/invite @symbot in " + ch + "), and check the channel id in the config",
 		})
