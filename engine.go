@@ -421,7 +421,9 @@ func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester string, actor
 		return nil
 	}
 	if a.OktaGroup != "" {
-		u, err := e.ResolveUser(ctx, actor.Person)
+		// Always ask the directory: a deactivated approver must not keep
+		// approving from a cached identity.
+		u, err := e.dir.ResolveUser(ctx, actor.Person)
 		switch {
 		case errors.Is(err, ErrUserNotFound) || errors.Is(err, ErrUserNotActive):
 			// not an approver: fall through

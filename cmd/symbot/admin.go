@@ -345,7 +345,11 @@ func ListenAdmin(path string) (net.Listener, error) {
 	// socket created meanwhile by another daemon is never replaced.
 	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".symbot-%d.sock", os.Getpid()))
 	os.Remove(tmp)
+	// The umask makes the socket 0600 from its creation (chmod below
+	// confirms it); it is process-wide, so only held for the bind.
+	old := syscall.Umask(0o077)
 	ln, err := net.Listen("unix", tmp)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen on admin socket: %w", err)
 	}
@@ -637,9 +641,9 @@ func fmtTime(t *time.Time) string {
 
 func person(p PersonJSON) string {
 	if p.Name != "" {
-		return p.Name + " (" + p.SlackID + ")"
+		return oneLine(p.Name) + " (" + oneLine(p.SlackID) + ")"
 	}
-	return p.SlackID
+	return oneLine(p.SlackID)
 }
 
 func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Check is one named preflight check. Fix says, for people, what to do
@@ -57,7 +58,18 @@ func runCheck(ctx context.Context, c Check) (err error) {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(printable(s)), " ")
+}
+
+// printable drops control characters (ANSI escapes and the like) from text
+// that people control, before it reaches an operator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // OfflineChecks are the checks that need no network, for a config that

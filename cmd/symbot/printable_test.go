@@ -1,0 +1,20 @@
+package main
+
+import "testing"
+
+func TestOneLineDropsTerminalControls(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain reason", "plain reason"},
+		{"multi\nline\treason", "multi line reason"},
+		{"evil \x1b[2J\x1b]0;pwned\x07name", "evil [2J]0;pwnedname"},
+		{"bell\x07 and nul\x00", "bell and nul"},
+	}
+	for _, tt := range tests {
+		if got := oneLine(tt.in); got != tt.want {
+			t.Errorf("oneLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := person(PersonJSON{SlackID: "U1", Name: "\x1b[31mred"}); got != "[31mred (U1)" {
+		t.Errorf("person = %q", got)
+	}
+}
