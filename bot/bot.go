@@ -94,7 +94,7 @@ type task struct {
 // with slack.OptionAppLevelToken (Socket Mode) and, in tests, OptionAPIURL.
 func New(api *slack.Client, cfg Config) *Bot {
 	if cfg.Command == "" {
-		cfg.Command = "/sym"
+		cfg.Command = DefaultCommand
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -10,9 +10,10 @@ import (
 	"github.com/symbot/symbot"
 )
 
-// UsageError is a /sym command symbot did not understand.
+// UsageError is a slash command symbot did not understand.
 type UsageError struct {
 	Problem string // in words for people, already safe for Slack
+	Command string // the slash command, for the help that follows; "" means DefaultCommand
 }
 
 func (e *UsageError) Error() string { return e.Problem }
@@ -26,7 +27,11 @@ var errBusy = errors.New("symbot is busy")
 // Explain turns an error into words for the person who caused it. It never
 // reveals internal details (those go to the log); the text is safe Slack
 // mrkdwn. It is the only place where errors become user-facing text.
-func Explain(err error) string {
+// Commands it suggests use DefaultCommand; the Bot uses Config.Command.
+func Explain(err error) string { return explain(err, DefaultCommand) }
+
+// explain is Explain naming the slash command cmd.
+func explain(err error, cmd string) string {
 	if err == nil {
 		return ""
 	}
@@ -40,11 +45,14 @@ func Explain(err error) string {
 	)
 	switch {
 	case errors.As(err, &usage):
-		return usage.Problem + "\n" + helpText
+		if usage.Command != "" {
+			cmd = usage.Command
+		}
+		return usage.Problem + "\n" + helpText(cmd)
 	case errors.As(err, &input):
 		return fmt.Sprintf("%s: %s", fieldName(input.Field), Escape(input.Problem))
 	case errors.As(err, &dup):
-		return fmt.Sprintf("You already have a pending request (`%s`) for this target. Wait for a decision, or cancel it from `/sym list` and ask again.", Escape(dup.ExistingID))
+		return fmt.Sprintf("You already have a pending request (`%s`) for this target. Wait for a decision, or cancel it from `%s list` and ask again.", Escape(dup.ExistingID), Escape(cmd))
 	case errors.As(err, &dec):
 		return explainDecided(dec)
 	case errors.As(err, &policy):
@@ -52,11 +60,11 @@ func Explain(err error) string {
 	case errors.As(err, &trans):
 		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible.", Escape(trans.ID), stateWords(trans.From))
 	case errors.Is(err, symbot.ErrNotFound):
-		return "I can't find that request. It may have been removed; `/sym list` shows yours."
+		return "I can't find that request. It may have been removed; `" + Escape(cmd) + " list` shows yours."
 	case errors.Is(err, symbot.ErrNotAllowed):
 		return "You are not allowed to do that."
 	case errors.Is(err, symbot.ErrInvalidRequest):
-		return "That request is not valid. " + helpHint
+		return "That request is not valid. " + helpHint(cmd)
 	case errors.Is(err, symbot.ErrUserNotFound):
 		return "I could not find your Okta account from the email on your Slack profile. Ask your Okta admins to check that your Okta email matches your Slack email."
 	case errors.Is(err, symbot.ErrUserNotActive):

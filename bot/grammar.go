@@ -10,16 +10,25 @@ import (
 	"github.com/symbot/symbot"
 )
 
-const helpHint = "Type `/sym help` to see what I understand."
+// DefaultCommand is the slash command symbot answers unless Config.Command
+// names another.
+const DefaultCommand = "/sym"
 
-// helpText is the answer to /sym help (the command name is /sym in the
-// manifest; a different Config.Command only changes the parsing).
-const helpText = "*symbot: temporary access, approved by a colleague*\n" +
-	"• `/sym` or `/sym req [flow]`: open the request form\n" +
-	"• `/sym req <target> <duration> <reason…>`: request without the form, e.g. `/sym req prod-admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
-	"• `/sym list`: your pending requests and active access, with Cancel and Relinquish buttons\n" +
-	"• `/sym whoami`: who you are to symbot and what you may request and approve\n" +
-	"• `/sym help`: this message"
+// helpHint points to the help of the slash command cmd.
+func helpHint(cmd string) string {
+	return "Type `" + Escape(cmd) + " help` to see what I understand."
+}
+
+// helpText is the answer to "<cmd> help".
+func helpText(cmd string) string {
+	c := Escape(cmd)
+	return "*symbot: temporary access, approved by a colleague*\n" +
+		"• `" + c + "` or `" + c + " req [flow]`: open the request form\n" +
+		"• `" + c + " req <target> <duration> <reason…>`: request without the form, e.g. `" + c + " req prod-admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
+		"• `" + c + " list`: your pending requests and active access, with Cancel and Relinquish buttons\n" +
+		"• `" + c + " whoami`: who you are to symbot and what you may request and approve\n" +
+		"• `" + c + " help`: this message"
+}
 
 type cmdKind int
 
@@ -31,7 +40,7 @@ const (
 	cmdHelp
 )
 
-// command is one parsed /sym invocation.
+// command is one parsed slash command invocation.
 type command struct {
 	Kind     cmdKind
 	Flow     string // cmdModal: restrict to this flow
@@ -40,8 +49,10 @@ type command struct {
 	Reason   string // cmdRequest: the rest of the line, spacing kept
 }
 
-// parseCommand parses the text after the slash command name.
-func parseCommand(text string) (command, error) {
+// parseCommand parses the text after the slash command name cmd (which
+// its usage errors quote).
+func parseCommand(text, cmd string) (command, error) {
+	c := Escape(cmd)
 	words, rest := nextWord(text)
 	switch strings.ToLower(words) {
 	case "":
@@ -50,12 +61,12 @@ func parseCommand(text string) (command, error) {
 		return command{Kind: cmdHelp}, nil
 	case "list", "ls":
 		if strings.TrimSpace(rest) != "" {
-			return command{}, &UsageError{Problem: "`/sym list` takes nothing after it."}
+			return command{}, &UsageError{Command: cmd, Problem: "`" + c + " list` takes nothing after it."}
 		}
 		return command{Kind: cmdList}, nil
 	case "whoami":
 		if strings.TrimSpace(rest) != "" {
-			return command{}, &UsageError{Problem: "`/sym whoami` takes nothing after it."}
+			return command{}, &UsageError{Command: cmd, Problem: "`" + c + " whoami` takes nothing after it."}
 		}
 		return command{Kind: cmdWhoami}, nil
 	case "req", "request":
@@ -69,11 +80,11 @@ func parseCommand(text string) (command, error) {
 		}
 		reason := strings.TrimSpace(rest)
 		if reason == "" {
-			return command{}, &UsageError{Problem: "The reason is missing. Expected `/sym req <target> <duration> <reason…>`, e.g. `/sym req prod-admin 1h fix incident 42`."}
+			return command{}, &UsageError{Command: cmd, Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod-admin 1h fix incident 42`."}
 		}
 		return command{Kind: cmdRequest, Target: target, Duration: dur, Reason: reason}, nil
 	}
-	return command{}, &UsageError{Problem: fmt.Sprintf("I don't know `%s`. Expected `req`, `list`, `whoami` or `help`.", escapeTrunc(words, 40))}
+	return command{}, &UsageError{Command: cmd, Problem: fmt.Sprintf("I don't know `%s`. Expected `req`, `list`, `whoami` or `help`.", escapeTrunc(words, 40))}
 }
 
 // nextWord splits off the first whitespace-separated word of s.

@@ -38,20 +38,20 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		return nil
 	}
 	if !strings.EqualFold(cmd.Command, b.cfg.Command) {
-		return ephemeralAck(fmt.Sprintf("I only answer `%s`. %s", Escape(b.cfg.Command), helpHint))
+		return ephemeralAck(fmt.Sprintf("I only answer `%s`. %s", Escape(b.cfg.Command), helpHint(b.cfg.Command)))
 	}
 	eng := b.engine()
 	to := replyTo{User: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
 	log := b.log.With("user", cmd.UserID, "command", cmd.Command)
-	c, err := parseCommand(cmd.Text)
+	c, err := parseCommand(cmd.Text, b.cfg.Command)
 	if err != nil {
-		return ephemeralAck(Explain(err))
+		return ephemeralAck(b.explain(err))
 	}
 	var fn func(ctx context.Context)
 	name := ""
 	switch c.Kind {
 	case cmdHelp:
-		return ephemeralAck(helpText)
+		return ephemeralAck(helpText(b.cfg.Command))
 	case cmdModal:
 		flows := eng.Flows()
 		if c.Flow != "" {
@@ -59,9 +59,10 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 			if !ok {
 				// "/sym req target" without duration and reason.
 				if _, _, err := eng.ResolveTarget("", c.Flow); err == nil {
-					return ephemeralAck(Explain(&UsageError{Problem: "The duration and reason are missing. Expected `/sym req <target> <duration> <reason…>`, or `/sym req` for the form."}))
+					cc := Escape(b.cfg.Command)
+					return ephemeralAck(b.explain(&UsageError{Command: b.cfg.Command, Problem: "The duration and reason are missing. Expected `" + cc + " req <target> <duration> <reason…>`, or `" + cc + " req` for the form."}))
 				}
-				return ephemeralAck(Explain(&symbot.InputError{Field: "flow", Problem: fmt.Sprintf("there is no flow %q; the flows are %s", c.Flow, flowList(flows))}))
+				return ephemeralAck(b.explain(&symbot.InputError{Field: "flow", Problem: fmt.Sprintf("there is no flow %q; the flows are %s", c.Flow, flowList(flows))}))
 			}
 			flows = []symbot.Flow{*f}
 		}
@@ -72,15 +73,15 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 	case cmdRequest:
 		f, t, err := eng.ResolveTarget("", c.Target)
 		if err != nil {
-			return ephemeralAck(Explain(err))
+			return ephemeralAck(b.explain(err))
 		}
 		d, err := checkDuration(f, c.Duration)
 		if err != nil {
-			return ephemeralAck(Explain(err))
+			return ephemeralAck(b.explain(err))
 		}
 		reason, err := checkReason(c.Reason)
 		if err != nil {
-			return ephemeralAck(Explain(err))
+			return ephemeralAck(b.explain(err))
 		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
 		name = "submit request"
@@ -94,7 +95,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 	}
 	if !b.enqueue(name, fn) {
 		log.Warn("busy; command refused", "task", name)
-		return ephemeralAck(Explain(errBusy))
+		return ephemeralAck(b.explain(errBusy))
 	}
 	return nil
 }
@@ -128,7 +129,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 		}
 		a := *cb.ActionCallback.BlockActions[0]
 		switch a.ActionID {
-		case ActionApprove, ActionDeny, ActionRevoke, ActionCancel, ActionRelinquish, ActionExtend:
+		case ActionApprove, ActionApproveNote, ActionDeny, ActionRevoke, ActionCancel, ActionRelinquish, ActionExtend:
 		default:
 			return nil // selects inside modals and the like
 		}
@@ -329,6 +330,9 @@ func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack
 	}
 }
 
+// explain is Explain naming the configured slash command.
+func (b *Bot) explain(err error) string { return explain(err, b.cfg.Command) }
+
 // fail logs err with its details and tells the person Explain(err).
 func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
 	var (
@@ -340,7 +344,7 @@ func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
 	)
 	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound))
 	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
-	b.tell(ctx, to, Explain(err))
+	b.tell(ctx, to, b.explain(err))
 }
 
 func (b *Bot) openView(ctx context.Context, triggerID string, view slack.ModalViewRequest, to replyTo) {
@@ -374,8 +378,8 @@ func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
 	if r.ExtensionOf != "" {
 		what = "Extension request (of `" + Escape(r.ExtensionOf) + "`)"
 	}
-	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s) sent; it is waiting for approval%s. `/sym list` shows it.",
-		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where))
+	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s) sent; it is waiting for approval%s. `%s list` shows it.",
+		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where, Escape(b.cfg.Command)))
 }
 
 func (b *Bot) extend(ctx context.Context, to replyTo, id string, d time.Duration, reason string) {
@@ -401,7 +405,7 @@ func (b *Bot) list(ctx context.Context, to replyTo) {
 		b.fail(ctx, to, "list", err)
 		return
 	}
-	text, blocks := listBlocks(func(name string) *symbot.Flow { f, _ := eng.Flow(name); return f }, rs, b.cfg.Now())
+	text, blocks := listBlocks(func(name string) *symbot.Flow { f, _ := eng.Flow(name); return f }, rs, b.cfg.Now(), b.cfg.Command)
 	b.tell(ctx, to, text, blocks...)
 }
 
@@ -423,7 +427,7 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 	lines = append(lines, fmt.Sprintf("*Slack:* %s, `%s`%s", mention(actor.SlackID), Escape(actor.SlackID), kind))
 	if u, err := eng.ResolveUser(ctx, actor.Person); err != nil {
 		b.log.Info("whoami: directory lookup failed", "user", actor.SlackID, "err", err)
-		lines = append(lines, "*Okta:* not resolved. "+Explain(err))
+		lines = append(lines, "*Okta:* not resolved. "+b.explain(err))
 	} else {
 		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
 	}
@@ -435,7 +439,7 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 		ok, err := eng.MayApprove(ctx, &f, actor)
 		if err != nil {
 			b.log.Info("whoami: approver check failed", "user", actor.SlackID, "flow", f.Name, "err", err)
-			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+Explain(err)+")")
+			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+b.explain(err)+")")
 			continue
 		}
 		if ok {
@@ -475,7 +479,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			return
 		}
 		log.Info("approved")
-	case ActionDeny, ActionRevoke:
+	case ActionApproveNote, ActionDeny, ActionRevoke:
 		r, err := eng.Get(ctx, id)
 		if err != nil {
 			b.fail(ctx, to, a.ActionID, err)
@@ -494,17 +498,9 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, a.ActionID, symbot.ErrNotFound)
 			return
 		}
-		if a.ActionID == ActionRevoke && !f.AllowRevoke && actor.SlackID != r.Requester.SlackID {
-			b.fail(ctx, to, "revoke", &symbot.PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access", f.Name)})
+		if err := b.noteRefusal(ctx, eng, a.ActionID, f, r, actor); err != nil {
+			b.fail(ctx, to, a.ActionID, err)
 			return
-		}
-		// Spare non-approvers a form whose submission would be refused. If
-		// the check itself fails, the engine decides on submission.
-		if actor.SlackID != r.Requester.SlackID {
-			if ok, err := eng.MayApprove(ctx, f, actor); err == nil && !ok {
-				b.fail(ctx, to, a.ActionID, &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s", f.Name)})
-				return
-			}
 		}
 		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id})
 		b.openView(ctx, cb.TriggerID, noteModal(a.ActionID, f, r, meta), to)
@@ -547,7 +543,32 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 	}
 }
 
-// decide applies a Deny or Revoke with its note, after the note modal.
+// noteRefusal says why actor may not take action (approve with a note,
+// deny or revoke) on r, before the note form opens: nobody should fill in a
+// form whose submission would be refused. It applies the engine's policy
+// (MayApprove, and the flow's AllowSelfApproval for the requester's own
+// request); if the approver check itself fails, the engine decides on
+// submission.
+func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string, f *symbot.Flow, r *symbot.Request, actor symbot.Actor) error {
+	self := actor.SlackID == r.Requester.SlackID
+	switch {
+	case action == ActionRevoke && self:
+		return nil // relinquishing one's own access is always allowed
+	case action == ActionRevoke && !f.AllowRevoke:
+		return &symbot.PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access", f.Name)}
+	case self && !f.AllowSelfApproval && action == ActionDeny:
+		return &symbot.PolicyError{Reason: fmt.Sprintf("you cannot deny your own request. To withdraw it, use Cancel in the message I sent you, or in `%s list`", b.cfg.Command)}
+	case self && !f.AllowSelfApproval:
+		return &symbot.PolicyError{Reason: "you cannot approve your own request: someone else must"}
+	}
+	if ok, err := eng.MayApprove(ctx, f, actor); err == nil && !ok {
+		return &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s", f.Name)}
+	}
+	return nil
+}
+
+// decide applies an Approve, Deny or Revoke with its note, after the note
+// modal.
 func (b *Bot) decide(ctx context.Context, to replyTo, action, id, note string) {
 	actor, err := b.actor(ctx, to.User)
 	if err != nil {
@@ -556,6 +577,8 @@ func (b *Bot) decide(ctx context.Context, to replyTo, action, id, note string) {
 	}
 	eng := b.engine()
 	switch action {
+	case ActionApproveNote:
+		_, err = eng.Approve(ctx, id, actor, note)
 	case ActionDeny:
 		_, err = eng.Deny(ctx, id, actor, note)
 	case ActionRevoke:

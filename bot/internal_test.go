@@ -32,7 +32,7 @@ func TestParseCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCommand(tt.in)
+			got, err := parseCommand(tt.in, DefaultCommand)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parseCommand(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
@@ -88,7 +88,7 @@ func TestRenderRequestStates(t *testing.T) {
 		want    []string
 		buttons []string
 	}{
-		{symbot.StatePending, []string{"Waiting for approval"}, []string{ActionApprove, ActionDeny}},
+		{symbot.StatePending, []string{"Waiting for approval"}, []string{ActionApprove, ActionApproveNote, ActionDeny}},
 		{symbot.StateApproved, []string{"Approved", "<@U2>", "granting"}, nil},
 		{symbot.StateActive, []string{"Active", "until <!date^1800003600^"}, []string{ActionRevoke}},
 		{symbot.StateDenied, []string{"Denied", "<@U2>", "because &lt;@U9&gt;"}, nil},
@@ -188,7 +188,7 @@ func TestDMBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.ev), func(t *testing.T) {
-			body, btns := dmBody(f, r, tt.ev, "U1", at)
+			body, btns := dmBody(f, r, tt.ev, "U1", at, DefaultCommand)
 			if !strings.Contains(body, tt.want) {
 				t.Errorf("body = %q, want it to contain %q", body, tt.want)
 			}
@@ -211,7 +211,7 @@ func TestDMBodies(t *testing.T) {
 		})
 	}
 	// An approver hears about someone else's request in the third person, without buttons.
-	body, btns := dmBody(f, r, symbot.EventFailed, "U2", at)
+	body, btns := dmBody(f, r, symbot.EventFailed, "U2", at, DefaultCommand)
 	if !strings.HasPrefix(body, "<@U1>'s request") || len(btns) != 0 {
 		t.Errorf("approver DM = %q with %d buttons", body, len(btns))
 	}

@@ -12,19 +12,20 @@ import (
 
 // Action ids of symbot's buttons; every button's value is a request id.
 const (
-	ActionApprove    = "sym_approve"
-	ActionDeny       = "sym_deny"
-	ActionRevoke     = "sym_revoke"
-	ActionCancel     = "sym_cancel"
-	ActionRelinquish = "sym_relinquish"
-	ActionExtend     = "sym_extend"
+	ActionApprove     = "sym_approve"
+	ActionApproveNote = "sym_approve_note" // approve after an optional note
+	ActionDeny        = "sym_deny"
+	ActionRevoke      = "sym_revoke"
+	ActionCancel      = "sym_cancel"
+	ActionRelinquish  = "sym_relinquish"
+	ActionExtend      = "sym_extend"
 )
 
 // Modal callback ids and the block ids of their inputs (the keys of inline
 // errors and of submitted values). Each input's action id equals its block id.
 const (
 	CallbackRequest = "sym_request" // the request form
-	CallbackNote    = "sym_note"    // decision note for Deny and Revoke
+	CallbackNote    = "sym_note"    // decision note for Approve with note, Deny and Revoke
 	CallbackExtend  = "sym_extend"  // extension reason
 
 	BlockTarget   = "target"   // static select, option values "flow/target"
@@ -84,10 +85,29 @@ func who(id string) string {
 	return mention(id)
 }
 
+// noteBudget bounds the escaped notes of one text, so that a section with
+// several approvers' notes stays within Slack's 3000 characters.
+const noteBudget = 1500
+
+// approvers names r's approvers, each followed by their note, if any.
 func approvers(r *symbot.Request) string {
+	n := 0
+	for _, a := range r.Approvals {
+		if a.Note != "" {
+			n++
+		}
+	}
+	each := 500
+	if n > 0 {
+		each = min(each, noteBudget/n)
+	}
 	var m []string
 	for _, a := range r.Approvals {
-		m = append(m, mention(a.By))
+		s := mention(a.By)
+		if a.Note != "" {
+			s += " (“" + escapeTrunc(a.Note, each) + "”)"
+		}
+		m = append(m, s)
 	}
 	if len(m) == 0 {
 		return "symbot"
@@ -197,7 +217,7 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	var btns []slack.BlockElement
 	switch {
 	case r.State == symbot.StatePending:
-		btns = append(btns, button(ActionApprove, "Approve", r.ID, "primary"), button(ActionDeny, "Deny", r.ID, "danger"))
+		btns = append(btns, button(ActionApprove, "Approve", r.ID, "primary"), button(ActionApproveNote, "Approve with note…", r.ID, ""), button(ActionDeny, "Deny", r.ID, "danger"))
 	case r.State == symbot.StateActive && f != nil && f.AllowRevoke:
 		btns = append(btns, button(ActionRevoke, "Revoke", r.ID, "danger"))
 	}
@@ -215,11 +235,11 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return "Request received."
 	case symbot.EventApproval:
 		need := approvalsNeeded(f)
-		last := ""
+		last, note := "", ""
 		if n := len(r.Approvals); n > 0 {
-			last = mention(r.Approvals[n-1].By)
+			last, note = mention(r.Approvals[n-1].By), r.Approvals[n-1].Note
 		}
-		return fmt.Sprintf("Approved by %s (%d of %d).", last, len(r.Approvals), need)
+		return withNote(fmt.Sprintf("Approved by %s (%d of %d).", last, len(r.Approvals), need), note)
 	case symbot.EventApproved:
 		return "Approved by " + approvers(r) + ". Granting access…"
 	case symbot.EventDenied:
@@ -260,7 +280,8 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 }
 
 // dmBody is the direct message to userID about ev on r, with its buttons.
-func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, now time.Time) (string, []slack.BlockElement) {
+// cmd is the slash command the texts suggest.
+func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, now time.Time, cmd string) (string, []slack.BlockElement) {
 	tl := "*" + Escape(targetLabel(f, r)) + "*"
 	yours := "Your request"
 	your := "Your"
@@ -313,7 +334,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 	case symbot.EventCancelled:
 		s = fmt.Sprintf("%s for %s%s was cancelled.", yours, tl, ref)
 	case symbot.EventTimedOut:
-		s = fmt.Sprintf("%s for %s%s timed out: nobody decided in time. Ask again with `/sym req` if you still need it.", yours, tl, ref)
+		s = fmt.Sprintf("%s for %s%s timed out: nobody decided in time. Ask again with `%s req` if you still need it.", yours, tl, ref, Escape(cmd))
 	case symbot.EventWarning:
 		s = fmt.Sprintf("%s access to %s ends %s (%s left)%s.", your, tl, slackDate(r.ExpiresAt), left(now, r.ExpiresAt), ref)
 		if mine {
@@ -346,7 +367,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		if reason == "" {
 			reason = "the grant could not be made"
 		}
-		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `/sym req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(reason, 1000), Escape(r.ID))
+		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(reason, 1000), Escape(cmd), Escape(r.ID))
 	case symbot.EventRevokeStuck:
 		s = fmt.Sprintf("Removing %s access to %s%s keeps failing; symbot keeps trying and the operators were alerted.", strings.ToLower(your[:1])+your[1:], tl, ref)
 	default:
@@ -448,13 +469,17 @@ func requestModal(flows []symbot.Flow, meta string) slack.ModalViewRequest {
 	}
 }
 
-// noteModal asks for an optional decision note before Deny or Revoke.
+// noteModal asks for an optional decision note before Approve, Deny or
+// Revoke.
 func noteModal(action string, f *symbot.Flow, r *symbot.Request, meta string) slack.ModalViewRequest {
-	verb := "Deny"
-	if action == ActionRevoke {
+	verb, hint := "Deny", "Optional: tell the requester why"
+	switch action {
+	case ActionRevoke:
 		verb = "Revoke"
+	case ActionApproveNote:
+		verb, hint = "Approve", "Optional: a note for the requester and the channel"
 	}
-	noteEl := slack.NewPlainTextInputBlockElement(plain("Optional: tell the requester why", 150), BlockNote)
+	noteEl := slack.NewPlainTextInputBlockElement(plain(hint, 150), BlockNote)
 	noteEl.Multiline = true
 	noteEl.MaxLength = 500
 	in := slack.NewInputBlock(BlockNote, plain("Note", 2000), nil, noteEl)
@@ -510,10 +535,10 @@ func extendModal(f *symbot.Flow, r *symbot.Request, meta string) slack.ModalView
 	}
 }
 
-// listBlocks renders /sym list.
-func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time.Time) (string, []slack.Block) {
+// listBlocks renders "<cmd> list".
+func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time.Time, cmd string) (string, []slack.Block) {
 	if len(rs) == 0 {
-		s := "You have no pending requests and no active access. `/sym` asks for some."
+		s := "You have no pending requests and no active access. `" + Escape(cmd) + "` asks for some."
 		return s, []slack.Block{slack.NewSectionBlock(mrkdwn(s), nil, nil, slack.SectionBlockOptionBlockID("sym_list_empty"))}
 	}
 	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("*Your requests and access*"), nil, nil, slack.SectionBlockOptionBlockID("sym_list_head"))}

@@ -84,19 +84,24 @@ func TestChannelNotFoundThroughEngineAlertsOnce(t *testing.T) {
 		return h.bot.Stats().SlackCalls[bot.CallKey{Method: "chat.postMessage", Result: "channel_not_found"}]
 	}
 	h.waitFor("both posts refused", func() bool { return refused() >= 2 })
-	n := 0
-	for _, m := range h.s.Messages(chErr) {
-		if strings.Contains(m.Text, "C0GONE") {
-			n++
+	alerts := func() int {
+		n := 0
+		for _, m := range h.s.Messages(chErr) {
+			if strings.Contains(m.Text, "C0GONE") {
+				n++
+			}
 		}
+		return n
 	}
-	if n != 1 {
-		t.Errorf("alerts about C0GONE = %d, want 1", n)
-	}
+	// The alert is posted after the refused call returns, so wait for it.
+	h.waitFor("an alert about C0GONE", func() bool { return alerts() >= 1 })
 	// Once the channel exists the approval messages appear: the requests
 	// were never lost.
 	h.s.AddChannel(slacktest.Channel{ID: "C0GONE", Name: "gone", BotIsMember: true})
 	h.waitFor("both approval messages after the fix", func() bool { return len(h.s.Messages("C0GONE")) >= 2 })
+	if n := alerts(); n != 1 {
+		t.Errorf("alerts about C0GONE = %d, want 1", n)
+	}
 	if st, err := h.eng.Stats(t.Context()); err != nil || st.JobsAbandoned != 0 {
 		t.Errorf("abandoned jobs = %d (%v), want 0", st.JobsAbandoned, err)
 	}
