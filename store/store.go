@@ -356,16 +356,12 @@ func (w *write) outcome() error {
 	return w.err
 }
 
-// lead runs one group: the writes queued now (at most maxGroup). Then it
-// hands the lead to the first write queued meanwhile, or marks the store
-// idle. The caller's own write is in the group, so its caller can return
-// as soon as that commit ends.
+// lead runs one group, starting with the writes queued now and taking in
+// those queued while it runs (see runGroup). Then it hands the lead to the
+// first write queued meanwhile, or marks the store idle. The caller's own
+// write is in the group, so its caller can return as soon as that commit
+// ends.
 func (s *Store) lead() {
-	s.mu.Lock()
-	n := min(len(s.queue), maxGroup)
-	group := s.queue[:n:n]
-	s.queue = slices.Clone(s.queue[n:])
-	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
@@ -379,12 +375,27 @@ func (s *Store) lead() {
 		s.mu.Unlock()
 		next.wake <- true
 	}()
-	s.runGroup(group)
+	s.runGroup(s.take(nil))
 }
 
-// runGroup commits the writes of group in one bbolt transaction. If a fn
-// fails, the transaction is rolled back, that write gets its error and the
-// rest run again in a new transaction.
+// take appends to group the queued writes, up to maxGroup in all.
+func (s *Store) take(group []*write) []*write {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := min(len(s.queue), maxGroup-len(group))
+	if n <= 0 {
+		return group
+	}
+	group = append(group, s.queue[:n]...)
+	s.queue = slices.Clone(s.queue[n:])
+	return group
+}
+
+// runGroup commits the writes of group in one bbolt transaction. Writes
+// queued while its fns run join the group before the commit: they would
+// otherwise wait for this commit and then pay for one of their own, and a
+// caller alone adds nothing. If a fn fails, the transaction is rolled back,
+// that write gets its error and the rest run again in a new transaction.
 func (s *Store) runGroup(group []*write) {
 	finished := false
 	defer func() {
@@ -400,10 +411,14 @@ func (s *Store) runGroup(group []*write) {
 	}()
 	for len(group) > 0 {
 		var failed *write
-		dbgStart := time.Now()
-		defer func(n int) { if os.Getenv("STORE_DEBUG") != "" { fmt.Fprintf(os.Stderr, "GROUP %d %d %d\n", dbgStart.UnixMicro(), n, time.Since(dbgStart).Microseconds()) } }(len(group))
 		err := s.db.Update(func(btx *bolt.Tx) error {
-			for _, w := range group {
+			for i := 0; ; i++ {
+				if i == len(group) {
+					if group = s.take(group); i == len(group) {
+						return nil
+					}
+				}
+				w := group[i]
 				if err := w.ctx.Err(); err != nil {
 					w.err, w.skipped = err, true
 					continue
@@ -413,10 +428,6 @@ func (s *Store) runGroup(group []*write) {
 					return errGroupFailed
 				}
 			}
-			if os.Getenv("STORE_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "FNS %d %d\n", len(group), time.Since(dbgStart).Microseconds())
-			}
-			return nil
 		})
 		if failed == nil {
 			if err == nil {
