@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -44,7 +45,7 @@ func testAgainstMemstore(t *testing.T, seed uint64, bb *store.Store, mem *memsto
 	var maxJob uint64
 	for step := range 250 {
 		var op string
-		switch k := rng.IntN(10); {
+		switch k := rng.IntN(12); {
 		case k < 4:
 			r := &symbot.Request{
 				ID:        fmt.Sprintf("R%d", rng.IntN(25)),
@@ -88,6 +89,59 @@ func testAgainstMemstore(t *testing.T, seed uint64, bb *store.Store, mem *memsto
 			op = fmt.Sprintf("delete job %d", id)
 			e1, e2 := both(func(tx symbot.Tx) error { return tx.DeleteJob(id) })
 			if (e1 == nil) != (e2 == nil) {
+				t.Fatalf("step %d %s: %v / %v", step, op, e1, e2)
+			}
+		case k >= 10:
+			// Several writes to the same records in one transaction, after
+			// reading them (the store remembers their index keys).
+			user := fmt.Sprintf("U%d", rng.IntN(4))
+			st1, st2 := states[rng.IntN(len(states))], states[rng.IntN(len(states))]
+			t1, t2, w := maybe(), maybe(), rng.IntN(2) == 0
+			var id uint64
+			if maxJob > 0 {
+				id = 1 + rng.Uint64N(maxJob)
+			}
+			nb, del := maybe(), rng.IntN(2) == 0
+			op = fmt.Sprintf("rewrite requests of %s, job %d", user, id)
+			fn := func(tx symbot.Tx) error {
+				rs, err := tx.RequestsByRequester(user)
+				if err != nil {
+					return err
+				}
+				for _, r := range rs {
+					r.State, r.ExpiresAt = st1, t1
+					if err := tx.PutRequest(r); err != nil {
+						return err
+					}
+					r.State, r.TimeoutAt, r.Warned = st2, t2, w
+					if err := tx.PutRequest(r); err != nil {
+						return err
+					}
+				}
+				if id == 0 {
+					return nil
+				}
+				j, err := tx.Job(id)
+				if errors.Is(err, symbot.ErrNotFound) {
+					return nil
+				} else if err != nil {
+					return err
+				}
+				j.LeaseUntil = nb
+				if err := tx.UpdateJob(j); err != nil {
+					return err
+				}
+				j.NotBefore = nb
+				if err := tx.UpdateJob(j); err != nil {
+					return err
+				}
+				if del {
+					return tx.DeleteJob(id)
+				}
+				return nil
+			}
+			e1, e2 := both(fn)
+			if e1 != nil || e2 != nil {
 				t.Fatalf("step %d %s: %v / %v", step, op, e1, e2)
 			}
 		default:

@@ -654,6 +654,43 @@ func auditHead(btx *bolt.Tx) (uint64, string) {
 type tx struct {
 	tx   *bolt.Tx
 	done bool
+
+	// In a writable transaction, the index keys of the requests and jobs
+	// this tx has decoded or written, as they are stored now, so that
+	// PutRequest, UpdateJob and DeleteJob need not decode them again. The
+	// records change only through this tx while it is in use.
+	reqKeys map[string]map[string][]byte
+	jobKeys map[uint64]map[string][]byte
+}
+
+// rememberReq records the stored index keys of request id (nil: forget).
+func (t *tx) rememberReq(id string, keys map[string][]byte) {
+	if !t.tx.Writable() {
+		return
+	}
+	if keys == nil {
+		delete(t.reqKeys, id)
+		return
+	}
+	if t.reqKeys == nil {
+		t.reqKeys = map[string]map[string][]byte{}
+	}
+	t.reqKeys[id] = keys
+}
+
+// rememberJob records the stored index keys of job id (nil: forget).
+func (t *tx) rememberJob(id uint64, keys map[string][]byte) {
+	if !t.tx.Writable() {
+		return
+	}
+	if keys == nil {
+		delete(t.jobKeys, id)
+		return
+	}
+	if t.jobKeys == nil {
+		t.jobKeys = map[uint64]map[string][]byte{}
+	}
+	t.jobKeys[id] = keys
 }
 
 var _ symbot.Tx = (*tx)(nil)
@@ -714,6 +751,7 @@ func (t *tx) request(id string) (*symbot.Request, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("request %q: decode: %w", id, err)
 	}
+	t.rememberReq(id, reqIndexKeys(&r))
 	return &r, nil
 }
 
@@ -737,8 +775,8 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if r == nil || r.ID == "" {
 		return errors.New("put request: request has no ID")
 	}
-	old := map[string][]byte{}
-	if t.b(bucketRequests).Get([]byte(r.ID)) != nil {
+	old, known := t.reqKeys[r.ID]
+	if !known && t.b(bucketRequests).Get([]byte(r.ID)) != nil {
 		o, err := t.request(r.ID)
 		if err != nil {
 			return fmt.Errorf("put request: %w", err)
@@ -749,12 +787,15 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if err != nil {
 		return fmt.Errorf("put request %q: encode: %w", r.ID, err)
 	}
+	t.rememberReq(r.ID, nil)
 	if err := t.b(bucketRequests).Put([]byte(r.ID), v); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
-	if err := reindex(t.tx, old, reqIndexKeys(r), nil); err != nil {
+	keys := reqIndexKeys(r)
+	if err := reindex(t.tx, old, keys, nil); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
+	t.rememberReq(r.ID, keys)
 	return nil
 }
 
@@ -901,6 +942,7 @@ func (t *tx) AddJob(j *symbot.Job) error {
 	if err := reindex(t.tx, nil, keys, vals); err != nil {
 		return fmt.Errorf("add job %d: %w", id, err)
 	}
+	t.rememberJob(id, keys)
 	return nil
 }
 
@@ -916,7 +958,25 @@ func (t *tx) Job(id uint64) (*symbot.Job, error) {
 	if err := json.Unmarshal(v, &j); err != nil {
 		return nil, fmt.Errorf("job %d: decode: %w", id, err)
 	}
+	if t.tx.Writable() {
+		keys, _ := jobIndexKeys(&j)
+		t.rememberJob(id, keys)
+	}
 	return &j, nil
+}
+
+// storedJobKeys returns the index keys of the stored job id, or an error
+// wrapping symbot.ErrNotFound.
+func (t *tx) storedJobKeys(id uint64) (map[string][]byte, error) {
+	if keys, ok := t.jobKeys[id]; ok {
+		return keys, nil
+	}
+	old, err := t.Job(id)
+	if err != nil {
+		return nil, err
+	}
+	keys, _ := jobIndexKeys(old)
+	return keys, nil
 }
 
 func (t *tx) UpdateJob(j *symbot.Job) error {
@@ -926,18 +986,19 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if j == nil {
 		return errors.New("update job: nil job")
 	}
-	old, err := t.Job(j.ID)
+	oldKeys, err := t.storedJobKeys(j.ID)
 	if err != nil {
 		return fmt.Errorf("update job: %w", err)
 	}
+	t.rememberJob(j.ID, nil)
 	if err := t.putJob(j); err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
-	oldKeys, _ := jobIndexKeys(old)
 	keys, vals := jobIndexKeys(j)
 	if err := reindex(t.tx, oldKeys, keys, vals); err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
+	t.rememberJob(j.ID, keys)
 	return nil
 }
 
@@ -945,14 +1006,14 @@ func (t *tx) DeleteJob(id uint64) error {
 	if err := t.checkWrite("delete job"); err != nil {
 		return err
 	}
-	old, err := t.Job(id)
+	oldKeys, err := t.storedJobKeys(id)
 	if err != nil {
 		return fmt.Errorf("delete job: %w", err)
 	}
+	t.rememberJob(id, nil)
 	if err := t.b(bucketJobs).Delete(u64(id)); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
-	oldKeys, _ := jobIndexKeys(old)
 	if err := reindex(t.tx, oldKeys, nil, nil); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
