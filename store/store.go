@@ -265,18 +265,21 @@ func (s *Store) Close() error {
 // of other callers are not affected.
 //
 // Group commit: concurrent calls share one bbolt transaction and so one
-// fsync. A call made while no commit is in flight runs at once in its own
-// transaction (no added latency); calls made while one is in flight queue
-// up and the first of them, when that commit ends, runs all of them in one
-// transaction, each fn after the previous one, as if they had run one by
-// one. When a fn in a group fails, the whole transaction is rolled back
-// and the other fns run again in a fresh one. So fn may run more than
+// commit and fsync. A call made while no write is in flight runs at once
+// in its own transaction (no added latency, no timer). Calls made while a
+// group's fns run join that group; calls made while it commits queue up,
+// and the first of them then runs them all as the next group. The fns of
+// a group run one after another, each seeing the writes of those before
+// it, as if they had run one by one. When a fn in a group fails, the
+// whole transaction is rolled back and the other fns run again in a fresh
+// one. So fn may run more than
 // once before its transaction commits: it must read what it needs through
 // the Tx and only write through it, keep no effects of a run except in
 // variables it resets at its start, and use the Tx only until it returns.
 //
 // A call whose ctx is done before its fn starts returns ctx's error
-// (wrapped) without running fn.
+// (wrapped) without running fn. fn must not call Update or ClaimJobs: it
+// would wait for its own group.
 func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store update: %w", err)
@@ -296,7 +299,7 @@ type write struct {
 	ctx  context.Context
 	op   string // prefixes store errors
 	fn   func(*tx) error
-	wake chan bool // true: lead the next group; false: finished (see err)
+	wake chan bool // true: lead the next group; false: finished (see err); nil for a leader's own write
 	lead bool      // chosen to lead the next group (under Store.mu)
 
 	// Outcome, set by the goroutine running the group before wake.
@@ -309,19 +312,21 @@ type write struct {
 // update queues fn for the next group commit, leading it when no commit is
 // in flight, and returns fn's outcome. op prefixes store errors.
 func (s *Store) update(ctx context.Context, op string, fn func(*tx) error) error {
-	w := &write{ctx: ctx, op: op, fn: fn, wake: make(chan bool, 1)}
+	w := &write{ctx: ctx, op: op, fn: fn}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return fmt.Errorf("%s: store %s: %w", op, s.path, berrors.ErrDatabaseNotOpen)
 	}
-	s.queue = append(s.queue, w)
 	if !s.busy {
 		s.busy = true
+		s.queue = append(s.queue, w)
 		s.mu.Unlock()
 		s.lead()
 		return w.outcome()
 	}
+	w.wake = make(chan bool, 1)
+	s.queue = append(s.queue, w)
 	s.mu.Unlock()
 	select {
 	case lead := <-w.wake:
@@ -343,6 +348,13 @@ func (s *Store) update(ctx context.Context, op string, fn func(*tx) error) error
 		s.lead()
 	}
 	return w.outcome()
+}
+
+// finish tells w's caller, if it waits, that w is done.
+func (w *write) finish() {
+	if w.wake != nil {
+		w.wake <- false
+	}
 }
 
 // outcome returns the result of a finished write to its caller.
@@ -406,7 +418,7 @@ func (s *Store) runGroup(group []*write) {
 		// bbolt rolled back; do not leave the others waiting forever.
 		for _, w := range group {
 			w.err = fmt.Errorf("%s: another write in the same group ended its goroutine; nothing was written", w.op)
-			w.wake <- false
+			w.finish()
 		}
 	}()
 	for len(group) > 0 {
@@ -440,14 +452,14 @@ func (s *Store) runGroup(group []*write) {
 			}
 			finished = true
 			for _, w := range group {
-				w.wake <- false
+				w.finish()
 			}
 			return
 		}
 		rest := make([]*write, 0, len(group)-1)
 		for _, w := range group {
 			if w == failed || w.skipped {
-				w.wake <- false
+				w.finish()
 			} else {
 				rest = append(rest, w)
 			}
