@@ -500,6 +500,7 @@ func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note strin
 	var out *Request
 	var reachedState State
 	err = e.store.Update(ctx, func(tx Tx) error {
+		reachedState = "" // the store may run this more than once
 		r, err := tx.Request(r.ID)
 		if err != nil {
 			return err

@@ -363,7 +363,10 @@ func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx 
 func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Logger) error {
 	now := e.now()
 	var result string
+	var alerted, abandoned bool
 	err := e.store.Update(ctx, func(tx Tx) error {
+		// The store may run this more than once: only note what to count.
+		result, alerted, abandoned = "", false, false
 		jj, err := tx.Job(j.ID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -399,7 +402,7 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RevokeRetryMax, time.Minute)), retryAfter))
 			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
 				jj.Alerted = true
-				e.revokeAlerts.Add(1)
+				alerted = true
 				r, rerr := tx.Request(j.RequestID)
 				who := ""
 				if rerr == nil {
@@ -416,7 +419,7 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 			// bot reports it once), and then the request appears.
 			if jj.Kind != JobPost && (permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12)) {
 				result = "failed"
-				e.jobsAbandoned.Add(1)
+				abandoned = true
 				if err := tx.DeleteJob(jj.ID); err != nil {
 					return err
 				}
@@ -432,6 +435,12 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 	})
 	if err != nil {
 		return err
+	}
+	if alerted {
+		e.revokeAlerts.Add(1)
+	}
+	if abandoned {
+		e.jobsAbandoned.Add(1)
 	}
 	if result != "" {
 		e.jobResult(j.Kind, result)
