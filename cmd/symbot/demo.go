@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,6 +104,18 @@ func (w *world) env() map[string]string {
 		"OKTA_CLIENT_TOKEN":                "",
 		"OKTA_CLIENT_ORGURL":               "",
 	}
+}
+
+// envKeys returns the names of the variables env sets.
+func (w *world) envKeys() map[string]bool {
+	keys := map[string]bool{}
+	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL",
+		"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_EC2_METADATA_DISABLED",
+		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "OKTA_CLIENT_TOKEN", "OKTA_CLIENT_ORGURL"} {
+		keys[k] = true
+	}
+	return keys
 }
 
 // config writes a symbot.yml for the world with the given access duration
@@ -268,8 +281,8 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 		return err
 	}
 	msg := latest(w.slack.Messages(demoChannel), ref.TS)
-	t.say("#access", "symbot posts with [Approve] [Deny]:\n%s", msg.Text)
-	if strings.Contains(msg.Text, "<!channel>") {
+	t.say("#access", "symbot posts:\n%s", shown(msg))
+	if strings.Contains(shown(msg), "<!channel>") {
 		return errors.New("the reason was not escaped: <!channel> would ping the channel")
 	}
 	t.say("#access", "(the reason's <!channel> shows as text: it pings nobody)")
@@ -314,18 +327,18 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 		return err
 	}
 	for _, m := range w.slack.DMs(demoAlice) {
-		t.say("alice", "DM from symbot: %s", m.Text)
+		t.say("alice", "DM from symbot:\n%s", shown(m))
 	}
 	seen := countDMs(w.slack, demoAlice)
 	msg = latest(w.slack.Messages(demoChannel), ref.TS)
-	t.say("#access", "approval message now reads:\n%s", msg.Text)
+	t.say("#access", "approval message now reads:\n%s", shown(msg))
 
 	if err := step("the expiry warning", duration+wait, func() bool { return countDMs(w.slack, demoAlice) > seen }); err != nil {
 		return err
 	}
 	dms := w.slack.DMs(demoAlice)
 	for _, m := range dms[seen:] {
-		t.say("alice", "DM from symbot: %s", m.Text)
+		t.say("alice", "DM from symbot:\n%s", shown(m))
 	}
 	seen = len(dms)
 
@@ -341,7 +354,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 		return err
 	}
 	for _, m := range w.slack.DMs(demoAlice)[seen:] {
-		t.say("alice", "DM from symbot: %s", m.Text)
+		t.say("alice", "DM from symbot:\n%s", shown(m))
 	}
 	if err := step("the approval message shows the end", wait, func() bool {
 		m := latest(w.slack.Messages(demoChannel), ref.TS)
@@ -349,8 +362,11 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	}); err != nil {
 		return err
 	}
+	if err := step("the removal in the thread", wait, func() bool { return len(w.slack.Thread(demoChannel, ref.TS)) >= 5 }); err != nil {
+		return err
+	}
 	msg = latest(w.slack.Messages(demoChannel), ref.TS)
-	t.say("#access", "approval message finally reads:\n%s", msg.Text)
+	t.say("#access", "approval message finally reads:\n%s", shown(msg))
 	for _, m := range w.slack.Thread(demoChannel, ref.TS) {
 		if m.TS != ref.TS {
 			t.say("#access", "  thread: %s", m.Text)
@@ -392,3 +408,52 @@ func latest(msgs []slacktest.Message, ts string) slacktest.Message {
 }
 
 func countDMs(s *slacktest.Server, user string) int { return len(s.DMs(user)) }
+
+// shown renders a message as people see it: the text of its blocks, with
+// buttons as [label]; the fallback text when it has no blocks.
+func shown(m slacktest.Message) string {
+	var blocks []struct {
+		Type     string                  `json:"type"`
+		Text     *struct{ Text string }  `json:"text"`
+		Fields   []struct{ Text string } `json:"fields"`
+		Elements []struct {
+			Type string          `json:"type"`
+			Text json.RawMessage `json:"text"`
+		} `json:"elements"`
+	}
+	if len(m.Blocks) == 0 || json.Unmarshal(m.Blocks, &blocks) != nil {
+		return m.Text
+	}
+	var lines []string
+	for _, b := range blocks {
+		switch b.Type {
+		case "section", "header":
+			if b.Text != nil {
+				lines = append(lines, b.Text.Text)
+			}
+			for _, f := range b.Fields {
+				lines = append(lines, f.Text)
+			}
+		case "context":
+			for _, e := range b.Elements {
+				var s string
+				if json.Unmarshal(e.Text, &s) == nil {
+					lines = append(lines, s)
+				}
+			}
+		case "actions":
+			var labels []string
+			for _, e := range b.Elements {
+				var t struct{ Text string }
+				if e.Type == "button" && json.Unmarshal(e.Text, &t) == nil {
+					labels = append(labels, "["+t.Text+"]")
+				}
+			}
+			lines = append(lines, strings.Join(labels, " "))
+		}
+	}
+	if len(lines) == 0 {
+		return m.Text
+	}
+	return strings.Join(lines, "\n")
+}
