@@ -702,3 +702,35 @@ func TestFailReasonIsForPeople(t *testing.T) {
 		}
 	})
 }
+
+// TestShortLeasesAreRenewed runs a lifecycle with leases far shorter than a
+// job's timeout: every job renews its lease before running, and each side
+// effect still happens exactly once.
+func TestShortLeasesAreRenewed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.eng.Lease = 50 * time.Millisecond
+		h.start(t)
+		r := h.mustSubmit(t, alice, "admin", 15*time.Minute)
+		synctest.Wait()
+		h.mustApprove(t, r.ID, bob)
+		synctest.Wait()
+		h.wantState(t, r.ID, symbot.StateActive)
+		time.Sleep(16 * time.Minute)
+		synctest.Wait()
+		got := h.wantState(t, r.ID, symbot.StateExpired)
+		if !got.Removed {
+			t.Fatal("not removed")
+		}
+		adds, removes := h.dir.counts("00ualice", "GADMIN")
+		if adds != 1 || removes != 1 {
+			t.Errorf("adds=%d removes=%d, want 1 and 1", adds, removes)
+		}
+		if n := len(h.notes.find("post", "", "")); n != 1 {
+			t.Errorf("posts = %d, want 1", n)
+		}
+		if got := h.notes.events("dm", "UALICE"); !eventsEqual(got, symbot.EventApproved, symbot.EventGranted, symbot.EventWarning, symbot.EventRemoved) {
+			t.Errorf("DMs = %v", got)
+		}
+	})
+}

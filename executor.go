@@ -193,7 +193,12 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		wg.Go(func() {
 			for j := range queue {
 				if ctx.Err() == nil {
-					e.runJob(jobCtx, j)
+					// A job that waited in the queue may be near the end of
+					// its lease: renew it first, or skip it if another
+					// worker (another replica) took it over meanwhile.
+					if j, ok := e.ensureLease(ctx, j, lease); ok {
+						e.runJob(jobCtx, j)
+					}
 				} // else: left for the next start (its lease is cleared or expires)
 				mu.Lock()
 				delete(held, j.ID)
@@ -279,6 +284,40 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		}
 		timer.Stop() // since Go 1.23 a stopped timer never delivers a stale value
 	}
+}
+
+// ensureLease makes sure this executor still holds j's lease for at least
+// one job timeout, renewing it when needed. It reports false when the job is
+// gone or leased by another owner.
+func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (Job, bool) {
+	jobTimeout := orDefault(e.JobTimeout, 45*time.Second)
+	if e.now().Add(jobTimeout + time.Second).Before(j.LeaseUntil) {
+		return j, true
+	}
+	ok := false
+	err := e.store.Update(ctx, func(tx Tx) error {
+		ok = false
+		jj, err := tx.Job(j.ID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		now := e.now()
+		if jj.LeaseOwner != e.Owner && jj.LeaseUntil.After(now) {
+			return nil // someone else holds it now
+		}
+		jj.LeaseOwner, jj.LeaseUntil = e.Owner, now.Add(lease)
+		j = *jj
+		ok = true
+		return tx.UpdateJob(jj)
+	})
+	if err != nil {
+		e.log().Warn("renew job lease", "job", j.ID, "err", err)
+		return j, false
+	}
+	return j, ok
 }
 
 // runJob runs one attempt of a job and records its outcome.
