@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -166,7 +167,7 @@ type transcript struct {
 }
 
 func (t *transcript) say(who, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	msg := rendered(fmt.Sprintf(format, args...))
 	lines := strings.Split(strings.TrimRight(msg, "\n"), "\n")
 	fmt.Fprintf(t.w, "[%5.1fs] %-8s %s\n", time.Since(t.start).Seconds(), who, lines[0])
 	for _, l := range lines[1:] {
@@ -285,7 +286,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	if strings.Contains(shown(msg), "<!channel>") {
 		return errors.New("the reason was not escaped: <!channel> would ping the channel")
 	}
-	t.say("#access", "(the reason's <!channel> shows as text: it pings nobody)")
+	t.say("#access", "(symbot sent the reason's <!channel> escaped, as &amp;lt;!channel&amp;gt;: Slack shows it as text and pings nobody)")
 
 	t.say("mallory", "clicks Approve (mallory is not an approver)")
 	if _, err := w.slack.ClickButton(demoMallory, ref, "sym_approve"); err != nil {
@@ -456,4 +457,24 @@ func shown(m slacktest.Message) string {
 		return m.Text
 	}
 	return strings.Join(lines, "\n")
+}
+
+var (
+	slackDate    = regexp.MustCompile(`<!date\^\d+\^[^|>]*\|([^>]*)>`)
+	slackMention = regexp.MustCompile(`<@(U[A-Z0-9]+)>`)
+	demoNames    = map[string]string{demoAlice: "@alice", demoBob: "@bob", demoMallory: "@mallory"}
+)
+
+// rendered shows Slack mrkdwn roughly as the Slack client displays it:
+// dates in words, mentions as names, escaped text as the characters people
+// see (so an escaped <!channel> reads as plain text, which pings nobody).
+func rendered(s string) string {
+	s = slackDate.ReplaceAllString(s, "$1")
+	s = slackMention.ReplaceAllStringFunc(s, func(m string) string {
+		if n, ok := demoNames[m[2:len(m)-1]]; ok {
+			return n
+		}
+		return m
+	})
+	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(s)
 }
