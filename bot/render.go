@@ -318,7 +318,9 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		if !r.ExpiresAt.IsZero() {
 			s += " until " + slackDate(r.ExpiresAt) + "."
 		} else {
-			s += fmt.Sprintf(" for %s.", symbot.FormatDuration(r.Duration))
+			// The clock starts when Okta has the membership; until then the
+			// expiry is the approval time plus the duration, give or take.
+			s += fmt.Sprintf(" for %s, until about %s.", symbot.FormatDuration(r.Duration), slackDate(approvedAt(r).Add(r.Duration)))
 		}
 		relinquish()
 	case symbot.EventGranted:
@@ -575,4 +577,14 @@ func blockSafe(s string) string {
 		}
 		return '_'
 	}, s), 200)
+}
+
+// approvedAt is when r reached its quorum (its last update when not found).
+func approvedAt(r *symbot.Request) time.Time {
+	for _, t := range r.Transitions {
+		if t.To == symbot.StateApproved {
+			return t.At
+		}
+	}
+	return r.UpdatedAt
 }
