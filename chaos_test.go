@@ -28,6 +28,13 @@ type chaosDir struct {
 	illegal []string
 }
 
+// view reads the store; a failure is a test error, never a silent pass.
+func (d *chaosDir) view(fn func(symbot.Tx) error) {
+	if err := d.st().View(context.Background(), fn); err != nil {
+		d.t.Errorf("chaos check: read store: %v", err)
+	}
+}
+
 func (d *chaosDir) roll() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -58,7 +65,7 @@ func (d *chaosDir) AddMember(ctx context.Context, uid, gid string) error {
 	// Never grant what nobody approved: some request of this person for this
 	// group must be approved (its grant in flight) right now.
 	ok := false
-	_ = d.st().View(context.Background(), func(tx symbot.Tx) error {
+	d.view(func(tx symbot.Tx) error {
 		rs, err := tx.RequestsByState(symbot.StateApproved)
 		for _, r := range rs {
 			if r.OktaUserID == uid && r.GroupID == gid && r.GrantChecked && len(r.Approvals) > 0 {
@@ -81,7 +88,7 @@ func (d *chaosDir) RemoveMember(ctx context.Context, uid, gid string) error {
 	}
 	// Never remove a membership another grant still needs (active, or its
 	// grant in flight), nor one the person had before symbot.
-	_ = d.st().View(context.Background(), func(tx symbot.Tx) error {
+	d.view(func(tx symbot.Tx) error {
 		for _, s := range []symbot.State{symbot.StateActive, symbot.StateApproved} {
 			rs, err := tx.RequestsByState(s)
 			if err != nil {

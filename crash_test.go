@@ -163,3 +163,79 @@ func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
 	}
 	verifyAudit(t, st)
 }
+
+// gatedDir blocks AddMember until the gate opens, and records the order in
+// which adds finish relative to other events.
+type gatedDir struct {
+	*fakeDir
+	entered chan struct{}
+	gate    chan struct{}
+	mu      sync.Mutex
+	log     []string
+}
+
+func (d *gatedDir) note(s string) {
+	d.mu.Lock()
+	d.log = append(d.log, s)
+	d.mu.Unlock()
+}
+
+func (d *gatedDir) AddMember(ctx context.Context, uid, gid string) error {
+	select {
+	case d.entered <- struct{}{}:
+	default:
+	}
+	<-d.gate
+	err := d.fakeDir.AddMember(ctx, uid, gid)
+	d.note("add done")
+	return err
+}
+
+// TestRevokeWaitsForInFlightAdd revokes an approved request while its Okta
+// add is in flight: the revocation is acknowledged only after the add has
+// finished (so nothing is added after "revoked"), and the membership is
+// removed.
+func TestRevokeWaitsForInFlightAdd(t *testing.T) {
+	h := newHarness(t, nil)
+	d := &gatedDir{fakeDir: h.dir, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	eng, err := symbot.NewEngine(h.st, d, h.notes, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	h.start(t)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	h.mustApprove(t, r.ID, bob)
+	select {
+	case <-d.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the grant never reached the Okta add")
+	}
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		_, err := eng.Revoke(context.Background(), r.ID, carol, "stop")
+		d.note("revoke acknowledged")
+		done <- err
+	}()
+	<-started
+	time.Sleep(20 * time.Millisecond) // give the revocation time to reach the lock (coverage only)
+	close(d.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	d.mu.Lock()
+	order := append([]string(nil), d.log...)
+	d.mu.Unlock()
+	if len(order) != 2 || order[0] != "add done" {
+		t.Fatalf("order = %v, want the add to finish before the revocation is acknowledged", order)
+	}
+	waitFor(t, "the removal", func() bool {
+		got, err := eng.Get(context.Background(), r.ID)
+		return err == nil && got.Removed
+	})
+	if h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("membership left behind")
+	}
+}

@@ -767,46 +767,99 @@ func (e *Engine) AdminRevoke(ctx context.Context, id, reason string) (*Request, 
 func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, error) {
 	now := e.now()
 	var out *Request
-	err := e.store.Update(ctx, func(tx Tx) error {
-		r, err := tx.Request(id)
+	var cancelled []string
+	// errNeedLock: the request is approved and its grant job has recorded
+	// the membership check, so the add may be about to happen; take the
+	// membership lock (held by the grant job through its add) and retry, so
+	// that nothing is added after the revocation is acknowledged.
+	errNeedLock := errors.New("need the membership lock")
+	lockKey := ""
+	for attempt := 0; ; attempt++ {
+		unlock := func() {}
+		if lockKey != "" {
+			unlock = e.locks.Lock(lockKey)
+		}
+		err := e.store.Update(ctx, func(tx Tx) error {
+			out, cancelled = nil, nil // the store may run this more than once
+			r, err := tx.Request(id)
+			if err != nil {
+				return err
+			}
+			// An approved request whose grant is in flight (or keeps failing)
+			// can be stopped too; the removal job undoes an add that happened.
+			if r.State != StateActive && r.State != StateApproved {
+				return decidedError(r)
+			}
+			if r.State == StateApproved && r.GrantChecked {
+				if key := membershipKey(r.OktaUserID, r.GroupID); key != lockKey {
+					lockKey = key
+					return errNeedLock
+				}
+			}
+			if err := r.transition(StateRevoked, by, now, note); err != nil {
+				return err
+			}
+			r.Removed = false
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+			action := "state:revoked"
+			if by == r.Requester.SlackID {
+				action = "state:revoked (relinquished)"
+			}
+			if err := e.audit(tx, now, r.ID, by, action, note); err != nil {
+				return err
+			}
+			out = r
+			jobs := []*Job{
+				{Kind: JobRevoke, RequestID: r.ID},
+				{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
+			}
+			if by != r.Requester.SlackID {
+				jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
+			}
+			// A pending extension of revoked access must not bring it back.
+			mine, err := tx.RequestsByRequester(r.Requester.SlackID)
+			if err != nil {
+				return err
+			}
+			for _, x := range mine {
+				if x.ExtensionOf != r.ID || x.State != StatePending {
+					continue
+				}
+				xnote := "the access it extends (" + r.ID + ") was revoked"
+				if err := x.transition(StateCancelled, System, now, xnote); err != nil {
+					return err
+				}
+				x.TimeoutAt = time.Time{}
+				if err := tx.PutRequest(x); err != nil {
+					return err
+				}
+				if err := e.audit(tx, now, x.ID, System, "state:cancelled", xnote); err != nil {
+					return err
+				}
+				jobs = append(jobs,
+					&Job{Kind: JobUpdate, RequestID: x.ID, Event: EventCancelled},
+					&Job{Kind: JobNotify, RequestID: x.ID, Event: EventCancelled, To: x.Requester.SlackID})
+				cancelled = append(cancelled, x.ID)
+			}
+			return e.addJobs(tx, now, jobs...)
+		})
+		unlock()
+		if errors.Is(err, errNeedLock) && attempt < 3 {
+			continue
+		}
 		if err != nil {
-			return err
+			return nil, e.wrapDecision("revoke", err)
 		}
-		// An approved request whose grant is in flight (or keeps failing)
-		// can be stopped too; the removal job undoes an add that happened.
-		if r.State != StateActive && r.State != StateApproved {
-			return decidedError(r)
-		}
-		if err := r.transition(StateRevoked, by, now, note); err != nil {
-			return err
-		}
-		r.Removed = false
-		if err := tx.PutRequest(r); err != nil {
-			return err
-		}
-		action := "state:revoked"
-		if by == r.Requester.SlackID {
-			action = "state:revoked (relinquished)"
-		}
-		if err := e.audit(tx, now, r.ID, by, action, note); err != nil {
-			return err
-		}
-		out = r
-		jobs := []*Job{
-			{Kind: JobRevoke, RequestID: r.ID},
-			{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
-		}
-		if by != r.Requester.SlackID {
-			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
-		}
-		return e.addJobs(tx, now, jobs...)
-	})
-	if err != nil {
-		return nil, e.wrapDecision("revoke", err)
+		break
 	}
 	e.observe(out.Flow, StateRevoked)
+	for range cancelled {
+		e.observe(out.Flow, StateCancelled)
+	}
 	e.kick()
-	e.log().Info("access revoked", "request_id", out.ID, "by", by)
+	e.log().Info("access revoked", "request_id", out.ID, "by", by, "cancelled_extensions", cancelled)
 	return out.Clone(), nil
 }
 

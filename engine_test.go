@@ -1,6 +1,7 @@
 package symbot_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -726,11 +728,96 @@ func TestShortLeasesAreRenewed(t *testing.T) {
 		if adds != 1 || removes != 1 {
 			t.Errorf("adds=%d removes=%d, want 1 and 1", adds, removes)
 		}
-		if n := len(h.notes.find("post", "", "")); n != 1 {
-			t.Errorf("posts = %d, want 1", n)
-		}
 		if got := h.notes.events("dm", "UALICE"); !eventsEqual(got, symbot.EventApproved, symbot.EventGranted, symbot.EventWarning, symbot.EventRemoved) {
 			t.Errorf("DMs = %v", got)
+		}
+	})
+}
+
+// TestQueuedJobTakenOverIsSkipped: engine A claims two DM jobs ahead of its
+// single worker and is stuck on the first; meanwhile another owner (as
+// another replica would, once A's lease lapsed) takes the second and
+// finishes it. When A's worker gets to it, A must skip it rather than send
+// the DM again.
+func TestQueuedJobTakenOverIsSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New()
+		notesA := &fakeNotifier{gate: make(chan struct{})}
+		a, err := symbot.NewEngine(st, newFakeDir(), notesA, []symbot.Flow{testFlow()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Owner, a.Workers, a.Lease = "A", 1, time.Second
+		var ids []uint64
+		for _, p := range []symbot.Actor{alice, dave} {
+			r, err := a.Submit(t.Context(), p, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Update(t.Context(), func(tx symbot.Tx) error {
+				js, err := tx.Jobs()
+				for _, j := range js {
+					if j.Kind == symbot.JobPost { // only the DM jobs matter here
+						if err := tx.DeleteJob(j.ID); err != nil {
+							return err
+						}
+					}
+				}
+				if err != nil {
+					return err
+				}
+				j := &symbot.Job{Kind: symbot.JobNotify, RequestID: r.ID, Event: symbot.EventApproved, To: p.SlackID, Lane: "test:" + p.SlackID}
+				if err := tx.AddJob(j); err != nil {
+					return err
+				}
+				ids = append(ids, j.ID)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		doneA := make(chan struct{})
+		go func() { defer close(doneA); _ = a.Run(ctx) }()
+		synctest.Wait() // A has claimed both; its one worker waits in the first DM
+		// A's lease on the queued job lapses; another owner takes it over
+		// and finishes it.
+		time.Sleep(2 * time.Second)
+		if err := st.Update(t.Context(), func(tx symbot.Tx) error { return tx.DeleteJob(ids[1]) }); err != nil {
+			t.Fatal(err)
+		}
+		close(notesA.gate)
+		synctest.Wait()
+		cancel()
+		<-doneA
+		if got := notesA.find("dm", "", ""); len(got) != 1 || got[0].To != alice.SlackID {
+			t.Errorf("A sent DMs %+v, want only alice's (dave's was taken over and must be skipped)", got)
+		}
+	})
+}
+
+func TestRevokeCancelsPendingExtension(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.start(t)
+		r := h.mustSubmit(t, alice, "admin", time.Hour)
+		h.mustApprove(t, r.ID, bob)
+		synctest.Wait()
+		ext, err := h.eng.Extend(t.Context(), r.ID, alice, time.Hour, "more")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.eng.Revoke(t.Context(), r.ID, bob, "misuse"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		h.wantState(t, ext.ID, symbot.StateCancelled)
+		if _, err := h.eng.Approve(t.Context(), ext.ID, carol, ""); err == nil {
+			t.Fatal("approved an extension of revoked access")
+		}
+		synctest.Wait()
+		if h.dir.isMember("00ualice", "GADMIN") {
+			t.Fatal("revoked access came back")
 		}
 	})
 }

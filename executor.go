@@ -105,7 +105,33 @@ func (e *Engine) FireDue(ctx context.Context) error {
 			return e.addJobs(tx, now, later...)
 		})
 		if err != nil {
-			return fmt.Errorf("handle deadlines: %w", err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// One bad request must not hold up every other deadline:
+			// handle them one by one and skip (and report) what fails.
+			outcomes = outcomes[:0]
+			for _, id := range ids {
+				var o outcome
+				err1 := e.store.Update(ctx, func(tx Tx) error {
+					var later []*Job
+					var err error
+					if o, err = e.handleDeadline(tx, now, id, &later); err != nil {
+						return err
+					}
+					return e.addJobs(tx, now, later...)
+				})
+				if err1 != nil {
+					e.log().Error("scheduler: cannot handle a deadline; skipping it", "request_id", id, "err", err1)
+					continue
+				}
+				if o.state != "" {
+					outcomes = append(outcomes, o)
+				}
+			}
+			if len(outcomes) == 0 {
+				return fmt.Errorf("handle deadlines: %w", err)
+			}
 		}
 		for _, o := range outcomes {
 			e.observe(o.flow, o.state)
@@ -307,6 +333,9 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 		now := e.now()
 		if jj.LeaseOwner != e.Owner && jj.LeaseUntil.After(now) {
 			return nil // someone else holds it now
+		}
+		if jj.NotBefore.After(now) {
+			return nil // someone else ran and rescheduled it
 		}
 		jj.LeaseOwner, jj.LeaseUntil = e.Owner, now.Add(lease)
 		j = *jj
@@ -602,6 +631,15 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	}
 	unlock := e.locks.Lock(membershipKey(uid, r.GroupID))
 	defer unlock()
+	// Re-read under the lock: a revocation of an approved request whose
+	// check is recorded takes this lock too, so from here on the state
+	// cannot move away from approved until this job is done.
+	if r, err = e.Get(ctx, j.RequestID); err != nil {
+		return err
+	}
+	if r.State != StateApproved {
+		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+	}
 
 	if !r.GrantChecked {
 		// Record whether the person was already a member, before adding.
@@ -656,7 +694,9 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	}
 	f := e.flowFor(r)
 	var latency time.Duration
+	granted := false
 	err = e.complete(ctx, j, fmt.Sprintf("okta_user=%s group=%s", uid, r.GroupID), func(tx Tx, now time.Time) error {
+		granted = false // the store may run this more than once
 		cur, err := tx.Request(r.ID)
 		if err != nil {
 			return err
@@ -664,6 +704,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 		if cur.State != StateApproved {
 			return nil
 		}
+		granted = true
 		if err := cur.transition(StateActive, System, now, ""); err != nil {
 			return err
 		}
@@ -688,6 +729,9 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !granted {
+		return nil
 	}
 	e.observe(r.Flow, StateActive)
 	if e.Metrics != nil {

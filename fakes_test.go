@@ -139,6 +139,7 @@ type fakeNotifier struct {
 	notes []note
 	seq   int
 	fail  map[string][]error
+	gate  chan struct{} // when set, NotifyUser waits for it to close
 }
 
 func (n *fakeNotifier) failNext(kind string, errs ...error) {
@@ -180,6 +181,9 @@ func (n *fakeNotifier) UpdateRequest(ctx context.Context, f *symbot.Flow, r *sym
 }
 
 func (n *fakeNotifier) NotifyUser(ctx context.Context, to string, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
+	if n.gate != nil {
+		<-n.gate
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.take("dm"); err != nil {
