@@ -185,11 +185,13 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 		t.Errorf("E: got %v %v, want success", r.err, r.panic)
 	}
 	// B..E joined the leader's group, which ran three times (C and then D
-	// failed) and committed once.
+	// failed) and committed once. C and D failed after B had written, so
+	// each ran once more on its own, on committed state, and failed again:
+	// only then do their errors stand.
 	if got, want := store.Commits(s), uint64(1); got != want {
 		t.Errorf("commits = %d, want %d", got, want)
 	}
-	if got, want := runs, map[string]int{"B": 3, "C": 1, "D": 1, "E": 1}; !mapsEqual(got, want) {
+	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !mapsEqual(got, want) {
 		t.Errorf("fn runs = %v, want %v", got, want)
 	}
 	if got, want := requestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !mapsEqual(got, want) {
@@ -383,5 +385,48 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	defer s2.Close()
 	if got, want := requestTags(t, s2), map[uint64]string{1: "B"}; !mapsEqual(got, want) {
 		t.Errorf("after reopening: requests %v, want %v", got, want)
+	}
+}
+
+// TestGroupRefusalOnlyStandsOnCommittedState: B is refused because of A's
+// write in the same group; A's caller then gives up before the group is
+// re-run, so A's write never commits. B must not keep a refusal caused by a
+// write that does not exist: it runs again on committed state and succeeds.
+func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
+	s := MustOpen(t, nil)
+	release := holdLeader(t, s)
+	ctxA, cancelA := context.WithCancel(t.Context())
+	a := queue(t, s, ctxA, 1, func(tx symbot.Tx) error {
+		return tx.PutIdentity(symbot.Identity{SlackID: "UMARK"})
+	})
+	b := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error {
+		_, seen, err := tx.Identity("UMARK")
+		if err != nil {
+			return err
+		}
+		if seen {
+			cancelA() // A's caller gives up meanwhile
+			return errors.New("refused: marker present")
+		}
+		return tx.PutIdentity(symbot.Identity{SlackID: "UB"})
+	})
+	release()
+	if r := get(t, a); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.err)
+	}
+	if r := get(t, b); r.err != nil {
+		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.err)
+	}
+	err := s.View(t.Context(), func(tx symbot.Tx) error {
+		if _, ok, _ := tx.Identity("UMARK"); ok {
+			t.Error("A's write is stored although A failed")
+		}
+		if _, ok, _ := tx.Identity("UB"); !ok {
+			t.Error("B's write is missing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -406,9 +406,13 @@ func (s *Store) take(group []*write) []*write {
 // runGroup commits the writes of group in one bbolt transaction. Writes
 // queued while its fns run join the group before the commit: they would
 // otherwise wait for this commit and then pay for one of their own, and a
-// caller alone adds nothing. If a fn fails, the transaction is rolled back,
-// that write gets its error and the rest run again in a new transaction.
+// caller alone adds nothing. If a fn fails, the transaction is rolled back
+// and the rest run again in a new transaction. The failing fn's error
+// stands only if it failed on committed state (it ran first in its
+// transaction); otherwise it runs again on its own after the rest commit,
+// since its failure may have come from a write that was rolled back.
 func (s *Store) runGroup(group []*write) {
+	var pending [][]*write
 	finished := false
 	defer func() {
 		if finished {
@@ -416,14 +420,25 @@ func (s *Store) runGroup(group []*write) {
 		}
 		// A fn called runtime.Goexit (t.FailNow, say) on this goroutine:
 		// bbolt rolled back; do not leave the others waiting forever.
-		for _, w := range group {
-			w.err = fmt.Errorf("%s: another write in the same group ended its goroutine; nothing was written", w.op)
-			w.finish()
+		for _, g := range append([][]*write{group}, pending...) {
+			for _, w := range g {
+				w.err = fmt.Errorf("%s: another write in the same group ended its goroutine; nothing was written", w.op)
+				w.finish()
+			}
 		}
 	}()
-	for len(group) > 0 {
+	for {
+		if len(group) == 0 {
+			if len(pending) == 0 {
+				break
+			}
+			group, pending = pending[0], pending[1:]
+			continue
+		}
 		var failed *write
+		ran := 0 // fns that ran (and wrote) before the failing one
 		err := s.db.Update(func(btx *bolt.Tx) error {
+			ran = 0
 			for i := 0; ; i++ {
 				if i == len(group) {
 					if group = s.take(group); i == len(group) {
@@ -431,6 +446,7 @@ func (s *Store) runGroup(group []*write) {
 					}
 				}
 				w := group[i]
+				w.err, w.panicked, w.panicVal, w.skipped = nil, false, nil, false
 				if err := w.ctx.Err(); err != nil {
 					w.err, w.skipped = err, true
 					continue
@@ -439,6 +455,7 @@ func (s *Store) runGroup(group []*write) {
 					w.err, failed = err, w
 					return errGroupFailed
 				}
+				ran++
 			}
 		})
 		if failed == nil {
@@ -449,20 +466,25 @@ func (s *Store) runGroup(group []*write) {
 				if !w.skipped && err != nil {
 					w.err = fmt.Errorf("%s: write transaction: %w", w.op, err)
 				}
-			}
-			finished = true
-			for _, w := range group {
 				w.finish()
 			}
-			return
+			group = nil
+			continue
 		}
 		rest := make([]*write, 0, len(group)-1)
 		for _, w := range group {
-			if w == failed || w.skipped {
+			switch {
+			case w == failed:
+			case w.skipped:
 				w.finish()
-			} else {
+			default:
 				rest = append(rest, w)
 			}
+		}
+		if ran == 0 {
+			failed.finish() // it failed on committed state: its error stands
+		} else {
+			pending = append([][]*write{{failed}}, pending...)
 		}
 		group = rest
 	}
