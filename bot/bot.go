@@ -194,7 +194,10 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 	smDone := make(chan error, 1)
 	go func() { smDone <- sm.RunContext(smCtx) }()
 
-	ackCtx, ackCancel := context.WithCancel(ctx)
+	// Acks outlive ctx briefly: the ones queued when shutdown starts are
+	// still sent (bounded by AckTimeout), so Slack does not redeliver work
+	// this process already took on.
+	ackCtx, ackCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer ackCancel()
 	acks := make(chan ackItem, 1024)
 	acksDone := make(chan struct{})
@@ -219,9 +222,16 @@ loop:
 		}
 	}
 	b.connected.Store(false)
-	smCancel()
 	close(acks)
-	<-acksDone
+	ackTimer := time.NewTimer(b.cfg.AckTimeout)
+	select {
+	case <-acksDone:
+	case <-ackTimer.C:
+		ackCancel()
+		<-acksDone
+	}
+	ackTimer.Stop()
+	smCancel()
 
 	// Stop taking work; let the workers finish what is queued, bounded.
 	close(stop)

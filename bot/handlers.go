@@ -485,11 +485,13 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
-		want := symbot.StatePending
+		open := r.State == symbot.StatePending
 		if a.ActionID == ActionRevoke {
-			want = symbot.StateActive
+			// An approved request can be stopped while its grant is in
+			// flight (or keeps failing).
+			open = r.State == symbot.StateActive || r.State == symbot.StateApproved
 		}
-		if r.State != want {
+		if !open {
 			b.fail(ctx, to, a.ActionID, decided(r))
 			return
 		}
