@@ -75,8 +75,23 @@ func (d *chaosDir) AddMember(ctx context.Context, uid, gid string) error {
 		return err
 	})
 	if !ok {
+		var diag []string
+		d.view(func(tx symbot.Tx) error {
+			for _, st := range []symbot.State{symbot.StatePending, symbot.StateApproved, symbot.StateActive, symbot.StateExpired, symbot.StateRevoked, symbot.StateFailed, symbot.StateDenied, symbot.StateCancelled, symbot.StateTimedOut, symbot.StateExtended} {
+				rs, err := tx.RequestsByState(st)
+				if err != nil {
+					return err
+				}
+				for _, r := range rs {
+					if r.GroupID == gid && (r.OktaUserID == uid || r.OktaUserID == "") {
+						diag = append(diag, fmt.Sprintf("%s %s checked=%t uid=%q tr=%v", r.ID, r.State, r.GrantChecked, r.OktaUserID, r.Transitions))
+					}
+				}
+			}
+			return nil
+		})
 		d.mu.Lock()
-		d.illegal = append(d.illegal, "added "+uid+"|"+gid+" with no approved request")
+		d.illegal = append(d.illegal, fmt.Sprintf("added %s|%s with no approved request: %v", uid, gid, diag))
 		d.mu.Unlock()
 	}
 	return d.fakeDir.AddMember(ctx, uid, gid)

@@ -773,14 +773,17 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 	// membership lock (held by the grant job through its add) and retry, so
 	// that nothing is added after the revocation is acknowledged.
 	errNeedLock := errors.New("need the membership lock")
-	lockKey := ""
+	want := "" // the lock the transaction asked for
 	for attempt := 0; ; attempt++ {
+		held := want // the lock held during this attempt ("" for none)
 		unlock := func() {}
-		if lockKey != "" {
-			unlock = e.locks.Lock(lockKey)
+		if held != "" {
+			unlock = e.locks.Lock(held)
 		}
 		err := e.store.Update(ctx, func(tx Tx) error {
-			out, cancelled = nil, nil // the store may run this more than once
+			// The store may run this more than once: decide only from tx
+			// and from what is held, never from a previous run.
+			out, cancelled = nil, nil
 			r, err := tx.Request(id)
 			if err != nil {
 				return err
@@ -791,8 +794,8 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 				return decidedError(r)
 			}
 			if r.State == StateApproved && r.GrantChecked {
-				if key := membershipKey(r.OktaUserID, r.GroupID); key != lockKey {
-					lockKey = key
+				if key := membershipKey(r.OktaUserID, r.GroupID); key != held {
+					want = key
 					return errNeedLock
 				}
 			}
