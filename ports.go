@@ -140,7 +140,10 @@ type Identity struct {
 // could too: every method is a transaction or an atomic claim.
 type Store interface {
 	// Update runs fn in one read-write transaction; if fn returns an error
-	// nothing is written.
+	// nothing is written. fn may run more than once (a store may batch
+	// concurrent transactions and re-run them after a rollback): it must
+	// read and write only through the Tx, decide only from the Tx and from
+	// values fixed before Update, and reset anything it reports out.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction; writes in it fail.
 	View(ctx context.Context, fn func(Tx) error) error
