@@ -257,7 +257,9 @@ type harness struct {
 func newHarness(t testing.TB, st symbot.Store, flows ...symbot.Flow) *harness {
 	t.Helper()
 	if st == nil {
-		st = memstore.New()
+		ms := memstore.New()
+		ms.RerunUpdates = true // every transaction must survive being run twice
+		st = ms
 	}
 	if len(flows) == 0 {
 		flows = []symbot.Flow{testFlow()}

@@ -30,6 +30,11 @@ var errReadOnly = errors.New("write in a read-only transaction")
 
 // Store is an in-memory symbot.Store. The zero value is not usable; call New.
 type Store struct {
+	// RerunUpdates makes Update run every fn twice, rolling the first run
+	// back whatever it returned, as a batching store may. Engine tests turn
+	// it on to prove their transactions do not depend on a previous run.
+	RerunUpdates bool
+
 	mu     sync.RWMutex
 	closed bool
 
@@ -64,6 +69,15 @@ func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) (err error
 	if s.closed {
 		return ErrClosed
 	}
+	if s.RerunUpdates {
+		_ = s.update(fn, false) // rolled back whatever it returns
+	}
+	return s.update(fn, true)
+}
+
+// update runs fn once; it keeps the changes only if keep and fn succeeds.
+// A panic in fn rolls back and propagates.
+func (s *Store) update(fn func(symbot.Tx) error, keep bool) error {
 	t := &tx{s: s, writable: true}
 	committed := false
 	defer func() {
@@ -75,7 +89,7 @@ func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) (err error
 	if err := fn(t); err != nil {
 		return err
 	}
-	committed = true
+	committed = keep
 	return nil
 }
 
