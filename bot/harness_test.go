@@ -172,6 +172,7 @@ func MustHarness(tb testing.TB, opts ...harnessOpt) *harness {
 	api := slack.New(s.BotToken, slack.OptionAPIURL(s.APIURL()), slack.OptionAppLevelToken(s.AppToken))
 	b := bot.New(api, cfg.botCfg)
 	st := memstore.New()
+	st.RerunUpdates = true // transactions must survive being run twice
 	eng, err := symbot.NewEngine(st, dir, b, cfg.flows)
 	if err != nil {
 		tb.Fatalf("NewEngine: %v", err)
