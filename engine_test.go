@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -818,6 +819,61 @@ func TestRevokeCancelsPendingExtension(t *testing.T) {
 		synctest.Wait()
 		if h.dir.isMember("00ualice", "GADMIN") {
 			t.Fatal("revoked access came back")
+		}
+	})
+}
+
+// badStore fails every write of one request, like a damaged record.
+type badStore struct {
+	symbot.Store
+	bad atomic.Value // string
+}
+
+type badTx struct {
+	symbot.Tx
+	bad string
+}
+
+func (t badTx) PutRequest(r *symbot.Request) error {
+	if r.ID == t.bad {
+		return fmt.Errorf("request %s: record damaged", r.ID)
+	}
+	return t.Tx.PutRequest(r)
+}
+
+func (s *badStore) Update(ctx context.Context, fn func(symbot.Tx) error) error {
+	bad, _ := s.bad.Load().(string)
+	return s.Store.Update(ctx, func(tx symbot.Tx) error { return fn(badTx{tx, bad}) })
+}
+
+// TestBadRequestDoesNotStopExpiries: one request that cannot be written
+// must not hold up the other expiries due at the same moment.
+func TestBadRequestDoesNotStopExpiries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ms := memstore.New()
+		bs := &badStore{Store: ms}
+		h := newHarness(t, bs)
+		h.start(t)
+		var ids []string
+		for _, p := range []symbot.Actor{alice, dave, carol} {
+			r := h.mustSubmit(t, p, "admin", 15*time.Minute)
+			h.mustApprove(t, r.ID, bob)
+			ids = append(ids, r.ID)
+		}
+		synctest.Wait()
+		for _, id := range ids {
+			h.wantState(t, id, symbot.StateActive)
+		}
+		bs.bad.Store(ids[1]) // dave's record is damaged from now on
+		time.Sleep(16 * time.Minute)
+		synctest.Wait()
+		for _, id := range []string{ids[0], ids[2]} {
+			if got := h.wantState(t, id, symbot.StateExpired); !got.Removed {
+				t.Errorf("%s not removed", id)
+			}
+		}
+		if h.get(t, ids[1]).State != symbot.StateActive {
+			t.Errorf("the damaged request changed")
 		}
 	})
 }
