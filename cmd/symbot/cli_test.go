@@ -66,8 +66,8 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 
 func TestEveryCommandHasHelp(t *testing.T) {
 	for _, c := range commands() {
-		if c.run == nil || c.name == "run" || c.name == "demo" {
-			continue // help itself; run and demo are wired elsewhere
+		if c.run == nil {
+			continue // help itself
 		}
 		t.Run(c.name, func(t *testing.T) {
 			code, out, _ := cli(t, "help", c.name)

@@ -20,7 +20,12 @@ import (
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "[--config FILE]", stderr)
 	cfgPath := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot run: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := LoadConfig(*cfgPath, os.Getenv)
