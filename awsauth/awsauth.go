@@ -295,33 +295,29 @@ func (s *Source) ReadSecret(ctx context.Context) (SecretInfo, error) {
 // the preflight for the role steps. With no RoleARN it returns the base
 // identity.
 func (s *Source) AssumeRole(ctx context.Context) (Identity, error) {
-	creds, err := s.creds.Retrieve(ctx)
-	if err != nil {
-		return Identity{}, chainError(ctx, err)
-	}
-	id, err := callerIdentity(ctx, s.finalSTS)
-	if err != nil {
-		return Identity{}, callerIdentityError(s.region, err)
-	}
-	if creds.CanExpire {
-		id.Expires = creds.Expires
-	}
-	return id, nil
+	return s.identity(ctx, s.creds, s.finalSTS)
 }
 
 // BaseIdentity returns who the base credentials are (sts:GetCallerIdentity
 // with them). It is the preflight for the base credentials step.
 func (s *Source) BaseIdentity(ctx context.Context) (Identity, error) {
-	creds, err := s.base.Retrieve(ctx)
+	return s.identity(ctx, s.base, s.baseSTS)
+}
+
+// identity retrieves creds (running their part of the chain) and asks STS,
+// through client signed with them, who they are.
+func (s *Source) identity(ctx context.Context, creds aws.CredentialsProvider, client *sts.Client) (Identity, error) {
+	c, err := creds.Retrieve(ctx)
 	if err != nil {
 		return Identity{}, chainError(ctx, err)
 	}
-	id, err := callerIdentity(ctx, s.baseSTS)
+	out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return Identity{}, callerIdentityError(s.region, err)
 	}
-	if creds.CanExpire {
-		id.Expires = creds.Expires
+	id := Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account), UserID: aws.ToString(out.UserId)}
+	if c.CanExpire {
+		id.Expires = c.Expires
 	}
 	return id, nil
 }
@@ -334,14 +330,6 @@ func chainError(ctx context.Context, err error) error {
 		return fmt.Errorf("aws credentials: %w", ctx.Err())
 	}
 	return fmt.Errorf("aws credentials: %w", err)
-}
-
-func callerIdentity(ctx context.Context, c *sts.Client) (Identity, error) {
-	out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return Identity{}, err
-	}
-	return Identity{ARN: aws.ToString(out.Arn), Account: aws.ToString(out.Account), UserID: aws.ToString(out.UserId)}, nil
 }
 
 // startFetchLocked starts a read of the secret that every caller can wait
