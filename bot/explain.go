@@ -10,10 +10,10 @@ import (
 	"github.com/symbot/symbot"
 )
 
-// UsageError is a slash command symbot did not understand.
+// UsageError is a slash command symbot did not understand. Explain
+// follows its Problem with the help of the slash command.
 type UsageError struct {
 	Problem string // in words for people, already safe for Slack
-	Command string // the slash command, for the help that follows; "" means DefaultCommand
 }
 
 func (e *UsageError) Error() string { return e.Problem }
@@ -27,13 +27,14 @@ var errBusy = errors.New("symbot is busy")
 // Explain turns an error into words for the person who caused it. It never
 // reveals internal details (those go to the log); the text is safe Slack
 // mrkdwn. It is the only place where errors become user-facing text.
-// Commands it suggests use DefaultCommand; the Bot uses Config.Command.
-func Explain(err error) string { return explain(err, DefaultCommand) }
-
-// explain is Explain naming the slash command cmd.
-func explain(err error, cmd string) string {
+// The commands it suggests use the slash command cmd ("" means
+// DefaultCommand); the Bot passes Config.Command.
+func Explain(err error, cmd string) string {
 	if err == nil {
 		return ""
+	}
+	if cmd == "" {
+		cmd = DefaultCommand
 	}
 	var (
 		usage  *UsageError
@@ -45,9 +46,6 @@ func explain(err error, cmd string) string {
 	)
 	switch {
 	case errors.As(err, &usage):
-		if usage.Command != "" {
-			cmd = usage.Command
-		}
 		return usage.Problem + "\n" + helpText(cmd)
 	case errors.As(err, &input):
 		return fmt.Sprintf("%s: %s", fieldName(input.Field), Escape(input.Problem))
@@ -86,6 +84,9 @@ func explain(err error, cmd string) string {
 	}
 	return "Something went wrong on symbot's side. Please try again; if it keeps happening, tell the symbot admins (the details are in symbot's log)."
 }
+
+// explain is Explain naming the configured slash command.
+func (b *Bot) explain(err error) string { return Explain(err, b.cfg.Command) }
 
 func explainDecided(e *symbot.DecidedError) string {
 	var b strings.Builder

@@ -56,7 +56,7 @@ func TestExplain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := bot.Explain(tt.err)
+			got := bot.Explain(tt.err, "")
 			if tt.err == nil && got != "" {
 				t.Fatalf("Explain(nil) = %q, want empty", got)
 			}
@@ -71,5 +71,14 @@ func TestExplain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestExplainNamesTheCommand(t *testing.T) {
+	for _, err := range []error{&bot.UsageError{Problem: "Huh?"}, symbot.ErrNotFound, symbot.ErrInvalidRequest} {
+		got := bot.Explain(err, "/access")
+		if !strings.Contains(got, "/access") || strings.Contains(got, "/sym") {
+			t.Errorf("Explain(%v, /access) = %q, want it to name /access and not /sym", err, got)
+		}
 	}
 }

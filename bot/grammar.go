@@ -61,12 +61,12 @@ func parseCommand(text, cmd string) (command, error) {
 		return command{Kind: cmdHelp}, nil
 	case "list", "ls":
 		if strings.TrimSpace(rest) != "" {
-			return command{}, &UsageError{Command: cmd, Problem: "`" + c + " list` takes nothing after it."}
+			return command{}, &UsageError{Problem: "`" + c + " list` takes nothing after it."}
 		}
 		return command{Kind: cmdList}, nil
 	case "whoami":
 		if strings.TrimSpace(rest) != "" {
-			return command{}, &UsageError{Command: cmd, Problem: "`" + c + " whoami` takes nothing after it."}
+			return command{}, &UsageError{Problem: "`" + c + " whoami` takes nothing after it."}
 		}
 		return command{Kind: cmdWhoami}, nil
 	case "req", "request":
@@ -80,11 +80,11 @@ func parseCommand(text, cmd string) (command, error) {
 		}
 		reason := strings.TrimSpace(rest)
 		if reason == "" {
-			return command{}, &UsageError{Command: cmd, Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod-admin 1h fix incident 42`."}
+			return command{}, &UsageError{Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod-admin 1h fix incident 42`."}
 		}
 		return command{Kind: cmdRequest, Target: target, Duration: dur, Reason: reason}, nil
 	}
-	return command{}, &UsageError{Command: cmd, Problem: fmt.Sprintf("I don't know `%s`. Expected `req`, `list`, `whoami` or `help`.", escapeTrunc(words, 40))}
+	return command{}, &UsageError{Problem: fmt.Sprintf("I don't know `%s`. Expected `req`, `list`, `whoami` or `help`.", escapeTrunc(words, 40))}
 }
 
 // nextWord splits off the first whitespace-separated word of s.

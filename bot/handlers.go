@@ -60,7 +60,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 				// "/sym req target" without duration and reason.
 				if _, _, err := eng.ResolveTarget("", c.Flow); err == nil {
 					cc := Escape(b.cfg.Command)
-					return ephemeralAck(b.explain(&UsageError{Command: b.cfg.Command, Problem: "The duration and reason are missing. Expected `" + cc + " req <target> <duration> <reason…>`, or `" + cc + " req` for the form."}))
+					return ephemeralAck(b.explain(&UsageError{Problem: "The duration and reason are missing. Expected `" + cc + " req <target> <duration> <reason…>`, or `" + cc + " req` for the form."}))
 				}
 				return ephemeralAck(b.explain(&symbot.InputError{Field: "flow", Problem: fmt.Sprintf("there is no flow %q; the flows are %s", c.Flow, flowList(flows))}))
 			}
@@ -200,12 +200,12 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 		if ok {
 			var err error
 			if d, err = checkDuration(f, selectedValue(values, BlockDuration)); err != nil {
-				errs[BlockDuration] = inputProblem(err)
+				errs[BlockDuration] = b.inputProblem(err)
 			}
 		}
 		reason, err := checkReason(inputValue(values, BlockReason))
 		if err != nil {
-			errs[BlockReason] = inputProblem(err)
+			errs[BlockReason] = b.inputProblem(err)
 		}
 		if len(errs) > 0 {
 			return slack.NewErrorsViewSubmissionResponse(errs)
@@ -240,7 +240,7 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 	} else {
 		ff, t, err := eng.ResolveTarget("", spec)
 		if err != nil {
-			errs[BlockTarget] = inputProblem(err)
+			errs[BlockTarget] = b.inputProblem(err)
 		} else {
 			f, in.Flow, in.Target = ff, ff.Name, t.Name
 		}
@@ -252,13 +252,13 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 	case f != nil:
 		d, err := checkDuration(f, ds)
 		if err != nil {
-			errs[BlockDuration] = inputProblem(err)
+			errs[BlockDuration] = b.inputProblem(err)
 		}
 		in.Duration = d
 	}
 	reason, err := checkReason(inputValue(values, BlockReason))
 	if err != nil {
-		errs[BlockReason] = inputProblem(err)
+		errs[BlockReason] = b.inputProblem(err)
 	}
 	in.Reason = reason
 	return in, errs
@@ -267,7 +267,7 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 // inputProblem is Explain's plain-text form for inline modal field errors
 // (Slack shows them as plain text next to the field, so no escaping and no
 // field name: the field is right there).
-func inputProblem(err error) string {
+func (b *Bot) inputProblem(err error) string {
 	var ie *symbot.InputError
 	if errors.As(err, &ie) {
 		p := ie.Problem
@@ -276,7 +276,7 @@ func inputProblem(err error) string {
 		}
 		return p + "."
 	}
-	return Explain(err)
+	return b.explain(err)
 }
 
 func selectedValue(v slack.ViewState, block string) string {
@@ -329,9 +329,6 @@ func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack
 		b.log.Error("could not answer user", "user", to.User, "err", err)
 	}
 }
-
-// explain is Explain naming the configured slash command.
-func (b *Bot) explain(err error) string { return explain(err, b.cfg.Command) }
 
 // fail logs err with its details and tells the person Explain(err).
 func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
