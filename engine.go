@@ -87,12 +87,20 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
+var discard = slog.New(slog.DiscardHandler)
+
 func (e *Engine) log() *slog.Logger {
 	if e.Logger != nil {
 		return e.Logger
 	}
-	return slog.New(slog.DiscardHandler)
+	return discard
 }
+
+// Resolved defaults of the optional settings used in several places.
+func (e *Engine) workers() int              { return orDefault(e.Workers, 16) }
+func (e *Engine) lease() time.Duration      { return orDefault(e.Lease, 2*time.Minute) }
+func (e *Engine) jobTimeout() time.Duration { return orDefault(e.JobTimeout, 45*time.Second) }
+func (e *Engine) retryMax() time.Duration   { return orDefault(e.RetryMax, 5*time.Minute) }
 
 func orDefault[T int | time.Duration](v, d T) T {
 	if v <= 0 {
@@ -160,46 +168,30 @@ func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, erro
 	}
 	switch len(found) {
 	case 0:
-		var all []string
+		var all []Target
 		for i := range e.flows {
-			for _, t := range e.flows[i].Targets {
-				all = append(all, t.Name)
-			}
+			all = append(all, e.flows[i].Targets...)
 		}
-		return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("no target named %q; choose one of: %s", targetName, strings.Join(all, ", "))}
+		return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("no target named %q; choose one of: %s", targetName, list(all, func(t Target) string { return t.Name }))}
 	case 1:
 		return found[0], tgt, nil
 	}
-	var opts []string
-	for _, f := range found {
-		opts = append(opts, f.Name+"/"+targetName)
-	}
-	return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("target %q is in several flows; write one of: %s", targetName, strings.Join(opts, ", "))}
+	opts := list(found, func(f *Flow) string { return f.Name + "/" + targetName })
+	return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("target %q is in several flows; write one of: %s", targetName, opts)}
 }
 
-func (e *Engine) flowNames() string {
-	var n []string
-	for _, f := range e.flows {
-		n = append(n, f.Name)
+// list joins the names of xs for a message: "a, b, c".
+func list[T any](xs []T, name func(T) string) string {
+	n := make([]string, len(xs))
+	for i, x := range xs {
+		n[i] = name(x)
 	}
 	return strings.Join(n, ", ")
 }
 
-func targetNames(f *Flow) string {
-	var n []string
-	for _, t := range f.Targets {
-		n = append(n, t.Name)
-	}
-	return strings.Join(n, ", ")
-}
-
-func durationList(f *Flow) string {
-	var n []string
-	for _, d := range f.Durations {
-		n = append(n, FormatDuration(d))
-	}
-	return strings.Join(n, ", ")
-}
+func (e *Engine) flowNames() string { return list(e.flows, func(f Flow) string { return f.Name }) }
+func targetNames(f *Flow) string    { return list(f.Targets, func(t Target) string { return t.Name }) }
+func durationList(f *Flow) string   { return list(f.Durations, FormatDuration) }
 
 // Submit records a new request (or an extension of an active grant of the
 // same target) and queues its approval message.
@@ -465,25 +457,23 @@ func (e *Engine) flowOf(r *Request) (*Flow, error) {
 	return f, nil
 }
 
+// decidedError says who decided r and how: the decision that ended
+// "pending" (approved, denied, cancelled, timed out), or, once access
+// ended, the transition that ended it.
 func decidedError(r *Request) error {
 	d := &DecidedError{ID: r.ID, State: r.State, By: System}
-	if t, ok := r.LastTransition(); ok {
-		d.By, d.At, d.Note = t.By, t.At, t.Note
-		// The decision that ended "pending" is the one people ask about.
-		for _, t := range r.Transitions {
-			if t.From == StatePending {
-				d.By, d.At, d.Note = t.By, t.At, t.Note
-				if r.State == StateApproved || r.State == StateActive || r.State == StateExtended {
-					d.State = StateApproved
-				} else {
-					d.State = t.To
-				}
+	t, ok := r.LastTransition()
+	if !ok {
+		return d
+	}
+	if r.State != StateRevoked && r.State != StateExpired && r.State != StateFailed {
+		for _, x := range r.Transitions {
+			if x.From == StatePending {
+				t, d.State = x, x.To
 			}
 		}
-		if r.State == StateRevoked || r.State == StateExpired || r.State == StateFailed {
-			d.State, d.By, d.At, d.Note = r.State, t.By, t.At, t.Note
-		}
 	}
+	d.By, d.At, d.Note = t.By, t.At, t.Note
 	return d
 }
 
@@ -907,14 +897,21 @@ func (e *Engine) observe(flow string, s State) {
 	}
 }
 
-// kick wakes the executor and the scheduler.
+// kick wakes the executor and the scheduler: for changes that may add
+// jobs and a sooner deadline.
 func (e *Engine) kick() {
-	select {
-	case e.kickJobs <- struct{}{}:
-	default:
-	}
+	e.kickExecutor()
 	select {
 	case e.kickSched <- struct{}{}:
+	default:
+	}
+}
+
+// kickExecutor wakes only the executor: for changes that add jobs but no
+// deadline.
+func (e *Engine) kickExecutor() {
+	select {
+	case e.kickJobs <- struct{}{}:
 	default:
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Run executes due jobs and fires deadlines until ctx ends. Everything
@@ -87,47 +88,21 @@ func (e *Engine) FireDue(ctx context.Context) error {
 		if len(ids) == 0 {
 			return nil
 		}
-		var outcomes []outcome
-		err := e.store.Update(ctx, func(tx Tx) error {
-			outcomes = outcomes[:0]
-			// Revocations are queued first so that they are claimed before
-			// the Slack jobs of the same batch.
-			var later []*Job
-			for _, id := range ids {
-				o, err := e.handleDeadline(tx, now, id, &later)
-				if err != nil {
-					return fmt.Errorf("request %s: %w", id, err)
-				}
-				if o.state != "" {
-					outcomes = append(outcomes, o)
-				}
-			}
-			return e.addJobs(tx, now, later...)
-		})
+		outcomes, err := e.fire(ctx, now, ids)
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
 			// One bad request must not hold up every other deadline:
 			// handle them one by one and skip (and report) what fails.
-			outcomes = outcomes[:0]
+			outcomes = nil
 			for _, id := range ids {
-				var o outcome
-				err1 := e.store.Update(ctx, func(tx Tx) error {
-					var later []*Job
-					var err error
-					if o, err = e.handleDeadline(tx, now, id, &later); err != nil {
-						return err
-					}
-					return e.addJobs(tx, now, later...)
-				})
+				o, err1 := e.fire(ctx, now, []string{id})
 				if err1 != nil {
 					e.log().Error("scheduler: cannot handle a deadline; skipping it", "request_id", id, "err", err1)
 					continue
 				}
-				if o.state != "" {
-					outcomes = append(outcomes, o)
-				}
+				outcomes = append(outcomes, o...)
 			}
 			if len(outcomes) == 0 {
 				return fmt.Errorf("handle deadlines: %w", err)
@@ -137,12 +112,33 @@ func (e *Engine) FireDue(ctx context.Context) error {
 			e.observe(o.flow, o.state)
 			e.log().Info("deadline reached", "request_id", o.id, "state", o.state)
 		}
-		e.kick()
+		e.kickExecutor()
 		if len(ids) < batch {
 			return nil
 		}
 	}
 	return nil
+}
+
+// fire handles the deadlines of ids in one transaction. Revocations are
+// queued before the Slack jobs, so that they are claimed first.
+func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outcome, error) {
+	var outcomes []outcome
+	err := e.store.Update(ctx, func(tx Tx) error {
+		outcomes = outcomes[:0] // the store may run this more than once
+		var later []*Job
+		for _, id := range ids {
+			o, err := e.handleDeadline(tx, now, id, &later)
+			if err != nil {
+				return fmt.Errorf("request %s: %w", id, err)
+			}
+			if o.state != "" {
+				outcomes = append(outcomes, o)
+			}
+		}
+		return e.addJobs(tx, now, later...)
+	})
+	return outcomes, err
 }
 
 type outcome struct {
@@ -203,8 +199,7 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 // ---- executor ----
 
 func (e *Engine) runExecutor(ctx context.Context) error {
-	workers := orDefault(e.Workers, 16)
-	lease := orDefault(e.Lease, 2*time.Minute)
+	workers, lease := e.workers(), e.lease()
 	// Claim ahead of the workers so that one claim transaction feeds many
 	// jobs; queued jobs hold their lease, and ones already queued here are
 	// never queued twice.
@@ -316,8 +311,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 // one job timeout, renewing it when needed. It reports false when the job is
 // gone or leased by another owner.
 func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (Job, bool) {
-	jobTimeout := orDefault(e.JobTimeout, 45*time.Second)
-	if e.now().Add(jobTimeout + time.Second).Before(j.LeaseUntil) {
+	if e.now().Add(e.jobTimeout() + time.Second).Before(j.LeaseUntil) {
 		return j, true
 	}
 	ok := false
@@ -352,7 +346,7 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 // runJob runs one attempt of a job and records its outcome.
 func (e *Engine) runJob(ctx context.Context, j Job) {
 	log := e.log().With("request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
-	actx, cancel := context.WithTimeout(ctx, orDefault(e.JobTimeout, 45*time.Second))
+	actx, cancel := context.WithTimeout(ctx, e.jobTimeout())
 	defer cancel()
 	var err error
 	switch j.Kind {
@@ -393,12 +387,18 @@ func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// errText is an error's text for the audit trail and messages, cut at 500
+// bytes on a character boundary.
 func errText(err error) string {
 	s := err.Error()
-	if len(s) > 500 {
-		s = s[:500] + "…"
+	if len(s) <= 500 {
+		return s
 	}
-	return s
+	cut := 500
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // complete runs fn, deletes the job and audits its success, in one transaction.
@@ -424,17 +424,17 @@ func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx 
 	if err != nil {
 		return fmt.Errorf("complete %s job: %w", j.Kind, err)
 	}
-	e.kick()
+	e.kickExecutor()
 	return nil
 }
 
 func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Logger) error {
 	now := e.now()
-	var result string
+	var result, failedFlow string
 	var alerted, abandoned bool
 	err := e.store.Update(ctx, func(tx Tx) error {
 		// The store may run this more than once: only note what to count.
-		result, alerted, abandoned = "", false, false
+		result, failedFlow, alerted, abandoned = "", "", false, false
 		jj, err := tx.Job(j.ID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -446,12 +446,8 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 		jj.LastError = errText(jerr)
 		jj.LeaseOwner, jj.LeaseUntil = "", time.Time{}
 		permanent := IsPermanent(jerr)
-		var ra *RetryAfterError
-		retryAfter := time.Duration(0)
-		if errors.As(jerr, &ra) {
-			retryAfter = ra.After
-		}
 		detail := fmt.Sprintf("attempt %d: %s", jj.Attempts, jj.LastError)
+		capd := e.retryMax()
 		switch jj.Kind {
 		case JobGrant:
 			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 10) {
@@ -462,12 +458,12 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				if err := tx.DeleteJob(jj.ID); err != nil {
 					return err
 				}
-				return e.failRequest(tx, now, j.RequestID, jerr, jj.Attempts)
+				failedFlow, err = e.failRequest(tx, now, j.RequestID, jerr, jj.Attempts)
+				return err
 			}
-			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)), retryAfter))
 		case JobRevoke:
 			// Revocation never gives up.
-			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RevokeRetryMax, time.Minute)), retryAfter))
+			capd = orDefault(e.RevokeRetryMax, time.Minute)
 			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
 				jj.Alerted = true
 				alerted = true
@@ -493,8 +489,13 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				}
 				return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":abandoned", detail)
 			}
-			jj.NotBefore = now.Add(max(e.backoff(jj.Attempts, orDefault(e.RetryMax, 5*time.Minute)), retryAfter))
 		}
+		delay := e.backoff(jj.Attempts, capd)
+		var ra *RetryAfterError
+		if errors.As(jerr, &ra) {
+			delay = max(delay, ra.After)
+		}
+		jj.NotBefore = now.Add(delay)
 		result = "retry"
 		if err := tx.UpdateJob(jj); err != nil {
 			return err
@@ -513,20 +514,12 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 	if result != "" {
 		e.jobResult(j.Kind, result)
 	}
-	if result == "failed" && j.Kind == JobGrant {
-		e.observe(e.flowName(ctx, j.RequestID), StateFailed)
+	if failedFlow != "" {
+		e.observe(failedFlow, StateFailed)
 	}
 	log.Warn("job attempt failed", "err", jerr, "result", result)
-	e.kick()
+	e.kickExecutor()
 	return nil
-}
-
-func (e *Engine) flowName(ctx context.Context, id string) string {
-	r, err := e.Get(ctx, id)
-	if err != nil {
-		return ""
-	}
-	return r.Flow
 }
 
 // failReason turns a grant error into words for people (the raw error goes
@@ -548,18 +541,20 @@ func failReason(err error, attempts int) (reason string, alert bool) {
 	return fmt.Sprintf("Okta or AWS did not answer after %d attempts; the symbot operators were alerted. Try again later", attempts), true
 }
 
-func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attempts int) error {
+// failRequest ends an approved request whose grant failed, and returns its
+// flow ("" when the request was no longer approved).
+func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attempts int) (string, error) {
 	r, err := tx.Request(id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if r.State != StateApproved {
-		return nil
+		return "", nil
 	}
 	reason, alert := failReason(cause, attempts)
 	r.FailReason = reason
 	if err := r.transition(StateFailed, System, now, r.FailReason); err != nil {
-		return err
+		return "", err
 	}
 	jobs := []*Job{
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventFailed},
@@ -582,12 +577,12 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 		r.Removed = true
 	}
 	if err := tx.PutRequest(r); err != nil {
-		return err
+		return "", err
 	}
 	if err := e.audit(tx, now, r.ID, System, "state:failed", r.FailReason); err != nil {
-		return err
+		return "", err
 	}
-	return e.addJobs(tx, now, jobs...)
+	return r.Flow, e.addJobs(tx, now, jobs...)
 }
 
 const resolvePrefix = "resolve Okta user: "
@@ -733,6 +728,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	if !granted {
 		return nil
 	}
+	e.kick() // a new expiry may be the next deadline
 	e.observe(r.Flow, StateActive)
 	if e.Metrics != nil {
 		e.Metrics.GrantLatency(r.Flow, latency)
@@ -869,7 +865,7 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		})
 	case JobUpdate:
 		if r.Message.TS == "" {
-			// The post (earlier in this lane) was abandoned: nothing to update.
+			// Never posted: the request ended before its post ran.
 			return e.complete(ctx, j, "no message to update", nil)
 		}
 		if err := e.notifier.UpdateRequest(ctx, f, r, j.Event); err != nil {
@@ -892,8 +888,7 @@ func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
 	if e.Owner == "" {
 		e.Owner = "symbot-oneshot"
 	}
-	workers := orDefault(e.Workers, 16)
-	lease := orDefault(e.Lease, 2*time.Minute)
+	workers, lease := e.workers(), e.lease()
 	n := 0
 	for {
 		jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, workers)
