@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 		awsCfg.Region = cfg.Region
 	}
 	if awsCfg.Region == "" {
-		return nil, &ConfigError{"region", "is not set: set region in the configuration or AWS_REGION in the environment"}
+		return nil, &ConfigError{"region", "is not set: set aws.region in symbot.yml or AWS_REGION in the environment"}
 	}
 
 	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now}

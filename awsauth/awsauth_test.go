@@ -249,7 +249,7 @@ func TestSecretErrors(t *testing.T) {
 			setup:    func(w *world, cfg *awsauth.Config) { cfg.SecretJSONKey = "" },
 			kind:     awsauth.ErrSecretFormat,
 			step:     awsauth.StepParseSecret,
-			contains: []string{`keys ["note", "okta_api_token"]`, "set secret_json_key"},
+			contains: []string{`keys ["note", "okta_api_token"]`, "set okta.token_json_key"},
 		},
 		{
 			name:     "plain string but key configured",
@@ -705,5 +705,18 @@ func TestWithStaticEndpoint(t *testing.T) {
 	got, err := src.Token(t.Context())
 	if err != nil || got != oktaToken {
 		t.Fatalf("Token with a static endpoint = %q, %v", got, err)
+	}
+}
+
+func TestBaseCredentialsRejected(t *testing.T) {
+	w := newWorld(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNUSER00000")
+	_, err := mustNew(t, w.cfg).BaseIdentity(t.Context())
+	var e *awsauth.Error
+	if !errors.As(err, &e) || e.Step != awsauth.StepCallerIdentity {
+		t.Fatalf("BaseIdentity with unknown keys: %v, want an *awsauth.Error at step %q", err, awsauth.StepCallerIdentity)
+	}
+	if want := "the credentials were rejected (InvalidClientTokenId): check they are current"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
 	}
 }

@@ -140,10 +140,10 @@ func assumeRoleError(arn, region string, err error) error {
 	switch code := apiCode(err); code {
 	case "AccessDenied":
 		e.Kind = symbot.ErrAccessDenied
-		e.msg = "assume role " + arn + " denied: check the role's trust policy allows the base principal and that external_id matches the sts:ExternalId condition"
+		e.msg = "assume role " + arn + " denied: check the role's trust policy allows the base principal and that aws.external_id matches the sts:ExternalId condition"
 	case "ValidationError":
 		e.Kind = ErrInvalidConfig
-		e.msg = "assume role " + arn + " refused the request: check session_duration (at most 1 hour when roles are chained, and at most the role's MaxSessionDuration) and session_name"
+		e.msg = "assume role " + arn + " refused the request: check aws.session_duration (at most 1 hour when roles are chained, and at most the role's MaxSessionDuration) and aws.session_name"
 	case "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch":
 		e.Kind = symbot.ErrAccessDenied
 		e.msg = "assume role " + arn + ": the calling credentials were rejected (" + code + "): check they are current and belong to this account's partition"
@@ -160,7 +160,15 @@ func callerIdentityError(region string, err error) error {
 	if e, ok := earlier(err); ok {
 		return e
 	}
-	return &Error{Step: StepCallerIdentity, Region: region, Kind: transient(err), msg: "get caller identity", Err: err}
+	e := &Error{Step: StepCallerIdentity, Region: region, Kind: transient(err), Err: err,
+		msg: "get caller identity (sts:GetCallerIdentity) in region " + region}
+	switch code := apiCode(err); {
+	case code == "InvalidClientTokenId" || code == "ExpiredToken" || code == "SignatureDoesNotMatch":
+		e.msg += ": the credentials were rejected (" + code + "): check they are current (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and belong to this account's partition"
+	case e.Kind == symbot.ErrUnavailable:
+		e.msg += ": STS did not answer: check the network path to STS (and AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL if set)"
+	}
+	return e
 }
 
 func secretError(id, region, principal string, err error) error {

@@ -8,7 +8,9 @@ import (
 )
 
 // parseSecret takes the token out of a secret value. Its errors name the
-// secret, the key and the keys present, never a value.
+// secret, the key and the keys present, never a value; they name the
+// symbot.yml key okta.token_json_key (Config.SecretJSONKey), since that is
+// what the operator sets.
 func parseSecret(id, key string, str *string, bin []byte) (string, error) {
 	bad := func(format string, args ...any) error {
 		return &Error{Step: StepParseSecret, SecretID: id, Kind: ErrSecretFormat, msg: fmt.Sprintf("secret %q ", id) + fmt.Sprintf(format, args...)}
@@ -27,22 +29,22 @@ func parseSecret(id, key string, str *string, bin []byte) (string, error) {
 	isObject := strings.HasPrefix(v, "{") && json.Unmarshal([]byte(v), &obj) == nil
 	if key == "" {
 		if isObject {
-			return "", bad("holds a JSON object with keys %s: set secret_json_key to the key of the token", keyList(obj))
+			return "", bad("holds a JSON object with keys %s: set okta.token_json_key to the key of the token", keyList(obj))
 		}
 		if strings.HasPrefix(v, "{") {
 			return "", bad("starts with { but is not valid JSON: fix the JSON, or store only the token")
 		}
 		if strings.ContainsAny(v, " \t\r\n") {
-			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set secret_json_key")
+			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set okta.token_json_key")
 		}
 		return v, nil
 	}
 	if !isObject {
-		return "", bad("is not a JSON object but secret_json_key is %q: store {%q: \"<token>\"} or leave secret_json_key empty", key, key)
+		return "", bad("is not a JSON object but okta.token_json_key is %q: store {%q: \"<token>\"} or leave okta.token_json_key out", key, key)
 	}
 	raw, ok := obj[key]
 	if !ok {
-		return "", bad("has no JSON key %q; keys present: %s: fix secret_json_key or the secret", key, keyList(obj))
+		return "", bad("has no JSON key %q; keys present: %s: fix okta.token_json_key or the secret", key, keyList(obj))
 	}
 	var tok string
 	if err := json.Unmarshal(raw, &tok); err != nil {
