@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
-
-	"github.com/symbot/symbot/awsauth"
-	"github.com/symbot/symbot/okta"
 )
 
 // runCmd is `symbot run`.
@@ -54,15 +51,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // channels, the AWS chain and the secret, and every Okta group. It does not
 // open the store (a running daemon holds it).
 func liveChecks(ctx context.Context, cfg *Config, stderr io.Writer) ([]Check, error) {
-	log := newLogger(LogConfig{Level: "error"}, stderr)
 	api := slackClient(cfg)
-	src, err := awsauth.New(ctx, awsConfig(cfg), awsauth.WithLogger(log))
+	src, dir, err := newDirectory(ctx, cfg, newLogger(LogConfig{Level: "error"}, stderr))
 	if err != nil {
-		return nil, fmt.Errorf("aws: %w", err)
-	}
-	dir, err := okta.New(okta.Config{OrgURL: cfg.Okta.OrgURL, Overrides: cfg.Okta.UserOverrides, Logger: log}, src)
-	if err != nil {
-		return nil, fmt.Errorf("okta: %w", err)
+		return nil, err
 	}
 	checks := []Check{
 		{

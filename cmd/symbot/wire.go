@@ -86,29 +86,39 @@ func slackClient(cfg *Config) *slack.Client {
 	return slack.New(cfg.Slack.BotToken, opts...)
 }
 
-// openDaemon opens the store and builds every adapter and the engine. It
-// makes no network calls.
-func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log}
-	awsCalls := &callCounter{}
-	src, err := awsauth.New(ctx, awsConfig(cfg),
-		awsauth.WithLogger(log.With("component", "aws")),
-		awsauth.WithLoadOptions(config.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
+// newDirectory builds the AWS chain that reads the Okta token and the Okta
+// directory that uses it. It makes no network calls.
+func newDirectory(ctx context.Context, cfg *Config, log *slog.Logger, opts ...awsauth.Option) (*awsauth.Source, *okta.Directory, error) {
+	opts = append([]awsauth.Option{awsauth.WithLogger(log.With("component", "aws"))}, opts...)
+	src, err := awsauth.New(ctx, awsConfig(cfg), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aws: %w", err)
+		return nil, nil, fmt.Errorf("aws: %w", err)
 	}
-	d.aws = src
-	d.reg = NewRegistry()
-	d.metrics = NewMetrics(d.reg)
 	dir, err := okta.New(okta.Config{
 		OrgURL:    cfg.Okta.OrgURL,
 		Overrides: cfg.Okta.UserOverrides,
 		Logger:    log.With("component", "okta"),
 	}, src)
 	if err != nil {
-		return nil, fmt.Errorf("okta: %w", err)
+		return nil, nil, fmt.Errorf("okta: %w", err)
 	}
+	return src, dir, nil
+}
+
+// openDaemon opens the store and builds every adapter and the engine. It
+// makes no network calls.
+func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, log: log}
+	awsCalls := &callCounter{}
+	src, dir, err := newDirectory(ctx, cfg, log,
+		awsauth.WithLoadOptions(config.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
+	if err != nil {
+		return nil, err
+	}
+	d.aws = src
 	d.dir = dir
+	d.reg = NewRegistry()
+	d.metrics = NewMetrics(d.reg)
 	d.bot = bot.New(slackClient(cfg), bot.Config{
 		Command:       cfg.Slack.Command,
 		ErrorsChannel: cfg.Slack.ErrorsChannel,
