@@ -322,6 +322,28 @@ func callerKey(r *http.Request) string {
 	return strings.TrimSpace(akid)
 }
 
+// apiError is an error answer; each service writes it in its protocol
+// (query XML for STS, JSON 1.1 for Secrets Manager).
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+// admit identifies the caller (recording it in call) and applies the
+// injected fault's latency. It returns the principal or the authentication
+// failure, and the fault kind: "", "refuse" or "5xx". Both services answer
+// an injected fault before an authentication failure.
+func (s *Server) admit(r *http.Request, call *Call) (*principal, *authError, string) {
+	p, aerr := s.identify(r)
+	if p != nil {
+		call.Caller = p.arn
+	}
+	delay, kind := s.fault(call.Action)
+	sleep(r, delay)
+	return p, aerr, kind
+}
+
 // authError is an authentication failure: code and message.
 type authError struct {
 	code, msg string

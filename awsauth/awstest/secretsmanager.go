@@ -23,13 +23,6 @@ type getSecretValueOutput struct {
 	VersionStages []string `json:"VersionStages"`
 }
 
-// smError is an error answer of the JSON 1.1 protocol.
-type smError struct {
-	status  int
-	code    string
-	message string
-}
-
 func (s *Server) serveSecretsManager(w http.ResponseWriter, r *http.Request, target string) {
 	call := Call{Service: ServiceSecretsManager, AccessKeyID: callerKey(r), Caller: callerKey(r)}
 	_, call.Action, _ = strings.Cut(target, ".")
@@ -52,30 +45,25 @@ func (s *Server) serveSecretsManager(w http.ResponseWriter, r *http.Request, tar
 	s.record(call)
 }
 
-func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOutput, *smError) {
+func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOutput, *apiError) {
 	if !strings.HasPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.") || call.Action != OpGetSecretValue {
-		return nil, &smError{http.StatusBadRequest, "UnknownOperationException", "The operation " + r.Header.Get("X-Amz-Target") + " is not supported by this simulator"}
+		return nil, &apiError{http.StatusBadRequest, "UnknownOperationException", "The operation " + r.Header.Get("X-Amz-Target") + " is not supported by this simulator"}
 	}
 	var in getSecretValueInput
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		return nil, &smError{http.StatusBadRequest, "SerializationException", "cannot decode the request body"}
+		return nil, &apiError{http.StatusBadRequest, "SerializationException", "cannot decode the request body"}
 	}
 	call.SecretID = in.SecretID
 
-	p, aerr := s.identify(r)
-	if p != nil {
-		call.Caller = p.arn
-	}
-	delay, kind := s.fault(call.Action)
-	sleep(r, delay)
+	p, aerr, kind := s.admit(r, call)
 	switch kind {
 	case "refuse":
-		return nil, &smError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: secretsmanager:GetSecretValue on resource: %s (injected fault)", call.Caller, in.SecretID)}
+		return nil, &apiError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: secretsmanager:GetSecretValue on resource: %s (injected fault)", call.Caller, in.SecretID)}
 	case "5xx":
 		if mrandBool() {
-			return nil, &smError{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
+			return nil, &apiError{http.StatusInternalServerError, "InternalServiceError", "An error occurred on the server side."}
 		}
-		return nil, &smError{http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable. Please try again later."}
+		return nil, &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable. Please try again later."}
 	}
 	if aerr != nil {
 		code := map[string]string{
@@ -83,10 +71,10 @@ func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOut
 			"InvalidClientTokenId":       "UnrecognizedClientException",
 			"ExpiredToken":               "ExpiredTokenException",
 		}[aerr.code]
-		return nil, &smError{http.StatusBadRequest, code, aerr.msg}
+		return nil, &apiError{http.StatusBadRequest, code, aerr.msg}
 	}
 	if in.SecretID == "" {
-		return nil, &smError{http.StatusBadRequest, "InvalidParameterException", "SecretId is required"}
+		return nil, &apiError{http.StatusBadRequest, "InvalidParameterException", "SecretId is required"}
 	}
 
 	s.mu.Lock()
@@ -97,10 +85,10 @@ func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOut
 		name = sec.name
 	}
 	if !s.allowedLocked(p, name) {
-		return nil, &smError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: secretsmanager:GetSecretValue on resource: %s because no identity-based policy allows the secretsmanager:GetSecretValue action", p.arn, in.SecretID)}
+		return nil, &apiError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: secretsmanager:GetSecretValue on resource: %s because no identity-based policy allows the secretsmanager:GetSecretValue action", p.arn, in.SecretID)}
 	}
 	if sec == nil || len(sec.versions) == 0 {
-		return nil, &smError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
+		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
 	}
 	v := sec.versions[len(sec.versions)-1]
 	stage := "AWSCURRENT"
@@ -115,7 +103,7 @@ func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOut
 			}
 		}
 		if !found {
-			return nil, &smError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId or VersionStage."}
+			return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for VersionId or VersionStage."}
 		}
 	}
 	return &getSecretValueOutput{

@@ -61,13 +61,6 @@ type stsErrorResponse struct {
 	RequestID string `xml:"RequestId"`
 }
 
-// stsError is an error answer of the query protocol.
-type stsError struct {
-	status  int
-	code    string
-	message string
-}
-
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 	call := Call{Service: ServiceSTS, AccessKeyID: callerKey(r), Caller: callerKey(r)}
 	e := s.sts(r, w, &call)
@@ -78,7 +71,7 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 	s.record(call)
 }
 
-func writeSTSError(w http.ResponseWriter, e *stsError) {
+func writeSTSError(w http.ResponseWriter, e *apiError) {
 	var out stsErrorResponse
 	out.Xmlns = stsNamespace
 	out.Error.Type = "Sender"
@@ -103,41 +96,36 @@ func writeXML(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-func (s *Server) sts(r *http.Request, w http.ResponseWriter, call *Call) *stsError {
+func (s *Server) sts(r *http.Request, w http.ResponseWriter, call *Call) *apiError {
 	if r.Method != http.MethodPost {
-		return &stsError{http.StatusBadRequest, "InvalidAction", "STS is served by POST in this simulator"}
+		return &apiError{http.StatusBadRequest, "InvalidAction", "STS is served by POST in this simulator"}
 	}
 	if err := r.ParseForm(); err != nil {
-		return &stsError{http.StatusBadRequest, "MalformedQueryString", "cannot parse the form body"}
+		return &apiError{http.StatusBadRequest, "MalformedQueryString", "cannot parse the form body"}
 	}
 	call.Action = r.PostForm.Get("Action")
 	call.RoleArn = r.PostForm.Get("RoleArn")
 	call.ExternalID = r.PostForm.Get("ExternalId")
 	call.DurationSeconds, _ = strconv.Atoi(r.PostForm.Get("DurationSeconds"))
 	if v := r.PostForm.Get("Version"); v != "2011-06-15" {
-		return &stsError{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("Could not find operation %s for version %s", call.Action, v)}
+		return &apiError{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("Could not find operation %s for version %s", call.Action, v)}
 	}
 	if call.Action != OpAssumeRole && call.Action != OpGetCallerIdentity {
-		return &stsError{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2011-06-15", call.Action)}
+		return &apiError{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2011-06-15", call.Action)}
 	}
 
-	p, aerr := s.identify(r)
-	if p != nil {
-		call.Caller = p.arn
-	}
-	delay, kind := s.fault(call.Action)
-	sleep(r, delay)
+	p, aerr, kind := s.admit(r, call)
 	switch kind {
 	case "refuse":
-		return &stsError{http.StatusForbidden, "AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: sts:%s (injected fault)", call.Caller, call.Action)}
+		return &apiError{http.StatusForbidden, "AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: sts:%s (injected fault)", call.Caller, call.Action)}
 	case "5xx":
 		if mrandBool() {
-			return &stsError{http.StatusInternalServerError, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure."}
+			return &apiError{http.StatusInternalServerError, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure."}
 		}
-		return &stsError{http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable. Please try again later."}
+		return &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable. Please try again later."}
 	}
 	if aerr != nil {
-		return &stsError{aerr.status, aerr.code, aerr.msg}
+		return &apiError{aerr.status, aerr.code, aerr.msg}
 	}
 
 	if call.Action == OpGetCallerIdentity {
@@ -153,10 +141,10 @@ func (s *Server) sts(r *http.Request, w http.ResponseWriter, call *Call) *stsErr
 	return s.assumeRole(w, r, p, call)
 }
 
-func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p *principal, call *Call) *stsError {
+func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p *principal, call *Call) *apiError {
 	sessionName := r.PostForm.Get("RoleSessionName")
 	if call.RoleArn == "" || sessionName == "" {
-		return &stsError{http.StatusBadRequest, "ValidationError", "1 validation error detected: RoleArn and RoleSessionName are required"}
+		return &apiError{http.StatusBadRequest, "ValidationError", "1 validation error detected: RoleArn and RoleSessionName are required"}
 	}
 	duration := 3600
 	if r.PostForm.Has("DurationSeconds") {
@@ -164,14 +152,14 @@ func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	switch {
 	case duration < 900:
-		return &stsError{http.StatusBadRequest, "ValidationError", fmt.Sprintf("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", duration)}
+		return &apiError{http.StatusBadRequest, "ValidationError", fmt.Sprintf("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", duration)}
 	case duration > 43200:
-		return &stsError{http.StatusBadRequest, "ValidationError", fmt.Sprintf("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", duration)}
+		return &apiError{http.StatusBadRequest, "ValidationError", fmt.Sprintf("1 validation error detected: Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", duration)}
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	denied := &stsError{http.StatusForbidden, "AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", p.arn, call.RoleArn)}
+	denied := &apiError{http.StatusForbidden, "AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", p.arn, call.RoleArn)}
 	role, ok := s.roles[call.RoleArn]
 	if !ok {
 		return denied
@@ -186,14 +174,14 @@ func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p *principal
 		return denied
 	}
 	if p.isSession() && duration > 3600 {
-		return &stsError{http.StatusBadRequest, "ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}
+		return &apiError{http.StatusBadRequest, "ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}
 	}
 	maxSession := role.MaxSessionDuration
 	if maxSession <= 0 {
 		maxSession = time.Hour
 	}
 	if time.Duration(duration)*time.Second > maxSession {
-		return &stsError{http.StatusBadRequest, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."}
+		return &apiError{http.StatusBadRequest, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."}
 	}
 
 	lifetime := time.Duration(duration) * time.Second
