@@ -66,7 +66,7 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 // NotifyUser sends userID a direct message about ev on r.
 func (b *Bot) NotifyUser(ctx context.Context, userID string, f *symbot.Flow, r *symbot.Request, ev symbot.Event) error {
 	body, btns := dmBody(f, r, ev, userID, b.cfg.Now(), b.cfg.Command)
-	if err := b.dm(ctx, durable, userID, body, dmBlocks(r, body, btns)); err != nil {
+	if err := b.dm(ctx, durable, userID, body, dmBlocks(body, btns)); err != nil {
 		return fmt.Errorf("%s of %s: %w", ev, r.ID, err)
 	}
 	return nil

@@ -178,11 +178,7 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 		}
 		return s
 	case symbot.StateFailed:
-		reason := r.FailReason
-		if reason == "" {
-			reason = "the grant could not be made"
-		}
-		return ":warning: *Failed*: " + escapeTrunc(reason, 1000)
+		return ":warning: *Failed*: " + escapeTrunc(failReason(r), 1000)
 	case symbot.StateExtended:
 		return ":white_check_mark: *Extension approved* by " + approvers(r) + ": `" + Escape(r.ExtensionOf) + "` lasts longer"
 	}
@@ -272,7 +268,7 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		}
 		return "Access removed from Okta."
 	case symbot.EventFailed:
-		return "Failed: " + escapeTrunc(r.FailReason, 1000)
+		return "Failed: " + escapeTrunc(failReason(r), 1000)
 	case symbot.EventRevokeStuck:
 		return ":rotating_light: Removing access keeps failing; symbot keeps trying and the operators were alerted."
 	}
@@ -283,16 +279,14 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 // cmd is the slash command the texts suggest.
 func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, now time.Time, cmd string) (string, []slack.BlockElement) {
 	tl := "*" + Escape(targetLabel(f, r)) + "*"
-	yours := "Your request"
-	your := "Your"
-	you := "You"
-	if userID != r.Requester.SlackID {
-		yours = mention(r.Requester.SlackID) + "'s request"
-		your = mention(r.Requester.SlackID) + "'s"
-		you = mention(r.Requester.SlackID)
+	// The requester reads "Your request"; anyone else reads "<@U1>'s request".
+	mine := userID == r.Requester.SlackID
+	yours, your, you := "Your request", "Your", "You"
+	if !mine {
+		m := mention(r.Requester.SlackID)
+		yours, your, you = m+"'s request", m+"'s", m
 	}
 	ref := " (`" + Escape(r.ID) + "`)"
-	mine := userID == r.Requester.SlackID
 	var btns []slack.BlockElement
 	relinquish := func() {
 		if mine {
@@ -365,13 +359,9 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 			s = fmt.Sprintf("%s access to %s has ended and was removed from Okta%s.", your, tl, ref)
 		}
 	case symbot.EventFailed:
-		reason := r.FailReason
-		if reason == "" {
-			reason = "the grant could not be made"
-		}
-		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(reason, 1000), Escape(cmd), Escape(r.ID))
+		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(failReason(r), 1000), Escape(cmd), Escape(r.ID))
 	case symbot.EventRevokeStuck:
-		s = fmt.Sprintf("Removing %s access to %s%s keeps failing; symbot keeps trying and the operators were alerted.", strings.ToLower(your[:1])+your[1:], tl, ref)
+		s = fmt.Sprintf("%s access to %s%s is not removed yet: removing it keeps failing. symbot keeps trying and the operators were alerted.", your, tl, ref)
 	default:
 		s = fmt.Sprintf("%s for %s%s is now %s.", yours, tl, ref, stateWords(r.State))
 	}
@@ -379,7 +369,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 }
 
 // dmBlocks wraps a DM body and its buttons in blocks.
-func dmBlocks(r *symbot.Request, body string, btns []slack.BlockElement) []slack.Block {
+func dmBlocks(body string, btns []slack.BlockElement) []slack.Block {
 	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_dm"))}
 	if len(btns) > 0 {
 		blocks = append(blocks, slack.NewActionBlock("sym_dm_actions", btns...))
@@ -581,10 +571,16 @@ func blockSafe(s string) string {
 
 // approvedAt is when r reached its quorum (its last update when not found).
 func approvedAt(r *symbot.Request) time.Time {
-	for _, t := range r.Transitions {
-		if t.To == symbot.StateApproved {
-			return t.At
-		}
+	if t, ok := lastBy(r, symbot.StateApproved); ok {
+		return t.At
 	}
 	return r.UpdatedAt
+}
+
+// failReason is why r's grant failed, in words for people.
+func failReason(r *symbot.Request) string {
+	if r.FailReason == "" {
+		return "the grant could not be made"
+	}
+	return r.FailReason
 }
