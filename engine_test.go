@@ -400,10 +400,7 @@ func TestExtension(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.start(t)
-		r := h.mustSubmit(t, alice, "admin", time.Hour)
-		h.mustApprove(t, r.ID, bob)
-		synctest.Wait()
-		first := h.wantState(t, r.ID, symbot.StateActive)
+		r := h.mustGrant(t, alice, "admin", time.Hour)
 		time.Sleep(50 * time.Minute)
 		ext, err := h.eng.Extend(t.Context(), r.ID, alice, time.Hour, "still fixing")
 		if err != nil {
@@ -416,7 +413,7 @@ func TestExtension(t *testing.T) {
 		synctest.Wait()
 		h.wantState(t, ext.ID, symbot.StateExtended)
 		got := h.wantState(t, r.ID, symbot.StateActive)
-		if want := first.ExpiresAt.Add(time.Hour); !got.ExpiresAt.Equal(want) {
+		if want := r.ExpiresAt.Add(time.Hour); !got.ExpiresAt.Equal(want) {
 			t.Errorf("extended expiry = %v, want %v", got.ExpiresAt, want)
 		}
 		// Past the original expiry: still a member, no gap, no second add.
@@ -471,10 +468,7 @@ func TestSharedMembership(t *testing.T) {
 			r1 := h.mustSubmit(t, alice, "admin", time.Hour)
 			h.mustApprove(t, r1.ID, bob)
 			synctest.Wait()
-			r2 := h.mustSubmit(t, alice, "prod-admin", 4*time.Hour)
-			h.mustApprove(t, r2.ID, bob)
-			synctest.Wait()
-			h.wantState(t, r2.ID, symbot.StateActive)
+			r2 := h.mustGrant(t, alice, "prod-admin", 4*time.Hour)
 			time.Sleep(2 * time.Hour)
 			synctest.Wait()
 			got := h.wantState(t, r1.ID, symbot.StateExpired)
@@ -801,9 +795,7 @@ func TestRevokeCancelsPendingExtension(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.start(t)
-		r := h.mustSubmit(t, alice, "admin", time.Hour)
-		h.mustApprove(t, r.ID, bob)
-		synctest.Wait()
+		r := h.mustGrant(t, alice, "admin", time.Hour)
 		ext, err := h.eng.Extend(t.Context(), r.ID, alice, time.Hour, "more")
 		if err != nil {
 			t.Fatal(err)

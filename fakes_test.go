@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/symbot/symbot"
@@ -301,6 +302,16 @@ func (h *harness) mustSubmit(t testing.TB, a symbot.Actor, target string, d time
 		t.Fatalf("Submit(%s, %s): %v", a.Name, target, err)
 	}
 	return r
+}
+
+// mustGrant submits a request, has bob approve it and waits (in a synctest
+// bubble) until the grant is active.
+func (h *harness) mustGrant(t testing.TB, a symbot.Actor, target string, d time.Duration) *symbot.Request {
+	t.Helper()
+	r := h.mustSubmit(t, a, target, d)
+	h.mustApprove(t, r.ID, bob)
+	synctest.Wait()
+	return h.wantState(t, r.ID, symbot.StateActive)
 }
 
 func (h *harness) mustApprove(t testing.TB, id string, a symbot.Actor) *symbot.Request {
