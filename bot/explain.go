@@ -56,11 +56,11 @@ func Explain(err error, cmd string) string {
 	case errors.As(err, &policy):
 		return "You can't do that: " + escapeKeepMentions(policy.Reason)
 	case errors.As(err, &trans):
-		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible.", Escape(trans.ID), stateWords(trans.From))
+		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible. `%s list` shows your requests as they are now.", Escape(trans.ID), stateWords(trans.From), Escape(cmd))
 	case errors.Is(err, symbot.ErrNotFound):
 		return "I can't find that request. It may have been removed; `" + Escape(cmd) + " list` shows yours."
 	case errors.Is(err, symbot.ErrNotAllowed):
-		return "You are not allowed to do that."
+		return "You are not allowed to do that. `" + Escape(cmd) + " whoami` shows what you may request and approve."
 	case errors.Is(err, symbot.ErrInvalidRequest):
 		return "That request is not valid. " + helpHint(cmd)
 	case errors.Is(err, symbot.ErrUserNotFound):

@@ -75,7 +75,7 @@ func TestExplain(t *testing.T) {
 }
 
 func TestExplainNamesTheCommand(t *testing.T) {
-	for _, err := range []error{&bot.UsageError{Problem: "Huh?"}, symbot.ErrNotFound, symbot.ErrInvalidRequest} {
+	for _, err := range []error{&bot.UsageError{Problem: "Huh?"}, symbot.ErrNotFound, symbot.ErrInvalidRequest, symbot.ErrNotAllowed, &symbot.TransitionError{ID: "SYM-1", From: symbot.StateDenied}} {
 		got := bot.Explain(err, "/access")
 		if !strings.Contains(got, "/access") || strings.Contains(got, "/sym") {
 			t.Errorf("Explain(%v, /access) = %q, want it to name /access and not /sym", err, got)

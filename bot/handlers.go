@@ -561,7 +561,7 @@ func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string
 		return &symbot.PolicyError{Reason: "you cannot approve your own request: someone else must"}
 	}
 	if ok, err := eng.MayApprove(ctx, f, actor); err == nil && !ok {
-		return &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s", f.Name)}
+		return &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s; its approvers decide in its channel, and `%s whoami` shows the flows you may approve", f.Name, b.cfg.Command)}
 	}
 	return nil
 }
