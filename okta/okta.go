@@ -367,7 +367,7 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 		switch f.kind {
 		case kindAuth:
 			if refreshed {
-				return fmt.Errorf("okta %s: okta rejected the api token again after it was refreshed (%s): %w", op, f, symbot.ErrTokenRejected)
+				return fmt.Errorf("okta %s: okta rejected the api token again after it was refreshed (%s): put a valid token in the secret (okta.token_secret); okta deactivates tokens unused for 30 days: %w", op, f, symbot.ErrTokenRejected)
 			}
 			refreshed = true
 			d.count("token_refreshes")
@@ -377,7 +377,7 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 				return fmt.Errorf("okta %s: okta rejected the api token (%s) and refreshing it failed: %w: %w", op, f, symbot.ErrTokenRejected, rerr)
 			}
 			if nt == c.token {
-				return fmt.Errorf("okta %s: okta rejected the api token (%s) and the secret still holds the same token: %w", op, f, symbot.ErrTokenRejected)
+				return fmt.Errorf("okta %s: okta rejected the api token (%s) and the secret still holds the same token: create a new token and put it in the secret (okta.token_secret): %w", op, f, symbot.ErrTokenRejected)
 			}
 			if _, err := d.clientFor(nt); err != nil {
 				return err
@@ -389,7 +389,7 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 			}
 			return fmt.Errorf("okta %s: not found (%s)", op, f)
 		case kindForbidden:
-			return fmt.Errorf("okta %s: the api token's admin role may not do this (%s): %w", op, f, symbot.ErrAccessDenied)
+			return fmt.Errorf("okta %s: the api token's admin role may not do this (%s): give the token's admin role the permission to view users and groups and manage group membership, with this group and user in its resource set: %w", op, f, symbot.ErrAccessDenied)
 		case kindRate:
 			last = f
 			d.count("http_429")

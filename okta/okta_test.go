@@ -598,3 +598,20 @@ func TestCanceled(t *testing.T) {
 		t.Fatal("Group did not return after cancel")
 	}
 }
+
+func TestForbiddenSaysWhatToFix(t *testing.T) {
+	e := MustEnv(t, nil)
+	g := e.sim.AddGroup(oktatest.Group{Name: "g"})
+	u := e.sim.AddUser(oktatest.User{Login: "a@corp.example"})
+	e.sim.Inject(oktatest.OpPutMembership, oktatest.Fault{Status: http.StatusForbidden})
+	err := e.dir.AddMember(t.Context(), u.ID, g.ID)
+	if !errors.Is(err, symbot.ErrAccessDenied) {
+		t.Fatalf("error = %v, want ErrAccessDenied", err)
+	}
+	if want := "manage group membership"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if got := e.sim.CountStatus(http.StatusForbidden); got != 1 {
+		t.Errorf("403s = %d, want 1 (not retried)", got)
+	}
+}
