@@ -157,7 +157,7 @@ func TestCheckLiveFailures(t *testing.T) {
 				return nil
 			},
 			want: func(lw *liveWorld) []wantFail {
-				denied := ": assume role " + demoRoleARN + " denied: check the role's trust policy allows the base principal and that external_id matches the sts:ExternalId condition: "
+				denied := ": assume role " + demoRoleARN + " denied: check the role's trust policy allows the base principal and that aws.external_id matches the sts:ExternalId condition: "
 				return []wantFail{
 					{"FAIL  aws: assume " + demoRoleARN + " with the external id" + denied, fixAssumeRole},
 					// Without the role nothing behind it can be reached.
