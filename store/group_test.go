@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 var errFail = errors.New("fn failed on purpose")
@@ -428,5 +431,51 @@ func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupSurvivesGoexit: a fn in a group ends the goroutine running the
+// group (as t.FailNow does). The other writes of the group get an error
+// instead of waiting forever, nothing of the group is stored, and the store
+// takes writes again.
+func TestGroupSurvivesGoexit(t *testing.T) {
+	s := MustOpen(t, nil)
+	started, unblock, exited := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		s.Update(t.Context(), func(tx symbot.Tx) error {
+			close(started)
+			<-unblock
+			_, err := writeOp(tx, "L")
+			return err
+		})
+		t.Error("the leading Update returned although a fn in its group ended its goroutine")
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leading Update never ran its fn")
+	}
+	b := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error {
+		if _, err := writeOp(tx, "B"); err != nil {
+			return err
+		}
+		runtime.Goexit()
+		return nil
+	})
+	c := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := writeOp(tx, "C"); return err })
+	close(unblock)
+	<-exited
+	for name, ch := range map[string]<-chan result{"B": b, "C": c} {
+		if r := get(t, ch); r.err == nil || !strings.Contains(r.err.Error(), "ended the goroutine running the group") || r.panic != nil {
+			t.Errorf("%s in the group: got %v %v, want an error saying the group's goroutine ended", name, r.err, r.panic)
+		}
+	}
+	if got := requestTags(t, s); len(got) != 0 {
+		t.Errorf("stored requests %v, want none", got)
+	}
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error { _, err := writeOp(tx, "D"); return err })
+	if got, want := requestTags(t, s), map[uint64]string{1: "D"}; !mapsEqual(got, want) {
+		t.Errorf("after the group: requests %v, want %v", got, want)
 	}
 }

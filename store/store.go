@@ -272,10 +272,10 @@ func (s *Store) Close() error {
 // a group run one after another, each seeing the writes of those before
 // it, as if they had run one by one. When a fn in a group fails, the
 // whole transaction is rolled back and the other fns run again in a fresh
-// one. So fn may run more than
-// once before its transaction commits: it must read what it needs through
-// the Tx and only write through it, keep no effects of a run except in
-// variables it resets at its start, and use the Tx only until it returns.
+// one. So fn may run more than once before its transaction commits: it
+// must read what it needs through the Tx and only write through it, keep
+// no effects of a run except in variables it resets at its start, and use
+// the Tx only until it returns.
 //
 // A call whose ctx is done before its fn starts returns ctx's error
 // (wrapped) without running fn. fn must not call Update or ClaimJobs: it
@@ -304,9 +304,7 @@ type write struct {
 
 	// Outcome, set by the goroutine running the group before wake.
 	err      error
-	panicked bool
-	panicVal any
-	skipped  bool // ctx was done before fn started
+	panicVal any // what fn panicked with; nil if it did not (recover never yields nil for a panic)
 }
 
 // update queues fn for the next group commit, leading it when no commit is
@@ -359,11 +357,8 @@ func (w *write) finish() {
 
 // outcome returns the result of a finished write to its caller.
 func (w *write) outcome() error {
-	switch {
-	case w.panicked:
+	if w.panicVal != nil {
 		panic(w.panicVal)
-	case w.skipped:
-		return fmt.Errorf("%s: %w", w.op, w.err)
 	}
 	return w.err
 }
@@ -406,64 +401,57 @@ func (s *Store) take(group []*write) []*write {
 // runGroup commits the writes of group in one bbolt transaction. Writes
 // queued while its fns run join the group before the commit: they would
 // otherwise wait for this commit and then pay for one of their own, and a
-// caller alone adds nothing. If a fn fails, the transaction is rolled back
-// and the rest run again in a new transaction. The failing fn's error
-// stands only if it failed on committed state (it ran first in its
-// transaction); otherwise it runs again on its own after the rest commit,
-// since its failure may have come from a write that was rolled back.
+// caller alone adds nothing. A write whose ctx is done before its fn starts
+// gets ctx's error at once and leaves the group. If a fn fails, the
+// transaction is rolled back and the rest run again in a new transaction.
+// The failing fn's error stands only if it failed on committed state (it
+// ran first in its transaction); otherwise it runs again after the rest
+// commit, first in a transaction of its own, since its failure may have
+// come from a write that was rolled back.
 func (s *Store) runGroup(group []*write) {
-	var pending [][]*write
-	finished := false
+	var retry []*write // failed writes to run again, in the order they failed
 	defer func() {
-		if finished {
-			return
-		}
-		// A fn called runtime.Goexit (t.FailNow, say) on this goroutine:
-		// bbolt rolled back; do not leave the others waiting forever.
-		for _, g := range append([][]*write{group}, pending...) {
-			for _, w := range g {
-				w.err = fmt.Errorf("%s: another write in the same group ended its goroutine; nothing was written", w.op)
-				w.finish()
-			}
+		// Both are empty unless a fn called runtime.Goexit (t.FailNow, say)
+		// on this goroutine: bbolt rolled back; do not leave the others
+		// waiting forever.
+		for _, w := range slices.Concat(group, retry) {
+			w.err = fmt.Errorf("%s: a fn in the same group ended the goroutine running the group; nothing was written", w.op)
+			w.finish()
 		}
 	}()
-	for {
+	for len(group) > 0 || len(retry) > 0 {
 		if len(group) == 0 {
-			if len(pending) == 0 {
-				break
-			}
-			group, pending = pending[0], pending[1:]
-			continue
+			group, retry = []*write{retry[0]}, retry[1:]
 		}
-		var failed *write
-		ran := 0 // fns that ran (and wrote) before the failing one
+		failed := -1 // index in group of the fn that failed
 		err := s.db.Update(func(btx *bolt.Tx) error {
-			ran = 0
-			for i := 0; ; i++ {
+			for i := 0; ; {
 				if i == len(group) {
 					if group = s.take(group); i == len(group) {
 						return nil
 					}
 				}
 				w := group[i]
-				w.err, w.panicked, w.panicVal, w.skipped = nil, false, nil, false
+				w.err, w.panicVal = nil, nil // from a run that was rolled back
 				if err := w.ctx.Err(); err != nil {
-					w.err, w.skipped = err, true
+					w.err = fmt.Errorf("%s: %w", w.op, err)
+					w.finish()
+					group = slices.Delete(group, i, i+1)
 					continue
 				}
-				if err := s.call(w, btx); err != nil {
-					w.err, failed = err, w
+				if w.err = s.call(w, btx); w.err != nil {
+					failed = i
 					return errGroupFailed
 				}
-				ran++
+				i++
 			}
 		})
-		if failed == nil {
+		if failed < 0 {
 			if err == nil {
 				s.commits.Add(1)
 			}
 			for _, w := range group {
-				if !w.skipped && err != nil {
+				if err != nil {
 					w.err = fmt.Errorf("%s: write transaction: %w", w.op, err)
 				}
 				w.finish()
@@ -471,24 +459,14 @@ func (s *Store) runGroup(group []*write) {
 			group = nil
 			continue
 		}
-		rest := make([]*write, 0, len(group)-1)
-		for _, w := range group {
-			switch {
-			case w == failed:
-			case w.skipped:
-				w.finish()
-			default:
-				rest = append(rest, w)
-			}
-		}
-		if ran == 0 {
-			failed.finish() // it failed on committed state: its error stands
+		w := group[failed]
+		group = slices.Delete(group, failed, failed+1)
+		if failed == 0 {
+			w.finish() // it failed on committed state: its error stands
 		} else {
-			pending = append([][]*write{{failed}}, pending...)
+			retry = append(retry, w)
 		}
-		group = rest
 	}
-	finished = true
 }
 
 // call runs w.fn in btx, turning a panic into an error (recorded in w, to
@@ -499,7 +477,7 @@ func (s *Store) call(w *write, btx *bolt.Tx) (err error) {
 		t.done = true
 		if r := recover(); r != nil {
 			s.log.Error("store update: fn panicked; its writes are rolled back and the panic is raised in its caller", "panic", r, "stack", string(debug.Stack()))
-			w.panicked, w.panicVal = true, r
+			w.panicVal = r
 			err = fmt.Errorf("%s: fn panicked: %v", w.op, r)
 		}
 	}()
