@@ -112,19 +112,39 @@ func (s *Server) applySlashResponse(userID, channelID string, payload json.RawMe
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Message{Channel: channelID, TS: s.nextTSLocked(), User: s.botUser, Text: msg.Text, Blocks: blocks}
-	if msg.ResponseType == "in_channel" {
-		s.messages = append(s.messages, m)
-	} else {
+	m := &Message{Channel: channelID, Text: msg.Text, Blocks: blocks}
+	if msg.ResponseType != "in_channel" {
 		m.Ephemeral, m.To = true, userID
-		s.ephem = append(s.ephem, m)
 	}
-	s.byTS[m.Ref()] = m
+	s.postLocked(m)
 	s.notifyLocked()
 }
 
-func (s *Server) userJSONShort(u *User) map[string]any {
-	return map[string]any{"id": u.ID, "username": u.Name, "name": u.Name, "team_id": s.TeamID}
+// interactionLocked returns the fields every interactive payload of type
+// typ carries for user u; callers add the rest.
+func (s *Server) interactionLocked(typ string, u *User) map[string]any {
+	return map[string]any{
+		"type":                  typ,
+		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
+		"user":                  map[string]any{"id": u.ID, "username": u.Name, "name": u.Name, "team_id": s.TeamID},
+		"api_app_id":            s.AppID,
+		"token":                 verificationToken,
+		"enterprise":            nil,
+		"is_enterprise_install": false,
+	}
+}
+
+// openViewLocked returns userID and their open modal viewID.
+func (s *Server) openViewLocked(userID, viewID string) (*User, *View, error) {
+	u, err := s.userRefLocked(userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, ok := s.views[viewID]
+	if !ok || v.User != userID || v.Closed {
+		return nil, nil, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
+	}
+	return u, v, nil
 }
 
 // ClickButton sends a block_actions envelope as userID clicking the element
@@ -209,21 +229,13 @@ func (s *Server) blockActionLocked(userID string, ref MessageRef, actionID strin
 	if m.ThreadTS != "" {
 		container["thread_ts"] = m.ThreadTS
 	}
-	payload := map[string]any{
-		"type":                  "block_actions",
-		"user":                  s.userJSONShort(u),
-		"api_app_id":            s.AppID,
-		"token":                 verificationToken,
-		"container":             container,
-		"trigger_id":            s.issueTriggerLocked(u.ID, ""),
-		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
-		"enterprise":            nil,
-		"is_enterprise_install": false,
-		"channel":               map[string]any{"id": ch.ID, "name": s.channelName(ch)},
-		"state":                 map[string]any{"values": map[string]any{}},
-		"response_url":          s.issueResponseURLLocked(u.ID, m.Channel, m.TS),
-		"actions":               []any{action},
-	}
+	payload := s.interactionLocked("block_actions", u)
+	payload["container"] = container
+	payload["trigger_id"] = s.issueTriggerLocked(u.ID, "")
+	payload["channel"] = map[string]any{"id": ch.ID, "name": s.channelName(ch)}
+	payload["state"] = map[string]any{"values": map[string]any{}}
+	payload["response_url"] = s.issueResponseURLLocked(u.ID, m.Channel, m.TS)
+	payload["actions"] = []any{action}
 	if !m.Ephemeral {
 		payload["message"] = s.messageJSON(m)
 	}
@@ -259,29 +271,15 @@ func Option(value string) ViewValue { return ViewValue{SelectedOption: value} }
 // "push" stacks a new one, "clear" or an empty ack closes it.
 func (s *Server) SubmitView(userID, viewID string, values map[string]map[string]ViewValue) (Ack, error) {
 	s.mu.Lock()
-	u, err := s.userRefLocked(userID)
+	u, v, err := s.openViewLocked(userID, viewID)
 	if err != nil {
 		s.mu.Unlock()
 		return Ack{}, err
 	}
-	v, ok := s.views[viewID]
-	if !ok || v.User != userID || v.Closed {
-		s.mu.Unlock()
-		return Ack{}, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
-	}
-	state := viewState(v.Blocks, values)
-	payload := map[string]any{
-		"type":                  "view_submission",
-		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
-		"user":                  s.userJSONShort(u),
-		"api_app_id":            s.AppID,
-		"token":                 verificationToken,
-		"trigger_id":            s.issueTriggerLocked(u.ID, v.ID),
-		"view":                  s.viewJSON(v, state),
-		"response_urls":         []any{},
-		"enterprise":            nil,
-		"is_enterprise_install": false,
-	}
+	payload := s.interactionLocked("view_submission", u)
+	payload["trigger_id"] = s.issueTriggerLocked(u.ID, v.ID)
+	payload["view"] = s.viewJSON(v, viewState(v.Blocks, values))
+	payload["response_urls"] = []any{}
 	raw, err := json.Marshal(payload)
 	s.mu.Unlock()
 	if err != nil {
@@ -518,16 +516,12 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 		orig.Blocks = blocks
 		orig.Updates++
 	case msg.ResponseType == "in_channel":
-		m := &Message{Channel: t.channel, TS: s.nextTSLocked(), ThreadTS: msg.ThreadTS, User: s.botUser, Text: msg.Text, Blocks: blocks}
-		s.messages = append(s.messages, m)
-		s.byTS[m.Ref()] = m
+		s.postLocked(&Message{Channel: t.channel, ThreadTS: msg.ThreadTS, Text: msg.Text, Blocks: blocks})
 	case msg.Text == "" && len(blocks) == 0:
 		fail(http.StatusBadRequest, "no_text")
 		return
 	default:
-		m := &Message{Channel: t.channel, TS: s.nextTSLocked(), User: s.botUser, Text: msg.Text, Blocks: blocks, Ephemeral: true, To: t.user}
-		s.ephem = append(s.ephem, m)
-		s.byTS[m.Ref()] = m
+		s.postLocked(&Message{Channel: t.channel, Text: msg.Text, Blocks: blocks, Ephemeral: true, To: t.user})
 	}
 	s.calls = append(s.calls, call)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
@@ -540,15 +534,10 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 // works for views.push.
 func (s *Server) ClickViewButton(userID, viewID, actionID string, values map[string]map[string]ViewValue) (Ack, error) {
 	s.mu.Lock()
-	u, err := s.userRefLocked(userID)
+	u, v, err := s.openViewLocked(userID, viewID)
 	if err != nil {
 		s.mu.Unlock()
 		return Ack{}, err
-	}
-	v, ok := s.views[viewID]
-	if !ok || v.User != userID || v.Closed {
-		s.mu.Unlock()
-		return Ack{}, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
 	}
 	b, ok := findElement(v.Blocks, actionID)
 	if !ok {
@@ -568,19 +557,11 @@ func (s *Server) ClickViewButton(userID, viewID, actionID string, values map[str
 	}
 	action["block_id"] = b.blockID
 	action["action_ts"] = s.nextTSLocked()
-	payload := map[string]any{
-		"type":                  "block_actions",
-		"user":                  s.userJSONShort(u),
-		"api_app_id":            s.AppID,
-		"token":                 verificationToken,
-		"container":             map[string]any{"type": "view", "view_id": v.ID},
-		"trigger_id":            s.issueTriggerLocked(u.ID, v.ID),
-		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
-		"enterprise":            nil,
-		"is_enterprise_install": false,
-		"view":                  s.viewJSON(v, viewState(v.Blocks, values)),
-		"actions":               []any{action},
-	}
+	payload := s.interactionLocked("block_actions", u)
+	payload["container"] = map[string]any{"type": "view", "view_id": v.ID}
+	payload["trigger_id"] = s.issueTriggerLocked(u.ID, v.ID)
+	payload["view"] = s.viewJSON(v, viewState(v.Blocks, values))
+	payload["actions"] = []any{action}
 	raw, err := json.Marshal(payload)
 	s.mu.Unlock()
 	if err != nil {
@@ -594,15 +575,10 @@ func (s *Server) ClickViewButton(userID, viewID, actionID string, values map[str
 // its ack returned; otherwise the zero Ack.
 func (s *Server) CloseView(userID, viewID string) (Ack, error) {
 	s.mu.Lock()
-	u, err := s.userRefLocked(userID)
+	u, v, err := s.openViewLocked(userID, viewID)
 	if err != nil {
 		s.mu.Unlock()
 		return Ack{}, err
-	}
-	v, ok := s.views[viewID]
-	if !ok || v.User != userID || v.Closed {
-		s.mu.Unlock()
-		return Ack{}, fmt.Errorf("slacktest: no open view %q for %s", viewID, userID)
 	}
 	v.Closed = true
 	s.notifyLocked()
@@ -610,17 +586,9 @@ func (s *Server) CloseView(userID, viewID string) (Ack, error) {
 		s.mu.Unlock()
 		return Ack{}, nil
 	}
-	payload := map[string]any{
-		"type":                  "view_closed",
-		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
-		"user":                  s.userJSONShort(u),
-		"api_app_id":            s.AppID,
-		"token":                 verificationToken,
-		"view":                  s.viewJSON(v, viewState(v.Blocks, nil)),
-		"is_cleared":            false,
-		"enterprise":            nil,
-		"is_enterprise_install": false,
-	}
+	payload := s.interactionLocked("view_closed", u)
+	payload["view"] = s.viewJSON(v, viewState(v.Blocks, nil))
+	payload["is_cleared"] = false
 	raw, err := json.Marshal(payload)
 	s.mu.Unlock()
 	if err != nil {

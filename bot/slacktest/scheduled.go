@@ -93,15 +93,9 @@ func (s *Server) apiScheduleMessage(r *apiRequest) (map[string]any, *apiError) {
 	if ae != nil {
 		return nil, ae
 	}
-	threadTS := r.get("thread_ts")
-	if threadTS != "" {
-		parent, ok := s.byTS[MessageRef{ch.ID, threadTS}]
-		if !ok || parent.Ephemeral {
-			return nil, slackErr("thread_not_found")
-		}
-		if parent.ThreadTS != "" {
-			threadTS = parent.ThreadTS
-		}
+	threadTS, ae := s.threadLocked(ch.ID, r.get("thread_ts"))
+	if ae != nil {
+		return nil, ae
 	}
 	near := 0
 	for _, sm := range s.scheduled {
@@ -151,9 +145,7 @@ func (s *Server) postScheduled(id string) {
 	}
 	delete(s.scheduled, id)
 	if ch, ok := s.channels[sm.Channel]; ok && (ch.isIM || ch.BotIsMember) {
-		m := &Message{Channel: sm.Channel, TS: s.nextTSLocked(), ThreadTS: sm.ThreadTS, User: s.botUser, Text: sm.Text, Blocks: sm.Blocks}
-		s.messages = append(s.messages, m)
-		s.byTS[m.Ref()] = m
+		s.postLocked(&Message{Channel: sm.Channel, ThreadTS: sm.ThreadTS, Text: sm.Text, Blocks: sm.Blocks})
 	}
 	s.notifyLocked()
 }

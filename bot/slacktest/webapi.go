@@ -372,20 +372,42 @@ func (s *Server) apiPostMessage(r *apiRequest) (map[string]any, *apiError) {
 	if ae != nil {
 		return nil, ae
 	}
-	threadTS := r.get("thread_ts")
-	if threadTS != "" {
-		parent, ok := s.byTS[MessageRef{ch.ID, threadTS}]
-		if !ok || parent.Ephemeral {
-			return nil, slackErr("thread_not_found")
-		}
-		if parent.ThreadTS != "" {
-			threadTS = parent.ThreadTS
-		}
+	threadTS, ae := s.threadLocked(ch.ID, r.get("thread_ts"))
+	if ae != nil {
+		return nil, ae
 	}
-	m := &Message{Channel: ch.ID, TS: s.nextTSLocked(), ThreadTS: threadTS, User: s.botUser, Text: text, Blocks: blocks}
-	s.messages = append(s.messages, m)
-	s.byTS[m.Ref()] = m
+	m := s.postLocked(&Message{Channel: ch.ID, ThreadTS: threadTS, Text: text, Blocks: blocks})
 	return map[string]any{"channel": ch.ID, "ts": m.TS, "message": s.messageJSON(m)}, nil
+}
+
+// threadLocked checks that threadTS ("" for none) names a message in
+// channel chID that can take replies and returns the ts of its thread's
+// top message (a reply's thread_ts names the top message, as in Slack).
+func (s *Server) threadLocked(chID, threadTS string) (string, *apiError) {
+	if threadTS == "" {
+		return "", nil
+	}
+	parent, ok := s.byTS[MessageRef{chID, threadTS}]
+	if !ok || parent.Ephemeral {
+		return "", slackErr("thread_not_found")
+	}
+	if parent.ThreadTS != "" {
+		return parent.ThreadTS, nil
+	}
+	return threadTS, nil
+}
+
+// postLocked records m as a new message from the bot (an ephemeral one when
+// m.Ephemeral) with the next ts, and returns it.
+func (s *Server) postLocked(m *Message) *Message {
+	m.TS, m.User = s.nextTSLocked(), s.botUser
+	if m.Ephemeral {
+		s.ephem = append(s.ephem, m)
+	} else {
+		s.messages = append(s.messages, m)
+	}
+	s.byTS[m.Ref()] = m
+	return m
 }
 
 func (s *Server) apiUpdate(r *apiRequest) (map[string]any, *apiError) {
@@ -438,9 +460,7 @@ func (s *Server) apiPostEphemeral(r *apiRequest) (map[string]any, *apiError) {
 	if ae != nil {
 		return nil, ae
 	}
-	m := &Message{Channel: ch.ID, TS: s.nextTSLocked(), ThreadTS: r.get("thread_ts"), User: s.botUser, Text: text, Blocks: blocks, Ephemeral: true, To: userID}
-	s.ephem = append(s.ephem, m)
-	s.byTS[m.Ref()] = m
+	m := s.postLocked(&Message{Channel: ch.ID, ThreadTS: r.get("thread_ts"), Text: text, Blocks: blocks, Ephemeral: true, To: userID})
 	return map[string]any{"message_ts": m.TS}, nil
 }
 
