@@ -675,35 +675,24 @@ type tx struct {
 	jobKeys map[uint64]map[string][]byte
 }
 
-// rememberReq records the stored index keys of request id (nil: forget).
-func (t *tx) rememberReq(id string, keys map[string][]byte) {
-	if !t.tx.Writable() {
+// remember records in *m the stored index keys of the record id (keys
+// nil: forgets them). Only a writable transaction keeps them.
+func remember[K comparable](btx *bolt.Tx, m *map[K]map[string][]byte, id K, keys map[string][]byte) {
+	if !btx.Writable() {
 		return
 	}
 	if keys == nil {
-		delete(t.reqKeys, id)
+		delete(*m, id)
 		return
 	}
-	if t.reqKeys == nil {
-		t.reqKeys = map[string]map[string][]byte{}
+	if *m == nil {
+		*m = map[K]map[string][]byte{}
 	}
-	t.reqKeys[id] = keys
+	(*m)[id] = keys
 }
 
-// rememberJob records the stored index keys of job id (nil: forget).
-func (t *tx) rememberJob(id uint64, keys map[string][]byte) {
-	if !t.tx.Writable() {
-		return
-	}
-	if keys == nil {
-		delete(t.jobKeys, id)
-		return
-	}
-	if t.jobKeys == nil {
-		t.jobKeys = map[uint64]map[string][]byte{}
-	}
-	t.jobKeys[id] = keys
-}
+func (t *tx) rememberReq(id string, keys map[string][]byte) { remember(t.tx, &t.reqKeys, id, keys) }
+func (t *tx) rememberJob(id uint64, keys map[string][]byte) { remember(t.tx, &t.jobKeys, id, keys) }
 
 var _ symbot.Tx = (*tx)(nil)
 
