@@ -609,12 +609,13 @@ func addAdminFlags(fs *flag.FlagSet) adminFlags {
 	}
 }
 
-// client returns the admin client, from --socket or the config.
-func (f adminFlags) client(stderr io.Writer) (*AdminClient, bool) {
+// client returns the admin client of the command cmd, from --socket or the
+// config.
+func (f adminFlags) client(cmd string, stderr io.Writer) (*AdminClient, bool) {
 	if *f.socket != "" {
 		return NewAdminClient(*f.socket), true
 	}
-	cfg, ok := loadConfig(*f.config, stderr)
+	cfg, ok := loadConfig(cmd, *f.config, stderr)
 	if !ok {
 		return nil, false
 	}
@@ -658,15 +659,10 @@ func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.
 	fs := newFlagSet(name, "[--config FILE] [--json]", stderr)
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot %s: unexpected argument %q\n", name, pos[0])
-		return exitUsage
-	}
-	c, ok := af.client(stderr)
+	c, ok := af.client(name, stderr)
 	if !ok {
 		return exitFail
 	}
@@ -744,7 +740,7 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "symbot revoke: give exactly one request id (see `symbot grants`)")
 		return exitUsage
 	}
-	c, ok := af.client(stderr)
+	c, ok := af.client("revoke", stderr)
 	if !ok {
 		return exitFail
 	}
@@ -800,7 +796,7 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "symbot audit: %v\n", err)
 		return exitUsage
 	}
-	c, ok := af.client(stderr)
+	c, ok := af.client("audit", stderr)
 	if !ok {
 		return exitFail
 	}
@@ -833,15 +829,10 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := newFlagSet("audit verify", "[--json] [--config FILE]", stderr)
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot audit verify: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	c, ok := af.client(stderr)
+	c, ok := af.client("audit verify", stderr)
 	if !ok {
 		return exitFail
 	}
@@ -873,7 +864,7 @@ func backupCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "symbot backup: give exactly one file to write the backup to")
 		return exitUsage
 	}
-	c, ok := af.client(stderr)
+	c, ok := af.client("backup", stderr)
 	if !ok {
 		return exitFail
 	}

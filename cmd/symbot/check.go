@@ -152,13 +152,8 @@ func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs := newFlagSet("check", "[--config FILE] [--live]", stderr)
 	cfgPath := configFlag(fs)
 	live := fs.Bool("live", false, "also check Slack, AWS and Okta with the real credentials")
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot check: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	cfg, err := LoadConfig(*cfgPath, os.Getenv)
 	if err != nil {

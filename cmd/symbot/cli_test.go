@@ -28,6 +28,8 @@ func TestDispatch(t *testing.T) {
 		{name: "missing config file", args: []string{"iam-policy", "--config", "/nonexistent/symbot.yml"}, code: exitFail, stderr: "config file /nonexistent/symbot.yml does not exist"},
 		{name: "audit verify takes no argument", args: []string{"audit", "verify", "x"}, code: exitUsage, stderr: `unexpected argument "x"`},
 		{name: "audit with a stray argument", args: []string{"audit", "verfy"}, code: exitUsage, stderr: "did you mean `symbot audit verify`"},
+		{name: "demo takes no argument", args: []string{"demo", "fast"}, code: exitUsage, stderr: `unexpected argument "fast"`},
+		{name: "demo warning not shorter", args: []string{"demo", "--duration", "5s", "--warning", "5s"}, code: exitUsage, stderr: "lower --warning or raise --duration"},
 		{name: "backup needs a file", args: []string{"backup"}, code: exitUsage, stderr: "give exactly one file"},
 	}
 	for _, tt := range tests {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -181,14 +180,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 12*time.Second, "how long the demo grant lasts")
 	warning := fs.Duration("warning", 6*time.Second, "expiry warning before the end")
 	verbose := fs.Bool("verbose", false, "show symbot's own log lines")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if *warning >= *duration {
-		fmt.Fprintln(stderr, "symbot demo: --warning must be shorter than --duration")
+		fmt.Fprintf(stderr, "symbot demo: --warning %s is not shorter than --duration %s: lower --warning or raise --duration\n", *warning, *duration)
 		return exitUsage
 	}
 	if err := runDemo(ctx, stdout, stderr, *duration, *warning, *verbose); err != nil {

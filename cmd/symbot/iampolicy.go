@@ -199,15 +199,10 @@ func iamPolicyCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr 
 	principal := fs.String("principal", "", "the ARN symbot runs as (aws sts get-caller-identity); default: the first role's account")
 	tags := tagFlags{}
 	fs.Var(tags, "tag", "allow secrets with this resource tag (key=value, repeatable) instead of the configured secret's ARN")
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot iam-policy: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	cfg, ok := loadConfig(*cfgPath, stderr)
+	cfg, ok := loadConfig("iam-policy", *cfgPath, stderr)
 	if !ok {
 		return exitFail
 	}

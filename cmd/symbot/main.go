@@ -170,11 +170,26 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 	}
 }
 
-// loadConfig loads the config and prints its problems on failure.
-func loadConfig(path string, stderr io.Writer) (*Config, bool) {
+// parseNoArgs parses the flags of a command that takes no positional
+// arguments. When ok is false the command stops with code.
+func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code, false
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot %s: unexpected argument %q: it takes only flags (see `symbot help %s`)\n", fs.Name(), pos[0], fs.Name())
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// loadConfig loads the config for the command cmd and prints its problems
+// on failure.
+func loadConfig(cmd, path string, stderr io.Writer) (*Config, bool) {
 	cfg, err := LoadConfig(path, os.Getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "symbot: %v\n", err)
+		fmt.Fprintf(stderr, "symbot %s: %v\n", cmd, err)
 		return nil, false
 	}
 	return cfg, true
@@ -182,13 +197,8 @@ func loadConfig(path string, stderr io.Writer) (*Config, bool) {
 
 func versionCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version", "", stderr)
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot version: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	fmt.Fprintf(stdout, "symbot %s\n", versionString())
 	return exitOK

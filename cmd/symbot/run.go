@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,17 +16,11 @@ import (
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "[--config FILE]", stderr)
 	cfgPath := configFlag(fs)
-	pos, code, ok := parseFlags(fs, args)
-	if !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "symbot run: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	cfg, err := LoadConfig(*cfgPath, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "symbot run: %v\n", err)
+	cfg, ok := loadConfig("run", *cfgPath, stderr)
+	if !ok {
 		return exitFail
 	}
 	if err := cfg.RequireTokens(); err != nil {
