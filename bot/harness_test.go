@@ -296,37 +296,45 @@ func (h *harness) message(ref slacktest.MessageRef) slacktest.Message {
 	return m
 }
 
+// containing returns the messages whose rendering contains sub.
+func containing(ms []slacktest.Message, sub string) []slacktest.Message {
+	var out []slacktest.Message
+	for _, m := range ms {
+		if strings.Contains(render(m), sub) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // ephemeralsWith returns the ephemeral messages to user containing sub.
 func (h *harness) ephemeralsWith(user, sub string) []slacktest.Message {
-	var out []slacktest.Message
-	for _, m := range h.s.Ephemerals(user) {
-		if strings.Contains(render(m), sub) {
-			out = append(out, m)
-		}
-	}
-	return out
+	return containing(h.s.Ephemerals(user), sub)
 }
 
+// dmsWith returns the DMs to user containing sub.
+func (h *harness) dmsWith(user, sub string) []slacktest.Message {
+	return containing(h.s.DMs(user), sub)
+}
+
+// waitEphemeral waits for an ephemeral message to user containing sub.
 func (h *harness) waitEphemeral(user, sub string) slacktest.Message {
 	h.t.Helper()
-	h.waitFor(fmt.Sprintf("ephemeral to %s containing %q", user, sub), func() bool { return len(h.ephemeralsWith(user, sub)) > 0 })
-	return h.ephemeralsWith(user, sub)[0]
+	return h.waitFirst(fmt.Sprintf("ephemeral to %s containing %q", user, sub), func() []slacktest.Message { return h.ephemeralsWith(user, sub) })
 }
 
-func (h *harness) dmsWith(user, sub string) []slacktest.Message {
-	var out []slacktest.Message
-	for _, m := range h.s.DMs(user) {
-		if strings.Contains(render(m), sub) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
+// waitDM waits for a DM to user containing sub.
 func (h *harness) waitDM(user, sub string) slacktest.Message {
 	h.t.Helper()
-	h.waitFor(fmt.Sprintf("DM to %s containing %q", user, sub), func() bool { return len(h.dmsWith(user, sub)) > 0 })
-	return h.dmsWith(user, sub)[0]
+	return h.waitFirst(fmt.Sprintf("DM to %s containing %q", user, sub), func() []slacktest.Message { return h.dmsWith(user, sub) })
+}
+
+// waitFirst waits until list returns a message and returns the first.
+func (h *harness) waitFirst(what string, list func() []slacktest.Message) slacktest.Message {
+	h.t.Helper()
+	var ms []slacktest.Message
+	h.waitFor(what, func() bool { ms = list(); return len(ms) > 0 })
+	return ms[0]
 }
 
 func (h *harness) waitThread(ref slacktest.MessageRef, sub string) {
