@@ -137,7 +137,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		if j.Lane != "" && heads[j.Lane] != id {
 			continue
 		}
-		if j.NotBefore.After(now) || j.LeaseUntil.After(now) {
+		if jobDue(j).After(now) {
 			continue
 		}
 		j.LeaseOwner = owner
@@ -261,6 +261,19 @@ type tx struct {
 
 var _ symbot.Tx = (*tx)(nil)
 
+// put sets m[k] = v and records how to undo that.
+func put[K comparable, V any](t *tx, m map[K]V, k K, v V) {
+	old, had := m[k]
+	t.undo = append(t.undo, func() {
+		if had {
+			m[k] = old
+		} else {
+			delete(m, k)
+		}
+	})
+	m[k] = v
+}
+
 func (t *tx) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		t.undo[i]()
@@ -292,16 +305,9 @@ func (t *tx) NextSeq(name string) (uint64, error) {
 	if name == "" {
 		return 0, errors.New("next sequence: empty counter name")
 	}
-	old, had := t.s.seqs[name]
-	t.undo = append(t.undo, func() {
-		if had {
-			t.s.seqs[name] = old
-		} else {
-			delete(t.s.seqs, name)
-		}
-	})
-	t.s.seqs[name] = old + 1
-	return old + 1, nil
+	n := t.s.seqs[name] + 1
+	put(t, t.s.seqs, name, n)
+	return n, nil
 }
 
 func (t *tx) Request(id string) (*symbot.Request, error) {
@@ -322,16 +328,7 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if r == nil || r.ID == "" {
 		return errors.New("put request: request has no ID")
 	}
-	id := r.ID
-	old, had := t.s.requests[id]
-	t.undo = append(t.undo, func() {
-		if had {
-			t.s.requests[id] = old
-		} else {
-			delete(t.s.requests, id)
-		}
-	})
-	t.s.requests[id] = r.Clone()
+	put(t, t.s.requests, r.ID, r.Clone())
 	return nil
 }
 
@@ -418,15 +415,11 @@ func (t *tx) AddJob(j *symbot.Job) error {
 		return errors.New("add job: job has no kind")
 	}
 	last := t.s.lastJobID
-	id := last + 1
-	t.undo = append(t.undo, func() {
-		delete(t.s.jobs, id)
-		t.s.lastJobID = last
-	})
-	t.s.lastJobID = id
-	j.ID = id
+	t.undo = append(t.undo, func() { t.s.lastJobID = last })
+	t.s.lastJobID = last + 1
+	j.ID = last + 1
 	c := *j
-	t.s.jobs[id] = &c
+	put(t, t.s.jobs, j.ID, &c)
 	return nil
 }
 
@@ -449,14 +442,11 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if j == nil {
 		return errors.New("update job: nil job")
 	}
-	old, ok := t.s.jobs[j.ID]
-	if !ok {
+	if _, ok := t.s.jobs[j.ID]; !ok {
 		return fmt.Errorf("update job %d: %w", j.ID, symbot.ErrNotFound)
 	}
-	id := j.ID
-	t.undo = append(t.undo, func() { t.s.jobs[id] = old })
 	c := *j
-	t.s.jobs[id] = &c
+	put(t, t.s.jobs, j.ID, &c)
 	return nil
 }
 
@@ -543,15 +533,6 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if id.SlackID == "" {
 		return errors.New("put identity: identity has no SlackID")
 	}
-	key := id.SlackID
-	old, had := t.s.identities[key]
-	t.undo = append(t.undo, func() {
-		if had {
-			t.s.identities[key] = old
-		} else {
-			delete(t.s.identities, key)
-		}
-	})
-	t.s.identities[key] = id
+	put(t, t.s.identities, id.SlackID, id)
 	return nil
 }
