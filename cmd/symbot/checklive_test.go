@@ -31,17 +31,9 @@ type liveWorld struct {
 // MustLiveWorld starts the simulators for one `check --live` run.
 func MustLiveWorld(t *testing.T) *liveWorld {
 	t.Helper()
-	w, err := newWorld(t.TempDir())
-	if err != nil {
-		t.Fatalf("newWorld: %v", err)
-	}
-	t.Cleanup(w.close)
+	w, cfgPath := mustWorld(t, "1h", "10m")
 	for k, v := range w.env() {
 		t.Setenv(k, v)
-	}
-	cfgPath, err := w.config("1h", "10m")
-	if err != nil {
-		t.Fatalf("write config: %v", err)
 	}
 	yml, err := os.ReadFile(cfgPath)
 	if err != nil {

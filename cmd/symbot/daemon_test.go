@@ -16,27 +16,36 @@ import (
 	"github.com/symbot/symbot/store"
 )
 
-// TestDaemonAdminCommands runs the wired daemon in-process against the
-// simulators and drives the admin commands over its unix socket: grants,
-// requests, revoke, audit, audit verify and backup; and checks readiness and
-// the metrics it exports.
-func TestDaemonAdminCommands(t *testing.T) {
-	dir, err := os.MkdirTemp("", "symd-")
+// mustWorld starts a seeded world in a new short temporary directory (unix
+// socket paths are limited in length) and writes its config with the given
+// access duration and expiry warning; it returns the config's path.
+func mustWorld(t *testing.T, duration, warning string) (*world, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "symw-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	w, err := newWorld(dir)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("newWorld: %v", err)
 	}
 	t.Cleanup(w.close)
+	cfgPath, err := w.config(duration, warning)
+	if err != nil {
+		t.Fatalf("write config: %v", err)
+	}
+	return w, cfgPath
+}
+
+// TestDaemonAdminCommands runs the wired daemon in-process against the
+// simulators and drives the admin commands over its unix socket: grants,
+// requests, revoke, audit, audit verify and backup; and checks readiness and
+// the metrics it exports.
+func TestDaemonAdminCommands(t *testing.T) {
+	w, cfgPath := mustWorld(t, "1h", "0")
 	for k, v := range w.env() {
 		t.Setenv(k, v)
-	}
-	cfgPath, err := w.config("1h", "0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	cfg, err := LoadConfig(cfgPath, os.Getenv)
 	if err != nil {

@@ -106,18 +106,6 @@ func (w *world) env() map[string]string {
 	}
 }
 
-// envKeys returns the names of the variables env sets.
-func (w *world) envKeys() map[string]bool {
-	keys := map[string]bool{}
-	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "AWS_ACCESS_KEY_ID",
-		"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL",
-		"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_EC2_METADATA_DISABLED",
-		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "OKTA_CLIENT_TOKEN", "OKTA_CLIENT_ORGURL"} {
-		keys[k] = true
-	}
-	return keys
-}
-
 // config writes a symbot.yml for the world with the given access duration
 // and expiry warning, and returns its path.
 func (w *world) config(duration, warning string) (string, error) {

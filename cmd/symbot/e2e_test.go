@@ -109,20 +109,8 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "symbot-e2e-") // short path: unix socket names are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	w, err := newWorld(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.close)
-	cfgPath, err := w.config("4s", "0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, cfgPath := mustWorld(t, "4s", "0")
+	sock := filepath.Join(w.dir, "admin.sock")
 	env := w.env()
 	logs := &lockedBuffer{}
 	ctx := t.Context()
@@ -134,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
 		}
 	}
-	admin := NewAdminClient(filepath.Join(dir, "admin.sock"))
+	admin := NewAdminClient(sock)
 	// auditHas reports whether the audit trail holds an entry whose action
 	// and detail start with the given prefixes.
 	auditHas := func(action, detail string) func() bool {
@@ -155,11 +143,9 @@ func TestEndToEnd(t *testing.T) {
 	c := startChild(t, bin, cfgPath, env, logs)
 	wait("symbot to connect", w.slack.Connected)
 
-	ack, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 4s end-to-end <@U0BOB00002> test", demoChannel)
-	if err != nil {
+	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 4s end-to-end <@U0BOB00002> test", demoChannel); err != nil {
 		t.Fatalf("slash command: %v", err)
 	}
-	_ = ack
 	var ref slacktest.MessageRef
 	wait("the approval message", func() bool {
 		var ok bool
@@ -264,7 +250,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	c.stop(t)
-	if _, err := os.Stat(filepath.Join(dir, "admin.sock")); !os.IsNotExist(err) {
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("admin socket left behind after a clean stop: %v", err)
 	}
 }
