@@ -31,28 +31,37 @@ const maxRateLimitRetries = 3
 // reporting each such problem once. channel names the channel involved, for
 // the error text.
 func (b *Bot) call(ctx context.Context, mode callMode, method, channel string, fn func(ctx context.Context) error) error {
+	err := b.try(ctx, mode, method, fn)
+	if err == nil {
+		return nil
+	}
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
+	}
+	return b.classify(ctx, method, channel, err)
+}
+
+// try runs one Slack Web API call and counts its result. Interactive calls
+// wait out a Retry-After of at most MaxRetryWait and try again (at most
+// maxRateLimitRetries times); durable calls return the 429 at once. It
+// returns the call's last error, or ctx's when ctx ends while waiting.
+func (b *Bot) try(ctx context.Context, mode callMode, method string, fn func(ctx context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn(ctx)
 		b.count(method, err)
-		if err == nil {
-			return nil
-		}
 		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) {
-			if mode == interactive && attempt < maxRateLimitRetries && rl.RetryAfter <= b.cfg.MaxRetryWait {
-				b.log.Info("slack rate limited; waiting", "method", method, "retry_after", rl.RetryAfter)
-				t := time.NewTimer(max(rl.RetryAfter, 10*time.Millisecond))
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return fmt.Errorf("slack %s: %w", method, ctx.Err())
-				case <-t.C:
-				}
-				continue
-			}
-			return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
+		if mode != interactive || !errors.As(err, &rl) || attempt >= maxRateLimitRetries || rl.RetryAfter > b.cfg.MaxRetryWait {
+			return err
 		}
-		return b.classify(ctx, method, channel, err)
+		b.log.Info("slack rate limited; waiting", "method", method, "retry_after", rl.RetryAfter)
+		t := time.NewTimer(max(rl.RetryAfter, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 
@@ -141,25 +150,18 @@ func (b *Bot) reportOnce(ctx context.Context, key, text string) {
 // postAlert posts operator text to the errors channel. It does not go
 // through classify, so a broken errors channel cannot loop.
 func (b *Bot) postAlert(ctx context.Context, text string) error {
-	body := ":warning: " + escapeTrunc(text, 2900)
-	var err error
-	for attempt := 0; ; attempt++ {
-		_, _, err = b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, slack.MsgOptionText(body, false),
-			slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_alert"))))
-		b.count("chat.postMessage", err)
-		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) && attempt < maxRateLimitRetries && rl.RetryAfter <= b.cfg.MaxRetryWait {
-			t := time.NewTimer(rl.RetryAfter)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-			continue
-		}
+	return b.try(ctx, interactive, "chat.postMessage", func(ctx context.Context) error {
+		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, alertMessage(":warning: ", text)...)
 		return err
-	}
+	})
+}
+
+// alertMessage is an operator alert: icon, then text escaped and cut to
+// fit one section block.
+func alertMessage(icon, text string) []slack.MsgOption {
+	body := icon + escapeTrunc(text, 2900)
+	return []slack.MsgOption{slack.MsgOptionText(body, false),
+		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_alert")))}
 }
 
 func (b *Bot) count(method string, err error) {

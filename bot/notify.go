@@ -90,10 +90,8 @@ func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {
 		b.log.Error("symbot alert", "request_id", a.RequestID, "event", a.Event, "text", a.Text)
 		return nil
 	}
-	body := ":rotating_light: " + escapeTrunc(text, 2900)
 	err := b.call(ctx, durable, "chat.postMessage", b.cfg.ErrorsChannel, func(ctx context.Context) error {
-		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, slack.MsgOptionText(body, false),
-			slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(body), nil, nil, slack.SectionBlockOptionBlockID("sym_alert"))))
+		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, alertMessage(":rotating_light: ", text)...)
 		return err
 	})
 	if err != nil {
