@@ -108,6 +108,7 @@ func MustAddJobs(tb testing.TB, st symbot.Store, js ...symbot.Job) []uint64 {
 	tb.Helper()
 	var ids []uint64
 	MustUpdate(tb, st, func(tx symbot.Tx) error {
+		ids = nil // Update may run fn more than once
 		for i := range js {
 			if err := tx.AddJob(&js[i]); err != nil {
 				return err
@@ -423,6 +424,7 @@ func testDueRequestsLimit(t *testing.T, st symbot.Store) {
 func testNextSeq(t *testing.T, st symbot.Store) {
 	var got []uint64
 	MustUpdate(t, st, func(tx symbot.Tx) error {
+		got = nil // Update may run fn more than once
 		for _, name := range []string{"a", "a", "b", "a"} {
 			n, err := tx.NextSeq(name)
 			if err != nil {
@@ -854,8 +856,9 @@ func testAudit(t *testing.T, st symbot.Store) {
 	const n = 12
 	var appended []symbot.AuditEntry
 	for i := range n {
+		var e symbot.AuditEntry
 		MustUpdate(t, st, func(tx symbot.Tx) error {
-			e := symbot.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("R%d", i%3),
+			e = symbot.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("R%d", i%3),
 				Actor: "U1", Action: "approve", Detail: fmt.Sprintf("detail %d", i), Seq: 999, PrevHash: "forged", Hash: "forged"}
 			if err := tx.AppendAudit(&e); err != nil {
 				return err
@@ -863,9 +866,9 @@ func testAudit(t *testing.T, st symbot.Store) {
 			if e.Seq != uint64(i+1) || e.Hash != e.ComputeHash() {
 				t.Errorf("AppendAudit assigned seq %d hash %q, want seq %d and ComputeHash", e.Seq, e.Hash, i+1)
 			}
-			appended = append(appended, e)
 			return nil
 		})
+		appended = append(appended, e)
 	}
 	var (
 		all      []symbot.AuditEntry
