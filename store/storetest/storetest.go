@@ -664,17 +664,14 @@ func testClaimJobsConcurrent(t *testing.T, st symbot.Store) {
 		mu     sync.Mutex
 		owners = map[uint64]string{}
 		wg     sync.WaitGroup
-		errs   = make(chan error, workers)
 	)
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			owner := fmt.Sprintf("w%d", w)
 			for {
-				got, err := st.ClaimJobs(context.Background(), owner, T0, time.Hour, 3)
+				got, err := st.ClaimJobs(t.Context(), owner, T0, time.Hour, 3)
 				if err != nil {
-					errs <- err
+					t.Errorf("ClaimJobs by %s: %v", owner, err)
 					return
 				}
 				if len(got) == 0 {
@@ -683,19 +680,15 @@ func testClaimJobsConcurrent(t *testing.T, st symbot.Store) {
 				mu.Lock()
 				for _, j := range got {
 					if prev, dup := owners[j.ID]; dup {
-						errs <- fmt.Errorf("job %d handed to %s and %s", j.ID, prev, owner)
+						t.Errorf("job %d handed to %s and %s", j.ID, prev, owner)
 					}
 					owners[j.ID] = owner
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 	// Every job without a lane plus the head of each lane: lanes L0, L1, L2.
 	want := 0
 	for i := range js {
