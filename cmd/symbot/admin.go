@@ -745,6 +745,15 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return exitFail
 	}
 	r, err := c.Revoke(ctx, pos[0], *reason)
+	var ae *AdminError
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusNotFound:
+			err = fmt.Errorf("%w: check the id with `symbot grants`", err)
+		case http.StatusConflict:
+			err = fmt.Errorf("%w: only an active grant can be revoked; `symbot grants` lists them", err)
+		}
+	}
 	if err != nil {
 		return adminFail(stderr, "revoke", err)
 	}

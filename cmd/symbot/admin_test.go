@@ -317,8 +317,8 @@ func TestAdminRevoke(t *testing.T) {
 		code int
 		want string
 	}{
-		{"not found", []string{"revoke", "r-nope"}, exitFail, "not found"},
-		{"not active", []string{"revoke", "r-denied"}, exitFail, "cannot go from denied to revoked"},
+		{"not found", []string{"revoke", "r-nope"}, exitFail, "not found: check the id with `symbot grants`"},
+		{"not active", []string{"revoke", "r-denied"}, exitFail, "cannot go from denied to revoked: only an active grant can be revoked"},
 		{"no id", []string{"revoke"}, exitUsage, "give exactly one request id"},
 	}
 	for _, tt := range tests {
