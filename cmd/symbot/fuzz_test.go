@@ -34,6 +34,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data string) {
 		var cfg *Config
 		var err error
+		// Go's fuzzer has no per-input time limit: a hanging input would
+		// stall its worker until -fuzztime ends and never be saved. This
+		// guard turns a hang into a failure, so the input is kept.
 		done := make(chan struct{})
 		go func() { defer close(done); cfg, err = ParseConfig("symbot.yml", []byte(data), dir, getenv) }()
 		select {
