@@ -751,7 +751,7 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		case http.StatusNotFound:
 			err = fmt.Errorf("%w: check the id with `symbot grants`", err)
 		case http.StatusConflict:
-			err = fmt.Errorf("%w: only an active grant can be revoked; `symbot grants` lists them", err)
+			err = fmt.Errorf("%w: it has already ended or been decided; `symbot grants` and `symbot requests` list what can still be revoked", err)
 		}
 	}
 	if err != nil {
@@ -759,6 +759,10 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	if *asJSON {
 		printJSON(stdout, r)
+		return exitOK
+	}
+	if r.State == string(symbot.StateDenied) {
+		fmt.Fprintf(stdout, "denied %s: the pending request of %s for %s/%s; nothing was granted\n", r.ID, person(r.Requester), r.Flow, r.Target)
 		return exitOK
 	}
 	fmt.Fprintf(stdout, "revoked %s: %s/%s of %s is now %s; the Okta membership removal is queued\n", r.ID, r.Flow, r.Target, person(r.Requester), r.State)

@@ -83,10 +83,15 @@ func (f *fakeAdmin) Revoke(_ context.Context, id, reason string) (*symbot.Reques
 	if !ok {
 		return nil, fmt.Errorf("request %s: %w", id, symbot.ErrNotFound)
 	}
-	if r.State != symbot.StateActive {
+	// As Engine.AdminRevoke: a pending request is denied, access ended.
+	switch r.State {
+	case symbot.StatePending:
+		r.State = symbot.StateDenied
+	case symbot.StateApproved, symbot.StateActive:
+		r.State = symbot.StateRevoked
+	default:
 		return nil, &symbot.TransitionError{ID: id, From: r.State, To: symbot.StateRevoked}
 	}
-	r.State = symbot.StateRevoked
 	f.revoked = append(f.revoked, id+":"+reason)
 	return r.Clone(), nil
 }
@@ -311,6 +316,11 @@ func TestAdminRevoke(t *testing.T) {
 	if got != "r-active:left the team" {
 		t.Errorf("revoked: got %q", got)
 	}
+	// A pending request is denied: the output must not speak of a removal.
+	code, out, errOut = cli(t, "revoke", "r-pending", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "denied r-pending") || strings.Contains(out, "removal") {
+		t.Errorf("revoke of a pending request: exit %d, out %q, err %q", code, out, errOut)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -318,7 +328,7 @@ func TestAdminRevoke(t *testing.T) {
 		want string
 	}{
 		{"not found", []string{"revoke", "r-nope"}, exitFail, "not found: check the id with `symbot grants`"},
-		{"not active", []string{"revoke", "r-denied"}, exitFail, "cannot go from denied to revoked: only an active grant can be revoked"},
+		{"not active", []string{"revoke", "r-denied"}, exitFail, "cannot go from denied to revoked: it has already ended or been decided"},
 		{"no id", []string{"revoke"}, exitUsage, "give exactly one request id"},
 	}
 	for _, tt := range tests {
