@@ -385,7 +385,7 @@ func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
 // MayApprove reports whether actor may approve requests of flow f made by
 // someone else.
 func (e *Engine) MayApprove(ctx context.Context, f *Flow, actor Actor) (bool, error) {
-	err := e.mayDecide(ctx, f, "", actor, "approve")
+	err := e.mayDecide(ctx, f, "", actor, VerbApprove)
 	if err == nil {
 		return true, nil
 	}
@@ -457,10 +457,11 @@ func (e *Engine) flowOf(r *Request) (*Flow, error) {
 	return f, nil
 }
 
-// decidedError says who decided r and how: the decision that ended
-// "pending" (approved, denied, cancelled, timed out), or, once access
-// ended, the transition that ended it.
-func decidedError(r *Request) error {
+// Decided says who decided r and how: the decision that ended "pending"
+// (approved, denied, cancelled, timed out), or, once access ended, the
+// transition that ended it. It is the error for acting on a request that
+// has moved on.
+func (r *Request) Decided() *DecidedError {
 	d := &DecidedError{ID: r.ID, State: r.State, By: System}
 	t, ok := r.LastTransition()
 	if !ok {
@@ -481,7 +482,7 @@ func decidedError(r *Request) error {
 // request is approved and the grant is queued (or, for an extension of a
 // still-active grant, that grant's expiry moves out).
 func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
-	r, f, err := e.loadForDecision(ctx, id, actor, "approve")
+	r, f, err := e.loadForDecision(ctx, id, actor, VerbApprove)
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +497,7 @@ func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note strin
 			return err
 		}
 		if r.State != StatePending {
-			return decidedError(r)
+			return r.Decided()
 		}
 		for _, d := range r.Approvals {
 			if d.By == actor.SlackID {
@@ -618,7 +619,7 @@ func warnAt(f *Flow, from, expires time.Time) time.Time {
 
 // Deny ends a pending request; any approver may deny.
 func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
-	r, f, err := e.loadForDecision(ctx, id, actor, "deny")
+	r, f, err := e.loadForDecision(ctx, id, actor, VerbDeny)
 	if err != nil {
 		return nil, err
 	}
@@ -660,7 +661,7 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 			return err
 		}
 		if r.State != StatePending {
-			return decidedError(r)
+			return r.Decided()
 		}
 		if err := r.transition(to, by, now, note); err != nil {
 			return err
@@ -695,7 +696,7 @@ func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, ve
 		return nil, nil, err
 	}
 	if r.State != StatePending {
-		return nil, nil, decidedError(r)
+		return nil, nil, r.Decided()
 	}
 	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
 		return nil, nil, err
@@ -716,23 +717,59 @@ func (e *Engine) wrapDecision(verb string, err error) error {
 // Revoke ends active access early. The requester may always relinquish;
 // approvers may revoke when the flow allows it.
 func (e *Engine) Revoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	if err := e.mayRevoke(ctx, id, actor); err != nil {
+		return nil, err
+	}
+	return e.revoke(ctx, id, actor.SlackID, note)
+}
+
+// mayRevoke applies Revoke's policy to the stored request.
+func (e *Engine) mayRevoke(ctx context.Context, id string, actor Actor) error {
 	r, err := e.Get(ctx, id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f, err := e.flowOf(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if actor.SlackID != r.Requester.SlackID {
-		if !f.AllowRevoke {
-			return nil, &PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access; the requester can relinquish it", f.Name)}
-		}
-		if err := e.mayDecide(ctx, f, "", actor, "revoke"); err != nil {
-			return nil, err
-		}
+	if actor.SlackID == r.Requester.SlackID {
+		return nil // relinquishing one's own access is always allowed
 	}
-	return e.revoke(ctx, id, actor.SlackID, note)
+	if !f.AllowRevoke {
+		return &PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access; the requester can relinquish it", f.Name)}
+	}
+	return e.mayDecide(ctx, f, "", actor, VerbRevoke)
+}
+
+// Decision verbs for MayDecide.
+const (
+	VerbApprove = "approve"
+	VerbDeny    = "deny"
+	VerbRevoke  = "revoke"
+)
+
+// MayDecide reports, changing nothing, whether actor may take the decision
+// verb (VerbApprove, VerbDeny or VerbRevoke) on request id now: nil, a
+// *PolicyError saying why not, or a *DecidedError when the request has
+// moved on. It applies exactly the checks Approve, Deny and Revoke apply,
+// so a form can be refused before anyone fills it in.
+func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb string) error {
+	switch verb {
+	case VerbApprove, VerbDeny:
+		_, _, err := e.loadForDecision(ctx, id, actor, verb)
+		return err
+	case VerbRevoke:
+		r, err := e.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateActive && r.State != StateApproved {
+			return r.Decided()
+		}
+		return e.mayRevoke(ctx, id, actor)
+	}
+	return fmt.Errorf("unknown decision %q: %w", verb, ErrInvalidRequest)
 }
 
 // AdminRevoke ends active access (or denies a pending request) on an
@@ -781,7 +818,7 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 			// An approved request whose grant is in flight (or keeps failing)
 			// can be stopped too; the removal job undoes an add that happened.
 			if r.State != StateActive && r.State != StateApproved {
-				return decidedError(r)
+				return r.Decided()
 			}
 			if r.State == StateApproved && r.GrantChecked {
 				if key := membershipKey(r.OktaUserID, r.GroupID); key != held {

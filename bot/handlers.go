@@ -489,7 +489,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			open = r.State == symbot.StateActive || r.State == symbot.StateApproved
 		}
 		if !open {
-			b.fail(ctx, to, a.ActionID, decided(r))
+			b.fail(ctx, to, a.ActionID, r.Decided())
 			return
 		}
 		f, _ := eng.Flow(r.Flow)
@@ -497,7 +497,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, a.ActionID, symbot.ErrNotFound)
 			return
 		}
-		if err := b.noteRefusal(ctx, eng, a.ActionID, f, r, actor); err != nil {
+		if err := b.noteRefusal(ctx, eng, a.ActionID, r, actor); err != nil {
 			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
@@ -529,7 +529,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			return
 		}
 		if r.State != symbot.StateActive {
-			b.fail(ctx, to, "extend", decided(r))
+			b.fail(ctx, to, "extend", r.Decided())
 			return
 		}
 		f, _ := eng.Flow(r.Flow)
@@ -544,24 +544,28 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 
 // noteRefusal says why actor may not take action (approve with a note,
 // deny or revoke) on r, before the note form opens: nobody should fill in a
-// form whose submission would be refused. It applies the engine's policy
-// (MayApprove, and the flow's AllowSelfApproval for the requester's own
-// request); if the approver check itself fails, the engine decides on
+// form whose submission would be refused. The engine's MayDecide applies
+// the same checks as the decision itself; if a check cannot be made now
+// (Okta unreachable, say), the form opens and the engine decides on
 // submission.
-func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string, f *symbot.Flow, r *symbot.Request, actor symbot.Actor) error {
-	self := actor.SlackID == r.Requester.SlackID
-	switch {
-	case action == ActionRevoke && self:
-		return nil // relinquishing one's own access is always allowed
-	case action == ActionRevoke && !f.AllowRevoke:
-		return &symbot.PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access", f.Name)}
-	case self && !f.AllowSelfApproval && action == ActionDeny:
-		return &symbot.PolicyError{Reason: fmt.Sprintf("you cannot deny your own request. To withdraw it, use Cancel in the message I sent you, or in `%s list`", b.cfg.Command)}
-	case self && !f.AllowSelfApproval:
-		return &symbot.PolicyError{Reason: "you cannot approve your own request: someone else must"}
+func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string, r *symbot.Request, actor symbot.Actor) error {
+	verb := symbot.VerbApprove
+	switch action {
+	case ActionDeny:
+		verb = symbot.VerbDeny
+	case ActionRevoke:
+		verb = symbot.VerbRevoke
 	}
-	if ok, err := eng.MayApprove(ctx, f, actor); err == nil && !ok {
-		return &symbot.PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s; its approvers decide in its channel, and `%s whoami` shows the flows you may approve", f.Name, b.cfg.Command)}
+	err := eng.MayDecide(ctx, r.ID, actor, verb)
+	var pe *symbot.PolicyError
+	var de *symbot.DecidedError
+	switch {
+	case errors.As(err, &pe) && verb == symbot.VerbDeny && actor.SlackID == r.Requester.SlackID:
+		return &symbot.PolicyError{Reason: fmt.Sprintf("you cannot deny your own request. To withdraw it, use Cancel in the message I sent you, or in `%s list`", b.cfg.Command)}
+	case errors.As(err, &pe), errors.As(err, &de):
+		return err
+	case err != nil:
+		b.log.Warn("cannot check the decision before the form; the engine decides on submission", "request_id", r.ID, "err", err)
 	}
 	return nil
 }
@@ -590,19 +594,4 @@ func (b *Bot) decide(ctx context.Context, to replyTo, action, id, note string) {
 		return
 	}
 	b.log.Info("decided", "action", action, "request_id", id, "user", to.User)
-}
-
-// decided describes a request that is no longer in the state a click needs.
-func decided(r *symbot.Request) error {
-	d := &symbot.DecidedError{ID: r.ID, State: r.State, By: symbot.System}
-	if t, ok := r.LastTransition(); ok {
-		d.By, d.At, d.Note = t.By, t.At, t.Note
-	}
-	if r.State == symbot.StateActive || r.State == symbot.StateApproved {
-		d.State = symbot.StateApproved
-		if t, ok := lastBy(r, symbot.StateApproved); ok {
-			d.By, d.At, d.Note = t.By, t.At, t.Note
-		}
-	}
-	return d
 }
