@@ -53,7 +53,7 @@ func commands() []command {
 		{"iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", "print the IAM trust and permission policies to paste into AWS", iamPolicyCmd},
 		{"requests", "[--config FILE] [--json]", "list pending and approved requests (asks the running daemon)", requestsCmd},
 		{"grants", "[--config FILE] [--json]", "list active grants (asks the running daemon)", grantsCmd},
-		{"revoke", "ID [--reason TEXT] [--config FILE]", "end an active grant now and remove the membership", revokeCmd},
+		{"revoke", "ID [--reason TEXT] [--config FILE]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
 		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
 		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
 		{"version", "", "print the version", versionCmd},
