@@ -114,6 +114,15 @@ type Job struct {
 	LeaseUntil time.Time
 }
 
+// ClaimableAt is when j can be claimed: the later of NotBefore and the end
+// of its lease.
+func (j *Job) ClaimableAt() time.Time {
+	if j.LeaseUntil.After(j.NotBefore) {
+		return j.LeaseUntil
+	}
+	return j.NotBefore
+}
+
 // AuditEntry is one link of the hash-chained audit log.
 type AuditEntry struct {
 	Seq       uint64 // assigned by the store, from 1, no gaps

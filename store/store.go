@@ -886,18 +886,10 @@ func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
 	return ids, nil
 }
 
-// jobDue is when j becomes claimable: the later of NotBefore and LeaseUntil.
-func jobDue(j *symbot.Job) time.Time {
-	if j.LeaseUntil.After(j.NotBefore) {
-		return j.LeaseUntil
-	}
-	return j.NotBefore
-}
-
 // jobIndexKeys returns the index keys of j by bucket, and their values.
 func jobIndexKeys(j *symbot.Job) (keys, vals map[string][]byte) {
 	id := u64(j.ID)
-	keys = map[string][]byte{string(bucketJobDue): timeKey(jobDue(j), id)}
+	keys = map[string][]byte{string(bucketJobDue): timeKey(j.ClaimableAt(), id)}
 	vals = map[string][]byte{string(bucketJobDue): []byte(j.Lane)}
 	if j.Lane != "" {
 		keys[string(bucketJobLane)] = strKey(j.Lane, id)

@@ -137,7 +137,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		if j.Lane != "" && heads[j.Lane] != id {
 			continue
 		}
-		if jobDue(j).After(now) {
+		if j.ClaimableAt().After(now) {
 			continue
 		}
 		j.LeaseOwner = owner
@@ -166,7 +166,7 @@ func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
 		if j.Lane != "" && heads[j.Lane] != id {
 			continue
 		}
-		at := jobDue(j)
+		at := j.ClaimableAt()
 		if !ok || at.Before(best) {
 			best, ok = at, true
 		}
@@ -241,14 +241,6 @@ func (s *Store) laneHeads() map[string]uint64 {
 		}
 	}
 	return heads
-}
-
-// jobDue is when j becomes claimable: the later of NotBefore and LeaseUntil.
-func jobDue(j *symbot.Job) time.Time {
-	if j.LeaseUntil.After(j.NotBefore) {
-		return j.LeaseUntil
-	}
-	return j.NotBefore
 }
 
 // tx is a transaction. Writable transactions record an undo log.
