@@ -342,6 +342,8 @@ type Metrics struct {
 
 	mu         sync.Mutex
 	stats      func() symbot.Stats
+	statsAt    time.Time    // when statsLast was read
+	statsLast  symbot.Stats // shared by the gauges of one scrape
 	reconnects func() int64
 	external   map[string]func() map[string]int64 // service -> result -> count
 }
@@ -358,13 +360,11 @@ func NewMetrics(reg *Registry) *Metrics {
 
 	stat := func(pick func(symbot.Stats) float64) func() []Sample {
 		return func() []Sample {
-			m.mu.Lock()
-			fn := m.stats
-			m.mu.Unlock()
-			if fn == nil {
+			s, ok := m.snapshot()
+			if !ok {
 				return nil
 			}
-			return []Sample{{Value: pick(fn())}}
+			return []Sample{{Value: pick(s)}}
 		}
 	}
 	reg.GaugeFunc("symbot_pending_jobs", "Durable jobs stored and not yet done.", nil,
@@ -424,10 +424,24 @@ func (m *Metrics) RevokeLag(d time.Duration) { m.revokeLag.Observe(d.Seconds()) 
 // JobResult implements symbot.Metrics.
 func (m *Metrics) JobResult(kind symbot.JobKind, result string) { m.jobs.Inc(string(kind), result) }
 
+// snapshot returns the engine's stats, read at most once a second: the
+// several gauges of one scrape share one read (it scans the stored jobs).
+func (m *Metrics) snapshot() (symbot.Stats, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stats == nil {
+		return symbot.Stats{}, false
+	}
+	if now := time.Now(); now.Sub(m.statsAt) >= time.Second {
+		m.statsLast, m.statsAt = m.stats(), now
+	}
+	return m.statsLast, true
+}
+
 // SetStats plugs in the engine's Stats for the job and revocation gauges.
 func (m *Metrics) SetStats(fn func() symbot.Stats) {
 	m.mu.Lock()
-	m.stats = fn
+	m.stats, m.statsAt = fn, time.Time{}
 	m.mu.Unlock()
 }
 

@@ -334,3 +334,23 @@ func BenchmarkMetricsObserve(b *testing.B) {
 		}
 	})
 }
+
+// TestOneStatsReadPerScrape: the engine's Stats scans the stored jobs, so
+// the gauges of one scrape must share one read.
+func TestOneStatsReadPerScrape(t *testing.T) {
+	m := NewMetrics(NewRegistry())
+	calls := 0
+	m.SetStats(func() symbot.Stats { calls++; return symbot.Stats{PendingJobs: 3, FailingRevokes: 1} })
+	var b strings.Builder
+	if _, err := m.Registry.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("Stats read %d times for one scrape, want 1", calls)
+	}
+	for _, want := range []string{"symbot_pending_jobs 3", "symbot_failing_revocations 1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}
