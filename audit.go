@@ -5,7 +5,20 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"time"
 )
+
+// AuditEntry is one link of the hash-chained audit log.
+type AuditEntry struct {
+	Seq       uint64 // assigned by the store, from 1, no gaps
+	At        time.Time
+	RequestID string
+	Actor     string // Slack user id, or System
+	Action    string // e.g. "request", "approve", "state:active", "job:grant:ok"
+	Detail    string // never a secret
+	PrevHash  string // Hash of the previous entry; "" for the first
+	Hash      string // ComputeHash of this entry
+}
 
 // ComputeHash returns the hex SHA-256 of the entry's fields and PrevHash, in
 // a length-prefixed encoding so that no two different entries collide by

@@ -1,7 +1,6 @@
-// Package symbot is the domain of symbot: flows and their targets, access
-// requests and their state machine, the approval policy, the durable-job
-// engine and scheduler, the audit chain, and the interfaces that the store,
-// Okta, AWS and Slack adapters implement. It imports only the standard library.
+// Flows and targets: what can be requested, for how long and approved by
+// whom; their validation; duration syntax; and the engine's flow lookup.
+
 package symbot
 
 import (
@@ -318,4 +317,96 @@ func FormatDuration(d time.Duration) string {
 		return d.String()
 	}
 	return b.String()
+}
+
+// Flows returns the configured flows (after defaults).
+func (e *Engine) Flows() []Flow { return slices.Clone(e.flows) }
+
+// Flow returns the flow with the given name.
+func (e *Engine) Flow(name string) (*Flow, bool) {
+	f, ok := e.byName[strings.ToLower(name)]
+	if !ok {
+		return nil, false
+	}
+	c := *f
+	return &c, true
+}
+
+// ResolveTarget finds the flow and target for the input's names.
+func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, error) {
+	if flowName == "" {
+		if f, t, ok := strings.Cut(targetName, "/"); ok {
+			flowName, targetName = f, t
+		}
+	}
+	targetName = strings.TrimSpace(targetName)
+	if flowName != "" {
+		f, ok := e.byName[strings.ToLower(flowName)]
+		if !ok {
+			return nil, Target{}, &InputError{Field: "flow", Problem: fmt.Sprintf("no flow named %q; choose one of: %s", flowName, e.flowNames())}
+		}
+		if targetName == "" {
+			return nil, Target{}, &InputError{Field: "target", Problem: "missing: choose one of: " + targetNames(f)}
+		}
+		t, ok := f.Target(targetName)
+		if !ok {
+			return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("flow %s has no target %q; choose one of: %s", f.Name, targetName, targetNames(f))}
+		}
+		return f, t, nil
+	}
+	if targetName == "" {
+		return nil, Target{}, &InputError{Field: "target", Problem: "missing: name the target you need"}
+	}
+	var found []*Flow
+	var tgt Target
+	for i := range e.flows {
+		if t, ok := e.flows[i].Target(targetName); ok {
+			found = append(found, &e.flows[i])
+			tgt = t
+		}
+	}
+	switch len(found) {
+	case 0:
+		var all []Target
+		for i := range e.flows {
+			all = append(all, e.flows[i].Targets...)
+		}
+		return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("no target named %q; choose one of: %s", targetName, list(all, func(t Target) string { return t.Name }))}
+	case 1:
+		return found[0], tgt, nil
+	}
+	opts := list(found, func(f *Flow) string { return f.Name + "/" + targetName })
+	return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("target %q is in several flows; write one of: %s", targetName, opts)}
+}
+
+// list joins the names of xs for a message: "a, b, c".
+func list[T any](xs []T, name func(T) string) string {
+	n := make([]string, len(xs))
+	for i, x := range xs {
+		n[i] = name(x)
+	}
+	return strings.Join(n, ", ")
+}
+
+func (e *Engine) flowNames() string { return list(e.flows, func(f Flow) string { return f.Name }) }
+
+func targetNames(f *Flow) string { return list(f.Targets, func(t Target) string { return t.Name }) }
+
+func durationList(f *Flow) string { return list(f.Durations, FormatDuration) }
+
+func (e *Engine) flowOf(r *Request) (*Flow, error) {
+	f, ok := e.byName[strings.ToLower(r.Flow)]
+	if !ok {
+		return nil, fmt.Errorf("request %s: flow %q is no longer configured: %w", r.ID, r.Flow, ErrNotFound)
+	}
+	return f, nil
+}
+
+// flowFor returns r's flow, or a minimal stand-in when the flow was removed
+// from the configuration (its messages must still be sent).
+func (e *Engine) flowFor(r *Request) *Flow {
+	if f, err := e.flowOf(r); err == nil {
+		return f
+	}
+	return &Flow{Name: r.Flow, Label: r.Flow, Targets: []Target{{Name: r.Target, Label: r.Target, GroupID: r.GroupID}}}
 }

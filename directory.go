@@ -1,0 +1,48 @@
+// The Directory port (Okta): people, group membership, the token source, and
+// the cached Slack-to-Okta identity.
+
+package symbot
+
+import (
+	"context"
+	"time"
+)
+
+// DirUser is a person in the directory (Okta).
+type DirUser struct {
+	ID     string
+	Login  string
+	Email  string
+	Status string // ACTIVE, SUSPENDED, ...
+}
+
+// Directory is the identity provider: Okta. Errors wrap ErrUserNotFound,
+// ErrUserNotActive, ErrGroupNotFound, ErrTokenRejected, ErrRateLimited or
+// ErrUnavailable.
+type Directory interface {
+	// ResolveUser finds the active directory user for a Slack person.
+	ResolveUser(ctx context.Context, p Person) (DirUser, error)
+	IsMember(ctx context.Context, userID, groupID string) (bool, error)
+	// AddMember and RemoveMember are idempotent.
+	AddMember(ctx context.Context, userID, groupID string) error
+	RemoveMember(ctx context.Context, userID, groupID string) error
+}
+
+// TokenSource hands out a secret (the Okta API token) and fetches it anew
+// when the consumer finds it stale.
+type TokenSource interface {
+	// Token returns the current token, from cache when fresh.
+	Token(ctx context.Context) (string, error)
+	// Refresh fetches the token again unless it already changed from stale
+	// (another caller refreshed it), and returns the new token.
+	Refresh(ctx context.Context, stale string) (string, error)
+}
+
+// Identity caches the mapping from a Slack user to an Okta user.
+type Identity struct {
+	SlackID    string
+	Email      string
+	OktaUserID string
+	OktaLogin  string
+	CachedAt   time.Time
+}

@@ -1,0 +1,298 @@
+// Durable jobs: their kinds and fields, queueing them in a transaction,
+// completing them, and retrying or giving up with backoff.
+
+package symbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// JobKind is the kind of side effect a job performs.
+type JobKind string
+
+// Job kinds.
+const (
+	JobGrant  JobKind = "grant"  // add the Okta membership
+	JobRevoke JobKind = "revoke" // remove the Okta membership (never gives up)
+	JobPost   JobKind = "post"   // post the approval message
+	JobUpdate JobKind = "update" // update the approval message + thread reply
+	JobNotify JobKind = "notify" // DM a person
+	JobAlert  JobKind = "alert"  // tell operators
+)
+
+// Job is one durable side effect, written in the same transaction as the
+// state change that causes it.
+type Job struct {
+	ID        uint64 // assigned by the store, increasing
+	Kind      JobKind
+	RequestID string
+	Event     Event
+	To        string // JobNotify: Slack user id
+	Text      string // JobAlert: the text
+	// Lane orders jobs: of the jobs that share a non-empty lane, only the
+	// one with the lowest ID may be claimed. Empty means unordered.
+	Lane      string
+	Attempts  int
+	NotBefore time.Time // not due before this
+	LastError string
+	Alerted   bool // a stuck alert was raised for this job
+	CreatedAt time.Time
+
+	LeaseOwner string
+	LeaseUntil time.Time
+}
+
+// ClaimableAt is when j can be claimed: the later of NotBefore and the end
+// of its lease.
+func (j *Job) ClaimableAt() time.Time {
+	if j.LeaseUntil.After(j.NotBefore) {
+		return j.LeaseUntil
+	}
+	return j.NotBefore
+}
+
+// laneFor orders jobs: the approval message's post and updates in one lane,
+// the requester's DMs in another; Okta jobs are serialised by a lock instead.
+func laneFor(j *Job) string {
+	switch j.Kind {
+	case JobPost, JobUpdate:
+		return "msg:" + j.RequestID
+	case JobNotify:
+		return "dm:" + j.RequestID + ":" + j.To
+	}
+	return ""
+}
+
+func (e *Engine) addJob(tx Tx, now time.Time, j *Job) error {
+	j.CreatedAt = now
+	j.NotBefore = now
+	if j.Lane == "" {
+		j.Lane = laneFor(j)
+	}
+	return tx.AddJob(j)
+}
+
+func (e *Engine) addJobs(tx Tx, now time.Time, jobs ...*Job) error {
+	for _, j := range jobs {
+		if err := e.addJob(tx, now, j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// complete runs fn, deletes the job and audits its success, in one transaction.
+func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
+	now := e.now()
+	err := e.store.Update(ctx, func(tx Tx) error {
+		if _, err := tx.Job(j.ID); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil // finished elsewhere
+			}
+			return err
+		}
+		if fn != nil {
+			if err := fn(tx, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteJob(j.ID); err != nil {
+			return err
+		}
+		return e.audit(tx, now, j.RequestID, System, "job:"+string(j.Kind)+":ok", detail)
+	})
+	if err != nil {
+		return fmt.Errorf("complete %s job: %w", j.Kind, err)
+	}
+	e.kickExecutor()
+	return nil
+}
+
+func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Logger) error {
+	now := e.now()
+	var result, failedFlow string
+	var alerted, abandoned bool
+	err := e.store.Update(ctx, func(tx Tx) error {
+		// The store may run this more than once: only note what to count.
+		result, failedFlow, alerted, abandoned = "", "", false, false
+		jj, err := tx.Job(j.ID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		jj.Attempts++
+		jj.LastError = errText(jerr)
+		jj.LeaseOwner, jj.LeaseUntil = "", time.Time{}
+		permanent := IsPermanent(jerr)
+		detail := fmt.Sprintf("attempt %d: %s", jj.Attempts, jj.LastError)
+		capd := e.retryMax()
+		switch jj.Kind {
+		case JobGrant:
+			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 10) {
+				result = "failed"
+				if err := e.audit(tx, now, j.RequestID, System, "job:grant:failed", detail); err != nil {
+					return err
+				}
+				if err := tx.DeleteJob(jj.ID); err != nil {
+					return err
+				}
+				failedFlow, err = e.failRequest(tx, now, j.RequestID, jerr, jj.Attempts)
+				return err
+			}
+		case JobRevoke:
+			// Revocation never gives up.
+			capd = orDefault(e.RevokeRetryMax, time.Minute)
+			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
+				jj.Alerted = true
+				alerted = true
+				r, rerr := tx.Request(j.RequestID)
+				who := ""
+				if rerr == nil {
+					who = fmt.Sprintf(" (%s in Okta group %s)", r.OktaLogin, r.GroupID)
+				}
+				if err := e.addJob(tx, now, &Job{Kind: JobAlert, RequestID: j.RequestID, Event: EventRevokeStuck,
+					Text: fmt.Sprintf("Removing access for request %s%s has failed %d times and is still being retried. Last error: %s", j.RequestID, who, jj.Attempts, jj.LastError)}); err != nil {
+					return err
+				}
+			}
+		default:
+			// The approval message is never given up while the request is
+			// live: a channel or scope problem is fixed by a person (the
+			// bot reports it once), and then the request appears.
+			if jj.Kind != JobPost && (permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12)) {
+				result = "failed"
+				abandoned = true
+				if err := tx.DeleteJob(jj.ID); err != nil {
+					return err
+				}
+				return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":abandoned", detail)
+			}
+		}
+		delay := e.backoff(jj.Attempts, capd)
+		var ra *RetryAfterError
+		if errors.As(jerr, &ra) {
+			delay = max(delay, ra.After)
+		}
+		jj.NotBefore = now.Add(delay)
+		result = "retry"
+		if err := tx.UpdateJob(jj); err != nil {
+			return err
+		}
+		return e.audit(tx, now, j.RequestID, System, "job:"+string(jj.Kind)+":error", detail)
+	})
+	if err != nil {
+		return err
+	}
+	if alerted {
+		e.revokeAlerts.Add(1)
+	}
+	if abandoned {
+		e.jobsAbandoned.Add(1)
+	}
+	if result != "" {
+		e.jobResult(j.Kind, result)
+	}
+	if failedFlow != "" {
+		e.observe(failedFlow, StateFailed)
+	}
+	log.Warn("job attempt failed", "err", jerr, "result", result)
+	e.kickExecutor()
+	return nil
+}
+
+// backoff returns the delay before attempt n+1: exponential from RetryBase,
+// capped, with jitter in [d/2, d].
+func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
+	d := orDefault(e.RetryBase, time.Second)
+	for i := 1; i < attempts && d < capd; i++ {
+		d *= 2
+	}
+	d = min(d, capd)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// errText is an error's text for the audit trail and messages, cut at 500
+// bytes on a character boundary.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) <= 500 {
+		return s
+	}
+	cut := 500
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// failReason turns a grant error into words for people (the raw error goes
+// to the log and the audit trail), and says whether operators must be told.
+func failReason(err error, attempts int) (reason string, alert bool) {
+	switch {
+	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrUserNotActive):
+		// The directory's own words: "no active Okta user with the email x@y".
+		msg := strings.TrimPrefix(err.Error(), resolvePrefix)
+		for _, sentinel := range []error{ErrUserNotFound, ErrUserNotActive} {
+			msg = strings.TrimSuffix(msg, ": "+sentinel.Error())
+		}
+		return msg, false
+	case errors.Is(err, ErrGroupNotFound):
+		return "the Okta group of this target does not exist; the symbot operators were alerted to fix the flow's group_id", true
+	case errors.Is(err, ErrTokenRejected), errors.Is(err, ErrAccessDenied), errors.Is(err, ErrSecretNotFound):
+		return "symbot's own credentials for Okta or AWS were refused; the symbot operators were alerted", true
+	}
+	return fmt.Sprintf("Okta or AWS did not answer after %d attempts; the symbot operators were alerted. Try again later", attempts), true
+}
+
+// failRequest ends an approved request whose grant failed, and returns its
+// flow ("" when the request was no longer approved).
+func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attempts int) (string, error) {
+	r, err := tx.Request(id)
+	if err != nil {
+		return "", err
+	}
+	if r.State != StateApproved {
+		return "", nil
+	}
+	reason, alert := failReason(cause, attempts)
+	r.FailReason = reason
+	if err := r.transition(StateFailed, System, now, r.FailReason); err != nil {
+		return "", err
+	}
+	jobs := []*Job{
+		{Kind: JobUpdate, RequestID: r.ID, Event: EventFailed},
+		{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: r.Requester.SlackID},
+	}
+	for _, d := range r.Approvals {
+		if d.By != r.Requester.SlackID {
+			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: d.By})
+		}
+	}
+	if alert {
+		jobs = append(jobs, &Job{Kind: JobAlert, RequestID: r.ID, Event: EventFailed,
+			Text: fmt.Sprintf("The grant of request %s (Okta group %s) failed after %d attempt(s): %s", r.ID, r.GroupID, attempts, errText(cause))})
+	}
+	// If the add may have happened, make sure it is undone.
+	if r.GrantChecked && !r.Preexisting {
+		r.Removed = false
+		jobs = append(jobs, &Job{Kind: JobRevoke, RequestID: r.ID})
+	} else {
+		r.Removed = true
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return "", err
+	}
+	if err := e.audit(tx, now, r.ID, System, "state:failed", r.FailReason); err != nil {
+		return "", err
+	}
+	return r.Flow, e.addJobs(tx, now, jobs...)
+}

@@ -1,0 +1,469 @@
+// The transactional commands that move a request through its life: submit,
+// extend, approve, deny, cancel and revoke.
+
+package symbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RequestInput is what a person asks for.
+type RequestInput struct {
+	Flow     string // empty: inferred from a target name unique across flows
+	Target   string // target name, or "flow/target"
+	Duration time.Duration
+	Reason   string
+}
+
+// MaxReasonLength bounds the reason text.
+const MaxReasonLength = 2000
+
+// Submit records a new request (or an extension of an active grant of the
+// same target) and queues its approval message.
+func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
+	f, t, err := e.ResolveTarget(in.Flow, in.Target)
+	if err != nil {
+		return nil, err
+	}
+	if actor.SlackID == "" {
+		return nil, &InputError{Field: "requester", Problem: "missing Slack user id"}
+	}
+	if actor.IsBot {
+		return nil, &PolicyError{Reason: "bots cannot request access"}
+	}
+	if actor.IsGuest && !f.AllowGuests {
+		return nil, &PolicyError{Reason: fmt.Sprintf("guests cannot request access in flow %s", f.Name)}
+	}
+	if !f.AllowsDuration(in.Duration) {
+		return nil, &InputError{Field: "duration", Problem: fmt.Sprintf("%s is not offered by flow %s; choose one of: %s", FormatDuration(in.Duration), f.Name, durationList(f))}
+	}
+	reason := strings.TrimSpace(in.Reason)
+	if reason == "" {
+		return nil, &InputError{Field: "reason", Problem: "required: say why you need this access"}
+	}
+	if len(reason) > MaxReasonLength {
+		return nil, &InputError{Field: "reason", Problem: fmt.Sprintf("too long (%d characters; at most %d)", len(reason), MaxReasonLength)}
+	}
+	now := e.now()
+	var out *Request
+	err = e.store.Update(ctx, func(tx Tx) error {
+		mine, err := tx.RequestsByRequester(actor.SlackID)
+		if err != nil {
+			return err
+		}
+		var extends string
+		for _, o := range mine {
+			if o.GroupID != t.GroupID || !strings.EqualFold(o.Flow, f.Name) {
+				continue
+			}
+			switch o.State {
+			case StatePending, StateApproved:
+				return &DuplicateError{ExistingID: o.ID, Message: o.Message}
+			case StateActive:
+				extends = o.ID
+			}
+		}
+		seq, err := tx.NextSeq("request")
+		if err != nil {
+			return err
+		}
+		r := &Request{
+			ID:        fmt.Sprintf("SYM-%d", seq),
+			Flow:      f.Name,
+			Target:    t.Name,
+			GroupID:   t.GroupID,
+			Requester: actor.Person,
+			Duration:  in.Duration,
+			Reason:    reason,
+			State:     StatePending,
+			CreatedAt: now,
+			UpdatedAt: now,
+			TimeoutAt: now.Add(f.ApprovalTimeout),
+
+			ExtensionOf: extends,
+		}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("flow=%s target=%s group=%s duration=%s", f.Name, t.Name, t.GroupID, FormatDuration(in.Duration))
+		if extends != "" {
+			detail += " extends=" + extends
+		}
+		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
+			return err
+		}
+		if err := e.addJob(tx, now, &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("submit request: %w", err)
+	}
+	e.observe(f.Name, StatePending)
+	e.kick()
+	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf)
+	return out.Clone(), nil
+}
+
+// Extend starts an extension request for the active grant id, for the same
+// flow and target.
+func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Duration, reason string) (*Request, error) {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Requester.SlackID != actor.SlackID {
+		return nil, &PolicyError{Reason: "only the person who holds this access can ask to extend it"}
+	}
+	if r.State != StateActive {
+		return nil, &PolicyError{Reason: fmt.Sprintf("request %s is %s, not active: make a new request instead", r.ID, r.State)}
+	}
+	if d == 0 {
+		d = r.Duration
+	}
+	return e.Submit(ctx, actor, RequestInput{Flow: r.Flow, Target: r.Target, Duration: d, Reason: reason})
+}
+
+// Approve records actor's approval. When the flow's quorum is reached the
+// request is approved and the grant is queued (or, for an extension of a
+// still-active grant, that grant's expiry moves out).
+func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	r, f, err := e.loadForDecision(ctx, id, actor, VerbApprove)
+	if err != nil {
+		return nil, err
+	}
+	note = strings.TrimSpace(note)
+	now := e.now()
+	var out *Request
+	var reachedState State
+	err = e.store.Update(ctx, func(tx Tx) error {
+		reachedState = "" // the store may run this more than once
+		r, err := tx.Request(r.ID)
+		if err != nil {
+			return err
+		}
+		if r.State != StatePending {
+			return r.Decided()
+		}
+		for _, d := range r.Approvals {
+			if d.By == actor.SlackID {
+				return &PolicyError{Reason: fmt.Sprintf("you already approved %s; it needs %d more approval(s) from someone else", r.ID, f.ApprovalsRequired-len(r.Approvals))}
+			}
+		}
+		r.Approvals = append(r.Approvals, Decision{By: actor.SlackID, Name: actor.Name, At: now, Note: note})
+		r.UpdatedAt = now
+		if err := e.audit(tx, now, r.ID, actor.SlackID, "approve", fmt.Sprintf("approval %d of %d", len(r.Approvals), f.ApprovalsRequired)); err != nil {
+			return err
+		}
+		if len(r.Approvals) < f.ApprovalsRequired {
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+			out = r
+			return e.addJob(tx, now, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproval})
+		}
+		if err := r.transition(StateApproved, actor.SlackID, now, note); err != nil {
+			return err
+		}
+		r.TimeoutAt = time.Time{}
+		reachedState = StateApproved
+		if err := e.audit(tx, now, r.ID, actor.SlackID, "state:approved", note); err != nil {
+			return err
+		}
+		if r.ExtensionOf != "" {
+			extended, err := e.mergeExtension(tx, now, f, r)
+			if err != nil {
+				return err
+			}
+			if extended {
+				reachedState = StateExtended
+				out = r
+				return nil
+			}
+		}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		out = r
+		return e.addJobs(tx, now,
+			&Job{Kind: JobGrant, RequestID: r.ID},
+			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
+			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
+		)
+	})
+	if err != nil {
+		return nil, e.wrapDecision("approve", err)
+	}
+	if reachedState != "" {
+		e.observe(f.Name, reachedState)
+	}
+	e.kick()
+	e.log().Info("approval recorded", "request_id", out.ID, "by", actor.SlackID, "state", out.State)
+	return out.Clone(), nil
+}
+
+// mergeExtension applies an approved extension r to the grant it extends.
+// It reports false when that grant is no longer active (r then becomes an
+// ordinary grant).
+func (e *Engine) mergeExtension(tx Tx, now time.Time, f *Flow, r *Request) (bool, error) {
+	orig, err := tx.Request(r.ExtensionOf)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if orig.State != StateActive {
+		return false, nil
+	}
+	newExp := orig.ExpiresAt.Add(r.Duration)
+	if limit := now.Add(f.MaxDuration()); newExp.After(limit) {
+		newExp = limit
+	}
+	if newExp.Before(orig.ExpiresAt) {
+		newExp = orig.ExpiresAt
+	}
+	orig.ExpiresAt = newExp
+	orig.WarnAt = warnAt(f, orig.GrantedAt, newExp)
+	orig.Warned = false
+	orig.ExtendedBy = append(orig.ExtendedBy, r.ID)
+	orig.UpdatedAt = now
+	note := fmt.Sprintf("extended %s until %s", orig.ID, newExp.UTC().Format(time.RFC3339))
+	if err := r.transition(StateExtended, System, now, note); err != nil {
+		return false, err
+	}
+	r.ExpiresAt = newExp
+	if err := tx.PutRequest(orig); err != nil {
+		return false, err
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return false, err
+	}
+	if err := e.audit(tx, now, r.ID, System, "state:extended", note); err != nil {
+		return false, err
+	}
+	if err := e.audit(tx, now, orig.ID, System, "extend", fmt.Sprintf("by %s until %s", r.ID, newExp.UTC().Format(time.RFC3339))); err != nil {
+		return false, err
+	}
+	return true, e.addJobs(tx, now,
+		&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExtended},
+		&Job{Kind: JobUpdate, RequestID: orig.ID, Event: EventExtended},
+		&Job{Kind: JobNotify, RequestID: r.ID, Event: EventExtended, To: r.Requester.SlackID},
+	)
+}
+
+func warnAt(f *Flow, from, expires time.Time) time.Time {
+	if f.ExpiryWarning <= 0 {
+		return time.Time{}
+	}
+	w := expires.Add(-f.ExpiryWarning)
+	if !w.After(from) {
+		return time.Time{}
+	}
+	return w
+}
+
+// Deny ends a pending request; any approver may deny.
+func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	r, f, err := e.loadForDecision(ctx, id, actor, VerbDeny)
+	if err != nil {
+		return nil, err
+	}
+	note = strings.TrimSpace(note)
+	now := e.now()
+	out, err := e.finishPending(ctx, r.ID, now, StateDenied, actor.SlackID, note, EventDenied, true)
+	if err != nil {
+		return nil, e.wrapDecision("deny", err)
+	}
+	e.observe(f.Name, StateDenied)
+	e.kick()
+	e.log().Info("request denied", "request_id", out.ID, "by", actor.SlackID)
+	return out, nil
+}
+
+// Cancel withdraws a pending request; only its requester may.
+func (e *Engine) Cancel(ctx context.Context, id string, actor Actor) (*Request, error) {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Requester.SlackID != actor.SlackID {
+		return nil, &PolicyError{Reason: "only the requester can cancel a request"}
+	}
+	out, err := e.finishPending(ctx, r.ID, e.now(), StateCancelled, actor.SlackID, "", EventCancelled, false)
+	if err != nil {
+		return nil, e.wrapDecision("cancel", err)
+	}
+	e.observe(r.Flow, StateCancelled)
+	e.kick()
+	return out, nil
+}
+
+func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to State, by, note string, ev Event, dm bool) (*Request, error) {
+	var out *Request
+	err := e.store.Update(ctx, func(tx Tx) error {
+		r, err := tx.Request(id)
+		if err != nil {
+			return err
+		}
+		if r.State != StatePending {
+			return r.Decided()
+		}
+		if err := r.transition(to, by, now, note); err != nil {
+			return err
+		}
+		r.TimeoutAt = time.Time{}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		if err := e.audit(tx, now, r.ID, by, "state:"+string(to), note); err != nil {
+			return err
+		}
+		jobs := []*Job{{Kind: JobUpdate, RequestID: r.ID, Event: ev}}
+		if dm {
+			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: ev, To: r.Requester.SlackID})
+		}
+		out = r
+		return e.addJobs(tx, now, jobs...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// Revoke ends active access early. The requester may always relinquish;
+// approvers may revoke when the flow allows it.
+func (e *Engine) Revoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	if err := e.mayRevoke(ctx, id, actor); err != nil {
+		return nil, err
+	}
+	return e.revoke(ctx, id, actor.SlackID, note)
+}
+
+// AdminRevoke ends active access (or denies a pending request) on an
+// operator's command.
+func (e *Engine) AdminRevoke(ctx context.Context, id, reason string) (*Request, error) {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State == StatePending {
+		out, err := e.finishPending(ctx, id, e.now(), StateDenied, "admin", reason, EventDenied, true)
+		if err != nil {
+			return nil, e.wrapDecision("revoke", err)
+		}
+		e.observe(r.Flow, StateDenied)
+		e.kick()
+		return out, nil
+	}
+	return e.revoke(ctx, id, "admin", reason)
+}
+
+func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, error) {
+	now := e.now()
+	var out *Request
+	var cancelled []string
+	// errNeedLock: the request is approved and its grant job has recorded
+	// the membership check, so the add may be about to happen; take the
+	// membership lock (held by the grant job through its add) and retry, so
+	// that nothing is added after the revocation is acknowledged.
+	errNeedLock := errors.New("need the membership lock")
+	want := "" // the lock the transaction asked for
+	for attempt := 0; ; attempt++ {
+		held := want // the lock held during this attempt ("" for none)
+		unlock := func() {}
+		if held != "" {
+			unlock = e.locks.Lock(held)
+		}
+		err := e.store.Update(ctx, func(tx Tx) error {
+			// The store may run this more than once: decide only from tx
+			// and from what is held, never from a previous run.
+			out, cancelled = nil, nil
+			r, err := tx.Request(id)
+			if err != nil {
+				return err
+			}
+			// An approved request whose grant is in flight (or keeps failing)
+			// can be stopped too; the removal job undoes an add that happened.
+			if r.State != StateActive && r.State != StateApproved {
+				return r.Decided()
+			}
+			if r.State == StateApproved && r.GrantChecked {
+				if key := membershipKey(r.OktaUserID, r.GroupID); key != held {
+					want = key
+					return errNeedLock
+				}
+			}
+			if err := r.transition(StateRevoked, by, now, note); err != nil {
+				return err
+			}
+			r.Removed = false
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+			action := "state:revoked"
+			if by == r.Requester.SlackID {
+				action = "state:revoked (relinquished)"
+			}
+			if err := e.audit(tx, now, r.ID, by, action, note); err != nil {
+				return err
+			}
+			out = r
+			jobs := []*Job{
+				{Kind: JobRevoke, RequestID: r.ID},
+				{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
+			}
+			if by != r.Requester.SlackID {
+				jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
+			}
+			// A pending extension of revoked access must not bring it back.
+			mine, err := tx.RequestsByRequester(r.Requester.SlackID)
+			if err != nil {
+				return err
+			}
+			for _, x := range mine {
+				if x.ExtensionOf != r.ID || x.State != StatePending {
+					continue
+				}
+				xnote := "the access it extends (" + r.ID + ") was revoked"
+				if err := x.transition(StateCancelled, System, now, xnote); err != nil {
+					return err
+				}
+				x.TimeoutAt = time.Time{}
+				if err := tx.PutRequest(x); err != nil {
+					return err
+				}
+				if err := e.audit(tx, now, x.ID, System, "state:cancelled", xnote); err != nil {
+					return err
+				}
+				jobs = append(jobs,
+					&Job{Kind: JobUpdate, RequestID: x.ID, Event: EventCancelled},
+					&Job{Kind: JobNotify, RequestID: x.ID, Event: EventCancelled, To: x.Requester.SlackID})
+				cancelled = append(cancelled, x.ID)
+			}
+			return e.addJobs(tx, now, jobs...)
+		})
+		unlock()
+		if errors.Is(err, errNeedLock) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, e.wrapDecision("revoke", err)
+		}
+		break
+	}
+	e.observe(out.Flow, StateRevoked)
+	for range cancelled {
+		e.observe(out.Flow, StateCancelled)
+	}
+	e.kick()
+	e.log().Info("access revoked", "request_id", out.ID, "by", by, "cancelled_extensions", cancelled)
+	return out.Clone(), nil
+}

@@ -1,0 +1,284 @@
+// The Okta membership jobs: grant and revoke, serialised per (person,
+// group), never removing a membership another grant or the person's own
+// prior membership still needs.
+
+package symbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+const resolvePrefix = "resolve Okta user: "
+
+func membershipKey(uid, gid string) string { return uid + "|" + gid }
+
+// others returns the other requests of r's requester for the same Okta
+// user and group that satisfy keep.
+func others(tx Tx, r *Request, uid string, keep func(*Request) bool) ([]*Request, error) {
+	rs, err := tx.RequestsByRequester(r.Requester.SlackID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for _, o := range rs {
+		if o.ID != r.ID && o.GroupID == r.GroupID && o.OktaUserID == uid && keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) execGrant(ctx context.Context, j Job) error {
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	if r.State != StateApproved {
+		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+	}
+	uid, login := r.OktaUserID, r.OktaLogin
+	if !r.GrantChecked {
+		u, err := e.dir.ResolveUser(ctx, r.Requester)
+		if err != nil {
+			return fmt.Errorf(resolvePrefix+"%w", err)
+		}
+		uid, login = u.ID, u.Login
+	}
+	unlock := e.locks.Lock(membershipKey(uid, r.GroupID))
+	defer unlock()
+	// Re-read under the lock: a revocation of an approved request whose
+	// check is recorded takes this lock too, so from here on the state
+	// cannot move away from approved until this job is done.
+	if r, err = e.Get(ctx, j.RequestID); err != nil {
+		return err
+	}
+	if r.State != StateApproved {
+		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+	}
+
+	if !r.GrantChecked {
+		// Record whether the person was already a member, before adding.
+		var holders []*Request
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			holders, err = others(tx, r, uid, (*Request).Holding)
+			return err
+		}); err != nil {
+			return err
+		}
+		pre := false
+		if len(holders) > 0 {
+			for _, h := range holders {
+				pre = pre || h.Preexisting
+			}
+		} else {
+			pre, err = e.dir.IsMember(ctx, uid, r.GroupID)
+			if err != nil {
+				return fmt.Errorf("check existing membership: %w", err)
+			}
+		}
+		now := e.now()
+		err = e.store.Update(ctx, func(tx Tx) error {
+			cur, err := tx.Request(r.ID)
+			if err != nil {
+				return err
+			}
+			if cur.State != StateApproved {
+				r = cur
+				return nil
+			}
+			cur.OktaUserID, cur.OktaLogin = uid, login
+			cur.GrantChecked, cur.Preexisting = true, pre
+			if err := tx.PutRequest(cur); err != nil {
+				return err
+			}
+			r = cur
+			return e.audit(tx, now, r.ID, System, "grant:checked", fmt.Sprintf("okta_user=%s member_before=%t", uid, pre))
+		})
+		if err != nil {
+			return err
+		}
+		if r.State != StateApproved {
+			return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+		}
+	}
+	if !r.Preexisting {
+		if err := e.dir.AddMember(ctx, uid, r.GroupID); err != nil {
+			return fmt.Errorf("add user to group: %w", err)
+		}
+	}
+	f := e.flowFor(r)
+	var latency time.Duration
+	granted := false
+	err = e.complete(ctx, j, fmt.Sprintf("okta_user=%s group=%s", uid, r.GroupID), func(tx Tx, now time.Time) error {
+		granted = false // the store may run this more than once
+		cur, err := tx.Request(r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateApproved {
+			return nil
+		}
+		granted = true
+		if err := cur.transition(StateActive, System, now, ""); err != nil {
+			return err
+		}
+		cur.GrantedAt = now
+		cur.ExpiresAt = now.Add(cur.Duration)
+		cur.WarnAt = warnAt(f, now, cur.ExpiresAt)
+		for _, t := range cur.Transitions {
+			if t.To == StateApproved {
+				latency = now.Sub(t.At)
+			}
+		}
+		if err := tx.PutRequest(cur); err != nil {
+			return err
+		}
+		if err := e.audit(tx, now, cur.ID, System, "state:active", "expires "+cur.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+			return err
+		}
+		return e.addJobs(tx, now,
+			&Job{Kind: JobUpdate, RequestID: cur.ID, Event: EventGranted},
+			&Job{Kind: JobNotify, RequestID: cur.ID, Event: EventGranted, To: cur.Requester.SlackID},
+		)
+	})
+	if err != nil {
+		return err
+	}
+	if !granted {
+		return nil
+	}
+	e.kick() // a new expiry may be the next deadline
+	e.observe(r.Flow, StateActive)
+	if e.Metrics != nil {
+		e.Metrics.GrantLatency(r.Flow, latency)
+	}
+	e.log().Info("access granted", "request_id", r.ID, "okta_user", uid, "group", r.GroupID, "preexisting", r.Preexisting)
+	return nil
+}
+
+func (e *Engine) execRevoke(ctx context.Context, j Job) error {
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	if r.Removed || !(r.State == StateExpired || r.State == StateRevoked || r.State == StateFailed) {
+		return e.complete(ctx, j, "nothing to do", nil)
+	}
+	note, kept := "", false
+	if !r.GrantChecked || r.OktaUserID == "" {
+		note = "nothing to remove: the membership was never added"
+	} else {
+		unlock := e.locks.Lock(membershipKey(r.OktaUserID, r.GroupID))
+		defer unlock()
+		var needers []*Request
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			needers, err = others(tx, r, r.OktaUserID, (*Request).Needs)
+			return err
+		}); err != nil {
+			return err
+		}
+		switch {
+		case len(needers) > 0:
+			note, kept = "another active grant ("+needers[0].ID+") still needs it", true
+		case r.Preexisting:
+			note, kept = "the person was a member before symbot granted access", true
+		default:
+			err := e.dir.RemoveMember(ctx, r.OktaUserID, r.GroupID)
+			switch {
+			case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrGroupNotFound):
+				note = "already gone: " + errText(err)
+			case err != nil:
+				return fmt.Errorf("remove user from group: %w", err)
+			default:
+				note = "removed from Okta group " + r.GroupID
+			}
+		}
+	}
+	var lag time.Duration
+	err = e.complete(ctx, j, note, func(tx Tx, now time.Time) error {
+		cur, err := tx.Request(r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Removed {
+			return nil
+		}
+		cur.Removed = true
+		cur.Kept = kept
+		cur.RemovalNote = note
+		cur.UpdatedAt = now
+		if t, ok := cur.LastTransition(); ok {
+			lag = now.Sub(t.At)
+		}
+		if cur.State == StateExpired && !cur.ExpiresAt.IsZero() {
+			lag = now.Sub(cur.ExpiresAt) // includes any scheduler lag
+		}
+		if err := tx.PutRequest(cur); err != nil {
+			return err
+		}
+		if cur.State == StateFailed {
+			return nil
+		}
+		return e.addJobs(tx, now,
+			&Job{Kind: JobUpdate, RequestID: cur.ID, Event: EventRemoved},
+			&Job{Kind: JobNotify, RequestID: cur.ID, Event: EventRemoved, To: cur.Requester.SlackID},
+		)
+	})
+	if err != nil {
+		return err
+	}
+	if e.Metrics != nil {
+		e.Metrics.RevokeLag(lag)
+	}
+	e.log().Info("access removed", "request_id", r.ID, "note", note)
+	return nil
+}
+
+// keyedMutex serialises grant and revoke jobs of one (user, group) pair so
+// that the check of who still needs a membership and the Okta call that
+// follows cannot interleave with another job on the same membership.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) Lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	ent := k.m[key]
+	if ent == nil {
+		ent = &keyedEntry{}
+		k.m[key] = ent
+	}
+	ent.refs++
+	k.mu.Unlock()
+	ent.mu.Lock()
+	return func() {
+		ent.mu.Unlock()
+		k.mu.Lock()
+		ent.refs--
+		if ent.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,107 @@
+// The Notifier port (Slack) and its events, and the jobs that post, update
+// and send messages through it.
+
+package symbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event names what happened to a request; notifications render it.
+type Event string
+
+// Events.
+const (
+	EventRequested   Event = "requested"    // a new request waits for approval
+	EventApproval    Event = "approval"     // one approval recorded, more needed
+	EventApproved    Event = "approved"     // quorum reached; granting
+	EventDenied      Event = "denied"       // an approver denied it
+	EventCancelled   Event = "cancelled"    // the requester withdrew it
+	EventTimedOut    Event = "timed_out"    // nobody decided in time
+	EventGranted     Event = "granted"      // the Okta membership took effect
+	EventExtended    Event = "extended"     // an extension moved the expiry out
+	EventWarning     Event = "warning"      // access expires soon
+	EventExpired     Event = "expired"      // time is up; removal queued
+	EventRevoked     Event = "revoked"      // ended early; removal queued
+	EventRemoved     Event = "removed"      // the membership is gone (or was deliberately kept, see RemovalNote)
+	EventFailed      Event = "failed"       // the grant could not be made
+	EventRevokeStuck Event = "revoke_stuck" // removal keeps failing (alert)
+)
+
+// Notifier tells people what happens. The Slack bot implements it. Every
+// call is made by the executor from a durable job and may be retried, so
+// implementations should be idempotent where the API allows it.
+type Notifier interface {
+	// PostRequest posts the approval message for r in f's channel.
+	PostRequest(ctx context.Context, f *Flow, r *Request) (MessageRef, error)
+	// UpdateRequest re-renders r's approval message in place from r's
+	// current state and replies in its thread about ev.
+	UpdateRequest(ctx context.Context, f *Flow, r *Request, ev Event) error
+	// NotifyUser sends a direct message about ev on r to the Slack user.
+	NotifyUser(ctx context.Context, userID string, f *Flow, r *Request, ev Event) error
+	// Alert reports an operational problem to the operators.
+	Alert(ctx context.Context, a Alert) error
+}
+
+// Alert is an operational problem that needs a person.
+type Alert struct {
+	RequestID string
+	Event     Event
+	Text      string // in words for operators; never a secret
+}
+
+func (e *Engine) execSlack(ctx context.Context, j Job) error {
+	if j.Kind == JobAlert {
+		if err := e.notifier.Alert(ctx, Alert{RequestID: j.RequestID, Event: j.Event, Text: j.Text}); err != nil {
+			return fmt.Errorf("send alert: %w", err)
+		}
+		return e.complete(ctx, j, "", nil)
+	}
+	r, err := e.Get(ctx, j.RequestID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return e.complete(ctx, j, "request gone", nil)
+		}
+		return err
+	}
+	f := e.flowFor(r)
+	switch j.Kind {
+	case JobPost:
+		if r.Message.TS != "" {
+			return e.complete(ctx, j, "already posted", nil)
+		}
+		if r.State.Final() {
+			return e.complete(ctx, j, "not posted: the request is already "+string(r.State), nil)
+		}
+		ref, err := e.notifier.PostRequest(ctx, f, r)
+		if err != nil {
+			return fmt.Errorf("post approval message: %w", err)
+		}
+		return e.complete(ctx, j, "channel="+ref.Channel+" ts="+ref.TS, func(tx Tx, now time.Time) error {
+			cur, err := tx.Request(r.ID)
+			if err != nil {
+				return err
+			}
+			cur.Message = ref
+			return tx.PutRequest(cur)
+		})
+	case JobUpdate:
+		if r.Message.TS == "" {
+			// Never posted: the request ended before its post ran.
+			return e.complete(ctx, j, "no message to update", nil)
+		}
+		if err := e.notifier.UpdateRequest(ctx, f, r, j.Event); err != nil {
+			return fmt.Errorf("update approval message: %w", err)
+		}
+		return e.complete(ctx, j, string(j.Event), nil)
+	case JobNotify:
+		if err := e.notifier.NotifyUser(ctx, j.To, f, r, j.Event); err != nil {
+			return fmt.Errorf("notify %s: %w", j.To, err)
+		}
+		return e.complete(ctx, j, string(j.Event)+" to "+j.To, nil)
+	}
+	return Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+}

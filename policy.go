@@ -1,0 +1,156 @@
+// The decision policy: who may approve, deny and revoke which request, and
+// the errors that say why not.
+
+package symbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Decision verbs for MayDecide.
+const (
+	VerbApprove = "approve"
+	VerbDeny    = "deny"
+	VerbRevoke  = "revoke"
+)
+
+// MayDecide reports, changing nothing, whether actor may take the decision
+// verb (VerbApprove, VerbDeny or VerbRevoke) on request id now: nil, a
+// *PolicyError saying why not, or a *DecidedError when the request has
+// moved on. It applies exactly the checks Approve, Deny and Revoke apply,
+// so a form can be refused before anyone fills it in.
+func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb string) error {
+	switch verb {
+	case VerbApprove, VerbDeny:
+		_, _, err := e.loadForDecision(ctx, id, actor, verb)
+		return err
+	case VerbRevoke:
+		r, err := e.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateActive && r.State != StateApproved {
+			return r.Decided()
+		}
+		return e.mayRevoke(ctx, id, actor)
+	}
+	return fmt.Errorf("unknown decision %q: %w", verb, ErrInvalidRequest)
+}
+
+// MayApprove reports whether actor may approve requests of flow f made by
+// someone else.
+func (e *Engine) MayApprove(ctx context.Context, f *Flow, actor Actor) (bool, error) {
+	err := e.mayDecide(ctx, f, "", actor, VerbApprove)
+	if err == nil {
+		return true, nil
+	}
+	var pe *PolicyError
+	if errors.As(err, &pe) {
+		return false, nil
+	}
+	return false, err
+}
+
+// mayDecide applies the approver policy from config and the directory,
+// never from anything a button carries.
+func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester string, actor Actor, verb string) error {
+	if actor.IsBot {
+		return &PolicyError{Reason: fmt.Sprintf("bots cannot %s requests", verb)}
+	}
+	if actor.IsGuest && !f.AllowGuests {
+		return &PolicyError{Reason: fmt.Sprintf("guests cannot %s requests in flow %s", verb, f.Name)}
+	}
+	if requester != "" && actor.SlackID == requester && !f.AllowSelfApproval {
+		return &PolicyError{Reason: fmt.Sprintf("you cannot %s your own request: someone else must", verb)}
+	}
+	a := f.Approvers
+	if a.Anyone || slices.Contains(a.Users, actor.SlackID) {
+		return nil
+	}
+	if a.OktaGroup != "" {
+		// Always ask the directory: a deactivated approver must not keep
+		// approving from a cached identity.
+		u, err := e.dir.ResolveUser(ctx, actor.Person)
+		switch {
+		case errors.Is(err, ErrUserNotFound) || errors.Is(err, ErrUserNotActive):
+			// not an approver: fall through
+		case err != nil:
+			return fmt.Errorf("check approver group: %w", err)
+		default:
+			ok, err := e.dir.IsMember(ctx, u.ID, a.OktaGroup)
+			if err != nil {
+				return fmt.Errorf("check approver group: %w", err)
+			}
+			if ok {
+				return nil
+			}
+		}
+	}
+	return &PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s (%s)", f.Name, describeApprovers(a))}
+}
+
+func describeApprovers(a Approvers) string {
+	var parts []string
+	if len(a.Users) > 0 {
+		var us []string
+		for _, u := range a.Users {
+			us = append(us, "<@"+u+">")
+		}
+		parts = append(parts, "approvers: "+strings.Join(us, ", "))
+	}
+	if a.OktaGroup != "" {
+		parts = append(parts, "members of Okta group "+a.OktaGroup)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, verb string) (*Request, *Flow, error) {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := e.flowOf(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.State != StatePending {
+		return nil, nil, r.Decided()
+	}
+	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
+		return nil, nil, err
+	}
+	return r, f, nil
+}
+
+// mayRevoke applies Revoke's policy to the stored request.
+func (e *Engine) mayRevoke(ctx context.Context, id string, actor Actor) error {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	f, err := e.flowOf(r)
+	if err != nil {
+		return err
+	}
+	if actor.SlackID == r.Requester.SlackID {
+		return nil // relinquishing one's own access is always allowed
+	}
+	if !f.AllowRevoke {
+		return &PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access; the requester can relinquish it", f.Name)}
+	}
+	return e.mayDecide(ctx, f, "", actor, VerbRevoke)
+}
+
+func (e *Engine) wrapDecision(verb string, err error) error {
+	var de *DecidedError
+	var pe *PolicyError
+	var te *TransitionError
+	if errors.As(err, &de) || errors.As(err, &pe) || errors.As(err, &te) {
+		return err
+	}
+	return fmt.Errorf("%s request: %w", verb, err)
+}

@@ -1,0 +1,92 @@
+// Read-only queries: a request, a person's requests, requests by state, and
+// the cached Slack-to-Okta identity.
+
+package symbot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Get returns a request by id.
+func (e *Engine) Get(ctx context.Context, id string) (*Request, error) {
+	var r *Request
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		r, err = tx.Request(id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListForUser returns the person's requests that are not final: pending,
+// approved and active, newest first.
+func (e *Engine) ListForUser(ctx context.Context, slackID string) ([]*Request, error) {
+	var out []*Request
+	err := e.store.View(ctx, func(tx Tx) error {
+		rs, err := tx.RequestsByRequester(slackID)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if !r.State.Final() {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *Request) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, nil
+}
+
+// ListByState returns the requests in the given states.
+func (e *Engine) ListByState(ctx context.Context, states ...State) ([]*Request, error) {
+	var out []*Request
+	err := e.store.View(ctx, func(tx Tx) error {
+		for _, s := range states {
+			rs, err := tx.RequestsByState(s)
+			if err != nil {
+				return err
+			}
+			out = append(out, rs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *Request) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// ResolveUser finds the directory user for a Slack person, through the
+// identity cache.
+func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
+	now := e.now()
+	var id Identity
+	var ok bool
+	_ = e.store.View(ctx, func(tx Tx) error {
+		var err error
+		id, ok, err = tx.Identity(p.SlackID)
+		return err
+	})
+	if ok && id.Email == p.Email && now.Sub(id.CachedAt) < orDefault(e.IdentityTTL, 10*time.Minute) {
+		return DirUser{ID: id.OktaUserID, Login: id.OktaLogin, Email: id.Email, Status: "ACTIVE"}, nil
+	}
+	u, err := e.dir.ResolveUser(ctx, p)
+	if err != nil {
+		return DirUser{}, err
+	}
+	_ = e.store.Update(ctx, func(tx Tx) error {
+		return tx.PutIdentity(Identity{SlackID: p.SlackID, Email: p.Email, OktaUserID: u.ID, OktaLogin: u.Login, CachedAt: now})
+	})
+	return u, nil
+}

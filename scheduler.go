@@ -1,0 +1,174 @@
+// The scheduler: one timer on the next deadline; approval timeouts, expiry
+// warnings and expiries fired in batches.
+
+package symbot
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func (e *Engine) runScheduler(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if err := e.FireDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log().Error("scheduler: fire due deadlines", "err", err)
+			timer.Reset(time.Second)
+		} else {
+			wait := time.Hour
+			err := e.store.View(ctx, func(tx Tx) error {
+				_, at, ok, err := tx.NextDeadline()
+				if ok {
+					wait = min(max(at.Sub(e.now()), 0), time.Hour)
+				}
+				return err
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				e.log().Error("scheduler: next deadline", "err", err)
+				wait = time.Second
+			}
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-e.kickSched:
+			timer.Stop()
+		}
+		e.wakeups.Add(1)
+	}
+}
+
+// FireDue handles every deadline that is due now: approval timeouts,
+// expiry warnings and expiries, in batches of BatchSize per transaction.
+func (e *Engine) FireDue(ctx context.Context) error {
+	batch := orDefault(e.BatchSize, 256)
+	for range 100000 {
+		now := e.now()
+		var ids []string
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			ids, err = tx.DueRequests(now, batch)
+			return err
+		}); err != nil {
+			return fmt.Errorf("due requests: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		outcomes, err := e.fire(ctx, now, ids)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			// One bad request must not hold up every other deadline:
+			// handle them one by one and skip (and report) what fails.
+			outcomes = nil
+			for _, id := range ids {
+				o, err1 := e.fire(ctx, now, []string{id})
+				if err1 != nil {
+					e.log().Error("scheduler: cannot handle a deadline; skipping it", "request_id", id, "err", err1)
+					continue
+				}
+				outcomes = append(outcomes, o...)
+			}
+			if len(outcomes) == 0 {
+				return fmt.Errorf("handle deadlines: %w", err)
+			}
+		}
+		for _, o := range outcomes {
+			e.observe(o.flow, o.state)
+			e.log().Info("deadline reached", "request_id", o.id, "state", o.state)
+		}
+		e.kickExecutor()
+		if len(ids) < batch {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fire handles the deadlines of ids in one transaction. Revocations are
+// queued before the Slack jobs, so that they are claimed first.
+func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outcome, error) {
+	var outcomes []outcome
+	err := e.store.Update(ctx, func(tx Tx) error {
+		outcomes = outcomes[:0] // the store may run this more than once
+		var later []*Job
+		for _, id := range ids {
+			o, err := e.handleDeadline(tx, now, id, &later)
+			if err != nil {
+				return fmt.Errorf("request %s: %w", id, err)
+			}
+			if o.state != "" {
+				outcomes = append(outcomes, o)
+			}
+		}
+		return e.addJobs(tx, now, later...)
+	})
+	return outcomes, err
+}
+
+type outcome struct {
+	id, flow string
+	state    State
+}
+
+func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) (outcome, error) {
+	r, err := tx.Request(id)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch {
+	case r.State == StatePending && !r.TimeoutAt.IsZero() && !now.Before(r.TimeoutAt):
+		if err := r.transition(StateTimedOut, System, now, "no decision in time"); err != nil {
+			return outcome{}, err
+		}
+		r.TimeoutAt = time.Time{}
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "state:timed_out", ""); err != nil {
+			return outcome{}, err
+		}
+		*later = append(*later,
+			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventTimedOut},
+			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventTimedOut, To: r.Requester.SlackID},
+		)
+		return outcome{r.ID, r.Flow, StateTimedOut}, nil
+	case r.State == StateActive && !now.Before(r.ExpiresAt):
+		if err := r.transition(StateExpired, System, now, ""); err != nil {
+			return outcome{}, err
+		}
+		r.Removed = false
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "state:expired", ""); err != nil {
+			return outcome{}, err
+		}
+		*later = append(*later, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExpired})
+		return outcome{r.ID, r.Flow, StateExpired}, e.addJob(tx, now, &Job{Kind: JobRevoke, RequestID: r.ID})
+	case r.State == StateActive && !r.Warned && !r.WarnAt.IsZero() && !now.Before(r.WarnAt):
+		r.Warned = true
+		if err := tx.PutRequest(r); err != nil {
+			return outcome{}, err
+		}
+		if err := e.audit(tx, now, r.ID, System, "warn", "expires "+r.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+			return outcome{}, err
+		}
+		*later = append(*later, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventWarning, To: r.Requester.SlackID})
+		return outcome{}, nil
+	}
+	// Nothing due after all (the index was stale): re-put to re-index.
+	return outcome{}, tx.PutRequest(r)
+}

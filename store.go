@@ -1,0 +1,74 @@
+// The Store port: transactions over requests, their deadlines, durable jobs,
+// the audit chain and identities.
+
+package symbot
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Store persists requests, their time index, durable jobs, the audit chain
+// and the identity cache. The bbolt store implements it; a PostgreSQL store
+// could too: every method is a transaction or an atomic claim.
+type Store interface {
+	// Update runs fn in one read-write transaction; if fn returns an error
+	// nothing is written. fn may run more than once (a store may batch
+	// concurrent transactions and re-run them after a rollback): it must
+	// read and write only through the Tx, decide only from the Tx and from
+	// values fixed before Update, and reset anything it reports out.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction; writes in it fail.
+	View(ctx context.Context, fn func(Tx) error) error
+
+	// ClaimJobs atomically leases up to max jobs that are due at now
+	// (NotBefore <= now and no live lease), in ID order, honouring lanes.
+	// Claimed jobs get LeaseOwner=owner and LeaseUntil=now+lease.
+	ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]Job, error)
+	// NextJobTime returns when the earliest job becomes claimable (its
+	// NotBefore or the end of its lease), or ok=false when there are none.
+	NextJobTime(ctx context.Context) (at time.Time, ok bool, err error)
+
+	// Backup writes a consistent copy of the whole store to w.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	Close() error
+}
+
+// Tx is a store transaction.
+type Tx interface {
+	// NextSeq returns the next value (from 1) of a named counter.
+	NextSeq(name string) (uint64, error)
+
+	// Request returns a copy of the stored request, or an error wrapping ErrNotFound.
+	Request(id string) (*Request, error)
+	// PutRequest inserts or replaces r and keeps the indexes (by requester,
+	// by state, and by r.Deadline()) in step.
+	PutRequest(r *Request) error
+	RequestsByRequester(slackID string) ([]*Request, error)
+	RequestsByState(s State) ([]*Request, error)
+	// NextDeadline returns the request with the earliest Deadline.
+	NextDeadline() (id string, at time.Time, ok bool, err error)
+	// DueRequests returns up to limit request ids whose Deadline <= now, earliest first.
+	DueRequests(now time.Time, limit int) ([]string, error)
+
+	// AddJob stores j and assigns j.ID.
+	AddJob(j *Job) error
+	Job(id uint64) (*Job, error)
+	// UpdateJob replaces a stored job (reschedule, release its lease).
+	UpdateJob(j *Job) error
+	// DeleteJob removes a finished job.
+	DeleteJob(id uint64) error
+	// Jobs returns every stored job in ID order.
+	Jobs() ([]Job, error)
+
+	// AppendAudit assigns e.Seq, e.PrevHash and e.Hash and stores e.
+	AppendAudit(e *AuditEntry) error
+	// Audit returns up to limit entries with Seq > after, in order (limit <= 0: all).
+	Audit(after uint64, limit int) ([]AuditEntry, error)
+	// AuditHead returns the last entry's Seq and Hash (0, "" when empty).
+	AuditHead() (seq uint64, hash string, err error)
+
+	Identity(slackID string) (Identity, bool, error)
+	PutIdentity(id Identity) error
+}
