@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // Check is one named preflight check. Fix says, for people, what to do
@@ -74,7 +76,7 @@ func printable(s string) string {
 
 // OfflineChecks are the checks that need no network, for a config that
 // loaded.
-func OfflineChecks(cfg *Config) []Check {
+func OfflineChecks(cfg *config.Config) []Check {
 	nTargets := 0
 	for _, f := range cfg.Flows {
 		nTargets += len(f.Targets)
@@ -155,9 +157,9 @@ func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
-	cfg, err := LoadConfig(*cfgPath, os.Getenv)
+	cfg, err := config.Load(*cfgPath, os.Getenv)
 	if err != nil {
-		var ce *ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			fmt.Fprintf(stdout, "FAIL  config %s: %d problems\n", *cfgPath, len(ce.Problems))
 			for _, p := range ce.Problems {

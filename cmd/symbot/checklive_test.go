@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // The fixes `symbot check --live` prints (cmd/symbot/run.go), asserted
@@ -252,7 +254,7 @@ func TestCheckLiveFailures(t *testing.T) {
 					ok++
 				}
 			}
-			if got, want := ok+len(fails), len(OfflineChecks(&Config{}))+len(liveLines(lw)); got != want {
+			if got, want := ok+len(fails), len(OfflineChecks(&config.Config{}))+len(liveLines(lw)); got != want {
 				t.Errorf("%d ok and %d FAIL lines, want %d checks in all:\n%s", ok, len(fails), want, out)
 			}
 		})

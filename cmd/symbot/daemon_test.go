@@ -14,6 +14,8 @@ import (
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/store"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // mustWorld starts a seeded world in a new short temporary directory (unix
@@ -47,7 +49,7 @@ func TestDaemonAdminCommands(t *testing.T) {
 	for k, v := range w.env() {
 		t.Setenv(k, v)
 	}
-	cfg, err := LoadConfig(cfgPath, os.Getenv)
+	cfg, err := config.Load(cfgPath, os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/symbot/symbot/awsauth/awstest"
 	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/okta/oktatest"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // world is the three simulators seeded with one small company: the demo
@@ -209,7 +211,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	fmt.Fprintf(stdout, "  slack %s   okta %s   aws %s\n", w.slack.APIURL(), w.okta.URL(), w.aws.URL())
 	fmt.Fprintf(stdout, "  config %s (a temporary store; %s access, warning %s before the end)\n\n", cfgPath, duration, warning)
 
-	cfg, err := LoadConfig(cfgPath, os.Getenv)
+	cfg, err := config.Load(cfgPath, os.Getenv)
 	if err != nil {
 		return fmt.Errorf("load demo config: %w", err)
 	}

@@ -7,6 +7,10 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // PolicyDocument is an IAM policy document.
@@ -79,18 +83,18 @@ func normalizePrincipal(p, partition string) (string, string, error) {
 // BuildIAMPolicies computes the policies for cfg's role chain. principal
 // may be empty (then the account of the first role is trusted); tags, when
 // given, scope secret access by resource tags instead of the secret's ARN.
-func BuildIAMPolicies(cfg *Config, principal string, tags map[string]string) (*IAMPolicies, error) {
+func BuildIAMPolicies(cfg *config.Config, principal string, tags map[string]string) (*IAMPolicies, error) {
 	chain := append(append([]string(nil), cfg.AWS.HopRoles...), cfg.AWS.RoleARN)
-	first, ok := parseARN(chain[0])
-	if !ok {
+	first, err := arn.Parse(chain[0])
+	if err != nil {
 		return nil, fmt.Errorf("role %q is not an ARN", chain[0])
 	}
 	out := &IAMPolicies{}
 	if principal == "" {
-		out.Principal = fmt.Sprintf("arn:%s:iam::%s:root", first.partition, first.account)
-		out.Notes = append(out.Notes, fmt.Sprintf("no --principal given: the first role trusts every identity in account %s that is allowed to assume it; pass --principal with the ARN symbot runs as (aws sts get-caller-identity) to narrow it", first.account))
+		out.Principal = fmt.Sprintf("arn:%s:iam::%s:root", first.Partition, first.AccountID)
+		out.Notes = append(out.Notes, fmt.Sprintf("no --principal given: the first role trusts every identity in account %s that is allowed to assume it; pass --principal with the ARN symbot runs as (aws sts get-caller-identity) to narrow it", first.AccountID))
 	} else {
-		p, note, err := normalizePrincipal(principal, first.partition)
+		p, note, err := normalizePrincipal(principal, first.Partition)
 		if err != nil {
 			return nil, err
 		}
@@ -130,19 +134,19 @@ func BuildIAMPolicies(cfg *Config, principal string, tags map[string]string) (*I
 	}
 	if len(cfg.AWS.HopRoles) > 0 {
 		out.Notes = append(out.Notes, "the roles are chained: AWS limits each chained session to 1 hour, so aws.session_duration is at most 1h")
-	} else if cfg.AWS.SessionDuration > MaxChainedSession {
+	} else if cfg.AWS.SessionDuration > config.MaxChainedSession {
 		out.Notes = append(out.Notes, fmt.Sprintf("set the role's Maximum session duration to at least %d seconds", int64(cfg.AWS.SessionDuration.Seconds())))
 	}
 	out.Notes = append(out.Notes, "if the secret is encrypted with a customer managed KMS key, also allow kms:Decrypt on that key for the runtime connector role (via secretsmanager.<region>.amazonaws.com)")
 	return out, nil
 }
 
-func secretStatement(cfg *Config, tags map[string]string) (PolicyStatement, error) {
-	role, _ := parseARN(cfg.AWS.RoleARN)
-	partition, account, region := role.partition, role.account, cfg.AWS.Region
+func secretStatement(cfg *config.Config, tags map[string]string) (PolicyStatement, error) {
+	role, _ := arn.Parse(cfg.AWS.RoleARN)
+	partition, account, region := role.Partition, role.AccountID, cfg.AWS.Region
 	st := PolicyStatement{Sid: "ReadOktaTokenSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue"}
-	if a, ok := parseARN(cfg.Okta.TokenSecret); ok {
-		partition, account, region = a.partition, a.account, a.region
+	if a, err := arn.Parse(cfg.Okta.TokenSecret); err == nil {
+		partition, account, region = a.Partition, a.AccountID, a.Region
 	}
 	if len(tags) > 0 {
 		st.Resource = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:*", partition, region, account)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -141,7 +143,7 @@ func newFlagSet(name, args string, w io.Writer) *flag.FlagSet {
 func configFlag(fs *flag.FlagSet) *string {
 	def := os.Getenv("SYMBOT_CONFIG")
 	if def == "" {
-		def = DefaultConfigPath
+		def = config.DefaultPath
 	}
 	return fs.String("config", def, "config file")
 }
@@ -186,8 +188,8 @@ func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, o
 
 // loadConfig loads the config for the command cmd and prints its problems
 // on failure.
-func loadConfig(cmd, path string, stderr io.Writer) (*Config, bool) {
-	cfg, err := LoadConfig(path, os.Getenv)
+func loadConfig(cmd, path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "symbot %s: %v\n", cmd, err)
 		return nil, false

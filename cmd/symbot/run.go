@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // runCmd is `symbot run`.
@@ -43,9 +45,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // liveChecks returns the `check --live` preflight: Slack tokens and
 // channels, the AWS chain and the secret, and every Okta group. It does not
 // open the store (a running daemon holds it).
-func liveChecks(ctx context.Context, cfg *Config, stderr io.Writer) ([]Check, error) {
+func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Check, error) {
 	api := slackClient(cfg)
-	src, dir, err := newDirectory(ctx, cfg, newLogger(LogConfig{Level: "error"}, stderr))
+	src, dir, err := newDirectory(ctx, cfg, newLogger(config.Log{Level: "error"}, stderr))
 	if err != nil {
 		return nil, err
 	}

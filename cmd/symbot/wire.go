@@ -13,7 +13,7 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/slack-go/slack"
@@ -23,12 +23,14 @@ import (
 	"github.com/symbot/symbot/bot"
 	"github.com/symbot/symbot/okta"
 	"github.com/symbot/symbot/store"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // daemon is one running symbot: the store, the adapters and the engine,
 // wired from a Config.
 type daemon struct {
-	cfg     *Config
+	cfg     *config.Config
 	log     *slog.Logger
 	store   *store.Store
 	aws     *awsauth.Source
@@ -43,7 +45,7 @@ type daemon struct {
 }
 
 // newLogger builds the slog logger the config asks for, writing to w.
-func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
+func newLogger(lc config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	switch strings.ToLower(lc.Level) {
 	case "debug":
@@ -63,7 +65,7 @@ func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
 }
 
 // awsConfig maps the config to the AWS chain's settings.
-func awsConfig(cfg *Config) awsauth.Config {
+func awsConfig(cfg *config.Config) awsauth.Config {
 	return awsauth.Config{
 		Region:          cfg.AWS.Region,
 		RoleARN:         cfg.AWS.RoleARN,
@@ -78,7 +80,7 @@ func awsConfig(cfg *Config) awsauth.Config {
 }
 
 // slackClient builds the slack-go client from the tokens and API URL.
-func slackClient(cfg *Config) *slack.Client {
+func slackClient(cfg *config.Config) *slack.Client {
 	opts := []slack.Option{slack.OptionAppLevelToken(cfg.Slack.AppToken)}
 	if cfg.Slack.APIURL != "" {
 		opts = append(opts, slack.OptionAPIURL(cfg.Slack.APIURL))
@@ -88,7 +90,7 @@ func slackClient(cfg *Config) *slack.Client {
 
 // newDirectory builds the AWS chain that reads the Okta token and the Okta
 // directory that uses it. It makes no network calls.
-func newDirectory(ctx context.Context, cfg *Config, log *slog.Logger, opts ...awsauth.Option) (*awsauth.Source, *okta.Directory, error) {
+func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...awsauth.Option) (*awsauth.Source, *okta.Directory, error) {
 	opts = append([]awsauth.Option{awsauth.WithLogger(log.With("component", "aws"))}, opts...)
 	src, err := awsauth.New(ctx, awsConfig(cfg), opts...)
 	if err != nil {
@@ -107,11 +109,11 @@ func newDirectory(ctx context.Context, cfg *Config, log *slog.Logger, opts ...aw
 
 // openDaemon opens the store and builds every adapter and the engine. It
 // makes no network calls.
-func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*daemon, error) {
+func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
 	awsCalls := &callCounter{}
 	src, dir, err := newDirectory(ctx, cfg, log,
-		awsauth.WithLoadOptions(config.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
+		awsauth.WithLoadOptions(awsconfig.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -53,7 +53,7 @@ func edit(tb testing.TB, s, old, new string) string {
 
 func parse(tb testing.TB, yml string, getenv func(string) string) (*Config, error) {
 	tb.Helper()
-	return ParseConfig("symbot.yml", []byte(yml), tb.TempDir(), getenv)
+	return Parse("symbot.yml", []byte(yml), tb.TempDir(), getenv)
 }
 
 // MustParse parses yml and fails the test on any problem.
@@ -61,14 +61,14 @@ func MustParse(tb testing.TB, yml string) *Config {
 	tb.Helper()
 	cfg, err := parse(tb, yml, env())
 	if err != nil {
-		tb.Fatalf("ParseConfig: %v", err)
+		tb.Fatalf("Parse: %v", err)
 	}
 	return cfg
 }
 
 func TestConfigDefaults(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := ParseConfig("symbot.yml", []byte(baseYAML), dir, env())
+	cfg, err := Parse("symbot.yml", []byte(baseYAML), dir, env())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,9 +398,9 @@ func TestConfigErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("got no error, want %q", tt.want)
 			}
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("got %T %v, want *ConfigError", err, err)
+				t.Fatalf("got %T %v, want *Error", err, err)
 			}
 			msg := err.Error()
 			for _, w := range tt.want {
@@ -421,9 +421,9 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	yml = edit(t, yml, "        group_id: 00gADMIN\n", "")
 	yml = edit(t, yml, "[15m, 1h, 1d]", "[15m, soon]")
 	_, err := parse(t, yml, env())
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("got %v, want *ConfigError", err)
+		t.Fatalf("got %v, want *Error", err)
 	}
 	var paths []string
 	for _, p := range ce.Problems {
@@ -454,11 +454,11 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	data, err := os.ReadFile("../../symbot.example.yml")
+	data, err := os.ReadFile("../../../../symbot.example.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig("symbot.example.yml", data, t.TempDir(), env())
+	cfg, err := Parse("symbot.example.yml", data, t.TempDir(), env())
 	if err != nil {
 		t.Fatalf("the example config does not load: %v", err)
 	}
@@ -477,7 +477,7 @@ func TestExampleConfigLoads(t *testing.T) {
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yml"), env())
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yml"), env())
 	if err == nil || !strings.Contains(err.Error(), "does not exist: copy symbot.example.yml") {
 		t.Errorf("got %v, want a hint to copy the example", err)
 	}

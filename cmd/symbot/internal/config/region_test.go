@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestRegionFromEnvironment(t *testing.T) {
-	data, err := os.ReadFile("../../symbot.example.yml")
+	data, err := os.ReadFile("../../../../symbot.example.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,18 +28,18 @@ func TestRegionFromEnvironment(t *testing.T) {
 			return ""
 		}
 	}
-	cfg, err := ParseConfig("symbot.yml", []byte(noRegion), t.TempDir(), env("eu-west-1"))
+	cfg, err := Parse("symbot.yml", []byte(noRegion), t.TempDir(), env("eu-west-1"))
 	if err != nil {
 		t.Fatalf("with AWS_REGION: %v", err)
 	}
 	if got, want := cfg.AWS.Region, "eu-west-1"; got != want {
 		t.Errorf("region = %q, want %q", got, want)
 	}
-	_, err = ParseConfig("symbot.yml", []byte(noRegion), t.TempDir(), env(""))
+	_, err = Parse("symbot.yml", []byte(noRegion), t.TempDir(), env(""))
 	if err == nil || !strings.Contains(err.Error(), "aws.region: missing") {
 		t.Errorf("without a region anywhere: err = %v, want aws.region: missing", err)
 	}
-	cfg, err = ParseConfig("symbot.yml", data, t.TempDir(), env("eu-west-1"))
+	cfg, err = Parse("symbot.yml", data, t.TempDir(), env("eu-west-1"))
 	if err != nil || cfg.AWS.Region != "us-east-1" {
 		t.Errorf("the file's region must win over AWS_REGION: %v %v", cfg, err)
 	}

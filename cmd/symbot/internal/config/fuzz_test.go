@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// FuzzParseConfig: any file gives a config or a *ConfigError listing its
+// FuzzParseConfig: any file gives a config or a *Error listing its
 // problems, never a panic, and never echoes a token-looking value.
 func FuzzParseConfig(f *testing.F) {
-	example, err := os.ReadFile("../../symbot.example.yml")
+	example, err := os.ReadFile("../../../../symbot.example.yml")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -38,14 +38,14 @@ func FuzzParseConfig(f *testing.F) {
 		// stall its worker until -fuzztime ends and never be saved. This
 		// guard turns a hang into a failure, so the input is kept.
 		done := make(chan struct{})
-		go func() { defer close(done); cfg, err = ParseConfig("symbot.yml", []byte(data), dir, getenv) }()
+		go func() { defer close(done); cfg, err = Parse("symbot.yml", []byte(data), dir, getenv) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("ParseConfig hangs on %q", data)
+			t.Fatalf("Parse hangs on %q", data)
 		}
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) && !strings.Contains(err.Error(), "symbot.yml") {
 				t.Fatalf("error %T %q names neither a problem list nor the file", err, err)
 			}

@@ -1,4 +1,8 @@
-package main
+// Package config loads symbot's configuration: the YAML file and the Slack
+// tokens from the environment. It reports every problem at once, each with
+// its file:line, and leaves the AWS and Okta rules to the awsauth and okta
+// packages, mapping their findings back to the file.
+package config
 
 import (
 	"bytes"
@@ -22,7 +26,7 @@ import (
 
 // Config defaults.
 const (
-	DefaultConfigPath      = "symbot.yml"
+	DefaultPath            = "symbot.yml"
 	DefaultSlashCommand    = "/sym"
 	DefaultSessionDuration = time.Hour
 	DefaultSessionName     = "symbot"
@@ -39,18 +43,18 @@ const (
 // config file.
 type Config struct {
 	File  string // the file it was loaded from, for messages
-	Slack SlackConfig
-	AWS   AWSConfig
-	Okta  OktaConfig
-	Store StoreConfig
-	HTTP  HTTPConfig
-	Admin AdminConfig
-	Log   LogConfig
+	Slack Slack
+	AWS   AWS
+	Okta  Okta
+	Store Store
+	HTTP  HTTP
+	Admin Admin
+	Log   Log
 	Flows []symbot.Flow
 }
 
-// SlackConfig is the slack section plus the tokens from the environment.
-type SlackConfig struct {
+// Slack is the slack section plus the tokens from the environment.
+type Slack struct {
 	ErrorsChannel string // channel for operator alerts (stuck revocations, failures)
 	Command       string // slash command, default /sym
 
@@ -59,8 +63,8 @@ type SlackConfig struct {
 	APIURL   string // SLACK_API_URL, with a trailing slash; "" = slack.com
 }
 
-// AWSConfig says how symbot reaches the secret holding the Okta token.
-type AWSConfig struct {
+// AWS says how symbot reaches the secret holding the Okta token.
+type AWS struct {
 	Region          string
 	RoleARN         string // the runtime connector role, assumed with ExternalID
 	ExternalID      string
@@ -69,8 +73,8 @@ type AWSConfig struct {
 	SessionName     string
 }
 
-// OktaConfig says where Okta is and where its API token lives.
-type OktaConfig struct {
+// Okta says where Okta is and where its API token lives.
+type Okta struct {
 	OrgURL        string
 	TokenSecret   string // Secrets Manager secret name or ARN
 	TokenJSONKey  string // key inside a JSON secret; "" = the whole secret string
@@ -80,35 +84,35 @@ type OktaConfig struct {
 	UserOverrides map[string]string
 }
 
-// StoreConfig locates the bbolt database.
-type StoreConfig struct{ Path string }
+// Store locates the bbolt database.
+type Store struct{ Path string }
 
-// HTTPConfig is the health and metrics listener; Listen "" turns it off.
-type HTTPConfig struct{ Listen string }
+// HTTP is the health and metrics listener; Listen "" turns it off.
+type HTTP struct{ Listen string }
 
-// AdminConfig locates the admin unix socket.
-type AdminConfig struct{ Socket string }
+// Admin locates the admin unix socket.
+type Admin struct{ Socket string }
 
-// LogConfig selects the log format and level.
-type LogConfig struct {
+// Log selects the log format and level.
+type Log struct {
 	Format string // text or json
 	Level  string // debug, info, warn, error
 }
 
-// ConfigProblem is one problem with the configuration.
-type ConfigProblem struct {
+// Problem is one problem with the configuration.
+type Problem struct {
 	Line    int    // 1-based line in the file; 0 when not tied to a line
 	Path    string // key path, like flows[1].targets[0].group_id
 	Problem string
 }
 
-// ConfigError lists every problem found in a configuration at once.
-type ConfigError struct {
+// Error lists every problem found in a configuration at once.
+type Error struct {
 	File     string
-	Problems []ConfigProblem
+	Problems []Problem
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	n := len(e.Problems)
 	fmt.Fprintf(&b, "%s: %d problem", e.File, n)
@@ -123,7 +127,7 @@ func (e *ConfigError) Error() string {
 }
 
 // Format renders one problem as "file:line: path: problem".
-func (e *ConfigError) Format(p ConfigProblem) string {
+func (e *Error) Format(p Problem) string {
 	var b strings.Builder
 	switch {
 	case p.Line > 0:
@@ -141,10 +145,10 @@ func (e *ConfigError) Format(p ConfigProblem) string {
 	return b.String()
 }
 
-// LoadConfig reads and validates the config file at path. getenv supplies the
-// Slack tokens (os.Getenv in production). Errors are a *ConfigError holding
+// Load reads and validates the config file at path. getenv supplies the
+// Slack tokens (os.Getenv in production). Errors are a *Error holding
 // every problem, or a plain error when the file cannot be read.
-func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -156,12 +160,12 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config path: %w", err)
 	}
-	return ParseConfig(path, data, filepath.Dir(abs), getenv)
+	return Parse(path, data, filepath.Dir(abs), getenv)
 }
 
-// ParseConfig parses and validates config data. name is used in messages;
+// Parse parses and validates config data. name is used in messages;
 // relative paths are resolved against dir.
-func ParseConfig(name string, data []byte, dir string, getenv func(string) string) (*Config, error) {
+func Parse(name string, data []byte, dir string, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -228,7 +232,7 @@ func (c *Config) RequireTokens() error {
 
 // decoder walks a yaml.Node tree, collecting every problem with its line.
 type decoder struct {
-	problems []ConfigProblem
+	problems []Problem
 	lines    map[string]int
 	bad      map[string]bool // paths with decoding problems
 }
@@ -246,7 +250,7 @@ func (d *decoder) reported(path string) bool {
 }
 
 func (d *decoder) add(line int, path, format string, args ...any) {
-	d.problems = append(d.problems, ConfigProblem{Line: line, Path: path, Problem: fmt.Sprintf(format, args...)})
+	d.problems = append(d.problems, Problem{Line: line, Path: path, Problem: fmt.Sprintf(format, args...)})
 }
 
 // lineOf finds the line of path or of its nearest ancestor.
@@ -272,7 +276,7 @@ func (d *decoder) err(name string) error {
 		}
 		return li < lj
 	})
-	return &ConfigError{File: name, Problems: d.problems}
+	return &Error{File: name, Problems: d.problems}
 }
 
 func join(path, key string) string {
