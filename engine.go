@@ -44,6 +44,9 @@ type Engine struct {
 	// context ends; jobs still running then are cancelled and run again at
 	// the next start. Default 10s.
 	ShutdownGrace time.Duration
+	// Jitter returns a random duration in [0, max] that spreads retries
+	// out; default uniform. Tests pin it to make retry times exact.
+	Jitter func(max time.Duration) time.Duration
 
 	kickJobs  chan struct{}
 	kickSched chan struct{}

@@ -546,6 +546,10 @@ func TestRevokeNeverGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.eng.RevokeAlertAfter = 3
+		// The longest delays (1s, 2s, 4s, 8s, then 10s): the 12 failures
+		// then span 85s, so at 60s after the expiry some are still to
+		// come. Random jitter could fit all 12 (and the success) in 48s.
+		h.eng.Jitter = func(top time.Duration) time.Duration { return top }
 		errs := make([]error, 12)
 		for i := range errs {
 			errs[i] = symbot.ErrUnavailable

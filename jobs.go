@@ -217,7 +217,15 @@ func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
 		d *= 2
 	}
 	d = min(d, capd)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d/2 + e.jitter(d/2)
+}
+
+// jitter returns a random duration in [0, top].
+func (e *Engine) jitter(top time.Duration) time.Duration {
+	if e.Jitter != nil {
+		return min(max(e.Jitter(top), 0), top)
+	}
+	return time.Duration(rand.Int64N(int64(top) + 1))
 }
 
 // errText is an error's text for the audit trail and messages, cut at 500
