@@ -48,34 +48,3 @@ type AuditError struct {
 func (e *AuditError) Error() string {
 	return fmt.Sprintf("audit entry %d (position %d): %s", e.Seq, e.Index, e.Problem)
 }
-
-// VerifyAudit checks a whole chain, from Seq 1, against the head the store
-// recorded (headSeq 0 skips that check). It returns an *AuditError for the
-// first entry that was edited, removed or moved, or nil.
-func VerifyAudit(entries []AuditEntry, headSeq uint64, headHash string) error {
-	prev := ""
-	for i := range entries {
-		e := &entries[i]
-		want := uint64(i + 1)
-		if e.Seq != want {
-			return &AuditError{Index: i, Seq: e.Seq, Problem: fmt.Sprintf("sequence %d where %d was expected: an entry was removed or moved", e.Seq, want)}
-		}
-		if e.PrevHash != prev {
-			return &AuditError{Index: i, Seq: e.Seq, Problem: "previous-hash link broken: an earlier entry was changed, removed or moved"}
-		}
-		if got := e.ComputeHash(); got != e.Hash {
-			return &AuditError{Index: i, Seq: e.Seq, Problem: "hash mismatch: this entry was changed"}
-		}
-		prev = e.Hash
-	}
-	if headSeq != 0 {
-		n := uint64(len(entries))
-		if n != headSeq {
-			return &AuditError{Index: len(entries), Seq: n + 1, Problem: fmt.Sprintf("chain ends at %d but the recorded head is %d: entries were removed from the end", n, headSeq)}
-		}
-		if prev != headHash {
-			return &AuditError{Index: len(entries) - 1, Seq: n, Problem: "last entry does not match the recorded head hash"}
-		}
-	}
-	return nil
-}
