@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +15,10 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 )
 
-// fakeAdmin is an in-memory AdminService.
+// fakeAdmin is an in-memory admin.Service.
 type fakeAdmin struct {
 	mu        sync.Mutex
 	reqs      map[string]*symbot.Request
@@ -129,16 +129,16 @@ func (f *fakeAdmin) Backup(_ context.Context, w io.Writer) (int64, error) {
 
 // startAdmin serves svc on a fresh socket until the test ends and returns
 // the socket path.
-func startAdmin(t *testing.T, svc AdminService) string {
+func startAdmin(t *testing.T, svc admin.Service) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "a.sock")
-	ln, err := ListenAdmin(path)
+	ln, err := admin.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeUntil(ctx, ln, NewAdminServer(svc, nil)) }()
+	go func() { done <- admin.ServeUntil(ctx, ln, admin.NewServer(svc, nil)) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -159,75 +159,6 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
-}
-
-func TestListenAdmin(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := ListenAdmin(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.Mode().Perm(); got != 0o600 {
-		t.Errorf("socket mode: got %v, want 0600", got)
-	}
-	if st.Mode()&os.ModeSocket == 0 {
-		t.Errorf("%s is not a socket", path)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	if _, err := ListenAdmin(path); err == nil || !strings.Contains(err.Error(), "another symbot daemon is answering") {
-		t.Errorf("second ListenAdmin while live: got %v, want a refusal", err)
-	}
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket file left after Close: %v", err)
-	}
-	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 0 {
-		t.Errorf("files left in the socket directory: %v", entries)
-	}
-}
-
-func TestListenAdminStaleSocket(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	old, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.(*net.UnixListener).SetUnlinkOnClose(false)
-	old.Close() // a crashed daemon leaves the file behind
-	if _, err := os.Lstat(path); err != nil {
-		t.Fatalf("stale socket not left behind: %v", err)
-	}
-	ln, err := ListenAdmin(path)
-	if err != nil {
-		t.Fatalf("ListenAdmin over a stale socket: %v", err)
-	}
-	ln.Close()
-}
-
-func TestListenAdminRefusesNonSocket(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	os.WriteFile(path, []byte("important"), 0o600)
-	if _, err := ListenAdmin(path); err == nil || !strings.Contains(err.Error(), "is not a socket") {
-		t.Errorf("got %v, want a refusal", err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "important" {
-		t.Error("the file was replaced")
-	}
 }
 
 func TestAdminListCommands(t *testing.T) {
@@ -268,7 +199,7 @@ func TestAdminJSONOutput(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var reqs []RequestJSON
+	var reqs []admin.RequestJSON
 	if err := json.Unmarshal([]byte(out), &reqs); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -276,7 +207,7 @@ func TestAdminJSONOutput(t *testing.T) {
 		t.Errorf("grants JSON: got %+v", reqs)
 	}
 	code, out, _ = cli(t, "audit", "--json", "--since", "all", "--socket", sock)
-	var entries []AuditJSON
+	var entries []admin.AuditJSON
 	if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil || len(entries) != 3 || entries[2].Action != "act2" {
 		t.Errorf("audit JSON: exit %d, %v, %+v", code, err, entries)
 	}
@@ -343,9 +274,9 @@ func TestAdminRevoke(t *testing.T) {
 
 func TestAdminRevokeStatus(t *testing.T) {
 	sock := startAdmin(t, newFakeAdmin())
-	c := NewAdminClient(sock)
+	c := admin.NewClient(sock)
 	_, err := c.Revoke(t.Context(), "r-nope", "")
-	var ae *AdminError
+	var ae *admin.Error
 	if !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("not found: got %v, want status 404", err)
 	}
@@ -374,7 +305,7 @@ func TestAdminAuditVerify(t *testing.T) {
 		t.Errorf("broken chain: exit %d, %q", code, out)
 	}
 	code, out, _ = cli(t, "audit", "verify", "--json", "--socket", sock)
-	var v VerifyJSON
+	var v admin.VerifyJSON
 	if err := json.Unmarshal([]byte(out), &v); code != exitFail || err != nil || v.OK || v.Broken == nil || v.Broken.Seq != 2 {
 		t.Errorf("broken chain JSON: exit %d, %v, %+v", code, err, v)
 	}
@@ -435,13 +366,13 @@ func TestAdminSocketFromConfig(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := ListenAdmin(filepath.Join(dir, "x.sock"))
+	ln, err := admin.Listen(filepath.Join(dir, "x.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- ServeUntil(ctx, ln, NewAdminServer(newFakeAdmin(), nil)) }()
+	go func() { done <- admin.ServeUntil(ctx, ln, admin.NewServer(newFakeAdmin(), nil)) }()
 	defer func() { cancel(); <-done }()
 	code, out, errOut := cli(t, "requests", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "r-pending") {

@@ -15,6 +15,7 @@ import (
 	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/store"
 
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
@@ -111,7 +112,7 @@ func TestDaemonAdminCommands(t *testing.T) {
 	})
 
 	out, code = cli("grants", "--json")
-	var grants []RequestJSON
+	var grants []admin.RequestJSON
 	if code != 0 || json.Unmarshal([]byte(out), &grants) != nil || len(grants) != 1 {
 		t.Fatalf("grants --json: exit %d\n%s", code, out)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/okta/oktatest"
 
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
@@ -364,7 +365,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	if adds != 1 || removes != 1 {
 		return fmt.Errorf("okta saw %d adds and %d removes, want exactly one of each", adds, removes)
 	}
-	admin := NewAdminClient(cfg.Admin.Socket)
+	admin := admin.NewClient(cfg.Admin.Socket)
 	v, err := admin.VerifyAudit(ctx)
 	if err != nil {
 		return fmt.Errorf("audit verify over the admin socket: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/symbot/symbot/bot/slacktest"
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/okta/oktatest"
 )
 
@@ -122,7 +123,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
 		}
 	}
-	admin := NewAdminClient(sock)
+	admin := admin.NewClient(sock)
 	// auditHas reports whether the audit trail holds an entry whose action
 	// and detail start with the given prefixes.
 	auditHas := func(action, detail string) func() bool {

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
+)
 
 func TestOneLineDropsTerminalControls(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -14,7 +18,7 @@ func TestOneLineDropsTerminalControls(t *testing.T) {
 			t.Errorf("oneLine(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := person(PersonJSON{SlackID: "U1", Name: "\x1b[31mred"}); got != "[31mred (U1)" {
+	if got := person(admin.PersonJSON{SlackID: "U1", Name: "\x1b[31mred"}); got != "[31mred (U1)" {
 		t.Errorf("person = %q", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/symbot/symbot/okta"
 	"github.com/symbot/symbot/store"
 
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
@@ -171,12 +172,12 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancel()
 
 	var servers []func() error
-	adminLn, err := ListenAdmin(d.cfg.Admin.Socket)
+	adminLn, err := admin.Listen(d.cfg.Admin.Socket)
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
 	servers = append(servers, func() error {
-		return ServeUntil(ctx, adminLn, NewAdminServer(&adminService{d: d}, d.log.With("component", "admin")))
+		return admin.ServeUntil(ctx, adminLn, admin.NewServer(&adminService{d: d}, d.log.With("component", "admin")))
 	})
 	if d.cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
@@ -186,7 +187,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		d.log.Info("http listening", "addr", ln.Addr().String())
 		h := NewHTTPHandler(d.ready, d.reg, d.log.With("component", "http"))
-		servers = append(servers, func() error { return ServeUntil(ctx, ln, h) })
+		servers = append(servers, func() error { return admin.ServeUntil(ctx, ln, h) })
 	}
 
 	var wg sync.WaitGroup
@@ -226,7 +227,7 @@ func (d *daemon) ready(ctx context.Context) error {
 	return nil
 }
 
-// adminService implements AdminService with the engine and the store.
+// adminService implements admin.Service with the engine and the store.
 type adminService struct{ d *daemon }
 
 func (a *adminService) Requests(ctx context.Context) ([]*symbot.Request, error) {
@@ -245,38 +246,11 @@ func (a *adminService) Revoke(ctx context.Context, id, reason string) (*symbot.R
 }
 
 func (a *adminService) Audit(ctx context.Context, since time.Time) ([]symbot.AuditEntry, error) {
-	var out []symbot.AuditEntry
-	err := a.d.store.View(ctx, func(tx symbot.Tx) error {
-		es, err := tx.Audit(0, 0)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if !e.At.Before(since) {
-				out = append(out, e)
-			}
-		}
-		return nil
-	})
-	return out, err
+	return a.d.engine.AuditSince(ctx, since)
 }
 
 func (a *adminService) VerifyAudit(ctx context.Context) (int, error) {
-	var es []symbot.AuditEntry
-	var seq uint64
-	var hash string
-	err := a.d.store.View(ctx, func(tx symbot.Tx) error {
-		var err error
-		if es, err = tx.Audit(0, 0); err != nil {
-			return err
-		}
-		seq, hash, err = tx.AuditHead()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return len(es), symbot.VerifyAudit(es, seq, hash)
+	return a.d.engine.VerifyAuditLog(ctx)
 }
 
 func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {

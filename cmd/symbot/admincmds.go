@@ -1,0 +1,312 @@
+package main
+
+// The admin commands (requests, grants, revoke, audit, audit verify,
+// backup): they ask the running daemon over its admin socket.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
+)
+
+// adminFlags are the flags every admin subcommand has.
+type adminFlags struct {
+	config *string
+	socket *string
+}
+
+func addAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		config: configFlag(fs),
+		socket: fs.String("socket", "", "admin socket (default: admin.socket from the config)"),
+	}
+}
+
+// client returns the admin client of the command cmd, from --socket or the
+// config.
+func (f adminFlags) client(cmd string, stderr io.Writer) (*admin.Client, bool) {
+	if *f.socket != "" {
+		return admin.NewClient(*f.socket), true
+	}
+	cfg, ok := loadConfig(cmd, *f.config, stderr)
+	if !ok {
+		return nil, false
+	}
+	return admin.NewClient(cfg.Admin.Socket), true
+}
+
+func adminFail(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "symbot %s: %v\n", cmd, err)
+	return exitFail
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func person(p admin.PersonJSON) string {
+	if p.Name != "" {
+		return oneLine(p.Name) + " (" + oneLine(p.SlackID) + ")"
+	}
+	return oneLine(p.SlackID)
+}
+
+func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	return listCmd(ctx, "requests", args, stdout, stderr)
+}
+
+func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	return listCmd(ctx, "grants", args, stdout, stderr)
+}
+
+func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet(name, "[--config FILE] [--json]", stderr)
+	af := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
+	}
+	c, ok := af.client(name, stderr)
+	if !ok {
+		return exitFail
+	}
+	var reqs []admin.RequestJSON
+	var err error
+	if name == "grants" {
+		reqs, err = c.Grants(ctx)
+	} else {
+		reqs, err = c.Requests(ctx)
+	}
+	if err != nil {
+		return adminFail(stderr, name, err)
+	}
+	if *asJSON {
+		if reqs == nil {
+			reqs = []admin.RequestJSON{}
+		}
+		printJSON(stdout, reqs)
+		return exitOK
+	}
+	if len(reqs) == 0 {
+		if name == "grants" {
+			fmt.Fprintln(stdout, "no active grants")
+		} else {
+			fmt.Fprintln(stdout, "no pending or approved requests")
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if name == "grants" {
+		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tGRANTED\tEXPIRES\tLEFT")
+		for _, r := range reqs {
+			left := "-"
+			if r.ExpiresAt != nil {
+				left = symbot.FormatDuration(time.Until(*r.ExpiresAt).Round(time.Minute))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.GrantedAt), fmtTime(r.ExpiresAt), left)
+		}
+	} else {
+		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tREQUESTER\tDURATION\tAPPROVALS\tCREATED\tREASON")
+		for _, r := range reqs {
+			created := r.CreatedAt
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), r.Duration, len(r.Approvals), fmtTime(&created), oneLine(truncate(r.Reason, 60)))
+		}
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("revoke", "ID [--reason TEXT] [--config FILE]", stderr)
+	af := addAdminFlags(fs)
+	reason := fs.String("reason", "", "why (recorded in the audit trail and told to the user)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "symbot revoke: give exactly one request id (see `symbot grants`)")
+		return exitUsage
+	}
+	c, ok := af.client("revoke", stderr)
+	if !ok {
+		return exitFail
+	}
+	r, err := c.Revoke(ctx, pos[0], *reason)
+	var ae *admin.Error
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusNotFound:
+			err = fmt.Errorf("%w: check the id with `symbot grants`", err)
+		case http.StatusConflict:
+			err = fmt.Errorf("%w: it has already ended or been decided; `symbot grants` and `symbot requests` list what can still be revoked", err)
+		}
+	}
+	if err != nil {
+		return adminFail(stderr, "revoke", err)
+	}
+	if *asJSON {
+		printJSON(stdout, r)
+		return exitOK
+	}
+	if r.State == string(symbot.StateDenied) {
+		fmt.Fprintf(stdout, "denied %s: the pending request of %s for %s/%s; nothing was granted\n", r.ID, person(r.Requester), r.Flow, r.Target)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "revoked %s: %s/%s of %s is now %s; the Okta membership removal is queued\n", r.ID, r.Flow, r.Target, person(r.Requester), r.State)
+	return exitOK
+}
+
+// parseSince reads --since: a duration back from now (24h, 7d) or an
+// RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" || s == "all" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := symbot.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("--since %q: use a duration back from now (24h, 7d) or an RFC 3339 time (2026-01-02T15:04:05Z), or all", s)
+	}
+	return now.Add(-d), nil
+}
+
+func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "verify" {
+		return auditVerifyCmd(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("audit", "[verify] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
+	af := addAdminFlags(fs)
+	sinceFlag := fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 1 && pos[0] == "verify" {
+		return auditVerifyCmd(ctx, nil, stdout, stderr)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "symbot audit: unexpected argument %q (did you mean `symbot audit verify`?)\n", pos[0])
+		return exitUsage
+	}
+	since, err := parseSince(*sinceFlag, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot audit: %v\n", err)
+		return exitUsage
+	}
+	c, ok := af.client("audit", stderr)
+	if !ok {
+		return exitFail
+	}
+	entries, err := c.Audit(ctx, since)
+	if err != nil {
+		return adminFail(stderr, "audit", err)
+	}
+	if *asJSON {
+		if entries == nil {
+			entries = []admin.AuditJSON{}
+		}
+		printJSON(stdout, entries)
+		return exitOK
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(stdout, "no audit entries in that period")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tREQUEST\tACTOR\tACTION\tDETAIL")
+	for _, e := range entries {
+		at := e.At
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(&at), dash(e.RequestID), e.Actor, e.Action, oneLine(truncate(e.Detail, 80)))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("audit verify", "[--json] [--config FILE]", stderr)
+	af := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
+	}
+	c, ok := af.client("audit verify", stderr)
+	if !ok {
+		return exitFail
+	}
+	v, err := c.VerifyAudit(ctx)
+	if err != nil {
+		return adminFail(stderr, "audit verify", err)
+	}
+	if *asJSON {
+		printJSON(stdout, v)
+	} else if v.OK {
+		fmt.Fprintf(stdout, "audit chain ok: %d entries\n", v.Entries)
+	} else {
+		fmt.Fprintf(stdout, "audit chain BROKEN at entry %d (position %d): %s\n", v.Broken.Seq, v.Broken.Index, v.Broken.Problem)
+	}
+	if !v.OK {
+		return exitFail
+	}
+	return exitOK
+}
+
+func backupCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("backup", "FILE [--config FILE]", stderr)
+	af := addAdminFlags(fs)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "symbot backup: give exactly one file to write the backup to")
+		return exitUsage
+	}
+	c, ok := af.client("backup", stderr)
+	if !ok {
+		return exitFail
+	}
+	n, err := c.BackupToFile(ctx, pos[0])
+	if err != nil {
+		return adminFail(stderr, "backup", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", pos[0], n)
+	return exitOK
+}
