@@ -180,8 +180,8 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng.RetryBase, eng.RetryMax, eng.RevokeRetryMax = 5*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-		eng.ShutdownGrace = time.Millisecond
+		eng.Runtime.RetryBase, eng.Runtime.RetryMax, eng.Runtime.RevokeRetryMax = 5*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+		eng.Runtime.ShutdownGrace = time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = eng.Run(ctx) }()

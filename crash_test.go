@@ -87,8 +87,8 @@ func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng.RetryBase = 50 * time.Millisecond
-		eng.ShutdownGrace = 100 * time.Millisecond
+		eng.Runtime.RetryBase = 50 * time.Millisecond
+		eng.Runtime.ShutdownGrace = 100 * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = eng.Run(ctx) }()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,39 +22,18 @@ type Engine struct {
 	flows    []Flow
 	byName   map[string]*Flow
 
-	// Optional settings; set before Run. Zero values get defaults.
+	// Optional settings; set before use. Zero values get defaults.
 	Now     func() time.Time // the clock; default time.Now
 	Logger  *slog.Logger     // default discards
 	Metrics Metrics          // default none
 
-	Workers          int           // concurrent jobs; default 16
-	Lease            time.Duration // job lease; default 2m (must exceed JobTimeout)
-	JobTimeout       time.Duration // one attempt of one job; default 45s
-	RetryBase        time.Duration // first retry delay; default 1s
-	RetryMax         time.Duration // cap of retry delays for grant and Slack jobs; default 5m
-	RevokeRetryMax   time.Duration // cap of retry delays for revocations; default 1m
-	GrantAttempts    int           // a grant fails after this many attempts; default 10 (about 8 minutes)
-	NotifyAttempts   int           // Slack jobs are abandoned after this many; default 12
-	RevokeAlertAfter int           // alert after this many failed revocation attempts; default 5
-	IdentityTTL      time.Duration // how long a Slack→Okta identity is cached; default 10m
-	BatchSize        int           // deadlines handled per transaction; default 256
-	Owner            string        // job lease owner; default a per-process id
-	// ShutdownGrace bounds how long Run waits for in-flight jobs after its
-	// context ends; jobs still running then are cancelled and run again at
-	// the next start. Default 10s.
-	ShutdownGrace time.Duration
-	// Jitter returns a random duration in [0, max] that spreads retries
-	// out; default uniform. Tests pin it to make retry times exact.
-	Jitter func(max time.Duration) time.Duration
+	IdentityTTL time.Duration // how long a Slack→Okta identity is cached; default 10m
 
-	kickJobs  chan struct{}
-	kickSched chan struct{}
-	locks     keyedMutex
+	// Runtime configures Run and RunDueJobs: workers, leases, retries and
+	// deadline batches.
+	Runtime RuntimeOptions
 
-	jobsDone      atomic.Int64
-	jobsAbandoned atomic.Int64
-	revokeAlerts  atomic.Int64
-	wakeups       atomic.Int64
+	rt runner
 }
 
 // NewEngine validates flows (after applying defaults) and returns an engine.
@@ -73,9 +51,8 @@ func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, erro
 	}
 	e := &Engine{
 		store: st, dir: dir, notifier: n, flows: fs,
-		byName:    map[string]*Flow{},
-		kickJobs:  make(chan struct{}, 1),
-		kickSched: make(chan struct{}, 1),
+		byName: map[string]*Flow{},
+		rt:     newRunner(),
 	}
 	for i := range e.flows {
 		e.byName[strings.ToLower(e.flows[i].Name)] = &e.flows[i]
@@ -109,23 +86,4 @@ func orDefault[T int | time.Duration](v, d T) T {
 // audit appends one audit entry in tx.
 func (e *Engine) audit(tx Tx, now time.Time, id, actor, action, detail string) error {
 	return tx.AppendAudit(&AuditEntry{At: now, RequestID: id, Actor: actor, Action: action, Detail: detail})
-}
-
-// kick wakes the executor and the scheduler: for changes that may add
-// jobs and a sooner deadline.
-func (e *Engine) kick() {
-	e.kickExecutor()
-	select {
-	case e.kickSched <- struct{}{}:
-	default:
-	}
-}
-
-// kickExecutor wakes only the executor: for changes that add jobs but no
-// deadline.
-func (e *Engine) kickExecutor() {
-	select {
-	case e.kickJobs <- struct{}{}:
-	default:
-	}
 }

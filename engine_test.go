@@ -545,11 +545,11 @@ func TestGrantFailures(t *testing.T) {
 func TestRevokeNeverGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.eng.RevokeAlertAfter = 3
+		h.eng.Runtime.RevokeAlertAfter = 3
 		// The longest delays (1s, 2s, 4s, 8s, then 10s): the 12 failures
 		// then span 85s, so at 60s after the expiry some are still to
 		// come. Random jitter could fit all 12 (and the success) in 48s.
-		h.eng.Jitter = func(top time.Duration) time.Duration { return top }
+		h.eng.Runtime.Jitter = func(top time.Duration) time.Duration { return top }
 		errs := make([]error, 12)
 		for i := range errs {
 			errs[i] = symbot.ErrUnavailable
@@ -710,7 +710,7 @@ func TestFailReasonIsForPeople(t *testing.T) {
 func TestShortLeasesAreRenewed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.eng.Lease = 50 * time.Millisecond
+		h.eng.Runtime.Lease = 50 * time.Millisecond
 		h.start(t)
 		r := h.mustSubmit(t, alice, "admin", 15*time.Minute)
 		synctest.Wait()
@@ -746,7 +746,7 @@ func TestQueuedJobTakenOverIsSkipped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.Owner, a.Workers, a.Lease = "A", 1, time.Second
+		a.Runtime.Owner, a.Runtime.Workers, a.Runtime.Lease = "A", 1, time.Second
 		var ids []uint64
 		for _, p := range []symbot.Actor{alice, dave} {
 			r, err := a.Submit(t.Context(), p, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "x"})

@@ -273,9 +273,9 @@ func newHarness(t testing.TB, st symbot.Store, flows ...symbot.Flow) *harness {
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
-	eng.RetryBase = time.Second
-	eng.RetryMax = 10 * time.Second
-	eng.RevokeRetryMax = 10 * time.Second
+	eng.Runtime.RetryBase = time.Second
+	eng.Runtime.RetryMax = 10 * time.Second
+	eng.Runtime.RevokeRetryMax = 10 * time.Second
 	h.eng = eng
 	return h
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -134,10 +133,10 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 		jj.LeaseOwner, jj.LeaseUntil = "", time.Time{}
 		permanent := IsPermanent(jerr)
 		detail := fmt.Sprintf("attempt %d: %s", jj.Attempts, jj.LastError)
-		capd := e.retryMax()
+		capd := e.Runtime.retryMax()
 		switch jj.Kind {
 		case JobGrant:
-			if permanent || jj.Attempts >= orDefault(e.GrantAttempts, 10) {
+			if permanent || jj.Attempts >= e.Runtime.grantAttempts() {
 				result = "failed"
 				if err := e.audit(tx, now, j.RequestID, System, "job:grant:failed", detail); err != nil {
 					return err
@@ -150,8 +149,8 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 			}
 		case JobRevoke:
 			// Revocation never gives up.
-			capd = orDefault(e.RevokeRetryMax, time.Minute)
-			if jj.Attempts >= orDefault(e.RevokeAlertAfter, 5) && !jj.Alerted {
+			capd = e.Runtime.revokeRetryMax()
+			if jj.Attempts >= e.Runtime.revokeAlertAfter() && !jj.Alerted {
 				jj.Alerted = true
 				alerted = true
 				r, rerr := tx.Request(j.RequestID)
@@ -168,7 +167,7 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 			// The approval message is never given up while the request is
 			// live: a channel or scope problem is fixed by a person (the
 			// bot reports it once), and then the request appears.
-			if jj.Kind != JobPost && (permanent || jj.Attempts >= orDefault(e.NotifyAttempts, 12)) {
+			if jj.Kind != JobPost && (permanent || jj.Attempts >= e.Runtime.notifyAttempts()) {
 				result = "failed"
 				abandoned = true
 				if err := tx.DeleteJob(jj.ID); err != nil {
@@ -193,10 +192,10 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 		return err
 	}
 	if alerted {
-		e.revokeAlerts.Add(1)
+		e.rt.revokeAlerts.Add(1)
 	}
 	if abandoned {
-		e.jobsAbandoned.Add(1)
+		e.rt.jobsAbandoned.Add(1)
 	}
 	if result != "" {
 		e.jobResult(j.Kind, result)
@@ -212,20 +211,12 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 // backoff returns the delay before attempt n+1: exponential from RetryBase,
 // capped, with jitter in [d/2, d].
 func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
-	d := orDefault(e.RetryBase, time.Second)
+	d := e.Runtime.retryBase()
 	for i := 1; i < attempts && d < capd; i++ {
 		d *= 2
 	}
 	d = min(d, capd)
-	return d/2 + e.jitter(d/2)
-}
-
-// jitter returns a random duration in [0, top].
-func (e *Engine) jitter(top time.Duration) time.Duration {
-	if e.Jitter != nil {
-		return min(max(e.Jitter(top), 0), top)
-	}
-	return time.Duration(rand.Int64N(int64(top) + 1))
+	return d/2 + e.Runtime.jitter(d/2)
 }
 
 // errText is an error's text for the audit trail and messages, cut at 500

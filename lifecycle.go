@@ -380,7 +380,7 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 		held := want // the lock held during this attempt ("" for none)
 		unlock := func() {}
 		if held != "" {
-			unlock = e.locks.Lock(held)
+			unlock = e.rt.locks.Lock(held)
 		}
 		err := e.store.Update(ctx, func(tx Tx) error {
 			// The store may run this more than once: decide only from tx

@@ -51,7 +51,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 		}
 		uid, login = u.ID, u.Login
 	}
-	unlock := e.locks.Lock(membershipKey(uid, r.GroupID))
+	unlock := e.rt.locks.Lock(membershipKey(uid, r.GroupID))
 	defer unlock()
 	// Re-read under the lock: a revocation of an approved request whose
 	// check is recorded takes this lock too, so from here on the state
@@ -179,7 +179,7 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 	if !r.GrantChecked || r.OktaUserID == "" {
 		note = "nothing to remove: the membership was never added"
 	} else {
-		unlock := e.locks.Lock(membershipKey(r.OktaUserID, r.GroupID))
+		unlock := e.rt.locks.Lock(membershipKey(r.OktaUserID, r.GroupID))
 		defer unlock()
 		var needers []*Request
 		if err := e.store.View(ctx, func(tx Tx) error {

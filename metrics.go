@@ -38,10 +38,10 @@ type Stats struct {
 // Stats returns a snapshot of the engine's gauges.
 func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{
-		JobsDone:         e.jobsDone.Load(),
-		JobsAbandoned:    e.jobsAbandoned.Load(),
-		RevokeAlerts:     e.revokeAlerts.Load(),
-		SchedulerWakeups: e.wakeups.Load(),
+		JobsDone:         e.rt.jobsDone.Load(),
+		JobsAbandoned:    e.rt.jobsAbandoned.Load(),
+		RevokeAlerts:     e.rt.revokeAlerts.Load(),
+		SchedulerWakeups: e.rt.wakeups.Load(),
 	}
 	err := e.store.View(ctx, func(tx Tx) error {
 		jobs, err := tx.Jobs()

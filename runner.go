@@ -4,22 +4,115 @@
 package symbot
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// RuntimeOptions configures the engine's runtime (Run and RunDueJobs): its
+// workers, job leases, retries and deadline batches. Zero fields get
+// defaults.
+type RuntimeOptions struct {
+	Workers          int           // concurrent jobs; default 16
+	Lease            time.Duration // job lease; default 2m (must exceed JobTimeout)
+	JobTimeout       time.Duration // one attempt of one job; default 45s
+	RetryBase        time.Duration // first retry delay; default 1s
+	RetryMax         time.Duration // cap of retry delays for grant and Slack jobs; default 5m
+	RevokeRetryMax   time.Duration // cap of retry delays for revocations; default 1m
+	GrantAttempts    int           // a grant fails after this many attempts; default 10 (about 8 minutes)
+	NotifyAttempts   int           // Slack jobs are abandoned after this many; default 12
+	RevokeAlertAfter int           // alert after this many failed revocation attempts; default 5
+	BatchSize        int           // deadlines handled per transaction; default 256
+	Owner            string        // job lease owner; default a per-process id
+	// ShutdownGrace bounds how long Run waits for in-flight jobs after its
+	// context ends; jobs still running then are cancelled and run again at
+	// the next start. Default 10s.
+	ShutdownGrace time.Duration
+	// Jitter returns a random duration in [0, max] that spreads retries
+	// out; default uniform. Tests pin it to make retry times exact.
+	Jitter func(max time.Duration) time.Duration
+}
+
+// The settings with their defaults applied.
+func (o *RuntimeOptions) workers() int              { return orDefault(o.Workers, 16) }
+func (o *RuntimeOptions) lease() time.Duration      { return orDefault(o.Lease, 2*time.Minute) }
+func (o *RuntimeOptions) jobTimeout() time.Duration { return orDefault(o.JobTimeout, 45*time.Second) }
+func (o *RuntimeOptions) retryBase() time.Duration  { return orDefault(o.RetryBase, time.Second) }
+func (o *RuntimeOptions) retryMax() time.Duration   { return orDefault(o.RetryMax, 5*time.Minute) }
+func (o *RuntimeOptions) revokeRetryMax() time.Duration {
+	return orDefault(o.RevokeRetryMax, time.Minute)
+}
+func (o *RuntimeOptions) grantAttempts() int    { return orDefault(o.GrantAttempts, 10) }
+func (o *RuntimeOptions) notifyAttempts() int   { return orDefault(o.NotifyAttempts, 12) }
+func (o *RuntimeOptions) revokeAlertAfter() int { return orDefault(o.RevokeAlertAfter, 5) }
+func (o *RuntimeOptions) batchSize() int        { return orDefault(o.BatchSize, 256) }
+func (o *RuntimeOptions) shutdownGrace() time.Duration {
+	return orDefault(o.ShutdownGrace, 10*time.Second)
+}
+
+// jitter returns a random duration in [0, top].
+func (o *RuntimeOptions) jitter(top time.Duration) time.Duration {
+	if o.Jitter != nil {
+		return min(max(o.Jitter(top), 0), top)
+	}
+	return time.Duration(rand.Int64N(int64(top) + 1))
+}
+
+// runner is the runtime's state: the lease owner, the wake-up channels of
+// the executor and the scheduler, the per-membership locks, and the
+// counters Stats reports.
+type runner struct {
+	owner     string // fixed when Run or RunDueJobs first starts
+	kickJobs  chan struct{}
+	kickSched chan struct{}
+	locks     keyedMutex
+
+	jobsDone      atomic.Int64
+	jobsAbandoned atomic.Int64
+	revokeAlerts  atomic.Int64
+	wakeups       atomic.Int64
+}
+
+func newRunner() runner {
+	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1)}
+}
+
+// kick wakes the executor and the scheduler: for changes that may add
+// jobs and a sooner deadline.
+func (e *Engine) kick() {
+	e.kickExecutor()
+	select {
+	case e.rt.kickSched <- struct{}{}:
+	default:
+	}
+}
+
+// kickExecutor wakes only the executor: for changes that add jobs but no
+// deadline.
+func (e *Engine) kickExecutor() {
+	select {
+	case e.rt.kickJobs <- struct{}{}:
+	default:
+	}
+}
 
 // Run executes due jobs and fires deadlines until ctx ends. Everything
 // already due when it starts runs at once.
 func (e *Engine) Run(ctx context.Context) error {
-	if e.Owner == "" {
+	if e.rt.owner == "" {
+		e.rt.owner = e.Runtime.Owner
+	}
+	if e.rt.owner == "" {
 		var b [8]byte
 		_, _ = crand.Read(b[:])
-		e.Owner = "symbot-" + hex.EncodeToString(b[:])
+		e.rt.owner = "symbot-" + hex.EncodeToString(b[:])
 	}
 	var wg sync.WaitGroup
 	var schedErr, execErr error
@@ -29,17 +122,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	return errors.Join(schedErr, execErr)
 }
 
-// Resolved defaults of the optional settings used in several places.
-func (e *Engine) workers() int { return orDefault(e.Workers, 16) }
-
-func (e *Engine) lease() time.Duration { return orDefault(e.Lease, 2*time.Minute) }
-
-func (e *Engine) jobTimeout() time.Duration { return orDefault(e.JobTimeout, 45*time.Second) }
-
-func (e *Engine) retryMax() time.Duration { return orDefault(e.RetryMax, 5*time.Minute) }
-
 func (e *Engine) runExecutor(ctx context.Context) error {
-	workers, lease := e.workers(), e.lease()
+	workers, lease := e.Runtime.workers(), e.Runtime.lease()
 	// Claim ahead of the workers so that one claim transaction feeds many
 	// jobs; queued jobs hold their lease, and ones already queued here are
 	// never queued twice.
@@ -75,7 +159,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		close(queue)
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
-		t := time.NewTimer(orDefault(e.ShutdownGrace, 10*time.Second))
+		t := time.NewTimer(e.Runtime.shutdownGrace())
 		select {
 		case <-done:
 		case <-t.C:
@@ -93,7 +177,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		free := capacity - len(held)
 		mu.Unlock()
 		if free > 0 {
-			jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, free)
+			jobs, err := e.store.ClaimJobs(ctx, e.rt.owner, e.now(), lease, free)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -140,7 +224,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
-		case <-e.kickJobs:
+		case <-e.rt.kickJobs:
 		case <-freed:
 		}
 		timer.Stop() // since Go 1.23 a stopped timer never delivers a stale value
@@ -151,7 +235,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 // one job timeout, renewing it when needed. It reports false when the job is
 // gone or leased by another owner.
 func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (Job, bool) {
-	if e.now().Add(e.jobTimeout() + time.Second).Before(j.LeaseUntil) {
+	if e.now().Add(e.Runtime.jobTimeout() + time.Second).Before(j.LeaseUntil) {
 		return j, true
 	}
 	ok := false
@@ -165,13 +249,13 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 			return err
 		}
 		now := e.now()
-		if jj.LeaseOwner != e.Owner && jj.LeaseUntil.After(now) {
+		if jj.LeaseOwner != e.rt.owner && jj.LeaseUntil.After(now) {
 			return nil // someone else holds it now
 		}
 		if jj.NotBefore.After(now) {
 			return nil // someone else ran and rescheduled it
 		}
-		jj.LeaseOwner, jj.LeaseUntil = e.Owner, now.Add(lease)
+		jj.LeaseOwner, jj.LeaseUntil = e.rt.owner, now.Add(lease)
 		j = *jj
 		ok = true
 		return tx.UpdateJob(jj)
@@ -186,7 +270,7 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 // runJob runs one attempt of a job and records its outcome.
 func (e *Engine) runJob(ctx context.Context, j Job) {
 	log := e.log().With("request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
-	actx, cancel := context.WithTimeout(ctx, e.jobTimeout())
+	actx, cancel := context.WithTimeout(ctx, e.Runtime.jobTimeout())
 	defer cancel()
 	var err error
 	switch j.Kind {
@@ -200,7 +284,7 @@ func (e *Engine) runJob(ctx context.Context, j Job) {
 		err = Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
 	}
 	if err == nil {
-		e.jobsDone.Add(1)
+		e.rt.jobsDone.Add(1)
 		e.jobResult(j.Kind, "ok")
 		log.Debug("job done")
 		return
@@ -214,13 +298,13 @@ func (e *Engine) runJob(ctx context.Context, j Job) {
 // none is due, with up to Workers at once. It is for tests, benchmarks and
 // one-shot tools; Run does the same continuously.
 func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
-	if e.Owner == "" {
-		e.Owner = "symbot-oneshot"
+	if e.rt.owner == "" {
+		e.rt.owner = cmp.Or(e.Runtime.Owner, "symbot-oneshot")
 	}
-	workers, lease := e.workers(), e.lease()
+	workers, lease := e.Runtime.workers(), e.Runtime.lease()
 	n := 0
 	for {
-		jobs, err := e.store.ClaimJobs(ctx, e.Owner, e.now(), lease, workers)
+		jobs, err := e.store.ClaimJobs(ctx, e.rt.owner, e.now(), lease, workers)
 		if err != nil {
 			return n, fmt.Errorf("claim jobs: %w", err)
 		}

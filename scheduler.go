@@ -41,17 +41,17 @@ func (e *Engine) runScheduler(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
-		case <-e.kickSched:
+		case <-e.rt.kickSched:
 			timer.Stop()
 		}
-		e.wakeups.Add(1)
+		e.rt.wakeups.Add(1)
 	}
 }
 
 // FireDue handles every deadline that is due now: approval timeouts,
 // expiry warnings and expiries, in batches of BatchSize per transaction.
 func (e *Engine) FireDue(ctx context.Context) error {
-	batch := orDefault(e.BatchSize, 256)
+	batch := e.Runtime.batchSize()
 	for range 100000 {
 		now := e.now()
 		var ids []string

@@ -177,9 +177,9 @@ func MustHarness(tb testing.TB, opts ...harnessOpt) *harness {
 	if err != nil {
 		tb.Fatalf("NewEngine: %v", err)
 	}
-	eng.RetryBase = 10 * time.Millisecond
-	eng.RetryMax = 100 * time.Millisecond
-	eng.RevokeRetryMax = 100 * time.Millisecond
+	eng.Runtime.RetryBase = 10 * time.Millisecond
+	eng.Runtime.RetryMax = 100 * time.Millisecond
+	eng.Runtime.RevokeRetryMax = 100 * time.Millisecond
 	eng.Logger = cfg.botCfg.Logger
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -166,7 +166,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 func (d *daemon) run(ctx context.Context) error {
 	defer d.store.Close()
 	if d.retryBase > 0 {
-		d.engine.RetryBase = d.retryBase
+		d.engine.Runtime.RetryBase = d.retryBase
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
