@@ -1,0 +1,328 @@
+// Package pgtest starts a throwaway PostgreSQL server from the local
+// installation for tests: initdb and pg_ctl in a temporary directory, on a
+// free loopback port, as a non-root user when the tests run as root, and
+// stopped when the test binary ends. Each test gets a fresh database.
+//
+//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+//
+//	func TestX(t *testing.T) {
+//		url := pgtest.NewDatabase(t) // skips when PostgreSQL is not installed
+//		...
+//	}
+//
+// The server starts on the first NewDatabase call, so a test binary whose
+// PostgreSQL tests are filtered out pays nothing. Without PostgreSQL the
+// tests skip with a message that says how to enable them, unless the CI
+// environment variable is set: then a missing PostgreSQL fails them.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvBin names a directory holding initdb, pg_ctl and postgres; it takes
+// precedence over PATH and /usr/lib/postgresql/*/bin.
+const EnvBin = "SYMBOT_TEST_PGBIN"
+
+// HowToEnable is what a skipped test says.
+const HowToEnable = "PostgreSQL is not installed (no initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin or in $" + EnvBin +
+	"): install it (Debian: apt-get install postgresql) to run the PostgreSQL tests; with CI set they fail instead of skipping"
+
+// ErrNotInstalled is returned by Start when no PostgreSQL installation is found.
+var ErrNotInstalled = errors.New("postgresql not installed")
+
+// Cluster is a running throwaway PostgreSQL server.
+type Cluster struct {
+	Bin  string // directory of initdb, pg_ctl, postgres
+	Dir  string // owns data/ and the socket
+	Port int
+	cred *syscall.Credential // nil: run as the current user
+
+	mu      sync.Mutex
+	running bool
+	dbs     atomic.Int64
+}
+
+// FindBin returns the directory of the PostgreSQL server binaries.
+func FindBin() (string, error) {
+	if d := os.Getenv(EnvBin); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err != nil {
+			return "", fmt.Errorf("%s=%s: no pg_ctl there: %w", EnvBin, d, ErrNotInstalled)
+		}
+		return d, nil
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if _, err := exec.LookPath("initdb"); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
+			return filepath.Dir(p), nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d, nil
+		}
+	}
+	return "", ErrNotInstalled
+}
+
+func version(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// runAs returns the credential to run the server with: PostgreSQL refuses
+// to run as root, so as root it uses the "postgres" system user (which the
+// Debian package creates), or else "nobody".
+func runAs() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
+}
+
+// Start initialises and starts a new cluster in a fresh temporary directory.
+func Start() (*Cluster, error) {
+	bin, err := FindBin()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := runAs()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "symbot-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("postgres temp dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("postgres temp dir: %w", err)
+		}
+	}
+	c := &Cluster{Bin: bin, Dir: dir, cred: cred}
+	if out, err := c.run("initdb", "-D", c.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	var lastErr error
+	for range 5 { // a free port can be taken before the server binds it
+		port, err := freePort()
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		c.Port = port
+		if lastErr = c.Restart(); lastErr == nil {
+			return c, nil
+		}
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.Dir, "data") }
+
+func (c *Cluster) run(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(c.Bin, name), args...)
+	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+// Restart starts the server (again, after Stop) on the same port and data.
+func (c *Cluster) Restart() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return nil
+	}
+	// fsync off: a throwaway server need not survive a machine crash, and
+	// the tests must not wait on the disk of a shared machine.
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.Port, c.Dir)
+	if out, err := c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.Dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.Dir, "log"))
+		return fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, lastLines(log, 20))
+	}
+	c.running = true
+	return nil
+}
+
+// Stop stops the server (fast shutdown) and keeps its data for Restart.
+func (c *Cluster) Stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return nil
+	}
+	if out, err := c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+	}
+	c.running = false
+	return nil
+}
+
+// Destroy stops the server and removes its directory.
+func (c *Cluster) Destroy() error {
+	err := c.Stop()
+	if rerr := os.RemoveAll(c.Dir); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// URL returns the connection string of database db.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
+}
+
+// CreateDatabase creates a new empty database and returns its URL.
+func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.dbs.Add(1))
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("connect to test server: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return c.URL(name), nil
+}
+
+// DropDatabase drops a database made by CreateDatabase, ending its sessions.
+func (c *Cluster) DropDatabase(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to test server: %w", err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)")
+	return err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(b []byte, n int) []byte {
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return bytes.Join(lines, []byte("\n"))
+}
+
+// The test binary's shared cluster.
+var (
+	shared     *Cluster
+	sharedErr  error
+	sharedOnce sync.Once
+	mainRan    bool
+)
+
+// Main runs the tests of m and stops the shared cluster, if one was
+// started, before it returns m's exit code. Call it from TestMain.
+func Main(m *testing.M) int {
+	mainRan = true
+	code := m.Run()
+	if shared != nil {
+		if err := shared.Destroy(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Shared returns the test binary's cluster, starting it on first use. It
+// skips tb when PostgreSQL is not installed (fails it when CI is set) and
+// fails tb when the server cannot start.
+func Shared(tb testing.TB) *Cluster {
+	tb.Helper()
+	if !mainRan {
+		tb.Fatal("pgtest: call os.Exit(pgtest.Main(m)) from TestMain so the server is stopped at the end")
+	}
+	sharedOnce.Do(func() { shared, sharedErr = Start() })
+	switch {
+	case errors.Is(sharedErr, ErrNotInstalled):
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("CI is set but %s", HowToEnable)
+		}
+		tb.Skip(HowToEnable)
+	case sharedErr != nil:
+		tb.Fatalf("start PostgreSQL: %v", sharedErr)
+	}
+	return shared
+}
+
+// NewDatabase returns the URL of a fresh database on the shared cluster,
+// dropped when tb ends.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	c := Shared(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, err := c.CreateDatabase(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.DropDatabase(ctx, url); err != nil {
+			tb.Errorf("drop test database: %v", err)
+		}
+	})
+	return url
+}

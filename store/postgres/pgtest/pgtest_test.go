@@ -1,0 +1,86 @@
+package pgtest_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/symbot/symbot/store/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestFindBinHonoursEnv(t *testing.T) {
+	t.Setenv(pgtest.EnvBin, t.TempDir())
+	if _, err := pgtest.FindBin(); !errors.Is(err, pgtest.ErrNotInstalled) {
+		t.Errorf("FindBin with %s pointing at an empty directory: got %v, want ErrNotInstalled", pgtest.EnvBin, err)
+	}
+}
+
+func TestDatabasesAreFreshAndSeparate(t *testing.T) {
+	a, b := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	if a == b {
+		t.Fatalf("two NewDatabase calls returned the same URL %s", a)
+	}
+	conn, err := pgx.Connect(t.Context(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE x (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	conn2, err := pgx.Connect(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(t.Context())
+	var exists bool
+	if err := conn2.QueryRow(t.Context(), "SELECT to_regclass('x') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("a table made in one test database is visible in another")
+	}
+}
+
+func TestNotRoot(t *testing.T) {
+	c := pgtest.Shared(t)
+	conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	// The server answered, so it started: PostgreSQL refuses to start as
+	// root, which proves the harness ran it as another user when needed.
+	var v string
+	if err := conn.QueryRow(t.Context(), "SHOW server_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("PostgreSQL %s on port %d", v, c.Port)
+}
+
+func TestStopRestart(t *testing.T) {
+	// Its own cluster: stopping the shared one would disturb other tests.
+	pgtest.Shared(t) // skips without PostgreSQL
+	c, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.Connect(t.Context(), c.URL("postgres")); err == nil {
+		t.Fatal("connected to a stopped server")
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("connect after restart: %v", err)
+	}
+	conn.Close(t.Context())
+}
