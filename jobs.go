@@ -46,6 +46,10 @@ type Job struct {
 
 	LeaseOwner string
 	LeaseUntil time.Time
+	// LeaseToken grows with every claim of the job: a fencing token. A
+	// worker whose lease ran out and was taken over finds a different
+	// token (or owner) when it completes, and leaves the job alone.
+	LeaseToken uint64
 }
 
 // ClaimableAt is when j can be claimed: the later of NotBefore and the end

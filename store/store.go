@@ -550,6 +550,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 			}
 			j.LeaseOwner = owner
 			j.LeaseUntil = now.Add(lease)
+			j.LeaseToken++
 			if err := t.UpdateJob(j); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
 			}

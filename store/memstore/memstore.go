@@ -142,6 +142,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		}
 		j.LeaseOwner = owner
 		j.LeaseUntil = now.Add(lease)
+		j.LeaseToken++
 		out = append(out, *j)
 	}
 	return out, nil

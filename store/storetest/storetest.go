@@ -548,9 +548,26 @@ func testClaimJobs(t *testing.T, st symbot.Store) {
 	if got := mustClaim(t, st, "w2", T0.Add(59*time.Second), time.Minute, 10); len(got) != 0 {
 		t.Errorf("claim before leases end = %v, want none", got)
 	}
-	// Expired leases may be claimed again.
+	// Expired leases may be claimed again, with a new fencing token.
+	tokens := func() map[uint64]uint64 {
+		out := map[uint64]uint64{}
+		for _, j := range mustJobs(t, st) {
+			out[j.ID] = j.LeaseToken
+		}
+		return out
+	}
+	before := tokens()
 	if got, want := mustClaim(t, st, "w3", T0.Add(time.Minute), time.Minute, 10), []uint64{1, 3, 4, 5}; !slices.Equal(got, want) {
 		t.Errorf("claim after leases end = %v, want %v", got, want)
+	}
+	after := tokens()
+	for _, id := range []uint64{1, 3, 4, 5} {
+		if after[id] <= before[id] || before[id] == 0 {
+			t.Errorf("job %d lease token %d after its first claim and %d after the second: want a non-zero token that grows with each claim", id, before[id], after[id])
+		}
+	}
+	if after[2] != 0 {
+		t.Errorf("job 2 was never claimed but has lease token %d", after[2])
 	}
 	// Releasing a lease with UpdateJob (reschedule) makes it claimable at NotBefore.
 	MustUpdate(t, st, func(tx symbot.Tx) error {

@@ -1,0 +1,114 @@
+package postgres_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/postgres"
+	"github.com/symbot/symbot/store/postgres/pgtest"
+)
+
+func TestMigrationsNumbered(t *testing.T) {
+	for i, m := range postgres.Migrations() {
+		if m.Version != i+1 {
+			t.Errorf("migration %s has version %d, want %d (versions run from 1 without gaps)", m.Name, m.Version, i+1)
+		}
+	}
+}
+
+func TestCheckSchema(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	st, err := postgres.CheckSchema(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UpToDate() || st.Current != 0 || len(st.Pending) != postgres.SchemaVersion() {
+		t.Errorf("empty database: got %+v, want version 0 with every step pending", st)
+	}
+	s, err := postgres.Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	st, err = postgres.CheckSchema(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.UpToDate() || st.Current != postgres.SchemaVersion() {
+		t.Errorf("after Open: got %+v, want current", st)
+	}
+}
+
+func TestOpenNoMigrateRefusesOldSchema(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	if _, err := postgres.Open(t.Context(), url, &postgres.Options{NoMigrate: true}); err == nil {
+		t.Fatal("Open with NoMigrate on an empty database: got nil error")
+	}
+}
+
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), url, nil)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM symbot_migrations").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != postgres.SchemaVersion() {
+		t.Errorf("symbot_migrations has %d rows, want %d", n, postgres.SchemaVersion())
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	_, url := MustOpen(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "INSERT INTO symbot_migrations (version, name) VALUES (9999, '9999_future.sql')"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.Open(t.Context(), url, nil)
+	var se *postgres.SchemaError
+	if !errors.Is(err, symbot.ErrSchemaTooNew) || !errors.As(err, &se) || se.Found != 9999 {
+		t.Errorf("Open of a newer schema: got %v, want a SchemaError wrapping ErrSchemaTooNew", err)
+	}
+	if _, err := postgres.CheckSchema(t.Context(), url); !errors.Is(err, symbot.ErrSchemaTooNew) {
+		t.Errorf("CheckSchema of a newer schema: got %v", err)
+	}
+}
+
+func TestOpenRedactsPassword(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://u:sekrit@[::1/db", nil)
+	if err == nil {
+		t.Fatal("Open of a malformed URL: got nil error")
+	}
+	if got := err.Error(); strings.Contains(got, "sekrit") {
+		t.Errorf("error quotes the password: %s", got)
+	}
+}

@@ -1,0 +1,352 @@
+// Package postgres is the PostgreSQL implementation of symbot.Store, for
+// running several symbot replicas on one database.
+//
+// Concurrency model. Every Update runs in a READ COMMITTED transaction that
+// first takes one transaction-scoped advisory lock (the writer lock), so
+// read-write transactions of all replicas run one at a time, as they do in
+// bbolt. That is a deliberate choice over SERIALIZABLE: nearly every write
+// appends to the audit chain, whose head is a single row, so writers would
+// serialise on it anyway, and under SERIALIZABLE they would do so by
+// failing and re-running; with the lock taken first, each statement of fn
+// sees every committed write, no write skew is possible, and fn runs again
+// only after a deadlock or a serialisation failure reported by the server.
+// Reads (View) run in REPEATABLE READ READ ONLY snapshots and take no lock.
+// ClaimJobs does not take the writer lock: it leases due jobs with
+// SELECT ... FOR UPDATE SKIP LOCKED, so replicas claiming at once get
+// different jobs, and read-write transactions lock the job rows they read
+// (SELECT ... FOR UPDATE), so a claim never interleaves with a change of
+// the same job. Every claim bumps the job's lease token (a fencing token).
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/symbot/symbot"
+)
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store is closed")
+
+var errReadOnly = errors.New("write in a read-only transaction")
+
+// writerLock is the advisory lock key every read-write transaction takes
+// ("symbot:writer").
+const writerLock int64 = 0x73796d626f747772
+
+// maxRetries bounds how often Update re-runs fn after a serialisation
+// failure or deadlock reported by the server.
+const maxRetries = 20
+
+// Options configure Open. The zero value (or nil) is fine.
+type Options struct {
+	// Logger receives operational messages; default discards them.
+	Logger *slog.Logger
+	// MaxConns caps the connection pool; default 10.
+	MaxConns int32
+	// NoMigrate refuses a database whose schema is not current instead of
+	// migrating it.
+	NoMigrate bool
+}
+
+// Store is a symbot.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+var _ symbot.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// connection string) and brings its schema up to date, under an advisory
+// lock so that replicas starting together migrate once. It fails with an
+// error wrapping symbot.ErrSchemaTooNew (a *SchemaError) when the database
+// was migrated by a newer symbot.
+func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10
+	}
+	if url == "" {
+		return nil, errors.New("open store: empty database URL: set store.url or SYMBOT_DATABASE_URL")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", redact(err))
+	}
+	cfg.MaxConns = o.MaxConns
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	// A pooled connection that died with the server must not be handed out
+	// again: check connections idle for a while before use.
+	cfg.MaxConnIdleTime = time.Minute
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", redact(err))
+	}
+	s := &Store{pool: pool, log: o.Logger}
+	if o.NoMigrate {
+		st, err := CheckSchema(ctx, url)
+		if err == nil && !st.UpToDate() {
+			err = fmt.Errorf("database schema is at version %d, this symbot needs %d: run symbot migrate", st.Current, st.Latest)
+		}
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return s, nil
+	}
+	st, ran, err := migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if len(ran) > 0 {
+		s.log.Info("migrated database schema", "versions", ran, "schema", st.Current)
+	}
+	return s, nil
+}
+
+// Close closes every connection. Later calls fail.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", s.closedErr(err))
+	}
+	return nil
+}
+
+// Pool returns the connection pool (for tools such as migrate --from).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// closedErr maps the pool's "closed pool" error to ErrClosed.
+func (s *Store) closedErr(err error) error {
+	if err != nil && err.Error() == "closed pool" {
+		return ErrClosed
+	}
+	return err
+}
+
+// retryable reports whether a failed transaction may be run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01" // serialization_failure, deadlock_detected
+	}
+	return false
+}
+
+// Update runs fn in one read-write transaction; see the package comment
+// for how writers of several replicas are ordered. fn runs again (at most
+// maxRetries times) when the server reports a serialisation failure or a
+// deadlock; an error of fn, or a panic, rolls back everything fn wrote.
+func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store update: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.updateOnce(ctx, fn)
+		if err == nil || !retryable(err) || attempt == maxRetries || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("store update: retrying after a conflict", "attempt", attempt+1, "err", err)
+	}
+}
+
+// errFn marks an error returned by fn, which Update returns unchanged.
+type errFn struct{ err error }
+
+func (e errFn) Error() string { return e.err.Error() }
+
+func (s *Store) updateOnce(ctx context.Context, fn func(symbot.Tx) error) (err error) {
+	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("store update: begin: %w", s.closedErr(err))
+	}
+	t := &tx{ctx: ctx, q: ptx, writable: true}
+	committed := false
+	defer func() {
+		t.done = true
+		if !committed {
+			_ = ptx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writerLock); err != nil {
+		return fmt.Errorf("store update: take the writer lock: %w", err)
+	}
+	if err := fn(t); err != nil {
+		if t.dbErr != nil && retryable(t.dbErr) {
+			return t.dbErr // a conflict inside fn: run it again
+		}
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("store update: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// View runs fn in a read-only snapshot; writes in it fail.
+func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store view: %w", err)
+	}
+	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("store view: begin: %w", s.closedErr(err))
+	}
+	t := &tx{ctx: ctx, q: ptx}
+	defer func() {
+		t.done = true
+		_ = ptx.Rollback(context.WithoutCancel(ctx))
+	}()
+	return fn(t)
+}
+
+// jobCols are the columns scanJob reads, in order.
+const jobCols = `id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token`
+
+// headOfLane is true for a job that no lower job of its lane blocks.
+const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lane = j.lane AND h.id < j.id))`
+
+// ClaimJobs atomically leases up to max jobs that are due at now, in ID
+// order, honouring lanes. Rows another replica is claiming at the same
+// moment are skipped (FOR UPDATE SKIP LOCKED); each claim increments the
+// job's lease token.
+func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	if owner == "" {
+		return nil, errors.New("claim jobs: empty owner")
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
+		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND `+headOfLane+` ORDER BY j.id LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING `+jobCols,
+		owner, nanos(now.Add(lease)), clampNanos(now), max)
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", s.closedErr(err))
+	}
+	js, err := pgx.CollectRows(rows, scanJob)
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", s.closedErr(err))
+	}
+	sortJobs(js)
+	return js, nil
+}
+
+// NextJobTime returns when the earliest claimable job becomes due; jobs
+// blocked behind a lower job of their lane are skipped. It walks the due
+// index from its start to the first lane head.
+func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("next job time: %w", err)
+	}
+	var due int64
+	err := s.pool.QueryRow(ctx, `SELECT j.due FROM jobs j WHERE `+headOfLane+` ORDER BY j.due, j.id LIMIT 1`).Scan(&due)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next job time: %w", s.closedErr(err))
+	}
+	return fromNanos(&due), true, nil
+}
+
+// Dump is the JSON form Backup writes: every record, in key order.
+type Dump struct {
+	SchemaVersion int
+	Seqs          map[string]uint64
+	Requests      []*symbot.Request
+	Jobs          []symbot.Job
+	LastJobID     uint64
+	Audit         []symbot.AuditEntry
+	Identities    []symbot.Identity
+}
+
+// Backup writes a JSON dump of the whole database, read from one snapshot,
+// to w. (pg_dump is the tool for the database itself; this copy is for
+// symbot's own backup command.)
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	var d Dump
+	err := s.View(ctx, func(stx symbot.Tx) error {
+		t := stx.(*tx)
+		var err error
+		d, err = t.dump()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store backup: %w", err)
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("store backup: %w", err)
+	}
+	n, err := w.Write(b)
+	if err != nil {
+		return int64(n), fmt.Errorf("store backup: %w", err)
+	}
+	return int64(n), nil
+}
+
+// Time encoding: int8 nanoseconds since the epoch, NULL for the zero time.
+// Times outside int64 nanoseconds (before 1678 or after 2262) are clamped
+// to the ends of that range.
+
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64 + 1
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func nanos(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := clampNanos(t)
+	return &n
+}
+
+func fromNanos(n *int64) time.Time {
+	if n == nil || *n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}

@@ -1,0 +1,487 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/symbot/symbot"
+)
+
+// querier is what a tx needs of a pgx transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// tx implements symbot.Tx on a pgx transaction.
+type tx struct {
+	ctx      context.Context
+	q        querier
+	writable bool
+	done     bool
+	dbErr    error // the last error the database returned
+
+	// The audit head, once read: only this transaction writes the chain
+	// while it holds the writer lock.
+	headKnown bool
+	headSeq   uint64
+	headHash  string
+}
+
+var _ symbot.Tx = (*tx)(nil)
+
+func (t *tx) check(op string) error {
+	if t.done {
+		return fmt.Errorf("%s: transaction already finished", op)
+	}
+	return nil
+}
+
+func (t *tx) checkWrite(op string) error {
+	if err := t.check(op); err != nil {
+		return err
+	}
+	if !t.writable {
+		return fmt.Errorf("%s: %w", op, errReadOnly)
+	}
+	return nil
+}
+
+// db records a database error so Update can tell a conflict from fn's own
+// failure, and wraps it with op.
+func (t *tx) db(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	t.dbErr = err
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func (t *tx) NextSeq(name string) (uint64, error) {
+	if err := t.checkWrite("next sequence"); err != nil {
+		return 0, err
+	}
+	if name == "" {
+		return 0, errors.New("next sequence: empty counter name")
+	}
+	var n int64
+	err := t.q.QueryRow(t.ctx, `INSERT INTO seqs (name, value) VALUES ($1, 1)
+		ON CONFLICT (name) DO UPDATE SET value = seqs.value + 1 RETURNING value`, name).Scan(&n)
+	return uint64(n), t.db("next sequence", err)
+}
+
+// lockSuffix locks the rows a writable transaction reads, so that a claim
+// cannot lease a job between its read and its update.
+func (t *tx) lockSuffix() string {
+	if t.writable {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *tx) Request(id string) (*symbot.Request, error) {
+	if err := t.check("get request"); err != nil {
+		return nil, err
+	}
+	var doc []byte
+	err := t.q.QueryRow(t.ctx, `SELECT doc FROM requests WHERE id = $1`, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.db("get request", err)
+	}
+	return decodeRequest(id, doc)
+}
+
+func decodeRequest(id string, doc []byte) (*symbot.Request, error) {
+	var r symbot.Request
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, fmt.Errorf("request %q: decode: %w", id, err)
+	}
+	return &r, nil
+}
+
+func (t *tx) PutRequest(r *symbot.Request) error {
+	if err := t.checkWrite("put request"); err != nil {
+		return err
+	}
+	if r == nil || r.ID == "" {
+		return errors.New("put request: request has no ID")
+	}
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("put request %q: encode: %w", r.ID, err)
+	}
+	var deadline *int64
+	if at, ok := r.Deadline(); ok {
+		deadline = nanos(at)
+	}
+	_, err = t.q.Exec(t.ctx, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET requester = EXCLUDED.requester, state = EXCLUDED.state, deadline = EXCLUDED.deadline, doc = EXCLUDED.doc`,
+		r.ID, r.Requester.SlackID, string(r.State), deadline, doc)
+	return t.db("put request", err)
+}
+
+func (t *tx) requests(op, where string, arg any) ([]*symbot.Request, error) {
+	if err := t.check(op); err != nil {
+		return nil, err
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT id, doc FROM requests WHERE `+where+` ORDER BY id`, arg)
+	if err != nil {
+		return nil, t.db(op, err)
+	}
+	var out []*symbot.Request
+	for rows.Next() {
+		var (
+			id  string
+			doc []byte
+		)
+		if err := rows.Scan(&id, &doc); err != nil {
+			rows.Close()
+			return nil, t.db(op, err)
+		}
+		r, err := decodeRequest(id, doc)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.db(op, err)
+	}
+	return out, nil
+}
+
+func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
+	return t.requests("requests by requester", "requester = $1", slackID)
+}
+
+func (t *tx) RequestsByState(s symbot.State) ([]*symbot.Request, error) {
+	return t.requests("requests by state", "state = $1", string(s))
+}
+
+func (t *tx) NextDeadline() (string, time.Time, bool, error) {
+	if err := t.check("next deadline"); err != nil {
+		return "", time.Time{}, false, err
+	}
+	var (
+		id string
+		at int64
+	)
+	err := t.q.QueryRow(t.ctx, `SELECT id, deadline FROM requests WHERE deadline IS NOT NULL ORDER BY deadline, id LIMIT 1`).Scan(&id, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, t.db("next deadline", err)
+	}
+	return id, fromNanos(&at), true, nil
+}
+
+func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
+	if err := t.check("due requests"); err != nil {
+		return nil, err
+	}
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT id FROM requests WHERE deadline <= $1 ORDER BY deadline, id LIMIT $2`, clampNanos(now), lim)
+	if err != nil {
+		return nil, t.db("due requests", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, t.db("due requests", err)
+}
+
+func scanJob(row pgx.CollectableRow) (symbot.Job, error) {
+	var (
+		j                                  symbot.Job
+		id, token                          int64
+		kind, event                        string
+		attempts                           int32
+		notBefore, createdAt, leaseUntil   *int64
+		requestID, to, text, lane, lastErr string
+	)
+	err := row.Scan(&id, &kind, &requestID, &event, &to, &text, &lane, &attempts, &notBefore, &lastErr, &j.Alerted, &createdAt, &j.LeaseOwner, &leaseUntil, &token)
+	if err != nil {
+		return j, err
+	}
+	j.ID, j.Kind, j.RequestID, j.Event = uint64(id), symbot.JobKind(kind), requestID, symbot.Event(event)
+	j.To, j.Text, j.Lane, j.Attempts, j.LastError = to, text, lane, int(attempts), lastErr
+	j.NotBefore, j.CreatedAt, j.LeaseUntil = fromNanos(notBefore), fromNanos(createdAt), fromNanos(leaseUntil)
+	j.LeaseToken = uint64(token)
+	return j, nil
+}
+
+func sortJobs(js []symbot.Job) {
+	slices.SortFunc(js, func(a, b symbot.Job) int { return cmp.Compare(a.ID, b.ID) })
+}
+
+func (t *tx) AddJob(j *symbot.Job) error {
+	if err := t.checkWrite("add job"); err != nil {
+		return err
+	}
+	if j == nil {
+		return errors.New("add job: nil job")
+	}
+	if j.Kind == "" {
+		return errors.New("add job: job has no kind")
+	}
+	var id int64
+	err := t.q.QueryRow(t.ctx, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
+		VALUES (nextval('jobs_id_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+		string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
+		nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken)).Scan(&id)
+	if err != nil {
+		return t.db("add job", err)
+	}
+	j.ID = uint64(id)
+	return nil
+}
+
+func (t *tx) Job(id uint64) (*symbot.Job, error) {
+	if err := t.check("get job"); err != nil {
+		return nil, err
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+t.lockSuffix(), int64(id))
+	if err != nil {
+		return nil, t.db("get job", err)
+	}
+	j, err := pgx.CollectExactlyOneRow(rows, scanJob)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.db("get job", err)
+	}
+	return &j, nil
+}
+
+func (t *tx) UpdateJob(j *symbot.Job) error {
+	if err := t.checkWrite("update job"); err != nil {
+		return err
+	}
+	if j == nil {
+		return errors.New("update job: nil job")
+	}
+	tag, err := t.q.Exec(t.ctx, `UPDATE jobs SET kind = $2, request_id = $3, event = $4, to_user = $5, text = $6, lane = $7, attempts = $8,
+		not_before = $9, last_error = $10, alerted = $11, created_at = $12, lease_owner = $13, lease_until = $14, lease_token = $15 WHERE id = $1`,
+		int64(j.ID), string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
+		nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken))
+	if err != nil {
+		return t.db("update job", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update job %d: %w", j.ID, symbot.ErrNotFound)
+	}
+	return nil
+}
+
+func (t *tx) DeleteJob(id uint64) error {
+	if err := t.checkWrite("delete job"); err != nil {
+		return err
+	}
+	tag, err := t.q.Exec(t.ctx, `DELETE FROM jobs WHERE id = $1`, int64(id))
+	if err != nil {
+		return t.db("delete job", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete job %d: %w", id, symbot.ErrNotFound)
+	}
+	return nil
+}
+
+func (t *tx) Jobs() ([]symbot.Job, error) {
+	if err := t.check("list jobs"); err != nil {
+		return nil, err
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT `+jobCols+` FROM jobs ORDER BY id`)
+	if err != nil {
+		return nil, t.db("list jobs", err)
+	}
+	js, err := pgx.CollectRows(rows, scanJob)
+	return js, t.db("list jobs", err)
+}
+
+func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
+	if err := t.checkWrite("append audit"); err != nil {
+		return err
+	}
+	if e == nil {
+		return errors.New("append audit: nil entry")
+	}
+	if !t.headKnown {
+		seq, hash, err := t.AuditHead()
+		if err != nil {
+			return err
+		}
+		t.headSeq, t.headHash, t.headKnown = seq, hash, true
+	}
+	e.Seq = t.headSeq + 1
+	e.PrevHash = t.headHash
+	e.Hash = e.ComputeHash()
+	_, err := t.q.Exec(t.ctx, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Hash)
+	if err != nil {
+		t.headKnown = false
+		return t.db("append audit", err)
+	}
+	t.headSeq, t.headHash = e.Seq, e.Hash
+	return nil
+}
+
+// auditNanos stores At as the same UnixNano the hash covers, so a read-back
+// entry hashes the same even outside the clamped range.
+func auditNanos(at time.Time) *int64 {
+	if at.IsZero() {
+		return nil
+	}
+	n := at.UnixNano()
+	return &n
+}
+
+func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
+	if err := t.check("read audit"); err != nil {
+		return nil, err
+	}
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), lim)
+	if err != nil {
+		return nil, t.db("read audit", err)
+	}
+	es, err := pgx.CollectRows(rows, scanAudit)
+	return es, t.db("read audit", err)
+}
+
+func scanAudit(row pgx.CollectableRow) (symbot.AuditEntry, error) {
+	var (
+		e   symbot.AuditEntry
+		seq int64
+		at  *int64
+	)
+	err := row.Scan(&seq, &at, &e.RequestID, &e.Actor, &e.Action, &e.Detail, &e.PrevHash, &e.Hash)
+	e.Seq = uint64(seq)
+	if at != nil {
+		e.At = time.Unix(0, *at).UTC()
+	}
+	return e, err
+}
+
+func (t *tx) AuditHead() (uint64, string, error) {
+	if err := t.check("audit head"); err != nil {
+		return 0, "", err
+	}
+	if t.headKnown {
+		return t.headSeq, t.headHash, nil
+	}
+	var (
+		seq  int64
+		hash string
+	)
+	err := t.q.QueryRow(t.ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", t.db("audit head", err)
+	}
+	return uint64(seq), hash, nil
+}
+
+func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
+	if err := t.check("get identity"); err != nil {
+		return symbot.Identity{}, false, err
+	}
+	id := symbot.Identity{SlackID: slackID}
+	var cached *int64
+	err := t.q.QueryRow(t.ctx, `SELECT email, okta_user_id, okta_login, cached_at FROM identities WHERE slack_id = $1`, slackID).
+		Scan(&id.Email, &id.OktaUserID, &id.OktaLogin, &cached)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return symbot.Identity{}, false, nil
+	}
+	if err != nil {
+		return symbot.Identity{}, false, t.db("get identity", err)
+	}
+	id.CachedAt = fromNanos(cached)
+	return id, true, nil
+}
+
+func (t *tx) PutIdentity(id symbot.Identity) error {
+	if err := t.checkWrite("put identity"); err != nil {
+		return err
+	}
+	if id.SlackID == "" {
+		return errors.New("put identity: identity has no SlackID")
+	}
+	_, err := t.q.Exec(t.ctx, `INSERT INTO identities (slack_id, email, okta_user_id, okta_login, cached_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (slack_id) DO UPDATE SET email = EXCLUDED.email, okta_user_id = EXCLUDED.okta_user_id, okta_login = EXCLUDED.okta_login, cached_at = EXCLUDED.cached_at`,
+		id.SlackID, id.Email, id.OktaUserID, id.OktaLogin, nanos(id.CachedAt))
+	return t.db("put identity", err)
+}
+
+// dump reads every record (for Backup).
+func (t *tx) dump() (Dump, error) {
+	d := Dump{SchemaVersion: SchemaVersion(), Seqs: map[string]uint64{}}
+	rows, err := t.q.Query(t.ctx, `SELECT name, value FROM seqs`)
+	if err != nil {
+		return d, err
+	}
+	for rows.Next() {
+		var (
+			name string
+			v    int64
+		)
+		if err := rows.Scan(&name, &v); err != nil {
+			rows.Close()
+			return d, err
+		}
+		d.Seqs[name] = uint64(v)
+	}
+	if err := rows.Err(); err != nil {
+		return d, err
+	}
+	if d.Requests, err = t.requests("dump requests", "true OR $1", true); err != nil {
+		return d, err
+	}
+	if d.Jobs, err = t.Jobs(); err != nil {
+		return d, err
+	}
+	var last int64
+	if err := t.q.QueryRow(t.ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM jobs_id_seq`).Scan(&last); err != nil {
+		return d, err
+	}
+	d.LastJobID = uint64(last)
+	if d.Audit, err = t.Audit(0, 0); err != nil {
+		return d, err
+	}
+	rows, err = t.q.Query(t.ctx, `SELECT slack_id FROM identities ORDER BY slack_id`)
+	if err != nil {
+		return d, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return d, err
+	}
+	for _, s := range ids {
+		id, _, err := t.Identity(s)
+		if err != nil {
+			return d, err
+		}
+		d.Identities = append(d.Identities, id)
+	}
+	return d, nil
+}
