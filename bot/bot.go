@@ -354,6 +354,7 @@ func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
 			payload = b.onInteraction(cb, now)
 		}
 	}
+	payload = b.boundAck(payload)
 	if payload == errNoAck {
 		// Overloaded: leave it unacknowledged so Slack delivers it again.
 		return

@@ -57,15 +57,15 @@ func TestApproveWithNote(t *testing.T) {
 
 	escaped := "ship it &lt;!channel&gt; &amp; &lt;@U0DAVE&gt;"
 	live := []string{"<!channel>", "<@U0DAVE>"}
-	h.waitThread(ref, "Approved by <@"+bob+"> (“"+escaped+"”)")
+	h.waitThread(ref, "Approved by <@"+bob+"> (`"+escaped+"`)")
 	for _, m := range h.s.Thread(ref.Channel, ref.TS) {
 		noLiveMarkup(t, "thread", render(m), live...)
 	}
-	dm := render(h.waitDM(alice, "was approved by <@"+bob+"> (“"+escaped+"”)"))
+	dm := render(h.waitDM(alice, "was approved by <@"+bob+"> (`"+escaped+"`)"))
 	noLiveMarkup(t, "approved DM", dm, live...)
 	h.waitFor("message shows active", func() bool { return strings.Contains(render(h.message(ref)), "Active") })
 	msg := render(h.message(ref))
-	if !strings.Contains(msg, "approved by <@"+bob+"> (“"+escaped+"”)") {
+	if !strings.Contains(msg, "approved by <@"+bob+"> (`"+escaped+"`)") {
 		t.Errorf("active message lacks the escaped note:\n%s", msg)
 	}
 	noLiveMarkup(t, "approval message", msg, live...)
@@ -82,9 +82,9 @@ func TestApproveWithNoteQuorum(t *testing.T) {
 	if _, err := h.s.SubmitView(bob, v.ID, noteValues("first look <ok>")); err != nil {
 		t.Fatalf("submit note: %v", err)
 	}
-	h.waitThread(ref, "Approved by <@"+bob+"> (1 of 2). — “first look &lt;ok&gt;”")
+	h.waitThread(ref, "Approved by <@"+bob+"> (1 of 2). — `first look &lt;ok&gt;`")
 	h.waitFor("message shows bob's note", func() bool {
-		return strings.Contains(render(h.message(ref)), "approved by <@"+bob+"> (“first look &lt;ok&gt;”)")
+		return strings.Contains(render(h.message(ref)), "approved by <@"+bob+"> (`first look &lt;ok&gt;`)")
 	})
 	if got := h.get(r.ID); got.State != symbot.StatePending {
 		t.Fatalf("state after one of two approvals = %s, want pending", got.State)
@@ -92,7 +92,7 @@ func TestApproveWithNoteQuorum(t *testing.T) {
 	// A one-click approval needs no note; both approvers are named.
 	h.click(carol, ref, bot.ActionApprove)
 	h.waitState(r.ID, symbot.StateActive)
-	h.waitDM(alice, "was approved by <@"+bob+"> (“first look &lt;ok&gt;”), <@"+carol+">.")
+	h.waitDM(alice, "was approved by <@"+bob+"> (`first look &lt;ok&gt;`), <@"+carol+">.")
 }
 
 func TestNoteFormsRefusedBeforeOpening(t *testing.T) {

@@ -43,9 +43,11 @@ func escapeKeepMentions(s string) string {
 	}
 }
 
-// escapeTrunc escapes s and cuts the result to at most max bytes, never in
-// the middle of an entity or a rune, marking the cut with an ellipsis.
+// escapeTrunc cleans s of control and bidi characters (symbot.CleanText),
+// escapes it and cuts the result to at most max bytes, never in the middle
+// of an entity or a rune, marking the cut with an ellipsis.
 func escapeTrunc(s string, max int) string {
+	s = symbot.CleanText(s)
 	e := Escape(s)
 	if len(e) <= max {
 		return e
@@ -121,4 +123,46 @@ func left(now, t time.Time) string {
 		return "less than a minute"
 	}
 	return symbot.FormatDuration(d.Round(time.Minute))
+}
+
+// quoteUser shows text a person typed (a decision note) inside symbot's
+// mrkdwn so that it cannot pass for symbot's own words: cleaned of control
+// and bidi characters, on one line (it cannot start a line that looks like
+// a status line), escaped, at most max bytes, and set in an inline code
+// span, where Slack applies no formatting: no *bold*, no _italics_, no
+// :emoji:, no links. A backtick, which would end the span, becomes U+02CB.
+func quoteUser(s string, max int) string {
+	s = strings.ReplaceAll(symbot.OneLine(s), "`", "\u02cb")
+	if s == "" {
+		return ""
+	}
+	return "`" + escapeTrunc(s, max) + "`"
+}
+
+// maxEcho is the longest word symbot repeats back in a reply.
+const maxEcho = 64
+
+// echoWord returns a word a person typed (a target, flow or command name)
+// ready to quote back in mrkdwn, in a code span, when it is short and made
+// only of the characters names use; anything else is not repeated (a 100 KB
+// name must not come back in the reply, nor a backtick that ends the span).
+func echoWord(s string) (string, bool) {
+	if !isNameLike(s) {
+		return "", false
+	}
+	return "`" + s + "`", true
+}
+
+// isNameLike reports whether s is 1-maxEcho characters of A-Z a-z 0-9 and . _ / : -.
+func isNameLike(s string) bool {
+	if s == "" || len(s) > maxEcho {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '/' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

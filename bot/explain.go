@@ -48,7 +48,7 @@ func Explain(err error, cmd string) string {
 	case errors.As(err, &usage):
 		return usage.Problem + "\n" + helpText(cmd)
 	case errors.As(err, &input):
-		return fmt.Sprintf("%s: %s", fieldName(input.Field), Escape(input.Problem))
+		return fmt.Sprintf("%s: %s", fieldName(input.Field), escapeTrunc(symbot.OneLine(input.Problem), 1000))
 	case errors.As(err, &dup):
 		return fmt.Sprintf("You already have a pending request (`%s`) for this target. Wait for a decision, or cancel it from `%s list` and ask again.", Escape(dup.ExistingID), Escape(cmd))
 	case errors.As(err, &dec):
@@ -103,7 +103,9 @@ func explainDecided(e *symbot.DecidedError) string {
 	}
 	b.WriteString(".")
 	if e.Note != "" {
-		b.WriteString(" Note: " + escapeTrunc(e.Note, 500))
+		if q := quoteUser(e.Note, 500); q != "" {
+			b.WriteString(" Note: " + q)
+		}
 	}
 	b.WriteString(" Nothing was changed.")
 	return b.String()

@@ -84,7 +84,10 @@ func parseCommand(text, cmd string) (command, error) {
 		}
 		return command{Kind: cmdRequest, Target: target, Duration: dur, Reason: reason}, nil
 	}
-	return command{}, &UsageError{Problem: fmt.Sprintf("I don't know `%s`. Expected `req`, `list`, `whoami` or `help`.", escapeTrunc(words, 40))}
+	if w, ok := echoWord(words); ok {
+		return command{}, &UsageError{Problem: fmt.Sprintf("I don't know %s. Expected `req`, `list`, `whoami` or `help`.", w)}
+	}
+	return command{}, &UsageError{Problem: "I don't know that word. Expected `req`, `list`, `whoami` or `help`."}
 }
 
 // nextWord splits off the first whitespace-separated word of s.
@@ -99,6 +102,10 @@ func nextWord(s string) (word, rest string) {
 
 // checkDuration parses a typed duration and checks the flow offers it.
 func checkDuration(f *symbot.Flow, s string) (time.Duration, error) {
+	if !isNameLike(s) || len(s) > 16 {
+		// Not repeated back: it may be anything, of any length.
+		return 0, &symbot.InputError{Field: "duration", Problem: fmt.Sprintf("not a duration: use a form like 15m, 1h or 1d; %s offers %s", f.Name, durationNames(f.Durations))}
+	}
 	d, err := symbot.ParseDuration(s)
 	if err != nil {
 		return 0, &symbot.InputError{Field: "duration", Problem: err.Error()}
@@ -129,4 +136,24 @@ func durationNames(ds []time.Duration) string {
 		n = append(n, symbot.FormatDuration(d))
 	}
 	return strings.Join(n, ", ")
+}
+
+// checkTargetName refuses a typed target or flow name that could not be a
+// name symbot knows, without repeating it: the engine's answer quotes what
+// was typed, and that must stay short and free of formatting.
+func checkTargetName(flows []symbot.Flow, field, s string) error {
+	if isNameLike(s) {
+		return nil
+	}
+	var names []string
+	for _, f := range flows {
+		if field == "flow" {
+			names = append(names, f.Name)
+			continue
+		}
+		for _, t := range f.Targets {
+			names = append(names, f.Name+"/"+t.Name)
+		}
+	}
+	return &symbot.InputError{Field: field, Problem: fmt.Sprintf("no %s has that name; choose one of: %s", field, strings.Join(names, ", "))}
 }

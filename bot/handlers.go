@@ -20,7 +20,38 @@ type ackMessage struct {
 }
 
 func ephemeralAck(text string) ackMessage {
-	return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+	return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: symbot.TruncateRunes(text, maxReplyRunes)}
+}
+
+// maxReplyRunes bounds every answer to a person: a section block holds 3000
+// characters, and an ack must stay well under Socket Mode's 20 KB.
+const maxReplyRunes = 2900
+
+// maxAckBytes bounds an encoded ack payload: Slack silently drops Socket
+// Mode responses of 20 KB or more, and then redelivers the envelope.
+const maxAckBytes = 16 << 10
+
+// boundAck returns payload, or a short stand-in when its encoding would not
+// fit in an ack. The renderers bound what they echo; this is the last line.
+func (b *Bot) boundAck(payload any) any {
+	if payload == nil || payload == errNoAck {
+		return payload
+	}
+	raw, err := json.Marshal(payload)
+	if err == nil && len(raw) < maxAckBytes {
+		return payload
+	}
+	b.log.Warn("ack payload too large; answering briefly", "bytes", len(raw), "err", err)
+	if v, ok := payload.(*slack.ViewSubmissionResponse); ok && v.ResponseAction == slack.RAErrors {
+		short := map[string]string{}
+		for k, e := range v.Errors {
+			if len(short) < 10 {
+				short[symbot.TruncateRunes(k, 255)] = symbot.TruncateRunes(e, 150)
+			}
+		}
+		return slack.NewErrorsViewSubmissionResponse(short)
+	}
+	return ephemeralAck("That answer was too long to show. " + helpHint(b.cfg.Command))
 }
 
 // replyTo says where to answer a person privately.
@@ -55,6 +86,9 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 	case cmdModal:
 		flows := eng.Flows()
 		if c.Flow != "" {
+			if err := checkTargetName(flows, "flow", c.Flow); err != nil {
+				return ephemeralAck(b.explain(err))
+			}
 			f, ok := eng.Flow(c.Flow)
 			if !ok {
 				// "/sym req target" without duration and reason.
@@ -71,6 +105,9 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		name = "open request form"
 		fn = func(ctx context.Context) { b.openView(ctx, cmd.TriggerID, view, to) }
 	case cmdRequest:
+		if err := checkTargetName(eng.Flows(), "target", c.Target); err != nil {
+			return ephemeralAck(b.explain(err))
+		}
 		f, t, err := eng.ResolveTarget("", c.Target)
 		if err != nil {
 			return ephemeralAck(b.explain(err))
@@ -237,6 +274,8 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 	spec := selectedValue(values, BlockTarget)
 	if spec == "" {
 		errs[BlockTarget] = "Choose what you need access to."
+	} else if err := checkTargetName(eng.Flows(), "target", spec); err != nil {
+		errs[BlockTarget] = b.inputProblem(err)
 	} else {
 		ff, t, err := eng.ResolveTarget("", spec)
 		if err != nil {
@@ -270,7 +309,7 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 func (b *Bot) inputProblem(err error) string {
 	var ie *symbot.InputError
 	if errors.As(err, &ie) {
-		p := ie.Problem
+		p := symbot.TruncateRunes(symbot.OneLine(ie.Problem), 300)
 		if p != "" {
 			p = strings.ToUpper(p[:1]) + p[1:]
 		}
@@ -298,6 +337,7 @@ func inputValue(v slack.ViewState, block string) string {
 // tell answers a person privately: through the response_url when there is
 // one, else an ephemeral message in the channel, else a direct message.
 func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack.Block) {
+	text = symbot.TruncateRunes(text, maxReplyRunes)
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
 	if len(blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(blocks...))

@@ -28,7 +28,7 @@ func TestParseCommand(t *testing.T) {
 		{"list extra", "list me", command{}, "takes nothing"},
 		{"whoami", "whoami", command{Kind: cmdWhoami}, ""},
 		{"help", "help", command{Kind: cmdHelp}, ""},
-		{"unknown escaped", "<!here>", command{}, "`&lt;!here&gt;`"},
+		{"unknown not repeated", "<!here>", command{}, "I don't know that word"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +177,7 @@ func TestDMBodies(t *testing.T) {
 		{symbot.EventRequested, "waiting for approval in <#C1>", []string{ActionCancel}},
 		{symbot.EventApproved, "approved by <@U2>", []string{ActionRelinquish}},
 		{symbot.EventGranted, "You are now in *Prod &lt;admin&gt;* in Okta until <!date^1800003600^", []string{ActionRelinquish}},
-		{symbot.EventDenied, "denied by <@U2>. — “&lt;@U3&gt;”", nil},
+		{symbot.EventDenied, "denied by <@U2>. — `&lt;@U3&gt;`", nil},
 		{symbot.EventWarning, "ends <!date^1800003600^", []string{ActionExtend, ActionRelinquish}},
 		{symbot.EventExpired, "expired", nil},
 		{symbot.EventRemoved, "removed from Okta", nil},

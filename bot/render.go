@@ -38,6 +38,16 @@ func mrkdwn(s string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
 }
 
+// reasonText shows a requester's reason: a plain_text object (no mrkdwn, no
+// emoji shortcodes), cleaned, on one line and escaped (Slack reads &, <
+// and > as entities in every text), within a section's 3000 characters.
+func reasonText(reason string) *slack.TextBlockObject {
+	t := slack.NewTextBlockObject(slack.PlainTextType, "Reason: "+escapeTrunc(symbot.OneLine(reason), 2900), false, false)
+	f := false
+	t.Emoji = &f
+	return t
+}
+
 func plain(s string, max int) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, plainTrunc(s, max), false, false)
 }
@@ -104,8 +114,8 @@ func approvers(r *symbot.Request) string {
 	var m []string
 	for _, a := range r.Approvals {
 		s := mention(a.By)
-		if a.Note != "" {
-			s += " (“" + escapeTrunc(a.Note, each) + "”)"
+		if q := quoteUser(a.Note, each); q != "" {
+			s += " (" + q + ")"
 		}
 		m = append(m, s)
 	}
@@ -115,11 +125,14 @@ func approvers(r *symbot.Request) string {
 	return strings.Join(m, ", ")
 }
 
+// withNote follows a line of symbot's with a decision note, quoted so that
+// it cannot pass for more of symbot's words (see quoteUser).
 func withNote(s, note string) string {
-	if note == "" {
+	q := quoteUser(note, 500)
+	if q == "" {
 		return s
 	}
-	return s + " — “" + escapeTrunc(note, 500) + "”"
+	return s + " — " + q
 }
 
 func approvalsNeeded(f *symbot.Flow) int {
@@ -178,7 +191,7 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 		}
 		return s
 	case symbot.StateFailed:
-		return ":warning: *Failed*: " + escapeTrunc(failReason(r), 1000)
+		return ":warning: *Failed*: " + escapeTrunc(symbot.OneLine(failReason(r)), 1000)
 	case symbot.StateExtended:
 		return ":white_check_mark: *Extension approved* by " + approvers(r) + ": `" + Escape(r.ExtensionOf) + "` lasts longer"
 	}
@@ -188,7 +201,7 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 func removal(r *symbot.Request) string {
 	switch {
 	case r.Removed && r.Kept:
-		return " · Okta membership kept: " + escapeTrunc(r.RemovalNote, 300)
+		return " · Okta membership kept: " + escapeTrunc(symbot.OneLine(r.RemovalNote), 300)
 	case r.Removed:
 		return " · access removed"
 	}
@@ -206,7 +219,9 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	text := fmt.Sprintf("%s · %s · request %s", head, stateWords(r.State), Escape(r.ID))
 	blocks := []slack.Block{
 		slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("sym_head")),
-		slack.NewSectionBlock(mrkdwn("*Reason:* "+escapeTrunc(r.Reason, 2800)), nil, nil, slack.SectionBlockOptionBlockID("sym_reason")),
+		// The reason is the requester's text: plain_text without emoji,
+		// on one line, so it cannot draw a status line of its own.
+		slack.NewSectionBlock(reasonText(r.Reason), nil, nil, slack.SectionBlockOptionBlockID("sym_reason")),
 		slack.NewSectionBlock(mrkdwn(stateLine(f, r)), nil, nil, slack.SectionBlockOptionBlockID("sym_state")),
 		slack.NewContextBlock("sym_meta", mrkdwn(fmt.Sprintf("Request `%s` · requested %s", Escape(r.ID), slackDate(r.CreatedAt)))),
 	}
@@ -264,11 +279,11 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return withNote("Revoked by "+who(t.By)+"; removing access.", t.Note)
 	case symbot.EventRemoved:
 		if r.Kept {
-			return "Okta membership kept: " + escapeTrunc(r.RemovalNote, 500) + "."
+			return "Okta membership kept: " + escapeTrunc(symbot.OneLine(r.RemovalNote), 500) + "."
 		}
 		return "Access removed from Okta."
 	case symbot.EventFailed:
-		return "Failed: " + escapeTrunc(failReason(r), 1000)
+		return "Failed: " + escapeTrunc(symbot.OneLine(failReason(r)), 1000)
 	case symbot.EventRevokeStuck:
 		return ":rotating_light: Removing access keeps failing; symbot keeps trying and the operators were alerted."
 	}
@@ -354,12 +369,12 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		}
 	case symbot.EventRemoved:
 		if r.Kept {
-			s = fmt.Sprintf("%s access to %s through symbot has ended%s. The Okta membership stays: %s.", your, tl, ref, escapeTrunc(r.RemovalNote, 500))
+			s = fmt.Sprintf("%s access to %s through symbot has ended%s. The Okta membership stays: %s.", your, tl, ref, escapeTrunc(symbot.OneLine(r.RemovalNote), 500))
 		} else {
 			s = fmt.Sprintf("%s access to %s has ended and was removed from Okta%s.", your, tl, ref)
 		}
 	case symbot.EventFailed:
-		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(failReason(r), 1000), Escape(cmd), Escape(r.ID))
+		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(symbot.OneLine(failReason(r)), 1000), Escape(cmd), Escape(r.ID))
 	case symbot.EventRevokeStuck:
 		s = fmt.Sprintf("%s access to %s%s is not removed yet: removing it keeps failing. symbot keeps trying and the operators were alerted.", your, tl, ref)
 	default:
