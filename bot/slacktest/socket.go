@@ -3,6 +3,7 @@ package slacktest
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -169,16 +170,22 @@ func (s *Server) readLoop(c *wsConn) {
 	}
 }
 
-// currentConn waits for the newest live connection that was not asked to disconnect.
+// currentConn waits for a live connection that was not asked to
+// disconnect. With several (an app may hold up to 10, one per replica or
+// worker), it picks one at random, as Slack spreads envelopes among an
+// app's connections.
 func (s *Server) currentConn(deadline <-chan time.Time) (*wsConn, error) {
 	for {
 		s.mu.Lock()
 		var c *wsConn
-		for i := len(s.conns) - 1; i >= 0; i-- {
-			if !s.conns[i].draining {
-				c = s.conns[i]
-				break
+		live := make([]*wsConn, 0, len(s.conns))
+		for _, cc := range s.conns {
+			if !cc.draining {
+				live = append(live, cc)
 			}
+		}
+		if len(live) > 0 {
+			c = live[rand.IntN(len(live))]
 		}
 		ch := s.changed
 		s.mu.Unlock()

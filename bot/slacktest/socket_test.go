@@ -209,3 +209,28 @@ func TestRetryOnlyEvents(t *testing.T) {
 		t.Errorf("slash command deliveries = %d, want 1 (no retry)", got)
 	}
 }
+
+func TestEnvelopesSpreadAmongConnections(t *testing.T) {
+	srv := newServer(t)
+	apps := []*app{MustApp(t, srv, nil), MustApp(t, srv, nil), MustApp(t, srv, nil)}
+	waitFor(t, srv, "three connections", func() bool { return srv.Connections() == 3 })
+	const n = 60
+	for i := range n {
+		if _, err := srv.SlashCommand("U1", "/sym", "list", "C1"); err != nil {
+			t.Fatalf("SlashCommand %d: %v", i, err)
+		}
+	}
+	total := 0
+	for i, a := range apps {
+		got := len(a.requests(socketmode.EventTypeSlashCommand))
+		// Each connection is picked with chance 1/3: none of 60 is a
+		// 1-in-10^10 event.
+		if got == 0 {
+			t.Errorf("connection %d got no envelope of %d", i, n)
+		}
+		total += got
+	}
+	if total != n {
+		t.Errorf("apps got %d envelopes in all, want %d (each delivered once)", total, n)
+	}
+}
