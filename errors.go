@@ -27,6 +27,10 @@ var (
 	ErrMissingScope    = errors.New("missing OAuth scope")
 	ErrStoreLocked     = errors.New("store is locked by another process")
 	ErrSchemaTooNew    = errors.New("store schema is newer than this symbot")
+	// ErrOutOfDate: a button whose request id or nonce does not match a
+	// stored request (another request's message, or one from before a
+	// restore). Nothing is changed.
+	ErrOutOfDate = errors.New("this message is out of date")
 )
 
 // Permanent wraps err to tell the executor not to retry it.

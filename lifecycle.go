@@ -72,7 +72,8 @@ func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			return err
 		}
 		r := &Request{
-			ID:        fmt.Sprintf("SYM-%d", seq),
+			ID:        newRequestID(seq),
+			Nonce:     newNonce(),
 			Flow:      f.Name,
 			Target:    t.Name,
 			GroupID:   t.GroupID,
@@ -306,6 +307,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, actor Actor) (*Request, 
 }
 
 func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to State, by, note string, ev Event, dm bool) (*Request, error) {
+	id = CanonicalID(id)
 	var out *Request
 	err := e.store.Update(ctx, func(tx Tx) error {
 		r, err := tx.Request(id)
@@ -367,6 +369,7 @@ func (e *Engine) AdminRevoke(ctx context.Context, id, reason string) (*Request, 
 }
 
 func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, error) {
+	id = CanonicalID(id)
 	now := e.now()
 	var out *Request
 	var cancelled []string

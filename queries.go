@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Get returns a request by id.
+// Get returns a request by id (matched case-insensitively).
 func (e *Engine) Get(ctx context.Context, id string) (*Request, error) {
+	id = CanonicalID(id)
 	var r *Request
 	err := e.store.View(ctx, func(tx Tx) error {
 		var err error

@@ -147,6 +147,12 @@ type Request struct {
 	FailReason string // why the grant failed, in words for people
 
 	Message MessageRef // the approval message in the flow's channel
+
+	// Nonce is a secret, random per request, carried by every button of
+	// its messages: a click whose nonce differs (a message of another
+	// request, or from before a restore) changes nothing. Empty for
+	// requests made before nonces existed.
+	Nonce string
 }
 
 // Deadline returns the next time the scheduler must look at r, if any.

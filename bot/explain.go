@@ -57,6 +57,8 @@ func Explain(err error, cmd string) string {
 		return "You can't do that: " + escapeKeepMentions(policy.Reason)
 	case errors.As(err, &trans):
 		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible. `%s list` shows your requests as they are now.", Escape(trans.ID), stateWords(trans.From), Escape(cmd))
+	case errors.Is(err, symbot.ErrOutOfDate):
+		return "This message is out of date: it does not belong to a current request (it may be from before symbot's data was restored). Nothing was changed. `" + Escape(cmd) + " list` shows your requests as they are now."
 	case errors.Is(err, symbot.ErrNotFound):
 		return "I can't find that request. It may have been removed; `" + Escape(cmd) + " list` shows yours."
 	case errors.Is(err, symbot.ErrNotAllowed):

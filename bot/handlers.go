@@ -226,9 +226,9 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 		if len(note) > 500*4 {
 			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockNote: "Too long: at most 500 characters."})
 		}
-		action, id := meta.Action, meta.RequestID
+		action, id, nonce := meta.Action, meta.RequestID, meta.Nonce
 		name = "decide " + action
-		fn = func(ctx context.Context) { b.decide(ctx, to, action, id, note) }
+		fn = func(ctx context.Context) { b.decide(ctx, to, action, id, nonce, note) }
 	case CallbackExtend:
 		eng := b.engine()
 		f, ok := eng.Flow(meta.Flow)
@@ -247,9 +247,9 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 		if len(errs) > 0 {
 			return slack.NewErrorsViewSubmissionResponse(errs)
 		}
-		id := meta.RequestID
+		id, nonce := meta.RequestID, meta.Nonce
 		name = "extend"
-		fn = func(ctx context.Context) { b.extend(ctx, to, id, d, reason) }
+		fn = func(ctx context.Context) { b.extend(ctx, to, id, nonce, d, reason) }
 	default:
 		return nil
 	}
@@ -379,7 +379,7 @@ func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
 		du *symbot.DuplicateError
 		ue *UsageError
 	)
-	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound))
+	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound) || errors.Is(err, symbot.ErrOutOfDate))
 	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
 	b.tell(ctx, to, b.explain(err))
 }
@@ -419,13 +419,17 @@ func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
 		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where, Escape(b.cfg.Command)))
 }
 
-func (b *Bot) extend(ctx context.Context, to replyTo, id string, d time.Duration, reason string) {
+func (b *Bot) extend(ctx context.Context, to replyTo, id, nonce string, d time.Duration, reason string) {
+	eng := b.engine()
+	if _, err := eng.CheckButton(ctx, id, nonce); err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
 	actor, err := b.actor(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, "extend", err)
 		return
 	}
-	eng := b.engine()
 	r, err := eng.Extend(ctx, id, actor, d, reason)
 	if err != nil {
 		b.fail(ctx, to, "extend", err)
@@ -501,9 +505,15 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 		ch = cb.Channel.ID
 	}
 	to := replyTo{User: cb.User.ID, Channel: ch, ResponseURL: cb.ResponseURL}
-	id := a.Value
+	id, nonce := symbot.ParseButtonValue(a.Value)
 	eng := b.engine()
 	log := b.log.With("user", cb.User.ID, "action", a.ActionID, "request_id", id)
+	// A button of another request's message, or from before a restore,
+	// changes nothing.
+	if _, err := eng.CheckButton(ctx, id, nonce); err != nil {
+		b.fail(ctx, to, a.ActionID, err)
+		return
+	}
 	actor, err := b.actor(ctx, cb.User.ID)
 	if err != nil {
 		b.fail(ctx, to, a.ActionID, err)
@@ -541,7 +551,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
-		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id})
+		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id, Nonce: nonce})
 		b.openView(ctx, cb.TriggerID, noteModal(a.ActionID, f, r, meta), to)
 	case ActionCancel:
 		r, err := eng.Cancel(ctx, id, actor)
@@ -577,7 +587,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, "extend", symbot.ErrNotFound)
 			return
 		}
-		meta := encodeMeta(modalMeta{Channel: ch, Flow: f.Name, RequestID: id})
+		meta := encodeMeta(modalMeta{Channel: ch, Flow: f.Name, RequestID: id, Nonce: nonce})
 		b.openView(ctx, cb.TriggerID, extendModal(f, r, meta), to)
 	}
 }
@@ -612,13 +622,17 @@ func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string
 
 // decide applies an Approve, Deny or Revoke with its note, after the note
 // modal.
-func (b *Bot) decide(ctx context.Context, to replyTo, action, id, note string) {
+func (b *Bot) decide(ctx context.Context, to replyTo, action, id, nonce, note string) {
+	eng := b.engine()
+	if _, err := eng.CheckButton(ctx, id, nonce); err != nil {
+		b.fail(ctx, to, action, err)
+		return
+	}
 	actor, err := b.actor(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, action, err)
 		return
 	}
-	eng := b.engine()
 	switch action {
 	case ActionApproveNote:
 		_, err = eng.Approve(ctx, id, actor, note)

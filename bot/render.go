@@ -52,8 +52,10 @@ func plain(s string, max int) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, plainTrunc(s, max), false, false)
 }
 
-func button(action, label, id, style string) *slack.ButtonBlockElement {
-	btn := slack.NewButtonBlockElement(action, id, plain(label, 75))
+// button is a button about r: its value is symbot.ButtonValue(r), the
+// request id and its secret nonce.
+func button(action, label string, r *symbot.Request, style string) *slack.ButtonBlockElement {
+	btn := slack.NewButtonBlockElement(action, symbot.ButtonValue(r), plain(label, 75))
 	if style != "" {
 		btn.Style = slack.Style(style)
 	}
@@ -228,9 +230,9 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	var btns []slack.BlockElement
 	switch {
 	case r.State == symbot.StatePending:
-		btns = append(btns, button(ActionApprove, "Approve", r.ID, "primary"), button(ActionApproveNote, "Approve with note…", r.ID, ""), button(ActionDeny, "Deny", r.ID, "danger"))
+		btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionApproveNote, "Approve with note…", r, ""), button(ActionDeny, "Deny", r, "danger"))
 	case r.State == symbot.StateActive && f != nil && f.AllowRevoke:
-		btns = append(btns, button(ActionRevoke, "Revoke", r.ID, "danger"))
+		btns = append(btns, button(ActionRevoke, "Revoke", r, "danger"))
 	}
 	if len(btns) > 0 {
 		blocks = append(blocks, slack.NewActionBlock("sym_actions", btns...))
@@ -305,7 +307,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 	var btns []slack.BlockElement
 	relinquish := func() {
 		if mine {
-			btns = append(btns, button(ActionRelinquish, "Relinquish now", r.ID, ""))
+			btns = append(btns, button(ActionRelinquish, "Relinquish now", r, ""))
 		}
 	}
 	var s string
@@ -317,7 +319,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		}
 		s += "."
 		if mine {
-			btns = append(btns, button(ActionCancel, "Cancel request", r.ID, ""))
+			btns = append(btns, button(ActionCancel, "Cancel request", r, ""))
 		}
 	case symbot.EventApproval:
 		need := approvalsNeeded(f)
@@ -350,7 +352,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		s = fmt.Sprintf("%s access to %s ends %s (%s left)%s.", your, tl, slackDate(r.ExpiresAt), left(now, r.ExpiresAt), ref)
 		if mine {
 			s += " Need more time? Extend asks for approval again."
-			btns = append(btns, button(ActionExtend, "Extend", r.ID, "primary"))
+			btns = append(btns, button(ActionExtend, "Extend", r, "primary"))
 		}
 		relinquish()
 	case symbot.EventExtended:
@@ -400,6 +402,7 @@ type modalMeta struct {
 	Flow        string `json:"f,omitempty"`
 	Action      string `json:"a,omitempty"`
 	RequestID   string `json:"r,omitempty"`
+	Nonce       string `json:"n,omitempty"` // the clicked button's nonce, checked again on submission
 }
 
 // requestModal is the request form for the given flows.
@@ -556,12 +559,12 @@ func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time
 		switch r.State {
 		case symbot.StatePending:
 			line += fmt.Sprintf("waiting for approval for %s, asked %s", symbot.FormatDuration(r.Duration), slackDate(r.CreatedAt))
-			acc = slack.NewAccessory(button(ActionCancel, "Cancel", r.ID, ""))
+			acc = slack.NewAccessory(button(ActionCancel, "Cancel", r, ""))
 		case symbot.StateApproved:
 			line += "approved, being granted"
 		case symbot.StateActive:
 			line += fmt.Sprintf("active until %s (%s left)", slackDate(r.ExpiresAt), left(now, r.ExpiresAt))
-			acc = slack.NewAccessory(button(ActionRelinquish, "Relinquish", r.ID, "danger"))
+			acc = slack.NewAccessory(button(ActionRelinquish, "Relinquish", r, "danger"))
 		default:
 			line += stateWords(r.State)
 		}
