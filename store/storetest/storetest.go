@@ -154,6 +154,7 @@ func FullRequest(id string) *symbot.Request {
 		RemovalNote:  "kept: preexisting",
 		FailReason:   "none",
 		Message:      symbot.MessageRef{Channel: "C1", TS: "1700000000.000100"},
+		Nonce:        "0123456789abcdef0123456789abcdef",
 	}
 }
 
