@@ -10,16 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
 
 // Exit codes.
 const (
@@ -58,7 +53,8 @@ func commands() []command {
 		{"revoke", "ID [--reason TEXT] [--config FILE]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
 		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
 		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
-		{"version", "", "print the version", versionCmd},
+		{"healthcheck", healthcheckArgs, "ask the running daemon's /healthz (or /readyz); exit 0 when it answers 200 (for container health checks)", healthcheckCmd},
+		{"version", "", "print the version, commit, build date and Go version", versionCmd},
 		{"help", "[COMMAND]", "show help", nil},
 	}
 }
@@ -195,40 +191,4 @@ func loadConfig(cmd, path string, stderr io.Writer) (*config.Config, bool) {
 		return nil, false
 	}
 	return cfg, true
-}
-
-func versionCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "", stderr)
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
-		return code
-	}
-	fmt.Fprintf(stdout, "symbot %s\n", versionString())
-	return exitOK
-}
-
-func versionString() string {
-	v := version
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	var extra []string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			if len(s.Value) > 12 {
-				s.Value = s.Value[:12]
-			}
-			extra = append(extra, s.Value)
-		case "vcs.modified":
-			if s.Value == "true" {
-				extra = append(extra, "modified")
-			}
-		}
-	}
-	extra = append(extra, bi.GoVersion)
-	return v + " (" + strings.Join(extra, ", ") + ")"
 }

@@ -406,8 +406,8 @@ func NewMetrics(reg *Registry) *Metrics {
 		}
 		return out
 	})
-	reg.GaugeFunc("symbot_build_info", "Always 1; the version label says which symbot runs.", []string{"version"}, func() []Sample {
-		return []Sample{{LabelValues: []string{version}, Value: 1}}
+	reg.GaugeFunc("symbot_build_info", "Always 1; the labels say which symbot build runs.", buildInfoLabels, func() []Sample {
+		return []Sample{{LabelValues: currentBuild().labelValues(), Value: 1}}
 	})
 	return m
 }

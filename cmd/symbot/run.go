@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -21,6 +25,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
+	// SIGHUP's default action kills the process; from here on it is a
+	// request to reload instead (see daemon.reload).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, ok := loadConfig("run", *cfgPath, stderr)
 	if !ok {
 		return exitFail
@@ -30,11 +39,19 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	log := newLogger(cfg.Log, stderr)
+	b := currentBuild()
+	file := cfg.File
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	log.Info("symbot starting", "version", b.Version, "commit", b.Commit, "go", b.GoVersion, "pid", os.Getpid())
+	log.Info("config loaded", "file", file, "flows", len(cfg.Flows))
 	d, err := openDaemon(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "symbot run: %v\n", err)
 		return exitFail
 	}
+	d.hup = hup
 	if err := d.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "symbot run: %v\n", err)
 		return exitFail

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type daemon struct {
 
 	// Tunables the demo and the tests shorten; zero means the engine default.
 	retryBase time.Duration
+
+	// hup delivers SIGHUP to run, which calls reload for each; nil when the
+	// daemon runs in-process (demo, tests).
+	hup <-chan os.Signal
 }
 
 // newLogger builds the slog logger the config asks for, writing to w.
@@ -132,6 +137,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		return nil, err
 	}
 	d.store = st
+	log.Info("store opened", "kind", "bbolt", "path", cfg.Store.Path)
 	eng, err := symbot.NewEngine(st, dir, d.bot, cfg.Flows)
 	if err != nil {
 		st.Close()
@@ -203,6 +209,18 @@ func (d *daemon) run(ctx context.Context) error {
 	for i, s := range servers {
 		wg.Go(func() { errs[2+i] = s() })
 	}
+	if d.hup != nil {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-d.hup:
+					d.reload(ctx)
+				}
+			}
+		})
+	}
 	d.log.Info("symbot running", "flows", len(d.cfg.Flows), "store", d.cfg.Store.Path, "admin_socket", d.cfg.Admin.Socket)
 	wg.Wait()
 	d.log.Info("symbot stopped")
@@ -213,6 +231,14 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(out...)
+}
+
+// reload is what SIGHUP asks for. Reloading the config in a running daemon
+// is not supported yet, so it says so and keeps running unchanged: a SIGHUP
+// (from `systemctl reload`, a log rotator or a terminal closing) never stops
+// symbot. A real reload replaces this body.
+func (d *daemon) reload(context.Context) {
+	d.log.Warn("SIGHUP received: config reload is not supported yet; symbot keeps running with the config it started with; restart it to apply changes", "config", d.cfg.File)
 }
 
 // ready reports whether symbot can serve: Socket Mode connected and the
