@@ -83,6 +83,45 @@ func orDefault[T int | time.Duration](v, d T) T {
 	return v
 }
 
+// change is one state change of a request, as apply writes it.
+type change struct {
+	to     State
+	by     string // Slack user id, "admin", or System
+	note   string // on the transition
+	action string // the audit action; default "state:" + to
+	detail string // the audit detail
+	jobs   []*Job // queued in this order
+}
+
+// apply moves r to c.to in tx, the one way every state change is written:
+// it records the transition, clears the approval deadline once r leaves
+// pending, marks ended access as removed unless c queues a revoke job,
+// saves r, audits the change and queues c's jobs.
+func (e *Engine) apply(tx Tx, now time.Time, r *Request, c change) error {
+	from := r.State
+	if err := r.transition(c.to, c.by, now, c.note); err != nil {
+		return err
+	}
+	if from == StatePending {
+		r.TimeoutAt = time.Time{}
+	}
+	switch c.to {
+	case StateExpired, StateRevoked, StateFailed:
+		r.Removed = !slices.ContainsFunc(c.jobs, func(j *Job) bool { return j.Kind == JobRevoke })
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	action := c.action
+	if action == "" {
+		action = "state:" + string(c.to)
+	}
+	if err := e.audit(tx, now, r.ID, c.by, action, c.detail); err != nil {
+		return err
+	}
+	return e.addJobs(tx, now, c.jobs...)
+}
+
 // audit appends one audit entry in tx.
 func (e *Engine) audit(tx Tx, now time.Time, id, actor, action, detail string) error {
 	return tx.AppendAudit(&AuditEntry{At: now, RequestID: id, Actor: actor, Action: action, Detail: detail})

@@ -268,9 +268,6 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 	}
 	reason, alert := failReason(cause, attempts)
 	r.FailReason = reason
-	if err := r.transition(StateFailed, System, now, r.FailReason); err != nil {
-		return "", err
-	}
 	jobs := []*Job{
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventFailed},
 		{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: r.Requester.SlackID},
@@ -286,16 +283,7 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 	}
 	// If the add may have happened, make sure it is undone.
 	if r.GrantChecked && !r.Preexisting {
-		r.Removed = false
 		jobs = append(jobs, &Job{Kind: JobRevoke, RequestID: r.ID})
-	} else {
-		r.Removed = true
 	}
-	if err := tx.PutRequest(r); err != nil {
-		return "", err
-	}
-	if err := e.audit(tx, now, r.ID, System, "state:failed", r.FailReason); err != nil {
-		return "", err
-	}
-	return r.Flow, e.addJobs(tx, now, jobs...)
+	return r.Flow, e.apply(tx, now, r, change{to: StateFailed, by: System, note: reason, detail: reason, jobs: jobs})
 }

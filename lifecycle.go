@@ -169,34 +169,27 @@ func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note strin
 			out = r
 			return e.addJob(tx, now, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproval})
 		}
-		if err := r.transition(StateApproved, actor.SlackID, now, note); err != nil {
+		approved := change{to: StateApproved, by: actor.SlackID, note: note, detail: note}
+		reachedState, out = StateApproved, r
+		orig, err := activeGrant(tx, r.ExtensionOf)
+		if err != nil {
 			return err
 		}
-		r.TimeoutAt = time.Time{}
-		reachedState = StateApproved
-		if err := e.audit(tx, now, r.ID, actor.SlackID, "state:approved", note); err != nil {
-			return err
-		}
-		if r.ExtensionOf != "" {
-			extended, err := e.mergeExtension(tx, now, f, r)
-			if err != nil {
+		if orig != nil {
+			// An extension of a still-active grant moves that grant's
+			// expiry out instead of granting anew.
+			reachedState = StateExtended
+			if err := e.apply(tx, now, r, approved); err != nil {
 				return err
 			}
-			if extended {
-				reachedState = StateExtended
-				out = r
-				return nil
-			}
+			return e.mergeExtension(tx, now, f, r, orig)
 		}
-		if err := tx.PutRequest(r); err != nil {
-			return err
+		approved.jobs = []*Job{
+			{Kind: JobGrant, RequestID: r.ID},
+			{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
+			{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
 		}
-		out = r
-		return e.addJobs(tx, now,
-			&Job{Kind: JobGrant, RequestID: r.ID},
-			&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
-			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
-		)
+		return e.apply(tx, now, r, approved)
 	})
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
@@ -209,20 +202,25 @@ func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note strin
 	return out.Clone(), nil
 }
 
-// mergeExtension applies an approved extension r to the grant it extends.
-// It reports false when that grant is no longer active (r then becomes an
-// ordinary grant).
-func (e *Engine) mergeExtension(tx Tx, now time.Time, f *Flow, r *Request) (bool, error) {
-	orig, err := tx.Request(r.ExtensionOf)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
-		return false, err
+// activeGrant returns request id when it is active, or nil (id is
+// empty, or names a request that is gone or no longer active).
+func activeGrant(tx Tx, id string) (*Request, error) {
+	if id == "" {
+		return nil, nil
 	}
-	if orig.State != StateActive {
-		return false, nil
+	r, err := tx.Request(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
 	}
+	if err != nil || r.State != StateActive {
+		return nil, err
+	}
+	return r, nil
+}
+
+// mergeExtension applies an approved extension r to the active grant orig
+// it extends.
+func (e *Engine) mergeExtension(tx Tx, now time.Time, f *Flow, r, orig *Request) error {
 	newExp := orig.ExpiresAt.Add(r.Duration)
 	if limit := now.Add(f.MaxDuration()); newExp.After(limit) {
 		newExp = limit
@@ -236,23 +234,17 @@ func (e *Engine) mergeExtension(tx Tx, now time.Time, f *Flow, r *Request) (bool
 	orig.ExtendedBy = append(orig.ExtendedBy, r.ID)
 	orig.UpdatedAt = now
 	note := fmt.Sprintf("extended %s until %s", orig.ID, newExp.UTC().Format(time.RFC3339))
-	if err := r.transition(StateExtended, System, now, note); err != nil {
-		return false, err
-	}
 	r.ExpiresAt = newExp
 	if err := tx.PutRequest(orig); err != nil {
-		return false, err
+		return err
 	}
-	if err := tx.PutRequest(r); err != nil {
-		return false, err
-	}
-	if err := e.audit(tx, now, r.ID, System, "state:extended", note); err != nil {
-		return false, err
+	if err := e.apply(tx, now, r, change{to: StateExtended, by: System, note: note, detail: note}); err != nil {
+		return err
 	}
 	if err := e.audit(tx, now, orig.ID, System, "extend", fmt.Sprintf("by %s until %s", r.ID, newExp.UTC().Format(time.RFC3339))); err != nil {
-		return false, err
+		return err
 	}
-	return true, e.addJobs(tx, now,
+	return e.addJobs(tx, now,
 		&Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExtended},
 		&Job{Kind: JobUpdate, RequestID: orig.ID, Event: EventExtended},
 		&Job{Kind: JobNotify, RequestID: r.ID, Event: EventExtended, To: r.Requester.SlackID},
@@ -317,22 +309,12 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 		if r.State != StatePending {
 			return r.Decided()
 		}
-		if err := r.transition(to, by, now, note); err != nil {
-			return err
-		}
-		r.TimeoutAt = time.Time{}
-		if err := tx.PutRequest(r); err != nil {
-			return err
-		}
-		if err := e.audit(tx, now, r.ID, by, "state:"+string(to), note); err != nil {
-			return err
-		}
 		jobs := []*Job{{Kind: JobUpdate, RequestID: r.ID, Event: ev}}
 		if dm {
 			jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: ev, To: r.Requester.SlackID})
 		}
 		out = r
-		return e.addJobs(tx, now, jobs...)
+		return e.apply(tx, now, r, change{to: to, by: by, note: note, detail: note, jobs: jobs})
 	})
 	if err != nil {
 		return nil, err
@@ -404,28 +386,19 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 					return errNeedLock
 				}
 			}
-			if err := r.transition(StateRevoked, by, now, note); err != nil {
-				return err
-			}
-			r.Removed = false
-			if err := tx.PutRequest(r); err != nil {
-				return err
-			}
-			action := "state:revoked"
+			revoked := change{to: StateRevoked, by: by, note: note, detail: note, jobs: []*Job{
+				{Kind: JobRevoke, RequestID: r.ID},
+				{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
+			}}
 			if by == r.Requester.SlackID {
-				action = "state:revoked (relinquished)"
+				revoked.action = "state:revoked (relinquished)"
+			} else {
+				revoked.jobs = append(revoked.jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
 			}
-			if err := e.audit(tx, now, r.ID, by, action, note); err != nil {
+			if err := e.apply(tx, now, r, revoked); err != nil {
 				return err
 			}
 			out = r
-			jobs := []*Job{
-				{Kind: JobRevoke, RequestID: r.ID},
-				{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
-			}
-			if by != r.Requester.SlackID {
-				jobs = append(jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
-			}
 			// A pending extension of revoked access must not bring it back.
 			mine, err := tx.RequestsByRequester(r.Requester.SlackID)
 			if err != nil {
@@ -436,22 +409,15 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 					continue
 				}
 				xnote := "the access it extends (" + r.ID + ") was revoked"
-				if err := x.transition(StateCancelled, System, now, xnote); err != nil {
+				if err := e.apply(tx, now, x, change{to: StateCancelled, by: System, note: xnote, detail: xnote, jobs: []*Job{
+					{Kind: JobUpdate, RequestID: x.ID, Event: EventCancelled},
+					{Kind: JobNotify, RequestID: x.ID, Event: EventCancelled, To: x.Requester.SlackID},
+				}}); err != nil {
 					return err
 				}
-				x.TimeoutAt = time.Time{}
-				if err := tx.PutRequest(x); err != nil {
-					return err
-				}
-				if err := e.audit(tx, now, x.ID, System, "state:cancelled", xnote); err != nil {
-					return err
-				}
-				jobs = append(jobs,
-					&Job{Kind: JobUpdate, RequestID: x.ID, Event: EventCancelled},
-					&Job{Kind: JobNotify, RequestID: x.ID, Event: EventCancelled, To: x.Requester.SlackID})
 				cancelled = append(cancelled, x.ID)
 			}
-			return e.addJobs(tx, now, jobs...)
+			return nil
 		})
 		unlock()
 		if errors.Is(err, errNeedLock) && attempt < 3 {

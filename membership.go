@@ -127,9 +127,6 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 			return nil
 		}
 		granted = true
-		if err := cur.transition(StateActive, System, now, ""); err != nil {
-			return err
-		}
 		cur.GrantedAt = now
 		cur.ExpiresAt = now.Add(cur.Duration)
 		cur.WarnAt = warnAt(f, now, cur.ExpiresAt)
@@ -138,16 +135,10 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 				latency = now.Sub(t.At)
 			}
 		}
-		if err := tx.PutRequest(cur); err != nil {
-			return err
-		}
-		if err := e.audit(tx, now, cur.ID, System, "state:active", "expires "+cur.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
-			return err
-		}
-		return e.addJobs(tx, now,
-			&Job{Kind: JobUpdate, RequestID: cur.ID, Event: EventGranted},
-			&Job{Kind: JobNotify, RequestID: cur.ID, Event: EventGranted, To: cur.Requester.SlackID},
-		)
+		return e.apply(tx, now, cur, change{to: StateActive, by: System, detail: "expires " + cur.ExpiresAt.UTC().Format(time.RFC3339), jobs: []*Job{
+			{Kind: JobUpdate, RequestID: cur.ID, Event: EventGranted},
+			{Kind: JobNotify, RequestID: cur.ID, Event: EventGranted, To: cur.Requester.SlackID},
+		}})
 	})
 	if err != nil {
 		return err

@@ -130,14 +130,7 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 	}
 	switch {
 	case r.State == StatePending && !r.TimeoutAt.IsZero() && !now.Before(r.TimeoutAt):
-		if err := r.transition(StateTimedOut, System, now, "no decision in time"); err != nil {
-			return outcome{}, err
-		}
-		r.TimeoutAt = time.Time{}
-		if err := tx.PutRequest(r); err != nil {
-			return outcome{}, err
-		}
-		if err := e.audit(tx, now, r.ID, System, "state:timed_out", ""); err != nil {
+		if err := e.apply(tx, now, r, change{to: StateTimedOut, by: System, note: "no decision in time"}); err != nil {
 			return outcome{}, err
 		}
 		*later = append(*later,
@@ -146,18 +139,12 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 		)
 		return outcome{r.ID, r.Flow, StateTimedOut}, nil
 	case r.State == StateActive && !now.Before(r.ExpiresAt):
-		if err := r.transition(StateExpired, System, now, ""); err != nil {
-			return outcome{}, err
-		}
-		r.Removed = false
-		if err := tx.PutRequest(r); err != nil {
-			return outcome{}, err
-		}
-		if err := e.audit(tx, now, r.ID, System, "state:expired", ""); err != nil {
+		// The revocation is queued now, the message update after the batch.
+		if err := e.apply(tx, now, r, change{to: StateExpired, by: System, jobs: []*Job{{Kind: JobRevoke, RequestID: r.ID}}}); err != nil {
 			return outcome{}, err
 		}
 		*later = append(*later, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventExpired})
-		return outcome{r.ID, r.Flow, StateExpired}, e.addJob(tx, now, &Job{Kind: JobRevoke, RequestID: r.ID})
+		return outcome{r.ID, r.Flow, StateExpired}, nil
 	case r.State == StateActive && !r.Warned && !r.WarnAt.IsZero() && !now.Before(r.WarnAt):
 		r.Warned = true
 		if err := tx.PutRequest(r); err != nil {
