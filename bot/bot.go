@@ -54,7 +54,8 @@ type Bot struct {
 
 	recent *recentSet // envelope ids, trigger ids, click keys, consumed views
 	actors *actorCache
-	dms    sync.Map // user id -> DM channel id
+	ws     atomic.Pointer[workspace] // from auth.test, at the start of Run
+	dms    sync.Map                  // user id -> DM channel id
 
 	reportedMu sync.Mutex
 	reported   map[string]bool // configuration problems already reported
@@ -175,6 +176,15 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 	}
 	defer b.running.Store(false)
 	b.eng.Store(eng)
+
+	// Admission compares every actor's team and org with the app's own:
+	// learn them before taking any envelope.
+	if err := b.learnWorkspace(ctx); err != nil {
+		return fmt.Errorf("run bot: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
 
 	opts := append([]socketmode.Option{socketmode.OptionLog(slogOutput{b.log})}, b.cfg.SocketOptions...)
 	sm := socketmode.New(b.api, opts...)

@@ -65,6 +65,8 @@ func Explain(err error, cmd string) string {
 		return "You are not allowed to do that. `" + Escape(cmd) + " whoami` shows what you may request and approve."
 	case errors.Is(err, symbot.ErrInvalidRequest):
 		return "That request is not valid. " + helpHint(cmd)
+	case errors.Is(err, errEmailUnconfirmed):
+		return "The email on your Slack profile is not confirmed, so symbot cannot use it to find your Okta account. Confirm it in Slack (the confirmation email Slack sent you), then try again."
 	case errors.Is(err, symbot.ErrUserNotFound):
 		return "I could not find your Okta account from the email on your Slack profile. Ask your Okta admins to check that your Okta email matches your Slack email."
 	case errors.Is(err, symbot.ErrUserNotActive):

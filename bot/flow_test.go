@@ -231,7 +231,7 @@ func TestPolicyRefusalsChangeNothing(t *testing.T) {
 		{"non-approver", dave, "not an approver of flow prod"},
 		{"self-approval", alice, "cannot approve your own request"},
 		{"guest approver", gus, "guests cannot approve"},
-		{"bot approver", botty, "bots cannot approve"},
+		{"bot approver", botty, "bots and apps cannot request or decide access"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

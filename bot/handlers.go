@@ -379,6 +379,11 @@ func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
 		du *symbot.DuplicateError
 		ue *UsageError
 	)
+	if errors.Is(err, symbot.ErrUserNotFound) {
+		if p, ok := b.cachedProfile(to.User); ok && p.emailUnconfirmed {
+			err = fmt.Errorf("%w: %w", errEmailUnconfirmed, err)
+		}
+	}
 	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound) || errors.Is(err, symbot.ErrOutOfDate))
 	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
 	b.tell(ctx, to, b.explain(err))
@@ -395,12 +400,21 @@ func (b *Bot) openView(ctx context.Context, triggerID string, view slack.ModalVi
 }
 
 func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
-	actor, err := b.actor(ctx, to.User)
+	actor, err := b.admit(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, "request", err)
 		return
 	}
 	eng := b.engine()
+	if p, _ := b.cachedProfile(to.User); p.emailUnconfirmed {
+		// The grant finds the requester in Okta, and an unconfirmed email
+		// is not used for that: say so now rather than fail the grant
+		// later (an override by Slack id may still find them).
+		if _, err := eng.ResolveUser(ctx, actor.Person); err != nil {
+			b.fail(ctx, to, "request", err)
+			return
+		}
+	}
 	r, err := eng.Submit(ctx, actor, in)
 	if err != nil {
 		b.fail(ctx, to, "request", err)
@@ -425,7 +439,7 @@ func (b *Bot) extend(ctx context.Context, to replyTo, id, nonce string, d time.D
 		b.fail(ctx, to, "extend", err)
 		return
 	}
-	actor, err := b.actor(ctx, to.User)
+	actor, err := b.admit(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, "extend", err)
 		return
@@ -451,11 +465,12 @@ func (b *Bot) list(ctx context.Context, to replyTo) {
 }
 
 func (b *Bot) whoami(ctx context.Context, to replyTo) {
-	actor, err := b.actor(ctx, to.User)
+	p, err := b.profile(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, "whoami", err)
 		return
 	}
+	actor := p.actor
 	eng := b.engine()
 	var lines []string
 	kind := ""
@@ -466,6 +481,15 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 		kind = " (a guest)"
 	}
 	lines = append(lines, fmt.Sprintf("*Slack:* %s, `%s`%s", mention(actor.SlackID), Escape(actor.SlackID), kind))
+	if p.refusal != "" {
+		lines = append(lines, "*May not use symbot:* "+Escape(p.refusal)+".")
+		text := strings.Join(lines, "\n")
+		b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+		return
+	}
+	if p.emailUnconfirmed {
+		lines = append(lines, "*Email:* not confirmed in Slack, so symbot does not use it to find you in Okta.")
+	}
 	if u, err := eng.ResolveUser(ctx, actor.Person); err != nil {
 		b.log.Info("whoami: directory lookup failed", "user", actor.SlackID, "err", err)
 		lines = append(lines, "*Okta:* not resolved. "+b.explain(err))
@@ -514,7 +538,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 		b.fail(ctx, to, a.ActionID, err)
 		return
 	}
-	actor, err := b.actor(ctx, cb.User.ID)
+	actor, err := b.admit(ctx, cb.User.ID)
 	if err != nil {
 		b.fail(ctx, to, a.ActionID, err)
 		return
@@ -628,7 +652,7 @@ func (b *Bot) decide(ctx context.Context, to replyTo, action, id, nonce, note st
 		b.fail(ctx, to, action, err)
 		return
 	}
-	actor, err := b.actor(ctx, to.User)
+	actor, err := b.admit(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, action, err)
 		return

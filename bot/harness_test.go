@@ -129,6 +129,18 @@ type harnessOpt func(*harnessCfg)
 type harnessCfg struct {
 	flows  []symbot.Flow
 	botCfg bot.Config
+	users  []slacktest.User
+	server func(*slacktest.Server)
+}
+
+// withUsers adds people to the workspace (or replaces the standard ones).
+func withUsers(us ...slacktest.User) harnessOpt {
+	return func(c *harnessCfg) { c.users = append(c.users, us...) }
+}
+
+// withServer changes the simulator before the bot connects.
+func withServer(fn func(*slacktest.Server)) harnessOpt {
+	return func(c *harnessCfg) { c.server = fn }
 }
 
 func withFlows(f []symbot.Flow) harnessOpt { return func(c *harnessCfg) { c.flows = f } }
@@ -161,6 +173,12 @@ func MustHarness(tb testing.TB, opts ...harnessOpt) *harness {
 		{ID: botty, Name: "botty", Email: "botty@example.com", IsBot: true},
 	} {
 		s.AddUser(u)
+	}
+	for _, u := range cfg.users {
+		s.AddUser(u)
+	}
+	if cfg.server != nil {
+		cfg.server(s)
 	}
 	s.AddChannel(slacktest.Channel{ID: chAcc, Name: "access", BotIsMember: true})
 	s.AddChannel(slacktest.Channel{ID: chErr, Name: "symbot-errors", BotIsMember: true})

@@ -126,7 +126,7 @@ func (s *Server) interactionLocked(typ string, u *User) map[string]any {
 	return map[string]any{
 		"type":                  typ,
 		"team":                  map[string]any{"id": s.TeamID, "domain": s.TeamDomain},
-		"user":                  map[string]any{"id": u.ID, "username": u.Name, "name": u.Name, "team_id": s.TeamID},
+		"user":                  map[string]any{"id": u.ID, "username": u.Name, "name": u.Name, "team_id": s.userTeam(u)},
 		"api_app_id":            s.AppID,
 		"token":                 verificationToken,
 		"enterprise":            nil,

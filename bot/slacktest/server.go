@@ -53,7 +53,9 @@ var (
 	ErrClosed = errors.New("slacktest: server closed")
 )
 
-// User is a workspace member.
+// User is a workspace member, or someone the workspace can see: users.info
+// answers with these fields as Slack names them (team_id, deleted,
+// is_stranger, is_email_confirmed, enterprise_user, ...).
 type User struct {
 	ID                string
 	Name              string // handle, e.g. "alice"
@@ -62,8 +64,25 @@ type User struct {
 	IsRestricted      bool // multi-channel guest
 	IsUltraRestricted bool // single-channel guest
 	IsBot             bool
+	IsAppUser         bool // is_app_user: an app's user
 	Deleted           bool
 	TZ                string // e.g. "Europe/Berlin"; "" means "America/Los_Angeles"
+
+	// TeamID is the user's home workspace (team_id); "" means the
+	// server's TeamID. A Slack Connect external has their own org's.
+	TeamID string
+	// EnterpriseID is the user's Enterprise Grid org (enterprise_user.enterprise_id);
+	// "" means the server's EnterpriseID. enterprise_user is sent only when
+	// it is not empty.
+	EnterpriseID string
+	// EnterpriseTeams are the org's workspaces the user belongs to
+	// (enterprise_user.teams); nil means just TeamID.
+	EnterpriseTeams []string
+	// IsStranger: from a workspace the app's team shares no channel with (is_stranger).
+	IsStranger bool
+	// EmailUnconfirmed makes is_email_confirmed false (Slack answers true
+	// for a member who confirmed their address, the usual case).
+	EmailUnconfirmed bool
 }
 
 // Channel is a public or private channel. Members lists human members; the
@@ -168,6 +187,9 @@ type Server struct {
 	Logger *slog.Logger
 
 	TeamID, TeamDomain, AppID, BotID string
+	// EnterpriseID, when set, makes the workspace part of an Enterprise
+	// Grid org: auth.test returns it as enterprise_id and users default to it.
+	EnterpriseID string
 
 	ln   net.Listener
 	http *http.Server

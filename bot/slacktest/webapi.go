@@ -260,7 +260,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // ---- auth / connections -------------------------------------------------
 
 func (s *Server) apiAuthTest(_ *apiRequest) (map[string]any, *apiError) {
-	return map[string]any{
+	out := map[string]any{
 		"url":                   "https://" + s.TeamDomain + ".slack.com/",
 		"team":                  "Symbot Simulator",
 		"user":                  "symbot",
@@ -268,7 +268,11 @@ func (s *Server) apiAuthTest(_ *apiRequest) (map[string]any, *apiError) {
 		"user_id":               s.botUser,
 		"bot_id":                s.BotID,
 		"is_enterprise_install": false,
-	}, nil
+	}
+	if s.EnterpriseID != "" {
+		out["enterprise_id"] = s.EnterpriseID
+	}
+	return out, nil
 }
 
 func (s *Server) apiConnectionsOpen(_ *apiRequest) (map[string]any, *apiError) {
@@ -581,9 +585,10 @@ func (s *Server) userJSON(u *User) map[string]any {
 	if loc, err := time.LoadLocation(tz); err == nil {
 		_, offset = time.Now().In(loc).Zone()
 	}
+	team := s.userTeam(u)
 	profile := map[string]any{
 		"real_name": u.RealName, "real_name_normalized": u.RealName,
-		"display_name": u.Name, "display_name_normalized": u.Name, "team": s.TeamID,
+		"display_name": u.Name, "display_name_normalized": u.Name, "team": team,
 	}
 	if u.Email != "" && !u.IsBot {
 		profile["email"] = u.Email
@@ -592,12 +597,38 @@ func (s *Server) userJSON(u *User) map[string]any {
 		profile["bot_id"] = s.BotID
 		profile["api_app_id"] = s.AppID
 	}
-	return map[string]any{
-		"id": u.ID, "team_id": s.TeamID, "name": u.Name, "deleted": u.Deleted, "real_name": u.RealName,
+	out := map[string]any{
+		"id": u.ID, "team_id": team, "name": u.Name, "deleted": u.Deleted, "real_name": u.RealName,
 		"tz": tz, "tz_label": tz, "tz_offset": offset, "is_bot": u.IsBot, "is_admin": false, "is_owner": false,
-		"is_restricted": u.IsRestricted, "is_ultra_restricted": u.IsUltraRestricted, "is_app_user": false,
-		"profile": profile,
+		"is_restricted": u.IsRestricted, "is_ultra_restricted": u.IsUltraRestricted, "is_app_user": u.IsAppUser,
+		"is_email_confirmed": !u.EmailUnconfirmed && !u.IsBot,
+		"profile":            profile,
 	}
+	if u.IsStranger {
+		out["is_stranger"] = true
+	}
+	if ent := u.EnterpriseID; ent != "" || s.EnterpriseID != "" {
+		if ent == "" {
+			ent = s.EnterpriseID
+		}
+		teams := u.EnterpriseTeams
+		if teams == nil {
+			teams = []string{team}
+		}
+		out["enterprise_user"] = map[string]any{
+			"id": u.ID, "enterprise_id": ent, "enterprise_name": ent + " org",
+			"is_admin": false, "is_owner": false, "is_primary_owner": false, "teams": teams,
+		}
+	}
+	return out
+}
+
+// userTeam is u's home workspace.
+func (s *Server) userTeam(u *User) string {
+	if u.TeamID != "" {
+		return u.TeamID
+	}
+	return s.TeamID
 }
 
 func (s *Server) apiUsersInfo(r *apiRequest) (map[string]any, *apiError) {

@@ -568,3 +568,46 @@ func TestRawWireErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUsersInfoTrustFields: the fields an app checks before it trusts a
+// person reach slack-go's User as real Slack sends them.
+func TestUsersInfoTrustFields(t *testing.T) {
+	srv := newServer(t)
+	srv.EnterpriseID = "E0HOME"
+	srv.AddUser(slacktest.User{ID: "U10", Name: "ext", Email: "bob@example.com", TeamID: "T0OTHER", EnterpriseID: "E0OTHER"})
+	srv.AddUser(slacktest.User{ID: "U11", Name: "stranger", TeamID: "T0OTHER", IsStranger: true})
+	srv.AddUser(slacktest.User{ID: "U12", Name: "gone", Email: "gone@example.com", Deleted: true})
+	srv.AddUser(slacktest.User{ID: "U13", Name: "unconfirmed", Email: "bob@example.com", EmailUnconfirmed: true})
+	srv.AddUser(slacktest.User{ID: "U14", Name: "app", IsBot: true, IsAppUser: true})
+	api := newAPI(srv)
+	ctx := t.Context()
+
+	auth, err := api.AuthTestContext(ctx)
+	if err != nil || auth.TeamID != srv.TeamID || auth.EnterpriseID != "E0HOME" {
+		t.Fatalf("auth.test = %+v, %v; want team %s, enterprise E0HOME", auth, err, srv.TeamID)
+	}
+	tests := []struct {
+		id    string
+		check func(u *slack.User) bool
+	}{
+		{"U1", func(u *slack.User) bool {
+			return u.TeamID == srv.TeamID && u.IsEmailConfirmed && !u.IsStranger && !u.Deleted && u.Enterprise.EnterpriseID == "E0HOME" && len(u.Enterprise.Teams) == 1 && u.Enterprise.Teams[0] == srv.TeamID
+		}},
+		{"U10", func(u *slack.User) bool {
+			return u.TeamID == "T0OTHER" && u.Profile.Team == "T0OTHER" && u.Enterprise.EnterpriseID == "E0OTHER" && u.Profile.Email == "bob@example.com"
+		}},
+		{"U11", func(u *slack.User) bool { return u.IsStranger && u.TeamID == "T0OTHER" }},
+		{"U12", func(u *slack.User) bool { return u.Deleted }},
+		{"U13", func(u *slack.User) bool { return !u.IsEmailConfirmed && u.Profile.Email == "bob@example.com" }},
+		{"U14", func(u *slack.User) bool { return u.IsBot && u.IsAppUser && !u.IsEmailConfirmed }},
+	}
+	for _, tt := range tests {
+		u, err := api.GetUserInfoContext(ctx, tt.id)
+		if err != nil {
+			t.Fatalf("users.info %s: %v", tt.id, err)
+		}
+		if !tt.check(u) {
+			t.Errorf("users.info %s = %+v", tt.id, u)
+		}
+	}
+}
