@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,8 +105,8 @@ func New(cfg Config, tokens symbot.TokenSource) (*Directory, error) {
 	overrides := make(map[string]string, len(cfg.Overrides))
 	for k, v := range cfg.Overrides {
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if k == "" || v == "" {
-			return nil, fmt.Errorf("okta override %q -> %q: both the slack user id or email and the okta login are required", k, v)
+		if err := ValidateOverride(k, v); err != nil {
+			return nil, fmt.Errorf("okta override %q -> %q: %w", k, v, err)
 		}
 		overrides[overrideKey(k)] = v
 	}
@@ -154,35 +153,6 @@ func overrideKey(k string) string {
 		return strings.ToLower(k)
 	}
 	return k
-}
-
-// checkOrgURL returns the org URL without a trailing slash and whether it
-// is plain http (allowed only on loopback).
-func checkOrgURL(raw string) (string, bool, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", false, errors.New("okta org url is empty: set it to your org, e.g. https://example.okta.com")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", false, fmt.Errorf("okta org url %q is not a url: %w", raw, err)
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
-		return "", false, fmt.Errorf("okta org url %q: want only a scheme and host, e.g. https://example.okta.com", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return "https://" + u.Host, false, nil
-	case "http":
-		h := u.Hostname()
-		ip := net.ParseIP(h)
-		if h == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return "http://" + u.Host, true, nil
-		}
-		return "", false, fmt.Errorf("okta org url %q: plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https://", raw)
-	default:
-		return "", false, fmt.Errorf("okta org url %q: the scheme must be https", raw)
-	}
 }
 
 // client returns the SDK client for the current token, building a new one

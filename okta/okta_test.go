@@ -20,9 +20,9 @@ import (
 func TestResolveUser(t *testing.T) {
 	e := MustEnv(t, func(c *okta.Config) {
 		c.Overrides = map[string]string{
-			"U_OVR":             "carol.admin@corp.example",
+			"U0OVR":             "carol.admin@corp.example",
 			"Dave@Corp.Example": "dave.x@corp.example",
-			"U_GHOST":           "ghost@corp.example",
+			"U0GHOST":           "ghost@corp.example",
 		}
 	})
 	alice := e.sim.AddUser(oktatest.User{Login: "alice@corp.example", FirstName: "Alice"})
@@ -47,9 +47,9 @@ func TestResolveUser(t *testing.T) {
 	}{
 		{name: "login is the email", p: symbot.Person{SlackID: "U1", Email: "Alice@corp.example"}, wantID: alice.ID},
 		{name: "found by email search", p: symbot.Person{SlackID: "U2", Email: "bob@corp.example"}, wantID: bob.ID},
-		{name: "override by slack id", p: symbot.Person{SlackID: "U_OVR", Email: "carol@corp.example"}, wantID: carol.ID},
+		{name: "override by slack id", p: symbot.Person{SlackID: "U0OVR", Email: "carol@corp.example"}, wantID: carol.ID},
 		{name: "override by email", p: symbot.Person{SlackID: "U4", Email: "dave@corp.example"}, wantID: dave.ID},
-		{name: "override to a missing login", p: symbot.Person{SlackID: "U_GHOST", Email: "x@corp.example"}, wantErr: symbot.ErrUserNotFound, inErr: `"ghost@corp.example"`},
+		{name: "override to a missing login", p: symbot.Person{SlackID: "U0GHOST", Email: "x@corp.example"}, wantErr: symbot.ErrUserNotFound, inErr: `"ghost@corp.example"`},
 		{name: "not found", p: symbot.Person{SlackID: "U5", Email: "nobody@corp.example"}, wantErr: symbot.ErrUserNotFound, inErr: "no active Okta user with the email nobody@corp.example"},
 		{name: "suspended", p: symbot.Person{SlackID: "U6", Email: "sus@corp.example"}, wantErr: symbot.ErrUserNotActive, inErr: "SUSPENDED"},
 		{name: "deprovisioned by search", p: symbot.Person{SlackID: "U7", Email: "gone@corp.example"}, wantErr: symbot.ErrUserNotActive, inErr: "DEPROVISIONED"},

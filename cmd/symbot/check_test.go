@@ -52,7 +52,7 @@ func writeFile(tb testing.TB, path, content string) string {
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, filepath.Join(dir, "symbot.yml"), baseYAML)
-	bad := writeFile(t, filepath.Join(dir, "bad.yml"), edit(t, baseYAML, "        group_id: 00gADMIN\n", "        gruop_id: 00gADMIN\n"))
+	bad := writeFile(t, filepath.Join(dir, "bad.yml"), edit(t, baseYAML, "        group_id: 00gADMIN000000000001\n", "        gruop_id: 00gADMIN000000000001\n"))
 
 	t.Run("good config with tokens", func(t *testing.T) {
 		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")

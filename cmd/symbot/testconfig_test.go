@@ -26,7 +26,7 @@ flows:
     durations: [15m, 1h, 1d]
     targets:
       - name: admin
-        group_id: 00gADMIN
+        group_id: 00gADMIN000000000001
 `
 
 // edit replaces old with new in s, failing when old is absent.

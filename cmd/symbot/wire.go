@@ -70,21 +70,6 @@ func newLogger(lc config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// awsConfig maps the config to the AWS chain's settings.
-func awsConfig(cfg *config.Config) awsauth.Config {
-	return awsauth.Config{
-		Region:          cfg.AWS.Region,
-		RoleARN:         cfg.AWS.RoleARN,
-		ExternalID:      cfg.AWS.ExternalID,
-		HopRoles:        cfg.AWS.HopRoles,
-		SessionName:     cfg.AWS.SessionName,
-		SessionDuration: cfg.AWS.SessionDuration,
-		SecretID:        cfg.Okta.TokenSecret,
-		SecretJSONKey:   cfg.Okta.TokenJSONKey,
-		SecretTTL:       cfg.Okta.TokenCacheTTL,
-	}
-}
-
 // slackClient builds the slack-go client from the tokens and API URL.
 func slackClient(cfg *config.Config) *slack.Client {
 	opts := []slack.Option{slack.OptionAppLevelToken(cfg.Slack.AppToken)}
@@ -98,7 +83,7 @@ func slackClient(cfg *config.Config) *slack.Client {
 // directory that uses it. It makes no network calls.
 func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...awsauth.Option) (*awsauth.Source, *okta.Directory, error) {
 	opts = append([]awsauth.Option{awsauth.WithLogger(log.With("component", "aws"))}, opts...)
-	src, err := awsauth.New(ctx, awsConfig(cfg), opts...)
+	src, err := awsauth.New(ctx, cfg.AWSAuth(), opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("aws: %w", err)
 	}

@@ -31,7 +31,7 @@ flows:
     durations: [15m, 1h, 1d]
     targets:
       - name: admin
-        group_id: 00gADMIN
+        group_id: 00gADMIN000000000001
 `
 
 func env(kv ...string) func(string) string {
@@ -201,7 +201,7 @@ func TestConfigErrors(t *testing.T) {
 		{
 			name: "missing group id at the target's line",
 			yml: func(t *testing.T) string {
-				return edit(t, baseYAML, "        group_id: 00gADMIN\n", "        label: Admin\n")
+				return edit(t, baseYAML, "        group_id: 00gADMIN000000000001\n", "        label: Admin\n")
 			},
 			want: []string{"symbot.yml:18: flows[0].targets[0].group_id: missing"},
 		},
@@ -305,21 +305,50 @@ func TestConfigErrors(t *testing.T) {
 			yml: func(t *testing.T) string {
 				return edit(t, baseYAML, "https://example.okta.com", "http://example.okta.com")
 			},
-			want: []string{"symbot.yml:8: okta.org_url: must use https (plain http is only allowed for 127.0.0.1 or localhost)"},
+			want: []string{"symbot.yml:8: okta.org_url: plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https://"},
 		},
 		{
 			name: "okta url with a path",
 			yml: func(t *testing.T) string {
 				return edit(t, baseYAML, "https://example.okta.com", "https://example.okta.com/admin")
 			},
-			want: []string{"okta.org_url: must be the org URL alone"},
+			want: []string{"okta.org_url: want only a scheme and host, e.g. https://example.okta.com (the org URL alone, without a path)"},
 		},
 		{
 			name: "secret ARN in another region",
 			yml: func(t *testing.T) string {
 				return edit(t, baseYAML, "token_secret: symbot/okta", "token_secret: arn:aws:secretsmanager:eu-west-1:123456789012:secret:symbot/okta")
 			},
-			want: []string{"okta.token_secret: the secret is in eu-west-1 but aws.region is us-east-1"},
+			want: []string{"symbot.yml:9: okta.token_secret: the secret is in eu-west-1 but the region is us-east-1"},
+		},
+		{
+			name: "channel names where ids are needed",
+			yml: func(t *testing.T) string {
+				y := edit(t, baseYAML, "errors_channel: C0ERRORS", "errors_channel: symbot-errors")
+				return edit(t, y, "channel: C0PROD", `channel: "#access-requests"`)
+			},
+			want: []string{
+				`symbot.yml:2: slack.errors_channel: "symbot-errors" is not a Slack channel id (like C0123ABCDEF): the config needs the id, not the name; in Slack open the channel, click its name, and copy the Channel ID`,
+				`symbot.yml:13: flows[0].channel: "#access-requests" is not a Slack channel id`,
+			},
+		},
+		{
+			name: "group names where ids are needed",
+			yml: func(t *testing.T) string {
+				y := edit(t, baseYAML, "group_id: 00gADMIN000000000001", "group_id: prod-admin")
+				return edit(t, y, "users: [U0APPROVER]", "users: [U0APPROVER]\n      okta_group: approvers")
+			},
+			want: []string{
+				`symbot.yml:16: flows[0].approvers.okta_group: "approvers" is not an Okta group id (20 characters starting with 00g`,
+				`symbot.yml:20: flows[0].targets[0].group_id: "prod-admin" is not an Okta group id (20 characters starting with 00g, like 00g1ab2cd3EF4gh5IJ6k): in the Okta admin console open Directory > Groups > the group; its id is the last part of the page's URL`,
+			},
+		},
+		{
+			name: "okta admin console url",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "https://example.okta.com", "https://example-admin.okta.com/")
+			},
+			want: []string{"symbot.yml:8: okta.org_url: example-admin.okta.com is the admin console, not the org: use https://example.okta.com (the same host without -admin)"},
 		},
 		{
 			name: "store directory missing",
@@ -418,7 +447,7 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	yml := edit(t, baseYAML, "  region: us-east-1\n", "  regoin: us-east-1\n")
 	yml = edit(t, yml, "role/symbot-runtime", "bad")
-	yml = edit(t, yml, "        group_id: 00gADMIN\n", "")
+	yml = edit(t, yml, "        group_id: 00gADMIN000000000001\n", "")
 	yml = edit(t, yml, "[15m, 1h, 1d]", "[15m, soon]")
 	_, err := parse(t, yml, env())
 	var ce *Error

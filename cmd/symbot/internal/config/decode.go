@@ -1,0 +1,419 @@
+package config
+
+// Decoding the YAML: a walk over the node tree that knows every key, records
+// the line of each, and reports unknown keys, wrong types and token-looking
+// values with their lines.
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/symbot/symbot"
+	"gopkg.in/yaml.v3"
+)
+
+// decoder walks a yaml.Node tree, collecting every problem with its line.
+type decoder struct {
+	problems []Problem
+	lines    map[string]int
+	bad      map[string]bool // paths with decoding problems
+}
+
+// reported reports whether path or one of its ancestors or descendants
+// already has a decoding problem.
+func (d *decoder) reported(path string) bool {
+	for p := range d.bad {
+		if p == path || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") ||
+			strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) add(line int, path, format string, args ...any) {
+	d.problems = append(d.problems, Problem{Line: line, Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+// lineOf finds the line of path or of its nearest ancestor.
+func (d *decoder) lineOf(path string) int {
+	for path != "" {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (d *decoder) err(name string) error {
+	sort.SliceStable(d.problems, func(i, j int) bool {
+		li, lj := d.problems[i].Line, d.problems[j].Line
+		if li == 0 || lj == 0 {
+			return li != 0 && lj == 0
+		}
+		return li < lj
+	})
+	return &Error{File: name, Problems: d.problems}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "nothing"
+		case "!!bool":
+			return "a boolean"
+		case "!!int":
+			return "a number"
+		case "!!float":
+			return "a number"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+// field is one known key of a mapping.
+type field struct {
+	key string
+	set func(n *yaml.Node, path string)
+}
+
+// tokenKeys are keys that people might use to put a token in the file.
+var tokenKeyHint = map[string]string{
+	"bot_token":      "put the bot token in the SLACK_BOT_TOKEN environment variable, not in the file",
+	"app_token":      "put the app-level token in the SLACK_APP_TOKEN environment variable, not in the file",
+	"token":          "put tokens in the environment (SLACK_BOT_TOKEN, SLACK_APP_TOKEN); the Okta token is read from AWS Secrets Manager (okta.token_secret)",
+	"api_token":      "the Okta API token is read from AWS Secrets Manager: set okta.token_secret, never the token itself",
+	"signing_secret": "symbot uses Socket Mode and needs no signing secret; put tokens in the environment",
+}
+
+// mapping decodes a mapping node, reporting unknown and duplicate keys.
+func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
+	if n.Kind != yaml.MappingNode {
+		d.add(n.Line, path, "expected a mapping of keys, got %s", kindName(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		kp := join(path, k.Value)
+		if l, dup := seen[k.Value]; dup {
+			d.add(k.Line, kp, "duplicate key (first on line %d)", l)
+			continue
+		}
+		seen[k.Value] = k.Line
+		idx := slices.IndexFunc(fields, func(f field) bool { return f.key == k.Value })
+		if idx < 0 {
+			if hint, ok := tokenKeyHint[k.Value]; ok {
+				d.add(k.Line, kp, "not allowed: %s", hint)
+				continue
+			}
+			known := make([]string, len(fields))
+			for j, f := range fields {
+				known[j] = f.key
+			}
+			msg := fmt.Sprintf("unknown key %q", k.Value)
+			if s := closest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				msg += " (known keys: " + strings.Join(known, ", ") + ")"
+			}
+			d.add(k.Line, kp, "%s", msg)
+			continue
+		}
+		d.lines[kp] = k.Line
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			d.add(k.Line, kp, "has no value: give one or remove the key")
+			continue
+		}
+		fields[idx].set(v, kp)
+	}
+}
+
+// checkSecretValue refuses scalars that look like tokens.
+func (d *decoder) checkSecretValue(n *yaml.Node, path string) bool {
+	v := strings.TrimSpace(n.Value)
+	for _, p := range []string{"xoxb-", "xoxp-", "xoxa-", "xoxe", "xoxs-", "xapp-"} {
+		if strings.HasPrefix(v, p) {
+			d.add(n.Line, path, "looks like a Slack token: put tokens in the environment (SLACK_BOT_TOKEN, SLACK_APP_TOKEN), never in the file")
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) str(dst *string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.ScalarNode {
+			d.add(n.Line, path, "expected a string, got %s", kindName(n))
+			return
+		}
+		if n.Tag == "!!bool" {
+			d.add(n.Line, path, "expected a string, got a boolean (quote it if you mean the text %q)", n.Value)
+			return
+		}
+		if !d.checkSecretValue(n, path) {
+			return
+		}
+		*dst = strings.TrimSpace(n.Value)
+	}
+}
+
+func (d *decoder) boolean(dst *bool, set *bool) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			d.add(n.Line, path, "expected true or false, got %s", kindName(n))
+			return
+		}
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			d.add(n.Line, path, "expected true or false, got %s", kindName(n))
+			return
+		}
+		*dst = b
+		if set != nil {
+			*set = true
+		}
+	}
+}
+
+func (d *decoder) integer(dst *int) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			d.add(n.Line, path, "expected a whole number, got %s", kindName(n))
+			return
+		}
+		var i int
+		if err := n.Decode(&i); err != nil {
+			d.add(n.Line, path, "expected a whole number, got %s", kindName(n))
+			return
+		}
+		*dst = i
+	}
+}
+
+func (d *decoder) duration(dst *time.Duration, set *bool) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.ScalarNode || n.Tag == "!!bool" || n.Tag == "!!float" {
+			d.add(n.Line, path, "expected a duration like 15m, 1h or 1d, got %s", kindName(n))
+			return
+		}
+		v, err := symbot.ParseDuration(n.Value)
+		if err != nil {
+			d.add(n.Line, path, "%q is not a duration: use a form like 15m, 1h or 1d", n.Value)
+			return
+		}
+		*dst = v
+		if set != nil {
+			*set = true
+		}
+	}
+}
+
+func (d *decoder) list(n *yaml.Node, path string, each func(n *yaml.Node, path string)) {
+	if n.Kind != yaml.SequenceNode {
+		d.add(n.Line, path, "expected a list, got %s", kindName(n))
+		return
+	}
+	for i, item := range n.Content {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		d.lines[ip] = item.Line
+		if item.Kind == yaml.AliasNode && item.Alias != nil {
+			item = item.Alias
+		}
+		if item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+			d.add(item.Line, ip, "empty list item")
+			continue
+		}
+		each(item, ip)
+	}
+}
+
+func (d *decoder) strList(dst *[]string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		*dst = []string{}
+		d.list(n, path, func(item *yaml.Node, ip string) {
+			var s string
+			d.str(&s)(item, ip)
+			if item.Kind == yaml.ScalarNode {
+				*dst = append(*dst, s)
+			}
+		})
+	}
+}
+
+func (d *decoder) strMap(dst *map[string]string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.MappingNode {
+			d.add(n.Line, path, "expected a mapping, got %s", kindName(n))
+			return
+		}
+		m := map[string]string{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			kp := join(path, k.Value)
+			d.lines[kp] = k.Line
+			if _, dup := m[k.Value]; dup {
+				d.add(k.Line, kp, "duplicate key")
+				continue
+			}
+			var s string
+			d.str(&s)(v, kp)
+			m[k.Value] = s
+		}
+		*dst = m
+	}
+}
+
+// flowDoc collects what a flow's YAML said before conversion.
+type flowDoc struct {
+	f                symbot.Flow
+	allowRevokeSet   bool
+	expiryWarningSet bool
+}
+
+func (d *decoder) config(root *yaml.Node, c *Config) {
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		d.add(root.Line, "", "the file is empty: start from symbot.example.yml")
+		return
+	}
+	var flows []flowDoc
+	d.mapping(root, "", []field{
+		{"slack", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"errors_channel", d.str(&c.Slack.ErrorsChannel)},
+				{"command", d.str(&c.Slack.Command)},
+			})
+		}},
+		{"aws", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"region", d.str(&c.AWS.Region)},
+				{"role_arn", d.str(&c.AWS.RoleARN)},
+				{"external_id", d.str(&c.AWS.ExternalID)},
+				{"hop_roles", d.strList(&c.AWS.HopRoles)},
+				{"session_duration", d.duration(&c.AWS.SessionDuration, nil)},
+				{"session_name", d.str(&c.AWS.SessionName)},
+			})
+		}},
+		{"okta", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"org_url", d.str(&c.Okta.OrgURL)},
+				{"token_secret", d.str(&c.Okta.TokenSecret)},
+				{"token_json_key", d.str(&c.Okta.TokenJSONKey)},
+				{"token_cache_ttl", d.duration(&c.Okta.TokenCacheTTL, nil)},
+				{"user_overrides", d.strMap(&c.Okta.UserOverrides)},
+			})
+		}},
+		{"store", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{{"path", d.str(&c.Store.Path)}})
+		}},
+		{"http", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{{"listen", d.str(&c.HTTP.Listen)}})
+		}},
+		{"admin", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{{"socket", d.str(&c.Admin.Socket)}})
+		}},
+		{"log", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"format", d.str(&c.Log.Format)},
+				{"level", d.str(&c.Log.Level)},
+			})
+		}},
+		{"flows", func(n *yaml.Node, p string) {
+			d.list(n, p, func(item *yaml.Node, ip string) {
+				fd := flowDoc{}
+				d.flow(item, ip, &fd)
+				flows = append(flows, fd)
+			})
+		}},
+	})
+	for _, fd := range flows {
+		f := fd.f
+		if !fd.allowRevokeSet {
+			f.AllowRevoke = true
+		}
+		if !fd.expiryWarningSet {
+			f.ExpiryWarning = symbot.DefaultExpiryWarning
+		}
+		c.Flows = append(c.Flows, f)
+	}
+}
+
+func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
+	f := &fd.f
+	d.mapping(n, path, []field{
+		{"name", d.str(&f.Name)},
+		{"label", d.str(&f.Label)},
+		{"channel", d.str(&f.Channel)},
+		{"approvers", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"users", d.strList(&f.Approvers.Users)},
+				{"okta_group", d.str(&f.Approvers.OktaGroup)},
+				{"anyone", d.boolean(&f.Approvers.Anyone, nil)},
+			})
+		}},
+		{"approvals_required", func(n *yaml.Node, p string) {
+			d.integer(&f.ApprovalsRequired)(n, p)
+			if f.ApprovalsRequired < 1 && n.Tag == "!!int" {
+				d.add(n.Line, p, "must be at least 1")
+				f.ApprovalsRequired = 1
+			}
+		}},
+		{"allow_self_approval", d.boolean(&f.AllowSelfApproval, nil)},
+		{"allow_revoke", d.boolean(&f.AllowRevoke, &fd.allowRevokeSet)},
+		{"allow_guests", d.boolean(&f.AllowGuests, nil)},
+		{"durations", func(n *yaml.Node, p string) {
+			f.Durations = []time.Duration{}
+			d.list(n, p, func(item *yaml.Node, ip string) {
+				var v time.Duration
+				d.duration(&v, nil)(item, ip)
+				f.Durations = append(f.Durations, v)
+			})
+		}},
+		{"approval_timeout", func(n *yaml.Node, p string) {
+			var set bool
+			d.duration(&f.ApprovalTimeout, &set)(n, p)
+			if set && f.ApprovalTimeout <= 0 {
+				d.add(n.Line, p, "must be more than 0 (leave it out for the default 24h)")
+			}
+		}},
+		{"expiry_warning", d.duration(&f.ExpiryWarning, &fd.expiryWarningSet)},
+		{"targets", func(n *yaml.Node, p string) {
+			d.list(n, p, func(item *yaml.Node, ip string) {
+				var t symbot.Target
+				d.mapping(item, ip, []field{
+					{"name", d.str(&t.Name)},
+					{"label", d.str(&t.Label)},
+					{"group_id", d.str(&t.GroupID)},
+				})
+				f.Targets = append(f.Targets, t)
+			})
+		}},
+	})
+}
