@@ -6,6 +6,7 @@ package symbot
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
@@ -14,57 +15,148 @@ import (
 // auditPage is how many audit entries one store read returns.
 const auditPage = 1000
 
+// ErrAuditKeyUnknown is wrapped when an entry is sealed with a key the
+// verifier was not given: the chain cannot be checked without it.
+var ErrAuditKeyUnknown = errors.New("audit entry sealed with a key that was not given")
+
 // AuditChain checks an audit log entry by entry, from Seq 1, so that a
-// long log is verified without holding it in memory. The zero value is
-// ready to use.
+// long log is verified without holding it in memory: each link, each MAC
+// under the keys that sealed the entries, and every entry a checkpoint
+// anchors. Once an entry is sealed with a key, every later entry must be
+// too: an unkeyed entry after that is a forgery by someone without the
+// key. The zero value checks an unkeyed chain without checkpoints; set
+// Keys and Checkpoints before the first Next.
 type AuditChain struct {
-	n    int    // entries checked
-	prev string // Hash of the last entry checked
+	Keys        []*AuditKey       // keys that may have sealed entries (nil entries ignored)
+	Checkpoints []AuditCheckpoint // anchors exported earlier
+
+	ready   bool
+	keys    map[string]*AuditKey
+	anchors map[uint64]AuditCheckpoint
+	maxCP   AuditCheckpoint
+
+	n     int    // entries checked
+	prev  string // Hash of the last entry checked
+	keyed bool   // an entry checked so far was sealed with a key
+	err   error
+}
+
+func (c *AuditChain) init() {
+	if c.ready {
+		return
+	}
+	c.ready = true
+	c.keys = map[string]*AuditKey{}
+	c.anchors = map[uint64]AuditCheckpoint{}
+	for _, k := range c.Keys {
+		if k != nil {
+			c.keys[k.id] = k
+		}
+	}
+	for _, cp := range c.Checkpoints {
+		c.anchors[cp.Seq] = cp
+		if cp.Seq > c.maxCP.Seq {
+			c.maxCP = cp
+		}
+	}
 }
 
 // Next checks the next entry of the chain. It returns an *AuditError when
-// the entry was edited, removed or moved.
+// the entry was edited, removed, moved or forged (and keeps returning it).
 func (c *AuditChain) Next(e *AuditEntry) error {
+	c.init()
+	if c.err != nil {
+		return c.err
+	}
+	c.err = c.next(e)
+	return c.err
+}
+
+func (c *AuditChain) next(e *AuditEntry) error {
 	i := c.n
 	want := uint64(i + 1)
+	fail := func(format string, args ...any) error {
+		return &AuditError{Index: i, Seq: e.Seq, Problem: fmt.Sprintf(format, args...)}
+	}
 	if e.Seq != want {
-		return &AuditError{Index: i, Seq: e.Seq, Problem: fmt.Sprintf("sequence %d where %d was expected: an entry was removed or moved", e.Seq, want)}
+		if e.Seq > want {
+			return fail("sequence %d where %d was expected (a gap in the sequence): entries were removed", e.Seq, want)
+		}
+		return fail("sequence %d where %d was expected: an entry was removed or moved", e.Seq, want)
 	}
 	if e.PrevHash != c.prev {
-		return &AuditError{Index: i, Seq: e.Seq, Problem: "previous-hash link broken: an earlier entry was changed, removed or moved"}
+		return fail("previous-hash link broken: an earlier entry was changed, removed or moved")
 	}
-	if got := e.ComputeHash(); got != e.Hash {
-		return &AuditError{Index: i, Seq: e.Seq, Problem: "hash mismatch: this entry was changed"}
+	if e.Key == "" {
+		if c.keyed {
+			return fail("unkeyed entry after the chain was keyed: it was written or rewritten by someone without the audit key")
+		}
+		if e.ComputeHash() != e.Hash {
+			return fail("hash mismatch: this entry was changed")
+		}
+	} else {
+		k, ok := c.keys[e.Key]
+		if !ok {
+			return fail("sealed with audit key %s, which was not given: configure that key (audit.key_file or audit.key_secret) to verify: %v", e.Key, ErrAuditKeyUnknown)
+		}
+		if !hmac.Equal([]byte(e.ComputeMAC(k)), []byte(e.Hash)) {
+			return fail("MAC mismatch under key %s: this entry was changed", e.Key)
+		}
+		c.keyed = true
 	}
-	c.prev = e.Hash
+	if cp, ok := c.anchors[e.Seq]; ok && cp.Hash != e.Hash {
+		return fail("differs from the checkpoint exported %s: the chain was rewritten from here on", stamp(cp.At))
+	}
 	c.n++
+	c.prev = e.Hash
 	return nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "earlier"
+	}
+	return "at " + t.UTC().Format(time.RFC3339)
 }
 
 // Len returns how many entries were checked.
 func (c *AuditChain) Len() int { return c.n }
 
-// End checks that the chain ends at the head the store recorded (headSeq 0
-// skips that check).
+// End checks the end of the chain against the head the store recorded and
+// against the checkpoints. A chain with entries but no recorded head, or
+// one shorter than a checkpoint, always fails. With Keys set, a non-empty
+// chain must contain keyed entries.
 func (c *AuditChain) End(headSeq uint64, headHash string) error {
-	if headSeq == 0 {
-		return nil
+	c.init()
+	if c.err != nil {
+		return c.err
 	}
 	n := uint64(c.n)
-	if n != headSeq {
+	last := c.n - 1
+	switch {
+	case headSeq == 0 && n > 0:
+		return &AuditError{Index: last, Seq: n, Problem: "entries are present but no head is recorded: the head was deleted (with entries at the end, most likely)"}
+	case headSeq > n:
 		return &AuditError{Index: c.n, Seq: n + 1, Problem: fmt.Sprintf("chain ends at %d but the recorded head is %d: entries were removed from the end", n, headSeq)}
+	case headSeq < n:
+		return &AuditError{Index: int(headSeq), Seq: headSeq + 1, Problem: fmt.Sprintf("chain runs to %d past the recorded head %d: entries were added without the store", n, headSeq)}
+	case n > 0 && c.prev != headHash:
+		return &AuditError{Index: last, Seq: n, Problem: "last entry does not match the recorded head hash"}
 	}
-	if c.prev != headHash {
-		return &AuditError{Index: c.n - 1, Seq: n, Problem: "last entry does not match the recorded head hash"}
+	if c.maxCP.Seq > n {
+		return &AuditError{Index: c.n, Seq: n + 1, Problem: fmt.Sprintf("a checkpoint exported %s anchors entry %d, but the chain ends at %d: the chain was truncated or wiped", stamp(c.maxCP.At), c.maxCP.Seq, n)}
+	}
+	if len(c.keys) > 0 && n > 0 && !c.keyed {
+		return &AuditError{Index: last, Seq: n, Problem: "an audit key is configured but no entry is sealed with it: the keyed part of the chain was removed or rewritten (if the key was only just configured, start symbot once to record the switch)"}
 	}
 	return nil
 }
 
 // VerifyAudit checks a whole chain, from Seq 1, against the head the store
-// recorded (headSeq 0 skips that check). It returns an *AuditError for the
+// recorded, with the keys that sealed it. It returns an *AuditError for the
 // first entry that was edited, removed or moved, or nil.
-func VerifyAudit(entries []AuditEntry, headSeq uint64, headHash string) error {
-	var c AuditChain
+func VerifyAudit(entries []AuditEntry, headSeq uint64, headHash string, keys ...*AuditKey) error {
+	c := AuditChain{Keys: keys}
 	for i := range entries {
 		if err := c.Next(&entries[i]); err != nil {
 			return err
@@ -116,14 +208,22 @@ func (e *Engine) AuditSince(ctx context.Context, since time.Time) ([]AuditEntry,
 	return out, nil
 }
 
-// VerifyAuditLog checks the whole stored hash chain against the head the
-// store recorded. It returns how many entries it checked, and an
-// *AuditError naming the first entry that was edited, removed or moved.
+// VerifyAuditLog checks the whole stored chain against the head the store
+// recorded, with the engine's audit keys. It returns how many entries it
+// checked, and an *AuditError naming the first entry that was edited,
+// removed, moved or forged.
 func (e *Engine) VerifyAuditLog(ctx context.Context) (int, error) {
+	return e.VerifyAuditAgainst(ctx, nil)
+}
+
+// VerifyAuditAgainst is VerifyAuditLog that also checks the chain against
+// checkpoints exported earlier (see ParseAuditAnchors), which detects a
+// truncated, wiped or rewritten tail.
+func (e *Engine) VerifyAuditAgainst(ctx context.Context, checkpoints []AuditCheckpoint) (int, error) {
 	var c AuditChain
 	var broken error
 	err := e.store.View(ctx, func(tx Tx) error {
-		c, broken = AuditChain{}, nil
+		c, broken = AuditChain{Keys: e.auditKeys(), Checkpoints: checkpoints}, nil
 		err := auditPages(tx, func(page []AuditEntry) error {
 			for i := range page {
 				if broken = c.Next(&page[i]); broken != nil {
@@ -153,3 +253,9 @@ func (e *Engine) VerifyAuditLog(ctx context.Context) (int, error) {
 
 // errStopAudit ends a page walk early.
 var errStopAudit = errors.New("stop reading the audit log")
+
+// auditKeys are the keys the engine verifies with: the current one and
+// the previous ones.
+func (e *Engine) auditKeys() []*AuditKey {
+	return append([]*AuditKey{e.AuditKey}, e.AuditPreviousKeys...)
+}

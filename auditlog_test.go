@@ -52,7 +52,7 @@ func auditEngine(t *testing.T, n int, t0 time.Time) (*symbot.Engine, *pagedStore
 	err := ms.Update(t.Context(), func(tx symbot.Tx) error {
 		for i := range n {
 			e := &symbot.AuditEntry{At: t0.Add(time.Duration(i) * time.Second), Actor: "UBOB", Action: "approve", Detail: fmt.Sprintf("n=%d", i)}
-			if err := tx.AppendAudit(e); err != nil {
+			if err := symbot.AppendAudit(tx, nil, e); err != nil {
 				return err
 			}
 		}

@@ -33,6 +33,21 @@ type Engine struct {
 	// deadline batches.
 	Runtime RuntimeOptions
 
+	// AuditKey seals the audit chain (HMAC-SHA-256); nil keeps the unkeyed
+	// SHA-256 chain. Call EnsureAuditKey before serving.
+	AuditKey *AuditKey
+	// AuditPreviousKeys verify the parts of the chain sealed before the
+	// last rotation to AuditKey.
+	AuditPreviousKeys []*AuditKey
+	// RefusalAuditBurst and RefusalAuditEvery rate-limit the audit entries
+	// of refused attempts per person: a burst of RefusalAuditBurst (default
+	// 5), then one per RefusalAuditEvery (default 1m); the rest are counted
+	// and the count is recorded with the next admitted refusal.
+	RefusalAuditBurst int
+	RefusalAuditEvery time.Duration
+
+	refusals refusalLimiter
+
 	rt runner
 }
 
@@ -124,5 +139,5 @@ func (e *Engine) apply(tx Tx, now time.Time, r *Request, c change) error {
 
 // audit appends one audit entry in tx.
 func (e *Engine) audit(tx Tx, now time.Time, id, actor, action, detail string) error {
-	return tx.AppendAudit(&AuditEntry{At: now, RequestID: id, Actor: actor, Action: action, Detail: detail})
+	return AppendAudit(tx, e.AuditKey, &AuditEntry{At: now, RequestID: id, Actor: actor, Action: action, Detail: detail})
 }

@@ -22,9 +22,9 @@ type RequestInput struct {
 // MaxReasonLength bounds the reason text.
 const MaxReasonLength = 2000
 
-// Submit records a new request (or an extension of an active grant of the
+// submit records a new request (or an extension of an active grant of the
 // same target) and queues its approval message.
-func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
+func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
 	f, t, err := e.ResolveTarget(in.Flow, in.Target)
 	if err != nil {
 		return nil, err
@@ -112,9 +112,9 @@ func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	return out.Clone(), nil
 }
 
-// Extend starts an extension request for the active grant id, for the same
+// extend starts an extension request for the active grant id, for the same
 // flow and target.
-func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Duration, reason string) (*Request, error) {
+func (e *Engine) extend(ctx context.Context, id string, actor Actor, d time.Duration, reason string) (*Request, error) {
 	r, err := e.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -128,13 +128,13 @@ func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Dura
 	if d == 0 {
 		d = r.Duration
 	}
-	return e.Submit(ctx, actor, RequestInput{Flow: r.Flow, Target: r.Target, Duration: d, Reason: reason})
+	return e.submit(ctx, actor, RequestInput{Flow: r.Flow, Target: r.Target, Duration: d, Reason: reason})
 }
 
-// Approve records actor's approval. When the flow's quorum is reached the
+// approve records actor's approval. When the flow's quorum is reached the
 // request is approved and the grant is queued (or, for an extension of a
 // still-active grant, that grant's expiry moves out).
-func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+func (e *Engine) approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	r, f, err := e.loadForDecision(ctx, id, actor, VerbApprove)
 	if err != nil {
 		return nil, err
@@ -262,8 +262,8 @@ func warnAt(f *Flow, from, expires time.Time) time.Time {
 	return w
 }
 
-// Deny ends a pending request; any approver may deny.
-func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+// deny ends a pending request; any approver may deny.
+func (e *Engine) deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	r, f, err := e.loadForDecision(ctx, id, actor, VerbDeny)
 	if err != nil {
 		return nil, err
@@ -280,8 +280,8 @@ func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) 
 	return out, nil
 }
 
-// Cancel withdraws a pending request; only its requester may.
-func (e *Engine) Cancel(ctx context.Context, id string, actor Actor) (*Request, error) {
+// cancel withdraws a pending request; only its requester may.
+func (e *Engine) cancel(ctx context.Context, id string, actor Actor) (*Request, error) {
 	r, err := e.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -322,9 +322,9 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 	return out.Clone(), nil
 }
 
-// Revoke ends active access early. The requester may always relinquish;
+// userRevoke ends active access early. The requester may always relinquish;
 // approvers may revoke when the flow allows it.
-func (e *Engine) Revoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+func (e *Engine) userRevoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	if err := e.mayRevoke(ctx, id, actor); err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func (e *Engine) AdminRevoke(ctx context.Context, id, reason string) (*Request, 
 		return nil, err
 	}
 	if r.State == StatePending {
-		out, err := e.finishPending(ctx, id, e.now(), StateDenied, "admin", reason, EventDenied, true)
+		out, err := e.finishPending(ctx, id, e.now(), StateDenied, adminActor(ctx), reason, EventDenied, true)
 		if err != nil {
 			return nil, e.wrapDecision("revoke", err)
 		}
@@ -347,7 +347,7 @@ func (e *Engine) AdminRevoke(ctx context.Context, id, reason string) (*Request, 
 		e.kick()
 		return out, nil
 	}
-	return e.revoke(ctx, id, "admin", reason)
+	return e.revoke(ctx, id, adminActor(ctx), reason)
 }
 
 func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, error) {

@@ -62,12 +62,22 @@ type Tx interface {
 	// Jobs returns every stored job in ID order.
 	Jobs() ([]Job, error)
 
-	// AppendAudit assigns e.Seq, e.PrevHash and e.Hash and stores e.
+	// AppendAudit stores e as the new head of the audit chain. e is sealed
+	// already (see the function AppendAudit): its Seq must be the head's
+	// Seq+1 and its PrevHash the head's Hash, else nothing is stored and
+	// the error says so. The store never computes or changes a hash.
 	AppendAudit(e *AuditEntry) error
 	// Audit returns up to limit entries with Seq > after, in order (limit <= 0: all).
 	Audit(after uint64, limit int) ([]AuditEntry, error)
 	// AuditHead returns the last entry's Seq and Hash (0, "" when empty).
 	AuditHead() (seq uint64, hash string, err error)
+
+	// SinkCursor returns the Seq of the last audit entry delivered to the
+	// named sink (0: none yet).
+	SinkCursor(sink string) (uint64, error)
+	// SetSinkCursor records that the named sink has every entry up to seq.
+	// A cursor never moves back: a lower seq than the stored one is ignored.
+	SetSinkCursor(sink string, seq uint64) error
 
 	Identity(slackID string) (Identity, bool, error)
 	PutIdentity(id Identity) error

@@ -49,7 +49,7 @@ func writeOp(tx symbot.Tx, tag string) (uint64, error) {
 	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: id}); err != nil {
 		return 0, err
 	}
-	return n, tx.AppendAudit(&symbot.AuditEntry{At: time.Unix(int64(n), 0).UTC(), RequestID: id, Actor: "U1", Action: tag})
+	return n, symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: time.Unix(int64(n), 0).UTC(), RequestID: id, Actor: "U1", Action: tag})
 }
 
 // holdLeader starts an Update whose fn blocks until the returned release

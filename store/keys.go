@@ -8,23 +8,24 @@ import (
 
 // Bucket names.
 var (
-	bucketMeta            = []byte("meta")       // schema version, audit head
-	bucketSeq             = []byte("seq")        // counter name -> uint64
-	bucketRequests        = []byte("requests")   // id -> JSON request
-	bucketReqUser         = []byte("req_user")   // str(slackID) id -> nil
-	bucketReqState        = []byte("req_state")  // str(state) id -> nil
-	bucketReqTime         = []byte("req_time")   // time(deadline) id -> nil
-	bucketJobs            = []byte("jobs")       // u64(id) -> JSON job
-	bucketJobDue          = []byte("job_due")    // time(max(NotBefore, LeaseUntil)) u64(id) -> lane
-	bucketJobLane         = []byte("job_lane")   // str(lane) u64(id) -> nil
-	bucketAudit           = []byte("audit")      // u64(seq) -> JSON entry
-	bucketIdentity        = []byte("identities") // slackID -> JSON identity
-	allBuckets            = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketAudit, bucketIdentity}
-	keySchema             = []byte("schema")     // u64 schema version
-	keyAuditHead          = []byte("audit_head") // u64(seq) hash
-	minTime               = time.Unix(0, math.MinInt64)
-	maxTime               = time.Unix(0, math.MaxInt64)
-	signBit        uint64 = 1 << 63
+	bucketMeta              = []byte("meta")        // schema version, audit head
+	bucketSeq               = []byte("seq")         // counter name -> uint64
+	bucketRequests          = []byte("requests")    // id -> JSON request
+	bucketReqUser           = []byte("req_user")    // str(slackID) id -> nil
+	bucketReqState          = []byte("req_state")   // str(state) id -> nil
+	bucketReqTime           = []byte("req_time")    // time(deadline) id -> nil
+	bucketJobs              = []byte("jobs")        // u64(id) -> JSON job
+	bucketJobDue            = []byte("job_due")     // time(max(NotBefore, LeaseUntil)) u64(id) -> lane
+	bucketJobLane           = []byte("job_lane")    // str(lane) u64(id) -> nil
+	bucketAudit             = []byte("audit")       // u64(seq) -> JSON entry
+	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
+	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketAudit, bucketIdentity, bucketSinkCursor}
+	keySchema               = []byte("schema")     // u64 schema version
+	keyAuditHead            = []byte("audit_head") // u64(seq) hash
+	minTime                 = time.Unix(0, math.MinInt64)
+	maxTime                 = time.Unix(0, math.MaxInt64)
+	signBit          uint64 = 1 << 63
 )
 
 // u64 encodes n big-endian, so byte order is numeric order.

@@ -1041,9 +1041,12 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 		return errors.New("append audit: nil entry")
 	}
 	seq, hash := auditHead(t.tx)
-	e.Seq = seq + 1
-	e.PrevHash = hash
-	e.Hash = e.ComputeHash()
+	if e.Seq != seq+1 || e.PrevHash != hash {
+		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, seq)
+	}
+	if e.Hash == "" {
+		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("append audit: encode: %w", err)
@@ -1082,6 +1085,40 @@ func (t *tx) AuditHead() (uint64, string, error) {
 	}
 	seq, hash := auditHead(t.tx)
 	return seq, hash, nil
+}
+
+func (t *tx) SinkCursor(sink string) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, fmt.Errorf("sink cursor: %w", err)
+	}
+	v := t.b(bucketSinkCursor).Get([]byte(sink))
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("sink cursor %s: malformed (%d bytes)", sink, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (t *tx) SetSinkCursor(sink string, seq uint64) error {
+	if err := t.checkWrite("set sink cursor"); err != nil {
+		return err
+	}
+	if sink == "" {
+		return errors.New("set sink cursor: empty sink name")
+	}
+	cur, err := t.SinkCursor(sink)
+	if err != nil {
+		return err
+	}
+	if seq <= cur {
+		return nil
+	}
+	if err := t.b(bucketSinkCursor).Put([]byte(sink), u64(seq)); err != nil {
+		return fmt.Errorf("set sink cursor %s: %w", sink, err)
+	}
+	return nil
 }
 
 func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {

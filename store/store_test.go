@@ -150,7 +150,7 @@ func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
 		if _, err := tx.NextSeq("req"); err != nil {
 			return err
 		}
-		if err := tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: "request", RequestID: "R1"}); err != nil {
+		if err := symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, Action: "request", RequestID: "R1"}); err != nil {
 			return err
 		}
 		return tx.PutIdentity(symbot.Identity{SlackID: "U1", OktaUserID: "00u1"})
@@ -236,7 +236,7 @@ func TestBackup(t *testing.T) {
 	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost, RequestID: "R01"})
 	for i := range 5 {
 		storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
-			return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: fmt.Sprint("a", i)})
+			return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, Action: fmt.Sprint("a", i)})
 		})
 	}
 	path := filepath.Join(t.TempDir(), "backup.db")
@@ -296,7 +296,7 @@ func TestStats(t *testing.T) {
 		&symbot.Request{ID: "C", State: symbot.StateDenied})
 	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost})
 	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
-		return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0, Action: "x"})
+		return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, Action: "x"})
 	})
 	got, err := s.Stats(t.Context())
 	if err != nil {
@@ -321,7 +321,7 @@ func auditStore(t *testing.T) string {
 	}
 	for i := 1; i <= auditN; i++ {
 		storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
-			return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second),
+			return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second),
 				RequestID: "R1", Actor: "U1", Action: "approve", Detail: fmt.Sprintf("detail-%d", i)})
 		})
 	}

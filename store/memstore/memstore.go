@@ -44,6 +44,7 @@ type Store struct {
 	lastJobID  uint64
 	audit      []symbot.AuditEntry
 	identities map[string]symbot.Identity
+	cursors    map[string]uint64 // sink name -> audit seq delivered
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -55,6 +56,7 @@ func New() *Store {
 		seqs:       map[string]uint64{},
 		jobs:       map[uint64]*symbot.Job{},
 		identities: map[string]symbot.Identity{},
+		cursors:    map[string]uint64{},
 	}
 }
 
@@ -183,6 +185,7 @@ type dump struct {
 	LastJobID  uint64
 	Audit      []symbot.AuditEntry
 	Identities []symbot.Identity
+	Cursors    map[string]uint64
 }
 
 // Backup writes a JSON dump of the whole store to w.
@@ -191,7 +194,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("store backup: %w", err)
 	}
 	s.mu.RLock()
-	d := dump{Seqs: maps.Clone(s.seqs), LastJobID: s.lastJobID, Audit: slices.Clone(s.audit)}
+	d := dump{Seqs: maps.Clone(s.seqs), LastJobID: s.lastJobID, Audit: slices.Clone(s.audit), Cursors: maps.Clone(s.cursors)}
 	closed := s.closed
 	for _, id := range slices.Sorted(maps.Keys(s.requests)) {
 		d.Requests = append(d.Requests, s.requests[id].Clone())
@@ -475,12 +478,16 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 		return errors.New("append audit: nil entry")
 	}
 	n := len(t.s.audit)
-	e.Seq = uint64(n + 1)
-	e.PrevHash = ""
+	prev := ""
 	if n > 0 {
-		e.PrevHash = t.s.audit[n-1].Hash
+		prev = t.s.audit[n-1].Hash
 	}
-	e.Hash = e.ComputeHash()
+	if e.Seq != uint64(n+1) || e.PrevHash != prev {
+		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, n)
+	}
+	if e.Hash == "" {
+		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	}
 	t.undo = append(t.undo, func() { t.s.audit = t.s.audit[:n] })
 	t.s.audit = append(t.s.audit, *e)
 	return nil
@@ -509,6 +516,27 @@ func (t *tx) AuditHead() (uint64, string, error) {
 		return 0, "", nil
 	}
 	return uint64(n), t.s.audit[n-1].Hash, nil
+}
+
+func (t *tx) SinkCursor(sink string) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, fmt.Errorf("sink cursor: %w", err)
+	}
+	return t.s.cursors[sink], nil
+}
+
+func (t *tx) SetSinkCursor(sink string, seq uint64) error {
+	if err := t.checkWrite("set sink cursor"); err != nil {
+		return err
+	}
+	if sink == "" {
+		return errors.New("set sink cursor: empty sink name")
+	}
+	if seq <= t.s.cursors[sink] {
+		return nil
+	}
+	put(t, t.s.cursors, sink, seq)
+	return nil
 }
 
 func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {

@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"UpdatePanicRollback", testUpdatePanicRollback},
 		{"ViewRefusesWrites", testViewRefusesWrites},
 		{"Audit", testAudit},
+		{"AuditRejectsUnlinked", testAuditRejectsUnlinked},
+		{"SinkCursor", testSinkCursor},
 		{"Identity", testIdentity},
 		{"Backup", testBackup},
 		{"CancelledContext", testCancelledContext},
@@ -773,7 +775,7 @@ func writeEverything(tx symbot.Tx) error {
 	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"}); err != nil {
 		return err
 	}
-	if err := tx.AppendAudit(&symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"}); err != nil {
+	if err := symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"}); err != nil {
 		return err
 	}
 	return tx.PutIdentity(symbot.Identity{SlackID: "U1", OktaUserID: "00u1", CachedAt: T0})
@@ -821,7 +823,8 @@ func testViewRefusesWrites(t *testing.T, st symbot.Store) {
 		{"AddJob", func(tx symbot.Tx) error { return tx.AddJob(&symbot.Job{Kind: symbot.JobPost}) }},
 		{"UpdateJob", func(tx symbot.Tx) error { return tx.UpdateJob(&symbot.Job{ID: 1, Kind: symbot.JobGrant}) }},
 		{"DeleteJob", func(tx symbot.Tx) error { return tx.DeleteJob(1) }},
-		{"AppendAudit", func(tx symbot.Tx) error { return tx.AppendAudit(&symbot.AuditEntry{At: T0, Action: "x"}) }},
+		{"AppendAudit", func(tx symbot.Tx) error { return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: T0, Action: "x"}) }},
+		{"SetSinkCursor", func(tx symbot.Tx) error { return tx.SetSinkCursor("file", 1) }},
 		{"PutIdentity", func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "U1"}) }},
 	}
 	for _, w := range writes {
@@ -864,21 +867,25 @@ func testAudit(t *testing.T, st symbot.Store) {
 		}
 		return err
 	})
+	// The first half is unkeyed (as chains written before keys were), the
+	// rest sealed with a key: the store keeps both exactly as given.
 	const n = 12
+	key := TestAuditKey(t)
 	var appended []symbot.AuditEntry
 	for i := range n {
 		var e symbot.AuditEntry
+		k := key
+		if i < n/2 {
+			k = nil
+		}
 		MustUpdate(t, st, func(tx symbot.Tx) error {
 			e = symbot.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("R%d", i%3),
 				Actor: "U1", Action: "approve", Detail: fmt.Sprintf("detail %d", i), Seq: 999, PrevHash: "forged", Hash: "forged"}
-			if err := tx.AppendAudit(&e); err != nil {
-				return err
-			}
-			if e.Seq != uint64(i+1) || e.Hash != e.ComputeHash() {
-				t.Errorf("AppendAudit assigned seq %d hash %q, want seq %d and ComputeHash", e.Seq, e.Hash, i+1)
-			}
-			return nil
+			return symbot.AppendAudit(tx, k, &e)
 		})
+		if e.Seq != uint64(i+1) {
+			t.Errorf("AppendAudit assigned seq %d, want %d", e.Seq, i+1)
+		}
 		appended = append(appended, e)
 	}
 	var (
@@ -911,7 +918,7 @@ func testAudit(t *testing.T, st symbot.Store) {
 	if headSeq != n || headHash != all[n-1].Hash {
 		t.Errorf("AuditHead = %d %q, want %d %q", headSeq, headHash, n, all[n-1].Hash)
 	}
-	if err := symbot.VerifyAudit(all, headSeq, headHash); err != nil {
+	if err := symbot.VerifyAudit(all, headSeq, headHash, key); err != nil {
 		t.Errorf("VerifyAudit: %v", err)
 	}
 	MustView(t, st, func(tx symbot.Tx) error {
@@ -935,8 +942,90 @@ func testAudit(t *testing.T, st symbot.Store) {
 	// what VerifyAudit sees.
 	all[3].Detail = "edited"
 	var ae *symbot.AuditError
-	if err := symbot.VerifyAudit(all, headSeq, headHash); !errors.As(err, &ae) || ae.Seq != 4 {
+	if err := symbot.VerifyAudit(all, headSeq, headHash, key); !errors.As(err, &ae) || ae.Seq != 4 {
 		t.Errorf("VerifyAudit of an edited copy: got %v, want an AuditError at seq 4", err)
+	}
+}
+
+// TestAuditKey returns a fixed audit key for tests.
+func TestAuditKey(tb testing.TB) *symbot.AuditKey {
+	tb.Helper()
+	k, err := symbot.NewAuditKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// testAuditRejectsUnlinked: AppendAudit stores only an entry that extends
+// the head; a rejected entry leaves the chain as it was.
+func testAuditRejectsUnlinked(t *testing.T, st symbot.Store) {
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: T0, Action: "first"})
+	})
+	var head string
+	MustView(t, st, func(tx symbot.Tx) (err error) { _, head, err = tx.AuditHead(); return err })
+	tests := []struct {
+		name string
+		e    symbot.AuditEntry
+	}{
+		{"seq reused", symbot.AuditEntry{Seq: 1, PrevHash: head, Hash: "x"}},
+		{"seq skips", symbot.AuditEntry{Seq: 3, PrevHash: head, Hash: "x"}},
+		{"wrong prev", symbot.AuditEntry{Seq: 2, PrevHash: "other", Hash: "x"}},
+		{"not sealed", symbot.AuditEntry{Seq: 2, PrevHash: head}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.e
+			if err := st.Update(t.Context(), func(tx symbot.Tx) error { return tx.AppendAudit(&e) }); err == nil {
+				t.Errorf("AppendAudit(%+v) = nil, want an error", tt.e)
+			}
+		})
+	}
+	MustView(t, st, func(tx symbot.Tx) error {
+		seq, h, err := tx.AuditHead()
+		if seq != 1 || h != head {
+			t.Errorf("head after rejected appends = %d %q, want 1 %q", seq, h, head)
+		}
+		return err
+	})
+}
+
+// testSinkCursor: one durable cursor per sink name, starting at 0, that
+// never moves back, and rolls back with its transaction.
+func testSinkCursor(t *testing.T, st symbot.Store) {
+	cursor := func(name string) uint64 {
+		t.Helper()
+		var got uint64
+		MustView(t, st, func(tx symbot.Tx) (err error) { got, err = tx.SinkCursor(name); return err })
+		return got
+	}
+	if got := cursor("file"); got != 0 {
+		t.Errorf("SinkCursor(file) on empty store = %d, want 0", got)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.SetSinkCursor("file", 7) })
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.SetSinkCursor("s3", 2) })
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.SetSinkCursor("file", 3) }) // back: ignored
+	if got := cursor("file"); got != 7 {
+		t.Errorf("SinkCursor(file) after 7 then 3 = %d, want 7", got)
+	}
+	if got := cursor("s3"); got != 2 {
+		t.Errorf("SinkCursor(s3) = %d, want 2", got)
+	}
+	err := st.Update(t.Context(), func(tx symbot.Tx) error {
+		if err := tx.SetSinkCursor("file", 9); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("Update returning an error reported nil")
+	}
+	if got := cursor("file"); got != 7 {
+		t.Errorf("SinkCursor(file) after a rolled-back set = %d, want 7", got)
+	}
+	if err := st.Update(t.Context(), func(tx symbot.Tx) error { return tx.SetSinkCursor("", 1) }); err == nil {
+		t.Errorf("SetSinkCursor with an empty name: got nil error")
 	}
 }
 
@@ -987,7 +1076,10 @@ func writeEverythingElse(tx symbot.Tx) error {
 	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"}); err != nil {
 		return err
 	}
-	return tx.AppendAudit(&symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"})
+	if err := tx.SetSinkCursor("file", 1); err != nil {
+		return err
+	}
+	return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: T0, RequestID: "R1", Actor: "U1", Action: "request"})
 }
 
 func testCancelledContext(t *testing.T, st symbot.Store) {
