@@ -328,11 +328,14 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 		}
 		t.headSeq, t.headHash, t.headKnown = seq, hash, true
 	}
-	e.Seq = t.headSeq + 1
-	e.PrevHash = t.headHash
-	e.Hash = e.ComputeHash()
-	_, err := t.q.Exec(t.ctx, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Hash)
+	if e.Seq != t.headSeq+1 || e.PrevHash != t.headHash {
+		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, t.headSeq)
+	}
+	if e.Hash == "" {
+		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	}
+	_, err := t.q.Exec(t.ctx, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Key, e.Hash)
 	if err != nil {
 		t.headKnown = false
 		return t.db("append audit", err)
@@ -359,7 +362,7 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if limit > 0 {
 		lim = &limit
 	}
-	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), lim)
+	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, key_id, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), lim)
 	if err != nil {
 		return nil, t.db("read audit", err)
 	}
@@ -373,7 +376,7 @@ func scanAudit(row pgx.CollectableRow) (symbot.AuditEntry, error) {
 		seq int64
 		at  *int64
 	)
-	err := row.Scan(&seq, &at, &e.RequestID, &e.Actor, &e.Action, &e.Detail, &e.PrevHash, &e.Hash)
+	err := row.Scan(&seq, &at, &e.RequestID, &e.Actor, &e.Action, &e.Detail, &e.PrevHash, &e.Key, &e.Hash)
 	e.Seq = uint64(seq)
 	if at != nil {
 		e.At = time.Unix(0, *at).UTC()
@@ -400,6 +403,33 @@ func (t *tx) AuditHead() (uint64, string, error) {
 		return 0, "", t.db("audit head", err)
 	}
 	return uint64(seq), hash, nil
+}
+
+func (t *tx) SinkCursor(sink string) (uint64, error) {
+	if err := t.check("sink cursor"); err != nil {
+		return 0, err
+	}
+	var seq int64
+	err := t.q.QueryRow(t.ctx, `SELECT seq FROM sink_cursors WHERE name = $1`, sink).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, t.db("sink cursor", err)
+	}
+	return uint64(seq), nil
+}
+
+func (t *tx) SetSinkCursor(sink string, seq uint64) error {
+	if err := t.checkWrite("set sink cursor"); err != nil {
+		return err
+	}
+	if sink == "" {
+		return errors.New("set sink cursor: empty sink name")
+	}
+	_, err := t.q.Exec(t.ctx, `INSERT INTO sink_cursors (name, seq) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET seq = GREATEST(sink_cursors.seq, EXCLUDED.seq)`, sink, int64(seq))
+	return t.db("set sink cursor", err)
 }
 
 func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
