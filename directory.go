@@ -28,16 +28,6 @@ type Directory interface {
 	RemoveMember(ctx context.Context, userID, groupID string) error
 }
 
-// TokenSource hands out a secret (the Okta API token) and fetches it anew
-// when the consumer finds it stale.
-type TokenSource interface {
-	// Token returns the current token, from cache when fresh.
-	Token(ctx context.Context) (string, error)
-	// Refresh fetches the token again unless it already changed from stale
-	// (another caller refreshed it), and returns the new token.
-	Refresh(ctx context.Context, stale string) (string, error)
-}
-
 // Identity caches the mapping from a Slack user to an Okta user.
 type Identity struct {
 	SlackID    string

@@ -1,7 +1,7 @@
 // Package awsauth reads the Okta API token from AWS Secrets Manager through
 // a chain of AWS credentials: the default chain, then AssumeRole (with
 // ExternalId) through optional hop roles, and serves it as a cached,
-// refreshable symbot.TokenSource.
+// refreshable token source (okta.TokenSource).
 package awsauth
 
 import (
@@ -18,11 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/symbot/symbot"
 )
-
-var _ symbot.TokenSource = (*Source)(nil)
 
 const (
 	// fetchTimeout bounds one secret read (with its role chain and retries)
@@ -95,7 +91,7 @@ type SecretInfo struct {
 }
 
 // Source is the credential chain and the Okta token cache. It implements
-// symbot.TokenSource and is safe for concurrent use.
+// okta.TokenSource (Token and Refresh) and is safe for concurrent use.
 type Source struct {
 	cfg    Config
 	region string

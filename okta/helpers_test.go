@@ -14,7 +14,7 @@ import (
 	"github.com/symbot/symbot/okta/oktatest"
 )
 
-// fakeTokens is a symbot.TokenSource: Token returns tok; Refresh swaps in
+// fakeTokens is an okta.TokenSource: Token returns tok; Refresh swaps in
 // next (once tok is the stale one) and counts refreshes.
 type fakeTokens struct {
 	mu        sync.Mutex

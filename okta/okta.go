@@ -73,7 +73,7 @@ type Directory struct {
 	pageSize   int
 	log        *slog.Logger
 	onCall     func(op, result string, d time.Duration)
-	tokens     symbot.TokenSource
+	tokens     TokenSource
 	httpClient *http.Client
 	lim        *limiter
 
@@ -86,6 +86,16 @@ type Directory struct {
 
 var _ symbot.Directory = (*Directory)(nil)
 
+// TokenSource hands out the Okta API token and fetches it anew when the
+// Directory finds it stale (Okta rejected it). awsauth.Source is one.
+type TokenSource interface {
+	// Token returns the current token, from cache when fresh.
+	Token(ctx context.Context) (string, error)
+	// Refresh fetches the token again unless it already changed from stale
+	// (another caller refreshed it), and returns the new token.
+	Refresh(ctx context.Context, stale string) (string, error)
+}
+
 // client is an SDK client bound to one token.
 type client struct {
 	token string
@@ -94,7 +104,7 @@ type client struct {
 
 // New validates cfg and returns a Directory that takes its API token from
 // tokens. It does no I/O: the token is fetched on the first call.
-func New(cfg Config, tokens symbot.TokenSource) (*Directory, error) {
+func New(cfg Config, tokens TokenSource) (*Directory, error) {
 	if tokens == nil {
 		return nil, errors.New("okta directory: no token source")
 	}
