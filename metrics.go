@@ -44,16 +44,11 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		SchedulerWakeups: e.rt.wakeups.Load(),
 	}
 	err := e.store.View(ctx, func(tx Tx) error {
-		jobs, err := tx.Jobs()
+		js, err := tx.JobStats()
 		if err != nil {
 			return err
 		}
-		s.PendingJobs = len(jobs)
-		for _, j := range jobs {
-			if j.Kind == JobRevoke && j.Attempts > 0 {
-				s.FailingRevokes++
-			}
-		}
+		s.PendingJobs, s.FailingRevokes = js.Pending, js.FailingRevokes
 		_, at, ok, err := tx.NextDeadline()
 		if ok {
 			s.NextDeadline = at

@@ -59,7 +59,11 @@ type Tx interface {
 	UpdateJob(j *Job) error
 	// DeleteJob removes a finished job.
 	DeleteJob(id uint64) error
-	// Jobs returns every stored job in ID order.
+	// JobStats counts the stored jobs for gauges, without reading them
+	// (an index or an aggregate query, never a scan of every job).
+	JobStats() (JobStats, error)
+	// Jobs returns every stored job in ID order: a full read, for tests,
+	// backups and tools, never for a hot or periodic path.
 	Jobs() ([]Job, error)
 
 	// AppendAudit stores e as the new head of the audit chain. e is sealed
@@ -81,4 +85,10 @@ type Tx interface {
 
 	Identity(slackID string) (Identity, bool, error)
 	PutIdentity(id Identity) error
+}
+
+// JobStats counts the stored jobs.
+type JobStats struct {
+	Pending        int // jobs stored and not yet done
+	FailingRevokes int // revoke jobs that failed at least once and are still retrying
 }

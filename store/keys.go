@@ -17,10 +17,11 @@ var (
 	bucketJobs              = []byte("jobs")        // u64(id) -> JSON job
 	bucketJobDue            = []byte("job_due")     // time(max(NotBefore, LeaseUntil)) u64(id) -> lane
 	bucketJobLane           = []byte("job_lane")    // str(lane) u64(id) -> nil
+	bucketJobFailing        = []byte("job_failing") // u64(id) -> nil: revoke jobs with Attempts > 0
 	bucketAudit             = []byte("audit")       // u64(seq) -> JSON entry
 	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
 	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
-	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketAudit, bucketIdentity, bucketSinkCursor}
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor}
 	keySchema               = []byte("schema")     // u64 schema version
 	keyAuditHead            = []byte("audit_head") // u64(seq) hash
 	minTime                 = time.Unix(0, math.MinInt64)

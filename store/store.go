@@ -170,7 +170,11 @@ func (s *Store) init() error {
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", s.path, err)
 		}
-		write = len(leased) > 0
+		stale, err := failingIndexStale(tx)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		write = len(leased) > 0 || stale
 		return nil
 	})
 	if err != nil {
@@ -190,6 +194,9 @@ func (s *Store) init() error {
 			if err := tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion)); err != nil {
 				return fmt.Errorf("record schema version: %w", err)
 			}
+		}
+		if err := rebuildFailingIndex(tx); err != nil {
+			return err
 		}
 		n, err := clearLeases(tx)
 		cleared = n
@@ -221,6 +228,56 @@ func leasedJobs(btx *bolt.Tx) ([]*symbot.Job, error) {
 		return nil
 	})
 	return leased, err
+}
+
+// failingIndexStale reports whether the failing-revocations index differs
+// from the jobs: a store from before the index, or one written since by an
+// older symbot that did not keep it.
+func failingIndexStale(btx *bolt.Tx) (bool, error) {
+	idx := btx.Bucket(bucketJobFailing)
+	if idx == nil {
+		return true, nil
+	}
+	n := 0
+	stale := false
+	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if failingRevoke(&j) {
+			n++
+			stale = stale || idx.Get(k) == nil
+		}
+		return nil
+	})
+	return stale || n != countKeys(idx), err
+}
+
+// rebuildFailingIndex rewrites the failing-revocations index from the jobs
+// when it is stale.
+func rebuildFailingIndex(btx *bolt.Tx) error {
+	stale, err := failingIndexStale(btx)
+	if err != nil || !stale {
+		return err
+	}
+	if err := btx.DeleteBucket(bucketJobFailing); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("rebuild job index: %w", err)
+	}
+	idx, err := btx.CreateBucket(bucketJobFailing)
+	if err != nil {
+		return fmt.Errorf("rebuild job index: %w", err)
+	}
+	return btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !failingRevoke(&j) {
+			return nil
+		}
+		return idx.Put(k, nil)
+	})
 }
 
 // clearLeases removes every job lease and re-keys the due index.
@@ -895,8 +952,14 @@ func jobIndexKeys(j *symbot.Job) (keys, vals map[string][]byte) {
 	if j.Lane != "" {
 		keys[string(bucketJobLane)] = strKey(j.Lane, id)
 	}
+	if failingRevoke(j) {
+		keys[string(bucketJobFailing)] = id
+	}
 	return keys, vals
 }
+
+// failingRevoke reports whether j is counted in JobStats.FailingRevokes.
+func failingRevoke(j *symbot.Job) bool { return j.Kind == symbot.JobRevoke && j.Attempts > 0 }
 
 // laneHead reports whether id is the lowest job id in lane.
 func (t *tx) laneHead(lane string, id uint64) bool {
@@ -1012,6 +1075,29 @@ func (t *tx) DeleteJob(id uint64) error {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
 	return nil
+}
+
+// JobStats counts the keys of the jobs bucket (outstanding work only: done
+// jobs are deleted) and of the failing-revocations index, without decoding
+// a job. (Bucket.Stats would be cheaper but misses this transaction's own
+// writes.)
+func (t *tx) JobStats() (symbot.JobStats, error) {
+	if err := t.check(); err != nil {
+		return symbot.JobStats{}, fmt.Errorf("job stats: %w", err)
+	}
+	return symbot.JobStats{
+		Pending:        countKeys(t.b(bucketJobs)),
+		FailingRevokes: countKeys(t.b(bucketJobFailing)),
+	}, nil
+}
+
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 func (t *tx) Jobs() ([]symbot.Job, error) {

@@ -451,3 +451,50 @@ func TestOpenHealthyStoreWritesNothing(t *testing.T) {
 		t.Errorf("Open of a healthy store without leases modified the file")
 	}
 }
+
+// TestJobStatsIndexRebuiltOnOpen: a store written before the failing-
+// revocations index existed, or since by a symbot that did not keep it,
+// gets the index rebuilt from its jobs when it is opened.
+func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"index missing", func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("job_failing")) }},
+		{"index lacks a job", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("job_failing")).Delete(binary.BigEndian.AppendUint64(nil, 2))
+		}},
+		{"index holds a job that is gone", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("job_failing")).Put(binary.BigEndian.AppendUint64(nil, 9), nil)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "symbot.db")
+			s, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustAddJobs(t, s,
+				symbot.Job{Kind: symbot.JobRevoke, Attempts: 1},
+				symbot.Job{Kind: symbot.JobRevoke, Attempts: 4},
+				symbot.Job{Kind: symbot.JobRevoke},
+			)
+			s.Close()
+			editRaw(t, path, tt.edit)
+			s, err = store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got symbot.JobStats
+			storetest.MustView(t, s, func(tx symbot.Tx) (err error) {
+				got, err = tx.JobStats()
+				return err
+			})
+			if want := (symbot.JobStats{Pending: 3, FailingRevokes: 2}); got != want {
+				t.Errorf("JobStats after reopening = %+v, want %+v", got, want)
+			}
+		})
+	}
+}

@@ -459,6 +459,21 @@ func (t *tx) DeleteJob(id uint64) error {
 	return nil
 }
 
+// JobStats counts the jobs. The in-memory map is small and local, so it is
+// counted here rather than kept in step with every write.
+func (t *tx) JobStats() (symbot.JobStats, error) {
+	if err := t.check(); err != nil {
+		return symbot.JobStats{}, fmt.Errorf("job stats: %w", err)
+	}
+	st := symbot.JobStats{Pending: len(t.s.jobs)}
+	for _, j := range t.s.jobs {
+		if j.Kind == symbot.JobRevoke && j.Attempts > 0 {
+			st.FailingRevokes++
+		}
+	}
+	return st, nil
+}
+
 func (t *tx) Jobs() ([]symbot.Job, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)

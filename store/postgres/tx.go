@@ -302,6 +302,18 @@ func (t *tx) DeleteJob(id uint64) error {
 	return nil
 }
 
+// JobStats counts the jobs in one aggregate query; no job row leaves the
+// database.
+func (t *tx) JobStats() (symbot.JobStats, error) {
+	if err := t.check("job stats"); err != nil {
+		return symbot.JobStats{}, err
+	}
+	var st symbot.JobStats
+	err := t.q.QueryRow(t.ctx, `SELECT count(*), count(*) FILTER (WHERE kind = $1 AND attempts > 0) FROM jobs`,
+		string(symbot.JobRevoke)).Scan(&st.Pending, &st.FailingRevokes)
+	return st, t.db("job stats", err)
+}
+
 func (t *tx) Jobs() ([]symbot.Job, error) {
 	if err := t.check("list jobs"); err != nil {
 		return nil, err

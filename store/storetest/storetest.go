@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"DueRequestsLimit", testDueRequestsLimit},
 		{"NextSeq", testNextSeq},
 		{"Jobs", testJobs},
+		{"JobStats", testJobStats},
 		{"ClaimJobs", testClaimJobs},
 		{"ClaimJobsLanes", testClaimJobsLanes},
 		{"NextJobTime", testNextJobTime},
@@ -723,6 +724,93 @@ func testClaimJobsConcurrent(t *testing.T, st symbot.Store) {
 }
 
 var errBoom = errors.New("boom")
+
+func mustJobStats(t *testing.T, st symbot.Store) symbot.JobStats {
+	t.Helper()
+	var js symbot.JobStats
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		js, err = tx.JobStats()
+		return err
+	})
+	return js
+}
+
+// testJobStats checks JobStats against the jobs as they are added, fail,
+// are claimed and are deleted, both in later views and inside the writing
+// transaction itself.
+func testJobStats(t *testing.T, st symbot.Store) {
+	if got, want := mustJobStats(t, st), (symbot.JobStats{}); got != want {
+		t.Errorf("empty store: JobStats = %+v, want %+v", got, want)
+	}
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobRevoke},              // 1: not failed yet
+		symbot.Job{Kind: symbot.JobRevoke, Attempts: 2}, // 2: failing
+		symbot.Job{Kind: symbot.JobGrant, Attempts: 3},  // 3: failing, but not a revoke
+		symbot.Job{Kind: symbot.JobNotify, To: "U1"},    // 4
+		symbot.Job{Kind: symbot.JobRevoke, Lane: "l"},   // 5
+	)
+	if got, want := mustJobStats(t, st), (symbot.JobStats{Pending: 5, FailingRevokes: 1}); got != want {
+		t.Errorf("after adding: JobStats = %+v, want %+v", got, want)
+	}
+	steps := []struct {
+		name string
+		fn   func(tx symbot.Tx) error
+		want symbot.JobStats
+	}{
+		{"a revoke fails", func(tx symbot.Tx) error {
+			j, err := tx.Job(1)
+			if err != nil {
+				return err
+			}
+			j.Attempts, j.NotBefore = 1, T0.Add(time.Minute)
+			return tx.UpdateJob(j)
+		}, symbot.JobStats{Pending: 5, FailingRevokes: 2}},
+		{"a failing revoke is done", func(tx symbot.Tx) error { return tx.DeleteJob(2) },
+			symbot.JobStats{Pending: 4, FailingRevokes: 1}},
+		{"other jobs come and go", func(tx symbot.Tx) error {
+			if err := tx.DeleteJob(4); err != nil {
+				return err
+			}
+			return tx.AddJob(&symbot.Job{Kind: symbot.JobAlert})
+		}, symbot.JobStats{Pending: 4, FailingRevokes: 1}},
+	}
+	for _, s := range steps {
+		MustUpdate(t, st, func(tx symbot.Tx) error {
+			if err := s.fn(tx); err != nil {
+				return err
+			}
+			got, err := tx.JobStats()
+			if err != nil {
+				return err
+			}
+			if got != s.want {
+				t.Errorf("%s: JobStats in the writing transaction = %+v, want %+v", s.name, got, s.want)
+			}
+			return nil
+		})
+		if got := mustJobStats(t, st); got != s.want {
+			t.Errorf("%s: JobStats = %+v, want %+v", s.name, got, s.want)
+		}
+	}
+	// A claim changes no count.
+	mustClaim(t, st, "w1", T0.Add(time.Hour), time.Minute, 10)
+	if got, want := mustJobStats(t, st), (symbot.JobStats{Pending: 4, FailingRevokes: 1}); got != want {
+		t.Errorf("after a claim: JobStats = %+v, want %+v", got, want)
+	}
+	// A rolled-back failure changes nothing.
+	err := st.Update(context.Background(), func(tx symbot.Tx) error {
+		if err := tx.DeleteJob(1); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("Update that returns an error: got nil")
+	}
+	if got, want := mustJobStats(t, st), (symbot.JobStats{Pending: 4, FailingRevokes: 1}); got != want {
+		t.Errorf("after a rollback: JobStats = %+v, want %+v", got, want)
+	}
+}
 
 func mustBeEmpty(t *testing.T, st symbot.Store) {
 	t.Helper()
