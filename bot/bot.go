@@ -35,6 +35,9 @@ type Config struct {
 	MaxRetryWait    time.Duration // longest Retry-After honoured inside an interactive call; default 10s
 	ShutdownTimeout time.Duration // how long Run waits for running handlers; default 10s
 
+	// Limits are the per-person limits; zero fields get DefaultLimits.
+	Limits Limits
+
 	// SocketOptions are passed to socketmode.New (e.g. OptionPingInterval).
 	SocketOptions []socketmode.Option
 }
@@ -50,12 +53,15 @@ type Bot struct {
 	running atomic.Bool
 
 	connected atomic.Bool
-	tasks     chan task
+	queue     *fairQueue
+	limits    *limiter
 
 	recent *recentSet // envelope ids, trigger ids, click keys, consumed views
 	actors *actorCache
-	ws     atomic.Pointer[workspace] // from auth.test, at the start of Run
-	dms    sync.Map                  // user id -> DM channel id
+	// approvers caches whoami's "may approve flow X" answers.
+	approvers *approverCache
+	ws        atomic.Pointer[workspace] // from auth.test, at the start of Run
+	dms       sync.Map                  // user id -> DM channel id
 
 	reportedMu sync.Mutex
 	reported   map[string]bool // configuration problems already reported
@@ -84,11 +90,6 @@ type Stats struct {
 	Busy         int64 // envelopes answered "busy" because the work queue was full
 	Queued       int   // slow work waiting for a worker now
 	SlackCalls   map[CallKey]int64
-}
-
-type task struct {
-	name string
-	fn   func(ctx context.Context)
 }
 
 // New returns a Bot that talks to Slack through api. The caller builds api
@@ -131,12 +132,14 @@ func New(api *slack.Client, cfg Config) *Bot {
 		api:      api,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		tasks:    make(chan task, cfg.QueueSize),
+		queue:    newFairQueue(cfg.QueueSize, maxQueuedPerPerson, cfg.Workers/2),
 		recent:   newRecentSet(cfg.DedupSize),
 		reported: map[string]bool{},
 		calls:    map[CallKey]int64{},
 	}
 	b.actors = newActorCache(b)
+	b.limits = newLimiter(cfg.Limits)
+	b.approvers = newApproverCache()
 	return b
 }
 
@@ -158,7 +161,7 @@ func (b *Bot) Stats() Stats {
 		Duplicates:   b.duplicates.Load(),
 		DoubleClicks: b.doubleClicks.Load(),
 		Busy:         b.busy.Load(),
-		Queued:       len(b.tasks),
+		Queued:       b.queue.len(),
 		SlackCalls:   calls,
 	}
 }
@@ -193,10 +196,10 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 	// acknowledged to Slack gets its chance to finish.
 	workCtx, workCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer workCancel()
-	stop := make(chan struct{})
+	b.queue.start()
 	var wg sync.WaitGroup
 	for range b.cfg.Workers {
-		wg.Go(func() { b.work(workCtx, stop) })
+		wg.Go(func() { b.work(workCtx) })
 	}
 
 	smCtx, smCancel := context.WithCancel(ctx)
@@ -244,7 +247,7 @@ loop:
 	smCancel()
 
 	// Stop taking work; let the workers finish what is queued, bounded.
-	close(stop)
+	b.queue.stop()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	timer := time.NewTimer(b.cfg.ShutdownTimeout)
@@ -262,22 +265,15 @@ loop:
 	return runErr
 }
 
-// work runs queued tasks until stop closes, then finishes what is queued.
-func (b *Bot) work(ctx context.Context, stop <-chan struct{}) {
+// work runs queued tasks until the queue stops and nothing more may run.
+func (b *Bot) work(ctx context.Context) {
 	for {
-		select {
-		case t := <-b.tasks:
-			b.runTask(ctx, t)
-		case <-stop:
-			for {
-				select {
-				case t := <-b.tasks:
-					b.runTask(ctx, t)
-				default:
-					return
-				}
-			}
+		t, ok := b.queue.take()
+		if !ok {
+			return
 		}
+		b.runTask(ctx, t)
+		b.queue.done(t)
 	}
 }
 
@@ -290,17 +286,18 @@ func (b *Bot) runTask(ctx context.Context, t task) {
 	t.fn(ctx)
 }
 
-// enqueue hands slow work to the worker pool without blocking; it reports
-// false when the queue is full.
-func (b *Bot) enqueue(name string, fn func(ctx context.Context)) bool {
-	select {
-	case b.tasks <- task{name: name, fn: fn}:
+// maxQueuedPerPerson bounds one person's waiting work.
+const maxQueuedPerPerson = 16
+
+// enqueue hands slow work for user to the worker pool without blocking;
+// it reports false when the queue, or user's share of it, is full.
+func (b *Bot) enqueue(name, user string, class taskClass, fn func(ctx context.Context)) bool {
+	if b.queue.push(task{name: name, user: user, class: class, fn: fn}) {
 		return true
-	default:
-		b.busy.Add(1)
-		b.log.Warn("work queue full", "task", name, "queue", cap(b.tasks))
-		return false
 	}
+	b.busy.Add(1)
+	b.log.Warn("work queue full", "task", name, "user", user, "queued", b.queue.len())
+	return false
 }
 
 // handleEvent runs on the event loop: it must never block on Slack or the

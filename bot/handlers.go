@@ -71,6 +71,9 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 	if !strings.EqualFold(cmd.Command, b.cfg.Command) {
 		return ephemeralAck(fmt.Sprintf("I only answer `%s`. %s", Escape(b.cfg.Command), helpHint(b.cfg.Command)))
 	}
+	if !b.limits.commands.allow(cmd.UserID, now) {
+		return ephemeralAck(b.tooFast())
+	}
 	eng := b.engine()
 	to := replyTo{User: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
 	log := b.log.With("user", cmd.UserID, "command", cmd.Command)
@@ -79,7 +82,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		return ephemeralAck(b.explain(err))
 	}
 	var fn func(ctx context.Context)
-	name := ""
+	name, class := "", classAct
 	switch c.Kind {
 	case cmdHelp:
 		return ephemeralAck(helpText(b.cfg.Command))
@@ -120,17 +123,20 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		if err != nil {
 			return ephemeralAck(b.explain(err))
 		}
+		if !b.limits.requests.allow(cmd.UserID, now) {
+			return ephemeralAck(b.tooManyRequests())
+		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
 		name = "submit request"
 		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
 	case cmdList:
-		name = "list"
+		name, class = "list", classRead
 		fn = func(ctx context.Context) { b.list(ctx, to) }
 	case cmdWhoami:
-		name = "whoami"
+		name, class = "whoami", classRead
 		fn = func(ctx context.Context) { b.whoami(ctx, to) }
 	}
-	if !b.enqueue(name, fn) {
+	if !b.enqueue(name, cmd.UserID, class, fn) {
 		log.Warn("busy; command refused", "task", name)
 		return ephemeralAck(b.explain(errBusy))
 	}
@@ -182,7 +188,11 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 			b.log.Debug("double click ignored", "user", cb.User.ID, "action", a.ActionID, "request_id", a.Value)
 			return nil
 		}
-		if !b.enqueue("click "+a.ActionID, func(ctx context.Context) { b.onClick(ctx, cb, a) }) {
+		if !b.limits.commands.allow(cb.User.ID, now) {
+			b.slowDown(cb, now)
+			return nil
+		}
+		if !b.enqueue("click "+a.ActionID, cb.User.ID, classAct, func(ctx context.Context) { b.onClick(ctx, cb, a) }) {
 			return errNoAck
 		}
 		b.recent.put(key, now, b.cfg.ClickWindow, nil)
@@ -211,6 +221,13 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 	if cb.View.State != nil {
 		values = *cb.View.State
 	}
+	field := BlockReason
+	if cb.View.CallbackID == CallbackNote {
+		field = BlockNote
+	}
+	if !b.limits.commands.allow(cb.User.ID, now) {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{field: b.tooFast()})
+	}
 	var fn func(ctx context.Context)
 	name := ""
 	switch cb.View.CallbackID {
@@ -218,6 +235,9 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 		in, errs := b.readRequestForm(values)
 		if len(errs) > 0 {
 			return slack.NewErrorsViewSubmissionResponse(errs)
+		}
+		if !b.limits.requests.allow(cb.User.ID, now) {
+			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockReason: b.tooManyRequests()})
 		}
 		name = "submit request"
 		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
@@ -247,17 +267,16 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 		if len(errs) > 0 {
 			return slack.NewErrorsViewSubmissionResponse(errs)
 		}
+		if !b.limits.requests.allow(cb.User.ID, now) {
+			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockReason: b.tooManyRequests()})
+		}
 		id, nonce := meta.RequestID, meta.Nonce
 		name = "extend"
 		fn = func(ctx context.Context) { b.extend(ctx, to, id, nonce, d, reason) }
 	default:
 		return nil
 	}
-	if !b.enqueue(name, fn) {
-		field := BlockReason
-		if cb.View.CallbackID == CallbackNote {
-			field = BlockNote
-		}
+	if !b.enqueue(name, cb.User.ID, classAct, fn) {
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{field: "symbot is busy right now; please submit again in a moment."})
 	}
 	b.recent.put(viewKey, now, 0, nil)
@@ -406,6 +425,10 @@ func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
 		return
 	}
 	eng := b.engine()
+	if err := b.checkPending(ctx, eng, to.User); err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
 	if p, _ := b.cachedProfile(to.User); p.emailUnconfirmed {
 		// The grant finds the requester in Okta, and an unconfirmed email
 		// is not used for that: say so now rather than fail the grant
@@ -501,7 +524,15 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
 			req = append(req, "`"+Escape(f.Name)+"`")
 		}
-		ok, err := eng.MayApprove(ctx, &f, actor)
+		key := actor.SlackID + "|" + actor.Email + "|" + f.Name
+		now, ttl := b.cfg.Now(), b.limits.ApproverCacheTTL
+		ok, cached := b.approvers.get(key, now, ttl)
+		if !cached {
+			ok, err = eng.MayApprove(ctx, &f, actor)
+			if err == nil {
+				b.approvers.put(key, ok, now, ttl)
+			}
+		}
 		if err != nil {
 			b.log.Info("whoami: approver check failed", "user", actor.SlackID, "flow", f.Name, "err", err)
 			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+b.explain(err)+")")
@@ -672,4 +703,51 @@ func (b *Bot) decide(ctx context.Context, to replyTo, action, id, nonce, note st
 		return
 	}
 	b.log.Info("decided", "action", action, "request_id", id, "user", to.User)
+}
+
+// tooFast is the answer to someone over Limits.CommandsPerMinute.
+func (b *Bot) tooFast() string {
+	return fmt.Sprintf("You are sending symbot commands faster than it takes them (%d a minute). Please wait a moment and try again.", b.limits.CommandsPerMinute)
+}
+
+// tooManyRequests is the answer to someone over Limits.RequestsPerMinute.
+func (b *Bot) tooManyRequests() string {
+	return fmt.Sprintf("You have made %d requests in the last minute, the most symbot takes. Please wait a minute before asking again.", b.limits.RequestsPerMinute)
+}
+
+// slowDown tells someone whose click was dropped for going too fast, once
+// a minute at most, in the background.
+func (b *Bot) slowDown(cb slack.InteractionCallback, now time.Time) {
+	if !b.limits.commands.notify(cb.User.ID, now) {
+		return
+	}
+	ch := cb.Container.ChannelID
+	if ch == "" {
+		ch = cb.Channel.ID
+	}
+	to := replyTo{User: cb.User.ID, Channel: ch, ResponseURL: cb.ResponseURL}
+	b.enqueue("too fast", cb.User.ID, classRead, func(ctx context.Context) { b.tell(ctx, to, b.tooFast()) })
+}
+
+// checkPending refuses a new request from someone who already has
+// Limits.PendingPerUser requests waiting for approval.
+func (b *Bot) checkPending(ctx context.Context, eng *symbot.Engine, user string) error {
+	max := b.limits.PendingPerUser
+	if max < 0 {
+		return nil
+	}
+	rs, err := eng.ListForUser(ctx, user)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range rs {
+		if r.State == symbot.StatePending {
+			n++
+		}
+	}
+	if n >= max {
+		return &symbot.PolicyError{Reason: fmt.Sprintf("you have %d requests waiting for approval, the most symbot keeps for one person. Cancel one in `%s list`, or wait for a decision", n, b.cfg.Command)}
+	}
+	return nil
 }

@@ -25,10 +25,45 @@ type fakeDir struct {
 	mu      sync.Mutex
 	users   map[string]symbot.DirUser // by email
 	members map[string]map[string]bool
+	delay   time.Duration  // ResolveUser and IsMember take this long: a slow Okta
+	calls   map[string]int // by method
+}
+
+// slow makes ResolveUser and IsMember take d.
+func (d *fakeDir) slow(dd time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.delay = dd
+}
+
+// called counts a call to method and waits out the delay.
+func (d *fakeDir) called(ctx context.Context, method string) error {
+	d.mu.Lock()
+	d.calls[method]++
+	delay := d.delay
+	d.mu.Unlock()
+	if delay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// callCount returns how often method was called.
+func (d *fakeDir) callCount(method string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[method]
 }
 
 func newFakeDir() *fakeDir {
-	return &fakeDir{users: map[string]symbot.DirUser{}, members: map[string]map[string]bool{}}
+	return &fakeDir{users: map[string]symbot.DirUser{}, members: map[string]map[string]bool{}, calls: map[string]int{}}
 }
 
 func (d *fakeDir) addUser(id, email string) {
@@ -37,7 +72,10 @@ func (d *fakeDir) addUser(id, email string) {
 	d.users[email] = symbot.DirUser{ID: id, Login: email, Email: email, Status: "ACTIVE"}
 }
 
-func (d *fakeDir) ResolveUser(_ context.Context, p symbot.Person) (symbot.DirUser, error) {
+func (d *fakeDir) ResolveUser(ctx context.Context, p symbot.Person) (symbot.DirUser, error) {
+	if err := d.called(ctx, "ResolveUser"); err != nil {
+		return symbot.DirUser{}, fmt.Errorf("resolve %s: %w: %w", p.Email, symbot.ErrUnavailable, err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	u, ok := d.users[p.Email]
@@ -47,7 +85,10 @@ func (d *fakeDir) ResolveUser(_ context.Context, p symbot.Person) (symbot.DirUse
 	return u, nil
 }
 
-func (d *fakeDir) IsMember(_ context.Context, uid, gid string) (bool, error) {
+func (d *fakeDir) IsMember(ctx context.Context, uid, gid string) (bool, error) {
+	if err := d.called(ctx, "IsMember"); err != nil {
+		return false, fmt.Errorf("is member: %w: %w", symbot.ErrUnavailable, err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.members[gid][uid], nil
@@ -71,8 +112,9 @@ func (d *fakeDir) RemoveMember(_ context.Context, uid, gid string) error {
 }
 
 func (d *fakeDir) isMember(uid, gid string) bool {
-	ok, _ := d.IsMember(context.Background(), uid, gid)
-	return ok
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.members[gid][uid]
 }
 
 // People of the test workspace.
