@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 func auditEntries(t *testing.T, st symbot.Store) []symbot.AuditEntry {
 	t.Helper()
 	var es []symbot.AuditEntry
-	if err := st.View(t.Context(), func(tx symbot.Tx) (err error) { es, err = tx.Audit(0, 0); return err }); err != nil {
+	if err := st.View(t.Context(), func(tx symbot.Tx) (err error) { es, err = tx.Audit(0, storetest.AllAudit); return err }); err != nil {
 		t.Fatal(err)
 	}
 	return es

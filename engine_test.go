@@ -13,6 +13,7 @@ import (
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store/memstore"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -80,7 +81,7 @@ func verifyAudit(t *testing.T, st symbot.Store) []symbot.AuditEntry {
 	var hash string
 	if err := st.View(t.Context(), func(tx symbot.Tx) error {
 		var err error
-		if entries, err = tx.Audit(0, 0); err != nil {
+		if entries, err = tx.Audit(0, storetest.AllAudit); err != nil {
 			return err
 		}
 		seq, hash, err = tx.AuditHead()

@@ -71,7 +71,9 @@ type Tx interface {
 	// Seq+1 and its PrevHash the head's Hash, else nothing is stored and
 	// the error says so. The store never computes or changes a hash.
 	AppendAudit(e *AuditEntry) error
-	// Audit returns up to limit entries with Seq > after, in order (limit <= 0: all).
+	// Audit returns one page: up to limit entries with Seq > after, in
+	// order. Read on with after = the last Seq returned. There is no "all":
+	// a limit below 1 is an error wrapping ErrInvalidRequest.
 	Audit(after uint64, limit int) ([]AuditEntry, error)
 	// AuditHead returns the last entry's Seq and Hash (0, "" when empty).
 	AuditHead() (seq uint64, hash string, err error)

@@ -230,7 +230,7 @@ func checkJobsAndAudit(t *testing.T, s symbot.Store, n int) {
 		if len(js) != n {
 			t.Errorf("jobs = %d, want %d", len(js), n)
 		}
-		es, err := tx.Audit(0, 0)
+		es, err := tx.Audit(0, storetest.AllAudit)
 		if err != nil {
 			return err
 		}

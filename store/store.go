@@ -1153,9 +1153,12 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
+	if limit < 1 {
+		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	}
 	var out []symbot.AuditEntry
 	c := t.b(bucketAudit).Cursor()
-	for k, v := c.Seek(u64(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 		var e symbot.AuditEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return nil, fmt.Errorf("read audit: entry %d is damaged (%v): the audit log was altered; restore it from a backup", binary.BigEndian.Uint64(k), err)

@@ -190,7 +190,7 @@ func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
 		if id, ok, _ := tx.Identity("U1"); !ok || id.OktaUserID != "00u1" {
 			t.Errorf("identity after reopen = %+v %v", id, ok)
 		}
-		es, err := tx.Audit(0, 0)
+		es, err := tx.Audit(0, storetest.AllAudit)
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func TestBackup(t *testing.T) {
 		if len(due) != 50 {
 			t.Errorf("backup DueRequests: %d ids, want 50", len(due))
 		}
-		es, _ := tx.Audit(0, 0)
+		es, _ := tx.Audit(0, storetest.AllAudit)
 		seq, hash, _ := tx.AuditHead()
 		if err := symbot.VerifyAudit(es, seq, hash); err != nil || seq != 5 {
 			t.Errorf("backup audit: head %d, verify %v", seq, err)
@@ -343,7 +343,7 @@ func verify(t *testing.T, path string) error {
 	defer s.Close()
 	var verr error
 	storetest.MustView(t, s, func(tx symbot.Tx) error {
-		es, err := tx.Audit(0, 0)
+		es, err := tx.Audit(0, storetest.AllAudit)
 		if err != nil {
 			return err
 		}
@@ -417,7 +417,7 @@ func TestAuditDamagedEntry(t *testing.T) {
 	}
 	defer s.Close()
 	err = s.View(t.Context(), func(tx symbot.Tx) error {
-		_, err := tx.Audit(0, 0)
+		_, err := tx.Audit(0, storetest.AllAudit)
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "entry 4 is damaged") {

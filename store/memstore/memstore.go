@@ -512,11 +512,14 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
+	if limit < 1 {
+		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	}
 	if after >= uint64(len(t.s.audit)) {
 		return nil, nil
 	}
 	rest := t.s.audit[after:]
-	if limit > 0 && len(rest) > limit {
+	if len(rest) > limit {
 		rest = rest[:limit]
 	}
 	return slices.Clone(rest), nil

@@ -370,11 +370,10 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check("read audit"); err != nil {
 		return nil, err
 	}
-	var lim *int
-	if limit > 0 {
-		lim = &limit
+	if limit < 1 {
+		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
 	}
-	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, key_id, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), lim)
+	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, key_id, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), limit)
 	if err != nil {
 		return nil, t.db("read audit", err)
 	}
@@ -507,8 +506,16 @@ func (t *tx) dump() (Dump, error) {
 		return d, err
 	}
 	d.LastJobID = uint64(last)
-	if d.Audit, err = t.Audit(0, 0); err != nil {
-		return d, err
+	for after := uint64(0); ; {
+		page, err := t.Audit(after, 1000)
+		if err != nil {
+			return d, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		d.Audit = append(d.Audit, page...)
+		after = page[len(page)-1].Seq
 	}
 	rows, err = t.q.Query(t.ctx, `SELECT slack_id FROM identities ORDER BY slack_id`)
 	if err != nil {

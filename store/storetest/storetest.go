@@ -106,6 +106,10 @@ func MustGet(tb testing.TB, st symbot.Store, id string) *symbot.Request {
 	return r
 }
 
+// AllAudit is a page size that holds every entry a test writes: Tx.Audit
+// has no "all".
+const AllAudit = 1 << 20
+
 // MustAddJobs adds the jobs in one transaction and returns their ids.
 func MustAddJobs(tb testing.TB, st symbot.Store, js ...symbot.Job) []uint64 {
 	tb.Helper()
@@ -830,7 +834,7 @@ func mustBeEmpty(t *testing.T, st symbot.Store) {
 		if js, _ := tx.Jobs(); len(js) != 0 {
 			t.Errorf("jobs after rollback: %v", jobIDs(js))
 		}
-		if es, _ := tx.Audit(0, 0); len(es) != 0 {
+		if es, _ := tx.Audit(0, AllAudit); len(es) != 0 {
 			t.Errorf("audit after rollback: %d entries", len(es))
 		}
 		if seq, hash, _ := tx.AuditHead(); seq != 0 || hash != "" {
@@ -982,14 +986,14 @@ func testAudit(t *testing.T, st symbot.Store) {
 		headHash string
 	)
 	MustView(t, st, func(tx symbot.Tx) (err error) {
-		if all, err = tx.Audit(0, 0); err != nil {
+		if all, err = tx.Audit(0, AllAudit); err != nil {
 			return err
 		}
 		headSeq, headHash, err = tx.AuditHead()
 		return err
 	})
 	if len(all) != n {
-		t.Fatalf("Audit(0, 0) returned %d entries, want %d", len(all), n)
+		t.Fatalf("Audit(0, AllAudit) returned %d entries, want %d", len(all), n)
 	}
 	for i := range all {
 		if !all[i].At.Equal(appended[i].At) {
@@ -998,7 +1002,7 @@ func testAudit(t *testing.T, st symbot.Store) {
 		all[i].At = appended[i].At
 	}
 	if !reflect.DeepEqual(all, appended) {
-		t.Errorf("Audit(0, 0) differs from what was appended:\n got %+v\nwant %+v", all, appended)
+		t.Errorf("Audit(0, AllAudit) differs from what was appended:\n got %+v\nwant %+v", all, appended)
 	}
 	if all[0].PrevHash != "" {
 		t.Errorf("first entry PrevHash = %q, want empty", all[0].PrevHash)
@@ -1021,8 +1025,13 @@ func testAudit(t *testing.T, st symbot.Store) {
 		if want := []uint64{6, 7, 8}; !slices.Equal(got, want) {
 			t.Errorf("Audit(5, 3) seqs = %v, want %v", got, want)
 		}
-		if page, _ := tx.Audit(n, 0); len(page) != 0 {
-			t.Errorf("Audit(%d, 0) = %d entries, want none", n, len(page))
+		if page, _ := tx.Audit(n, 10); len(page) != 0 {
+			t.Errorf("Audit(%d, 10) = %d entries, want none", n, len(page))
+		}
+		for _, limit := range []int{0, -1} {
+			if page, err := tx.Audit(0, limit); !errors.Is(err, symbot.ErrInvalidRequest) || len(page) != 0 {
+				t.Errorf("Audit(0, %d) = %d entries, %v; want none and ErrInvalidRequest (there is no \"all\")", limit, len(page), err)
+			}
 		}
 		return nil
 	})
