@@ -26,6 +26,9 @@ type Directory interface {
 	// AddMember and RemoveMember are idempotent.
 	AddMember(ctx context.Context, userID, groupID string) error
 	RemoveMember(ctx context.Context, userID, groupID string) error
+	// ListMembers returns every member of the group (all pages). The
+	// reconciler calls it once per target group per pass.
+	ListMembers(ctx context.Context, groupID string) ([]DirUser, error)
 }
 
 // Identity caches the mapping from a Slack user to an Okta user.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,6 +30,10 @@ type Engine struct {
 
 	IdentityTTL time.Duration // how long a Slack→Okta identity is cached; default 10m
 
+	// ReconcileInterval makes Run reconcile Okta with the grants at start
+	// and then this often; 0 leaves it to the caller (Reconcile).
+	ReconcileInterval time.Duration
+
 	// Runtime configures Run and RunDueJobs: workers, leases, retries and
 	// deadline batches.
 	Runtime RuntimeOptions
@@ -48,7 +53,8 @@ type Engine struct {
 
 	refusals refusalLimiter
 
-	rt runner
+	rt          runner
+	reconcileMu sync.Mutex
 }
 
 // NewEngine validates flows (after applying defaults) and returns an engine.

@@ -577,6 +577,10 @@ func TestRevokeNeverGivesUp(t *testing.T) {
 		if n := len(h.notes.find("alert", "", symbot.EventRevokeStuck)); n != 1 {
 			t.Errorf("alerts = %d, want exactly 1", n)
 		}
+		// The alerted removal recovered: the operators get an all-clear.
+		if ok := h.notes.find("alert", "", symbot.EventRevokeOK); len(ok) != 1 || !strings.Contains(ok[0].Text, "All clear") || !strings.Contains(ok[0].Text, r.ID) {
+			t.Errorf("all-clear alerts = %+v, want one naming %s", ok, r.ID)
+		}
 		st, _ = h.eng.Stats(t.Context())
 		if st.RevokeAlerts != 1 || st.FailingRevokes != 0 {
 			t.Errorf("stats = %+v", st)

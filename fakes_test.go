@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -123,6 +124,30 @@ func (d *fakeDir) RemoveMember(ctx context.Context, uid, gid string) error {
 	d.removes[uid+"|"+gid]++
 	delete(d.members[gid], uid)
 	return nil
+}
+
+func (d *fakeDir) ListMembers(ctx context.Context, gid string) ([]symbot.DirUser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.takeFail("list"); err != nil {
+		return nil, err
+	}
+	byID := map[string]symbot.DirUser{}
+	for _, u := range d.users {
+		byID[u.ID] = u
+	}
+	var out []symbot.DirUser
+	for uid, on := range d.members[gid] {
+		if on {
+			u, ok := byID[uid]
+			if !ok {
+				u = symbot.DirUser{ID: uid, Login: uid + "@example.com", Status: "ACTIVE"}
+			}
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b symbot.DirUser) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // note is one notification the fake notifier received.

@@ -39,6 +39,31 @@ type Flow struct {
 	ExpiryWarning time.Duration
 
 	Targets []Target
+
+	// UnmanagedMembers is what the reconciler does about a member of one
+	// of the flow's groups that no grant explains; a target may override
+	// it. Empty means UnmanagedAlert.
+	UnmanagedMembers UnmanagedPolicy
+}
+
+// UnmanagedPolicy says what the reconciler does about an unmanaged member:
+// someone in a target group with no grant who was not there when symbot
+// first looked at the group.
+type UnmanagedPolicy string
+
+// The unmanaged-member policies.
+const (
+	UnmanagedAlert  UnmanagedPolicy = "alert"  // tell the operators once, audit it
+	UnmanagedRemove UnmanagedPolicy = "remove" // alert, take the membership away, tell the person
+	UnmanagedIgnore UnmanagedPolicy = "ignore" // leave it alone
+)
+
+func (p UnmanagedPolicy) valid() bool {
+	switch p {
+	case "", UnmanagedAlert, UnmanagedRemove, UnmanagedIgnore:
+		return true
+	}
+	return false
 }
 
 // Approvers says who may approve requests of a flow. Anyone must be spelled
@@ -54,6 +79,8 @@ type Target struct {
 	Name    string // short name used in commands
 	Label   string // human label
 	GroupID string // Okta group id
+	// UnmanagedMembers overrides the flow's policy for this group.
+	UnmanagedMembers UnmanagedPolicy
 }
 
 // ApplyDefaults fills zero ApprovalsRequired and ApprovalTimeout, and labels.
@@ -202,6 +229,9 @@ func ValidateFlows(flows []Flow) error {
 			}
 			seenD[d] = true
 		}
+		if !f.UnmanagedMembers.valid() {
+			v.add(p+".unmanaged_members", "%q is not a policy: use alert, remove or ignore", f.UnmanagedMembers)
+		}
 		if len(f.Targets) == 0 {
 			v.add(p+".targets", "missing: list at least one target (name and Okta group_id)")
 		}
@@ -219,6 +249,9 @@ func ValidateFlows(flows []Flow) error {
 				v.add(tp+".name", "duplicate target name %q (also %s.targets[%d])", t.Name, p, k)
 			} else {
 				tnames[strings.ToLower(t.Name)] = j
+			}
+			if !t.UnmanagedMembers.valid() {
+				v.add(tp+".unmanaged_members", "%q is not a policy: use alert, remove or ignore", t.UnmanagedMembers)
 			}
 			if t.GroupID == "" {
 				v.add(tp+".group_id", "missing")

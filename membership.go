@@ -219,6 +219,14 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 		if err := tx.PutRequest(cur); err != nil {
 			return err
 		}
+		if j.Alerted {
+			// The operators were told this removal was stuck: tell them it
+			// is done.
+			if err := e.addJob(tx, now, &Job{Kind: JobAlert, RequestID: cur.ID, Event: EventRevokeOK,
+				Text: fmt.Sprintf("All clear: removing access for request %s (%s in Okta group %s) succeeded after %d failed attempt(s): %s.", cur.ID, cur.OktaLogin, cur.GroupID, j.Attempts, note)}); err != nil {
+				return err
+			}
+		}
 		if cur.State == StateFailed {
 			return nil
 		}

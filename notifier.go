@@ -29,6 +29,11 @@ const (
 	EventRemoved     Event = "removed"      // the membership is gone (or was deliberately kept, see RemovalNote)
 	EventFailed      Event = "failed"       // the grant could not be made
 	EventRevokeStuck Event = "revoke_stuck" // removal keeps failing (alert)
+	EventRevokeOK    Event = "revoke_ok"    // a removal that was alerted as stuck is done (all-clear alert)
+	// EventRemovedOutside: the reconciler found an active grant's
+	// membership gone; the grant ended.
+	EventRemovedOutside Event = "removed_outside"
+	EventDrift          Event = "drift" // the reconciler found Okta differing from the grants (alert)
 )
 
 // Notifier tells people what happens. The Slack bot implements it. Every

@@ -20,13 +20,16 @@ const (
 	StateTimedOut  State = "timed_out" // nobody decided within the approval timeout
 	StateFailed    State = "failed"    // the grant could not be made
 	StateExtended  State = "extended"  // approved as an extension: the active grant it extends got a later expiry
+	// StateRemovedOutside: the reconciler found the Okta membership of an
+	// active grant gone (someone removed it outside symbot).
+	StateRemovedOutside State = "removed_outside"
 )
 
 // transitions lists every legal state change.
 var transitions = map[State][]State{
 	StatePending:  {StateApproved, StateDenied, StateCancelled, StateTimedOut},
 	StateApproved: {StateActive, StateFailed, StateExtended, StateRevoked},
-	StateActive:   {StateExpired, StateRevoked},
+	StateActive:   {StateExpired, StateRevoked, StateRemovedOutside},
 }
 
 // CanTransition reports whether from -> to is a legal state change.
@@ -196,7 +199,7 @@ func (r *Request) Decided() *DecidedError {
 	if !ok {
 		return d
 	}
-	if r.State != StateRevoked && r.State != StateExpired && r.State != StateFailed {
+	if r.State != StateRevoked && r.State != StateExpired && r.State != StateFailed && r.State != StateRemovedOutside {
 		for _, x := range r.Transitions {
 			if x.From == StatePending {
 				t, d.State = x, x.To

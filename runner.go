@@ -118,6 +118,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	var schedErr, execErr error
 	wg.Go(func() { schedErr = e.runScheduler(ctx) })
 	wg.Go(func() { execErr = e.runExecutor(ctx) })
+	if e.ReconcileInterval > 0 {
+		wg.Go(func() { e.runReconciler(ctx, e.ReconcileInterval) })
+	}
 	wg.Wait()
 	return errors.Join(schedErr, execErr)
 }

@@ -94,3 +94,14 @@ type JobStats struct {
 	Pending        int // jobs stored and not yet done
 	FailingRevokes int // revoke jobs that failed at least once and are still retrying
 }
+
+// RecordTx is implemented by the transactions of stores that keep small
+// named records: the reconciler keeps one per Okta group (the standing
+// members, who was alerted). It is a separate interface so that a store
+// without it still works; the reconciler then reports that it cannot run.
+type RecordTx interface {
+	// Record returns the named record, ok=false when there is none.
+	Record(name string) (value []byte, ok bool, err error)
+	// PutRecord stores the named record; a nil value deletes it.
+	PutRecord(name string, value []byte) error
+}

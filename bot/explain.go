@@ -154,6 +154,8 @@ func stateWords(s symbot.State) string {
 		return "failed"
 	case symbot.StateExtended:
 		return "approved as an extension"
+	case symbot.StateRemovedOutside:
+		return "ended (removed outside symbot)"
 	}
 	return Escape(string(s))
 }

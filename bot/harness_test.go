@@ -111,6 +111,18 @@ func (d *fakeDir) RemoveMember(_ context.Context, uid, gid string) error {
 	return nil
 }
 
+func (d *fakeDir) ListMembers(_ context.Context, gid string) ([]symbot.DirUser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []symbot.DirUser
+	for _, u := range d.users {
+		if d.members[gid][u.ID] {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 func (d *fakeDir) isMember(uid, gid string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -90,8 +90,12 @@ func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {
 		b.log.Error("symbot alert", "request_id", a.RequestID, "event", a.Event, "text", a.Text)
 		return nil
 	}
+	icon := ":rotating_light: "
+	if a.Event == symbot.EventRevokeOK {
+		icon = ":white_check_mark: " // an all-clear
+	}
 	err := b.call(ctx, durable, "chat.postMessage", b.cfg.ErrorsChannel, func(ctx context.Context) error {
-		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, alertMessage(":rotating_light: ", text)...)
+		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, alertMessage(icon, text)...)
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/symbot/symbot"
@@ -59,4 +60,29 @@ func TestOutOfDateButtonChangesNothing(t *testing.T) {
 		h.click(bob, ref, bot.ActionApprove)
 		h.waitState(r.ID, symbot.StateActive)
 	})
+}
+
+// TestRemovedOutsideIsToldEverywhere: when the reconciler finds an active
+// grant's membership gone, the requester gets a DM and the approval
+// message and its thread say so.
+func TestRemovedOutsideIsToldEverywhere(t *testing.T) {
+	h := MustHarness(t)
+	r, ref := h.request(alice, "admin 1h fix")
+	h.click(bob, ref, bot.ActionApprove)
+	got := h.waitState(r.ID, symbot.StateActive)
+	h.dir.mu.Lock()
+	delete(h.dir.members["G-ADMIN"], got.OktaUserID)
+	h.dir.mu.Unlock()
+	if _, err := h.eng.Reconcile(t.Context(), false); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	h.waitState(r.ID, symbot.StateRemovedOutside)
+	h.waitDM(alice, "removed outside symbot")
+	h.waitThread(ref, "removed outside symbot")
+	h.waitFor("approval message shows the end", func() bool {
+		return strings.Contains(render(h.message(ref)), "Removed outside symbot")
+	})
+	if strings.Contains(render(h.message(ref)), "Revoke") {
+		t.Error("the approval message still offers Revoke")
+	}
 }

@@ -196,6 +196,13 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 		return ":warning: *Failed*: " + escapeTrunc(symbot.OneLine(failReason(r)), 1000)
 	case symbot.StateExtended:
 		return ":white_check_mark: *Extension approved* by " + approvers(r) + ": `" + Escape(r.ExtensionOf) + "` lasts longer"
+	case symbot.StateRemovedOutside:
+		t, _ := lastBy(r, symbot.StateRemovedOutside)
+		s := ":warning: *Removed outside symbot*: the Okta membership was gone"
+		if !t.At.IsZero() {
+			s += " " + slackDate(t.At)
+		}
+		return s + "; access ended"
 	}
 	return "*" + Escape(string(r.State)) + "*"
 }
@@ -288,6 +295,8 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return "Failed: " + escapeTrunc(symbot.OneLine(failReason(r)), 1000)
 	case symbot.EventRevokeStuck:
 		return ":rotating_light: Removing access keeps failing; symbot keeps trying and the operators were alerted."
+	case symbot.EventRemovedOutside:
+		return "The Okta membership was removed outside symbot; this access has ended."
 	}
 	return "Now " + stateWords(r.State) + "."
 }
@@ -379,6 +388,8 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		s = fmt.Sprintf("%s for %s%s failed: %s. No access was granted. Try again with `%s req`; if it fails again, tell the symbot admins and quote `%s`.", yours, tl, ref, escapeTrunc(symbot.OneLine(failReason(r)), 1000), Escape(cmd), Escape(r.ID))
 	case symbot.EventRevokeStuck:
 		s = fmt.Sprintf("%s access to %s%s is not removed yet: removing it keeps failing. symbot keeps trying and the operators were alerted.", your, tl, ref)
+	case symbot.EventRemovedOutside:
+		s = fmt.Sprintf("%s access to %s%s has ended: the Okta membership was removed outside symbot (in the Okta admin console, say). Ask again with `%s req` if you still need it.", your, tl, ref, Escape(cmd))
 	default:
 		s = fmt.Sprintf("%s for %s%s is now %s.", yours, tl, ref, stateWords(r.State))
 	}

@@ -21,7 +21,8 @@ var (
 	bucketAudit             = []byte("audit")       // u64(seq) -> JSON entry
 	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
 	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
-	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor}
+	bucketRecords           = []byte("records")     // name -> bytes (symbot.RecordTx: the reconciler's per-group records)
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords}
 	keySchema               = []byte("schema")     // u64 schema version
 	keyAuditHead            = []byte("audit_head") // u64(seq) hash
 	minTime                 = time.Unix(0, math.MinInt64)

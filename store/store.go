@@ -1241,3 +1241,38 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	}
 	return nil
 }
+
+var _ symbot.RecordTx = (*tx)(nil)
+
+// Record returns a copy of the named record.
+func (t *tx) Record(name string) ([]byte, bool, error) {
+	if t.done {
+		return nil, false, errors.New("get record: transaction already finished")
+	}
+	b := t.tx.Bucket(bucketRecords)
+	if b == nil {
+		return nil, false, nil // opened read-only before the bucket existed
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, false, nil
+	}
+	return bytes.Clone(v), true, nil
+}
+
+// PutRecord stores (or, with a nil value, deletes) the named record.
+func (t *tx) PutRecord(name string, value []byte) error {
+	if err := t.checkWrite("put record"); err != nil {
+		return err
+	}
+	if name == "" {
+		return errors.New("put record: empty name")
+	}
+	if value == nil {
+		return t.b(bucketRecords).Delete([]byte(name))
+	}
+	if err := t.b(bucketRecords).Put([]byte(name), bytes.Clone(value)); err != nil {
+		return fmt.Errorf("put record %s: %w", name, err)
+	}
+	return nil
+}

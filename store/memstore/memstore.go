@@ -45,6 +45,7 @@ type Store struct {
 	audit      []symbot.AuditEntry
 	identities map[string]symbot.Identity
 	cursors    map[string]uint64 // sink name -> audit seq delivered
+	records    map[string][]byte
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -57,6 +58,7 @@ func New() *Store {
 		jobs:       map[uint64]*symbot.Job{},
 		identities: map[string]symbot.Identity{},
 		cursors:    map[string]uint64{},
+		records:    map[string][]byte{},
 	}
 }
 
@@ -186,6 +188,7 @@ type dump struct {
 	Audit      []symbot.AuditEntry
 	Identities []symbot.Identity
 	Cursors    map[string]uint64
+	Records    map[string][]byte
 }
 
 // Backup writes a JSON dump of the whole store to w.
@@ -194,7 +197,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("store backup: %w", err)
 	}
 	s.mu.RLock()
-	d := dump{Seqs: maps.Clone(s.seqs), LastJobID: s.lastJobID, Audit: slices.Clone(s.audit), Cursors: maps.Clone(s.cursors)}
+	d := dump{Seqs: maps.Clone(s.seqs), LastJobID: s.lastJobID, Audit: slices.Clone(s.audit), Cursors: maps.Clone(s.cursors), Records: maps.Clone(s.records)}
 	closed := s.closed
 	for _, id := range slices.Sorted(maps.Keys(s.requests)) {
 		d.Requests = append(d.Requests, s.requests[id].Clone())
@@ -573,5 +576,36 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 		return errors.New("put identity: identity has no SlackID")
 	}
 	put(t, t.s.identities, id.SlackID, id)
+	return nil
+}
+
+var _ symbot.RecordTx = (*tx)(nil)
+
+// Record returns a copy of the named record.
+func (t *tx) Record(name string) ([]byte, bool, error) {
+	if err := t.check(); err != nil {
+		return nil, false, fmt.Errorf("get record: %w", err)
+	}
+	v, ok := t.s.records[name]
+	return slices.Clone(v), ok, nil
+}
+
+// PutRecord stores (or, with a nil value, deletes) the named record.
+func (t *tx) PutRecord(name string, value []byte) error {
+	if err := t.checkWrite("put record"); err != nil {
+		return err
+	}
+	if name == "" {
+		return errors.New("put record: empty name")
+	}
+	if value == nil {
+		old, had := t.s.records[name]
+		if had {
+			t.undo = append(t.undo, func() { t.s.records[name] = old })
+			delete(t.s.records, name)
+		}
+		return nil
+	}
+	put(t, t.s.records, name, slices.Clone(value))
 	return nil
 }
