@@ -116,6 +116,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		Command:       cfg.Slack.Command,
 		ErrorsChannel: cfg.Slack.ErrorsChannel,
 		Logger:        log.With("component", "slack"),
+		Limits:        botLimits(cfg.Limits),
 	})
 	st, err := store.Open(cfg.Store.Path, &store.Options{Logger: log.With("component", "store")})
 	if err != nil {
@@ -318,6 +319,20 @@ func (c *callCounter) snapshot() map[string]int64 {
 	out := make(map[string]int64, len(c.n))
 	for k, v := range c.n {
 		out[k] = v
+	}
+	return out
+}
+
+// botLimits turns the limits: section into the bot's limits.
+func botLimits(l config.Limits) bot.Limits {
+	out := bot.Limits{
+		RequestsPerMinute: l.RequestsPerMinute,
+		PendingPerUser:    l.PendingRequests,
+		CommandsPerMinute: l.CommandsPerMinute,
+		ApproverCacheTTL:  l.ApproverCacheTTL,
+	}
+	if l.ApproverCacheOff {
+		out.ApproverCacheTTL = -1
 	}
 	return out
 }

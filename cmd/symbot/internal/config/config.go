@@ -38,15 +38,26 @@ const (
 // the environment. Relative paths are resolved against the directory of the
 // config file.
 type Config struct {
-	File  string // the file it was loaded from, for messages
-	Slack Slack
-	AWS   AWS
-	Okta  Okta
-	Store Store
-	HTTP  HTTP
-	Admin Admin
-	Log   Log
-	Flows []symbot.Flow
+	File   string // the file it was loaded from, for messages
+	Slack  Slack
+	AWS    AWS
+	Okta   Okta
+	Store  Store
+	HTTP   HTTP
+	Admin  Admin
+	Log    Log
+	Limits Limits
+	Flows  []symbot.Flow
+}
+
+// Limits are the per-person limits of the Slack bot (bot.Limits). Zero
+// means the bot's default.
+type Limits struct {
+	RequestsPerMinute int           // requests one person may make in a minute
+	PendingRequests   int           // requests one person may have waiting for approval
+	CommandsPerMinute int           // slash commands, clicks and form submissions per person per minute
+	ApproverCacheTTL  time.Duration // how long whoami trusts an approver answer
+	ApproverCacheOff  bool          // approver_cache_ttl: 0 turns the cache off
 }
 
 // Slack is the slack section plus the tokens from the environment.

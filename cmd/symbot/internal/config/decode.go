@@ -218,6 +218,22 @@ func (d *decoder) integer(dst *int) func(*yaml.Node, string) {
 	}
 }
 
+// positive decodes a whole number of at least 1.
+func (d *decoder) positive(dst *int) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var i int
+		before := len(d.problems)
+		d.integer(&i)(n, path)
+		switch {
+		case len(d.problems) > before:
+		case i < 1:
+			d.add(n.Line, path, "must be at least 1 (leave it out for the default)")
+		default:
+			*dst = i
+		}
+	}
+}
+
 func (d *decoder) duration(dst *time.Duration, set *bool) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		if n.Kind != yaml.ScalarNode || n.Tag == "!!bool" || n.Tag == "!!float" {
@@ -343,6 +359,18 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			d.mapping(n, p, []field{
 				{"format", d.str(&c.Log.Format)},
 				{"level", d.str(&c.Log.Level)},
+			})
+		}},
+		{"limits", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"requests_per_minute", d.positive(&c.Limits.RequestsPerMinute)},
+				{"pending_requests", d.positive(&c.Limits.PendingRequests)},
+				{"commands_per_minute", d.positive(&c.Limits.CommandsPerMinute)},
+				{"approver_cache_ttl", func(n *yaml.Node, p string) {
+					var set bool
+					d.duration(&c.Limits.ApproverCacheTTL, &set)(n, p)
+					c.Limits.ApproverCacheOff = set && c.Limits.ApproverCacheTTL == 0
+				}},
 			})
 		}},
 		{"flows", func(n *yaml.Node, p string) {
