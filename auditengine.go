@@ -33,14 +33,14 @@ func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Dura
 // still-active grant, that grant's expiry moves out). A refusal is audited.
 func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	r, err := e.approve(ctx, id, actor, note)
-	e.auditRefusal(ctx, actor, VerbApprove, id, "", err)
+	e.auditRefusal(ctx, actor, string(VerbApprove), id, "", err)
 	return r, err
 }
 
 // Deny ends a pending request; any approver may deny. A refusal is audited.
 func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	r, err := e.deny(ctx, id, actor, note)
-	e.auditRefusal(ctx, actor, VerbDeny, id, "", err)
+	e.auditRefusal(ctx, actor, string(VerbDeny), id, "", err)
 	return r, err
 }
 
@@ -56,7 +56,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, actor Actor) (*Request, 
 // approvers may revoke when the flow allows it. A refusal is audited.
 func (e *Engine) Revoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	r, err := e.userRevoke(ctx, id, actor, note)
-	e.auditRefusal(ctx, actor, VerbRevoke, id, "", err)
+	e.auditRefusal(ctx, actor, string(VerbRevoke), id, "", err)
 	return r, err
 }
 

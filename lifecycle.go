@@ -119,11 +119,8 @@ func (e *Engine) extend(ctx context.Context, id string, actor Actor, d time.Dura
 	if err != nil {
 		return nil, err
 	}
-	if r.Requester.SlackID != actor.SlackID {
-		return nil, &PolicyError{Reason: "only the person who holds this access can ask to extend it"}
-	}
-	if r.State != StateActive {
-		return nil, &PolicyError{Reason: fmt.Sprintf("request %s is %s, not active: make a new request instead", r.ID, r.State)}
+	if err := mayExtend(r, actor); err != nil {
+		return nil, err
 	}
 	if d == 0 {
 		d = r.Duration
@@ -377,7 +374,7 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 			}
 			// An approved request whose grant is in flight (or keeps failing)
 			// can be stopped too; the removal job undoes an add that happened.
-			if r.State != StateActive && r.State != StateApproved {
+			if !r.Revocable() {
 				return r.Decided()
 			}
 			if r.State == StateApproved && r.GrantChecked {

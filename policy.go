@@ -1,5 +1,5 @@
-// The decision policy: who may approve, deny and revoke which request, and
-// the errors that say why not.
+// The decision policy: who may approve, deny, revoke and extend which
+// request, and the errors that say why not.
 
 package symbot
 
@@ -11,19 +11,24 @@ import (
 	"strings"
 )
 
-// Decision verbs for MayDecide.
+// Verb is something a person does to an existing request, as MayDecide
+// checks it.
+type Verb string
+
+// The verbs.
 const (
-	VerbApprove = "approve"
-	VerbDeny    = "deny"
-	VerbRevoke  = "revoke"
+	VerbApprove Verb = "approve" // Approve a pending request
+	VerbDeny    Verb = "deny"    // Deny a pending request
+	VerbRevoke  Verb = "revoke"  // Revoke (or relinquish) a Revocable request
+	VerbExtend  Verb = "extend"  // Extend one's own active access
 )
 
-// MayDecide reports, changing nothing, whether actor may take the decision
-// verb (VerbApprove, VerbDeny or VerbRevoke) on request id now: nil, a
-// *PolicyError saying why not, or a *DecidedError when the request has
-// moved on. It applies exactly the checks Approve, Deny and Revoke apply,
-// so a form can be refused before anyone fills it in.
-func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb string) error {
+// MayDecide reports, changing nothing, whether actor may take verb on
+// request id now: nil, a *PolicyError saying why not, or a *DecidedError
+// when the request has moved on. It applies exactly the checks Approve,
+// Deny, Revoke and Extend apply, so a form can be refused before anyone
+// fills it in.
+func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb Verb) error {
 	switch verb {
 	case VerbApprove, VerbDeny:
 		_, _, err := e.loadForDecision(ctx, id, actor, verb)
@@ -33,12 +38,33 @@ func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb str
 		if err != nil {
 			return err
 		}
-		if r.State != StateActive && r.State != StateApproved {
+		if !r.Revocable() {
 			return r.Decided()
 		}
 		return e.mayRevoke(ctx, id, actor)
+	case VerbExtend:
+		r, err := e.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return mayExtend(r, actor)
 	}
 	return fmt.Errorf("unknown decision %q: %w", verb, ErrInvalidRequest)
+}
+
+// mayExtend applies Extend's policy: only the person who holds the access
+// may ask to extend it, and only while it is active.
+func mayExtend(r *Request, actor Actor) error {
+	if r.Requester.SlackID != actor.SlackID {
+		return &PolicyError{Reason: "only the person who holds this access can ask to extend it"}
+	}
+	switch {
+	case r.State == StateActive:
+		return nil
+	case r.State.Final():
+		return r.Decided()
+	}
+	return &PolicyError{Reason: fmt.Sprintf("request %s is %s, not active: make a new request instead", r.ID, r.State)}
 }
 
 // MayApprove reports whether actor may approve requests of flow f made by
@@ -57,7 +83,7 @@ func (e *Engine) MayApprove(ctx context.Context, f *Flow, actor Actor) (bool, er
 
 // mayDecide applies the approver policy from config and the directory,
 // never from anything a button carries.
-func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester string, actor Actor, verb string) error {
+func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester string, actor Actor, verb Verb) error {
 	if actor.IsBot {
 		return &PolicyError{Reason: fmt.Sprintf("bots cannot %s requests", verb)}
 	}
@@ -108,7 +134,7 @@ func describeApprovers(a Approvers) string {
 	return strings.Join(parts, "; ")
 }
 
-func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, verb string) (*Request, *Flow, error) {
+func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, verb Verb) (*Request, *Flow, error) {
 	r, err := e.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err

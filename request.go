@@ -158,6 +158,11 @@ type Request struct {
 	Nonce string
 }
 
+// Revocable reports whether r's access can still be ended early (Revoke):
+// it is active, or approved with its grant in flight or failing (the
+// removal job then undoes an add that happened).
+func (r *Request) Revocable() bool { return r.State == StateActive || r.State == StateApproved }
+
 // Deadline returns the next time the scheduler must look at r, if any.
 func (r *Request) Deadline() (time.Time, bool) {
 	switch r.State {

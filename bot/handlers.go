@@ -587,23 +587,13 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
-		open := r.State == symbot.StatePending
-		if a.ActionID == ActionRevoke {
-			// An approved request can be stopped while its grant is in
-			// flight (or keeps failing).
-			open = r.State == symbot.StateActive || r.State == symbot.StateApproved
-		}
-		if !open {
-			b.fail(ctx, to, a.ActionID, r.Decided())
+		if err := b.noteRefusal(ctx, eng, a.ActionID, r, actor); err != nil {
+			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
 		f, _ := eng.Flow(r.Flow)
 		if f == nil {
 			b.fail(ctx, to, a.ActionID, symbot.ErrNotFound)
-			return
-		}
-		if err := b.noteRefusal(ctx, eng, a.ActionID, r, actor); err != nil {
-			b.fail(ctx, to, a.ActionID, err)
 			return
 		}
 		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id, Nonce: nonce})
@@ -629,12 +619,8 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, "extend", err)
 			return
 		}
-		if r.Requester.SlackID != actor.SlackID {
-			b.fail(ctx, to, "extend", &symbot.PolicyError{Reason: "only the person who holds this access can ask to extend it"})
-			return
-		}
-		if r.State != symbot.StateActive {
-			b.fail(ctx, to, "extend", r.Decided())
+		if err := eng.MayDecide(ctx, id, actor, symbot.VerbExtend); err != nil {
+			b.fail(ctx, to, "extend", err)
 			return
 		}
 		f, _ := eng.Flow(r.Flow)
