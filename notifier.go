@@ -33,7 +33,8 @@ const (
 	// EventRemovedOutside: the reconciler found an active grant's
 	// membership gone; the grant ended.
 	EventRemovedOutside Event = "removed_outside"
-	EventDrift          Event = "drift" // the reconciler found Okta differing from the grants (alert)
+	EventDrift          Event = "drift"      // the reconciler found Okta differing from the grants (alert)
+	EventSinkStuck      Event = "sink_stuck" // an audit sink keeps failing (alert)
 )
 
 // Notifier tells people what happens. The Slack bot implements it. Every
