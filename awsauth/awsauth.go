@@ -103,6 +103,7 @@ type Source struct {
 	baseSTS  *sts.Client
 	finalSTS *sts.Client
 	sm       *secretsmanager.Client
+	awsCfg   aws.Config // for the clients of other services (S3)
 
 	mu       sync.Mutex
 	token    string
@@ -160,7 +161,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 		return nil, &ConfigError{"region", "is not set: set aws.region in symbot.yml or AWS_REGION in the environment"}
 	}
 
-	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now}
+	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now, awsCfg: awsCfg}
 	s.base = aws.NewCredentialsCache(&baseProvider{p: awsCfg.Credentials})
 	withCreds := func(p aws.CredentialsProvider) func(*sts.Options) {
 		return func(so *sts.Options) { so.Credentials = p }

@@ -1,11 +1,13 @@
-// Package awstest is a wire-level simulator of the AWS STS and Secrets Manager
-// APIs that symbot uses, served on 127.0.0.1 for tests and for `symbot demo`.
+// Package awstest is a wire-level simulator of the AWS STS, Secrets Manager
+// and S3 (PutObject) APIs that symbot uses, served on 127.0.0.1 for tests and
+// for `symbot demo`.
 //
 // One Server answers both services on one URL, so AWS_ENDPOINT_URL (or the
 // per-service AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SECRETS_MANAGER) can
 // point at it. Requests are told apart the way AWS tells them apart: Secrets
 // Manager requests carry an X-Amz-Target header (JSON 1.1 protocol), STS
-// requests are form posts with an Action (query protocol).
+// requests are form posts with an Action (query protocol), S3 requests are
+// REST calls whose SigV4 credential scope names the s3 service.
 //
 // The caller is identified from the access key id in the SigV4 Authorization
 // header; signatures are not checked. Base credentials are registered with
@@ -83,13 +85,13 @@ type Fault struct {
 // Call is one request the server answered. It never holds secret values or
 // credentials other than access key ids.
 type Call struct {
-	Service         string // ServiceSTS or ServiceSecretsManager
+	Service         string // ServiceSTS, ServiceSecretsManager or ServiceS3
 	Action          string // e.g. OpAssumeRole
 	Caller          string // ARN of the calling principal; the access key id if unknown
 	AccessKeyID     string
 	RoleArn         string // AssumeRole
 	ExternalID      string // AssumeRole
-	SecretID        string // GetSecretValue, as the caller sent it
+	SecretID        string // GetSecretValue, as the caller sent it; PutObject: bucket/key
 	DurationSeconds int    // AssumeRole, 0 if not sent
 	Err             string // error code answered; "" on success
 	At              time.Time
@@ -133,6 +135,7 @@ type Server struct {
 	allow    map[string]map[string]bool
 	calls    []Call
 	faults   map[string]*Fault
+	buckets  map[string]map[string]*Object // S3: bucket -> key -> object
 	now      func() time.Time
 }
 
@@ -378,6 +381,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-RequestId", uuid())
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		s.serveSecretsManager(w, r, target)
+		return
+	}
+	if scopeService(r) == ServiceS3 || r.Method == http.MethodPut {
+		s.serveS3(w, r)
 		return
 	}
 	s.serveSTS(w, r)

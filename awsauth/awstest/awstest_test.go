@@ -269,3 +269,38 @@ func TestWireShapes(t *testing.T) {
 		t.Errorf("denied secret read: %d %v (%v), want 400 {__type: AccessDeniedException, Message}", resp.StatusCode, je, err)
 	}
 }
+
+// TestS3AWSChunkedBody: an aws-chunked body with a trailing checksum (what
+// the SDK sends over HTTPS) is decoded and its trailer checked.
+func TestS3AWSChunkedBody(t *testing.T) {
+	srv := awstest.NewServer()
+	defer srv.Close()
+	srv.AddUser("AKIDCHUNK", "secret")
+	srv.AddBucket("b")
+	srv.AllowBucket("AKIDCHUNK", "b")
+	send := func(trailer string) *http.Response {
+		body := "5\r\nhello\r\n6\r\n world\r\n0\r\n" + trailer + "\r\n\r\n"
+		req, _ := http.NewRequest(http.MethodPut, srv.URL()+"/b/k", strings.NewReader(body))
+		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDCHUNK/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x")
+		req.Header.Set("Content-Encoding", "aws-chunked")
+		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+		req.Header.Set("X-Amz-Decoded-Content-Length", "11")
+		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// crc32("hello world") = 0x0d4a1185
+	if resp := send("x-amz-checksum-crc32:DUoRhQ=="); resp.StatusCode != http.StatusOK {
+		t.Fatalf("good chunked put: %s", resp.Status)
+	}
+	if objs := srv.Objects("b"); len(objs) != 1 || string(objs[0].Body) != "hello world" {
+		t.Errorf("stored %+v, want the decoded body", objs)
+	}
+	if resp := send("x-amz-checksum-crc32:AAAAAA=="); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad trailing checksum: %s, want 400 BadDigest", resp.Status)
+	}
+}
