@@ -223,7 +223,12 @@ func TestWebhookReceiverFailingForAWhile(t *testing.T) {
 	var amu sync.Mutex
 	s := run(t, st, wh, func(s symbot.AuditSinkStats) bool { return s.Delivered == 40 }, func(sh *symbot.AuditShipper) {
 		sh.AlertAfter = 3
-		sh.Alert = func(_ context.Context, a symbot.Alert) error { amu.Lock(); alerts = append(alerts, a); amu.Unlock(); return nil }
+		sh.Alert = func(_ context.Context, a symbot.Alert) error {
+			amu.Lock()
+			alerts = append(alerts, a)
+			amu.Unlock()
+			return nil
+		}
 	})
 	rc.inOrder(t, 40)
 	if s.Failing != 0 {
