@@ -81,7 +81,7 @@ func OfflineChecks(cfg *config.Config) []Check {
 	for _, f := range cfg.Flows {
 		nTargets += len(f.Targets)
 	}
-	return []Check{
+	checks := []Check{
 		{
 			Name: fmt.Sprintf("config %s: %d flows, %d targets", cfg.File, len(cfg.Flows), nTargets),
 			Run:  func(context.Context) error { return nil },
@@ -107,6 +107,18 @@ func OfflineChecks(cfg *config.Config) []Check {
 			Fix: "export SLACK_APP_TOKEN=xapp-... (Basic Information > App-Level Tokens, with the connections:write scope)",
 		},
 		{
+			Name: "admin socket directory " + filepath.Dir(cfg.Admin.Socket) + " is writable",
+			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Admin.Socket)) },
+			Fix:  "create the directory and give the user that runs symbot write access, or change admin.socket",
+		},
+	}
+	if cfg.Store.URL != "" {
+		// PostgreSQL: nothing local to check; symbot migrate --check asks
+		// the database whether its schema is current.
+		return checks
+	}
+	return append(checks, []Check{
+		{
 			Name: "store directory " + filepath.Dir(cfg.Store.Path) + " is writable",
 			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Store.Path)) },
 			Fix:  "create the directory and give the user that runs symbot write access, or change store.path",
@@ -116,12 +128,7 @@ func OfflineChecks(cfg *config.Config) []Check {
 			Run:  func(context.Context) error { return privateFile(cfg.Store.Path) },
 			Fix:  "chmod 600 " + cfg.Store.Path,
 		},
-		{
-			Name: "admin socket directory " + filepath.Dir(cfg.Admin.Socket) + " is writable",
-			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Admin.Socket)) },
-			Fix:  "create the directory and give the user that runs symbot write access, or change admin.socket",
-		},
-	}
+	}...)
 }
 
 func writableDir(dir string) error {

@@ -54,6 +54,7 @@ func commands() []command {
 		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
 		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
 		{"healthcheck", healthcheckArgs, "ask the running daemon's /healthz (or /readyz); exit 0 when it answers 200 (for container health checks)", healthcheckCmd},
+		{"migrate", "[--check | --from FILE] [--config FILE]", "bring the PostgreSQL schema up to date; --check only reports; --from copies a bbolt store into an empty database", migrateCmd},
 		{"version", "", "print the version, commit, build date and Go version", versionCmd},
 		{"help", "[COMMAND]", "show help", nil},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/symbot/symbot/bot"
 	"github.com/symbot/symbot/okta"
 	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/postgres"
 
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
@@ -34,7 +35,7 @@ import (
 type daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	store   *store.Store
+	store   symbot.Store
 	aws     *awsauth.Source
 	dir     *okta.Directory
 	bot     *bot.Bot
@@ -118,12 +119,16 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		Logger:        log.With("component", "slack"),
 		Limits:        botLimits(cfg.Limits),
 	})
-	st, err := store.Open(cfg.Store.Path, &store.Options{Logger: log.With("component", "store")})
+	st, err := openStore(ctx, cfg, log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
 	d.store = st
-	log.Info("store opened", "kind", "bbolt", "path", cfg.Store.Path)
+	if cfg.Store.URL != "" {
+		log.Info("store opened", "kind", "postgresql") // never the URL: it may hold a password
+	} else {
+		log.Info("store opened", "kind", "bbolt", "path", cfg.Store.Path)
+	}
 	eng, err := symbot.NewEngine(st, dir, d.bot, cfg.Flows)
 	if err != nil {
 		st.Close()
@@ -150,6 +155,24 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	})
 	d.metrics.SetExternalCalls("aws", awsCalls.snapshot)
 	return d, nil
+}
+
+// openStore opens the store the config selects: PostgreSQL when a
+// database URL is set (migrating its schema), else the bbolt file.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (symbot.Store, error) {
+	if cfg.Store.URL != "" {
+		return postgres.Open(ctx, cfg.Store.URL, &postgres.Options{Logger: log})
+	}
+	return store.Open(cfg.Store.Path, &store.Options{Logger: log})
+}
+
+// storeName describes the store for logs, never with the database URL
+// (it may hold a password).
+func storeName(cfg *config.Config) string {
+	if cfg.Store.URL != "" {
+		return "postgresql"
+	}
+	return cfg.Store.Path
 }
 
 // run serves until ctx ends, then shuts down gracefully: it stops taking
@@ -207,7 +230,7 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		})
 	}
-	d.log.Info("symbot running", "flows", len(d.cfg.Flows), "store", d.cfg.Store.Path, "admin_socket", d.cfg.Admin.Socket)
+	d.log.Info("symbot running", "flows", len(d.cfg.Flows), "store", storeName(d.cfg), "admin_socket", d.cfg.Admin.Socket)
 	wg.Wait()
 	d.log.Info("symbot stopped")
 	var out []error

@@ -38,7 +38,11 @@ const (
 // the environment. Relative paths are resolved against the directory of the
 // config file.
 type Config struct {
-	File   string // the file it was loaded from, for messages
+	File string // the file it was loaded from, for messages
+
+	storePathSet    bool // store.path was in the file
+	storeURLFromEnv bool // Store.URL came from SYMBOT_DATABASE_URL
+
 	Slack  Slack
 	AWS    AWS
 	Okta   Okta
@@ -91,8 +95,18 @@ type Okta struct {
 	UserOverrides map[string]string
 }
 
-// Store locates the bbolt database.
-type Store struct{ Path string }
+// Store says where symbot keeps its state: a bbolt file (Path, the
+// default) or a PostgreSQL database (URL) that several replicas share.
+type Store struct {
+	Path string // bbolt file; "" when URL is set
+	// URL is the PostgreSQL connection string, from store.url or the
+	// SYMBOT_DATABASE_URL environment variable (which wins, so that the
+	// password can stay out of the file). Never logged: it may hold a password.
+	URL string
+}
+
+// EnvDatabaseURL names the environment variable that selects PostgreSQL.
+const EnvDatabaseURL = "SYMBOT_DATABASE_URL"
 
 // HTTP is the health and metrics listener; Listen "" turns it off.
 type HTTP struct{ Listen string }

@@ -347,7 +347,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"store", func(n *yaml.Node, p string) {
-			d.mapping(n, p, []field{{"path", d.str(&c.Store.Path)}})
+			d.mapping(n, p, []field{{"path", d.str(&c.Store.Path)}, {"url", d.str(&c.Store.URL)}})
 		}},
 		{"http", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{{"listen", d.str(&c.HTTP.Listen)}})

@@ -24,6 +24,10 @@ func (c *Config) env(d *decoder, getenv func(string) string) {
 	c.Slack.BotToken = strings.TrimSpace(getenv("SLACK_BOT_TOKEN"))
 	c.Slack.AppToken = strings.TrimSpace(getenv("SLACK_APP_TOKEN"))
 	c.Slack.APIURL = strings.TrimSpace(getenv("SLACK_API_URL"))
+	if u := strings.TrimSpace(getenv(EnvDatabaseURL)); u != "" {
+		c.Store.URL = u
+		c.storeURLFromEnv = true
+	}
 	// As in every AWS tool, the region may come from the environment.
 	if c.AWS.Region == "" {
 		c.AWS.Region = strings.TrimSpace(getenv("AWS_REGION"))
@@ -66,13 +70,14 @@ func (c *Config) applyDefaults(dir string) {
 		c.Okta.TokenCacheTTL = DefaultTokenCacheTTL
 	}
 	c.Okta.OrgURL = strings.TrimSuffix(c.Okta.OrgURL, "/")
-	if c.Store.Path == "" {
+	c.storePathSet = c.Store.Path != ""
+	if c.Store.Path == "" && c.Store.URL == "" {
 		c.Store.Path = DefaultStorePath
 	}
 	if c.Admin.Socket == "" {
 		c.Admin.Socket = DefaultAdminSocket
 	}
-	if !filepath.IsAbs(c.Store.Path) {
+	if c.Store.Path != "" && !filepath.IsAbs(c.Store.Path) {
 		c.Store.Path = filepath.Join(dir, c.Store.Path)
 	}
 	if !filepath.IsAbs(c.Admin.Socket) {
@@ -215,15 +220,28 @@ func (c *Config) validate(d *decoder) {
 	}
 
 	// store, admin, http, log
-	if err := dirExists(c.Store.Path); err != nil {
-		at("store.path", "%v", err)
+	urlKey := "store.url"
+	if c.storeURLFromEnv {
+		urlKey = "env " + EnvDatabaseURL
+	}
+	switch {
+	case c.Store.URL != "" && c.storePathSet:
+		at("store.path", "store.path (bbolt) and a PostgreSQL URL (%s) are both set: keep one; to move a bbolt store to PostgreSQL run symbot migrate --from %s", urlKey, c.Store.Path)
+	case c.Store.URL != "":
+		if err := checkDatabaseURL(c.Store.URL); err != nil {
+			at(urlKey, "%v", err)
+		}
+	default:
+		if err := dirExists(c.Store.Path); err != nil {
+			at("store.path", "%v", err)
+		}
 	}
 	if err := dirExists(c.Admin.Socket); err != nil {
 		at("admin.socket", "%v", err)
 	} else if len(c.Admin.Socket) > 88 {
 		at("admin.socket", "path %s is %d bytes long; unix socket paths must be at most 88: use a shorter path", c.Admin.Socket, len(c.Admin.Socket))
 	}
-	if c.Admin.Socket == c.Store.Path {
+	if c.Store.Path != "" && c.Admin.Socket == c.Store.Path {
 		at("admin.socket", "must differ from store.path")
 	}
 	if l := c.HTTP.Listen; l != "" {
@@ -330,4 +348,14 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// checkDatabaseURL checks the shape of a PostgreSQL URL without repeating
+// it: it may hold a password.
+func checkDatabaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" && u.Query().Get("host") == "" {
+		return errors.New("is not a PostgreSQL URL: use postgres://USER:PASSWORD@HOST:5432/DATABASE?sslmode=verify-full (the value is not repeated here because it may hold a password)")
+	}
+	return nil
 }

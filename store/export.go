@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/symbot/symbot"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Export is every record of a store, read from one transaction: what
+// `symbot migrate --from` copies to another store.
+type Export struct {
+	Seqs       map[string]uint64
+	Requests   []*symbot.Request // in ID order
+	Jobs       []symbot.Job      // in ID order
+	LastJobID  uint64            // the job id counter (ids are never reused)
+	Audit      []symbot.AuditEntry
+	AuditHead  uint64 // the recorded head, to verify the chain against
+	AuditHash  string
+	Identities []symbot.Identity
+}
+
+// Export reads every record in one read transaction.
+func (s *Store) Export(ctx context.Context) (*Export, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("export store: %w", err)
+	}
+	x := &Export{Seqs: map[string]uint64{}}
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := &tx{tx: btx}
+		if err := btx.Bucket(bucketSeq).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("counter %q: malformed value", k)
+			}
+			x.Seqs[string(k)] = binary.BigEndian.Uint64(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := btx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+			var r symbot.Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("request %s: decode: %w", k, err)
+			}
+			x.Requests = append(x.Requests, &r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		js, err := t.Jobs()
+		if err != nil {
+			return err
+		}
+		x.Jobs = js
+		x.LastJobID = btx.Bucket(bucketJobs).Sequence()
+		if x.Audit, err = t.Audit(0, 0); err != nil {
+			return err
+		}
+		x.AuditHead, x.AuditHash = auditHead(btx)
+		return btx.Bucket(bucketIdentity).ForEach(func(k, v []byte) error {
+			var id symbot.Identity
+			if err := json.Unmarshal(v, &id); err != nil {
+				return fmt.Errorf("identity %s: decode: %w", k, err)
+			}
+			x.Identities = append(x.Identities, id)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export store %s: %w", s.path, err)
+	}
+	return x, nil
+}
