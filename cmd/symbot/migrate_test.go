@@ -67,7 +67,7 @@ func mustBoltStore(t *testing.T) string {
 			if err := tx.PutIdentity(symbot.Identity{SlackID: fmt.Sprintf("U%d", i), OktaUserID: "00u", CachedAt: storetest.T0}); err != nil {
 				return err
 			}
-			return tx.AppendAudit(&symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second), RequestID: r.ID, Actor: "U1", Action: "request"})
+			return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second), RequestID: r.ID, Actor: "U1", Action: "request"})
 		})
 	}
 	if _, err := st.ClaimJobs(t.Context(), "old-process", storetest.T0, time.Hour, 1); err != nil {
@@ -170,7 +170,7 @@ func TestMigrateFromBolt(t *testing.T) {
 			t.Errorf("first new job id = %d, want 31 (ids are never reused)", j.ID)
 		}
 		e := symbot.AuditEntry{At: storetest.T0, Action: "x"}
-		if err := tx.AppendAudit(&e); err != nil {
+		if err := symbot.AppendAudit(tx, nil, &e); err != nil {
 			return err
 		}
 		if e.Seq != 31 || e.PrevHash != want.AuditHash {

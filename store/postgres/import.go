@@ -16,13 +16,16 @@ var ErrNotEmpty = errors.New("database is not empty")
 
 // Records is everything Import copies in: the contents of another store.
 type Records struct {
-	Seqs       map[string]uint64
-	Requests   []*symbot.Request
-	Jobs       []symbot.Job // leases are dropped: the jobs run again at once
-	LastJobID  uint64       // the next job gets a higher id
-	Audit      []symbot.AuditEntry
-	AuditHead  uint64 // the source's recorded head (0: not checked)
-	AuditHash  string
+	Seqs      map[string]uint64
+	Requests  []*symbot.Request
+	Jobs      []symbot.Job // leases are dropped: the jobs run again at once
+	LastJobID uint64       // the next job gets a higher id
+	Audit     []symbot.AuditEntry
+	AuditHead uint64 // the source's recorded head (0: not checked)
+	AuditHash string
+	// AuditKeys verify entries sealed with a key (the source's and the
+	// target's audit keys are the same: the key lives outside both).
+	AuditKeys  []*symbot.AuditKey
 	Identities []symbot.Identity
 }
 
@@ -37,7 +40,7 @@ type ImportStats struct {
 // (ErrNotEmpty), and writes nothing when verification fails.
 func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) {
 	var st ImportStats
-	if err := symbot.VerifyAudit(recs.Audit, recs.AuditHead, recs.AuditHash); err != nil {
+	if err := symbot.VerifyAudit(recs.Audit, recs.AuditHead, recs.AuditHash, recs.AuditKeys...); err != nil {
 		return st, fmt.Errorf("import: the source's audit chain does not verify, nothing copied: %w", err)
 	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ptx pgx.Tx) error {
@@ -97,9 +100,9 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 		}
 		rows = nil
 		for _, e := range recs.Audit {
-			rows = append(rows, []any{int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Hash})
+			rows = append(rows, []any{int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Key, e.Hash})
 		}
-		n, err = ptx.CopyFrom(ctx, pgx.Identifier{"audit"}, []string{"seq", "at", "request_id", "actor", "action", "detail", "prev_hash", "hash"}, pgx.CopyFromRows(rows))
+		n, err = ptx.CopyFrom(ctx, pgx.Identifier{"audit"}, []string{"seq", "at", "request_id", "actor", "action", "detail", "prev_hash", "key_id", "hash"}, pgx.CopyFromRows(rows))
 		if err != nil {
 			return fmt.Errorf("copy audit: %w", err)
 		}
@@ -119,7 +122,7 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 		if err != nil {
 			return err
 		}
-		if err := symbot.VerifyAudit(got, recs.AuditHead, recs.AuditHash); err != nil {
+		if err := symbot.VerifyAudit(got, recs.AuditHead, recs.AuditHash, recs.AuditKeys...); err != nil {
 			return fmt.Errorf("the copied audit chain does not verify: %w", err)
 		}
 		if len(recs.Audit) > 0 && (seq != recs.Audit[len(recs.Audit)-1].Seq || hash != recs.Audit[len(recs.Audit)-1].Hash) {
