@@ -56,8 +56,15 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 		}
 		x.Jobs = js
 		x.LastJobID = btx.Bucket(bucketJobs).Sequence()
-		if x.Audit, err = t.Audit(0, 0); err != nil {
-			return err
+		for {
+			page, err := t.Audit(uint64(len(x.Audit)), 1000)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				break
+			}
+			x.Audit = append(x.Audit, page...)
 		}
 		x.AuditHead, x.AuditHash = auditHead(btx)
 		return btx.Bucket(bucketIdentity).ForEach(func(k, v []byte) error {

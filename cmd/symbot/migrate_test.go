@@ -140,7 +140,7 @@ func TestMigrateFromBolt(t *testing.T) {
 				t.Errorf("job %d: got id %d lease %q/%v, want id %d and no lease", i, j.ID, j.LeaseOwner, j.LeaseUntil, want.Jobs[i].ID)
 			}
 		}
-		entries, err := tx.Audit(0, 0)
+		entries, err := tx.Audit(0, storetest.AllAudit)
 		if err != nil {
 			return err
 		}

@@ -113,16 +113,29 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 			}
 			st.Identities++
 		}
-		// Verify what arrived, read back from the database.
-		got, err := t.Audit(0, 0)
-		if err != nil {
-			return err
+		// Verify what arrived, read back from the database page by page.
+		chain := symbot.AuditChain{Keys: recs.AuditKeys}
+		var after uint64
+		for {
+			page, err := t.Audit(after, 1000)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				break
+			}
+			for i := range page {
+				if err := chain.Next(&page[i]); err != nil {
+					return fmt.Errorf("the copied audit chain does not verify: %w", err)
+				}
+			}
+			after = page[len(page)-1].Seq
 		}
 		seq, hash, err := t.AuditHead()
 		if err != nil {
 			return err
 		}
-		if err := symbot.VerifyAudit(got, recs.AuditHead, recs.AuditHash, recs.AuditKeys...); err != nil {
+		if err := chain.End(recs.AuditHead, recs.AuditHash); err != nil {
 			return fmt.Errorf("the copied audit chain does not verify: %w", err)
 		}
 		if len(recs.Audit) > 0 && (seq != recs.Audit[len(recs.Audit)-1].Seq || hash != recs.Audit[len(recs.Audit)-1].Hash) {
