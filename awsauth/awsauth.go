@@ -105,6 +105,12 @@ type Source struct {
 	sm       *secretsmanager.Client
 	awsCfg   aws.Config // for the clients of other services (S3)
 
+	// life is the base context of the shared secret reads: New's context
+	// without its cancellation (a read serves every caller, so one
+	// impatient caller does not fail the others), ended by Close.
+	life  context.Context
+	close context.CancelFunc
+
 	mu       sync.Mutex
 	token    string
 	info     SecretInfo
@@ -121,7 +127,8 @@ type fetchCall struct {
 }
 
 // New builds the chain from cfg. It makes no network calls: the first
-// Token, ReadSecret or AssumeRole does. Base credentials come from
+// Token, ReadSecret or AssumeRole does. Close the Source when done: that
+// ends a secret read still in flight. Base credentials come from
 // config.LoadDefaultConfig (environment, AWS_PROFILE, web identity,
 // container or instance role), which also honours AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SECRETS_MANAGER.
@@ -162,6 +169,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 	}
 
 	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now, awsCfg: awsCfg}
+	s.life, s.close = context.WithCancel(context.WithoutCancel(ctx))
 	s.base = aws.NewCredentialsCache(&baseProvider{p: awsCfg.Credentials})
 	withCreds := func(p aws.CredentialsProvider) func(*sts.Options) {
 		return func(so *sts.Options) { so.Credentials = p }
@@ -237,7 +245,7 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 		s.mu.Unlock()
 		return t, nil
 	}
-	c := s.startFetchLocked(ctx)
+	c := s.startFetchLocked()
 	s.mu.Unlock()
 
 	tok, _, err := s.wait(ctx, c)
@@ -266,7 +274,7 @@ func (s *Source) Refresh(ctx context.Context, stale string) (string, error) {
 			s.mu.Unlock()
 			return t, nil
 		}
-		c = s.startFetchLocked(ctx)
+		c = s.startFetchLocked()
 	}
 	s.mu.Unlock()
 	tok, _, err := s.wait(ctx, c)
@@ -280,7 +288,7 @@ func (s *Source) ReadSecret(ctx context.Context) (SecretInfo, error) {
 	s.mu.Lock()
 	c := s.inflight
 	if c == nil {
-		c = s.startFetchLocked(ctx)
+		c = s.startFetchLocked()
 	}
 	s.mu.Unlock()
 	_, info, err := s.wait(ctx, c)
@@ -329,17 +337,24 @@ func chainError(ctx context.Context, err error) error {
 	return fmt.Errorf("aws credentials: %w", err)
 }
 
+// Close ends a secret read in flight and makes later reads fail at once.
+// It does not wait for anything and is safe to call more than once.
+func (s *Source) Close() error {
+	s.close()
+	return nil
+}
+
 // startFetchLocked starts a read of the secret that every caller can wait
-// for. It runs on a context detached from ctx's cancellation, so one
-// impatient caller does not fail the others. s.mu must be held.
-func (s *Source) startFetchLocked(ctx context.Context) *fetchCall {
+// for. It runs on the Source's base context, not a caller's: one impatient
+// caller does not fail the others, and Close ends it. s.mu must be held.
+func (s *Source) startFetchLocked() *fetchCall {
 	if s.inflight != nil {
 		return s.inflight
 	}
 	c := &fetchCall{done: make(chan struct{})}
 	s.inflight = c
 	go func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		fctx, cancel := context.WithTimeout(s.life, fetchTimeout)
 		defer cancel()
 		tok, info, err := s.fetch(fctx)
 		s.mu.Lock()

@@ -543,6 +543,33 @@ func TestWaitHonoursContext(t *testing.T) {
 	}
 }
 
+// TestCloseEndsRead: Close ends a shared secret read in flight (it no
+// longer runs on for its minute-long timeout), and later reads fail at once.
+func TestCloseEndsRead(t *testing.T) {
+	w := newWorld(t)
+	w.srv.Inject(awstest.OpGetSecretValue, awstest.Fault{Latency: time.Minute, Count: 1})
+	src := mustNew(t, w.cfg)
+	// A caller that gives up at once still starts the shared read, which
+	// now hangs for a minute.
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := src.Token(gone); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Token(cancelled ctx) = %v, want context.Canceled", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Refresh waits for the read in flight, if any: it must have ended.
+	ctx, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	defer stop()
+	if _, err := src.Refresh(ctx, ""); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refresh after Close = %v, want the read ended by Close", err)
+	}
+	if tok, err := src.Token(t.Context()); err == nil {
+		t.Errorf("Token after Close = %q, want an error", tok)
+	}
+}
+
 func TestTokenNeverLeaks(t *testing.T) {
 	w := newWorld(t)
 	var logs bytes.Buffer

@@ -110,6 +110,7 @@ func mustNew(tb testing.TB, cfg awsauth.Config, opts ...awsauth.Option) *awsauth
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	tb.Cleanup(func() { src.Close() })
 	return src
 }
 

@@ -180,6 +180,7 @@ func storeName(cfg *config.Config) string {
 // closes the store.
 func (d *daemon) run(ctx context.Context) error {
 	defer d.store.Close()
+	defer d.aws.Close()
 	if d.retryBase > 0 {
 		d.engine.Runtime.RetryBase = d.retryBase
 	}
