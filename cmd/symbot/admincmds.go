@@ -88,21 +88,37 @@ func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.
 	if !ok {
 		return exitFail
 	}
-	var reqs []admin.RequestJSON
+	var reqs, extra []admin.RequestJSON
 	var err error
 	if name == "grants" {
 		reqs, err = c.Grants(ctx)
+		if err == nil {
+			// Ended grants whose removal is not done are listed too: the
+			// person may still be in the Okta group.
+			var rs []admin.RemovalJSON
+			rs, err = c.Removals(ctx)
+			for _, r := range rs {
+				q := r.Request
+				q.RemovalAttempts, q.RemovalError, q.RemovalSince = r.Attempts, r.LastError, &r.Since
+				extra = append(extra, q)
+			}
+		}
 	} else {
 		reqs, err = c.Requests(ctx)
+		if err == nil {
+			extra, err = c.Failures(ctx, time.Now().Add(-failuresShown))
+		}
+	}
+	var ae *admin.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		err = nil // an older daemon without these endpoints
 	}
 	if err != nil {
 		return adminFail(stderr, name, err)
 	}
 	if *asJSON {
-		if reqs == nil {
-			reqs = []admin.RequestJSON{}
-		}
-		printJSON(stdout, reqs)
+		out := append(append([]admin.RequestJSON{}, reqs...), extra...)
+		printJSON(stdout, out)
 		return exitOK
 	}
 	if len(reqs) == 0 {
@@ -111,8 +127,35 @@ func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.
 		} else {
 			fmt.Fprintln(stdout, "no pending or approved requests")
 		}
-		return exitOK
+	} else {
+		printList(stdout, name, reqs)
 	}
+	if len(extra) > 0 {
+		fmt.Fprintln(stdout)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		if name == "grants" {
+			fmt.Fprintln(stdout, "ENDED, OKTA REMOVAL PENDING (the person may still be in the group):")
+			fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tPENDING SINCE\tATTEMPTS\tLAST ERROR")
+			for _, r := range extra {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.RemovalSince), r.RemovalAttempts, dash(oneLine(truncate(r.RemovalError, 100))))
+			}
+		} else {
+			fmt.Fprintf(stdout, "FAILED GRANTS (last %s):\n", symbot.FormatDuration(failuresShown))
+			fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tREQUESTER\tFAILED\tERROR")
+			for _, r := range extra {
+				at := r.UpdatedAt
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), fmtTime(&at), oneLine(truncate(r.FailReason, 200)))
+			}
+		}
+		tw.Flush()
+	}
+	return exitOK
+}
+
+// failuresShown is how far back `symbot requests` lists failed grants.
+const failuresShown = 7 * 24 * time.Hour
+
+func printList(stdout io.Writer, name string, reqs []admin.RequestJSON) {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	if name == "grants" {
 		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tGRANTED\tEXPIRES\tLEFT")
@@ -131,7 +174,6 @@ func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.
 		}
 	}
 	tw.Flush()
-	return exitOK
 }
 
 func dash(s string) string {

@@ -136,6 +136,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	}
 	eng.Logger = log.With("component", "engine")
 	eng.Metrics = d.metrics
+	eng.ReconcileInterval = cfg.Reconcile.Interval
 	d.engine = eng
 
 	d.metrics.SetStats(func() symbot.Stats {
@@ -263,7 +264,10 @@ func (d *daemon) ready(ctx context.Context) error {
 	return nil
 }
 
-// adminService implements admin.Service with the engine and the store.
+var _ admin.Inspector = (*adminService)(nil)
+
+// adminService implements admin.Service (and admin.Inspector) with the
+// engine and the store.
 type adminService struct{ d *daemon }
 
 func (a *adminService) Requests(ctx context.Context) ([]*symbot.Request, error) {
@@ -287,6 +291,26 @@ func (a *adminService) Audit(ctx context.Context, since time.Time) ([]symbot.Aud
 
 func (a *adminService) VerifyAudit(ctx context.Context) (int, error) {
 	return a.d.engine.VerifyAuditLog(ctx)
+}
+
+func (a *adminService) Reconcile(ctx context.Context, dryRun bool) (*symbot.ReconcileReport, error) {
+	return a.d.engine.Reconcile(ctx, dryRun)
+}
+
+func (a *adminService) Standing(ctx context.Context) ([]symbot.StandingMember, error) {
+	return a.d.engine.Standing(ctx)
+}
+
+func (a *adminService) PendingRemovals(ctx context.Context) ([]symbot.PendingRemoval, error) {
+	return a.d.engine.PendingRemovals(ctx)
+}
+
+func (a *adminService) Failures(ctx context.Context, since time.Time) ([]*symbot.Request, error) {
+	return a.d.engine.RecentFailures(ctx, since)
+}
+
+func (a *adminService) Story(ctx context.Context, id string) (*symbot.Story, error) {
+	return a.d.engine.Story(ctx, id)
 }
 
 func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {

@@ -35,6 +35,9 @@ func NewServer(svc Service, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /audit", a.audit)
 	mux.HandleFunc("GET /audit/verify", a.verify)
 	mux.HandleFunc("GET /backup", a.backup)
+	if in, ok := svc.(Inspector); ok {
+		a.addInspector(mux, in)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s %s", r.Method, r.URL.Path))
 	})

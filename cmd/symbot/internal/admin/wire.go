@@ -84,6 +84,11 @@ type RequestJSON struct {
 	FailReason      string         `json:"fail_reason,omitempty"`
 	Channel         string         `json:"channel,omitempty"`
 	MessageTS       string         `json:"message_ts,omitempty"`
+	// For an ended grant whose Okta removal is not done yet (symbot
+	// grants): failed attempts, the last error and since when it is queued.
+	RemovalAttempts int        `json:"removal_attempts,omitempty"`
+	RemovalError    string     `json:"removal_error,omitempty"`
+	RemovalSince    *time.Time `json:"removal_since,omitempty"`
 }
 
 // AuditJSON is an audit entry on the admin wire.

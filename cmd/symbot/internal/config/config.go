@@ -29,6 +29,10 @@ const (
 	DefaultTokenCacheTTL   = 5 * time.Minute
 	DefaultStorePath       = "symbot.db"
 	DefaultAdminSocket     = "symbot.sock"
+	// DefaultReconcileInterval is how often Okta is compared with the grants.
+	DefaultReconcileInterval = 10 * time.Minute
+	// MinReconcileInterval keeps the reconciler within Okta's rate limits.
+	MinReconcileInterval = time.Minute
 	// MaxChainedSession is the longest session AWS grants to a role assumed
 	// with credentials of another role (role chaining).
 	MaxChainedSession = time.Hour
@@ -51,7 +55,14 @@ type Config struct {
 	Admin  Admin
 	Log    Log
 	Limits Limits
-	Flows  []symbot.Flow
+	// Reconcile configures the reconciler that compares Okta with the grants.
+	Reconcile Reconcile
+	Flows     []symbot.Flow
+}
+
+// Reconcile configures the reconciler.
+type Reconcile struct {
+	Interval time.Duration // default DefaultReconcileInterval
 }
 
 // Limits are the per-person limits of the Slack bot (bot.Limits). Zero

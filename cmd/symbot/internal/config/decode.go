@@ -355,6 +355,15 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		{"admin", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{{"socket", d.str(&c.Admin.Socket)}})
 		}},
+		{"reconcile", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{{"interval", func(n *yaml.Node, p string) {
+				var set bool
+				d.duration(&c.Reconcile.Interval, &set)(n, p)
+				if set && c.Reconcile.Interval < MinReconcileInterval {
+					d.add(n.Line, p, "must be at least 1m (leave it out for the default 10m)")
+				}
+			}}})
+		}},
 		{"log", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{
 				{"format", d.str(&c.Log.Format)},
@@ -432,6 +441,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 			}
 		}},
 		{"expiry_warning", d.duration(&f.ExpiryWarning, &fd.expiryWarningSet)},
+		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
 		{"targets", func(n *yaml.Node, p string) {
 			d.list(n, p, func(item *yaml.Node, ip string) {
 				var t symbot.Target
@@ -439,9 +449,26 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 					{"name", d.str(&t.Name)},
 					{"label", d.str(&t.Label)},
 					{"group_id", d.str(&t.GroupID)},
+					{"unmanaged_members", d.unmanaged(&t.UnmanagedMembers)},
 				})
 				f.Targets = append(f.Targets, t)
 			})
 		}},
 	})
+}
+
+// unmanaged decodes an unmanaged_members policy: alert, remove or ignore.
+func (d *decoder) unmanaged(dst *symbot.UnmanagedPolicy) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var v string
+		d.str(&v)(n, path)
+		switch p := symbot.UnmanagedPolicy(strings.ToLower(strings.TrimSpace(v))); p {
+		case symbot.UnmanagedAlert, symbot.UnmanagedRemove, symbot.UnmanagedIgnore:
+			*dst = p
+		default:
+			if n.Kind == yaml.ScalarNode && n.Tag != "!!bool" {
+				d.add(n.Line, path, "%q is not a policy: use alert, remove or ignore", v)
+			}
+		}
+	}
 }

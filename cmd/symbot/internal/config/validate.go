@@ -77,6 +77,9 @@ func (c *Config) applyDefaults(dir string) {
 	if c.Admin.Socket == "" {
 		c.Admin.Socket = DefaultAdminSocket
 	}
+	if c.Reconcile.Interval == 0 {
+		c.Reconcile.Interval = DefaultReconcileInterval
+	}
 	if c.Store.Path != "" && !filepath.IsAbs(c.Store.Path) {
 		c.Store.Path = filepath.Join(dir, c.Store.Path)
 	}
