@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/bot/slacktest"
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/okta/oktatest"
+)
+
+// messagesWith returns the texts of msgs that contain sub.
+func messagesWith(msgs []slacktest.Message, sub string) []string {
+	var out []string
+	for _, m := range msgs {
+		if strings.Contains(m.Text, sub) {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+// TestEndToEndReconcile runs the real binary against the simulators: a
+// membership added by hand in the Okta admin console is alerted (and
+// removed once the target's policy is remove); a membership removed by hand
+// during an active grant ends the grant with a DM; `symbot reconcile`,
+// `symbot show` and `symbot standing` answer through the admin socket.
+func TestEndToEndReconcile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildSymbot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, cfgPath := mustWorld(t, "1h", "0")
+	env := w.env()
+	logs := &lockedBuffer{}
+	ctx := t.Context()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := w.slack.WaitFor(wctx, cond); err != nil {
+			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
+		}
+	}
+	cli := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("symbot %v: %v", args, err)
+		}
+		return string(out), code
+	}
+	// A standing member from before symbot: recorded at the first pass.
+	carol := w.okta.AddUser(oktatest.User{Login: "carol@example.com", FirstName: "Carol", LastName: "Standing"}).ID
+	w.okta.AddMember(w.groupID, carol)
+
+	c := startChild(t, bin, cfgPath, env, logs)
+	wait("symbot to connect", w.slack.Connected)
+	wait("the standing summary alert", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "carol@example.com")) == 1
+	})
+	if out, code := cli("standing"); code != 0 || !strings.Contains(out, "carol@example.com") {
+		t.Fatalf("standing: exit %d\n%s", code, out)
+	}
+
+	// Someone adds mallory by hand: alerted, not removed (default policy).
+	mallory := w.okta.AddUser(oktatest.User{Login: "mallory@example.com", FirstName: "Mallory", LastName: "Hand"}).ID
+	w.okta.AddMember(w.groupID, mallory)
+	out, code := cli("reconcile", "--dry-run")
+	if code != 0 || !strings.Contains(out, "would alert") || !strings.Contains(out, "mallory@example.com") {
+		t.Fatalf("reconcile --dry-run: exit %d\n%s", code, out)
+	}
+	out, code = cli("reconcile")
+	if code != 0 || !strings.Contains(out, "unmanaged 1") || !strings.Contains(out, "mallory@example.com") {
+		t.Fatalf("reconcile: exit %d\n%s", code, out)
+	}
+	wait("the unmanaged member alert", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "mallory@example.com")) == 1
+	})
+	if !w.okta.IsMember(w.groupID, mallory) {
+		t.Fatal("the alert policy removed mallory")
+	}
+	if strings.Contains(out, "carol") {
+		t.Errorf("the standing member was reported again:\n%s", out)
+	}
+
+	// A grant whose membership is removed by hand ends with a DM.
+	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 1h e2e reconcile", demoChannel); err != nil {
+		t.Fatal(err)
+	}
+	var ref slacktest.MessageRef
+	wait("the approval message", func() bool {
+		var ok bool
+		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
+		return ok
+	})
+	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("alice to be added", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+	out, _ = cli("grants")
+	id := ""
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "SYM-") {
+			id = f
+		}
+	}
+	if id == "" {
+		t.Fatalf("no grant listed:\n%s", out)
+	}
+	w.okta.RemoveMember(w.groupID, w.aliceOkta)
+	time.Sleep(1100 * time.Millisecond) // the grant must predate the listing by a clock tick
+	out, code = cli("reconcile")
+	if code != 0 || !strings.Contains(out, "vanished 1") {
+		t.Fatalf("reconcile after the hand removal: exit %d\n%s", code, out)
+	}
+	wait("the removed-outside DM", func() bool {
+		return len(messagesWith(w.slack.DMs(demoAlice), "removed outside symbot")) == 1
+	})
+	out, code = cli("show", strings.ToLower(id))
+	if code != 0 || !strings.Contains(out, "removed_outside") || !strings.Contains(out, "state:removed_outside") {
+		t.Fatalf("show %s: exit %d\n%s", id, code, out)
+	}
+
+	// Under unmanaged_members: remove, a hand-made membership is taken away.
+	c.stop(t)
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.Replace(string(raw), "        group_id: "+w.groupID+"\n", "        group_id: "+w.groupID+"\n        unmanaged_members: remove\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bob := w.okta.AddUser(oktatest.User{Login: "erin@example.com", FirstName: "Erin", LastName: "Hand"}).ID
+	w.okta.AddMember(w.groupID, bob)
+	startChild(t, bin, cfgPath, env, logs)
+	wait("bob's hand-made membership to be removed at start", func() bool { return !w.okta.IsMember(w.groupID, bob) })
+	wait("the removal alert", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "was removed (unmanaged_members: remove)")) >= 1
+	})
+	if !w.okta.IsMember(w.groupID, carol) {
+		t.Error("the standing member was removed")
+	}
+}
+
+// TestDaemonRemovalPendingThenAllClear: an Okta DELETE that keeps failing
+// shows in `symbot grants` as an ended grant whose removal is pending, with
+// its attempts and last error; once Okta answers again the removal is done
+// and the errors channel gets an all-clear after the stuck alert.
+func TestDaemonRemovalPendingThenAllClear(t *testing.T) {
+	w, cfgPath := mustWorld(t, "4s", "0")
+	for k, v := range w.env() {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDaemon(t.Context(), cfg, newLogger(cfg.Log, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.retryBase = 20 * time.Millisecond
+	d.engine.Runtime.RevokeRetryMax = 200 * time.Millisecond
+	d.engine.Runtime.RevokeAlertAfter = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon run: %v", err)
+		}
+	})
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		wctx, c := context.WithTimeout(t.Context(), 30*time.Second)
+		defer c()
+		if err := w.slack.WaitFor(wctx, cond); err != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	cli := func(args ...string) (string, int) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), append(args, "--config", cfgPath), strings.NewReader(""), &out, &errOut)
+		return out.String() + errOut.String(), code
+	}
+	wait("symbot to connect", d.bot.Connected)
+	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 4s short", demoChannel); err != nil {
+		t.Fatal(err)
+	}
+	var ref slacktest.MessageRef
+	wait("the approval message", func() bool {
+		var ok bool
+		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
+		return ok
+	})
+	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("alice to be added", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+	// Okta stops accepting symbot's token (rotated in Okta, not yet in the
+	// secret): every DELETE fails, quickly.
+	good := w.okta.Token()
+	w.okta.SetToken("00rotated-elsewhere-token")
+	wait("the stuck-removal alert", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "still being retried")) == 1
+	})
+	out, code := cli("grants")
+	if code != 0 || !strings.Contains(out, "no active grants") || !strings.Contains(out, "OKTA REMOVAL PENDING") || !strings.Contains(out, "expired") || !strings.Contains(out, "remove user from group") {
+		t.Fatalf("grants while the removal fails: exit %d\n%s", code, out)
+	}
+	if !w.okta.IsMember(w.groupID, w.aliceOkta) {
+		t.Fatal("alice is gone although every DELETE failed")
+	}
+	w.okta.SetToken(good)
+	wait("alice to be removed", func() bool { return !w.okta.IsMember(w.groupID, w.aliceOkta) })
+	wait("the all-clear", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "All clear")) == 1
+	})
+	wait("nothing pending", func() bool {
+		out, _ := cli("grants")
+		return !strings.Contains(out, "REMOVAL PENDING")
+	})
+	var ended []*symbot.Request
+	ended, _ = d.engine.ListByState(t.Context(), symbot.StateExpired)
+	if len(ended) != 1 || !ended[0].Removed {
+		t.Errorf("expired grants = %+v, want one, removed", ended)
+	}
+}
