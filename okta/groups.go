@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
 
@@ -26,7 +25,7 @@ type Group struct {
 // Group fetches a group, e.g. to check a flow's target before use. A
 // missing group gives an error wrapping symbot.ErrGroupNotFound.
 func (d *Directory) Group(ctx context.Context, groupID string) (g Group, err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("group", start, err) }()
 	if err := checkID("group", groupID); err != nil {
 		return Group{}, err
@@ -48,7 +47,7 @@ func (d *Directory) Group(ctx context.Context, groupID string) (g Group, err err
 
 // AddMember adds the user to the group (PUT, idempotent).
 func (d *Directory) AddMember(ctx context.Context, userID, groupID string) (err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("add_member", start, err) }()
 	if err := d.changeMember(ctx, "add member", userID, groupID, func(ctx context.Context, c *okta.Client) (*okta.Response, error) {
 		return c.Group.AddUserToGroup(ctx, url.PathEscape(groupID), url.PathEscape(userID))
@@ -63,7 +62,7 @@ func (d *Directory) AddMember(ctx context.Context, userID, groupID string) (err 
 // (wrapping symbot.ErrUserNotFound or symbot.ErrGroupNotFound); either way
 // the membership no longer exists.
 func (d *Directory) RemoveMember(ctx context.Context, userID, groupID string) (err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("remove_member", start, err) }()
 	if err := d.changeMember(ctx, "remove member", userID, groupID, func(ctx context.Context, c *okta.Client) (*okta.Response, error) {
 		return c.Group.RemoveUserFromGroup(ctx, url.PathEscape(groupID), url.PathEscape(userID))
@@ -95,7 +94,7 @@ func (d *Directory) changeMember(ctx context.Context, op, userID, groupID string
 // does not contain the user (use Group to check a group); a missing user
 // gives an error wrapping symbot.ErrUserNotFound.
 func (d *Directory) IsMember(ctx context.Context, userID, groupID string) (is bool, err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("is_member", start, err) }()
 	if err := checkID("user", userID); err != nil {
 		return false, err
@@ -124,7 +123,7 @@ func (d *Directory) IsMember(ctx context.Context, userID, groupID string) (is bo
 // ListMembers returns every member of the group, following Okta's
 // Link rel="next" pages of Config.PageSize users.
 func (d *Directory) ListMembers(ctx context.Context, groupID string) (us []symbot.DirUser, err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("list_members", start, err) }()
 	if err := checkID("group", groupID); err != nil {
 		return nil, err

@@ -40,10 +40,11 @@ type limiter struct {
 	waiters   int
 	wake      chan struct{}
 	throttled atomic.Int64 // waits for a reset
+	now       func() time.Time
 }
 
-func newLimiter() *limiter {
-	return &limiter{wake: make(chan struct{})}
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{wake: make(chan struct{}), now: now}
 }
 
 // reserve is how many calls of each window are left to other clients of
@@ -63,7 +64,7 @@ func (l *limiter) wait(ctx context.Context) error {
 	counted := false
 	for {
 		l.mu.Lock()
-		now := time.Now()
+		now := l.now()
 		if !l.resetAt.IsZero() && !now.Before(l.resetAt) {
 			l.resetAt = time.Time{}
 			l.avail = l.limit - l.inflight
@@ -166,9 +167,9 @@ func (l *limiter) done(tr *trace) {
 }
 
 // fill records the status and rate-limit headers of an answer.
-func (tr *trace) fill(resp *http.Response) {
+func (tr *trace) fill(resp *http.Response, now time.Time) {
 	tr.status = resp.StatusCode
-	tr.received = time.Now()
+	tr.received = now
 	h := resp.Header
 	limit, err1 := strconv.Atoi(h.Get("X-Rate-Limit-Limit"))
 	remaining, err2 := strconv.Atoi(h.Get("X-Rate-Limit-Remaining"))

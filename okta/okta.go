@@ -58,6 +58,9 @@ type Config struct {
 	// OnCall, if set, is called after every Directory method with the
 	// method name, the result (as in Stats) and the duration.
 	OnCall func(op, result string, d time.Duration)
+	// Now is the clock for retry budgets, rate-limit windows and call
+	// durations (default time.Now). Waits use real timers.
+	Now func() time.Time
 }
 
 // Directory is the Okta implementation of symbot.Directory. It is safe for
@@ -73,6 +76,7 @@ type Directory struct {
 	pageSize   int
 	log        *slog.Logger
 	onCall     func(op, result string, d time.Duration)
+	now        func() time.Time
 	tokens     TokenSource
 	httpClient *http.Client
 	lim        *limiter
@@ -120,6 +124,9 @@ func New(cfg Config, tokens TokenSource) (*Directory, error) {
 		}
 		overrides[overrideKey(k)] = v
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	d := &Directory{
 		orgURL:     org,
 		insecure:   insecure,
@@ -132,7 +139,8 @@ func New(cfg Config, tokens TokenSource) (*Directory, error) {
 		log:        cfg.Logger,
 		onCall:     cfg.OnCall,
 		tokens:     tokens,
-		lim:        newLimiter(),
+		now:        cfg.Now,
+		lim:        newLimiter(cfg.Now),
 		stats:      map[string]int64{},
 	}
 	if d.pageSize <= 0 {
@@ -147,7 +155,7 @@ func New(cfg Config, tokens TokenSource) (*Directory, error) {
 		t.MaxIdleConnsPerHost = 64
 		base = t
 	}
-	d.httpClient = &http.Client{Transport: &observer{base: base}}
+	d.httpClient = &http.Client{Transport: &observer{base: base, now: d.now}}
 	return d, nil
 }
 
@@ -304,8 +312,8 @@ type notFoundFunc func(summary string) error
 // 5xx, timeouts and connection failures retry with backoff (or until the
 // rate-limit reset) within the retry budget.
 func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn attemptFunc) error {
-	start := time.Now()
-	bctx, cancel := context.WithDeadline(ctx, start.Add(d.budget))
+	start := d.now()
+	bctx, cancel := context.WithTimeout(ctx, d.budget)
 	defer cancel()
 	refreshed := false
 	var last failure
@@ -386,7 +394,7 @@ func (d *Directory) do(ctx context.Context, op string, notFound notFoundFunc, fn
 		}
 		// Retry after backoff with jitter, within the budget.
 		delay := d.backoff(attempt)
-		if time.Now().Add(delay).After(start.Add(d.budget)) {
+		if d.now().Add(delay).After(start.Add(d.budget)) {
 			return d.exhausted(op, last, attempt, start)
 		}
 		d.count("retries")
@@ -410,7 +418,7 @@ func (d *Directory) backoff(attempt int) time.Duration {
 }
 
 func (d *Directory) exhausted(op string, last failure, attempts int, start time.Time) error {
-	took := time.Since(start).Round(time.Millisecond)
+	took := d.now().Sub(start).Round(time.Millisecond)
 	if last.kind == kindRate {
 		return fmt.Errorf("okta %s: still rate limited (%s) after %d attempts in %s: %w", op, last, attempts, took, symbot.ErrRateLimited)
 	}
@@ -477,7 +485,7 @@ func (d *Directory) observe(op string, start time.Time, err error) {
 	r := Result(err)
 	d.count(r)
 	if d.onCall != nil {
-		d.onCall(op, r, time.Since(start))
+		d.onCall(op, r, d.now().Sub(start))
 	}
 }
 
@@ -501,7 +509,10 @@ var errConnClosed = errors.New("connection closed before an answer")
 // observer records status and rate-limit headers of every answer into the
 // attempt's trace, and turns io.EOF into a plain error: the SDK retries
 // io.EOF in a tight loop on its own, and retries belong to Directory.do.
-type observer struct{ base http.RoundTripper }
+type observer struct {
+	base http.RoundTripper
+	now  func() time.Time
+}
 
 func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := o.base.RoundTrip(req)
@@ -512,7 +523,7 @@ func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if tr, ok := req.Context().Value(traceKey{}).(*trace); ok {
-		tr.fill(resp)
+		tr.fill(resp, o.now())
 	}
 	return resp, nil
 }

@@ -615,3 +615,40 @@ func TestForbiddenSaysWhatToFix(t *testing.T) {
 		t.Errorf("403s = %d, want 1 (not retried)", got)
 	}
 }
+
+// TestClockInjected: the retry budget and the reported call durations
+// follow Config.Now. A clock that moves a minute per reading exhausts a 2s
+// budget after the first failed attempt, and the call is reported as taking
+// minutes.
+func TestClockInjected(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var took []time.Duration
+	e := MustEnv(t, func(c *okta.Config) {
+		c.RetryBudget = 2 * time.Second
+		c.Now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(time.Minute)
+			return now
+		}
+		c.OnCall = func(op, result string, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			took = append(took, d)
+		}
+	})
+	g := e.sim.AddGroup(oktatest.Group{Name: "g"})
+	e.sim.Inject(oktatest.OpGetGroup, oktatest.Fault{Status: http.StatusBadGateway})
+	if _, err := e.dir.Group(t.Context(), g.ID); !errors.Is(err, symbot.ErrUnavailable) {
+		t.Fatalf("error = %v, want ErrUnavailable", err)
+	}
+	if got := e.dir.Stats()["retries"]; got != 0 {
+		t.Errorf("retries = %d, want 0: the budget is spent by the clock", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(took) != 1 || took[0] < time.Minute {
+		t.Errorf("OnCall durations = %v, want one of at least a minute", took)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
 	"github.com/okta/okta-sdk-golang/v2/okta/query"
@@ -21,7 +20,7 @@ import (
 // wrapping symbot.ErrUserNotActive that names the status; no match gives
 // symbot.ErrUserNotFound.
 func (d *Directory) ResolveUser(ctx context.Context, p symbot.Person) (u symbot.DirUser, err error) {
-	start := time.Now()
+	start := d.now()
 	defer func() { d.observe("resolve_user", start, err) }()
 	u, err = d.resolve(ctx, p)
 	if err != nil {
