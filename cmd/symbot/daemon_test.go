@@ -158,15 +158,15 @@ func TestDaemonAdminCommands(t *testing.T) {
 	}
 
 	var m bytes.Buffer
-	if _, err := d.reg.WriteTo(&m); err != nil {
+	if err := d.metrics.WriteText(&m); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		`symbot_requests_total{flow="prod",outcome="active"} 1`,
 		`symbot_requests_total{flow="prod",outcome="revoked"} 1`,
-		`symbot_external_calls_total{service="aws",result="ok"}`,
-		`symbot_external_calls_total{service="okta",result="ok"}`,
-		`symbot_external_calls_total{service="slack",result="ok"}`,
+		`symbot_external_calls_total{result="ok",service="aws"}`,
+		`symbot_external_calls_total{result="ok",service="okta"}`,
+		`symbot_external_calls_total{result="ok",service="slack"}`,
 		`symbot_grant_latency_seconds_count 1`,
 		`symbot_socket_reconnects_total 0`,
 	} {

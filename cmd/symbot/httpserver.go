@@ -17,10 +17,10 @@ type Readiness func(ctx context.Context) error
 const ReadinessTimeout = 5 * time.Second
 
 // NewHTTPHandler serves /healthz (the process is alive), /readyz (ready
-// says it can serve; 503 with the reason otherwise) and /metrics (reg in
-// Prometheus text format). It has no authentication: bind it to loopback
+// says it can serve; 503 with the reason otherwise) and /metrics (m in the
+// Prometheus text format, or OpenMetrics). It has no authentication: bind it to loopback
 // or a private interface.
-func NewHTTPHandler(ready Readiness, reg *Registry, logger *slog.Logger) http.Handler {
+func NewHTTPHandler(ready Readiness, m *Metrics, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -45,8 +45,8 @@ func NewHTTPHandler(ready Readiness, reg *Registry, logger *slog.Logger) http.Ha
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	if reg != nil {
-		mux.Handle("GET /metrics", reg.Handler())
+	if m != nil {
+		mux.Handle("GET /metrics", m.Handler())
 	}
 	return mux
 }

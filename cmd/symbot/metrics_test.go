@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +101,7 @@ func parseExposition(tb testing.TB, r io.Reader) (types map[string]string, sampl
 		ps.value = v
 		base := ps.name
 		for _, suf := range []string{"_bucket", "_sum", "_count"} {
-			if t, ok := types[strings.TrimSuffix(base, suf)]; ok && t == "histogram" {
+			if t, ok := types[strings.TrimSuffix(base, suf)]; ok && (t == "histogram" || t == "summary") {
 				base = strings.TrimSuffix(base, suf)
 			}
 		}
@@ -126,18 +129,17 @@ func find(samples []promSample, name string, labels map[string]string) (float64,
 	return 0, false
 }
 
-func scrape(tb testing.TB, reg *Registry) (map[string]string, []promSample) {
+func scrape(tb testing.TB, m *Metrics) (map[string]string, []promSample) {
 	tb.Helper()
 	var b strings.Builder
-	if _, err := reg.WriteTo(&b); err != nil {
+	if err := m.WriteText(&b); err != nil {
 		tb.Fatal(err)
 	}
 	return parseExposition(tb, strings.NewReader(b.String()))
 }
 
 func TestMetricsExposition(t *testing.T) {
-	reg := NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics()
 	m.RequestOutcome("prod", symbot.StatePending)
 	m.RequestOutcome("prod", symbot.StatePending)
 	m.RequestOutcome(`we"ird\flow`+"\n", symbot.StateDenied)
@@ -148,19 +150,25 @@ func TestMetricsExposition(t *testing.T) {
 	m.JobResult(symbot.JobRevoke, "retry")
 	m.SetStats(func() symbot.Stats { return symbot.Stats{PendingJobs: 4, FailingRevokes: 1, RevokeAlerts: 2} })
 	m.SetSocketReconnects(func() int64 { return 3 })
-	m.SetExternalCalls("okta", func() map[string]int64 { return map[string]int64{"ok": 10, "rate_limited": 1} })
-	m.SetExternalCalls("slack", func() map[string]int64 { return map[string]int64{"ok": 7} })
+	m.SetExternalCalls("okta", func() ExternalCalls {
+		return splitOktaStats(map[string]int64{"ok": 10, "rate_limited": 1, "attempts": 14, "retries": 3, "token_refreshes": 1})
+	})
+	m.SetExternalCalls("slack", func() ExternalCalls { return ExternalCalls{Outcomes: map[string]int64{"ok": 7}} })
 
-	types, samples := scrape(t, reg)
+	types, samples := scrape(t, m)
 	wantTypes := map[string]string{
-		"symbot_requests_total":          "counter",
-		"symbot_grant_latency_seconds":   "histogram",
-		"symbot_revoke_lag_seconds":      "histogram",
-		"symbot_jobs_total":              "counter",
-		"symbot_pending_jobs":            "gauge",
-		"symbot_failing_revocations":     "gauge",
-		"symbot_socket_reconnects_total": "counter",
-		"symbot_external_calls_total":    "counter",
+		"symbot_requests_total":             "counter",
+		"symbot_grant_latency_seconds":      "histogram",
+		"symbot_revoke_lag_seconds":         "histogram",
+		"symbot_jobs_total":                 "counter",
+		"symbot_pending_jobs":               "gauge",
+		"symbot_failing_revocations":        "gauge",
+		"symbot_socket_reconnects_total":    "counter",
+		"symbot_external_calls_total":       "counter",
+		"symbot_external_call_events_total": "counter",
+		"symbot_build_info":                 "gauge",
+		"go_goroutines":                     "gauge",
+		"process_start_time_seconds":        "gauge",
 	}
 	for name, want := range wantTypes {
 		if got := types[name]; got != want {
@@ -189,6 +197,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"symbot_socket_reconnects_total", map[string]string{}, 3},
 		{"symbot_external_calls_total", map[string]string{"service": "okta", "result": "rate_limited"}, 1},
 		{"symbot_external_calls_total", map[string]string{"service": "slack", "result": "ok"}, 7},
+		{"symbot_external_call_events_total", map[string]string{"service": "okta", "event": "attempts"}, 14},
+		{"symbot_external_call_events_total", map[string]string{"service": "okta", "event": "token_refreshes"}, 1},
 	}
 	for _, tt := range tests {
 		got, ok := find(samples, tt.name, tt.labels)
@@ -203,9 +213,7 @@ func TestMetricsExposition(t *testing.T) {
 }
 
 func TestMetricsCallbacksUnsetEmitNothing(t *testing.T) {
-	reg := NewRegistry()
-	NewMetrics(reg)
-	_, samples := scrape(t, reg)
+	_, samples := scrape(t, NewMetrics())
 	for _, s := range samples {
 		if s.name == "symbot_pending_jobs" || s.name == "symbot_socket_reconnects_total" {
 			t.Errorf("%s emitted without a callback", s.name)
@@ -213,34 +221,41 @@ func TestMetricsCallbacksUnsetEmitNothing(t *testing.T) {
 	}
 }
 
-func TestRegistryMisuse(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(r *Registry)
-	}{
-		{"duplicate", func(r *Registry) { r.Counter("a_total", "x"); r.Counter("a_total", "x") }},
-		{"bad name", func(r *Registry) { r.Gauge("a-b", "x") }},
-		{"bad label", func(r *Registry) { r.Gauge("a", "x", "le-x") }},
-		{"le on histogram", func(r *Registry) { r.Histogram("h", "x", []float64{1}, "le") }},
-		{"label count", func(r *Registry) { r.Counter("c_total", "x", "a").Inc() }},
-		{"negative counter", func(r *Registry) { r.Counter("c_total", "x").Add(-1) }},
-		{"buckets not increasing", func(r *Registry) { r.Histogram("h", "x", []float64{2, 1}) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			tt.fn(NewRegistry())
+// TestExternalCallOutcomesAddUp: symbot_external_calls_total holds one
+// outcome per call, so a dashboard can sum it; attempts, retries and token
+// refreshes are events in their own family.
+func TestExternalCallOutcomesAddUp(t *testing.T) {
+	m := NewMetrics()
+	m.SetExternalCalls("okta", func() ExternalCalls {
+		return splitOktaStats(map[string]int64{
+			"ok": 10, "user_not_found": 2, "rate_limited": 1,
+			"attempts": 20, "retries": 7, "token_refreshes": 1, "http_429": 4, "throttled": 2,
 		})
+	})
+	_, samples := scrape(t, m)
+	var calls float64
+	results := map[string]bool{}
+	for _, s := range samples {
+		if s.name == "symbot_external_calls_total" && s.labels["service"] == "okta" {
+			calls += s.value
+			results[s.labels["result"]] = true
+		}
+	}
+	if calls != 13 {
+		t.Errorf("okta outcomes add up to %v, want 13 calls; results %v", calls, results)
+	}
+	for _, event := range []string{"attempts", "retries", "token_refreshes", "http_429", "throttled"} {
+		if results[event] {
+			t.Errorf("%s is counted as an outcome of symbot_external_calls_total", event)
+		}
+		if _, ok := find(samples, "symbot_external_call_events_total", map[string]string{"service": "okta", "event": event}); !ok {
+			t.Errorf("symbot_external_call_events_total{event=%q} missing", event)
+		}
 	}
 }
 
 func TestMetricsConcurrent(t *testing.T) {
-	reg := NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics()
 	const workers, each = 8, 200
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -254,13 +269,13 @@ func TestMetricsConcurrent(t *testing.T) {
 				if i%50 == 0 {
 					m.SetSocketReconnects(func() int64 { return int64(w) })
 					var b strings.Builder
-					reg.WriteTo(&b)
+					m.WriteText(&b)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	_, samples := scrape(t, reg)
+	_, samples := scrape(t, m)
 	if got, _ := find(samples, "symbot_jobs_total", map[string]string{"kind": "grant", "result": "ok"}); got != workers*each {
 		t.Errorf("jobs: got %v, want %d", got, workers*each)
 	}
@@ -278,8 +293,7 @@ func TestMetricsConcurrent(t *testing.T) {
 }
 
 func TestHTTPHandler(t *testing.T) {
-	reg := NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics()
 	m.RequestOutcome("prod", symbot.StateActive)
 	var mu sync.Mutex
 	var readyErr error = fmt.Errorf("socket mode not connected")
@@ -287,7 +301,7 @@ func TestHTTPHandler(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return readyErr
-	}, reg, nil))
+	}, m, nil))
 	defer srv.Close()
 
 	get := func(path string) (int, string, http.Header) {
@@ -320,13 +334,24 @@ func TestHTTPHandler(t *testing.T) {
 	if v, ok := find(samples, "symbot_requests_total", map[string]string{"flow": "prod", "outcome": "active"}); !ok || v != 1 {
 		t.Errorf("/metrics requests: got %v %v", v, ok)
 	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(string(om), "# EOF\n") {
+		t.Errorf("/metrics with Accept OpenMetrics: got %q, want OpenMetrics ending in # EOF", ct)
+	}
 	if code, _, _ := get("/nope"); code != 404 {
 		t.Errorf("/nope: got %d, want 404", code)
 	}
 }
 
 func BenchmarkMetricsObserve(b *testing.B) {
-	m := NewMetrics(NewRegistry())
+	m := NewMetrics()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.GrantLatency("prod", 1500*time.Millisecond)
@@ -338,11 +363,11 @@ func BenchmarkMetricsObserve(b *testing.B) {
 // TestOneStatsReadPerScrape: the engine's Stats scans the stored jobs, so
 // the gauges of one scrape must share one read.
 func TestOneStatsReadPerScrape(t *testing.T) {
-	m := NewMetrics(NewRegistry())
+	m := NewMetrics()
 	calls := 0
 	m.SetStats(func() symbot.Stats { calls++; return symbot.Stats{PendingJobs: 3, FailingRevokes: 1} })
 	var b strings.Builder
-	if _, err := m.Registry.WriteTo(&b); err != nil {
+	if err := m.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 1 {
@@ -351,6 +376,71 @@ func TestOneStatsReadPerScrape(t *testing.T) {
 	for _, want := range []string{"symbot_pending_jobs 3", "symbot_failing_revocations 1"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}
+
+// TestREADMEDocumentsEveryMetric: every symbot_* family with its labels is
+// in the README's metrics table, and everything the table documents is
+// exposed, with the same labels.
+func TestREADMEDocumentsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string][]string{} // name -> sorted labels
+	for _, m := range regexp.MustCompile("(?m)^\\| `(symbot_[a-z_]+)(?:\\{([a-z_,]+)\\})?` \\|").FindAllStringSubmatch(string(readme), -1) {
+		var labels []string
+		if m[2] != "" {
+			labels = strings.Split(m[2], ",")
+		}
+		slices.Sort(labels)
+		documented[m[1]] = labels
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found %d metrics in the README's table, want the whole table", len(documented))
+	}
+
+	m := NewMetrics()
+	m.RequestOutcome("prod", symbot.StateActive)
+	m.GrantLatency("prod", time.Second)
+	m.RevokeLag(time.Second)
+	m.JobResult(symbot.JobGrant, "ok")
+	m.SetStats(func() symbot.Stats { return symbot.Stats{} })
+	m.SetSocketReconnects(func() int64 { return 0 })
+	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })
+	_, samples := scrape(t, m)
+	exposed := map[string][]string{}
+	for _, s := range samples {
+		name := s.name
+		if !strings.HasPrefix(name, "symbot_") {
+			continue
+		}
+		var labels []string
+		for k := range s.labels {
+			if k != "le" {
+				labels = append(labels, k)
+			}
+		}
+		slices.Sort(labels)
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			if base := strings.TrimSuffix(name, suf); base != name && strings.HasSuffix(base, "_seconds") {
+				name = base
+			}
+		}
+		exposed[name] = labels
+	}
+	for name, labels := range exposed {
+		doc, ok := documented[name]
+		if !ok {
+			t.Errorf("%s%v is exposed but not in the README's metrics table", name, labels)
+		} else if !slices.Equal(doc, labels) {
+			t.Errorf("%s: README documents labels %v, exposed %v", name, doc, labels)
+		}
+	}
+	for name := range documented {
+		if _, ok := exposed[name]; !ok {
+			t.Errorf("%s is in the README's metrics table but not exposed", name)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -41,7 +42,6 @@ type daemon struct {
 	bot     *bot.Bot
 	engine  *symbot.Engine
 	metrics *Metrics
-	reg     *Registry
 
 	// Tunables the demo and the tests shorten; zero means the engine default.
 	retryBase time.Duration
@@ -111,8 +111,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	}
 	d.aws = src
 	d.dir = dir
-	d.reg = NewRegistry()
-	d.metrics = NewMetrics(d.reg)
+	d.metrics = NewMetrics()
 	d.bot = bot.New(slackClient(cfg), bot.Config{
 		Command:       cfg.Slack.Command,
 		ErrorsChannel: cfg.Slack.ErrorsChannel,
@@ -146,11 +145,11 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		return s
 	})
 	d.metrics.SetSocketReconnects(func() int64 { return d.bot.Stats().Reconnects })
-	d.metrics.SetExternalCalls("okta", dir.Stats)
-	d.metrics.SetExternalCalls("slack", func() map[string]int64 {
-		out := map[string]int64{}
+	d.metrics.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(dir.Stats()) })
+	d.metrics.SetExternalCalls("slack", func() ExternalCalls {
+		out := ExternalCalls{Outcomes: map[string]int64{}}
 		for k, v := range d.bot.Stats().SlackCalls {
-			out[k.Result] += v
+			out.Outcomes[k.Result] += v // one per Web API request
 		}
 		return out
 	})
@@ -203,7 +202,7 @@ func (d *daemon) run(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", d.cfg.HTTP.Listen, err)
 		}
 		d.log.Info("http listening", "addr", ln.Addr().String())
-		h := NewHTTPHandler(d.ready, d.reg, d.log.With("component", "http"))
+		h := NewHTTPHandler(d.ready, d.metrics, d.log.With("component", "http"))
 		servers = append(servers, func() error { return admin.ServeUntil(ctx, ln, h) })
 	}
 
@@ -317,26 +316,41 @@ func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return a.d.store.Backup(ctx, w)
 }
 
-// callCounter counts AWS API call attempts by result for the metrics.
+// callCounter counts AWS API calls by how they ended, and their HTTP
+// attempts, for the metrics.
 type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int64
+	mu       sync.Mutex
+	calls    map[string]int64 // by result, one per call
+	attempts int64
 }
 
-// middleware adds the counter after the SDK's retry loop, so every attempt
-// is counted.
+// middleware counts each call outside the SDK's retry loop (one outcome
+// per call) and each attempt inside it.
 func (c *callCounter) middleware(s *middleware.Stack) error {
-	return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("symbotCallCounter",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			out, md, err := next.HandleFinalize(ctx, in)
+	err := s.Initialize.Add(middleware.InitializeMiddlewareFunc("symbotCallCounter",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
 			c.add(awsResult(err))
 			return out, md, err
+		}), middleware.Before)
+	if err != nil {
+		return err
+	}
+	return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("symbotAttemptCounter",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			c.mu.Lock()
+			c.attempts++
+			c.mu.Unlock()
+			return next.HandleFinalize(ctx, in)
 		}), middleware.After)
 }
 
 func awsResult(err error) string {
 	if err == nil {
 		return "ok"
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "canceled"
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && strings.Contains(strings.ToLower(api.ErrorCode()), "throttl") {
@@ -354,21 +368,17 @@ func awsResult(err error) string {
 
 func (c *callCounter) add(result string) {
 	c.mu.Lock()
-	if c.n == nil {
-		c.n = map[string]int64{}
+	if c.calls == nil {
+		c.calls = map[string]int64{}
 	}
-	c.n[result]++
+	c.calls[result]++
 	c.mu.Unlock()
 }
 
-func (c *callCounter) snapshot() map[string]int64 {
+func (c *callCounter) snapshot() ExternalCalls {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int64, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
+	return ExternalCalls{Outcomes: maps.Clone(c.calls), Events: map[string]int64{"attempts": c.attempts}}
 }
 
 // botLimits turns the limits: section into the bot's limits.
