@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -377,5 +378,45 @@ func TestAdminSocketFromConfig(t *testing.T) {
 	code, out, errOut := cli(t, "requests", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "r-pending") {
 		t.Errorf("exit %d, %q, %q", code, out, errOut)
+	}
+}
+
+// TestTimeLeft: `symbot grants` rounds the time left up, in seconds under a
+// minute, so a grant with 26 seconds left does not show 0s.
+func TestTimeLeft(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{26 * time.Second, "26s"},
+		{26*time.Second + 300*time.Millisecond, "27s"},
+		{400 * time.Millisecond, "1s"},
+		{59*time.Second + time.Millisecond, "1m"},
+		{time.Minute, "1m"},
+		{61 * time.Second, "2m"},
+		{90 * time.Minute, "1h30m"},
+		{time.Hour - time.Second, "1h"},
+		{0, "ending"},
+		{-time.Second, "ending"},
+	}
+	for _, tt := range tests {
+		if got := timeLeft(tt.d); got != tt.want {
+			t.Errorf("timeLeft(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestGrantsShowSecondsLeft(t *testing.T) {
+	f := newFakeAdmin()
+	f.mu.Lock()
+	f.reqs["r-active"].ExpiresAt = time.Now().Add(26*time.Second + 500*time.Millisecond)
+	f.mu.Unlock()
+	sock := startAdmin(t, f)
+	code, out, errOut := cli(t, "grants", "--socket", sock)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !regexp.MustCompile(`\s2[5-7]s\n`).MatchString(out) {
+		t.Errorf("LEFT of a grant with 26s left: want about 26s, got:\n%s", out)
 	}
 }

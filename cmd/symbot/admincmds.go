@@ -162,7 +162,7 @@ func printList(stdout io.Writer, name string, reqs []admin.RequestJSON) {
 		for _, r := range reqs {
 			left := "-"
 			if r.ExpiresAt != nil {
-				left = symbot.FormatDuration(time.Until(*r.ExpiresAt).Round(time.Minute))
+				left = timeLeft(time.Until(*r.ExpiresAt))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.GrantedAt), fmtTime(r.ExpiresAt), left)
 		}
@@ -174,6 +174,19 @@ func printList(stdout io.Writer, name string, reqs []admin.RequestJSON) {
 		}
 	}
 	tw.Flush()
+}
+
+// timeLeft says how long a grant still runs: rounded up, so that a grant
+// with time left never shows 0, in seconds under a minute and in whole
+// minutes above.
+func timeLeft(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "ending"
+	case d < time.Minute:
+		return symbot.FormatDuration((d + time.Second - 1).Truncate(time.Second))
+	}
+	return symbot.FormatDuration((d + time.Minute - 1).Truncate(time.Minute))
 }
 
 func dash(s string) string {
