@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
@@ -63,16 +63,10 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(printable(s)), " ")
 }
 
-// printable drops control characters (ANSI escapes and the like) from text
-// that people control, before it reaches an operator's terminal.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return -1
-		}
-		return r
-	}, s)
-}
+// printable drops control and bidi characters (ANSI escapes, U+202E and
+// the like) from text that people control, before it reaches an
+// operator's terminal.
+func printable(s string) string { return symbot.CleanText(s) }
 
 // OfflineChecks are the checks that need no network, for a config that
 // loaded.

@@ -12,6 +12,7 @@ func TestOneLineDropsTerminalControls(t *testing.T) {
 		{"multi\nline\treason", "multi line reason"},
 		{"evil \x1b[2J\x1b]0;pwned\x07name", "evil [2J]0;pwnedname"},
 		{"bell\x07 and nul\x00", "bell and nul"},
+		{"right-to-left \u202Eoverride\u202C and \u2066isolate\u2069", "right-to-left override and isolate"},
 	}
 	for _, tt := range tests {
 		if got := oneLine(tt.in); got != tt.want {
