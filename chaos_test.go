@@ -12,6 +12,7 @@ import (
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 var chaosOps = flag.Int("chaos.ops", 300, "operations in TestChaos (raise for a soak run, e.g. -chaos.ops=20000)")
@@ -234,8 +235,7 @@ func TestChaos(t *testing.T) {
 	dir.mu.Lock()
 	dir.failP = 0
 	dir.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	storetest.WaitFor(t, 30*time.Second, "no live requests and no jobs", func() bool {
 		var live, jobs int
 		err := cur.View(ctx, func(tx symbot.Tx) error {
 			for _, s := range []symbot.State{symbot.StatePending, symbot.StateApproved, symbot.StateActive} {
@@ -252,14 +252,8 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if live == 0 && jobs == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not settled after 30s: %d live requests, %d jobs", live, jobs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return live == 0 && jobs == 0
+	})
 	stop()
 
 	for _, p := range people {

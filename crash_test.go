@@ -3,25 +3,15 @@ package symbot_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/storetest"
 )
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // blockingDir wraps fakeDir: when block is set, AddMember/RemoveMember do
 // their work and then hang until the context ends, like a process that dies
@@ -116,7 +106,7 @@ func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
 	dir.block = map[string]bool{"remove": true}
 	dir.mu.Unlock()
 	eng, st, stop := life()
-	waitFor(t, "the grant to complete after restart", func() bool {
+	storetest.WaitFor(t, 10*time.Second, "the grant to complete after restart", func() bool {
 		got, err := eng.Get(t.Context(), r.ID)
 		return err == nil && got.State == symbot.StateActive
 	})
@@ -133,11 +123,11 @@ func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
 	dir.mu.Unlock()
 	eng, st, stop = life()
 	defer stop()
-	waitFor(t, "the removal to complete after restart", func() bool {
+	storetest.WaitFor(t, 10*time.Second, "the removal to complete after restart", func() bool {
 		got, err := eng.Get(t.Context(), r.ID)
 		return err == nil && got.Removed
 	})
-	waitFor(t, "every job to finish", func() bool {
+	storetest.WaitFor(t, 10*time.Second, "every job to finish", func() bool {
 		var n int
 		_ = st.View(t.Context(), func(tx symbot.Tx) error { js, err := tx.Jobs(); n = len(js); return err })
 		return n == 0
@@ -191,6 +181,24 @@ func (d *gatedDir) AddMember(ctx context.Context, uid, gid string) error {
 	return err
 }
 
+// lockAskStore tells when a transaction gave up to take the membership
+// lock (the revocation of an approved request whose add may be in flight).
+type lockAskStore struct {
+	symbot.Store
+	asked chan struct{}
+}
+
+func (s *lockAskStore) Update(ctx context.Context, fn func(symbot.Tx) error) error {
+	err := s.Store.Update(ctx, fn)
+	if err != nil && strings.Contains(err.Error(), "membership lock") {
+		select {
+		case s.asked <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
 // TestRevokeWaitsForInFlightAdd revokes an approved request while its Okta
 // add is in flight: the revocation is acknowledged only after the add has
 // finished (so nothing is added after "revoked"), and the membership is
@@ -198,7 +206,8 @@ func (d *gatedDir) AddMember(ctx context.Context, uid, gid string) error {
 func TestRevokeWaitsForInFlightAdd(t *testing.T) {
 	h := newHarness(t, nil)
 	d := &gatedDir{fakeDir: h.dir, entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	eng, err := symbot.NewEngine(h.st, d, h.notes, []symbot.Flow{testFlow()})
+	st := &lockAskStore{Store: h.st, asked: make(chan struct{}, 1)}
+	eng, err := symbot.NewEngine(st, d, h.notes, []symbot.Flow{testFlow()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,16 +220,19 @@ func TestRevokeWaitsForInFlightAdd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the grant never reached the Okta add")
 	}
-	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		close(started)
 		_, err := eng.Revoke(context.Background(), r.ID, carol, "stop")
 		d.note("revoke acknowledged")
 		done <- err
 	}()
-	<-started
-	time.Sleep(20 * time.Millisecond) // give the revocation time to reach the lock (coverage only)
+	// Open the gate once the revocation has found the add in flight and
+	// gone for the membership lock, which the grant holds.
+	select {
+	case <-st.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revocation never asked for the membership lock")
+	}
 	close(d.gate)
 	if err := <-done; err != nil {
 		t.Fatalf("revoke: %v", err)
@@ -231,7 +243,7 @@ func TestRevokeWaitsForInFlightAdd(t *testing.T) {
 	if len(order) != 2 || order[0] != "add done" {
 		t.Fatalf("order = %v, want the add to finish before the revocation is acknowledged", order)
 	}
-	waitFor(t, "the removal", func() bool {
+	storetest.WaitFor(t, 10*time.Second, "the removal", func() bool {
 		got, err := eng.Get(context.Background(), r.ID)
 		return err == nil && got.Removed
 	})

@@ -21,20 +21,6 @@ import (
 
 var errFail = errors.New("fn failed on purpose")
 
-// waitFor waits until cond holds, failing the test after 10s.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // writeOp stores a request tagged tag under the next "n" sequence number,
 // with a job and an audit entry, and returns that number.
 func writeOp(tx symbot.Tx, tag string) (uint64, error) {
@@ -104,7 +90,7 @@ func queue(t *testing.T, s *store.Store, ctx context.Context, want int, fn func(
 		}()
 		r.err = s.Update(ctx, fn)
 	}()
-	waitFor(t, fmt.Sprintf("%d queued writes", want), func() bool { return store.QueueLen(s) == want })
+	storetest.WaitFor(t, 10*time.Second, fmt.Sprintf("%d queued writes", want), func() bool { return store.QueueLen(s) == want })
 	return ch
 }
 
@@ -357,7 +343,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	b := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error { _, err := writeOp(tx, "B"); return err })
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, "Close to start", func() bool { return store.Closed(s) })
+	storetest.WaitFor(t, 10*time.Second, "Close to start", func() bool { return store.Closed(s) })
 	if err := s.Update(t.Context(), func(symbot.Tx) error { return nil }); !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		t.Errorf("Update after Close: got %v, want ErrDatabaseNotOpen", err)
 	}

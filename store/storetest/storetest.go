@@ -106,6 +106,22 @@ func MustGet(tb testing.TB, st symbot.Store, id string) *symbot.Request {
 	return r
 }
 
+// WaitFor waits until cond holds, checking it every millisecond, and fails
+// the test when it still does not hold after within. It is the one polling
+// wait of the tests that cannot wait on a channel or a synctest bubble.
+func WaitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		<-tick.C
+	}
+}
+
 // AllAudit is a page size that holds every entry a test writes: Tx.Audit
 // has no "all".
 const AllAudit = 1 << 20
