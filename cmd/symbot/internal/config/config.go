@@ -57,7 +57,9 @@ type Config struct {
 	Limits Limits
 	// Reconcile configures the reconciler that compares Okta with the grants.
 	Reconcile Reconcile
-	Flows     []symbot.Flow
+	// Audit configures the audit trail's key, checkpoints and sinks.
+	Audit Audit
+	Flows []symbot.Flow
 }
 
 // Reconcile configures the reconciler.
@@ -227,6 +229,7 @@ func Parse(name string, data []byte, dir string, getenv func(string) string) (*C
 		d.bad[p.Path] = true
 	}
 	cfg.applyDefaults(dir)
+	cfg.auditDefaults(dir, getenv)
 	cfg.validate(d)
 	if len(d.problems) > 0 {
 		return nil, d.err(name)

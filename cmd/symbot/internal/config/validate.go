@@ -172,6 +172,8 @@ func (c *Config) validate(d *decoder) {
 		}
 	}
 
+	c.validateAudit(at)
+
 	// slack
 	switch {
 	case c.Slack.ErrorsChannel == "":
