@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
 	"github.com/symbot/symbot"
@@ -93,4 +94,26 @@ func s3Hint(err error) error {
 		return fmt.Errorf("%w: allow s3:PutObject on the bucket's objects to the role symbot assumes (aws.role_arn)", err)
 	}
 	return err
+}
+
+// AuditKey reads the audit key from the Secrets Manager secret id (its
+// SecretString, as `symbot audit keygen` prints it) with the chain's final
+// credentials. Errors name the secret, never its value.
+func (src *Source) AuditKey(ctx context.Context, id string) (*symbot.AuditKey, error) {
+	out, err := src.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		principal := src.cfg.RoleARN
+		if principal == "" {
+			principal = "the base credentials"
+		}
+		return nil, fmt.Errorf("read audit key: %w", secretError(id, src.region, principal, err))
+	}
+	if out.SecretString == nil {
+		return nil, fmt.Errorf("read audit key: secret %q has no SecretString: store the key text `symbot audit keygen` prints", id)
+	}
+	k, err := symbot.ParseAuditKey([]byte(*out.SecretString))
+	if err != nil {
+		return nil, fmt.Errorf("read audit key from secret %q: %w", id, err)
+	}
+	return k, nil
 }

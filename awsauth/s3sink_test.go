@@ -220,3 +220,27 @@ func TestS3SimulatorWire(t *testing.T) {
 		t.Errorf("anonymous PutObject succeeded")
 	}
 }
+
+func TestAuditKeyFromSecretsManager(t *testing.T) {
+	w := newWorld(t)
+	key, _ := symbot.GenerateAuditKey()
+	w.srv.PutSecret("symbot/audit-key", key)
+	w.srv.AllowSecret(roleARN, "symbot/audit-key")
+	w.srv.PutSecret("symbot/not-a-key", "hello")
+	w.srv.AllowSecret(roleARN, "symbot/not-a-key")
+	src := mustNew(t, w.cfg)
+	k, err := src.AuditKey(t.Context(), "symbot/audit-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := symbot.ParseAuditKey([]byte(key))
+	if k.ID() != want.ID() {
+		t.Errorf("key id %s, want %s", k.ID(), want.ID())
+	}
+	if _, err := src.AuditKey(t.Context(), "symbot/not-a-key"); err == nil || strings.Contains(err.Error(), "hello") {
+		t.Errorf("a secret that is no key: %v (must fail without quoting it)", err)
+	}
+	if _, err := src.AuditKey(t.Context(), "symbot/okta"); err == nil || strings.Contains(err.Error(), oktaToken) {
+		t.Errorf("the okta token secret as audit key: %v", err)
+	}
+}
