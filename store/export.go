@@ -1,3 +1,6 @@
+// Export: a store's whole content as plain values, for copying it to another
+// store (symbot migrate --from).
+
 package store
 
 import (

@@ -1,3 +1,6 @@
+// Bucket names and the index key encodings: big-endian, fixed-width, so
+// that cursor order is numeric and time order.
+
 package store
 
 import (

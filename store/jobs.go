@@ -1,0 +1,376 @@
+// Durable jobs: the due and lane indexes, claiming with a lease, the
+// failing-revocations index and its repair at open, and stale leases cleared
+// at open.
+
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/symbot/symbot"
+)
+
+// jobIndexKeys returns the index keys of j by bucket, and their values.
+func jobIndexKeys(j *symbot.Job) (keys, vals map[string][]byte) {
+	id := u64(j.ID)
+	keys = map[string][]byte{string(bucketJobDue): timeKey(j.ClaimableAt(), id)}
+	vals = map[string][]byte{string(bucketJobDue): []byte(j.Lane)}
+	if j.Lane != "" {
+		keys[string(bucketJobLane)] = strKey(j.Lane, id)
+	}
+	if failingRevoke(j) {
+		keys[string(bucketJobFailing)] = id
+	}
+	return keys, vals
+}
+
+// failingRevoke reports whether j is counted in JobStats.FailingRevokes.
+func failingRevoke(j *symbot.Job) bool { return j.Kind == symbot.JobRevoke && j.Attempts > 0 }
+
+// laneHead reports whether id is the lowest job id in lane.
+func (t *tx) laneHead(lane string, id uint64) bool {
+	prefix := strPrefix(lane)
+	k, _ := t.b(bucketJobLane).Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 &&
+		binary.BigEndian.Uint64(k[len(prefix):]) == id
+}
+
+func (t *tx) putJob(j *symbot.Job) error {
+	v, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return t.b(bucketJobs).Put(u64(j.ID), v)
+}
+
+func (t *tx) AddJob(j *symbot.Job) error {
+	if err := t.checkWrite("add job"); err != nil {
+		return err
+	}
+	if j == nil {
+		return errors.New("add job: nil job")
+	}
+	if j.Kind == "" {
+		return errors.New("add job: job has no kind")
+	}
+	id, err := t.b(bucketJobs).NextSequence()
+	if err != nil {
+		return fmt.Errorf("add job: %w", err)
+	}
+	j.ID = id
+	if err := t.putJob(j); err != nil {
+		return fmt.Errorf("add job %d: %w", id, err)
+	}
+	keys, vals := jobIndexKeys(j)
+	if err := reindex(t.tx, nil, keys, vals); err != nil {
+		return fmt.Errorf("add job %d: %w", id, err)
+	}
+	t.rememberJob(id, keys)
+	return nil
+}
+
+func (t *tx) Job(id uint64) (*symbot.Job, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("get job: %w", err)
+	}
+	v := t.b(bucketJobs).Get(u64(id))
+	if v == nil {
+		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
+	}
+	var j symbot.Job
+	if err := json.Unmarshal(v, &j); err != nil {
+		return nil, fmt.Errorf("job %d: decode: %w", id, err)
+	}
+	if t.tx.Writable() {
+		keys, _ := jobIndexKeys(&j)
+		t.rememberJob(id, keys)
+	}
+	return &j, nil
+}
+
+// storedJobKeys returns the index keys of the stored job id, or an error
+// wrapping symbot.ErrNotFound.
+func (t *tx) storedJobKeys(id uint64) (map[string][]byte, error) {
+	if keys, ok := t.jobKeys[id]; ok {
+		return keys, nil
+	}
+	old, err := t.Job(id)
+	if err != nil {
+		return nil, err
+	}
+	keys, _ := jobIndexKeys(old)
+	return keys, nil
+}
+
+func (t *tx) UpdateJob(j *symbot.Job) error {
+	if err := t.checkWrite("update job"); err != nil {
+		return err
+	}
+	if j == nil {
+		return errors.New("update job: nil job")
+	}
+	oldKeys, err := t.storedJobKeys(j.ID)
+	if err != nil {
+		return fmt.Errorf("update job: %w", err)
+	}
+	t.rememberJob(j.ID, nil)
+	if err := t.putJob(j); err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
+	keys, vals := jobIndexKeys(j)
+	if err := reindex(t.tx, oldKeys, keys, vals); err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
+	t.rememberJob(j.ID, keys)
+	return nil
+}
+
+func (t *tx) DeleteJob(id uint64) error {
+	if err := t.checkWrite("delete job"); err != nil {
+		return err
+	}
+	oldKeys, err := t.storedJobKeys(id)
+	if err != nil {
+		return fmt.Errorf("delete job: %w", err)
+	}
+	t.rememberJob(id, nil)
+	if err := t.b(bucketJobs).Delete(u64(id)); err != nil {
+		return fmt.Errorf("delete job %d: %w", id, err)
+	}
+	if err := reindex(t.tx, oldKeys, nil, nil); err != nil {
+		return fmt.Errorf("delete job %d: %w", id, err)
+	}
+	return nil
+}
+
+// JobStats counts the keys of the jobs bucket (outstanding work only: done
+// jobs are deleted) and of the failing-revocations index, without decoding
+// a job. (Bucket.Stats would be cheaper but misses this transaction's own
+// writes.)
+func (t *tx) JobStats() (symbot.JobStats, error) {
+	if err := t.check(); err != nil {
+		return symbot.JobStats{}, fmt.Errorf("job stats: %w", err)
+	}
+	return symbot.JobStats{
+		Pending:        countKeys(t.b(bucketJobs)),
+		FailingRevokes: countKeys(t.b(bucketJobFailing)),
+	}, nil
+}
+
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+func (t *tx) Jobs() ([]symbot.Job, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	var out []symbot.Job
+	err := t.b(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		out = append(out, j)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimJobs atomically leases up to max jobs that are due at now, in ID
+// order, honouring lanes. It walks the due index only as far as now.
+func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	if owner == "" {
+		return nil, errors.New("claim jobs: empty owner")
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []symbot.Job
+	err := s.update(ctx, "claim jobs", func(t *tx) error {
+		out = nil // a group commit may run this again
+		btx := t.tx
+		// Every due job is a candidate so that the lowest ids win, as the
+		// contract says; the walk stops at now, so it is bounded by the
+		// backlog, not by the number of jobs. Lane heads are looked up
+		// only for candidates in id order, until max are found.
+		type cand struct {
+			id   uint64
+			lane []byte // valid for the transaction
+		}
+		var cands []cand
+		limit := timeBits(now)
+		c := btx.Bucket(bucketJobDue).Cursor()
+		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+			if binary.BigEndian.Uint64(k[:8]) > limit {
+				break
+			}
+			cands = append(cands, cand{binary.BigEndian.Uint64(k[8:]), lane})
+		}
+		slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.id, b.id) })
+		var ids []uint64
+		for _, c := range cands {
+			if len(ids) == max {
+				break
+			}
+			if len(c.lane) > 0 && !t.laneHead(string(c.lane), c.id) {
+				continue
+			}
+			ids = append(ids, c.id)
+		}
+		for _, id := range ids {
+			j, err := t.Job(id)
+			if err != nil {
+				return fmt.Errorf("claim jobs: %w", err)
+			}
+			j.LeaseOwner = owner
+			j.LeaseUntil = now.Add(lease)
+			j.LeaseToken++
+			if err := t.UpdateJob(j); err != nil {
+				return fmt.Errorf("claim jobs: %w", err)
+			}
+			out = append(out, *j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err // prefixed "claim jobs: " by update or above
+	}
+	return out, nil
+}
+
+// NextJobTime returns when the earliest claimable job becomes due; jobs
+// blocked behind a lower job of their lane are skipped (the lane head's
+// time counts).
+func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("next job time: %w", err)
+	}
+	var (
+		at time.Time
+		ok bool
+	)
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := &tx{tx: btx}
+		c := btx.Bucket(bucketJobDue).Cursor()
+		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+			if len(lane) > 0 && !t.laneHead(string(lane), binary.BigEndian.Uint64(k[8:])) {
+				continue
+			}
+			at, ok = bitsTime(binary.BigEndian.Uint64(k[:8])), true
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next job time: %w", err)
+	}
+	return at, ok, nil
+}
+
+// leasedJobs returns the jobs that carry a lease.
+func leasedJobs(btx *bolt.Tx) ([]*symbot.Job, error) {
+	var leased []*symbot.Job
+	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if j.LeaseOwner != "" || !j.LeaseUntil.IsZero() {
+			leased = append(leased, &j)
+		}
+		return nil
+	})
+	return leased, err
+}
+
+// failingIndexStale reports whether the failing-revocations index differs
+// from the jobs: a store from before the index, or one written since by an
+// older symbot that did not keep it.
+func failingIndexStale(btx *bolt.Tx) (bool, error) {
+	idx := btx.Bucket(bucketJobFailing)
+	if idx == nil {
+		return true, nil
+	}
+	n := 0
+	stale := false
+	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if failingRevoke(&j) {
+			n++
+			stale = stale || idx.Get(k) == nil
+		}
+		return nil
+	})
+	return stale || n != countKeys(idx), err
+}
+
+// rebuildFailingIndex rewrites the failing-revocations index from the jobs
+// when it is stale.
+func rebuildFailingIndex(btx *bolt.Tx) error {
+	stale, err := failingIndexStale(btx)
+	if err != nil || !stale {
+		return err
+	}
+	if err := btx.DeleteBucket(bucketJobFailing); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("rebuild job index: %w", err)
+	}
+	idx, err := btx.CreateBucket(bucketJobFailing)
+	if err != nil {
+		return fmt.Errorf("rebuild job index: %w", err)
+	}
+	return btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j symbot.Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !failingRevoke(&j) {
+			return nil
+		}
+		return idx.Put(k, nil)
+	})
+}
+
+// clearLeases removes every job lease and re-keys the due index.
+func clearLeases(btx *bolt.Tx) (int, error) {
+	leased, err := leasedJobs(btx)
+	if err != nil {
+		return 0, err
+	}
+	t := &tx{tx: btx}
+	for _, j := range leased {
+		j.LeaseOwner, j.LeaseUntil = "", time.Time{}
+		if err := t.UpdateJob(j); err != nil {
+			return 0, err
+		}
+	}
+	return len(leased), nil
+}

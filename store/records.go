@@ -1,0 +1,172 @@
+// The audit chain, the audit sinks' delivery cursors, the identity cache and
+// named records.
+
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/symbot/symbot"
+)
+
+func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
+	if err := t.checkWrite("append audit"); err != nil {
+		return err
+	}
+	if e == nil {
+		return errors.New("append audit: nil entry")
+	}
+	seq, hash := auditHead(t.tx)
+	if e.Seq != seq+1 || e.PrevHash != hash {
+		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, seq)
+	}
+	if e.Hash == "" {
+		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("append audit: encode: %w", err)
+	}
+	if err := t.b(bucketAudit).Put(u64(e.Seq), v); err != nil {
+		return fmt.Errorf("append audit %d: %w", e.Seq, err)
+	}
+	head := append(u64(e.Seq), e.Hash...)
+	if err := t.b(bucketMeta).Put(keyAuditHead, head); err != nil {
+		return fmt.Errorf("append audit %d: record head: %w", e.Seq, err)
+	}
+	return nil
+}
+
+// Audit returns the stored entries as they are on disk (their recorded
+// Seq, not the key's), so symbot.VerifyAudit sees moved entries.
+func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	}
+	var out []symbot.AuditEntry
+	c := t.b(bucketAudit).Cursor()
+	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		var e symbot.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("read audit: entry %d is damaged (%v): the audit log was altered; restore it from a backup", binary.BigEndian.Uint64(k), err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (t *tx) AuditHead() (uint64, string, error) {
+	if err := t.check(); err != nil {
+		return 0, "", fmt.Errorf("audit head: %w", err)
+	}
+	seq, hash := auditHead(t.tx)
+	return seq, hash, nil
+}
+
+func (t *tx) SinkCursor(sink string) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, fmt.Errorf("sink cursor: %w", err)
+	}
+	v := t.b(bucketSinkCursor).Get([]byte(sink))
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("sink cursor %s: malformed (%d bytes)", sink, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (t *tx) SetSinkCursor(sink string, seq uint64) error {
+	if err := t.checkWrite("set sink cursor"); err != nil {
+		return err
+	}
+	if sink == "" {
+		return errors.New("set sink cursor: empty sink name")
+	}
+	cur, err := t.SinkCursor(sink)
+	if err != nil {
+		return err
+	}
+	if seq <= cur {
+		return nil
+	}
+	if err := t.b(bucketSinkCursor).Put([]byte(sink), u64(seq)); err != nil {
+		return fmt.Errorf("set sink cursor %s: %w", sink, err)
+	}
+	return nil
+}
+
+func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
+	if err := t.check(); err != nil {
+		return symbot.Identity{}, false, fmt.Errorf("get identity: %w", err)
+	}
+	v := t.b(bucketIdentity).Get([]byte(slackID))
+	if v == nil {
+		return symbot.Identity{}, false, nil
+	}
+	var id symbot.Identity
+	if err := json.Unmarshal(v, &id); err != nil {
+		return symbot.Identity{}, false, fmt.Errorf("identity %s: decode: %w", slackID, err)
+	}
+	return id, true, nil
+}
+
+func (t *tx) PutIdentity(id symbot.Identity) error {
+	if err := t.checkWrite("put identity"); err != nil {
+		return err
+	}
+	if id.SlackID == "" {
+		return errors.New("put identity: identity has no SlackID")
+	}
+	v, err := json.Marshal(id)
+	if err != nil {
+		return fmt.Errorf("put identity %s: encode: %w", id.SlackID, err)
+	}
+	if err := t.b(bucketIdentity).Put([]byte(id.SlackID), v); err != nil {
+		return fmt.Errorf("put identity %s: %w", id.SlackID, err)
+	}
+	return nil
+}
+
+var _ symbot.RecordTx = (*tx)(nil)
+
+// Record returns a copy of the named record.
+func (t *tx) Record(name string) ([]byte, bool, error) {
+	if t.done {
+		return nil, false, errors.New("get record: transaction already finished")
+	}
+	b := t.tx.Bucket(bucketRecords)
+	if b == nil {
+		return nil, false, nil // opened read-only before the bucket existed
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, false, nil
+	}
+	return bytes.Clone(v), true, nil
+}
+
+// PutRecord stores (or, with a nil value, deletes) the named record.
+func (t *tx) PutRecord(name string, value []byte) error {
+	if err := t.checkWrite("put record"); err != nil {
+		return err
+	}
+	if name == "" {
+		return errors.New("put record: empty name")
+	}
+	if value == nil {
+		return t.b(bucketRecords).Delete([]byte(name))
+	}
+	if err := t.b(bucketRecords).Put([]byte(name), bytes.Clone(value)); err != nil {
+		return fmt.Errorf("put record %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+// The transaction: its checks, sequences, and requests with their indexes by
+// requester, by state and by deadline.
+
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/symbot/symbot"
+)
+
+// tx implements symbot.Tx on a bbolt transaction.
+type tx struct {
+	tx   *bolt.Tx
+	done bool
+
+	// In a writable transaction, the index keys of the requests and jobs
+	// this tx has decoded or written, as they are stored now, so that
+	// PutRequest, UpdateJob and DeleteJob need not decode them again. The
+	// records change only through this tx while it is in use.
+	reqKeys map[string]map[string][]byte
+	jobKeys map[uint64]map[string][]byte
+}
+
+// remember records in *m the stored index keys of the record id (keys
+// nil: forgets them). Only a writable transaction keeps them.
+func remember[K comparable](btx *bolt.Tx, m *map[K]map[string][]byte, id K, keys map[string][]byte) {
+	if !btx.Writable() {
+		return
+	}
+	if keys == nil {
+		delete(*m, id)
+		return
+	}
+	if *m == nil {
+		*m = map[K]map[string][]byte{}
+	}
+	(*m)[id] = keys
+}
+
+func (t *tx) rememberReq(id string, keys map[string][]byte) { remember(t.tx, &t.reqKeys, id, keys) }
+
+func (t *tx) rememberJob(id uint64, keys map[string][]byte) { remember(t.tx, &t.jobKeys, id, keys) }
+
+var _ symbot.Tx = (*tx)(nil)
+
+var errReadOnly = errors.New("write in a read-only transaction")
+
+func (t *tx) check() error {
+	if t.done {
+		return errors.New("transaction already finished")
+	}
+	return nil
+}
+
+func (t *tx) checkWrite(op string) error {
+	if err := t.check(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if !t.tx.Writable() {
+		return fmt.Errorf("%s: %w", op, errReadOnly)
+	}
+	return nil
+}
+
+func (t *tx) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+func (t *tx) NextSeq(name string) (uint64, error) {
+	if err := t.checkWrite("next sequence"); err != nil {
+		return 0, err
+	}
+	if name == "" {
+		return 0, errors.New("next sequence: empty counter name")
+	}
+	b := t.b(bucketSeq)
+	var n uint64
+	if v := b.Get([]byte(name)); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	if err := b.Put([]byte(name), u64(n)); err != nil {
+		return 0, fmt.Errorf("next sequence %s: %w", name, err)
+	}
+	return n, nil
+}
+
+func (t *tx) Request(id string) (*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("get request: %w", err)
+	}
+	return t.request(id)
+}
+
+func (t *tx) request(id string) (*symbot.Request, error) {
+	v := t.b(bucketRequests).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
+	}
+	var r symbot.Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("request %q: decode: %w", id, err)
+	}
+	t.rememberReq(id, reqIndexKeys(&r))
+	return &r, nil
+}
+
+// reqIndexKeys returns the index keys of r, by bucket.
+func reqIndexKeys(r *symbot.Request) map[string][]byte {
+	id := []byte(r.ID)
+	keys := map[string][]byte{
+		string(bucketReqUser):  strKey(r.Requester.SlackID, id),
+		string(bucketReqState): strKey(string(r.State), id),
+	}
+	if at, ok := r.Deadline(); ok {
+		keys[string(bucketReqTime)] = timeKey(at, id)
+	}
+	return keys
+}
+
+func (t *tx) PutRequest(r *symbot.Request) error {
+	if err := t.checkWrite("put request"); err != nil {
+		return err
+	}
+	if r == nil || r.ID == "" {
+		return errors.New("put request: request has no ID")
+	}
+	old, known := t.reqKeys[r.ID]
+	if !known && t.b(bucketRequests).Get([]byte(r.ID)) != nil {
+		o, err := t.request(r.ID)
+		if err != nil {
+			return fmt.Errorf("put request: %w", err)
+		}
+		old = reqIndexKeys(o)
+	}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("put request %q: encode: %w", r.ID, err)
+	}
+	t.rememberReq(r.ID, nil)
+	if err := t.b(bucketRequests).Put([]byte(r.ID), v); err != nil {
+		return fmt.Errorf("put request %q: %w", r.ID, err)
+	}
+	keys := reqIndexKeys(r)
+	if err := reindex(t.tx, old, keys, nil); err != nil {
+		return fmt.Errorf("put request %q: %w", r.ID, err)
+	}
+	t.rememberReq(r.ID, keys)
+	return nil
+}
+
+// reindex replaces the index keys old with new (both by bucket name).
+// Keys present in both are kept; with vals nil they are not rewritten.
+// Each new key gets the value vals[bucket] (nil: empty).
+func reindex(btx *bolt.Tx, old, new, vals map[string][]byte) error {
+	for name, k := range old {
+		if bytes.Equal(new[name], k) {
+			continue
+		}
+		if err := btx.Bucket([]byte(name)).Delete(k); err != nil {
+			return fmt.Errorf("index %s: %w", name, err)
+		}
+	}
+	for name, k := range new {
+		if vals == nil && bytes.Equal(old[name], k) {
+			continue
+		}
+		if err := btx.Bucket([]byte(name)).Put(k, vals[name]); err != nil {
+			return fmt.Errorf("index %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// scan returns the requests whose ids follow prefix in the index bucket.
+func (t *tx) scan(bucket []byte, prefix []byte) ([]*symbot.Request, error) {
+	var out []*symbot.Request
+	c := t.b(bucket).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		r, err := t.request(string(k[len(prefix):]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("requests by requester: %w", err)
+	}
+	rs, err := t.scan(bucketReqUser, strPrefix(slackID))
+	if err != nil {
+		return nil, fmt.Errorf("requests by requester %s: %w", slackID, err)
+	}
+	return rs, nil
+}
+
+func (t *tx) RequestsByState(s symbot.State) ([]*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("requests by state: %w", err)
+	}
+	rs, err := t.scan(bucketReqState, strPrefix(string(s)))
+	if err != nil {
+		return nil, fmt.Errorf("requests by state %s: %w", s, err)
+	}
+	return rs, nil
+}
+
+func (t *tx) NextDeadline() (string, time.Time, bool, error) {
+	if err := t.check(); err != nil {
+		return "", time.Time{}, false, fmt.Errorf("next deadline: %w", err)
+	}
+	k, _ := t.b(bucketReqTime).Cursor().First()
+	if k == nil {
+		return "", time.Time{}, false, nil
+	}
+	return string(k[8:]), bitsTime(binary.BigEndian.Uint64(k[:8])), true, nil
+}
+
+func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("due requests: %w", err)
+	}
+	var ids []string
+	end := timeBits(now)
+	c := t.b(bucketReqTime).Cursor()
+	for k, _ := c.First(); k != nil && (limit <= 0 || len(ids) < limit); k, _ = c.Next() {
+		if binary.BigEndian.Uint64(k[:8]) > end {
+			break
+		}
+		ids = append(ids, string(k[8:]))
+	}
+	return ids, nil
+}
