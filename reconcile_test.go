@@ -236,3 +236,35 @@ func TestReconcileRunsPeriodically(t *testing.T) {
 		}
 	})
 }
+
+func TestAfterRestoreReconcilesOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		if _, done, err := h.eng.AfterRestore(t.Context()); done || err != nil {
+			t.Fatalf("AfterRestore without a restore = %t, %v", done, err)
+		}
+		if err := h.eng.MarkRestored(t.Context(), "backup.db", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		h.dir.setMember("00udave", "GADMIN", true)
+		rep, done, err := h.eng.AfterRestore(t.Context())
+		if !done || err != nil || rep.Groups != 2 {
+			t.Fatalf("AfterRestore = %+v, %t, %v", rep, done, err)
+		}
+		h.start(t)
+		synctest.Wait()
+		var summary bool
+		for _, a := range h.notes.find("alert", "", symbot.EventDrift) {
+			summary = summary || strings.Contains(a.Text, "restored from backup.db")
+		}
+		if !summary {
+			t.Errorf("no restore summary alert: %+v", h.notes.find("alert", "", ""))
+		}
+		if _, done, _ := h.eng.AfterRestore(t.Context()); done {
+			t.Error("AfterRestore ran twice for one restore")
+		}
+		if !hasAudit(t, h, "restore") || !hasAudit(t, h, "restore:reconciled") {
+			t.Error("restore not audited")
+		}
+	})
+}

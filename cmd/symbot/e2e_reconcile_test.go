@@ -248,3 +248,112 @@ func TestDaemonRemovalPendingThenAllClear(t *testing.T) {
 		t.Errorf("expired grants = %+v, want one, removed", ended)
 	}
 }
+
+// TestEndToEndRestore: backup -> new request -> restore -> new request. The
+// request made after the restore gets a fresh id, the old message's buttons
+// are refused as out of date and change nothing, restore refuses while the
+// daemon runs, and the first start after it reconciles and says so.
+func TestEndToEndRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildSymbot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, cfgPath := mustWorld(t, "1h", "0")
+	env := w.env()
+	logs := &lockedBuffer{}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		if err := w.slack.WaitFor(wctx, cond); err != nil {
+			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
+		}
+	}
+	cli := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("symbot %v: %v", args, err)
+		}
+		return string(out), 0
+	}
+	request := func(user, text string) slacktest.MessageRef {
+		t.Helper()
+		before := len(w.slack.Messages(demoChannel))
+		if _, err := w.slack.SlashCommand(user, "/sym", text, demoChannel); err != nil {
+			t.Fatal(err)
+		}
+		var ref slacktest.MessageRef
+		wait("the approval message", func() bool {
+			ms := w.slack.Messages(demoChannel)
+			for _, m := range ms[min(before, len(ms)):] {
+				if strings.Contains(m.Text, "request SYM-") && (m.ThreadTS == "" || m.ThreadTS == m.TS) {
+					ref = slacktest.MessageRef{Channel: m.Channel, TS: m.TS}
+					return true
+				}
+			}
+			return false
+		})
+		return ref
+	}
+	idOf := func(ref slacktest.MessageRef) string {
+		m, _ := w.slack.Message(ref)
+		i := strings.Index(m.Text, "request SYM-")
+		return strings.Fields(m.Text[i+len("request "):])[0]
+	}
+
+	c := startChild(t, bin, cfgPath, env, logs)
+	wait("symbot to connect", w.slack.Connected)
+	request(demoAlice, "req prod-admin 1h before the backup")
+	backup := w.dir + "/backup.db"
+	if out, code := cli("backup", backup); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	old := request(demoMallory, "req prod-admin 1h after the backup")
+	oldID := idOf(old)
+	if out, code := cli("restore", backup); code == 0 || !strings.Contains(out, "the daemon holds") {
+		t.Fatalf("restore with the daemon running: exit %d\n%s", code, out)
+	}
+	c.stop(t)
+	if out, code := cli("restore", backup); code != 0 || !strings.Contains(out, "audit chain checked") {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	startChild(t, bin, cfgPath, env, logs)
+	wait("symbot to connect again", w.slack.Connected)
+	wait("the restore summary", func() bool {
+		return len(messagesWith(w.slack.Messages(demoErrors), "restored from backup.db")) == 1
+	})
+	fresh := request(demoMallory, "req prod-admin 1h after the restore")
+	freshID := idOf(fresh)
+	if freshID == oldID || !strings.HasPrefix(freshID, strings.Join(strings.Split(oldID, "-")[:2], "-")+"-") {
+		t.Fatalf("after the restore the new request is %s; the one from before the restore was %s: want the same sequence, another id", freshID, oldID)
+	}
+	if _, err := w.slack.ClickButton(demoBob, old, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the out-of-date answer", func() bool {
+		for _, m := range w.slack.Ephemerals(demoBob) {
+			if strings.Contains(m.Text, "out of date") {
+				return true
+			}
+		}
+		return false
+	})
+	out, _ := cli("requests")
+	if !strings.Contains(out, freshID) || !strings.Contains(out, "pending") {
+		t.Fatalf("requests after the stale click:\n%s", out)
+	}
+	if out, _ := cli("grants"); strings.Contains(out, freshID) {
+		t.Fatalf("the stale click granted %s:\n%s", freshID, out)
+	}
+}

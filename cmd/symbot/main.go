@@ -56,6 +56,7 @@ func commands() []command {
 		{"revoke", "ID [--reason TEXT] [--config FILE]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
 		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
 		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
+		{"restore", "FILE [--config FILE]", "replace the store from a backup (daemon stopped): checks its audit chain; the next start reconciles Okta before serving", restoreCmd},
 		{"healthcheck", healthcheckArgs, "ask the running daemon's /healthz (or /readyz); exit 0 when it answers 200 (for container health checks)", healthcheckCmd},
 		{"migrate", "[--check | --from FILE] [--config FILE]", "bring the PostgreSQL schema up to date; --check only reports; --from copies a bbolt store into an empty database", migrateCmd},
 		{"version", "", "print the version, commit, build date and Go version", versionCmd},

@@ -184,6 +184,13 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.retryBase > 0 {
 		d.engine.Runtime.RetryBase = d.retryBase
 	}
+	// A store restored from a backup is reconciled with Okta before
+	// anything is served (symbot restore marked it).
+	if rep, done, err := d.engine.AfterRestore(ctx); err != nil {
+		d.log.Error("reconcile after restore failed; the next start tries again", "err", err)
+	} else if done {
+		d.log.Warn("store was restored from a backup: reconciled before serving", "unmanaged", rep.Count(symbot.DriftUnmanaged), "vanished", rep.Count(symbot.DriftVanished), "survived", rep.Count(symbot.DriftSurvived))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
