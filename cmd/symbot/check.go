@@ -111,17 +111,21 @@ func OfflineChecks(cfg *config.Config) []Check {
 		// the database whether its schema is current.
 		return checks
 	}
+	storeFile := Check{
+		Name: "store file " + cfg.Store.Path + " is private",
+		Run:  func(context.Context) error { return privateFile(cfg.Store.Path) },
+		Fix:  "chmod 600 " + cfg.Store.Path,
+	}
+	if _, err := os.Lstat(cfg.Store.Path); errors.Is(err, os.ErrNotExist) {
+		storeFile.Name = "store file " + cfg.Store.Path + " does not exist yet: symbot run creates it with mode 0600"
+	}
 	return append(checks, []Check{
 		{
 			Name: "store directory " + filepath.Dir(cfg.Store.Path) + " is writable",
 			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Store.Path)) },
 			Fix:  "create the directory and give the user that runs symbot write access, or change store.path",
 		},
-		{
-			Name: "store file " + cfg.Store.Path + " is private",
-			Run:  func(context.Context) error { return privateFile(cfg.Store.Path) },
-			Fix:  "chmod 600 " + cfg.Store.Path,
-		},
+		storeFile,
 	}...)
 }
 
@@ -162,7 +166,7 @@ func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stdout, "FAIL  config %s: %d problems\n", *cfgPath, len(ce.Problems))
+			fmt.Fprintf(stdout, "FAIL  config %s: %s\n", *cfgPath, config.CountProblems(len(ce.Problems)))
 			for _, p := range ce.Problems {
 				fmt.Fprintf(stdout, "      %s\n", ce.Format(p))
 			}

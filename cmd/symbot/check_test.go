@@ -86,6 +86,27 @@ func TestCheckCommand(t *testing.T) {
 			}
 		}
 	})
+	t.Run("store file not created yet", func(t *testing.T) {
+		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+		t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+		code, out, _ := cli(t, "check", "--config", good)
+		db := filepath.Join(dir, "symbot.db")
+		want := "ok    store file " + db + " does not exist yet: symbot run creates it with mode 0600\n"
+		if code != 0 || !strings.Contains(out, want) || strings.Contains(out, "is private") {
+			t.Errorf("exit %d, want a line %q and no claim that a missing file is private:\n%s", code, want, out)
+		}
+	})
+	t.Run("one problem is one problem", func(t *testing.T) {
+		code, out, _ := cli(t, "check", "--config", bad)
+		if code != exitFail || !strings.Contains(out, "FAIL  config "+bad+": 2 problems\n") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+		one := writeFile(t, filepath.Join(dir, "one.yml"), edit(t, baseYAML, "errors_channel: C0ERRORS", "errors_channel: errors"))
+		code, out, _ = cli(t, "check", "--config", one)
+		if code != exitFail || !strings.Contains(out, "FAIL  config "+one+": 1 problem\n") {
+			t.Errorf("exit %d, want \"1 problem\":\n%s", code, out)
+		}
+	})
 	t.Run("world-readable store file", func(t *testing.T) {
 		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
 		t.Setenv("SLACK_APP_TOKEN", "xapp-1")

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -148,16 +147,20 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	n := len(e.Problems)
-	fmt.Fprintf(&b, "%s: %d problem", e.File, n)
-	if n != 1 {
-		b.WriteString("s")
-	}
+	fmt.Fprintf(&b, "%s: %s", e.File, CountProblems(len(e.Problems)))
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(e.Format(p))
 	}
 	return b.String()
+}
+
+// CountProblems says "1 problem" or "n problems".
+func CountProblems(n int) string {
+	if n == 1 {
+		return "1 problem"
+	}
+	return fmt.Sprintf("%d problems", n)
 }
 
 // Format renders one problem as "file:line: path: problem".
@@ -212,7 +215,11 @@ func Parse(name string, data []byte, dir string, getenv func(string) string) (*C
 			d.add(0, "", "the file is empty: start from symbot.example.yml")
 		} else {
 			line, msg := yamlErrorLine(err)
-			d.add(line, "", "not valid YAML: %s", msg)
+			if at := mistakeLine(data, line); at > line {
+				d.add(at, "", "not valid YAML: %s (in the block that starts on line %d): check the indentation of this line", msg, line)
+			} else {
+				d.add(line, "", "not valid YAML: %s", msg)
+			}
 		}
 		return nil, d.err(name)
 	}
@@ -235,18 +242,6 @@ func Parse(name string, data []byte, dir string, getenv func(string) string) (*C
 		return nil, d.err(name)
 	}
 	return cfg, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`line (\d+): `)
-
-func yamlErrorLine(err error) (int, string) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
-		var line int
-		fmt.Sscanf(msg[m[2]:m[3]], "%d", &line)
-		return line, msg[:m[0]] + msg[m[1]:]
-	}
-	return 0, msg
 }
 
 // RequireTokens reports whether the Slack tokens that `symbot run` needs are

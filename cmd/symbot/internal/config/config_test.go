@@ -511,3 +511,18 @@ func TestLoadConfigMissingFile(t *testing.T) {
 		t.Errorf("got %v, want a hint to copy the example", err)
 	}
 }
+
+// TestYAMLMistakeLine: an indentation mistake is reported on its own line,
+// not at the start of the block that holds it (yaml.v3 reports that).
+func TestYAMLMistakeLine(t *testing.T) {
+	yml := edit(t, baseYAML, "        group_id: 00gADMIN000000000001\n", "       group_id: 00gADMIN000000000001\n")
+	_, err := parse(t, yml, env())
+	if err == nil || !strings.Contains(err.Error(), "symbot.yml:19: not valid YAML: ") || !strings.Contains(err.Error(), "check the indentation of this line") {
+		t.Errorf("got %v, want the mistake at symbot.yml:19", err)
+	}
+	long := baseYAML + strings.Repeat("# a comment\n", 30) + "log:\n  format: text\n   level: info\n"
+	_, err = parse(t, long, env())
+	if err == nil || !strings.Contains(err.Error(), "symbot.yml:52: not valid YAML") {
+		t.Errorf("got %v, want the mistake at symbot.yml:52", err)
+	}
+}

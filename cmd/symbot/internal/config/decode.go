@@ -5,7 +5,9 @@ package config
 // values with their lines.
 
 import (
+	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -473,3 +475,43 @@ func (d *decoder) unmanaged(dst *symbot.UnmanagedPolicy) func(*yaml.Node, string
 		}
 	}
 }
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
+		var line int
+		fmt.Sscanf(msg[m[2]:m[3]], "%d", &line)
+		return line, msg[:m[0]] + msg[m[1]:]
+	}
+	return 0, msg
+}
+
+// mistakeLine finds the line of a YAML syntax mistake that yaml.v3
+// reported at reported, the start of the block that holds it, which can be
+// far above it: the mistake is on the line after the longest prefix of the
+// file that still parses. It returns reported when it finds nothing better.
+func mistakeLine(data []byte, reported int) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if reported < 1 {
+		return reported
+	}
+	last := 0 // the longest prefix, in lines, that parses
+	for k := reported; k <= len(lines) && k <= reported+maxScanLines; k++ {
+		var n yaml.Node
+		if yaml.Unmarshal(bytes.Join(lines[:k], nil), &n) == nil {
+			last = k
+		} else if k-last > 20 {
+			break // the mistake is behind us; stop parsing ever longer prefixes
+		}
+	}
+	if last < reported || last >= len(lines) {
+		return reported
+	}
+	return last + 1
+}
+
+// maxScanLines bounds how far below the reported line mistakeLine looks,
+// so that a long file costs at most that many parses.
+const maxScanLines = 200
