@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,31 @@ func TestEveryCommandHasHelp(t *testing.T) {
 				t.Errorf("exit %d, %q", code, out)
 			}
 		})
+	}
+}
+
+// TestUsageNamesEveryFlag: the top-level usage line of each command names
+// every flag the command takes (as `symbot help COMMAND` lists them).
+func TestUsageNamesEveryFlag(t *testing.T) {
+	flagRE := regexp.MustCompile(`(?m)^  -([a-z-]+)`)
+	for _, c := range commands() {
+		if c.run == nil {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			_, out, _ := cli(t, "help", c.name)
+			for _, m := range flagRE.FindAllStringSubmatch(out, -1) {
+				if !strings.Contains(c.args, "--"+m[1]) {
+					t.Errorf("symbot %s takes --%s but its usage line %q does not name it", c.name, m[1], c.args)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpHelp(t *testing.T) {
+	code, out, errOut := cli(t, "help", "help")
+	if code != exitOK || !strings.Contains(out, "Usage: symbot help [COMMAND]") || errOut != "" {
+		t.Errorf("help help: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -43,19 +43,19 @@ func commands() []command {
 		{"run", "[--config FILE]", "run the bot (Socket Mode, scheduler, executor)", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return runCmd(ctx, args, stdout, stderr)
 		}},
-		{"demo", "", "run the whole flow against built-in simulators, no accounts needed", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		{"demo", "[--duration D] [--warning D] [--verbose]", "run the whole flow against built-in simulators, no accounts needed", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return demoCmd(ctx, args, stdout, stderr)
 		}},
 		{"check", "[--config FILE] [--live]", "validate the config; --live also tests Slack, AWS and Okta", checkCmd},
 		{"iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", "print the IAM trust and permission policies to paste into AWS", iamPolicyCmd},
-		{"requests", "[--config FILE] [--json]", "list pending and approved requests, and grants that failed in the last 7 days with their errors (asks the running daemon)", requestsCmd},
-		{"grants", "[--config FILE] [--json]", "list active grants, and ended grants whose Okta removal is still pending (asks the running daemon)", grantsCmd},
-		{"show", "ID [--json] [--config FILE]", "print one request's whole story: transitions, queued jobs with attempts and errors, audit entries", showCmd},
-		{"reconcile", "[--dry-run] [--json] [--config FILE]", "compare every target group's Okta members with the grants now and print what was found", reconcileCmd},
-		{"standing", "[--json] [--config FILE]", "list the standing members recorded at each group's first reconcile (never removed)", standingCmd},
-		{"revoke", "ID [--reason TEXT] [--config FILE]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
-		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
-		{"backup", "FILE [--config FILE]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
+		{"requests", "[--config FILE] [--json] [--socket PATH]", "list pending and approved requests, and grants that failed in the last 7 days with their errors (asks the running daemon)", requestsCmd},
+		{"grants", "[--config FILE] [--json] [--socket PATH]", "list active grants, and ended grants whose Okta removal is still pending (asks the running daemon)", grantsCmd},
+		{"show", "ID [--json] [--config FILE] [--socket PATH]", "print one request's whole story: transitions, queued jobs with attempts and errors, audit entries", showCmd},
+		{"reconcile", "[--dry-run] [--json] [--config FILE] [--socket PATH]", "compare every target group's Okta members with the grants now and print what was found", reconcileCmd},
+		{"standing", "[--json] [--config FILE] [--socket PATH]", "list the standing members recorded at each group's first reconcile (never removed)", standingCmd},
+		{"revoke", "ID [--reason TEXT] [--json] [--config FILE] [--socket PATH]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
+		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE] [--socket PATH]", "print the audit trail; `audit verify` checks its hash chain", auditCmd},
+		{"backup", "FILE [--config FILE] [--socket PATH]", "write a consistent copy of the store to FILE (from the running daemon)", backupCmd},
 		{"restore", "FILE [--config FILE]", "replace the store from a backup (daemon stopped): checks its audit chain; the next start reconciles Okta before serving", restoreCmd},
 		{"healthcheck", healthcheckArgs, "ask the running daemon's /healthz (or /readyz); exit 0 when it answers 200 (for container health checks)", healthcheckCmd},
 		{"migrate", "[--check | --from FILE] [--config FILE]", "bring the PostgreSQL schema up to date; --check only reports; --from copies a bbolt store into an empty database", migrateCmd},
@@ -77,6 +77,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if len(rest) > 0 {
 			if c, ok := findCommand(rest[0]); ok && c.run != nil {
 				return c.run(ctx, []string{"-h"}, stdin, stdout, stdout)
+			}
+			if rest[0] == "help" {
+				fmt.Fprintln(stdout, "Usage: symbot help [COMMAND]\n\nWithout a command: list the commands. With one: show its usage and flags.")
+				return exitOK
 			}
 			fmt.Fprintf(stderr, "symbot: unknown command %q\n", rest[0])
 			usage(stderr)
