@@ -24,7 +24,7 @@ func helpText(cmd string) string {
 	c := Escape(cmd)
 	return "*symbot: temporary access, approved by a colleague*\n" +
 		"• `" + c + "` or `" + c + " req [flow]`: open the request form\n" +
-		"• `" + c + " req <target> <duration> <reason…>`: request without the form, e.g. `" + c + " req prod-admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
+		"• `" + c + " req <target> <duration> <reason…>`: request without the form, e.g. `" + c + " req prod/admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
 		"• `" + c + " list`: your pending requests and active access, with Cancel and Relinquish buttons\n" +
 		"• `" + c + " whoami`: who you are to symbot and what you may request and approve\n" +
 		"• `" + c + " help`: this message"
@@ -80,7 +80,7 @@ func parseCommand(text, cmd string) (command, error) {
 		}
 		reason := strings.TrimSpace(rest)
 		if reason == "" {
-			return command{}, &UsageError{Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod-admin 1h fix incident 42`."}
+			return command{}, &UsageError{Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod/admin 1h fix incident 42`."}
 		}
 		return command{Kind: cmdRequest, Target: target, Duration: dur, Reason: reason}, nil
 	}
