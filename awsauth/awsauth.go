@@ -29,49 +29,16 @@ const (
 	staleRetryAfter = 30 * time.Second
 )
 
-// Option changes how New builds a Source.
-type Option func(*options)
-
-type options struct {
-	awsCfg       *aws.Config
-	loadOpts     []func(*config.LoadOptions) error
-	logger       *slog.Logger
-	now          func() time.Time
-	expiryWindow time.Duration
-}
-
-// WithAWSConfig uses c (its credentials, region, endpoints, retryer, HTTP
-// client) instead of config.LoadDefaultConfig. Config.Region still wins
-// when set.
-func WithAWSConfig(c aws.Config) Option { return func(o *options) { o.awsCfg = &c } }
-
-// WithStaticEndpoint ignores the environment and the shared AWS files: STS
-// and Secrets Manager are reached at url with the given base keys. It is
-// meant for `symbot demo` and tests against awstest; Config.Region must be
-// set.
-func WithStaticEndpoint(url, accessKeyID, secretAccessKey string) Option {
-	return WithAWSConfig(aws.Config{
+// StaticEndpoint is an AWS configuration (for Config.AWSConfig) that
+// ignores the environment and the shared AWS files: STS and Secrets Manager
+// are reached at url with the given base keys. It is meant for `symbot
+// demo` and tests against awstest; Config.Region must be set.
+func StaticEndpoint(url, accessKeyID, secretAccessKey string) *aws.Config {
+	return &aws.Config{
 		Credentials:  credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, ""),
 		BaseEndpoint: aws.String(url),
-	})
+	}
 }
-
-// WithLoadOptions passes extra options to config.LoadDefaultConfig, e.g.
-// config.WithRetryer or config.WithSharedConfigProfile.
-func WithLoadOptions(fns ...func(*config.LoadOptions) error) Option {
-	return func(o *options) { o.loadOpts = append(o.loadOpts, fns...) }
-}
-
-// WithLogger logs to l (default: discard). The token is never logged.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithClock makes the token cache read time from now (default time.Now).
-// AWS credential expiry always uses the wall clock.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithExpiryWindow refreshes assumed-role credentials this long before they
-// expire (default 5m).
-func WithExpiryWindow(d time.Duration) Option { return func(o *options) { o.expiryWindow = d } }
 
 // Identity is who a set of AWS credentials belongs to.
 type Identity struct {
@@ -132,27 +99,26 @@ type fetchCall struct {
 // config.LoadDefaultConfig (environment, AWS_PROFILE, web identity,
 // container or instance role), which also honours AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SECRETS_MANAGER.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
+func New(ctx context.Context, cfg Config) (*Source, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	o := options{expiryWindow: DefaultExpiryWindow}
-	for _, fn := range opts {
-		fn(&o)
+	if cfg.ExpiryWindow <= 0 {
+		cfg.ExpiryWindow = DefaultExpiryWindow
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.now == nil {
-		o.now = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 
 	var awsCfg aws.Config
-	if o.awsCfg != nil {
-		awsCfg = o.awsCfg.Copy()
+	if cfg.AWSConfig != nil {
+		awsCfg = cfg.AWSConfig.Copy()
 	} else {
-		lo := o.loadOpts
+		lo := cfg.LoadOptions
 		if cfg.Region != "" {
 			lo = append([]func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}, lo...)
 		}
@@ -168,7 +134,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 		return nil, &ConfigError{"region", "is not set: set aws.region in symbot.yml or AWS_REGION in the environment"}
 	}
 
-	s := &Source{cfg: cfg, region: awsCfg.Region, log: o.logger, now: o.now, awsCfg: awsCfg}
+	s := &Source{cfg: cfg, region: awsCfg.Region, log: cfg.Logger, now: cfg.Now, awsCfg: awsCfg}
 	s.life, s.close = context.WithCancel(context.WithoutCancel(ctx))
 	s.base = aws.NewCredentialsCache(&baseProvider{p: awsCfg.Credentials})
 	withCreds := func(p aws.CredentialsProvider) func(*sts.Options) {
@@ -199,7 +165,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 		})
 		rp := &roleProvider{arn: role, region: s.region, hop: i, p: ap, log: s.log}
 		prev = aws.NewCredentialsCache(rp, func(co *aws.CredentialsCacheOptions) {
-			co.ExpiryWindow = o.expiryWindow
+			co.ExpiryWindow = cfg.ExpiryWindow
 		})
 	}
 	s.creds = prev

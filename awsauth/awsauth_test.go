@@ -334,7 +334,7 @@ func TestPlainStringSecret(t *testing.T) {
 func TestTokenCached(t *testing.T) {
 	w := newWorld(t)
 	clock := newFakeClock()
-	src := mustNew(t, w.cfg, awsauth.WithClock(clock.Now))
+	src := mustNew(t, edited(w.cfg, func(c *awsauth.Config) { c.Now = clock.Now }))
 	for i := range 2 {
 		if _, err := src.Token(t.Context()); err != nil {
 			t.Fatalf("Token %d: %v", i, err)
@@ -413,7 +413,7 @@ func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			w.srv.AddRole(awstest.Role{ARN: roleARN, ExternalID: extID, TrustedPrincipals: []string{hopARN}, CredentialLifetime: tt.lifetime})
-			src := mustNew(t, w.cfg, awsauth.WithExpiryWindow(5*time.Minute))
+			src := mustNew(t, edited(w.cfg, func(c *awsauth.Config) { c.ExpiryWindow = 5 * time.Minute }))
 			for i := range 2 {
 				if _, err := src.ReadSecret(t.Context()); err != nil {
 					t.Fatalf("ReadSecret %d: %v", i, err)
@@ -500,7 +500,10 @@ func TestTokenServesStaleWhenRereadFails(t *testing.T) {
 	w := newWorld(t)
 	clock := newFakeClock()
 	var logs bytes.Buffer
-	src := mustNew(t, w.cfg, awsauth.WithClock(clock.Now), awsauth.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	src := mustNew(t, edited(w.cfg, func(c *awsauth.Config) {
+		c.Now = clock.Now
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}))
 	if _, err := src.Token(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +579,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var texts []string
 
-	src := mustNew(t, w.cfg, awsauth.WithLogger(logger))
+	src := mustNew(t, edited(w.cfg, func(c *awsauth.Config) { c.Logger = logger }))
 	tok, err := src.Token(t.Context())
 	if err != nil || tok != oktaToken {
 		t.Fatalf("Token = %q, %v", tok, err)
@@ -604,7 +607,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		for _, key := range []string{jsonKey, ""} {
 			cfg := w.cfg
 			cfg.SecretJSONKey = key
-			s := mustNew(t, cfg, awsauth.WithLogger(logger))
+			s := mustNew(t, edited(cfg, func(c *awsauth.Config) { c.Logger = logger }))
 			if _, err := s.Token(t.Context()); err == nil {
 				t.Errorf("%s (key %q): no error", name, key)
 			} else {
@@ -691,7 +694,7 @@ func TestWithAWSConfig(t *testing.T) {
 		Credentials:  credentials.NewStaticCredentialsProvider(baseAKID, baseSecret, ""),
 		BaseEndpoint: aws.String(w.srv.URL()),
 	}
-	got, err := mustNew(t, w.cfg, awsauth.WithAWSConfig(awsCfg)).Token(t.Context())
+	got, err := mustNew(t, edited(w.cfg, func(c *awsauth.Config) { c.AWSConfig = &awsCfg })).Token(t.Context())
 	if err != nil || got != oktaToken {
 		t.Fatalf("Token with an injected aws.Config = %q, %v", got, err)
 	}
@@ -725,7 +728,7 @@ func TestEndpointDown(t *testing.T) {
 func TestWithStaticEndpoint(t *testing.T) {
 	w := newWorld(t)
 	setAWSEnv(t, "http://127.0.0.1:1", false) // the environment points nowhere useful
-	src, err := awsauth.New(t.Context(), w.cfg, awsauth.WithStaticEndpoint(w.srv.URL(), baseAKID, baseSecret))
+	src, err := awsauth.New(t.Context(), edited(w.cfg, func(c *awsauth.Config) { c.AWSConfig = awsauth.StaticEndpoint(w.srv.URL(), baseAKID, baseSecret) }))
 	if err != nil {
 		t.Fatal(err)
 	}

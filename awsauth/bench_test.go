@@ -23,7 +23,7 @@ func BenchmarkColdPath(b *testing.B) {
 			cfg.HopRoles = bc.hops
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				src, err := awsauth.New(b.Context(), cfg, fastRetries())
+				src, err := awsauth.New(b.Context(), edited(cfg, func(c *awsauth.Config) { c.LoadOptions = append(c.LoadOptions, fastRetries()) }))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,7 +1,11 @@
 package awsauth
 
 import (
+	"log/slog"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // Config says which role chain to follow and which secret to read. The zero
@@ -36,6 +40,24 @@ type Config struct {
 	// SecretTTL is how long a fetched token is used before it is read again
 	// (default 5m).
 	SecretTTL time.Duration
+
+	// The fields below are set by code, not by the configuration file.
+
+	// AWSConfig, when set, is used (its credentials, region, endpoints,
+	// retryer, HTTP client) instead of config.LoadDefaultConfig; Region
+	// still wins when set. See StaticEndpoint.
+	AWSConfig *aws.Config
+	// LoadOptions are passed to config.LoadDefaultConfig, e.g.
+	// config.WithRetryer or config.WithSharedConfigProfile.
+	LoadOptions []func(*config.LoadOptions) error
+	// Logger receives reports (default: discard). The token is never logged.
+	Logger *slog.Logger
+	// Now is the token cache's clock (default time.Now). AWS credential
+	// expiry always uses the wall clock.
+	Now func() time.Time
+	// ExpiryWindow refreshes assumed-role credentials this long before they
+	// expire (default 5m).
+	ExpiryWindow time.Duration
 }
 
 // Defaults.

@@ -96,17 +96,24 @@ func setAWSEnv(tb testing.TB, url string, withKeys bool) {
 
 // fastRetries keeps the SDK's standard retryer (3 attempts, 5xx and
 // throttling retried) but backs off 1ms instead of up to seconds.
-func fastRetries() awsauth.Option {
-	return awsauth.WithLoadOptions(config.WithRetryer(func() aws.Retryer {
+func fastRetries() func(*config.LoadOptions) error {
+	return config.WithRetryer(func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 		})
-	}))
+	})
 }
 
-func mustNew(tb testing.TB, cfg awsauth.Config, opts ...awsauth.Option) *awsauth.Source {
+// edited returns a copy of cfg changed by edit.
+func edited(cfg awsauth.Config, edit func(*awsauth.Config)) awsauth.Config {
+	edit(&cfg)
+	return cfg
+}
+
+func mustNew(tb testing.TB, cfg awsauth.Config) *awsauth.Source {
 	tb.Helper()
-	src, err := awsauth.New(tb.Context(), cfg, append([]awsauth.Option{fastRetries()}, opts...)...)
+	cfg.LoadOptions = append([]func(*config.LoadOptions) error{fastRetries()}, cfg.LoadOptions...)
+	src, err := awsauth.New(tb.Context(), cfg)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}

@@ -82,9 +82,11 @@ func slackClient(cfg *config.Config) *slack.Client {
 
 // newDirectory builds the AWS chain that reads the Okta token and the Okta
 // directory that uses it. It makes no network calls.
-func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...awsauth.Option) (*awsauth.Source, *okta.Directory, error) {
-	opts = append([]awsauth.Option{awsauth.WithLogger(log.With("component", "aws"))}, opts...)
-	src, err := awsauth.New(ctx, cfg.AWSAuth(), opts...)
+func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, loadOpts ...func(*awsconfig.LoadOptions) error) (*awsauth.Source, *okta.Directory, error) {
+	ac := cfg.AWSAuth()
+	ac.Logger = log.With("component", "aws")
+	ac.LoadOptions = append(ac.LoadOptions, loadOpts...)
+	src, err := awsauth.New(ctx, ac)
 	if err != nil {
 		return nil, nil, fmt.Errorf("aws: %w", err)
 	}
@@ -105,7 +107,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	d := &daemon{cfg: cfg, log: log}
 	awsCalls := &callCounter{}
 	src, dir, err := newDirectory(ctx, cfg, log,
-		awsauth.WithLoadOptions(awsconfig.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware})))
+		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware}))
 	if err != nil {
 		return nil, err
 	}
