@@ -1,3 +1,6 @@
+// Config: which role chain to follow and which secret to read (from
+// symbot.yml), and the settings code passes, with their defaults.
+
 package awsauth
 
 import (

@@ -1,3 +1,7 @@
+// Errors: which step of the chain failed (base credentials, a role, the
+// secret) and why, in words that say what to fix, mapped to the symbot
+// errors.
+
 package awsauth
 
 import (

@@ -1,3 +1,6 @@
+// The S3 sink for the audit trail, with the chain's role credentials, and
+// audit keys read from Secrets Manager.
+
 package awsauth
 
 import (

@@ -1,3 +1,6 @@
+// Parsing the secret value: the token as the whole string, or under a JSON
+// key; errors never carry a value.
+
 package awsauth
 
 import (

@@ -1,3 +1,6 @@
+// Groups: look a group up, add, remove and check a membership, and list
+// members, each through Directory.do (token refresh, rate limit, retries).
+
 package okta
 
 import (

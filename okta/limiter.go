@@ -1,3 +1,7 @@
+// The shared rate limiter: it follows Okta's X-Rate-Limit headers so that
+// symbot's calls wait for the window's reset instead of spending the org's
+// whole limit.
+
 package okta
 
 import (

@@ -1,3 +1,6 @@
+// People: ResolveUser finds the active Okta user for a Slack person, by
+// login override or by email.
+
 package okta
 
 import (
