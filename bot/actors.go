@@ -198,7 +198,7 @@ func (b *Bot) learnWorkspace(ctx context.Context) error {
 		if errors.As(err, &se) {
 			switch se.Err {
 			case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired", "not_allowed_token_type":
-				return fmt.Errorf("learn the slack workspace (auth.test): bot token rejected (%s): check the bot token (xoxb-)", se.Err)
+				return fmt.Errorf("learn the slack workspace (auth.test): bot token rejected (%s): set SLACK_BOT_TOKEN in symbot's environment to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)", se.Err)
 			}
 		}
 		if ctx.Err() != nil {

@@ -226,7 +226,7 @@ loop:
 		case err := <-smDone:
 			smFinished = true
 			if ctx.Err() == nil {
-				runErr = fmt.Errorf("socket mode connection: %w", err)
+				runErr = socketModeError(err)
 				b.log.Error("socket mode stopped", "err", err)
 			}
 			break loop
@@ -411,4 +411,20 @@ type slogOutput struct{ l *slog.Logger }
 func (o slogOutput) Output(_ int, s string) error {
 	o.l.Debug("socketmode: " + s)
 	return nil
+}
+
+// socketModeError wraps the error that ended Socket Mode; when Slack
+// refused the app-level token it says which variable holds it and how to
+// make a new one.
+func socketModeError(err error) error {
+	code := err.Error()
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		code = se.Err
+	}
+	switch code {
+	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type":
+		return fmt.Errorf("socket mode connection: Slack refused the app-level token in SLACK_APP_TOKEN (%s): generate one (xapp-...) with the connections:write scope under Basic Information > App-Level Tokens, and enable Socket Mode: %w", code, err)
+	}
+	return fmt.Errorf("socket mode connection: %w", err)
 }

@@ -101,7 +101,7 @@ func (b *Bot) classify(ctx context.Context, method, channel string, err error) e
 		b.reportOnce(ctx, "missing_scope|"+scope, e.Error())
 		return e
 	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired":
-		e := fmt.Errorf("slack %s: bot token rejected (%s): check the bot token (xoxb-) in symbot's configuration", method, se.Err)
+		e := fmt.Errorf("slack %s: bot token rejected (%s): set SLACK_BOT_TOKEN in symbot's environment to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)", method, se.Err)
 		b.reportOnce(ctx, "auth|"+se.Err, e.Error())
 		return e
 	case "message_not_found", "cant_update_message", "user_not_found", "users_not_found", "expired_trigger_id", "invalid_trigger_id":
