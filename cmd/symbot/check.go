@@ -1,5 +1,9 @@
 package main
 
+// `symbot check`: the offline preflight (config, tokens present, store and
+// socket paths) and the runner that prints one ok/FAIL line per check; the
+// live checks are built in run.go.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,9 @@
 package main
 
+// `symbot demo`: the simulated world (Slack, Okta and AWS simulators on
+// 127.0.0.1, seeded with one small company) and the scripted walk through
+// one request, approval, grant, warning and expiry; the e2e test reuses it.
+
 import (
 	"context"
 	"encoding/json"

@@ -1,5 +1,7 @@
 package main
 
+// The health and metrics listener: /healthz, /readyz and /metrics.
+
 import (
 	"context"
 	"fmt"

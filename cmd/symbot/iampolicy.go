@@ -1,5 +1,8 @@
 package main
 
+// `symbot iam-policy`: the IAM trust and permission policies of the role
+// chain, built from the config, ready to paste into AWS.
+
 import (
 	"context"
 	"encoding/json"

@@ -2,6 +2,11 @@
 // membership after approval in Slack.
 package main
 
+// main.go holds the command table, dispatch, usage and the flag helpers
+// every command shares. Each command lives in its own file (run.go, check.go,
+// demo.go, admincmds.go, ...); config loading is in internal/config and the
+// admin protocol in internal/admin.
+
 import (
 	"context"
 	"errors"

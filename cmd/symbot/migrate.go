@@ -1,5 +1,8 @@
 package main
 
+// `symbot migrate`: the PostgreSQL schema (--check, apply) and the copy of a
+// bbolt store into an empty database (--from).
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package main
 
+// `symbot run`, and the `check --live` preflight (Slack tokens and
+// channels, the AWS chain and the secret, every Okta group).
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,9 @@
 package main
 
+// Wiring: one daemon built from a config (store, AWS chain, Okta
+// directory, Slack bot, engine, metrics), its run loop with the admin and
+// HTTP servers, the admin service over the engine, and the AWS call counter.
+
 import (
 	"context"
 	"errors"
