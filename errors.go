@@ -27,6 +27,9 @@ var (
 	ErrMissingScope    = errors.New("missing OAuth scope")
 	ErrStoreLocked     = errors.New("store is locked by another process")
 	ErrSchemaTooNew    = errors.New("store schema is newer than this symbot")
+	// ErrStoreUnavailable: the store cannot be reached just now (its
+	// database is down or unreachable); the same call may work later.
+	ErrStoreUnavailable = errors.New("store unavailable")
 	// ErrOutOfDate: a button whose request id or nonce does not match a
 	// stored request (another request's message, or one from before a
 	// restore). Nothing is changed.

@@ -91,15 +91,32 @@ func (e *Engine) addJobs(tx Tx, now time.Time, jobs ...*Job) error {
 	return nil
 }
 
-// complete runs fn, deletes the job and audits its success, in one transaction.
+// errLeaseLost: the job's lease ran out while it ran and another worker
+// (another replica) claimed it; that worker records the outcome.
+var errLeaseLost = errors.New("job lease lost to another worker")
+
+// holds reports whether stored is still the job this worker claimed as j:
+// the same lease owner and fencing token. A job that was never claimed
+// (LeaseOwner empty: run directly by a test) is always held.
+func holds(stored *Job, j Job) bool {
+	return j.LeaseOwner == "" || (stored.LeaseOwner == j.LeaseOwner && stored.LeaseToken == j.LeaseToken)
+}
+
+// complete runs fn, deletes the job and audits its success, in one
+// transaction, provided this worker still holds the job's lease (owner and
+// fencing token); otherwise it changes nothing and returns errLeaseLost.
 func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
 	now := e.now()
 	err := e.store.Update(ctx, func(tx Tx) error {
-		if _, err := tx.Job(j.ID); err != nil {
+		stored, err := tx.Job(j.ID)
+		if err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return nil // finished elsewhere
 			}
 			return err
+		}
+		if !holds(stored, j) {
+			return errLeaseLost
 		}
 		if fn != nil {
 			if err := fn(tx, now); err != nil {
@@ -131,6 +148,9 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 				return nil
 			}
 			return err
+		}
+		if !holds(jj, j) {
+			return nil // another worker took it over and records its outcome
 		}
 		jj.Attempts++
 		jj.LastError = errText(jerr)

@@ -362,7 +362,10 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 		held := want // the lock held during this attempt ("" for none)
 		unlock := func() {}
 		if held != "" {
-			unlock = e.rt.locks.Lock(held)
+			var err error
+			if unlock, err = e.lockMembership(ctx, held); err != nil {
+				return nil, err
+			}
 		}
 		err := e.store.Update(ctx, func(tx Tx) error {
 			// The store may run this more than once: decide only from tx

@@ -16,6 +16,20 @@ const resolvePrefix = "resolve Okta user: "
 
 func membershipKey(uid, gid string) string { return uid + "|" + gid }
 
+// lockMembership takes the lock of one (person, group) membership: the
+// store's, when it is shared by several processes (MembershipLocker), else
+// the engine's own in-process lock.
+func (e *Engine) lockMembership(ctx context.Context, key string) (func(), error) {
+	if l, ok := e.store.(MembershipLocker); ok {
+		unlock, err := l.LockMembership(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("take the membership lock: %w", err)
+		}
+		return unlock, nil
+	}
+	return e.rt.locks.Lock(key), nil
+}
+
 // others returns the other requests of r's requester for the same Okta
 // user and group that satisfy keep.
 func others(tx Tx, r *Request, uid string, keep func(*Request) bool) ([]*Request, error) {
@@ -51,7 +65,10 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 		}
 		uid, login = u.ID, u.Login
 	}
-	unlock := e.rt.locks.Lock(membershipKey(uid, r.GroupID))
+	unlock, err := e.lockMembership(ctx, membershipKey(uid, r.GroupID))
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	// Re-read under the lock: a revocation of an approved request whose
 	// check is recorded takes this lock too, so from here on the state
@@ -170,7 +187,10 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 	if !r.GrantChecked || r.OktaUserID == "" {
 		note = "nothing to remove: the membership was never added"
 	} else {
-		unlock := e.rt.locks.Lock(membershipKey(r.OktaUserID, r.GroupID))
+		unlock, err := e.lockMembership(ctx, membershipKey(r.OktaUserID, r.GroupID))
+		if err != nil {
+			return err
+		}
 		defer unlock()
 		var needers []*Request
 		if err := e.store.View(ctx, func(tx Tx) error {

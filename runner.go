@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,7 @@ import (
 // defaults.
 type RuntimeOptions struct {
 	Workers          int           // concurrent jobs; default 16
-	Lease            time.Duration // job lease; default 2m (must exceed JobTimeout)
+	Lease            time.Duration // job lease, renewed every third of it while the job runs; default 15s
 	JobTimeout       time.Duration // one attempt of one job; default 45s
 	RetryBase        time.Duration // first retry delay; default 1s
 	RetryMax         time.Duration // cap of retry delays for grant and Slack jobs; default 5m
@@ -42,7 +43,7 @@ type RuntimeOptions struct {
 
 // The settings with their defaults applied.
 func (o *RuntimeOptions) workers() int              { return orDefault(o.Workers, 16) }
-func (o *RuntimeOptions) lease() time.Duration      { return orDefault(o.Lease, 2*time.Minute) }
+func (o *RuntimeOptions) lease() time.Duration      { return orDefault(o.Lease, 15*time.Second) }
 func (o *RuntimeOptions) jobTimeout() time.Duration { return orDefault(o.JobTimeout, 45*time.Second) }
 func (o *RuntimeOptions) retryBase() time.Duration  { return orDefault(o.RetryBase, time.Second) }
 func (o *RuntimeOptions) retryMax() time.Duration   { return orDefault(o.RetryMax, 5*time.Minute) }
@@ -238,8 +239,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 // one job timeout, renewing it when needed. It reports false when the job is
 // gone or leased by another owner.
 func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (Job, bool) {
-	if e.now().Add(e.Runtime.jobTimeout() + time.Second).Before(j.LeaseUntil) {
-		return j, true
+	if e.now().Add(lease / 2).Before(j.LeaseUntil) {
+		return j, true // runJob renews it while the job runs
 	}
 	ok := false
 	err := e.store.Update(ctx, func(tx Tx) error {
@@ -258,6 +259,9 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 		if jj.NotBefore.After(now) {
 			return nil // someone else ran and rescheduled it
 		}
+		if jj.LeaseOwner != e.rt.owner || jj.LeaseToken != j.LeaseToken {
+			jj.LeaseToken++ // taken over: a new fencing token
+		}
 		jj.LeaseOwner, jj.LeaseUntil = e.rt.owner, now.Add(lease)
 		j = *jj
 		ok = true
@@ -270,11 +274,61 @@ func (e *Engine) ensureLease(ctx context.Context, j Job, lease time.Duration) (J
 	return j, ok
 }
 
+// renewLease keeps j's lease alive while its attempt runs: every third of
+// the lease it extends the lease, as long as this worker still holds it
+// (owner and fencing token). When the lease is lost (another worker took
+// the job over after a pause longer than the lease) it cancels the attempt.
+// It returns when ctx ends.
+func (e *Engine) renewLease(ctx context.Context, cancel context.CancelFunc, j Job, log *slog.Logger) {
+	if j.LeaseOwner == "" {
+		return // not claimed (run directly): nothing to renew
+	}
+	lease := e.Runtime.lease()
+	t := time.NewTicker(max(lease/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lost := false
+		err := e.store.Update(ctx, func(tx Tx) error {
+			lost = false
+			jj, err := tx.Job(j.ID)
+			if errors.Is(err, ErrNotFound) {
+				return nil // done meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if !holds(jj, j) {
+				lost = true
+				return nil
+			}
+			jj.LeaseUntil = e.now().Add(lease)
+			return tx.UpdateJob(jj)
+		})
+		switch {
+		case lost:
+			log.Warn("job lease lost to another worker; stopping this attempt")
+			cancel()
+			return
+		case err != nil && ctx.Err() == nil:
+			log.Warn("renew job lease", "err", err) // retried at the next tick
+		}
+	}
+}
+
 // runJob runs one attempt of a job and records its outcome.
 func (e *Engine) runJob(ctx context.Context, j Job) {
 	log := e.log().With("request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
 	actx, cancel := context.WithTimeout(ctx, e.Runtime.jobTimeout())
 	defer cancel()
+	var renewals sync.WaitGroup
+	renewals.Go(func() { e.renewLease(actx, cancel, j, log) })
+	defer renewals.Wait()
+	defer cancel() // ends renewLease before it is waited for
 	var err error
 	switch j.Kind {
 	case JobGrant:
@@ -285,6 +339,10 @@ func (e *Engine) runJob(ctx context.Context, j Job) {
 		err = e.execSlack(actx, j)
 	default:
 		err = Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+	}
+	if errors.Is(err, errLeaseLost) {
+		log.Info("job taken over by another worker after its lease ran out; it records the outcome")
+		return
 	}
 	if err == nil {
 		e.rt.jobsDone.Add(1)

@@ -35,6 +35,32 @@ type Store interface {
 	Close() error
 }
 
+// MembershipLocker is implemented by a store that several symbot processes
+// share (PostgreSQL): it serialises the grant and revoke work on one
+// (person, group) membership across all of them, so two replicas never add
+// and remove the same membership at once. For a store that does not
+// implement it (a bbolt file, held by one process) the engine locks in
+// process.
+type MembershipLocker interface {
+	// LockMembership blocks until the lock named key is held or ctx ends,
+	// and returns the function that releases it. The store releases the
+	// lock of a holder that dies (its connection ends).
+	LockMembership(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// Deduper remembers keys (Slack envelope ids, trigger ids, clicks) for
+// every process sharing a store, so that a redelivered envelope or a
+// double click is recognised whichever replica receives it. A store shared
+// by several processes implements it; the bot keeps its own in-process set
+// too.
+type Deduper interface {
+	// Seen reports whether key is marked and its mark has not expired.
+	Seen(ctx context.Context, key string, now time.Time) (bool, error)
+	// Mark marks key until now+ttl and reports whether it was not marked
+	// (or its mark had expired) before.
+	Mark(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error)
+}
+
 // Tx is a store transaction.
 type Tx interface {
 	// NextSeq returns the next value (from 1) of a named counter.

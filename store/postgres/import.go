@@ -144,7 +144,7 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 		return nil
 	})
 	if err != nil {
-		return ImportStats{}, fmt.Errorf("import: %w", s.closedErr(err))
+		return ImportStats{}, fmt.Errorf("import: %w", classify(err))
 	}
 	return st, nil
 }

@@ -26,6 +26,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,8 +63,10 @@ type Options struct {
 
 // Store is a symbot.Store on a PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	pool  *pgxpool.Pool
+	locks *pgxpool.Pool // membership locks: one connection per lock held
+	log   *slog.Logger
+	marks atomic.Int64 // dedup marks, to sweep expired ones now and then
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -100,21 +105,28 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", redact(err))
 	}
-	s := &Store{pool: pool, log: o.Logger}
+	lcfg := cfg.Copy()
+	lcfg.MaxConns = 2 * o.MaxConns
+	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", redact(err))
+	}
+	s := &Store{pool: pool, locks: locks, log: o.Logger}
 	if o.NoMigrate {
 		st, err := CheckSchema(ctx, url)
 		if err == nil && !st.UpToDate() {
 			err = fmt.Errorf("database schema is at version %d, this symbot needs %d: run symbot migrate", st.Current, st.Latest)
 		}
 		if err != nil {
-			pool.Close()
+			s.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return s, nil
 	}
 	st, ran, err := migrate(ctx, pool)
 	if err != nil {
-		pool.Close()
+		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if len(ran) > 0 {
@@ -126,13 +138,14 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 // Close closes every connection. Later calls fail.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.locks.Close()
 	return nil
 }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping database: %w", s.closedErr(err))
+		return fmt.Errorf("ping database: %w", classify(err))
 	}
 	return nil
 }
@@ -140,10 +153,42 @@ func (s *Store) Ping(ctx context.Context) error {
 // Pool returns the connection pool (for tools such as migrate --from).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// closedErr maps the pool's "closed pool" error to ErrClosed.
-func (s *Store) closedErr(err error) error {
-	if err != nil && err.Error() == "closed pool" {
+// unavailableError marks a failure to reach the database: it wraps both
+// the driver's error and symbot.ErrStoreUnavailable.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.err, symbot.ErrStoreUnavailable} }
+
+// classify maps the driver's errors to the store's: a closed pool to
+// ErrClosed, and every failure to reach the server (connection refused or
+// lost, timeouts while connecting, the server shutting down) to an error
+// that wraps symbot.ErrStoreUnavailable, so callers can tell people to try
+// again later. Errors the server answered with, and the caller's own
+// cancellation, stay as they are.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, symbot.ErrStoreUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if err.Error() == "closed pool" {
 		return ErrClosed
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection_exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return &unavailableError{err}
+		}
+		return err
+	}
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
+		return &unavailableError{err}
 	}
 	return err
 }
@@ -174,15 +219,10 @@ func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
 	}
 }
 
-// errFn marks an error returned by fn, which Update returns unchanged.
-type errFn struct{ err error }
-
-func (e errFn) Error() string { return e.err.Error() }
-
 func (s *Store) updateOnce(ctx context.Context, fn func(symbot.Tx) error) (err error) {
 	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("store update: begin: %w", s.closedErr(err))
+		return fmt.Errorf("store update: begin: %w", classify(err))
 	}
 	t := &tx{ctx: ctx, q: ptx, writable: true}
 	committed := false
@@ -193,7 +233,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(symbot.Tx) error) (err e
 		}
 	}()
 	if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writerLock); err != nil {
-		return fmt.Errorf("store update: take the writer lock: %w", err)
+		return fmt.Errorf("store update: take the writer lock: %w", classify(err))
 	}
 	if err := fn(t); err != nil {
 		if t.dbErr != nil && retryable(t.dbErr) {
@@ -202,7 +242,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(symbot.Tx) error) (err e
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("store update: commit: %w", err)
+		return fmt.Errorf("store update: commit: %w", classify(err))
 	}
 	committed = true
 	return nil
@@ -215,7 +255,7 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 	}
 	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("store view: begin: %w", s.closedErr(err))
+		return fmt.Errorf("store view: begin: %w", classify(err))
 	}
 	t := &tx{ctx: ctx, q: ptx}
 	defer func() {
@@ -253,11 +293,11 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		RETURNING `+jobCols,
 		owner, nanos(now.Add(lease)), clampNanos(now), max)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", s.closedErr(err))
+		return nil, fmt.Errorf("claim jobs: %w", classify(err))
 	}
 	js, err := pgx.CollectRows(rows, scanJob)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", s.closedErr(err))
+		return nil, fmt.Errorf("claim jobs: %w", classify(err))
 	}
 	sortJobs(js)
 	return js, nil
@@ -276,7 +316,7 @@ func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("next job time: %w", s.closedErr(err))
+		return time.Time{}, false, fmt.Errorf("next job time: %w", classify(err))
 	}
 	return fromNanos(&due), true, nil
 }

@@ -62,7 +62,7 @@ func (t *tx) db(op string, err error) error {
 		return nil
 	}
 	t.dbErr = err
-	return fmt.Errorf("%s: %w", op, err)
+	return fmt.Errorf("%s: %w", op, classify(err))
 }
 
 func (t *tx) NextSeq(name string) (uint64, error) {

@@ -1,5 +1,5 @@
 // Package pgtest starts a throwaway PostgreSQL server from the local
-// installation for tests: initdb and pg_ctl in a temporary directory, on a
+// installation for tests: initdb and postgres in a temporary directory, on a
 // free loopback port, as a non-root user when the tests run as root, and
 // stopped when the test binary ends. Each test gets a fresh database.
 //
@@ -37,12 +37,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// EnvBin names a directory holding initdb, pg_ctl and postgres; it takes
+// EnvBin names a directory holding initdb and postgres; it takes
 // precedence over PATH and /usr/lib/postgresql/*/bin.
 const EnvBin = "SYMBOT_TEST_PGBIN"
 
 // HowToEnable is what a skipped test says.
-const HowToEnable = "PostgreSQL is not installed (no initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin or in $" + EnvBin +
+const HowToEnable = "PostgreSQL is not installed (no initdb and postgres on PATH, in /usr/lib/postgresql/*/bin or in $" + EnvBin +
 	"): install it (Debian: apt-get install postgresql) to run the PostgreSQL tests; with CI set they fail instead of skipping"
 
 // ErrNotInstalled is returned by Start when no PostgreSQL installation is found.
@@ -50,25 +50,26 @@ var ErrNotInstalled = errors.New("postgresql not installed")
 
 // Cluster is a running throwaway PostgreSQL server.
 type Cluster struct {
-	Bin  string // directory of initdb, pg_ctl, postgres
+	Bin  string // directory of initdb and postgres
 	Dir  string // owns data/ and the socket
 	Port int
 	cred *syscall.Credential // nil: run as the current user
 
-	mu      sync.Mutex
-	running bool
-	dbs     atomic.Int64
+	mu     sync.Mutex
+	server *exec.Cmd // the running postmaster; nil when stopped
+	exited chan struct{}
+	dbs    atomic.Int64
 }
 
 // FindBin returns the directory of the PostgreSQL server binaries.
 func FindBin() (string, error) {
 	if d := os.Getenv(EnvBin); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err != nil {
-			return "", fmt.Errorf("%s=%s: no pg_ctl there: %w", EnvBin, d, ErrNotInstalled)
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err != nil {
+			return "", fmt.Errorf("%s=%s: no postgres there: %w", EnvBin, d, ErrNotInstalled)
 		}
 		return d, nil
 	}
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
+	if p, err := exec.LookPath("postgres"); err == nil {
 		if _, err := exec.LookPath("initdb"); err == nil {
 			if real, err := filepath.EvalSymlinks(p); err == nil {
 				p = real
@@ -79,7 +80,7 @@ func FindBin() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
 			return d, nil
 		}
 	}
@@ -170,34 +171,72 @@ func (c *Cluster) run(name string, args ...string) ([]byte, error) {
 }
 
 // Restart starts the server (again, after Stop) on the same port and data.
+// The server is a child of the test process that the kernel kills when
+// the test process dies (Pdeathsig), so a test binary that crashes or is
+// killed leaves no server behind.
 func (c *Cluster) Restart() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.running {
+	if c.server != nil {
 		return nil
 	}
+	logf, err := os.OpenFile(filepath.Join(c.Dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("postgres log: %w", err)
+	}
+	defer logf.Close()
 	// fsync off: a throwaway server need not survive a machine crash, and
 	// the tests must not wait on the disk of a shared machine.
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.Port, c.Dir)
-	if out, err := c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.Dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(c.Dir, "log"))
-		return fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, lastLines(log, 20))
+	cmd := exec.Command(filepath.Join(c.Bin, "postgres"), "-D", c.data(), "-p", strconv.Itoa(c.Port), "-k", c.Dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
+	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	c.running = true
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(c.Dir, "log"))
+			return fmt.Errorf("postgres exited at start:\n%s", lastLines(log, 20))
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("postgres did not accept connections within 60s: %w", err)
+		case <-time.After(50 * time.Millisecond): // polling the server until it answers
+		}
+	}
+	c.server, c.exited = cmd, exited
 	return nil
 }
 
-// Stop stops the server (fast shutdown) and keeps its data for Restart.
+// Stop stops the server (fast shutdown: SIGINT) and keeps its data for
+// Restart.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running {
+	if c.server == nil {
 		return nil
 	}
-	if out, err := c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
-		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+	_ = c.server.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		_ = c.server.Process.Kill()
+		<-c.exited
 	}
-	c.running = false
+	c.server = nil
 	return nil
 }
 
