@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,9 @@ type Check struct {
 	Name string
 	Run  func(ctx context.Context) error
 	Fix  string
+	// Needs names an earlier check this one depends on: when that one
+	// fails, this one is skipped, so one root cause is one failure.
+	Needs string
 }
 
 // CheckTimeout bounds each check.
@@ -34,21 +38,45 @@ const CheckTimeout = 20 * time.Second
 // that failed. A check that panics counts as failed.
 func RunChecks(ctx context.Context, w io.Writer, checks []Check) int {
 	failed := 0
+	bad := map[string]bool{} // checks that failed or were skipped
 	for _, c := range checks {
+		if c.Needs != "" && bad[c.Needs] {
+			bad[c.Name] = true
+			fmt.Fprintf(w, "skip  %s: not checked, it needs %q\n", c.Name, c.Needs)
+			continue
+		}
 		err := runCheck(ctx, c)
 		if err == nil {
 			fmt.Fprintf(w, "ok    %s\n", c.Name)
 			continue
 		}
 		failed++
+		bad[c.Name] = true
 		fmt.Fprintf(w, "FAIL  %s: %s\n", c.Name, oneLine(err.Error()))
-		if c.Fix != "" {
-			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
+		fix := c.Fix
+		if nf, ok := networkFix(err); ok {
+			fix = nf // the network, not the settings, is at fault
+		}
+		if fix != "" {
+			fmt.Fprintf(w, "      fix: %s\n", fix)
 		}
 	}
 	return failed
 }
 
+// networkFix says what to do when a check failed because the service could
+// not be reached at all, whatever its own fix says about tokens or settings.
+func networkFix(err error) (string, bool) {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return fmt.Sprintf("cannot resolve %s: check DNS and this host's network access (the check's own settings were not tried)", dns.Name), true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return "cannot connect: check this host's network access, firewall and proxy (HTTPS_PROXY) (the check's own settings were not tried)", true
+	}
+	return "", false
+}
 func runCheck(ctx context.Context, c Check) (err error) {
 	if c.Run == nil {
 		return errors.New("check has nothing to run")

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,4 +121,42 @@ func TestCheckCommand(t *testing.T) {
 			t.Errorf("exit %d:\n%s", code, out)
 		}
 	})
+}
+
+// TestRunChecksNetworkFix: when the service cannot be reached at all, the
+// fix is about the network, not the check's token or settings.
+func TestRunChecksNetworkFix(t *testing.T) {
+	dnsErr := fmt.Errorf("post auth.test: %w", &net.DNSError{Err: "no such host", Name: "slack.com", IsNotFound: true})
+	dialErr := &url.Error{Op: "Post", URL: "https://slack.com/api/auth.test", Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}
+	var b strings.Builder
+	RunChecks(t.Context(), &b, []Check{
+		{Name: "slack auth", Run: func(context.Context) error { return dnsErr }, Fix: "set SLACK_BOT_TOKEN to the bot token"},
+		{Name: "slack post", Run: func(context.Context) error { return dialErr }, Fix: "set SLACK_BOT_TOKEN to the bot token"},
+	})
+	out := b.String()
+	if strings.Contains(out, "SLACK_BOT_TOKEN") {
+		t.Errorf("a network failure is blamed on the token:\n%s", out)
+	}
+	for _, want := range []string{"fix: cannot resolve slack.com: check DNS", "fix: cannot connect: check this host's network access"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunChecksSkipsDependents(t *testing.T) {
+	var ran bool
+	var b strings.Builder
+	failed := RunChecks(t.Context(), &b, []Check{
+		{Name: "base", Run: func(context.Context) error { return errors.New("no credentials") }},
+		{Name: "role", Needs: "base", Run: func(context.Context) error { ran = true; return nil }},
+		{Name: "secret", Needs: "role", Run: func(context.Context) error { ran = true; return nil }},
+	})
+	if failed != 1 || ran {
+		t.Errorf("failed %d (want 1), dependents ran: %v", failed, ran)
+	}
+	want := "FAIL  base: no credentials\nskip  role: not checked, it needs \"base\"\nskip  secret: not checked, it needs \"role\"\n"
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
 }

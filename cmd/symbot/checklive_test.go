@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ const (
 	fixSlackBotToken = "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) of the installed app"
 	fixAssumeRole    = "check the role's trust policy (run `symbot iam-policy`): it must trust symbot's principal with the sts:ExternalId condition equal to aws.external_id"
 	fixSecret        = "check the secret exists in the region, the role may secretsmanager:GetSecretValue on it (and kms:Decrypt on its key), and okta.token_json_key names a key in it"
+	fixBaseCreds     = "give symbot AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or an instance/pod role"
 	fixOktaGroup     = "check the group id in the Okta admin console (Directory > Groups, the id is in the URL) and that the API token's admin role covers it"
 )
 
@@ -152,11 +155,12 @@ func TestCheckLiveFailures(t *testing.T) {
 			},
 			want: func(lw *liveWorld) []wantFail {
 				denied := ": assume role " + demoRoleARN + " denied: check the role's trust policy allows the base principal and that aws.external_id matches the sts:ExternalId condition: "
+				// Without the role nothing behind it can be reached: one
+				// root cause, one failure; what depends on it is skipped.
 				return []wantFail{
 					{"FAIL  aws: assume " + demoRoleARN + " with the external id" + denied, fixAssumeRole},
-					// Without the role nothing behind it can be reached.
-					{"FAIL  aws: read the Okta token secret " + demoSecret + denied, fixSecret},
-					{"FAIL  okta: group " + lw.groupID + " exists (target prod/prod-admin): ", fixOktaGroup},
+					{"skip  aws: read the Okta token secret " + demoSecret + `: not checked, it needs "aws: assume ` + demoRoleARN + ` with the external id"`, ""},
+					{"skip  okta: group " + lw.groupID + " exists (target prod/prod-admin): not checked", ""},
 				}
 			},
 		},
@@ -190,9 +194,32 @@ func TestCheckLiveFailures(t *testing.T) {
 			want: func(*liveWorld) []wantFail {
 				return []wantFail{
 					{"FAIL  slack: bot token accepted (auth.test): invalid_auth", fixSlackBotToken},
-					// The channel checks use the same token.
-					{"FAIL  slack: bot can post in " + demoChannel + " (flow prod): invalid_auth", ""},
-					{"FAIL  slack: bot can post in " + demoErrors + " (errors channel): invalid_auth", ""},
+					// The channel checks use the same token: skipped.
+					{"skip  slack: bot can post in " + demoChannel + " (flow prod): not checked, it needs \"slack: bot token accepted (auth.test)\"", ""},
+					{"skip  slack: bot can post in " + demoErrors + " (errors channel): not checked", ""},
+				}
+			},
+		},
+		{
+			name: "no AWS credentials at all",
+			setup: func(t *testing.T, lw *liveWorld) []string {
+				t.Setenv("AWS_ACCESS_KEY_ID", "")
+				t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+				// An instance metadata service that knows nothing: the
+				// SDK falls back to IMDSv1 and warns; the warning must
+				// not reach stderr.
+				imds := httptest.NewServer(http.NotFoundHandler())
+				t.Cleanup(imds.Close)
+				t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+				t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+				return nil
+			},
+			want: func(lw *liveWorld) []wantFail {
+				return []wantFail{
+					{"FAIL  aws: base credentials (sts:GetCallerIdentity): ", fixBaseCreds},
+					{"skip  aws: assume " + demoRoleARN + " with the external id: not checked, it needs \"aws: base credentials (sts:GetCallerIdentity)\"", ""},
+					{"skip  aws: read the Okta token secret " + demoSecret + ": not checked", ""},
+					{"skip  okta: group " + lw.groupID + " exists (target prod/prod-admin): not checked", ""},
 				}
 			},
 		},
@@ -208,7 +235,7 @@ func TestCheckLiveFailures(t *testing.T) {
 			want: func(lw *liveWorld) []wantFail {
 				return []wantFail{
 					{`FAIL  aws: read the Okta token secret symbot/okta-token-renamed: read secret "symbot/okta-token-renamed" in region us-east-1: secret not found`, fixSecret},
-					{"FAIL  okta: group " + lw.groupID + " exists (target prod/prod-admin): ", fixOktaGroup},
+					{"skip  okta: group " + lw.groupID + " exists (target prod/prod-admin): not checked", ""},
 				}
 			},
 		},
@@ -222,14 +249,23 @@ func TestCheckLiveFailures(t *testing.T) {
 			}
 			want := tt.want(lw)
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-			var fails []int
+			var fails, skips []int
 			for i, l := range lines {
-				if strings.HasPrefix(l, "FAIL  ") {
+				switch {
+				case strings.HasPrefix(l, "FAIL  "):
 					fails = append(fails, i)
+				case strings.HasPrefix(l, "skip  "):
+					skips = append(skips, i)
 				}
 			}
-			if len(fails) != len(want) {
-				t.Errorf("got %d FAIL lines, want %d:\n%s", len(fails), len(want), out)
+			wantFails := 0
+			for _, wf := range want {
+				if strings.HasPrefix(wf.line, "FAIL  ") {
+					wantFails++
+				}
+			}
+			if len(fails) != wantFails || len(fails)+len(skips) != len(want) {
+				t.Errorf("got %d FAIL and %d skip lines, want %d in all, %d of them FAIL:\n%s", len(fails), len(skips), len(want), wantFails, out)
 			}
 			for _, wf := range want {
 				i := indexPrefix(lines, wf.line)
@@ -244,7 +280,7 @@ func TestCheckLiveFailures(t *testing.T) {
 					t.Errorf("fix under %q:\ngot:  %q\nwant: %q", wf.line, got, want)
 				}
 			}
-			if got, want := lines[len(lines)-1], strconv.Itoa(len(want))+" check(s) failed"; got != want {
+			if got, want := lines[len(lines)-1], strconv.Itoa(wantFails)+" check(s) failed"; got != want {
 				t.Errorf("last line: got %q, want %q", got, want)
 			}
 			// A failure stops no other check: all of them printed a line.
@@ -254,8 +290,8 @@ func TestCheckLiveFailures(t *testing.T) {
 					ok++
 				}
 			}
-			if got, want := ok+len(fails), len(OfflineChecks(&config.Config{}))+len(liveLines(lw)); got != want {
-				t.Errorf("%d ok and %d FAIL lines, want %d checks in all:\n%s", ok, len(fails), want, out)
+			if got, want := ok+len(fails)+len(skips), len(OfflineChecks(&config.Config{}))+len(liveLines(lw)); got != want {
+				t.Errorf("%d ok, %d FAIL and %d skip lines, want %d checks in all:\n%s", ok, len(fails), len(skips), want, out)
 			}
 		})
 	}

@@ -65,15 +65,22 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // liveChecks returns the `check --live` preflight: Slack tokens and
 // channels, the AWS chain and the secret, and every Okta group. It does not
 // open the store (a running daemon holds it).
+// Names of the live checks that others depend on.
+const (
+	slackAuthCheck = "slack: bot token accepted (auth.test)"
+	awsBaseCheck   = "aws: base credentials (sts:GetCallerIdentity)"
+)
+
 func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Check, error) {
 	api := slackClient(cfg)
 	src, dir, err := newDirectory(ctx, cfg, newLogger(config.Log{Level: "error"}, stderr))
 	if err != nil {
 		return nil, err
 	}
+	secretCheck := "aws: read the Okta token secret " + cfg.Okta.TokenSecret
 	checks := []Check{
 		{
-			Name: "slack: bot token accepted (auth.test)",
+			Name: slackAuthCheck,
 			Run: func(ctx context.Context) error {
 				_, err := api.AuthTestContext(ctx)
 				return err
@@ -105,7 +112,8 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 	}
 	for _, ch := range order {
 		checks = append(checks, Check{
-			Name: fmt.Sprintf("slack: bot can post in %s (%s)", ch, strings.Join(channels[ch], ", ")),
+			Name:  fmt.Sprintf("slack: bot can post in %s (%s)", ch, strings.Join(channels[ch], ", ")),
+			Needs: slackAuthCheck,
 			Run: func(ctx context.Context) error {
 				// A message scheduled far ahead and deleted at once proves
 				// the channel exists and the bot may post there, silently.
@@ -141,7 +149,7 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 	}
 	checks = append(checks,
 		Check{
-			Name: "aws: base credentials (sts:GetCallerIdentity)",
+			Name: awsBaseCheck,
 			Run: func(ctx context.Context) error {
 				_, err := src.BaseIdentity(ctx)
 				return err
@@ -149,9 +157,12 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 			Fix: "give symbot AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or an instance/pod role",
 		},
 	)
+	secretNeeds := awsBaseCheck
 	if cfg.AWS.RoleARN != "" {
+		secretNeeds = "aws: assume " + cfg.AWS.RoleARN + " with the external id"
 		checks = append(checks, Check{
-			Name: "aws: assume " + cfg.AWS.RoleARN + " with the external id",
+			Name:  secretNeeds,
+			Needs: awsBaseCheck,
 			Run: func(ctx context.Context) error {
 				_, err := src.AssumeRole(ctx)
 				return err
@@ -160,7 +171,8 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 		})
 	}
 	checks = append(checks, Check{
-		Name: "aws: read the Okta token secret " + cfg.Okta.TokenSecret,
+		Name:  secretCheck,
+		Needs: secretNeeds,
 		Run: func(ctx context.Context) error {
 			_, err := src.ReadSecret(ctx)
 			return err
@@ -185,7 +197,8 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 	}
 	for _, gid := range gorder {
 		checks = append(checks, Check{
-			Name: fmt.Sprintf("okta: group %s exists (%s)", gid, groups[gid]),
+			Name:  fmt.Sprintf("okta: group %s exists (%s)", gid, groups[gid]),
+			Needs: secretCheck,
 			Run: func(ctx context.Context) error {
 				_, err := dir.Group(ctx, gid)
 				return err

@@ -21,6 +21,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/slack-go/slack"
 
@@ -89,7 +90,9 @@ func slackClient(cfg *config.Config) *slack.Client {
 func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, loadOpts ...func(*awsconfig.LoadOptions) error) (*awsauth.Source, *okta.Directory, error) {
 	ac := cfg.AWSAuth()
 	ac.Logger = log.With("component", "aws")
-	ac.LoadOptions = append(ac.LoadOptions, loadOpts...)
+	// The SDK's own warnings (like "falling back to IMDSv1") go to our log,
+	// not straight to stderr.
+	ac.LoadOptions = append(append(ac.LoadOptions, awsconfig.WithLogger(sdkLogger(ac.Logger))), loadOpts...)
 	src, err := awsauth.New(ctx, ac)
 	if err != nil {
 		return nil, nil, fmt.Errorf("aws: %w", err)
@@ -406,4 +409,16 @@ func botLimits(l config.Limits) bot.Limits {
 		out.ApproverCacheTTL = -1
 	}
 	return out
+}
+
+// sdkLogger sends the AWS SDK's log lines to log: warnings as warnings,
+// everything else at debug level.
+func sdkLogger(log *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+	})
 }
