@@ -385,6 +385,9 @@ func (e *Engine) reconcileGroup(ctx context.Context, g targetGroup, members []Di
 	if dryRun {
 		return nil
 	}
+	if !first && len(vanished) == 0 && len(requeue) == 0 && !recordChanged(rec, byID, holders, unmanaged, g.Policy) {
+		return nil // nothing to write: the common pass
+	}
 
 	// Take away unmanaged memberships first (outside the transaction: it
 	// is a call to Okta), each under the membership lock with the holders
@@ -538,6 +541,36 @@ func (e *Engine) reconcileGroup(ctx context.Context, g targetGroup, members []Di
 		e.observe(g.Flow, StateRemovedOutside)
 	}
 	return nil
+}
+
+// recordChanged reports whether a pass with no other drift would change
+// the group's record: someone standing or alerted left, an unmanaged
+// member needs an alert or a removal, or the holders changed.
+func recordChanged(rec *groupRecord, members map[string]DirUser, holders map[string]string, unmanaged []DirUser, p UnmanagedPolicy) bool {
+	for uid := range rec.Standing {
+		if _, ok := members[uid]; !ok {
+			return true
+		}
+	}
+	for uid := range rec.Alerted {
+		if _, ok := members[uid]; !ok {
+			return true
+		}
+	}
+	for _, m := range unmanaged {
+		if p == UnmanagedRemove || (p != UnmanagedIgnore && rec.Alerted[m.ID].IsZero()) {
+			return true
+		}
+	}
+	if len(rec.Managed) != len(holders) {
+		return true
+	}
+	for uid, id := range holders {
+		if rec.Managed[uid] != id {
+			return true
+		}
+	}
+	return false
 }
 
 // removeUnmanaged takes uid out of gid unless a grant holds it by now.
