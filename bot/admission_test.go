@@ -42,7 +42,7 @@ func impostors() []slacktest.User {
 	}
 }
 
-func mustAdmissionHarness(t *testing.T, opts ...harnessOpt) *harness {
+func mustAdmissionHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	opts = append([]harnessOpt{withFlows(append(testFlows(), opsFlow())), withUsers(impostors()...)}, opts...)
 	h := MustHarness(t, opts...)
