@@ -153,6 +153,9 @@ func AppendAudit(tx Tx, k *AuditKey, e *AuditEntry) error {
 	}
 	e.Seq = seq + 1
 	e.PrevHash = head
+	// Details carry error texts from outside (Okta, AWS, Slack): one
+	// redactor masks anything token-shaped before it is sealed forever.
+	e.Detail = Redact(e.Detail)
 	e.Seal(k)
 	return tx.AppendAudit(e)
 }

@@ -243,10 +243,10 @@ func (e *Engine) backoff(attempts int, capd time.Duration) time.Duration {
 	return d/2 + e.Runtime.jitter(d/2)
 }
 
-// errText is an error's text for the audit trail and messages, cut at 500
-// bytes on a character boundary.
+// errText is an error's text for the audit trail and messages, redacted
+// and cut at 500 bytes on a character boundary.
 func errText(err error) string {
-	s := err.Error()
+	s := Redact(err.Error())
 	if len(s) <= 500 {
 		return s
 	}
@@ -287,7 +287,7 @@ func (e *Engine) failRequest(tx Tx, now time.Time, id string, cause error, attem
 		return "", nil
 	}
 	reason, alert := failReason(cause, attempts)
-	r.FailReason = reason
+	r.FailReason = Redact(reason)
 	jobs := []*Job{
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventFailed},
 		{Kind: JobNotify, RequestID: r.ID, Event: EventFailed, To: r.Requester.SlackID},

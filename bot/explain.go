@@ -28,8 +28,13 @@ var errBusy = errors.New("symbot is busy")
 // reveals internal details (those go to the log); the text is safe Slack
 // mrkdwn. It is the only place where errors become user-facing text.
 // The commands it suggests use the slash command cmd ("" means
-// DefaultCommand); the Bot passes Config.Command.
+// DefaultCommand); the Bot passes Config.Command. The text passes
+// symbot.Redact, so no token-shaped string reaches Slack.
 func Explain(err error, cmd string) string {
+	return symbot.Redact(explain(err, cmd))
+}
+
+func explain(err error, cmd string) string {
 	if err == nil {
 		return ""
 	}

@@ -71,9 +71,9 @@ func newLogger(lc config.Log, w io.Writer) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(lc.Format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(newRedactHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(newRedactHandler(slog.NewTextHandler(w, opts)))
 }
 
 // slackClient builds the slack-go client from the tokens and API URL.

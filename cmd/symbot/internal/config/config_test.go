@@ -243,6 +243,22 @@ func TestConfigErrors(t *testing.T) {
 			not:  "secretvalue",
 		},
 		{
+			name: "okta token in token_secret",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "  token_secret: symbot/okta\n", "  token_secret: 00AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_xY\n")
+			},
+			want: []string{"symbot.yml:9: okta.token_secret: looks like an Okta API token (value not shown)", "revoke the pasted token"},
+			not:  "AbCdEfGhIjKlMnOp",
+		},
+		{
+			name: "ssws value in a label",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD", "    channel: C0PROD\n    label: SSWS secretvalue")
+			},
+			want: []string{"flows[0].label: looks like an Okta API token (value not shown)"},
+			not:  "secretvalue",
+		},
+		{
 			name: "token value anywhere in the file",
 			yml: func(t *testing.T) string {
 				return edit(t, baseYAML, "    channel: C0PROD", "    channel: C0PROD\n    label: xapp-1-A0-secretvalue")

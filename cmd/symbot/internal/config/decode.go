@@ -167,6 +167,15 @@ func (d *decoder) checkSecretValue(n *yaml.Node, path string) bool {
 			return false
 		}
 	}
+	if tok := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(v, "SSWS "), "ssws ")); symbot.LooksLikeOktaToken(tok) || tok != v {
+		// An Okta API token pasted where a name belongs: never echo it.
+		fix := "never put tokens in the file"
+		if path == "okta.token_secret" {
+			fix = "okta.token_secret is the name or ARN of the Secrets Manager secret that holds the token, not the token itself: store the token in Secrets Manager, put the secret's name here, and revoke the pasted token (it is now written in this file)"
+		}
+		d.add(n.Line, path, "looks like an Okta API token (value not shown): %s", fix)
+		return false
+	}
 	return true
 }
 
