@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,9 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckPath(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -123,10 +127,38 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		s.log.Warn("store file is readable by other users; chmod 600 it", "path", path, "mode", fi.Mode().Perm().String())
-	}
 	return s, nil
+}
+
+// ErrUnsafePath is wrapped by the errors of Open and CheckPath for a store
+// file that other users may read, or that is reached through a symbolic
+// link.
+var ErrUnsafePath = errors.New("unsafe store file")
+
+// CheckPath refuses a store path that is a symbolic link (whoever can
+// change the link chooses which database symbot trusts) or a file that
+// other users can read or write (it holds every request, identity binding
+// and the audit chain). A missing file is fine: Open creates it with mode
+// 0600. The error says how to fix it.
+func CheckPath(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check store file %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, _ := filepath.EvalSymlinks(path)
+		return fmt.Errorf("%s is a symbolic link (to %s): set store.path to the real file, or replace the link with the file itself: %w", path, target, ErrUnsafePath)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s): point store.path at a file: %w", path, fi.Mode().Type(), ErrUnsafePath)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s has mode %s, so other users can read it: run chmod 600 %s (as the user that runs symbot): %w", path, perm, path, ErrUnsafePath)
+	}
+	return nil
 }
 
 // init checks the schema (read-only first, so a newer file is never

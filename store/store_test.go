@@ -240,7 +240,7 @@ func TestBackup(t *testing.T) {
 		})
 	}
 	path := filepath.Join(t.TempDir(), "backup.db")
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) // as symbot backup writes it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,5 +496,45 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 				t.Errorf("JobStats after reopening = %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// A store file other users can read hands them every request, identity
+// binding and the audit chain: Open refuses it and says how to fix it.
+func TestOpenRefusesGroupOrWorldReadableStore(t *testing.T) {
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
+		path := filepath.Join(t.TempDir(), "symbot.db")
+		s, err := store.Open(path, &store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err = store.Open(path, nil)
+		if !errors.Is(err, store.ErrUnsafePath) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("Open of a %v store: got %v, want ErrUnsafePath saying chmod 600", mode, err)
+		}
+	}
+}
+
+// A store path that is a symbolic link lets whoever can change the link
+// choose which database symbot trusts: Open refuses it.
+func TestOpenRefusesSymlinkedStore(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.db")
+	s, err := store.Open(real, &store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	link := filepath.Join(dir, "symbot.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Open(link, nil)
+	if !errors.Is(err, store.ErrUnsafePath) || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Open through a symlink: got %v, want ErrUnsafePath naming the link", err)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/store"
 )
 
 // Check is one named preflight check. Fix says, for people, what to do
@@ -137,6 +139,11 @@ func OfflineChecks(cfg *config.Config) []Check {
 			Run:  func(context.Context) error { return writableDir(filepath.Dir(cfg.Admin.Socket)) },
 			Fix:  "create the directory and give the user that runs symbot write access, or change admin.socket",
 		},
+		{
+			Name: "admin socket directory " + filepath.Dir(cfg.Admin.Socket) + " is not writable by other users",
+			Run:  func(context.Context) error { return admin.CheckSocketDir(filepath.Dir(cfg.Admin.Socket)) },
+			Fix:  "chmod o-w " + filepath.Dir(cfg.Admin.Socket) + ", or set admin.socket to a path in a directory only symbot's user can write",
+		},
 	}
 	if cfg.Store.URL != "" {
 		// PostgreSQL: nothing local to check; symbot migrate --check asks
@@ -146,7 +153,7 @@ func OfflineChecks(cfg *config.Config) []Check {
 	storeFile := Check{
 		Name: "store file " + cfg.Store.Path + " is private",
 		Run:  func(context.Context) error { return privateFile(cfg.Store.Path) },
-		Fix:  "chmod 600 " + cfg.Store.Path,
+		Fix:  "chmod 600 " + cfg.Store.Path + ", and make store.path the file itself, not a symbolic link",
 	}
 	if _, err := os.Lstat(cfg.Store.Path); errors.Is(err, os.ErrNotExist) {
 		storeFile.Name = "store file " + cfg.Store.Path + " does not exist yet: symbot run creates it with mode 0600"
@@ -171,20 +178,11 @@ func writableDir(dir string) error {
 	return os.Remove(name)
 }
 
-// privateFile checks that an existing file is not readable by others; a
+// privateFile checks that an existing store file is neither reached
+// through a symbolic link nor readable by others, as store.Open does; a
 // missing file is fine (symbot creates it with mode 0600).
 func privateFile(path string) error {
-	st, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("stat store file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("mode %v lets other users read it", st.Mode().Perm())
-	}
-	return nil
+	return store.CheckPath(path)
 }
 
 func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

@@ -19,8 +19,9 @@ type Readiness func(ctx context.Context) error
 const ReadinessTimeout = 5 * time.Second
 
 // NewHTTPHandler serves /healthz (the process is alive), /readyz (ready
-// says it can serve; 503 with the reason otherwise) and /metrics (m in the
-// Prometheus text format, or OpenMetrics). It has no authentication: bind it to loopback
+// says it can serve; 503 otherwise, the reason going to the log only) and
+// /metrics (m in the Prometheus text format, or OpenMetrics). It has no
+// authentication: bind it to loopback
 // or a private interface.
 func NewHTTPHandler(ready Readiness, m *Metrics, logger *slog.Logger) http.Handler {
 	if logger == nil {
@@ -40,9 +41,10 @@ func NewHTTPHandler(ready Readiness, m *Metrics, logger *slog.Logger) http.Handl
 			cancel()
 		}
 		if err != nil {
-			logger.DebugContext(r.Context(), "not ready", "reason", err)
+			// The reason stays inside: /readyz has no authentication.
+			logger.WarnContext(r.Context(), "not ready", "reason", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %s\n", oneLine(err.Error()))
+			fmt.Fprintln(w, "not ready (the reason is in symbot's log)")
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
@@ -57,5 +63,74 @@ func TestTokenInAnErrorIsNotLogged(t *testing.T) {
 		if !strings.Contains(buf.String(), "grant failed") {
 			t.Errorf("%s log lost the message:\n%s", format, buf.String())
 		}
+	}
+}
+
+// /readyz has no authentication: anyone who can reach it must not learn
+// internal error text (paths, hosts, library errors); the reason goes to
+// the log.
+func TestReadyzDoesNotLeakInternalErrors(t *testing.T) {
+	internal := "open store /var/lib/symbot/symbot.db: dial tcp 10.1.2.3:5432: connection refused"
+	var logs bytes.Buffer
+	h := NewHTTPHandler(func(context.Context) error { return errors.New(internal) }, nil,
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503", resp.StatusCode)
+	}
+	for _, leak := range []string{"/var/lib", "10.1.2.3", "connection refused"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("/readyz body %q reveals %q", body, leak)
+		}
+	}
+	if !strings.Contains(logs.String(), "10.1.2.3") {
+		t.Errorf("the reason is not logged:\n%s", logs.String())
+	}
+}
+
+// Another local user who can write the admin socket's directory could
+// remove the socket and listen in its place, then answer (and collect)
+// every admin command: symbot refuses such a directory.
+func TestAdminSocketInWorldWritableDirectoryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := admin.Listen(filepath.Join(dir, "s.sock"))
+	if err == nil {
+		ln.Close()
+		t.Fatal("ListenAdmin in a world-writable directory: got nil error")
+	}
+	if !strings.Contains(err.Error(), "chmod o-w "+dir) {
+		t.Errorf("error does not say how to fix it: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.sock")); err == nil {
+		t.Errorf("socket created despite the refusal")
+	}
+}
+
+// A store file other users can read hands them every request and the
+// audit chain; a store path that is a symbolic link lets whoever controls
+// the link choose the database. `symbot check` fails both with the fix.
+func TestCheckRefusesExposedOrSymlinkedStore(t *testing.T) {
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+	t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "symbot.yml"), baseYAML)
+	db := filepath.Join(dir, "symbot.db")
+	real := writeFile(t, filepath.Join(dir, "real.db"), "x")
+	if err := os.Symlink(real, db); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := cli(t, "check", "--config", cfg)
+	if code != exitFail || !strings.Contains(out, "is a symbolic link") {
+		t.Errorf("symlinked store: exit %d:\n%s", code, out)
 	}
 }

@@ -180,6 +180,9 @@ func (a *adminServer) backup(w http.ResponseWriter, r *http.Request) {
 // socket file is removed only when nothing answers on it; if a daemon is
 // live it refuses. Closing the listener removes the socket file.
 func Listen(path string) (net.Listener, error) {
+	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("admin socket %s exists and is not a socket: remove it or change admin.socket", path)
@@ -262,5 +265,19 @@ func ServeUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 		srv.Close()
 	}
 	<-errc
+	return nil
+}
+
+// CheckSocketDir refuses a directory for the admin socket that other users
+// can write: one of them could remove the socket and put their own in its
+// place, and the admin commands would then talk to it.
+func CheckSocketDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check admin socket directory: %w", err)
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("directory %s has mode %s, so other users can replace the socket: run chmod o-w %s, or set admin.socket to a path in a directory only symbot's user can write (e.g. /run/symbot/symbot.sock)", dir, st.Mode().Perm(), dir)
+	}
 	return nil
 }
