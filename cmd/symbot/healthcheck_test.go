@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +19,7 @@ func healthServer(t *testing.T, ready Readiness) *httptest.Server {
 }
 
 func TestHealthcheckURL(t *testing.T) {
-	notReady := healthServer(t, func(context.Context) error { return errors.New("slack socket mode is not connected") })
+	notReady := healthServer(t, func(context.Context) error { return NotReady("slack socket mode is not connected", nil) })
 	ready := healthServer(t, func(context.Context) error { return nil })
 	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(hang.Close)

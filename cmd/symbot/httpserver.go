@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,24 @@ import (
 // Readiness reports why symbot cannot serve yet (Socket Mode not connected,
 // store not open), or nil when it can.
 type Readiness func(ctx context.Context) error
+
+// NotReady is a readiness error whose public text (fixed words, never
+// internal error text) /readyz may show; err, if any, goes to the log only.
+func NotReady(public string, err error) error { return &notReadyError{public, err} }
+
+type notReadyError struct {
+	public string
+	err    error
+}
+
+func (e *notReadyError) Error() string {
+	if e.err == nil {
+		return e.public
+	}
+	return e.public + ": " + e.err.Error()
+}
+
+func (e *notReadyError) Unwrap() error { return e.err }
 
 // ReadinessTimeout bounds one readiness evaluation.
 const ReadinessTimeout = 5 * time.Second
@@ -41,9 +60,15 @@ func NewHTTPHandler(ready Readiness, m *Metrics, logger *slog.Logger) http.Handl
 			cancel()
 		}
 		if err != nil {
-			// The reason stays inside: /readyz has no authentication.
+			// /readyz has no authentication: it says only what NotReady
+			// made public; the error itself goes to the log.
 			logger.WarnContext(r.Context(), "not ready", "reason", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
+			var nr *notReadyError
+			if errors.As(err, &nr) && nr.public != "" {
+				fmt.Fprintf(w, "not ready: %s\n", nr.public)
+				return
+			}
 			fmt.Fprintln(w, "not ready (the reason is in symbot's log)")
 			return
 		}

@@ -134,3 +134,19 @@ func TestCheckRefusesExposedOrSymlinkedStore(t *testing.T) {
 		t.Errorf("symlinked store: exit %d:\n%s", code, out)
 	}
 }
+
+func TestReadyzShowsOnlyPublicReasons(t *testing.T) {
+	srv := httptest.NewServer(NewHTTPHandler(func(context.Context) error {
+		return NotReady("the store is not answering", errors.New("open /var/lib/symbot/symbot.db: input/output error"))
+	}, nil, nil))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if got, want := string(body), "not ready: the store is not answering\n"; got != want {
+		t.Errorf("/readyz = %q, want %q", got, want)
+	}
+}

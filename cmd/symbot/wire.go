@@ -271,10 +271,10 @@ func (d *daemon) reload(context.Context) {
 // store answering.
 func (d *daemon) ready(ctx context.Context) error {
 	if !d.bot.Connected() {
-		return errors.New("slack socket mode is not connected")
+		return NotReady("slack socket mode is not connected", nil)
 	}
 	if err := d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return NotReady("the store is not answering", err)
 	}
 	return nil
 }
