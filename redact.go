@@ -30,7 +30,7 @@ const Redacted = "[redacted]"
 // keys. It is the one redactor every error text passes before it reaches
 // Slack, the audit trail or a log line.
 func Redact(s string) string {
-	if len(s) < 5 {
+	if !maySecret(s) {
 		return s
 	}
 	s = slackTokenRE.ReplaceAllStringFunc(s, func(t string) string {
@@ -86,4 +86,25 @@ func looksLikeAWSSecret(s string) bool {
 		}
 	}
 	return upper && lower && other
+}
+
+// maySecret is Redact's fast path: whether s has a token prefix or a run
+// of 40 or more token characters at all.
+func maySecret(s string) bool {
+	if strings.Contains(s, "xox") || strings.Contains(s, "xapp-") || strings.Contains(s, "SSWS") || strings.Contains(strings.ToLower(s), "ssws") {
+		return true
+	}
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/' || c == '+' {
+			run++
+			if run >= 40 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
