@@ -96,7 +96,7 @@ func TestTokenInDirectoryErrorIsNotEchoedToSlackOrAudit(t *testing.T) {
 		var entries []symbot.AuditEntry
 		if err := h.st.View(t.Context(), func(tx symbot.Tx) error {
 			var err error
-			entries, err = tx.Audit(0, 0)
+			entries, err = tx.Audit(0, 10000)
 			return err
 		}); err != nil {
 			t.Fatal(err)
