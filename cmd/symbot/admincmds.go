@@ -263,10 +263,17 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "verify" {
-		return auditVerifyCmd(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return auditVerifyCmd(ctx, args[1:], stdout, stderr)
+		case "keygen":
+			return auditKeygenCmd(ctx, args[1:], stdout, stderr)
+		case "export":
+			return auditExportCmd(ctx, args[1:], stdout, stderr)
+		}
 	}
-	fs := newFlagSet("audit", "[verify] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
+	fs := newFlagSet("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
 	af := addAdminFlags(fs)
 	sinceFlag := fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -316,22 +323,39 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("audit verify", "[--json] [--config FILE]", stderr)
+	fs := newFlagSet("audit verify", "[--against FILE|DIR] [--json] [--config FILE]", stderr)
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	against := fs.String("against", "", "also check the chain against checkpoints exported earlier: a file sink's output, S3 objects (a file or a directory) or symbot's log")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
+	}
+	var cps []symbot.AuditCheckpoint
+	if *against != "" {
+		var err error
+		if cps, err = readAnchors(*against); err != nil {
+			fmt.Fprintf(stderr, "symbot audit verify: %v\n", err)
+			return exitUsage
+		}
 	}
 	c, ok := af.client("audit verify", stderr)
 	if !ok {
 		return exitFail
 	}
-	v, err := c.VerifyAudit(ctx)
+	var v admin.VerifyJSON
+	var err error
+	if *against != "" {
+		v, err = c.VerifyAuditAgainst(ctx, cps)
+	} else {
+		v, err = c.VerifyAudit(ctx)
+	}
 	if err != nil {
 		return adminFail(stderr, "audit verify", err)
 	}
 	if *asJSON {
 		printJSON(stdout, v)
+	} else if v.OK && *against != "" {
+		fmt.Fprintf(stdout, "audit chain ok: %d entries, and it matches %d anchors from %s\n", v.Entries, len(cps), *against)
 	} else if v.OK {
 		fmt.Fprintf(stdout, "audit chain ok: %d entries\n", v.Entries)
 	} else {

@@ -47,6 +47,7 @@ type daemon struct {
 	bot     *bot.Bot
 	engine  *symbot.Engine
 	metrics *Metrics
+	shipper *symbot.AuditShipper // ships the audit trail to its sinks; set by run
 
 	// Tunables the demo and the tests shorten; zero means the engine default.
 	retryBase time.Duration
@@ -204,6 +205,11 @@ func (d *daemon) run(ctx context.Context) error {
 	defer cancel()
 
 	var servers []func() error
+	runAudit, err := d.startAudit(ctx)
+	if err != nil {
+		return err
+	}
+	servers = append(servers, runAudit)
 	adminLn, err := admin.Listen(d.cfg.Admin.Socket)
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
@@ -329,6 +335,9 @@ func (a *adminService) Story(ctx context.Context, id string) (*symbot.Story, err
 }
 
 func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := a.d.engine.AuditAdmin(ctx, "backup", "a copy of the whole store"); err != nil {
+		return 0, err
+	}
 	return a.d.store.Backup(ctx, w)
 }
 

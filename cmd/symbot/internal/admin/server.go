@@ -38,6 +38,9 @@ func NewServer(svc Service, logger *slog.Logger) http.Handler {
 	if in, ok := svc.(Inspector); ok {
 		a.addInspector(mux, in)
 	}
+	if as, ok := svc.(AuditService); ok {
+		a.addAudit(mux, as)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -145,6 +148,11 @@ func (a *adminServer) audit(w http.ResponseWriter, r *http.Request) {
 
 func (a *adminServer) verify(w http.ResponseWriter, r *http.Request) {
 	n, err := a.svc.VerifyAudit(r.Context())
+	a.verified(w, r, n, err)
+}
+
+// verified answers a verification of n entries that ended with err.
+func (a *adminServer) verified(w http.ResponseWriter, r *http.Request, n int, err error) {
 	var ae *symbot.AuditError
 	switch {
 	case err == nil:
@@ -250,7 +258,8 @@ func (l *adminListener) Close() error {
 // ServeUntil serves h on ln until ctx ends, then shuts down gracefully
 // (waiting up to 5 s for requests in flight) and closes ln.
 func ServeUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnContext: operatorContext}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
