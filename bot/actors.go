@@ -1,3 +1,7 @@
+// Who is acting: a Slack user's profile from users.info, cached, and the
+// admission of actors (this workspace, not deleted, not a bot or stranger,
+// confirmed email) before the engine is asked.
+
 package bot
 
 import (

@@ -1,3 +1,7 @@
+// Slack Web API calls: retries on rate limits, and Slack errors turned into
+// symbot errors (a missing scope, channel or membership is reported once to
+// the operators).
+
 package bot
 
 import (

@@ -1,3 +1,6 @@
+// Escaping user text for Slack mrkdwn and plain text (& < >), with
+// truncation on character boundaries, and mention and channel references.
+
 package bot
 
 import (

@@ -1,3 +1,6 @@
+// The one place errors become words for people: Explain turns engine, policy
+// and input errors into the text the bot shows.
+
 package bot
 
 import (

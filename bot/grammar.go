@@ -1,3 +1,6 @@
+// The /sym command grammar: parsing the words after the command, and the
+// help text.
+
 package bot
 
 import (

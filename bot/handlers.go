@@ -1,3 +1,7 @@
+// What the bot does with each event: slash commands, button clicks and modal
+// submissions, acknowledged within Slack's 3 seconds; every decision is the
+// engine's (MayDecide before a form opens).
+
 package bot
 
 import (

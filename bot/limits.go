@@ -1,3 +1,6 @@
+// Abuse limits: requests and commands per minute per person, pending
+// requests per person, and the approver answer cache.
+
 package bot
 
 import (

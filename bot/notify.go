@@ -1,3 +1,6 @@
+// The Notifier the engine's jobs call: post and update the approval message,
+// DM people, alert the operators.
+
 package bot
 
 import (

@@ -1,3 +1,6 @@
+// The fair work queue: slow work is queued per person and taken in turn,
+// decisions before reads.
+
 package bot
 
 import (

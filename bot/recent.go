@@ -1,3 +1,6 @@
+// A bounded set of recently seen keys with expiry: envelope, trigger and
+// click dedup.
+
 package bot
 
 import (

@@ -1,3 +1,6 @@
+// Block Kit rendering: the approval message, its buttons, the modals and the
+// texts of each event.
+
 package bot
 
 import (

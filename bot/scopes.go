@@ -1,3 +1,5 @@
+// The bot token scopes symbot needs, as manifest.yml lists them.
+
 package bot
 
 // RequiredScopes are the bot token scopes symbot uses, exactly those listed
