@@ -130,3 +130,19 @@ type InputError struct {
 func (e *InputError) Error() string { return e.Field + ": " + e.Problem }
 
 func (e *InputError) Unwrap() error { return ErrInvalidRequest }
+
+// NotConfiguredError is returned for acting on a request whose flow (or
+// target) is no longer in the configuration. It wraps ErrNotFound.
+type NotConfiguredError struct {
+	ID, Flow, Target string
+	TargetOnly       bool // the flow exists; its target does not
+}
+
+func (e *NotConfiguredError) Error() string {
+	if e.TargetOnly {
+		return fmt.Sprintf("request %s: target %q of flow %q is no longer configured", e.ID, e.Target, e.Flow)
+	}
+	return fmt.Sprintf("request %s: flow %q is no longer configured", e.ID, e.Flow)
+}
+
+func (e *NotConfiguredError) Unwrap() error { return ErrNotFound }

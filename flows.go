@@ -4,6 +4,7 @@
 package symbot
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -430,7 +431,7 @@ func durationList(f *Flow) string { return list(f.Durations, FormatDuration) }
 func (e *Engine) flowOf(r *Request) (*Flow, error) {
 	f, ok := e.byName[strings.ToLower(r.Flow)]
 	if !ok {
-		return nil, fmt.Errorf("request %s: flow %q is no longer configured: %w", r.ID, r.Flow, ErrNotFound)
+		return nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target}
 	}
 	return f, nil
 }
@@ -442,4 +443,23 @@ func (e *Engine) flowFor(r *Request) *Flow {
 		return f
 	}
 	return &Flow{Name: r.Flow, Label: r.Flow, Targets: []Target{{Name: r.Target, Label: r.Target, GroupID: r.GroupID}}}
+}
+
+// Unconfigured returns the pending, approved and active requests whose flow
+// or target is no longer in the configuration: they cannot be decided, and
+// the operators should know (the daemon lists them at start).
+func (e *Engine) Unconfigured(ctx context.Context) ([]*Request, error) {
+	rs, err := e.ListByState(ctx, StatePending, StateApproved, StateActive)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for _, r := range rs {
+		if f, err := e.flowOf(r); err != nil {
+			out = append(out, r)
+		} else if _, ok := f.Target(r.Target); !ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

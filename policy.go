@@ -146,6 +146,9 @@ func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, ve
 	if r.State != StatePending {
 		return nil, nil, r.Decided()
 	}
+	if _, ok := f.Target(r.Target); !ok {
+		return nil, nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target, TargetOnly: true}
+	}
 	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
 		return nil, nil, err
 	}

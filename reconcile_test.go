@@ -1,12 +1,14 @@
 package symbot_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
 )
 
 func driftActions(rep *symbot.ReconcileReport, k symbot.DriftKind) []string {
@@ -267,4 +269,52 @@ func TestAfterRestoreReconcilesOnce(t *testing.T) {
 			t.Error("restore not audited")
 		}
 	})
+}
+
+// TestFlowNoLongerConfigured: a request whose flow or target left the
+// configuration is listed by Unconfigured, and deciding on it says exactly
+// that (a *NotConfiguredError, still an ErrNotFound).
+func TestFlowNoLongerConfigured(t *testing.T) {
+	st := memstore.New()
+	h := newHarness(t, st)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	ro := h.mustSubmit(t, bob, "ro", time.Hour)
+
+	f := testFlow()
+	f.Targets = f.Targets[:1] // "ro" removed
+	other := testFlow()
+	other.Name = "staging"
+	tests := []struct {
+		name       string
+		flows      []symbot.Flow
+		id         string
+		targetOnly bool
+	}{
+		{"flow removed", []symbot.Flow{other}, r.ID, false},
+		{"target removed", []symbot.Flow{f}, ro.ID, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h2 := newHarness(t, st, tt.flows...)
+			got, err := h2.eng.Unconfigured(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, x := range got {
+				found = found || x.ID == tt.id
+			}
+			if !found {
+				t.Errorf("Unconfigured = %d requests, missing %s", len(got), tt.id)
+			}
+			_, err = h2.eng.Approve(t.Context(), tt.id, carol, "")
+			var nc *symbot.NotConfiguredError
+			if !errors.As(err, &nc) || nc.TargetOnly != tt.targetOnly || !errors.Is(err, symbot.ErrNotFound) || !strings.Contains(err.Error(), "no longer configured") {
+				t.Fatalf("Approve = %v, want a NotConfiguredError (target only %t)", err, tt.targetOnly)
+			}
+			if got := h2.get(t, tt.id); got.State != symbot.StatePending {
+				t.Errorf("state = %s after the refused decision", got.State)
+			}
+		})
+	}
 }

@@ -51,6 +51,7 @@ func explain(err error, cmd string) string {
 		dec    *symbot.DecidedError
 		policy *symbot.PolicyError
 		trans  *symbot.TransitionError
+		gone   *symbot.NotConfiguredError
 	)
 	switch {
 	case errors.As(err, &usage):
@@ -65,6 +66,12 @@ func explain(err error, cmd string) string {
 		return "You can't do that: " + escapeKeepMentions(policy.Reason)
 	case errors.As(err, &trans):
 		return fmt.Sprintf("Request `%s` is %s now, so that is no longer possible. `%s list` shows your requests as they are now.", Escape(trans.ID), stateWords(trans.From), Escape(cmd))
+	case errors.As(err, &gone):
+		what := "flow `" + Escape(gone.Flow) + "`"
+		if gone.TargetOnly {
+			what = "target `" + Escape(gone.Target) + "` of flow `" + Escape(gone.Flow) + "`"
+		}
+		return fmt.Sprintf("Request `%s` is for %s, which is no longer in symbot's configuration, so it can't be decided here. Nothing was changed. The symbot admins can end it with `symbot revoke %s`.", Escape(gone.ID), what, Escape(gone.ID))
 	case errors.Is(err, symbot.ErrOutOfDate):
 		return "This message is out of date: it does not belong to a current request (it may be from before symbot's data was restored). Nothing was changed. `" + Escape(cmd) + " list` shows your requests as they are now."
 	case errors.Is(err, symbot.ErrNotFound):

@@ -597,7 +597,7 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 		}
 		f, _ := eng.Flow(r.Flow)
 		if f == nil {
-			b.fail(ctx, to, a.ActionID, symbot.ErrNotFound)
+			b.fail(ctx, to, a.ActionID, &symbot.NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target})
 			return
 		}
 		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id, Nonce: nonce})

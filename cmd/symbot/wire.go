@@ -194,6 +194,15 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.retryBase > 0 {
 		d.engine.Runtime.RetryBase = d.retryBase
 	}
+	// Requests whose flow or target left the config cannot be decided:
+	// say which, once, at start.
+	if rs, err := d.engine.Unconfigured(ctx); err == nil && len(rs) > 0 {
+		var ids []string
+		for _, r := range rs {
+			ids = append(ids, fmt.Sprintf("%s (%s, %s/%s)", r.ID, r.State, r.Flow, r.Target))
+		}
+		d.log.Warn("requests and grants whose flow or target is no longer configured: they cannot be decided; end them with `symbot revoke ID`", "count", len(rs), "requests", strings.Join(ids, ", "))
+	}
 	// A store restored from a backup is reconciled with Okta before
 	// anything is served (symbot restore marked it).
 	if rep, done, err := d.engine.AfterRestore(ctx); err != nil {
