@@ -255,10 +255,24 @@ func (l *adminListener) Close() error {
 	return err
 }
 
+// ShutdownGrace is how long ServeUntil lets requests in flight finish
+// after its context ends.
+const ShutdownGrace = 5 * time.Second
+
 // ServeUntil serves h on ln until ctx ends, then shuts down gracefully
-// (waiting up to 5 s for requests in flight) and closes ln.
+// (waiting up to grace, ShutdownGrace when 0, for requests in flight) and
+// closes ln. Requests in flight keep a live context during the grace: their
+// context ends only when the grace runs out, not when ctx does, so an admin
+// command that was already running (a backup, a revoke) can finish.
 func ServeUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx },
+	return serveUntil(ctx, ln, h, ShutdownGrace)
+}
+
+func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base },
 		ConnContext: operatorContext}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -267,10 +281,12 @@ func ServeUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, cancel := context.WithTimeout(base, grace)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
+		// The grace ran out: end the requests still running, then the
+		// connections.
+		cancelBase()
 		srv.Close()
 	}
 	<-errc

@@ -1,0 +1,4 @@
+package admin
+
+// ServeUntilGrace exposes serveUntil with a chosen grace to the tests.
+var ServeUntilGrace = serveUntil
