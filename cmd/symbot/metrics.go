@@ -45,6 +45,7 @@ type Metrics struct {
 	statsAt    time.Time    // when statsLast was read
 	statsLast  symbot.Stats // shared by the gauges of one scrape
 	reconnects func() int64
+	connected  func() bool
 	external   map[string]func() ExternalCalls // by service
 }
 
@@ -128,6 +129,13 @@ func (m *Metrics) SetSocketReconnects(fn func() int64) {
 	m.mu.Unlock()
 }
 
+// SetSocketConnected plugs in whether Socket Mode is connected.
+func (m *Metrics) SetSocketConnected(fn func() bool) {
+	m.mu.Lock()
+	m.connected = fn
+	m.mu.Unlock()
+}
+
 // SetExternalCalls plugs in one service's call counts; service is slack,
 // okta or aws.
 func (m *Metrics) SetExternalCalls(service string, fn func() ExternalCalls) {
@@ -171,6 +179,8 @@ var (
 		"Unix time of the next scheduled deadline (0: none).", nil, nil)
 	descReconnects = prometheus.NewDesc("symbot_socket_reconnects_total",
 		"Slack Socket Mode reconnections since start.", nil, nil)
+	descConnected = prometheus.NewDesc("symbot_socket_connected",
+		"1 while the Slack Socket Mode connection is up, else 0.", nil, nil)
 	descExternalCalls = prometheus.NewDesc("symbot_external_calls_total",
 		"Calls to outside services (slack, okta, aws), one per call by how it ended: the results of a service add up to its calls.",
 		[]string{"service", "result"}, nil)
@@ -187,7 +197,7 @@ type scrapeCollector Metrics
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPendingJobs, descFailingRevokes, descRevokeAlerts, descJobsAbandoned,
-		descNextDeadline, descReconnects, descExternalCalls, descExternalEvents, descBuildInfo} {
+		descNextDeadline, descReconnects, descConnected, descExternalCalls, descExternalEvents, descBuildInfo} {
 		ch <- d
 	}
 }
@@ -209,10 +219,18 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.mu.Lock()
 	reconnects := m.reconnects
+	connected := m.connected
 	external := maps.Clone(m.external)
 	m.mu.Unlock()
 	if reconnects != nil {
 		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(reconnects()))
+	}
+	if connected != nil {
+		v := 0.0
+		if connected() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, v)
 	}
 	for svc, fn := range external {
 		calls := fn()

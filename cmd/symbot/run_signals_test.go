@@ -111,6 +111,10 @@ func TestRunSignalsAndStartLogs(t *testing.T) {
 		}
 	}
 
+	if !regexp.MustCompile(`(?m)^symbot_socket_connected 1$`).Match(metrics) {
+		t.Errorf("symbot_socket_connected is not 1 while ready:\n%s", metrics)
+	}
+
 	// SIGHUP, twice: each time symbot says reload is not supported yet and
 	// keeps serving.
 	for i := range 2 {

@@ -155,6 +155,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		return s
 	})
 	d.metrics.SetSocketReconnects(func() int64 { return d.bot.Stats().Reconnects })
+	d.metrics.SetSocketConnected(d.bot.Connected)
 	d.metrics.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(dir.Stats()) })
 	d.metrics.SetExternalCalls("slack", func() ExternalCalls {
 		out := ExternalCalls{Outcomes: map[string]int64{}}
