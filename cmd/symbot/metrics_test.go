@@ -408,6 +408,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	m.JobResult(symbot.JobGrant, "ok")
 	m.SetStats(func() symbot.Stats { return symbot.Stats{} })
 	m.SetSocketReconnects(func() int64 { return 0 })
+	m.SetSocketConnected(func() bool { return true })
 	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })
 	_, samples := scrape(t, m)
 	exposed := map[string][]string{}
