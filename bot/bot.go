@@ -40,7 +40,49 @@ type Config struct {
 
 	// SocketOptions are passed to socketmode.New (e.g. OptionPingInterval).
 	SocketOptions []socketmode.Option
+
+	// Dedup, when set, remembers envelope ids and clicks for every replica
+	// sharing the store (symbot.Deduper), so that an envelope redelivered to
+	// another replica's connection, or a double click that lands on two
+	// replicas, is recognised. The bot's own in-process set is kept too.
+	Dedup symbot.Deduper
 }
+
+// dedupTimeout bounds a shared-dedup call made on the event loop; when it
+// fails, the bot goes by its own memory (the engine re-checks every
+// decision against stored state anyway).
+const dedupTimeout = 500 * time.Millisecond
+
+// sharedSeen asks the shared dedup whether key was handled by any replica.
+func (b *Bot) sharedSeen(key string, now time.Time) bool {
+	if b.cfg.Dedup == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dedupTimeout)
+	defer cancel()
+	seen, err := b.cfg.Dedup.Seen(ctx, key, now)
+	if err != nil {
+		b.log.Warn("shared dedup", "err", err)
+		return false
+	}
+	return seen
+}
+
+// sharedMark records key as handled for every replica.
+func (b *Bot) sharedMark(key string, now time.Time, ttl time.Duration) {
+	if b.cfg.Dedup == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dedupTimeout)
+	defer cancel()
+	if _, err := b.cfg.Dedup.Mark(ctx, key, now, ttl); err != nil {
+		b.log.Warn("shared dedup", "err", err)
+	}
+}
+
+// envelopeMemory is how long envelope ids are remembered across replicas:
+// Slack redelivers an unacknowledged envelope within minutes.
+const envelopeMemory = 30 * time.Minute
 
 // Bot is the Slack adapter. Create it with New, pass it to symbot.NewEngine
 // as the Notifier, then call Run with the engine.
@@ -350,6 +392,14 @@ func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
 		b.ack(acks, req.EnvelopeID, prev)
 		return
 	}
+	if req.RetryAttempt > 0 && b.sharedSeen("env|"+req.EnvelopeID, now) {
+		// Another replica handled it (its ack was lost or late): acknowledge
+		// without handling it again.
+		b.duplicates.Add(1)
+		b.log.Debug("envelope handled by another replica", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
+		b.ack(acks, req.EnvelopeID, nil)
+		return
+	}
 	var payload any
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
@@ -367,6 +417,7 @@ func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
 		return
 	}
 	b.recent.put("env|"+req.EnvelopeID, now, 0, payload)
+	go b.sharedMark("env|"+req.EnvelopeID, now, envelopeMemory) // off the event loop: a retry comes seconds later
 	b.ack(acks, req.EnvelopeID, payload)
 }
 

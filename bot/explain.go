@@ -72,6 +72,10 @@ func explain(err error, cmd string) string {
 			what = "target `" + Escape(gone.Target) + "` of flow `" + Escape(gone.Flow) + "`"
 		}
 		return fmt.Sprintf("Request `%s` is for %s, which is no longer in symbot's configuration, so it can't be decided here. Nothing was changed. The symbot admins can end it with `symbot revoke %s`.", Escape(gone.ID), what, Escape(gone.ID))
+	case errors.Is(err, symbot.ErrStoreUnavailable):
+		// Before the timeout case: a store that cannot be reached often
+		// fails with a connect timeout too.
+		return "symbot can't reach its database; try again in a minute."
 	case errors.Is(err, symbot.ErrOutOfDate):
 		return "This message is out of date: it does not belong to a current request (it may be from before symbot's data was restored). Nothing was changed. `" + Escape(cmd) + " list` shows your requests as they are now."
 	case errors.Is(err, symbot.ErrNotFound):

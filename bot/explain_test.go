@@ -54,6 +54,7 @@ func TestExplain(t *testing.T) {
 		{"channel", fmt.Errorf("post: %w", symbot.ErrChannelNotFound), []string{"admins have been told"}, nil},
 		{"rate limited", fmt.Errorf("x: %w", symbot.ErrRateLimited), []string{"try again in a minute"}, nil},
 		{"timeout", context.DeadlineExceeded, []string{"took too long"}, nil},
+		{"database unreachable", fmt.Errorf("submit: %w", errors.Join(context.DeadlineExceeded, symbot.ErrStoreUnavailable)), []string{"symbot can't reach its database; try again in a minute."}, []string{"took too long"}},
 		{"usage", &bot.UsageError{Problem: "Huh?"}, []string{"Huh?", "/sym help"}, nil},
 		{"internal details hidden", errors.New("dial tcp 10.0.0.5:443: token xoxb-secret"), []string{"Something went wrong"}, []string{"xoxb", "10.0.0.5"}},
 	}

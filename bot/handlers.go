@@ -187,7 +187,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 			}
 		}
 		key := strings.Join([]string{"click", cb.User.ID, a.ActionID, a.Value, cb.Container.MessageTs}, "|")
-		if _, dup := b.recent.get(key, now); dup {
+		if _, dup := b.recent.get(key, now); dup || b.sharedSeen(key, now) {
 			b.doubleClicks.Add(1)
 			b.log.Debug("double click ignored", "user", cb.User.ID, "action", a.ActionID, "request_id", a.Value)
 			return nil
@@ -200,6 +200,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 			return errNoAck
 		}
 		b.recent.put(key, now, b.cfg.ClickWindow, nil)
+		b.sharedMark(key, now, b.cfg.ClickWindow)
 		if cb.TriggerID != "" {
 			b.recent.put("trigger|"+cb.TriggerID, now, 0, nil)
 		}

@@ -122,17 +122,21 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	d.aws = src
 	d.dir = dir
 	d.metrics = NewMetrics()
-	d.bot = bot.New(slackClient(cfg), bot.Config{
-		Command:       cfg.Slack.Command,
-		ErrorsChannel: cfg.Slack.ErrorsChannel,
-		Logger:        log.With("component", "slack"),
-		Limits:        botLimits(cfg.Limits),
-	})
 	st, err := openStore(ctx, cfg, log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
 	d.store = st
+	// A store shared by several replicas remembers envelopes and clicks
+	// for all of them.
+	dedup, _ := st.(symbot.Deduper)
+	d.bot = bot.New(slackClient(cfg), bot.Config{
+		Command:       cfg.Slack.Command,
+		ErrorsChannel: cfg.Slack.ErrorsChannel,
+		Logger:        log.With("component", "slack"),
+		Limits:        botLimits(cfg.Limits),
+		Dedup:         dedup,
+	})
 	if cfg.Store.URL != "" {
 		log.Info("store opened", "kind", "postgresql") // never the URL: it may hold a password
 	} else {

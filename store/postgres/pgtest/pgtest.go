@@ -54,6 +54,9 @@ type Cluster struct {
 	Dir  string // owns data/ and the socket
 	Port int
 	cred *syscall.Credential // nil: run as the current user
+	// Durable keeps PostgreSQL's durable commits (fsync, synchronous
+	// commit), for benchmarks; tests run without them.
+	Durable bool
 
 	mu     sync.Mutex
 	server *exec.Cmd // the running postmaster; nil when stopped
@@ -114,8 +117,21 @@ func runAs() (*syscall.Credential, error) {
 	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
 }
 
-// Start initialises and starts a new cluster in a fresh temporary directory.
-func Start() (*Cluster, error) {
+// Start initialises and starts a new cluster in a fresh temporary
+// directory, without durable commits. Main destroys it at the end if the
+// test does not.
+func Start() (*Cluster, error) { return start(false) }
+
+// StartDurable is Start with durable commits (fsync and synchronous commit
+// on), for benchmarks that compare with bbolt's fsync-on figures.
+func StartDurable() (*Cluster, error) { return start(true) }
+
+var (
+	startedMu sync.Mutex
+	started   = map[*Cluster]bool{}
+)
+
+func start(durable bool) (*Cluster, error) {
 	bin, err := FindBin()
 	if err != nil {
 		return nil, err
@@ -134,7 +150,7 @@ func Start() (*Cluster, error) {
 			return nil, fmt.Errorf("postgres temp dir: %w", err)
 		}
 	}
-	c := &Cluster{Bin: bin, Dir: dir, cred: cred}
+	c := &Cluster{Bin: bin, Dir: dir, cred: cred, Durable: durable}
 	if out, err := c.run("initdb", "-D", c.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
@@ -148,6 +164,9 @@ func Start() (*Cluster, error) {
 		}
 		c.Port = port
 		if lastErr = c.Restart(); lastErr == nil {
+			startedMu.Lock()
+			started[c] = true
+			startedMu.Unlock()
 			return c, nil
 		}
 	}
@@ -187,8 +206,11 @@ func (c *Cluster) Restart() error {
 	defer logf.Close()
 	// fsync off: a throwaway server need not survive a machine crash, and
 	// the tests must not wait on the disk of a shared machine.
-	cmd := exec.Command(filepath.Join(c.Bin, "postgres"), "-D", c.data(), "-p", strconv.Itoa(c.Port), "-k", c.Dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
+	args := []string{"-D", c.data(), "-p", strconv.Itoa(c.Port), "-k", c.Dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"}
+	if !c.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(c.Bin, "postgres"), args...)
 	cmd.Dir = c.Dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -242,6 +264,9 @@ func (c *Cluster) Stop() error {
 
 // Destroy stops the server and removes its directory.
 func (c *Cluster) Destroy() error {
+	startedMu.Lock()
+	delete(started, c)
+	startedMu.Unlock()
 	err := c.Stop()
 	if rerr := os.RemoveAll(c.Dir); err == nil {
 		err = rerr
@@ -313,8 +338,14 @@ var (
 func Main(m *testing.M) int {
 	mainRan = true
 	code := m.Run()
-	if shared != nil {
-		if err := shared.Destroy(); err != nil {
+	startedMu.Lock()
+	var all []*Cluster
+	for c := range started {
+		all = append(all, c)
+	}
+	startedMu.Unlock()
+	for _, c := range all {
+		if err := c.Destroy(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
 			if code == 0 {
 				code = 1
