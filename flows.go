@@ -261,6 +261,12 @@ func ValidateFlows(flows []Flow) error {
 			} else {
 				groups[t.GroupID] = j
 			}
+			if t.GroupID != "" && strings.EqualFold(t.GroupID, a.OktaGroup) {
+				// Whoever is granted the target would become an approver of
+				// the flow, and could approve the next person's request
+				// (or their own, through a second account).
+				v.add(tp+".group_id", "%q is also this flow's approvers.okta_group: granting it would make the requester an approver; use a different group for approvers", t.GroupID)
+			}
 		}
 	}
 	if len(v.Problems) > 0 {

@@ -47,6 +47,11 @@ func TestValidateFlows(t *testing.T) {
 			f.ApprovalsRequired = 3
 			return []symbot.Flow{f}
 		}, []string{"flows[0].approvals_required: 3 approvals required but only 2"}},
+		{"target group is the approver group (granting it makes an approver)", func() []symbot.Flow {
+			f := valid()
+			f.Approvers = symbot.Approvers{OktaGroup: "GADMIN"}
+			return []symbot.Flow{f}
+		}, []string{"flows[0].targets[0].group_id: \"GADMIN\" is also this flow's approvers.okta_group"}},
 		{"bad user id and no channel", func() []symbot.Flow {
 			f := valid()
 			f.Channel = ""

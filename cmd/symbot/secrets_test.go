@@ -150,3 +150,16 @@ func TestReadyzShowsOnlyPublicReasons(t *testing.T) {
 		t.Errorf("/readyz = %q, want %q", got, want)
 	}
 }
+
+// A flow whose target group is also its approver group turns every grant
+// into a new approver: symbot refuses such a config at load time.
+func TestTargetThatGrantsApprovalRightsIsRefused(t *testing.T) {
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+	t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+	path := writeFile(t, filepath.Join(t.TempDir(), "symbot.yml"),
+		edit(t, baseYAML, "      users: [U0APPROVER]\n", "      okta_group: 00gADMIN000000000001\n"))
+	code, out, errOut := cli(t, "check", "--config", path)
+	if code == 0 || !strings.Contains(out+errOut, `flows[0].targets[0].group_id: "00gADMIN000000000001" is also this flow's approvers.okta_group`) {
+		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+}
