@@ -122,6 +122,12 @@ func (e *Engine) extend(ctx context.Context, id string, actor Actor, d time.Dura
 	if err := mayExtend(r, actor); err != nil {
 		return nil, err
 	}
+	if lapsedAt(r, e.now()) {
+		// The access it would extend has ended: expire it now and refuse.
+		if err := e.lapseNow(ctx, r.ID); err != nil {
+			return nil, err
+		}
+	}
 	if d == 0 {
 		d = r.Duration
 	}
@@ -140,11 +146,16 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	now := e.now()
 	var out *Request
 	var reachedState State
+	var lapsed *DecidedError
 	err = e.store.Update(ctx, func(tx Tx) error {
-		reachedState = "" // the store may run this more than once
-		r, err := tx.Request(r.ID)
+		reachedState, lapsed = "", nil // the store may run this more than once
+		r, gone, err := e.lapse(tx, now, r.ID)
 		if err != nil {
 			return err
+		}
+		if gone {
+			lapsed = r.Decided() // timed out in this transaction: refused
+			return nil
 		}
 		if r.State != StatePending {
 			return r.Decided()
@@ -168,7 +179,7 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 		}
 		approved := change{to: StateApproved, by: actor.SlackID, note: note, detail: note}
 		reachedState, out = StateApproved, r
-		orig, err := activeGrant(tx, r.ExtensionOf)
+		orig, err := e.liveGrant(tx, now, r.ExtensionOf)
 		if err != nil {
 			return err
 		}
@@ -190,6 +201,11 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	})
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
+	}
+	if lapsed != nil {
+		e.observe(f.Name, lapsed.State)
+		e.kick()
+		return nil, lapsed
 	}
 	if reachedState != "" {
 		e.observe(f.Name, reachedState)
@@ -213,6 +229,18 @@ func activeGrant(tx Tx, id string) (*Request, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// liveGrant is activeGrant at the moment of decision: a grant whose expiry
+// has passed is expired in tx (scheduler run or not) and is not live.
+func (e *Engine) liveGrant(tx Tx, now time.Time, id string) (*Request, error) {
+	if id == "" {
+		return nil, nil
+	}
+	if _, _, err := e.lapse(tx, now, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return activeGrant(tx, id)
 }
 
 // mergeExtension applies an approved extension r to the active grant orig
@@ -298,10 +326,17 @@ func (e *Engine) cancel(ctx context.Context, id string, actor Actor) (*Request, 
 func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to State, by, note string, ev Event, dm bool) (*Request, error) {
 	id = CanonicalID(id)
 	var out *Request
+	var lapsed *DecidedError
+	var lapsedFlow string
 	err := e.store.Update(ctx, func(tx Tx) error {
-		r, err := tx.Request(id)
+		lapsed = nil // the store may run this more than once
+		r, gone, err := e.lapse(tx, now, id)
 		if err != nil {
 			return err
+		}
+		if gone {
+			lapsed, lapsedFlow = r.Decided(), r.Flow // timed out in this transaction: refused
+			return nil
 		}
 		if r.State != StatePending {
 			return r.Decided()
@@ -315,6 +350,11 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 	})
 	if err != nil {
 		return nil, err
+	}
+	if lapsed != nil {
+		e.observe(lapsedFlow, lapsed.State)
+		e.kick()
+		return nil, lapsed
 	}
 	return out.Clone(), nil
 }

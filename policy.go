@@ -149,6 +149,13 @@ func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, ve
 	if _, ok := f.Target(r.Target); !ok {
 		return nil, nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target, TargetOnly: true}
 	}
+	if lapsedAt(r, e.now()) {
+		// Past its approval timeout: it times out now, not when the
+		// scheduler next runs, and the decision is refused.
+		if err := e.lapseNow(ctx, r.ID); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
 		return nil, nil, err
 	}
