@@ -11,6 +11,7 @@ import (
 	"log/slog"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/awsauth"
 	"github.com/symbot/symbot/store"
 	"github.com/symbot/symbot/store/postgres"
 )
@@ -62,7 +63,21 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintf(stdout, "schema version %d is current\n", postgres.SchemaVersion())
 		return exitOK
 	}
-	n, err := copyFromBolt(ctx, *from, pg, log)
+	// A chain sealed with the audit key verifies only with that key.
+	var src *awsauth.Source
+	if cfg.Audit.KeySecret != "" {
+		if src, _, err = newDirectory(ctx, cfg, log); err != nil {
+			fmt.Fprintf(stderr, "symbot migrate: %v\n", err)
+			return exitFail
+		}
+		defer src.Close()
+	}
+	key, err := loadAuditKey(ctx, cfg, src)
+	if err != nil {
+		fmt.Fprintf(stderr, "symbot migrate: %v\n", err)
+		return exitFail
+	}
+	n, err := copyFromBolt(ctx, *from, pg, key, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "symbot migrate: %v\n", err)
 		return exitFail
@@ -75,7 +90,7 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // copyFromBolt copies the bbolt store at path into pg, which must be empty.
 // The bbolt file is opened (and so locked) for the copy: a symbot still
 // running on it makes this fail rather than copy a moving target.
-func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, log *slog.Logger) (postgres.ImportStats, error) {
+func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, key *symbot.AuditKey, log *slog.Logger) (postgres.ImportStats, error) {
 	src, err := store.Open(path, &store.Options{Logger: log})
 	if err != nil {
 		if errors.Is(err, symbot.ErrStoreLocked) {
@@ -88,10 +103,14 @@ func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, log *slo
 	if err != nil {
 		return postgres.ImportStats{}, err
 	}
-	n, err := pg.Import(ctx, &postgres.Records{
+	recs := &postgres.Records{
 		Seqs: x.Seqs, Requests: x.Requests, Jobs: x.Jobs, LastJobID: x.LastJobID,
 		Audit: x.Audit, AuditHead: x.AuditHead, AuditHash: x.AuditHash, Identities: x.Identities,
-	})
+	}
+	if key != nil {
+		recs.AuditKeys = []*symbot.AuditKey{key}
+	}
+	n, err := pg.Import(ctx, recs)
 	if errors.Is(err, postgres.ErrNotEmpty) {
 		return n, fmt.Errorf("%w: the target database already holds symbot data; copy into a new, empty database", err)
 	}

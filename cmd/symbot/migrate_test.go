@@ -240,3 +240,46 @@ func TestMigrateNeedsDatabase(t *testing.T) {
 		t.Errorf("migrate without a database: exit %d, %q", code, errOut)
 	}
 }
+
+// TestMigrateFromBoltKeyedChain copies a chain sealed with the audit key:
+// migrate verifies it with the key the config names.
+func TestMigrateFromBoltKeyedChain(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	text, err := symbot.GenerateAuditKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(keyPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := symbot.ParseAuditKey([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boltPath := filepath.Join(dir, "symbot.db")
+	st, err := store.Open(boltPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		storetest.MustUpdate(t, st, func(tx symbot.Tx) error {
+			return symbot.AppendAudit(tx, key, &symbot.AuditEntry{At: storetest.T0, Actor: "U1", Action: "request", Detail: fmt.Sprint(i)})
+		})
+	}
+	st.Close()
+	cfgPath := filepath.Join(dir, "symbot.yml")
+	if err := os.WriteFile(cfgPath, []byte(baseYAML+"store:\n  url: "+url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runSymbot(t, "migrate", "--from", boltPath, "--config", cfgPath); code != exitFail || !strings.Contains(errOut, "audit key") {
+		t.Fatalf("migrate of a keyed chain without the key: exit %d, %q; want a refusal naming the audit key", code, errOut)
+	}
+	if err := os.WriteFile(cfgPath, []byte(baseYAML+"store:\n  url: "+url+"\naudit:\n  key_file: "+keyPath+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runSymbot(t, "migrate", "--from", boltPath, "--config", cfgPath); code != exitOK || !strings.Contains(out, "5 audit entries (chain verified)") {
+		t.Errorf("migrate of a keyed chain with the key: exit %d\n%s%s", code, out, errOut)
+	}
+}
