@@ -67,10 +67,12 @@ func (e *Engine) AuditBetween(ctx context.Context, since, until time.Time) ([]Au
 }
 
 // AccessReport builds the report for [since, until) (zero until: up to
-// now): every request with an audit entry in the period, in the order of
-// their first entry, and the standing members.
+// now): every request with an audit entry in the period or access held in
+// it, in the order of their first entry, and the standing members.
 func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*AccessReport, error) {
-	entries, err := e.AuditBetween(ctx, since, until)
+	// Read from the start: a grant made before the period and still held
+	// in it may have no entry inside it.
+	entries, err := e.AuditBetween(ctx, time.Time{}, until)
 	if until.IsZero() {
 		until = e.now()
 	}
@@ -79,8 +81,15 @@ func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*Acc
 	}
 	var ids []string
 	seen := map[string]bool{}
+	inPeriod := map[string]bool{}
 	for _, a := range entries {
-		if a.RequestID != "" && !seen[a.RequestID] {
+		if a.RequestID == "" {
+			continue
+		}
+		if !a.At.Before(since) {
+			inPeriod[a.RequestID] = true
+		}
+		if !seen[a.RequestID] {
 			seen[a.RequestID] = true
 			ids = append(ids, a.RequestID)
 		}
@@ -96,7 +105,12 @@ func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*Acc
 			if err != nil {
 				return err
 			}
-			rep.Rows = append(rep.Rows, accessRow(r, until))
+			row := accessRow(r, until)
+			heldInPeriod := !row.GrantedAt.IsZero() && row.GrantedAt.Before(until) && (row.EndedAt.IsZero() || !row.EndedAt.Before(since))
+			if !inPeriod[id] && !heldInPeriod {
+				continue
+			}
+			rep.Rows = append(rep.Rows, row)
 		}
 		return nil
 	})

@@ -62,6 +62,19 @@ func TestAccessReport(t *testing.T) {
 		if len(later.Rows) != 0 {
 			t.Errorf("empty period rows = %+v", later.Rows)
 		}
+		// A grant made before the period and held through it is reported,
+		// though nothing about it was recorded in the period.
+		held := h.mustGrant(t, dave, "ro", 4*time.Hour)
+		time.Sleep(time.Hour)
+		from := time.Now()
+		time.Sleep(time.Hour)
+		quiet, err := h.eng.AccessReport(t.Context(), from, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(quiet.Rows) != 1 || quiet.Rows[0].RequestID != held.ID || quiet.Rows[0].Held != 2*time.Hour {
+			t.Errorf("quiet period rows = %+v, want %s held 2h by the period's end", quiet.Rows, held.ID)
+		}
 	})
 }
 
