@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"Audit", testAudit},
 		{"AuditRejectsUnlinked", testAuditRejectsUnlinked},
 		{"SinkCursor", testSinkCursor},
+		{"Records", testRecords},
 		{"Identity", testIdentity},
 		{"Backup", testBackup},
 		{"CancelledContext", testCancelledContext},
@@ -1139,6 +1140,69 @@ func testSinkCursor(t *testing.T, st symbot.Store) {
 	}
 	if err := st.Update(t.Context(), func(tx symbot.Tx) error { return tx.SetSinkCursor("", 1) }); err == nil {
 		t.Errorf("SetSinkCursor with an empty name: got nil error")
+	}
+}
+
+// testRecords: every store keeps the reconciler's named records
+// (symbot.RecordTx); a store without them would make Reconcile fail.
+func testRecords(t *testing.T, st symbot.Store) {
+	get := func(name string) ([]byte, bool) {
+		t.Helper()
+		var (
+			v  []byte
+			ok bool
+		)
+		MustView(t, st, func(tx symbot.Tx) error {
+			rt, isRT := tx.(symbot.RecordTx)
+			if !isRT {
+				return fmt.Errorf("%T does not implement symbot.RecordTx", tx)
+			}
+			var err error
+			v, ok, err = rt.Record(name)
+			return err
+		})
+		return v, ok
+	}
+	put := func(tx symbot.Tx, name string, v []byte) error {
+		rt, isRT := tx.(symbot.RecordTx)
+		if !isRT {
+			return fmt.Errorf("%T does not implement symbot.RecordTx", tx)
+		}
+		return rt.PutRecord(name, v)
+	}
+	if _, ok := get("group:G1"); ok {
+		t.Error("Record on an empty store: ok = true")
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return put(tx, "group:G1", []byte(`{"a":1}`)) })
+	MustUpdate(t, st, func(tx symbot.Tx) error { return put(tx, "group:G2", []byte("two")) })
+	if v, ok := get("group:G1"); !ok || string(v) != `{"a":1}` {
+		t.Errorf("Record(group:G1) = %q, %v; want {\"a\":1}, true", v, ok)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return put(tx, "group:G1", []byte("replaced")) })
+	if v, _ := get("group:G1"); string(v) != "replaced" {
+		t.Errorf("Record(group:G1) after replace = %q, want replaced", v)
+	}
+	err := st.Update(t.Context(), func(tx symbot.Tx) error {
+		if err := put(tx, "group:G2", []byte("lost")); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("Update returning an error reported nil")
+	}
+	if v, _ := get("group:G2"); string(v) != "two" {
+		t.Errorf("Record(group:G2) after a rolled-back put = %q, want two", v)
+	}
+	MustUpdate(t, st, func(tx symbot.Tx) error { return put(tx, "group:G2", nil) })
+	if _, ok := get("group:G2"); ok {
+		t.Error("Record(group:G2) after PutRecord(nil): still there")
+	}
+	if err := st.Update(t.Context(), func(tx symbot.Tx) error { return put(tx, "", []byte("x")) }); err == nil {
+		t.Error("PutRecord with an empty name: got nil error")
+	}
+	if err := st.View(t.Context(), func(tx symbot.Tx) error { return put(tx, "group:G3", []byte("x")) }); err == nil {
+		t.Error("PutRecord in a View: got nil error")
 	}
 }
 
