@@ -7,11 +7,8 @@ package symbot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -79,74 +76,6 @@ func (r *ReconcileReport) Count(k DriftKind) int {
 // passes.
 type ReconcileMetrics interface {
 	Reconciled(r *ReconcileReport)
-}
-
-// StandingMember is a member recorded as standing at a group's first
-// reconcile: symbot never removes or alerts about them.
-type StandingMember struct {
-	GroupID string
-	Flow    string
-	Target  string
-	UserID  string
-	Login   string
-	Since   time.Time
-}
-
-// ErrNoRecords: the store cannot keep the reconciler's records.
-var ErrNoRecords = errors.New("the store does not keep reconciler records")
-
-// groupRecord is the reconciler's stored state for one Okta group.
-type groupRecord struct {
-	Initialized time.Time                // when the first pass recorded the standing members
-	Standing    map[string]standingEntry // Okta user id -> entry
-	Alerted     map[string]time.Time     // unmanaged members already alerted about
-	Managed     map[string]string        // Okta user id -> the grant that held it at the last pass
-}
-
-type standingEntry struct {
-	Login string
-	Since time.Time
-}
-
-func recordName(gid string) string { return "reconcile/group/" + gid }
-
-func loadRecord(tx Tx, gid string) (*groupRecord, error) {
-	rt, ok := tx.(RecordTx)
-	if !ok {
-		return nil, ErrNoRecords
-	}
-	rec := &groupRecord{}
-	v, found, err := rt.Record(recordName(gid))
-	if err != nil {
-		return nil, err
-	}
-	if found {
-		if err := json.Unmarshal(v, rec); err != nil {
-			return nil, fmt.Errorf("reconciler record of group %s: %w", gid, err)
-		}
-	}
-	if rec.Standing == nil {
-		rec.Standing = map[string]standingEntry{}
-	}
-	if rec.Alerted == nil {
-		rec.Alerted = map[string]time.Time{}
-	}
-	if rec.Managed == nil {
-		rec.Managed = map[string]string{}
-	}
-	return rec, nil
-}
-
-func saveRecord(tx Tx, gid string, rec *groupRecord) error {
-	rt, ok := tx.(RecordTx)
-	if !ok {
-		return ErrNoRecords
-	}
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return rt.PutRecord(recordName(gid), v)
 }
 
 // targetGroup is one Okta group a flow grants, with its policy.
@@ -612,48 +541,6 @@ func orID(login, id string) string {
 	return id
 }
 
-// standingText is the one summary alert of a group's first reconcile.
-func standingText(g targetGroup, ms []DirUser) string {
-	names := make([]string, 0, min(len(ms), 20))
-	for _, m := range ms[:min(len(ms), 20)] {
-		names = append(names, orID(m.Login, m.ID))
-	}
-	more := ""
-	if len(ms) > len(names) {
-		more = fmt.Sprintf(" and %d more", len(ms)-len(names))
-	}
-	return fmt.Sprintf("First reconcile of Okta group %s (%s/%s): %d member(s) with no symbot grant were recorded as standing members; symbot never removes or alerts about them: %s%s. `symbot standing` lists them.",
-		g.GroupID, g.Flow, g.Target, len(ms), strings.Join(names, ", "), more)
-}
-
-// Standing returns the standing members of every target group, by group
-// and login.
-func (e *Engine) Standing(ctx context.Context) ([]StandingMember, error) {
-	var out []StandingMember
-	err := e.store.View(ctx, func(tx Tx) error {
-		for _, g := range e.targetGroups() {
-			rec, err := loadRecord(tx, g.GroupID)
-			if err != nil {
-				return err
-			}
-			for uid, s := range rec.Standing {
-				out = append(out, StandingMember{GroupID: g.GroupID, Flow: g.Flow, Target: g.Target, UserID: uid, Login: s.Login, Since: s.Since})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("standing members: %w", err)
-	}
-	slices.SortFunc(out, func(a, b StandingMember) int {
-		if c := strings.Compare(a.GroupID, b.GroupID); c != 0 {
-			return c
-		}
-		return strings.Compare(orID(a.Login, a.UserID), orID(b.Login, b.UserID))
-	})
-	return out, nil
-}
-
 // runReconciler reconciles at once and then every interval until ctx ends.
 func (e *Engine) runReconciler(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(0)
@@ -669,84 +556,4 @@ func (e *Engine) runReconciler(ctx context.Context, interval time.Duration) {
 		}
 		t.Reset(interval)
 	}
-}
-
-// restoreRecord marks a store restored from a backup: the next start
-// reconciles before serving (AfterRestore).
-const restoreRecord = "restore/pending"
-
-// MarkRestored records, in the engine's store (one being restored), that
-// the next start must reconcile Okta with it before serving; source names
-// the backup.
-func (e *Engine) MarkRestored(ctx context.Context, source string, now time.Time) error {
-	return e.store.Update(ctx, func(tx Tx) error {
-		rt, ok := tx.(RecordTx)
-		if !ok {
-			return ErrNoRecords
-		}
-		v, err := json.Marshal(struct {
-			Source string
-			At     time.Time
-		}{source, now})
-		if err != nil {
-			return err
-		}
-		if err := rt.PutRecord(restoreRecord, v); err != nil {
-			return err
-		}
-		return e.audit(tx, now, "", "admin", "restore", "store restored from "+source)
-	})
-}
-
-// AfterRestore runs a reconcile pass when the store was restored from a
-// backup since the last start, and posts a summary of what it found to the
-// operators. It reports false when there was nothing to do. The mark stays
-// (and the next start tries again) when the pass fails.
-func (e *Engine) AfterRestore(ctx context.Context) (*ReconcileReport, bool, error) {
-	var marked []byte
-	err := e.store.View(ctx, func(tx Tx) error {
-		rt, ok := tx.(RecordTx)
-		if !ok {
-			return nil
-		}
-		v, found, err := rt.Record(restoreRecord)
-		if found {
-			marked = v
-		}
-		return err
-	})
-	if err != nil || marked == nil {
-		return nil, false, err
-	}
-	var m struct {
-		Source string
-		At     time.Time
-	}
-	_ = json.Unmarshal(marked, &m)
-	rep, err := e.Reconcile(ctx, false)
-	if err != nil {
-		return rep, true, fmt.Errorf("reconcile after restore: %w", err)
-	}
-	text := fmt.Sprintf("symbot started on a store restored from %s: reconciled %d Okta group(s), %d member(s): %d standing recorded, %d unmanaged, %d grant(s) whose membership vanished (ended), %d removal(s) queued again. Grants made after the backup are not in it: check the unmanaged members above.",
-		m.Source, rep.Groups, rep.MembersChecked, rep.Count(DriftStanding), rep.Count(DriftUnmanaged), rep.Count(DriftVanished), rep.Count(DriftSurvived))
-	now := e.now()
-	err = e.store.Update(ctx, func(tx Tx) error {
-		rt, ok := tx.(RecordTx)
-		if !ok {
-			return ErrNoRecords
-		}
-		if err := rt.PutRecord(restoreRecord, nil); err != nil {
-			return err
-		}
-		if err := e.audit(tx, now, "", System, "restore:reconciled", fmt.Sprintf("groups=%d members=%d unmanaged=%d vanished=%d survived=%d", rep.Groups, rep.MembersChecked, rep.Count(DriftUnmanaged), rep.Count(DriftVanished), rep.Count(DriftSurvived))); err != nil {
-			return err
-		}
-		return e.addJob(tx, now, &Job{Kind: JobAlert, Event: EventDrift, Text: text})
-	})
-	if err != nil {
-		return rep, true, err
-	}
-	e.kickExecutor()
-	e.log().Info("reconciled after a restore", "source", m.Source, "unmanaged", rep.Count(DriftUnmanaged), "vanished", rep.Count(DriftVanished))
-	return rep, true, nil
 }
