@@ -22,7 +22,7 @@ import (
 // mustWorld starts a seeded world in a new short temporary directory (unix
 // socket paths are limited in length) and writes its config with the given
 // access duration and expiry warning; it returns the config's path.
-func mustWorld(t *testing.T, duration, warning string) (*world, string) {
+func mustWorld(t testing.TB, duration, warning string) (*world, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "symw-")
 	if err != nil {

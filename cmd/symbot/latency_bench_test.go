@@ -1,0 +1,377 @@
+package main
+
+// The latency benchmarks of issue 13: the wired daemon (real bot, engine,
+// bbolt store with fsync, Okta and AWS adapters) against the simulators,
+// each figure beside its floor measured in the same run against the same
+// simulators.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/symbot/symbot/bot/slacktest"
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/okta/oktatest"
+)
+
+// latencyWorld is the demo world with n extra requesters (each in Slack and
+// Okta) and the daemon running on it with the per-person limits off.
+type latencyWorld struct {
+	w     *world
+	d     *daemon
+	slack []string // Slack IDs of the requesters
+	okta  []string // their Okta IDs
+}
+
+func startLatencyWorld(b *testing.B, n int) *latencyWorld {
+	b.Helper()
+	w, cfgPath := mustWorld(b, "1h", "0")
+	for k, v := range w.env() {
+		b.Setenv(k, v)
+	}
+	lw := &latencyWorld{w: w}
+	for i := range n {
+		id, email := fmt.Sprintf("U0LAT%06d", i), fmt.Sprintf("lat%06d@example.com", i)
+		w.slack.AddUser(slacktest.User{ID: id, Name: fmt.Sprintf("lat%06d", i), RealName: "Latency Bench", Email: email})
+		lw.slack = append(lw.slack, id)
+		lw.okta = append(lw.okta, w.okta.AddUser(oktatest.User{Login: email, FirstName: "Latency", LastName: "Bench"}).ID)
+	}
+	cfg, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Every requester is distinct, but bob approves them all.
+	cfg.Limits.RequestsPerMinute, cfg.Limits.CommandsPerMinute = -1, -1
+	d, err := openDaemon(b.Context(), cfg, newLogger(cfg.Log, io.Discard))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lw.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("daemon run: %v", err)
+		}
+	})
+	lw.wait(b, "symbot to connect", d.bot.Connected)
+	return lw
+}
+
+// wait waits up to a minute for cond, re-checked on every simulator change.
+func (lw *latencyWorld) wait(b *testing.B, what string, cond func() bool) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
+	defer cancel()
+	if err := lw.w.slack.WaitFor(ctx, cond); err != nil {
+		b.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// markers finds the request markers ("rq000042q") in Slack calls.
+var markerRE = regexp.MustCompile(`(rq|fl)(\d{6})q`)
+
+func marker(kind string, i int) string { return fmt.Sprintf("%s%06dq", kind, i) }
+
+// postedAt returns, per marker number of the given kind, when the first
+// chat.postMessage to channel carrying it reached the simulator.
+func postedAt(s *slacktest.Server, channel, kind string) map[int]time.Time {
+	out := map[int]time.Time{}
+	for _, c := range s.CallsTo("chat.postMessage") {
+		if c.Error != "" || c.Params.Get("channel") != channel {
+			continue
+		}
+		for _, m := range markerRE.FindAllStringSubmatch(c.Params.Get("text")+c.Params.Get("blocks"), -1) {
+			if m[1] != kind {
+				continue
+			}
+			i, _ := strconv.Atoi(m[2])
+			if _, seen := out[i]; !seen {
+				out[i] = c.At
+			}
+		}
+	}
+	return out
+}
+
+// putsAt returns, per Okta user ID, when the first successful PUT of that
+// user into group gid reached the simulator.
+func putsAt(s *oktatest.Server, gid string) map[string]time.Time {
+	prefix := "/api/v1/groups/" + gid + "/users/"
+	out := map[string]time.Time{}
+	for _, c := range s.Calls() {
+		if c.Method != http.MethodPut || !strings.HasPrefix(c.Path, prefix) || c.Status/100 != 2 {
+			continue
+		}
+		uid := strings.TrimPrefix(c.Path, prefix)
+		if _, seen := out[uid]; !seen {
+			out[uid] = c.At
+		}
+	}
+	return out
+}
+
+// latencies is a set of measured durations.
+type latencies []time.Duration
+
+func (l latencies) pct(p float64) time.Duration {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// report puts the figures and their ratio to the floor beside each other.
+func report(b *testing.B, got, floor latencies) {
+	b.ReportMetric(ms(got.pct(0.50)), "p50_ms")
+	b.ReportMetric(ms(got.pct(0.99)), "p99_ms")
+	b.ReportMetric(ms(floor.pct(0.50)), "floor_p50_ms")
+	b.ReportMetric(ms(floor.pct(0.99)), "floor_p99_ms")
+	b.ReportMetric(float64(got.pct(0.50))/float64(floor.pct(0.50)), "p50_x_floor")
+	b.ReportMetric(float64(got.pct(0.99))/float64(floor.pct(0.99)), "p99_x_floor")
+}
+
+// paced calls f(i) for i in [0,n) in sequence, starting each no earlier
+// than its slot at perSecond (a loop that falls behind runs back to back).
+func paced(ctx context.Context, n, perSecond int, f func(i int) error) error {
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(perSecond))); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		if err := f(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// floorDB opens a bbolt file beside the daemon's, fsync on, with the
+// store's options.
+func floorDB(b *testing.B, dir string) *bolt.DB {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(dir, "floor.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// floorCommit is one durable write transaction of a request-sized record.
+func floorCommit(db *bolt.DB, key string) error {
+	val := make([]byte, 1024)
+	return db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists([]byte("floor"))
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(key), val)
+	})
+}
+
+// BenchmarkGrantLatency measures the Approve click (the block_actions
+// envelope written by the Slack simulator) to the Okta simulator receiving
+// PUT /groups/{g}/users/{u}, at 20 and 100 approvals per second, through
+// the wired daemon with bbolt and fsync on. Beside it, in the same run, the
+// floor: a bare loop doing one durable bbolt commit then one Okta PUT, to the
+// PUT received. b.N is the number of approvals; run it with e.g.
+// -benchtime=200x (the requests are made and posted before the clock starts).
+func BenchmarkGrantLatency(b *testing.B) {
+	for _, rate := range []int{20, 100} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			n := b.N
+			lw := startLatencyWorld(b, n)
+			w := lw.w
+			ctx := b.Context()
+			// The pending requests, one per requester, and their messages.
+			res := w.slack.SendMany(ctx, n, 200, func(i int) (slacktest.Ack, error) {
+				return w.slack.SlashCommand(lw.slack[i], "/sym", "req prod-admin 1h "+marker("rq", i), demoChannel)
+			})
+			if res.Failed > 0 {
+				b.Fatalf("requests: %d of %d failed: %v", res.Failed, res.Sent, res.FirstErr)
+			}
+			refs := make([]slacktest.MessageRef, n)
+			lw.wait(b, "the approval messages", func() bool {
+				found := map[int]bool{}
+				for _, m := range w.slack.Messages(demoChannel) {
+					if m.Ephemeral || m.ThreadTS != "" {
+						continue
+					}
+					for _, mk := range markerRE.FindAllStringSubmatch(m.Text+string(m.Blocks), 1) {
+						if i, _ := strconv.Atoi(mk[2]); mk[1] == "rq" && i < n {
+							refs[i] = slacktest.MessageRef{Channel: m.Channel, TS: m.TS}
+							found[i] = true
+						}
+					}
+				}
+				return len(found) >= n
+			})
+			w.okta.ResetCalls()
+			slackBefore := len(w.slack.Calls())
+
+			clicked := make([]time.Time, n)
+			b.ResetTimer()
+			res = w.slack.SendMany(ctx, n, rate, func(i int) (slacktest.Ack, error) {
+				clicked[i] = time.Now()
+				return w.slack.ClickButton(demoBob, refs[i], "sym_approve")
+			})
+			if res.Failed > 0 {
+				b.Fatalf("clicks: %d of %d failed: %v", res.Failed, res.Sent, res.FirstErr)
+			}
+			var puts map[string]time.Time
+			lw.wait(b, "the Okta PUTs", func() bool {
+				puts = putsAt(w.okta, w.groupID)
+				return len(puts) >= n
+			})
+			b.StopTimer()
+			got := make(latencies, n)
+			for i := range n {
+				got[i] = puts[lw.okta[i]].Sub(clicked[i])
+			}
+			ops := map[string]int{}
+			for _, c := range w.okta.Calls() {
+				ops[c.Op]++
+			}
+			slackCalls := len(w.slack.Calls()) - slackBefore
+
+			// The floor, same simulators, same pace: commit, then PUT.
+			db := floorDB(b, w.dir)
+			fg := w.okta.AddGroup(oktatest.Group{Name: "floor"}).ID
+			hc := &http.Client{}
+			started := make([]time.Time, n)
+			err := paced(ctx, n, rate, func(i int) error {
+				started[i] = time.Now()
+				if err := floorCommit(db, marker("fl", i)); err != nil {
+					return err
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPut, w.okta.URL()+"/api/v1/groups/"+fg+"/users/"+lw.okta[i], nil)
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Authorization", "SSWS "+w.okta.Token())
+				req.Header.Set("Accept", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					return fmt.Errorf("floor PUT: %s", resp.Status)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fputs := putsAt(w.okta, fg)
+			floor := make(latencies, n)
+			for i := range n {
+				floor[i] = fputs[lw.okta[i]].Sub(started[i])
+			}
+			report(b, got, floor)
+			b.ReportMetric(ms(res.P50), "click_ack_p50_ms")
+			for op, c := range ops {
+				if op == "" {
+					op = "other"
+				}
+				b.ReportMetric(float64(c)/float64(n), "okta_"+strings.Join(strings.Fields(op), "_")+"/grant")
+			}
+			b.ReportMetric(float64(slackCalls)/float64(n), "slack_calls/grant")
+		})
+	}
+}
+
+// BenchmarkApprovalMessageLatency measures the /sym req envelope (written
+// by the Slack simulator) to the simulator receiving the chat.postMessage
+// of the approval message, at 500 requests per second from distinct
+// people, through the wired daemon with bbolt and fsync on. Beside it, in
+// the same run, the floor: a bare loop doing users.info, one durable bbolt
+// commit and chat.postMessage through slack-go, to the post received. b.N is
+// the number of requests; run it with e.g. -benchtime=1000x.
+func BenchmarkApprovalMessageLatency(b *testing.B) {
+	const rate = 500
+	n := b.N
+	lw := startLatencyWorld(b, n)
+	w := lw.w
+	ctx := b.Context()
+	sent := make([]time.Time, n)
+	slackBefore := len(w.slack.Calls())
+	b.ResetTimer()
+	res := w.slack.SendMany(ctx, n, rate, func(i int) (slacktest.Ack, error) {
+		sent[i] = time.Now()
+		return w.slack.SlashCommand(lw.slack[i], "/sym", "req prod-admin 1h "+marker("rq", i), demoChannel)
+	})
+	if res.Failed > 0 {
+		b.Fatalf("requests: %d of %d failed: %v", res.Failed, res.Sent, res.FirstErr)
+	}
+	var posts map[int]time.Time
+	lw.wait(b, "the approval messages", func() bool {
+		posts = postedAt(w.slack, demoChannel, "rq")
+		return len(posts) >= n
+	})
+	b.StopTimer()
+	got := make(latencies, n)
+	for i := range n {
+		got[i] = posts[i].Sub(sent[i])
+	}
+	methods := map[string]int{}
+	for _, c := range w.slack.Calls()[slackBefore:] {
+		methods[c.Method]++
+	}
+	oktaCalls := len(w.okta.Calls())
+
+	// The floor, same simulators, same pace: users.info, commit, post.
+	db := floorDB(b, w.dir)
+	api := slack.New(w.slack.BotToken, slack.OptionAPIURL(w.slack.APIURL()))
+	started := make([]time.Time, n)
+	err := paced(ctx, n, rate, func(i int) error {
+		started[i] = time.Now()
+		if _, err := api.GetUserInfoContext(ctx, lw.slack[i]); err != nil {
+			return err
+		}
+		if err := floorCommit(db, marker("fl", i)); err != nil {
+			return err
+		}
+		_, _, err := api.PostMessageContext(ctx, demoChannel, slack.MsgOptionText("floor "+marker("fl", i), false))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fposts := postedAt(w.slack, demoChannel, "fl")
+	floor := make(latencies, n)
+	for i := range n {
+		floor[i] = fposts[i].Sub(started[i])
+	}
+	report(b, got, floor)
+	b.ReportMetric(ms(res.P50), "ack_p50_ms")
+	b.ReportMetric(ms(res.P99), "ack_p99_ms")
+	for m, c := range methods {
+		b.ReportMetric(float64(c)/float64(n), "slack_"+m+"/req")
+	}
+	b.ReportMetric(float64(oktaCalls)/float64(n), "okta_calls/req")
+}
