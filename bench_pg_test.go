@@ -40,7 +40,7 @@ func pgBenchURL(b *testing.B) string {
 
 func pgBenchStore(b *testing.B, url string) *postgres.Store {
 	b.Helper()
-	st, err := postgres.Open(context.Background(), url, &postgres.Options{MaxConns: 20})
+	st, err := postgres.Open(context.Background(), url, postgres.Config{MaxConns: 20})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func benchStore(b *testing.B, noSync bool) *store.Store {
 	b.Helper()
-	st, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), &store.Options{NoSync: noSync})
+	st, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), store.Config{NoSync: noSync})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func seedActive(b *testing.B, st symbot.Store, now time.Time, n int, at time.Tim
 // the heap in use afterwards.
 func BenchmarkStartup100k(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.db")
-	st, err := store.Open(path, &store.Options{NoSync: true})
+	st, err := store.Open(path, store.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func BenchmarkStartup100k(b *testing.B) {
 	b.ResetTimer()
 	var heap uint64
 	for i := 0; i < b.N; i++ {
-		st, err := store.Open(path, nil)
+		st, err := store.Open(path, store.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

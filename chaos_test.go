@@ -170,7 +170,7 @@ func TestChaos(t *testing.T) {
 	var eng *symbot.Engine
 	var stop func()
 	start := func() {
-		st, err := store.Open(path, &store.Options{NoSync: true})
+		st, err := store.Open(path, store.Config{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func TestChaos(t *testing.T) {
 	if len(dir.illegal) > 0 {
 		t.Errorf("illegal membership changes: %v", dir.illegal)
 	}
-	st, err := store.Open(path, nil)
+	st, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

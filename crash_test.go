@@ -51,7 +51,7 @@ func (d *blockingDir) RemoveMember(ctx context.Context, uid, gid string) error {
 
 func mustOpen(tb testing.TB, path string) *store.Store {
 	tb.Helper()
-	st, err := store.Open(path, nil)
+	st, err := store.Open(path, store.Config{})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}

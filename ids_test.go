@@ -66,7 +66,7 @@ func TestRequestIDsAndNonces(t *testing.T) {
 func TestRestoreNeverReissuesAnID(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "symbot.db")
-	st, err := store.Open(path, nil)
+	st, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestRestoreNeverReissuesAnID(t *testing.T) {
 	if err := os.WriteFile(path, backup.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st2, err := store.Open(path, nil)
+	st2, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

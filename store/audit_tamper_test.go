@@ -24,7 +24,7 @@ import (
 func keyedAuditStore(t *testing.T, key *symbot.AuditKey) (string, symbot.AuditCheckpoint) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func keyedAuditStore(t *testing.T, key *symbot.AuditKey) (string, symbot.AuditCh
 // checkpoints, as `symbot audit verify --against` does.
 func verifyWith(t *testing.T, path string, key *symbot.AuditKey, cps []symbot.AuditCheckpoint) error {
 	t.Helper()
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

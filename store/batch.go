@@ -18,7 +18,7 @@ import (
 )
 
 // Update runs fn in a read-write transaction and returns once that
-// transaction is committed (durably, unless Options.NoSync); if fn returns
+// transaction is committed (durably, unless Config.NoSync); if fn returns
 // an error (or panics) nothing fn wrote is kept, fn's error is returned
 // unchanged (the panic is re-raised in the caller's goroutine), and updates
 // of other callers are not affected.

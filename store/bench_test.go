@@ -55,7 +55,7 @@ func bigStore(b *testing.B) string {
 			return
 		}
 		bigPath = filepath.Join(bigDir, "big.db")
-		s, err := store.Open(bigPath, &store.Options{NoSync: true})
+		s, err := store.Open(bigPath, store.Config{NoSync: true})
 		if err != nil {
 			bigErr = err
 			return
@@ -84,7 +84,7 @@ func bigStore(b *testing.B) string {
 
 func openBig(b *testing.B) *store.Store {
 	b.Helper()
-	s, err := store.Open(bigStore(b), nil)
+	s, err := store.Open(bigStore(b), store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func BenchmarkDueRequests1000(b *testing.B) {
 func BenchmarkOpenScheduleHead(b *testing.B) {
 	path := bigStore(b)
 	for b.Loop() {
-		s, err := store.Open(path, nil)
+		s, err := store.Open(path, store.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func BenchmarkOpenHeap(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		base := ms.HeapInuse
-		s, err := store.Open(path, nil)
+		s, err := store.Open(path, store.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func BenchmarkPutRequest(b *testing.B) {
 			if tc.big {
 				copyFile(b, bigStore(b), path)
 			}
-			s, err := store.Open(path, &store.Options{NoSync: tc.noSync})
+			s, err := store.Open(path, store.Config{NoSync: tc.noSync})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -245,7 +245,7 @@ func copyFile(b *testing.B, from, to string) {
 // BenchmarkClaimJobsBacklog measures one claim of 8 jobs from a backlog of
 // 1,000 due jobs, each in its own lane (as revoke jobs are after an outage).
 func BenchmarkClaimJobsBacklog(b *testing.B) {
-	s, err := store.Open(filepath.Join(b.TempDir(), "claim.db"), &store.Options{NoSync: true})
+	s, err := store.Open(filepath.Join(b.TempDir(), "claim.db"), store.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func BenchmarkClaimJobsBacklog(b *testing.B) {
 func BenchmarkUpdateConcurrent(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "put.db")
 	copyFile(b, bigStore(b), path)
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func requestTags(t *testing.T, s symbot.Store) map[uint64]string {
 }
 
 func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	release := holdLeader(t, s)
 
 	var mu sync.Mutex
@@ -239,7 +239,7 @@ func checkJobsAndAudit(t *testing.T, s symbot.Store, n int) {
 
 func TestGroupCommitConcurrent(t *testing.T) {
 	const workers, each = 16, 30
-	s := MustOpen(t, nil) // fsync on: commits are slow enough for groups to form
+	s := MustOpen(t, store.Config{}) // fsync on: commits are slow enough for groups to form
 	var (
 		mu      sync.Mutex
 		okSeqs  []uint64
@@ -335,7 +335,7 @@ func storeNext(t *testing.T, s symbot.Store, want uint64) {
 
 func TestCloseCommitsQueuedWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
 	}
-	s2, err := store.Open(path, nil)
+	s2, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 // re-run, so A's write never commits. B must not keep a refusal caused by a
 // write that does not exist: it runs again on committed state and succeeds.
 func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	release := holdLeader(t, s)
 	ctxA, cancelA := context.WithCancel(t.Context())
 	a := queue(t, s, ctxA, 1, func(tx symbot.Tx) error {
@@ -425,7 +425,7 @@ func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 // instead of waiting forever, nothing of the group is stored, and the store
 // takes writes again.
 func TestGroupSurvivesGoexit(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	started, unblock, exited := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)

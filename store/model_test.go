@@ -22,7 +22,7 @@ import (
 func TestAgainstMemstore(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			testAgainstMemstore(t, seed, MustOpen(t, &store.Options{NoSync: true}), memstore.New())
+			testAgainstMemstore(t, seed, MustOpen(t, store.Config{NoSync: true}), memstore.New())
 		})
 	}
 }

@@ -31,8 +31,8 @@ import (
 // version is refused rather than misread.
 const SchemaVersion = 1
 
-// Options configure Open. The zero value (or nil) is fine.
-type Options struct {
+// Config configures Open; its zero value is fine (defaults apply).
+type Config struct {
 	// Timeout is how long Open waits for the file lock held by another
 	// process; default 1s.
 	Timeout time.Duration
@@ -94,17 +94,14 @@ func (e *SchemaError) Unwrap() error { return symbot.ErrSchemaTooNew }
 // Jobs are idempotent, so re-running one is safe.
 //
 // Open fails with an error wrapping symbot.ErrStoreLocked (a *LockedError)
-// when another process holds the file for longer than opts.Timeout, and with
+// when another process holds the file for longer than cfg.Timeout, and with
 // one wrapping symbot.ErrSchemaTooNew (a *SchemaError) when the file was
 // written by a newer symbot; such a file is not modified.
-func Open(path string, opts *Options) (*Store, error) {
+func Open(path string, cfg Config) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open store: empty path: set the store file path")
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+	o := cfg
 	if o.Timeout <= 0 {
 		o.Timeout = time.Second
 	}

@@ -20,9 +20,9 @@ import (
 )
 
 // MustOpen opens a store in a new temporary file, closed at cleanup.
-func MustOpen(tb testing.TB, opts *store.Options) *store.Store {
+func MustOpen(tb testing.TB, cfg store.Config) *store.Store {
 	tb.Helper()
-	s, err := store.Open(filepath.Join(tb.TempDir(), "symbot.db"), opts)
+	s, err := store.Open(filepath.Join(tb.TempDir(), "symbot.db"), cfg)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -31,11 +31,11 @@ func MustOpen(tb testing.TB, opts *store.Options) *store.Store {
 }
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) symbot.Store { return MustOpen(t, &store.Options{NoSync: true}) })
+	storetest.Run(t, func(t *testing.T) symbot.Store { return MustOpen(t, store.Config{NoSync: true}) })
 }
 
 func TestFileMode(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	fi, err := os.Stat(s.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +46,8 @@ func TestFileMode(t *testing.T) {
 }
 
 func TestOpenLocked(t *testing.T) {
-	s := MustOpen(t, nil)
-	_, err := store.Open(s.Path(), &store.Options{Timeout: 50 * time.Millisecond})
+	s := MustOpen(t, store.Config{})
+	_, err := store.Open(s.Path(), store.Config{Timeout: 50 * time.Millisecond})
 	if !errors.Is(err, symbot.ErrStoreLocked) {
 		t.Fatalf("second Open: got %v, want ErrStoreLocked", err)
 	}
@@ -61,10 +61,10 @@ func TestOpenLocked(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := store.Open("", nil); err == nil {
+	if _, err := store.Open("", store.Config{}); err == nil {
 		t.Errorf("Open(\"\"): got nil error")
 	}
-	if _, err := store.Open(filepath.Join(t.TempDir(), "missing-dir", "x.db"), nil); err == nil {
+	if _, err := store.Open(filepath.Join(t.TempDir(), "missing-dir", "x.db"), store.Config{}); err == nil {
 		t.Errorf("Open in a missing directory: got nil error")
 	}
 	// A bbolt file that is not a symbot store is refused and left alone.
@@ -77,7 +77,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := store.Open(path, nil); err == nil || !strings.Contains(err.Error(), "not a symbot store") {
+	if _, err := store.Open(path, store.Config{}); err == nil || !strings.Contains(err.Error(), "not a symbot store") {
 		t.Errorf("Open of a foreign bbolt file: got %v, want a 'not a symbot store' error", err)
 	}
 }
@@ -97,7 +97,7 @@ func editRaw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 
 func TestSchemaTooNew(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.Open(path, nil)
+	_, err = store.Open(path, store.Config{})
 	if !errors.Is(err, symbot.ErrSchemaTooNew) {
 		t.Fatalf("Open: got %v, want ErrSchemaTooNew", err)
 	}
@@ -135,7 +135,7 @@ func TestSchemaTooNew(t *testing.T) {
 
 func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = store.Open(path, nil)
+	s, err = store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestReopenKeepsDataAndClearsLeases(t *testing.T) {
 }
 
 func TestBackup(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	var want []*symbot.Request
 	for i := range 50 {
 		r := storetest.FullRequest(fmt.Sprintf("R%02d", i))
@@ -257,7 +257,7 @@ func TestBackup(t *testing.T) {
 	// The original stays usable while the copy is open.
 	storetest.MustPut(t, s, &symbot.Request{ID: "after-backup"})
 
-	b, err := store.Open(path, nil)
+	b, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatalf("Open backup: %v", err)
 	}
@@ -289,7 +289,7 @@ func TestBackup(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	s := MustOpen(t, nil)
+	s := MustOpen(t, store.Config{})
 	storetest.MustPut(t, s,
 		&symbot.Request{ID: "A", State: symbot.StatePending, TimeoutAt: storetest.T0},
 		&symbot.Request{ID: "B", State: symbot.StatePending},
@@ -315,7 +315,7 @@ const auditN = 10
 func auditStore(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 // verify reopens path and verifies its audit chain against its head.
 func verify(t *testing.T, path string) error {
 	t.Helper()
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestAuditDamagedEntry(t *testing.T) {
 		v[0] = 'x' // no longer JSON
 		return b.Put(seqKey(4), v)
 	})
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestAuditDamagedEntry(t *testing.T) {
 
 func TestOpenHealthyStoreWritesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, nil)
+	s, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestOpenHealthyStoreWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = store.Open(path, nil)
+	s, err = store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "symbot.db")
-			s, err := store.Open(path, nil)
+			s, err := store.Open(path, store.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -482,7 +482,7 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 			)
 			s.Close()
 			editRaw(t, path, tt.edit)
-			s, err = store.Open(path, nil)
+			s, err = store.Open(path, store.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -504,7 +504,7 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 func TestOpenRefusesGroupOrWorldReadableStore(t *testing.T) {
 	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
 		path := filepath.Join(t.TempDir(), "symbot.db")
-		s, err := store.Open(path, &store.Options{NoSync: true})
+		s, err := store.Open(path, store.Config{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -512,7 +512,7 @@ func TestOpenRefusesGroupOrWorldReadableStore(t *testing.T) {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)
 		}
-		_, err = store.Open(path, nil)
+		_, err = store.Open(path, store.Config{})
 		if !errors.Is(err, store.ErrUnsafePath) || !strings.Contains(err.Error(), "chmod 600 "+path) {
 			t.Errorf("Open of a %v store: got %v, want ErrUnsafePath saying chmod 600", mode, err)
 		}
@@ -524,7 +524,7 @@ func TestOpenRefusesGroupOrWorldReadableStore(t *testing.T) {
 func TestOpenRefusesSymlinkedStore(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real.db")
-	s, err := store.Open(real, &store.Options{NoSync: true})
+	s, err := store.Open(real, store.Config{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +533,7 @@ func TestOpenRefusesSymlinkedStore(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.Open(link, nil)
+	_, err = store.Open(link, store.Config{})
 	if !errors.Is(err, store.ErrUnsafePath) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("Open through a symlink: got %v, want ErrUnsafePath naming the link", err)
 	}

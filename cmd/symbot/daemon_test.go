@@ -144,7 +144,7 @@ func TestDaemonAdminCommands(t *testing.T) {
 	if out, code = cli("backup", backup); code != 0 {
 		t.Fatalf("backup: exit %d\n%s", code, out)
 	}
-	bst, err := store.Open(backup, nil)
+	bst, err := store.Open(backup, store.Config{})
 	if err != nil {
 		t.Fatalf("open backup: %v", err)
 	}

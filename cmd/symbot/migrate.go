@@ -53,7 +53,7 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return exitOK
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pg, err := postgres.Open(ctx, cfg.Store.URL, &postgres.Options{Logger: log})
+	pg, err := postgres.Open(ctx, cfg.Store.URL, postgres.Config{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "symbot migrate: %v\n", err)
 		return exitFail
@@ -91,7 +91,7 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // The bbolt file is opened (and so locked) for the copy: a symbot still
 // running on it makes this fail rather than copy a moving target.
 func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, key *symbot.AuditKey, log *slog.Logger) (postgres.ImportStats, error) {
-	src, err := store.Open(path, &store.Options{Logger: log})
+	src, err := store.Open(path, store.Config{Logger: log})
 	if err != nil {
 		if errors.Is(err, symbot.ErrStoreLocked) {
 			return postgres.ImportStats{}, fmt.Errorf("%w: stop symbot before copying its store", err)

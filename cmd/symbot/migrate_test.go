@@ -44,7 +44,7 @@ func runSymbot(t *testing.T, args ...string) (int, string, string) {
 func mustBoltStore(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	st, err := store.Open(path, nil)
+	st, err := store.Open(path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestMigrateFromBolt(t *testing.T) {
 		t.Errorf("migrate --check on an empty database: exit %d, %q; want 1 and pending migrations", code, out)
 	}
 	boltPath := mustBoltStore(t)
-	src, err := store.Open(boltPath, nil)
+	src, err := store.Open(boltPath, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestMigrateFromBolt(t *testing.T) {
 		t.Errorf("migrate --check after the copy: exit %d, %q", code, out)
 	}
 
-	pg, err := postgres.Open(t.Context(), url, nil)
+	pg, err := postgres.Open(t.Context(), url, postgres.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestMigrateFromBoltRefusesBrokenChain(t *testing.T) {
 	if code != exitFail || !strings.Contains(errOut, "audit entry 5") {
 		t.Errorf("migrate --from a store with an edited audit entry: exit %d, %q; want a refusal naming entry 5", code, errOut)
 	}
-	pg, err := postgres.Open(t.Context(), url, nil)
+	pg, err := postgres.Open(t.Context(), url, postgres.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestMigrateFromBoltKeyedChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	boltPath := filepath.Join(dir, "symbot.db")
-	st, err := store.Open(boltPath, nil)
+	st, err := store.Open(boltPath, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func restoreCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // entries were checked.
 func restoreStore(ctx context.Context, path, src string, flows []symbot.Flow, now time.Time) (int, error) {
 	if _, err := os.Stat(path); err == nil {
-		st, err := store.Open(path, &store.Options{Timeout: 300 * time.Millisecond})
+		st, err := store.Open(path, store.Config{Timeout: 300 * time.Millisecond})
 		var le *store.LockedError
 		if errors.As(err, &le) {
 			return 0, fmt.Errorf("the daemon holds %s: stop `symbot run` first (restore replaces the file)", path)
@@ -107,7 +107,7 @@ func restoreStore(ctx context.Context, path, src string, flows []symbot.Flow, no
 // checkAndMark opens the copied backup, checks its audit chain and marks
 // it for a reconcile at the next start.
 func checkAndMark(ctx context.Context, path, src string, flows []symbot.Flow, now time.Time) (int, error) {
-	st, err := store.Open(path, nil)
+	st, err := store.Open(path, store.Config{})
 	if err != nil {
 		return 0, fmt.Errorf("the backup %s is not a symbot store: %w", src, err)
 	}

@@ -176,9 +176,9 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 // database URL is set (migrating its schema), else the bbolt file.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (symbot.Store, error) {
 	if cfg.Store.URL != "" {
-		return postgres.Open(ctx, cfg.Store.URL, &postgres.Options{Logger: log})
+		return postgres.Open(ctx, cfg.Store.URL, postgres.Config{Logger: log})
 	}
-	return store.Open(cfg.Store.Path, &store.Options{Logger: log})
+	return store.Open(cfg.Store.Path, store.Config{Logger: log})
 }
 
 // storeName describes the store for logs, never with the database URL

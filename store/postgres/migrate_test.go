@@ -29,7 +29,7 @@ func TestCheckSchema(t *testing.T) {
 	if st.UpToDate() || st.Current != 0 || len(st.Pending) != postgres.SchemaVersion() {
 		t.Errorf("empty database: got %+v, want version 0 with every step pending", st)
 	}
-	s, err := postgres.Open(t.Context(), url, nil)
+	s, err := postgres.Open(t.Context(), url, postgres.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestCheckSchema(t *testing.T) {
 
 func TestOpenNoMigrateRefusesOldSchema(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	if _, err := postgres.Open(t.Context(), url, &postgres.Options{NoMigrate: true}); err == nil {
+	if _, err := postgres.Open(t.Context(), url, postgres.Config{NoMigrate: true}); err == nil {
 		t.Fatal("Open with NoMigrate on an empty database: got nil error")
 	}
 }
@@ -56,7 +56,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			s, err := postgres.Open(t.Context(), url, nil)
+			s, err := postgres.Open(t.Context(), url, postgres.Config{})
 			if err == nil {
 				s.Close()
 			}
@@ -93,7 +93,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "INSERT INTO symbot_migrations (version, name) VALUES (9999, '9999_future.sql')"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = postgres.Open(t.Context(), url, nil)
+	_, err = postgres.Open(t.Context(), url, postgres.Config{})
 	var se *postgres.SchemaError
 	if !errors.Is(err, symbot.ErrSchemaTooNew) || !errors.As(err, &se) || se.Found != 9999 {
 		t.Errorf("Open of a newer schema: got %v, want a SchemaError wrapping ErrSchemaTooNew", err)
@@ -104,7 +104,7 @@ func TestSchemaTooNew(t *testing.T) {
 }
 
 func TestOpenRedactsPassword(t *testing.T) {
-	_, err := postgres.Open(t.Context(), "postgres://u:sekrit@[::1/db", nil)
+	_, err := postgres.Open(t.Context(), "postgres://u:sekrit@[::1/db", postgres.Config{})
 	if err == nil {
 		t.Fatal("Open of a malformed URL: got nil error")
 	}

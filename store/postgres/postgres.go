@@ -50,8 +50,8 @@ const writerLock int64 = 0x73796d626f747772
 // failure or deadlock reported by the server.
 const maxRetries = 20
 
-// Options configure Open. The zero value (or nil) is fine.
-type Options struct {
+// Config configures Open; its zero value is fine (defaults apply).
+type Config struct {
 	// Logger receives operational messages; default discards them.
 	Logger *slog.Logger
 	// MaxConns caps the connection pool; default 10.
@@ -76,11 +76,8 @@ var _ symbot.Store = (*Store)(nil)
 // lock so that replicas starting together migrate once. It fails with an
 // error wrapping symbot.ErrSchemaTooNew (a *SchemaError) when the database
 // was migrated by a newer symbot.
-func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+func Open(ctx context.Context, url string, conf Config) (*Store, error) {
+	o := conf
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

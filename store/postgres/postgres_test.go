@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func MustOpen(tb testing.TB) (*postgres.Store, string) {
 	tb.Helper()
 	url := pgtest.NewDatabase(tb)
-	st, err := postgres.Open(tb.Context(), url, nil)
+	st, err := postgres.Open(tb.Context(), url, postgres.Config{})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

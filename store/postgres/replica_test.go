@@ -21,7 +21,7 @@ func replicas(t *testing.T, n int) ([]*postgres.Store, string) {
 	url := pgtest.NewDatabase(t)
 	var out []*postgres.Store
 	for range n {
-		st, err := postgres.Open(t.Context(), url, nil)
+		st, err := postgres.Open(t.Context(), url, postgres.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := postgres.Open(t.Context(), url, nil)
+	st, err := postgres.Open(t.Context(), url, postgres.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
