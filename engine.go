@@ -64,6 +64,17 @@ func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, erro
 		f.Durations = slices.Clone(f.Durations)
 		f.Targets = slices.Clone(f.Targets)
 		f.Approvers.Users = slices.Clone(f.Approvers.Users)
+		f.Reason = f.Reason.clone()
+		for j := range f.Targets {
+			t := &f.Targets[j]
+			t.Durations = slices.Clone(t.Durations)
+			t.Reason = t.Reason.clone()
+			if t.Approvers != nil {
+				a := *t.Approvers
+				a.Users = slices.Clone(a.Users)
+				t.Approvers = &a
+			}
+		}
 		f.ApplyDefaults()
 		fs[i] = f
 	}

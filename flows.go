@@ -41,6 +41,10 @@ type Flow struct {
 
 	Targets []Target
 
+	// Reason is what a request's reason must look like; nil means any
+	// reason. A target may override it.
+	Reason *ReasonRule
+
 	// UnmanagedMembers is what the reconciler does about a member of one
 	// of the flow's groups that no grant explains; a target may override
 	// it. Empty means UnmanagedAlert.
@@ -82,6 +86,15 @@ type Target struct {
 	GroupID string // Okta group id
 	// UnmanagedMembers overrides the flow's policy for this group.
 	UnmanagedMembers UnmanagedPolicy
+
+	// Per-target limits, overriding the flow's (Flow.ForTarget applies
+	// them); nil or 0 means the flow's setting.
+	Durations         []time.Duration // offered durations instead of the flow's
+	MaxDuration       time.Duration   // drop the offered durations above this
+	Approvers         *Approvers      // who approves this target instead of the flow's approvers
+	ApprovalsRequired int             // distinct approvals needed for this target
+	AllowGuests       *bool           // may Slack guests request and approve this target
+	Reason            *ReasonRule     // reason rule instead of the flow's
 }
 
 // ApplyDefaults fills zero ApprovalsRequired and ApprovalTimeout, and labels.
@@ -180,34 +193,7 @@ func ValidateFlows(flows []Flow) error {
 		if f.Channel == "" {
 			v.add(p+".channel", "missing: the Slack channel where approval messages are posted")
 		}
-		a := f.Approvers
-		if !a.Anyone && len(a.Users) == 0 && a.OktaGroup == "" {
-			v.add(p+".approvers", "empty: list users, an okta_group, or set anyone: true explicitly")
-		}
-		if a.Anyone && (len(a.Users) > 0 || a.OktaGroup != "") {
-			v.add(p+".approvers", "anyone: true cannot be combined with users or okta_group")
-		}
-		seenUsers := map[string]bool{}
-		for j, u := range a.Users {
-			up := fmt.Sprintf("%s.approvers.users[%d]", p, j)
-			switch {
-			case u == "":
-				v.add(up, "empty")
-			case !validSlackUserID(u):
-				v.add(up, "%q is not a Slack user id (like U012AB3CD)", u)
-			case seenUsers[u]:
-				v.add(up, "duplicate user %q", u)
-			}
-			seenUsers[u] = true
-		}
-		if f.ApprovalsRequired < 1 {
-			v.add(p+".approvals_required", "must be at least 1")
-		} else if len(a.Users) > 0 && a.OktaGroup == "" && !a.Anyone {
-			avail := len(a.Users)
-			if f.ApprovalsRequired > avail {
-				v.add(p+".approvals_required", "%d approvals required but only %d approvers listed", f.ApprovalsRequired, avail)
-			}
-		}
+		checkApprovers(v, p, f.Approvers, f.ApprovalsRequired)
 		if f.ApprovalTimeout < 0 {
 			v.add(p+".approval_timeout", "must not be negative")
 		}
@@ -217,18 +203,9 @@ func ValidateFlows(flows []Flow) error {
 		if len(f.Durations) == 0 {
 			v.add(p+".durations", "missing: list the durations people may pick, like [15m, 1h, 4h]")
 		}
-		seenD := map[time.Duration]bool{}
-		for j, d := range f.Durations {
-			dp := fmt.Sprintf("%s.durations[%d]", p, j)
-			switch {
-			case d <= 0:
-				v.add(dp, "must be more than 0")
-			case d > MaxDuration:
-				v.add(dp, "%s is over the 30 day maximum", FormatDuration(d))
-			case seenD[d]:
-				v.add(dp, "duplicate duration %s", FormatDuration(d))
-			}
-			seenD[d] = true
+		checkDurations(v, p+".durations", f.Durations)
+		if f.Reason != nil {
+			checkReasonRule(v, p+".reason", f.Reason)
 		}
 		if !f.UnmanagedMembers.valid() {
 			v.add(p+".unmanaged_members", "%q is not a policy: use alert, remove or ignore", f.UnmanagedMembers)
@@ -238,8 +215,10 @@ func ValidateFlows(flows []Flow) error {
 		}
 		tnames := map[string]int{}
 		groups := map[string]int{}
-		for j, t := range f.Targets {
+		for j := range f.Targets {
+			t := &f.Targets[j]
 			tp := fmt.Sprintf("%s.targets[%d]", p, j)
+			validateTargetLimits(v, tp, f, t)
 			switch {
 			case t.Name == "":
 				v.add(tp+".name", "missing")
@@ -261,11 +240,17 @@ func ValidateFlows(flows []Flow) error {
 			} else {
 				groups[t.GroupID] = j
 			}
-			if t.GroupID != "" && strings.EqualFold(t.GroupID, a.OktaGroup) {
+			if t.GroupID != "" && strings.EqualFold(t.GroupID, f.Approvers.OktaGroup) {
 				// Whoever is granted the target would become an approver of
 				// the flow, and could approve the next person's request
 				// (or their own, through a second account).
 				v.add(tp+".group_id", "%q is also this flow's approvers.okta_group: granting it would make the requester an approver; use a different group for approvers", t.GroupID)
+			}
+			for k, o := range f.Targets {
+				// The same holds for a target's own approver group.
+				if o.Approvers != nil && t.GroupID != "" && strings.EqualFold(t.GroupID, o.Approvers.OktaGroup) {
+					v.add(tp+".group_id", "%q is also %s.targets[%d].approvers.okta_group: granting it would make the requester an approver; use a different group for approvers", t.GroupID, p, k)
+				}
 			}
 		}
 	}
@@ -273,6 +258,52 @@ func ValidateFlows(flows []Flow) error {
 		return v
 	}
 	return nil
+}
+
+func checkApprovers(v *ValidationError, p string, a Approvers, need int) {
+	if !a.Anyone && len(a.Users) == 0 && a.OktaGroup == "" {
+		v.add(p+".approvers", "empty: list users, an okta_group, or set anyone: true explicitly")
+	}
+	if a.Anyone && (len(a.Users) > 0 || a.OktaGroup != "") {
+		v.add(p+".approvers", "anyone: true cannot be combined with users or okta_group")
+	}
+	seenUsers := map[string]bool{}
+	for j, u := range a.Users {
+		up := fmt.Sprintf("%s.approvers.users[%d]", p, j)
+		switch {
+		case u == "":
+			v.add(up, "empty")
+		case !validSlackUserID(u):
+			v.add(up, "%q is not a Slack user id (like U012AB3CD)", u)
+		case seenUsers[u]:
+			v.add(up, "duplicate user %q", u)
+		}
+		seenUsers[u] = true
+	}
+	if need < 1 {
+		v.add(p+".approvals_required", "must be at least 1")
+	} else if len(a.Users) > 0 && a.OktaGroup == "" && !a.Anyone {
+		avail := len(a.Users)
+		if need > avail {
+			v.add(p+".approvals_required", "%d approvals required but only %d approvers listed", need, avail)
+		}
+	}
+}
+
+func checkDurations(v *ValidationError, p string, ds []time.Duration) {
+	seenD := map[time.Duration]bool{}
+	for j, d := range ds {
+		dp := fmt.Sprintf("%s[%d]", p, j)
+		switch {
+		case d <= 0:
+			v.add(dp, "must be more than 0")
+		case d > MaxDuration:
+			v.add(dp, "%s is over the 30 day maximum", FormatDuration(d))
+		case seenD[d]:
+			v.add(dp, "duplicate duration %s", FormatDuration(d))
+		}
+		seenD[d] = true
+	}
 }
 
 func validName(s string) bool {
@@ -372,7 +403,8 @@ func (e *Engine) Flow(name string) (*Flow, bool) {
 	return &c, true
 }
 
-// ResolveTarget finds the flow and target for the input's names.
+// ResolveTarget finds the flow and target for the input's names. The flow
+// returned is a copy with the target's limits applied (Flow.ForTarget).
 func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, error) {
 	if flowName == "" {
 		if f, t, ok := strings.Cut(targetName, "/"); ok {
@@ -392,7 +424,8 @@ func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, erro
 		if !ok {
 			return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("flow %s has no target %q; choose one of: %s", f.Name, targetName, targetNames(f))}
 		}
-		return f, t, nil
+		eff, _, _ := f.ForTarget(t.Name)
+		return eff, t, nil
 	}
 	if targetName == "" {
 		return nil, Target{}, &InputError{Field: "target", Problem: "missing: name the target you need"}
@@ -413,7 +446,8 @@ func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, erro
 		}
 		return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("no target named %q; choose one of: %s", targetName, list(all, func(t Target) string { return t.Name }))}
 	case 1:
-		return found[0], tgt, nil
+		eff, _, _ := found[0].ForTarget(tgt.Name)
+		return eff, tgt, nil
 	}
 	opts := list(found, func(f *Flow) string { return f.Name + "/" + targetName })
 	return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("target %q is in several flows; write one of: %s", targetName, opts)}
@@ -438,6 +472,9 @@ func (e *Engine) flowOf(r *Request) (*Flow, error) {
 	f, ok := e.byName[strings.ToLower(r.Flow)]
 	if !ok {
 		return nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target}
+	}
+	if eff, _, ok := f.ForTarget(r.Target); ok {
+		return eff, nil // the target's limits apply to its requests
 	}
 	return f, nil
 }

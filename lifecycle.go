@@ -48,6 +48,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	if len(reason) > MaxReasonLength {
 		return nil, &InputError{Field: "reason", Problem: fmt.Sprintf("too long (%d characters; at most %d)", len(reason), MaxReasonLength)}
 	}
+	if err := f.Reason.Check(reason); err != nil {
+		return nil, err
+	}
 	now := e.now()
 	var out *Request
 	err = e.store.Update(ctx, func(tx Tx) error {

@@ -320,6 +320,9 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 		in.Duration = d
 	}
 	reason, err := checkReason(inputValue(values, BlockReason))
+	if err == nil && f != nil {
+		err = f.Reason.Check(reason) // the target's reason rule, its message next to the field
+	}
 	if err != nil {
 		errs[BlockReason] = b.inputProblem(err)
 	}

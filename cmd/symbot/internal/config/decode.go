@@ -454,6 +454,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 		}},
 		{"expiry_warning", d.duration(&f.ExpiryWarning, &fd.expiryWarningSet)},
 		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
+		{"reason", d.reasonRule(&f.Reason)},
 		{"targets", func(n *yaml.Node, p string) {
 			d.list(n, p, func(item *yaml.Node, ip string) {
 				var t symbot.Target
@@ -462,11 +463,76 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 					{"label", d.str(&t.Label)},
 					{"group_id", d.str(&t.GroupID)},
 					{"unmanaged_members", d.unmanaged(&t.UnmanagedMembers)},
+					{"reason", d.reasonRule(&t.Reason)},
+					{"durations", func(n *yaml.Node, p string) {
+						t.Durations = []time.Duration{}
+						d.list(n, p, func(item *yaml.Node, ip string) {
+							var v time.Duration
+							d.duration(&v, nil)(item, ip)
+							t.Durations = append(t.Durations, v)
+						})
+					}},
+					{"max_duration", func(n *yaml.Node, p string) {
+						var set bool
+						d.duration(&t.MaxDuration, &set)(n, p)
+						if set && t.MaxDuration <= 0 {
+							d.add(n.Line, p, "must be more than 0 (leave it out for the flow's longest duration)")
+						}
+					}},
+					{"approvers", func(n *yaml.Node, p string) {
+						a := &symbot.Approvers{}
+						d.mapping(n, p, []field{
+							{"users", d.strList(&a.Users)},
+							{"okta_group", d.str(&a.OktaGroup)},
+							{"anyone", d.boolean(&a.Anyone, nil)},
+						})
+						t.Approvers = a
+					}},
+					{"approvals_required", func(n *yaml.Node, p string) {
+						d.integer(&t.ApprovalsRequired)(n, p)
+						if t.ApprovalsRequired < 1 && n.Tag == "!!int" {
+							d.add(n.Line, p, "must be at least 1")
+							t.ApprovalsRequired = 0
+						}
+					}},
+					{"allow_guests", func(n *yaml.Node, p string) {
+						var v, set bool
+						d.boolean(&v, &set)(n, p)
+						if set {
+							t.AllowGuests = &v
+						}
+					}},
 				})
 				f.Targets = append(f.Targets, t)
 			})
 		}},
 	})
+}
+
+// reasonRule decodes a reason rule: pattern (a Go regexp, compiled here so
+// that a bad one is reported at its line), message and min_length.
+func (d *decoder) reasonRule(dst **symbot.ReasonRule) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		r := &symbot.ReasonRule{}
+		d.mapping(n, path, []field{
+			{"pattern", func(n *yaml.Node, p string) {
+				d.str(&r.Pattern)(n, p)
+				if err := r.Compile(); err != nil {
+					d.add(n.Line, p, "not a valid Go regular expression: %v", err)
+					r.Pattern, r.Message = "", ""
+				}
+			}},
+			{"message", d.str(&r.Message)},
+			{"min_length", func(n *yaml.Node, p string) {
+				d.integer(&r.MinLength)(n, p)
+				if r.MinLength < 0 {
+					d.add(n.Line, p, "must not be negative (0 means any length)")
+					r.MinLength = 0
+				}
+			}},
+		})
+		*dst = r
+	}
 }
 
 // unmanaged decodes an unmanaged_members policy: alert, remove or ignore.
