@@ -1,0 +1,94 @@
+package bot_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/bot"
+	"github.com/symbot/symbot/bot/slacktest"
+)
+
+// ticketFlows requires a ticket id in prod's reasons, and limits
+// prod/readonly to 1h with a minimum reason length instead.
+func ticketFlows() []symbot.Flow {
+	fs := testFlows()
+	fs[0].Reason = &symbot.ReasonRule{Pattern: `[A-Z]+-\d+`, Message: "name the ticket, like OPS-123 <here>"}
+	fs[0].Targets[1].MaxDuration = time.Hour
+	fs[0].Targets[1].Reason = &symbot.ReasonRule{MinLength: 12}
+	return fs
+}
+
+func TestReasonRuleSlashCommand(t *testing.T) {
+	h := MustHarness(t, withFlows(ticketFlows()))
+	if got := ackText(t, h.slash(alice, "req prod/admin 1h fix the outage")); got != "" {
+		t.Fatalf("ack = %q, want none (the refusal comes as an ephemeral)", got)
+	}
+	e := h.waitEphemeral(alice, "name the ticket, like OPS-123")
+	if s := render(e); !strings.Contains(s, "&lt;here&gt;") {
+		t.Errorf("refusal %q does not escape the rule's message", s)
+	}
+	h.slash(alice, "req prod/readonly 4h read the quarterly logs")
+	h.waitEphemeral(alice, "4h is not offered")
+	h.slash(alice, "req prod/readonly 1h logs")
+	h.waitEphemeral(alice, "too short (4 characters; at least 12)")
+	if rs := h.requests(alice); len(rs) != 0 {
+		t.Fatalf("refused requests were stored: %d", len(rs))
+	}
+	r, _ := h.request(alice, "prod/admin 1h fix OPS-42")
+	if r.Reason != "fix OPS-42" {
+		t.Errorf("reason = %q", r.Reason)
+	}
+}
+
+func TestReasonRuleModal(t *testing.T) {
+	h := MustHarness(t, withFlows(ticketFlows()))
+	h.slash(alice, "")
+	v := h.openView(alice, bot.CallbackRequest)
+	tests := []struct {
+		name   string
+		values map[string]map[string]slacktest.ViewValue
+		want   map[string]string
+	}{
+		{"no ticket", map[string]map[string]slacktest.ViewValue{
+			bot.BlockTarget:   {bot.BlockTarget: slacktest.Option("prod/admin")},
+			bot.BlockDuration: {bot.BlockDuration: slacktest.Option("1h")},
+			bot.BlockReason:   {bot.BlockReason: slacktest.Text("fix the outage")},
+		}, map[string]string{bot.BlockReason: "Name the ticket, like OPS-123 <here>."}},
+		{"target maximum and minimum length", map[string]map[string]slacktest.ViewValue{
+			bot.BlockTarget:   {bot.BlockTarget: slacktest.Option("prod/readonly")},
+			bot.BlockDuration: {bot.BlockDuration: slacktest.Option("4h")},
+			bot.BlockReason:   {bot.BlockReason: slacktest.Text("logs")},
+		}, map[string]string{bot.BlockDuration: "4h is not offered", bot.BlockReason: "Too short"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ack, err := h.s.SubmitView(alice, v.ID, tt.values)
+			if err != nil {
+				t.Fatalf("submit: %v", err)
+			}
+			errs := ackErrors(t, ack)
+			if len(errs) != len(tt.want) {
+				t.Errorf("errors = %v, want keys of %v", errs, tt.want)
+			}
+			for k, w := range tt.want {
+				if !strings.Contains(errs[k], w) {
+					t.Errorf("error for %s = %q, want it to contain %q", k, errs[k], w)
+				}
+			}
+		})
+	}
+	ack, err := h.s.SubmitView(alice, v.ID, map[string]map[string]slacktest.ViewValue{
+		bot.BlockTarget:   {bot.BlockTarget: slacktest.Option("prod/admin")},
+		bot.BlockDuration: {bot.BlockDuration: slacktest.Option("1h")},
+		bot.BlockReason:   {bot.BlockReason: slacktest.Text("fix OPS-42")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ack.Payload) > 0 {
+		t.Fatalf("ack = %s, want the modal closed", ack.Payload)
+	}
+	h.waitEphemeral(alice, "waiting for approval")
+}
