@@ -257,6 +257,10 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 	case CallbackExtend:
 		eng := b.engine()
 		f, ok := eng.Flow(meta.Flow)
+		if meta.Target != "" {
+			ff, _, err := eng.ResolveTarget(meta.Flow, meta.Target) // the target's limits
+			f, ok = ff, err == nil
+		}
 		errs := map[string]string{}
 		var d time.Duration
 		if ok {
@@ -266,6 +270,9 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 			}
 		}
 		reason, err := checkReason(inputValue(values, BlockReason))
+		if err == nil && ok {
+			err = f.Reason.Check(reason)
+		}
 		if err != nil {
 			errs[BlockReason] = b.inputProblem(err)
 		}
@@ -631,12 +638,12 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 			b.fail(ctx, to, "extend", err)
 			return
 		}
-		f, _ := eng.Flow(r.Flow)
-		if f == nil {
-			b.fail(ctx, to, "extend", symbot.ErrNotFound)
+		f, _, err := eng.ResolveTarget(r.Flow, r.Target) // the target's durations
+		if err != nil {
+			b.fail(ctx, to, "extend", &symbot.NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target})
 			return
 		}
-		meta := encodeMeta(modalMeta{Channel: ch, Flow: f.Name, RequestID: id, Nonce: nonce})
+		meta := encodeMeta(modalMeta{Channel: ch, Flow: f.Name, Target: r.Target, RequestID: id, Nonce: nonce})
 		b.openView(ctx, cb.TriggerID, extendModal(f, r, meta), to)
 	}
 }

@@ -92,3 +92,30 @@ func TestReasonRuleModal(t *testing.T) {
 	}
 	h.waitEphemeral(alice, "waiting for approval")
 }
+
+func TestReasonRuleExtendModal(t *testing.T) {
+	flows := testFlows()
+	flows[0].ExpiryWarning = flows[0].Durations[0] - 300_000_000 // warn 0.3s after the grant
+	flows[0].Targets[0].MaxDuration = time.Hour
+	flows[0].Targets[0].Reason = &symbot.ReasonRule{Pattern: `[A-Z]+-\d+`, Message: "name the ticket"}
+	h := MustHarness(t, withFlows(flows))
+	r, ref := h.request(alice, "admin 1h OPS-1 work")
+	h.click(bob, ref, bot.ActionApprove)
+	h.waitState(r.ID, symbot.StateActive)
+	h.waitDM(alice, "Need more time?")
+	if _, err := h.s.ClickButtonInDM(alice, bot.ActionExtend); err != nil {
+		t.Fatalf("click extend: %v", err)
+	}
+	v := h.openView(alice, bot.CallbackExtend)
+	ack, err := h.s.SubmitView(alice, v.ID, map[string]map[string]slacktest.ViewValue{
+		bot.BlockDuration: {bot.BlockDuration: slacktest.Option("4h")},
+		bot.BlockReason:   {bot.BlockReason: slacktest.Text("more time")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := ackErrors(t, ack)
+	if !strings.Contains(errs[bot.BlockDuration], "4h is not offered") || !strings.Contains(errs[bot.BlockReason], "Name the ticket") {
+		t.Fatalf("errors = %v, want the target's maximum and its reason rule next to the fields", errs)
+	}
+}

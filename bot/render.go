@@ -414,6 +414,7 @@ type modalMeta struct {
 	Channel     string `json:"c,omitempty"`
 	ResponseURL string `json:"u,omitempty"`
 	Flow        string `json:"f,omitempty"`
+	Target      string `json:"t,omitempty"` // with Flow: the target whose limits apply
 	Action      string `json:"a,omitempty"`
 	RequestID   string `json:"r,omitempty"`
 	Nonce       string `json:"n,omitempty"` // the clicked button's nonce, checked again on submission
