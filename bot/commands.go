@@ -1,0 +1,216 @@
+// The slow half of a slash command or form, run on the bot's worker queue:
+// telling people, opening views, submitting, extending, /sym list and
+// /sym whoami.
+
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/symbot/symbot"
+)
+
+// tell answers a person privately: through the response_url when there is
+// one, else an ephemeral message in the channel, else a direct message.
+func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack.Block) {
+	text = symbot.TruncateRunes(text, maxReplyRunes)
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	if len(blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+	}
+	if to.ResponseURL != "" {
+		err := b.call(ctx, interactive, "response_url", to.Channel, func(ctx context.Context) error {
+			_, _, err := b.api.PostMessageContext(ctx, to.Channel, append(opts, slack.MsgOptionResponseURL(to.ResponseURL, slack.ResponseTypeEphemeral))...)
+			return err
+		})
+		if err == nil {
+			return
+		}
+		b.log.Info("response_url failed; trying an ephemeral message", "user", to.User, "err", err)
+	}
+	if to.Channel != "" {
+		err := b.call(ctx, interactive, "chat.postEphemeral", to.Channel, func(ctx context.Context) error {
+			_, err := b.api.PostEphemeralContext(ctx, to.Channel, to.User, opts...)
+			return err
+		})
+		if err == nil {
+			return
+		}
+		b.log.Info("ephemeral message failed; sending a DM", "user", to.User, "channel", to.Channel, "err", err)
+	}
+	if len(blocks) == 0 {
+		blocks = []slack.Block{slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_reply"))}
+	}
+	if err := b.dm(ctx, interactive, to.User, text, blocks); err != nil {
+		b.log.Error("could not answer user", "user", to.User, "err", err)
+	}
+}
+
+// fail logs err with its details and tells the person Explain(err).
+func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
+	var (
+		pe *symbot.PolicyError
+		de *symbot.DecidedError
+		ie *symbot.InputError
+		du *symbot.DuplicateError
+		ue *UsageError
+	)
+	if errors.Is(err, symbot.ErrUserNotFound) {
+		if p, ok := b.cachedProfile(to.User); ok && p.emailUnconfirmed {
+			err = fmt.Errorf("%w: %w", errEmailUnconfirmed, err)
+		}
+	}
+	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound) || errors.Is(err, symbot.ErrOutOfDate))
+	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
+	b.tell(ctx, to, b.explain(err))
+}
+
+func (b *Bot) openView(ctx context.Context, triggerID string, view slack.ModalViewRequest, to replyTo) {
+	err := b.call(ctx, interactive, "views.open", "", func(ctx context.Context) error {
+		_, err := b.api.OpenViewContext(ctx, triggerID, view)
+		return err
+	})
+	if err != nil {
+		b.fail(ctx, to, "open modal", err)
+	}
+}
+
+func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
+	actor, err := b.admit(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
+	eng := b.engine()
+	if err := b.checkPending(ctx, eng, to.User); err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
+	if p, _ := b.cachedProfile(to.User); p.emailUnconfirmed {
+		// The grant finds the requester in Okta, and an unconfirmed email
+		// is not used for that: say so now rather than fail the grant
+		// later (an override by Slack id may still find them).
+		if _, err := eng.ResolveUser(ctx, actor.Person); err != nil {
+			b.fail(ctx, to, "request", err)
+			return
+		}
+	}
+	r, err := eng.Submit(ctx, actor, in)
+	if err != nil {
+		b.fail(ctx, to, "request", err)
+		return
+	}
+	f, _ := eng.Flow(r.Flow)
+	where := ""
+	if f != nil {
+		where = " in " + channelRef(f.Channel)
+	}
+	what := "Request"
+	if r.ExtensionOf != "" {
+		what = "Extension request (of `" + Escape(r.ExtensionOf) + "`)"
+	}
+	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s) sent; it is waiting for approval%s. `%s list` shows it.",
+		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where, Escape(b.cfg.Command)))
+}
+
+func (b *Bot) extend(ctx context.Context, to replyTo, id, nonce string, d time.Duration, reason string) {
+	eng := b.engine()
+	if _, err := eng.CheckButton(ctx, id, nonce); err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
+	actor, err := b.admit(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
+	r, err := eng.Extend(ctx, id, actor, d, reason)
+	if err != nil {
+		b.fail(ctx, to, "extend", err)
+		return
+	}
+	f, _ := eng.Flow(r.Flow)
+	b.tell(ctx, to, fmt.Sprintf("Extension request `%s` for *%s* (%s more) sent; it is waiting for approval.", Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration)))
+}
+
+func (b *Bot) list(ctx context.Context, to replyTo) {
+	eng := b.engine()
+	rs, err := eng.ListForUser(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "list", err)
+		return
+	}
+	text, blocks := listBlocks(func(name string) *symbot.Flow { f, _ := eng.Flow(name); return f }, rs, b.cfg.Now(), b.cfg.Command)
+	b.tell(ctx, to, text, blocks...)
+}
+
+func (b *Bot) whoami(ctx context.Context, to replyTo) {
+	p, err := b.profile(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "whoami", err)
+		return
+	}
+	actor := p.actor
+	eng := b.engine()
+	var lines []string
+	kind := ""
+	switch {
+	case actor.IsBot:
+		kind = " (a bot)"
+	case actor.IsGuest:
+		kind = " (a guest)"
+	}
+	lines = append(lines, fmt.Sprintf("*Slack:* %s, `%s`%s", mention(actor.SlackID), Escape(actor.SlackID), kind))
+	if p.refusal != "" {
+		lines = append(lines, "*May not use symbot:* "+Escape(p.refusal)+".")
+		text := strings.Join(lines, "\n")
+		b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+		return
+	}
+	if p.emailUnconfirmed {
+		lines = append(lines, "*Email:* not confirmed in Slack, so symbot does not use it to find you in Okta.")
+	}
+	if u, err := eng.ResolveUser(ctx, actor.Person); err != nil {
+		b.log.Info("whoami: directory lookup failed", "user", actor.SlackID, "err", err)
+		lines = append(lines, "*Okta:* not resolved. "+b.explain(err))
+	} else {
+		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
+	}
+	var req, appr []string
+	for _, f := range eng.Flows() {
+		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
+			req = append(req, "`"+Escape(f.Name)+"`")
+		}
+		key := actor.SlackID + "|" + actor.Email + "|" + f.Name
+		now, ttl := b.cfg.Now(), b.limits.ApproverCacheTTL
+		ok, cached := b.approvers.get(key, now, ttl)
+		if !cached {
+			ok, err = eng.MayApprove(ctx, &f, actor)
+			if err == nil {
+				b.approvers.put(key, ok, now, ttl)
+			}
+		}
+		if err != nil {
+			b.log.Info("whoami: approver check failed", "user", actor.SlackID, "flow", f.Name, "err", err)
+			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+b.explain(err)+")")
+			continue
+		}
+		if ok {
+			appr = append(appr, "`"+Escape(f.Name)+"`")
+		}
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	lines = append(lines, "*May request:* "+none(req), "*May approve:* "+none(appr))
+	text := strings.Join(lines, "\n")
+	b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+}
