@@ -197,6 +197,24 @@ func TestGroupAndIsMember(t *testing.T) {
 	}
 }
 
+// A target's group type comes from Okta's own "type" field: check --live
+// refuses BUILT_IN (Everyone) and warns on APP_GROUP by it.
+func TestGroupType(t *testing.T) {
+	e := MustEnv(t, nil)
+	for _, typ := range []string{"OKTA_GROUP", "APP_GROUP", "BUILT_IN"} {
+		t.Run(typ, func(t *testing.T) {
+			g := e.sim.AddGroup(oktatest.Group{Name: "g-" + typ, Type: typ})
+			got, err := e.dir.Group(t.Context(), g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Type != typ {
+				t.Errorf("Group(%s).Type = %q, want %q", g.ID, got.Type, typ)
+			}
+		})
+	}
+}
+
 func TestListMembersPaging(t *testing.T) {
 	e := MustEnv(t, func(c *okta.Config) { c.PageSize = 200 })
 	g := e.sim.AddGroup(oktatest.Group{Name: "big"})

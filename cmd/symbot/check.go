@@ -32,12 +32,28 @@ type Check struct {
 	Needs string
 }
 
+// checkWarning, returned by a check, is printed as a "warn" line with its
+// own fix; it does not count as a failure, so `symbot check` still exits 0.
+type checkWarning struct{ msg, fix string }
+
+func (w *checkWarning) Error() string { return w.msg }
+
+// fixError is a failure that carries its own fix, replacing the check's.
+type fixError struct {
+	err error
+	fix string
+}
+
+func (e *fixError) Error() string { return e.err.Error() }
+func (e *fixError) Unwrap() error { return e.err }
+
 // CheckTimeout bounds each check.
 const CheckTimeout = 20 * time.Second
 
 // RunChecks runs checks in order, printing one line per check ("ok" or
 // "FAIL", and for a failure the error and the fix), and returns the number
-// that failed. A check that panics counts as failed.
+// that failed. A check that panics counts as failed; one that returns a
+// *checkWarning prints "warn" and does not.
 func RunChecks(ctx context.Context, w io.Writer, checks []Check) int {
 	failed := 0
 	bad := map[string]bool{} // checks that failed or were skipped
@@ -52,10 +68,24 @@ func RunChecks(ctx context.Context, w io.Writer, checks []Check) int {
 			fmt.Fprintf(w, "ok    %s\n", c.Name)
 			continue
 		}
+		fix := c.Fix
+		var fe *fixError
+		if errors.As(err, &fe) {
+			fix = fe.fix
+		}
+		var warn *checkWarning
+		if errors.As(err, &warn) {
+			// Worth a look, but nothing is broken: not a failure, and
+			// what depends on the check still runs.
+			fmt.Fprintf(w, "warn  %s: %s\n", c.Name, oneLine(warn.msg))
+			if warn.fix != "" {
+				fmt.Fprintf(w, "      fix: %s\n", warn.fix)
+			}
+			continue
+		}
 		failed++
 		bad[c.Name] = true
 		fmt.Fprintf(w, "FAIL  %s: %s\n", c.Name, oneLine(err.Error()))
-		fix := c.Fix
 		if nf, ok := networkFix(err); ok {
 			fix = nf // the network, not the settings, is at fault
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/okta/oktatest"
 )
 
 // The fixes `symbot check --live` prints (cmd/symbot/run.go), asserted
@@ -311,4 +312,112 @@ func lineAt(lines []string, i int) string {
 		return lines[i]
 	}
 	return ""
+}
+
+// The target-group checks of `check --live`, line by line: a built-in
+// group fails, an app group and a group granted by two flows under
+// different rules warn without failing.
+func TestCheckLiveTargetGroups(t *testing.T) {
+	// A second flow granting the demo group, with its own rules.
+	secondFlow := func(lw *liveWorld, approver, durations, extra string) string {
+		return lw.yml + `  - name: ops
+    channel: ` + demoChannel + `
+    approvers:
+      users: [` + approver + `]
+    durations: [` + durations + `]
+` + extra + `    targets:
+      - name: admin
+        group_id: ` + lw.groupID + "\n"
+	}
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, lw *liveWorld)
+		code  int
+		want  func(lw *liveWorld) []string // consecutive lines, exactly
+		last  string
+	}{
+		{
+			name: "the Everyone group as a target",
+			setup: func(t *testing.T, lw *liveWorld) {
+				g := lw.okta.AddGroup(oktatest.Group{ID: "00gEVERYONE000000001", Name: "Everyone", Type: "BUILT_IN"})
+				lw.editConfig(t, "group_id: "+lw.groupID, "group_id: "+g.ID)
+			},
+			code: exitFail,
+			want: func(*liveWorld) []string {
+				return []string{
+					`FAIL  okta: group 00gEVERYONE000000001 exists (target prod/prod-admin): it is Okta's built-in group "Everyone" (type BUILT_IN): every user of the org is in it, so it cannot be granted for a time`,
+					"      fix: make the target an Okta group (type OKTA_GROUP) that holds only the access to grant, never a built-in group such as Everyone",
+				}
+			},
+			last: "1 check(s) failed",
+		},
+		{
+			name: "an app group as a target",
+			setup: func(t *testing.T, lw *liveWorld) {
+				g := lw.okta.AddGroup(oktatest.Group{ID: "00gAPPGROUP000000001", Name: "ad-admins", Type: "APP_GROUP"})
+				lw.editConfig(t, "group_id: "+lw.groupID, "group_id: "+g.ID)
+			},
+			code: exitOK,
+			want: func(*liveWorld) []string {
+				return []string{
+					`warn  okta: group 00gAPPGROUP000000001 exists (target prod/prod-admin): it is an app group "ad-admins" (type APP_GROUP): its members come from an application, which may refuse or undo symbot's changes`,
+					"      fix: prefer an Okta group (type OKTA_GROUP) pushed to the application; keep the app group only if Okta lets its API token manage the membership",
+				}
+			},
+			last: "all checks passed",
+		},
+		{
+			name: "one group, two flows, different rules",
+			setup: func(t *testing.T, lw *liveWorld) {
+				writeFile(t, lw.cfgPath, secondFlow(lw, demoAlice, "8h", "    allow_self_approval: true\n"))
+			},
+			code: exitOK,
+			want: func(lw *liveWorld) []string {
+				return []string{
+					"ok    okta: group " + lw.groupID + " exists (target prod/prod-admin)",
+					"warn  config: okta group " + lw.groupID + " has the same rules in every flow that grants it (prod/prod-admin, ops/admin): flows prod and ops grant it with different approvers, durations, self-approval",
+					"      fix: give both flows the same rules for the group, or grant it from one flow only; the laxer flow decides who gets it",
+				}
+			},
+			last: "all checks passed",
+		},
+		{
+			name: "one group, two flows, same rules",
+			setup: func(t *testing.T, lw *liveWorld) {
+				writeFile(t, lw.cfgPath, secondFlow(lw, demoBob, "1h", ""))
+			},
+			code: exitOK,
+			want: func(lw *liveWorld) []string {
+				return []string{"ok    okta: group " + lw.groupID + " exists (target prod/prod-admin)"}
+			},
+			last: "all checks passed",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lw := MustLiveWorld(t)
+			tt.setup(t, lw)
+			code, out := lw.checkLive(t)
+			if code != tt.code {
+				t.Errorf("exit: got %d, want %d\n%s", code, tt.code, out)
+			}
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			want := tt.want(lw)
+			i := indexPrefix(lines, want[0])
+			if i < 0 || i+len(want) > len(lines) || strings.Join(lines[i:i+len(want)], "\n") != strings.Join(want, "\n") {
+				t.Errorf("lines:\n%s\nwant among them:\n%s", out, strings.Join(want, "\n"))
+			}
+			warns := 0
+			for _, l := range lines {
+				if strings.HasPrefix(l, "warn  ") {
+					warns++
+				}
+			}
+			if wantWarns := strings.Count(strings.Join(want, "\n"), "warn  "); warns != wantWarns {
+				t.Errorf("%d warn lines, want %d:\n%s", warns, wantWarns, out)
+			}
+			if got := lines[len(lines)-1]; got != tt.last {
+				t.Errorf("last line: got %q, want %q", got, tt.last)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/okta"
 )
 
 // runCmd is `symbot run`.
@@ -195,16 +198,116 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 			}
 		}
 	}
+	targets := map[string]bool{}
+	for _, f := range cfg.Flows {
+		for _, t := range f.Targets {
+			targets[t.GroupID] = true
+		}
+	}
 	for _, gid := range gorder {
 		checks = append(checks, Check{
 			Name:  fmt.Sprintf("okta: group %s exists (%s)", gid, groups[gid]),
 			Needs: secretCheck,
 			Run: func(ctx context.Context) error {
-				_, err := dir.Group(ctx, gid)
-				return err
+				g, err := dir.Group(ctx, gid)
+				if err != nil || !targets[gid] {
+					return err
+				}
+				return targetGroupType(g)
 			},
 			Fix: "check the group id in the Okta admin console (Directory > Groups, the id is in the URL) and that the API token's admin role covers it",
 		})
 	}
-	return checks, nil
+	return append(checks, sharedTargetChecks(cfg.Flows)...), nil
+}
+
+// targetGroupType refuses an Okta built-in group (Everyone) as a target
+// and warns about an app group, whose members an app pushes.
+func targetGroupType(g okta.Group) error {
+	switch g.Type {
+	case "BUILT_IN":
+		return &fixError{
+			err: fmt.Errorf("it is Okta's built-in group %q (type BUILT_IN): every user of the org is in it, so it cannot be granted for a time", g.Name),
+			fix: "make the target an Okta group (type OKTA_GROUP) that holds only the access to grant, never a built-in group such as Everyone",
+		}
+	case "APP_GROUP":
+		return &checkWarning{
+			msg: fmt.Sprintf("it is an app group %q (type APP_GROUP): its members come from an application, which may refuse or undo symbot's changes", g.Name),
+			fix: "prefer an Okta group (type OKTA_GROUP) pushed to the application; keep the app group only if Okta lets its API token manage the membership",
+		}
+	}
+	return nil
+}
+
+// sharedTargetChecks warn, one check per pair, when an Okta group is a
+// target of two flows that grant it under different rules: whoever may
+// request or approve through the laxer flow gets the group the stricter
+// one guards.
+func sharedTargetChecks(flows []symbot.Flow) []Check {
+	type use struct{ flow, target string }
+	uses := map[string][]use{}
+	var order []string
+	flowByName := map[string]symbot.Flow{}
+	for _, f := range flows {
+		flowByName[f.Name] = f
+		for _, t := range f.Targets {
+			if len(uses[t.GroupID]) == 0 {
+				order = append(order, t.GroupID)
+			}
+			uses[t.GroupID] = append(uses[t.GroupID], use{f.Name, t.Name})
+		}
+	}
+	var checks []Check
+	for _, gid := range order {
+		us := uses[gid]
+		for i := range us {
+			for j := i + 1; j < len(us); j++ {
+				a, b := us[i], us[j]
+				if a.flow == b.flow {
+					continue
+				}
+				diff := flowRuleDiff(flowByName[a.flow], flowByName[b.flow])
+				if len(diff) == 0 {
+					continue
+				}
+				checks = append(checks, Check{
+					Name: fmt.Sprintf("config: okta group %s has the same rules in every flow that grants it (%s/%s, %s/%s)", gid, a.flow, a.target, b.flow, b.target),
+					Run: func(context.Context) error {
+						return &checkWarning{
+							msg: fmt.Sprintf("flows %s and %s grant it with different %s", a.flow, b.flow, strings.Join(diff, ", ")),
+							fix: "give both flows the same rules for the group, or grant it from one flow only; the laxer flow decides who gets it",
+						}
+					},
+				})
+			}
+		}
+	}
+	return checks
+}
+
+// flowRuleDiff names the rules that decide who gets a flow's groups and
+// for how long, where a and b differ.
+func flowRuleDiff(a, b symbot.Flow) []string {
+	var diff []string
+	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return slices.Compact(s) }
+	if a.Approvers.Anyone != b.Approvers.Anyone || a.Approvers.OktaGroup != b.Approvers.OktaGroup ||
+		!slices.Equal(sorted(a.Approvers.Users), sorted(b.Approvers.Users)) {
+		diff = append(diff, "approvers")
+	}
+	if max(a.ApprovalsRequired, symbot.DefaultApprovalsRequired) != max(b.ApprovalsRequired, symbot.DefaultApprovalsRequired) {
+		diff = append(diff, "approvals required")
+	}
+	da, db := slices.Clone(a.Durations), slices.Clone(b.Durations)
+	slices.Sort(da)
+	slices.Sort(db)
+	if !slices.Equal(slices.Compact(da), slices.Compact(db)) {
+		diff = append(diff, "durations")
+	}
+	if a.AllowSelfApproval != b.AllowSelfApproval {
+		diff = append(diff, "self-approval")
+	}
+	if a.AllowGuests != b.AllowGuests {
+		diff = append(diff, "guest access")
+	}
+	return diff
 }
