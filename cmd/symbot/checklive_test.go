@@ -382,6 +382,21 @@ func TestCheckLiveTargetGroups(t *testing.T) {
 			last: "all checks passed",
 		},
 		{
+			name: "one group, two flows, same flow rules, a target override differs",
+			setup: func(t *testing.T, lw *liveWorld) {
+				writeFile(t, lw.cfgPath, secondFlow(lw, demoBob, "1h", "")+"        approvals_required: 2\n        allow_guests: true\n")
+			},
+			code: exitOK,
+			want: func(lw *liveWorld) []string {
+				return []string{
+					"ok    okta: group " + lw.groupID + " exists (target prod/prod-admin)",
+					"warn  config: okta group " + lw.groupID + " has the same rules in every flow that grants it (prod/prod-admin, ops/admin): flows prod and ops grant it with different approvals required, guest access",
+					"      fix: give both flows the same rules for the group, or grant it from one flow only; the laxer flow decides who gets it",
+				}
+			},
+			last: "all checks passed",
+		},
+		{
 			name: "one group, two flows, same rules",
 			setup: func(t *testing.T, lw *liveWorld) {
 				writeFile(t, lw.cfgPath, secondFlow(lw, demoBob, "1h", ""))

@@ -244,17 +244,22 @@ func targetGroupType(g okta.Group) error {
 // request or approve through the laxer flow gets the group the stricter
 // one guards.
 func sharedTargetChecks(flows []symbot.Flow) []Check {
-	type use struct{ flow, target string }
+	type use struct {
+		flow, target string
+		rules        *symbot.Flow // the flow with the target's overrides
+	}
 	uses := map[string][]use{}
 	var order []string
-	flowByName := map[string]symbot.Flow{}
 	for _, f := range flows {
-		flowByName[f.Name] = f
 		for _, t := range f.Targets {
+			eff, _, ok := f.ForTarget(t.Name)
+			if !ok {
+				continue
+			}
 			if len(uses[t.GroupID]) == 0 {
 				order = append(order, t.GroupID)
 			}
-			uses[t.GroupID] = append(uses[t.GroupID], use{f.Name, t.Name})
+			uses[t.GroupID] = append(uses[t.GroupID], use{f.Name, t.Name, eff})
 		}
 	}
 	var checks []Check
@@ -266,7 +271,7 @@ func sharedTargetChecks(flows []symbot.Flow) []Check {
 				if a.flow == b.flow {
 					continue
 				}
-				diff := flowRuleDiff(flowByName[a.flow], flowByName[b.flow])
+				diff := flowRuleDiff(a.rules, b.rules)
 				if len(diff) == 0 {
 					continue
 				}
@@ -285,9 +290,9 @@ func sharedTargetChecks(flows []symbot.Flow) []Check {
 	return checks
 }
 
-// flowRuleDiff names the rules that decide who gets a flow's groups and
-// for how long, where a and b differ.
-func flowRuleDiff(a, b symbot.Flow) []string {
+// flowRuleDiff names the rules that decide who gets a group and for how
+// long, where a and b (flows as they apply to one target) differ.
+func flowRuleDiff(a, b *symbot.Flow) []string {
 	var diff []string
 	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return slices.Compact(s) }
 	if a.Approvers.Anyone != b.Approvers.Anyone || a.Approvers.OktaGroup != b.Approvers.OktaGroup ||
