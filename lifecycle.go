@@ -54,7 +54,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	now := e.now()
 	var out *Request
 	err = e.store.Update(ctx, func(tx Tx) error {
-		mine, err := tx.RequestsByRequester(actor.SlackID)
+		mine, err := tx.OpenRequests(actor.SlackID)
 		if err != nil {
 			return err
 		}
@@ -443,7 +443,7 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 			}
 			out = r
 			// A pending extension of revoked access must not bring it back.
-			mine, err := tx.RequestsByRequester(r.Requester.SlackID)
+			mine, err := tx.OpenRequests(r.Requester.SlackID)
 			if err != nil {
 				return err
 			}

@@ -31,9 +31,16 @@ func (e *Engine) lockMembership(ctx context.Context, key string) (func(), error)
 }
 
 // others returns the other requests of r's requester for the same Okta
-// user and group that satisfy keep.
-func others(tx Tx, r *Request, uid string, keep func(*Request) bool) ([]*Request, error) {
-	rs, err := tx.RequestsByRequester(r.Requester.SlackID)
+// user and group that satisfy keep. With open, only the requester's
+// non-final requests are read (Tx.OpenRequests), which is enough when keep
+// holds only for non-final states (Needs); Holding also holds for ended
+// requests whose membership was not yet removed, so it needs the history.
+func others(tx Tx, r *Request, uid string, keep func(*Request) bool, open bool) ([]*Request, error) {
+	read := tx.RequestsByRequester
+	if open {
+		read = tx.OpenRequests
+	}
+	rs, err := read(r.Requester.SlackID)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +92,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 		var holders []*Request
 		if err := e.store.View(ctx, func(tx Tx) error {
 			var err error
-			holders, err = others(tx, r, uid, (*Request).Holding)
+			holders, err = others(tx, r, uid, (*Request).Holding, false)
 			return err
 		}); err != nil {
 			return err
@@ -195,7 +202,7 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 		var needers []*Request
 		if err := e.store.View(ctx, func(tx Tx) error {
 			var err error
-			needers, err = others(tx, r, r.OktaUserID, (*Request).Needs)
+			needers, err = others(tx, r, r.OktaUserID, (*Request).Needs, true)
 			return err
 		}); err != nil {
 			return err

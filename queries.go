@@ -30,16 +30,9 @@ func (e *Engine) Get(ctx context.Context, id string) (*Request, error) {
 func (e *Engine) ListForUser(ctx context.Context, slackID string) ([]*Request, error) {
 	var out []*Request
 	err := e.store.View(ctx, func(tx Tx) error {
-		rs, err := tx.RequestsByRequester(slackID)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if !r.State.Final() {
-				out = append(out, r)
-			}
-		}
-		return nil
+		rs, err := tx.OpenRequests(slackID)
+		out = rs
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

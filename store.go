@@ -69,9 +69,15 @@ type Tx interface {
 	// Request returns a copy of the stored request, or an error wrapping ErrNotFound.
 	Request(id string) (*Request, error)
 	// PutRequest inserts or replaces r and keeps the indexes (by requester,
-	// by state, and by r.Deadline()) in step.
+	// by state, the requester's open requests, and by r.Deadline()) in step.
 	PutRequest(r *Request) error
+	// RequestsByRequester returns every request of the person, final ones
+	// included: a read of their whole history, never for a write path.
 	RequestsByRequester(slackID string) ([]*Request, error)
+	// OpenRequests returns the person's requests that are not final
+	// (pending, approved, active), in ID order, from an index kept by
+	// PutRequest: its cost does not grow with the person's history.
+	OpenRequests(slackID string) ([]*Request, error)
 	RequestsByState(s State) ([]*Request, error)
 	// NextDeadline returns the request with the earliest Deadline.
 	NextDeadline() (id string, at time.Time, ok bool, err error)

@@ -17,6 +17,7 @@ var (
 	bucketReqUser           = []byte("req_user")    // str(slackID) id -> nil
 	bucketReqState          = []byte("req_state")   // str(state) id -> nil
 	bucketReqTime           = []byte("req_time")    // time(deadline) id -> nil
+	bucketReqOpen           = []byte("req_open")    // str(slackID) id -> nil: requests not in a final state
 	bucketJobs              = []byte("jobs")        // u64(id) -> JSON job
 	bucketJobDue            = []byte("job_due")     // time(max(NotBefore, LeaseUntil)) u64(id) -> lane
 	bucketJobLane           = []byte("job_lane")    // str(lane) u64(id) -> nil
@@ -25,7 +26,7 @@ var (
 	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
 	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
 	bucketRecords           = []byte("records")     // name -> bytes (symbot.RecordTx: the reconciler's per-group records)
-	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords}
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketReqOpen, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords}
 	keySchema               = []byte("schema")     // u64 schema version
 	keyAuditHead            = []byte("audit_head") // u64(seq) hash
 	minTime                 = time.Unix(0, math.MinInt64)

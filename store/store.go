@@ -199,7 +199,7 @@ func (s *Store) init() error {
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", s.path, err)
 		}
-		write = len(leased) > 0 || stale
+		write = len(leased) > 0 || stale || openIndexStale(tx)
 		return nil
 	})
 	if err != nil {
@@ -221,6 +221,9 @@ func (s *Store) init() error {
 			}
 		}
 		if err := rebuildFailingIndex(tx); err != nil {
+			return err
+		}
+		if err := rebuildOpenIndex(tx); err != nil {
 			return err
 		}
 		n, err := clearLeases(tx)

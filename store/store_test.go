@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -536,5 +537,54 @@ func TestOpenRefusesSymlinkedStore(t *testing.T) {
 	_, err = store.Open(link, store.Config{})
 	if !errors.Is(err, store.ErrUnsafePath) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("Open through a symlink: got %v, want ErrUnsafePath naming the link", err)
+	}
+}
+
+// TestOpenRequestsIndexRebuiltOnOpen: a store written before the
+// open-requests index existed, or since by a symbot that did not keep it,
+// gets the index rebuilt from its requests when it is opened.
+func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
+	key := func(user, id string) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(user))), user+id...)
+	}
+	tests := []struct {
+		name string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"index missing", func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("req_open")) }},
+		{"index lacks an open request", func(tx *bolt.Tx) error { return tx.Bucket([]byte("req_open")).Delete(key("U1", "R2")) }},
+		{"index holds a final request", func(tx *bolt.Tx) error { return tx.Bucket([]byte("req_open")).Put(key("U1", "R3"), nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "symbot.db")
+			s, err := store.Open(path, &store.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustPut(t, s,
+				&symbot.Request{ID: "R1", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending},
+				&symbot.Request{ID: "R2", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateActive},
+				&symbot.Request{ID: "R3", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateExpired},
+			)
+			s.Close()
+			editRaw(t, path, tt.edit)
+			s, err = store.Open(path, &store.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got []string
+			storetest.MustView(t, s, func(tx symbot.Tx) error {
+				rs, err := tx.OpenRequests("U1")
+				for _, r := range rs {
+					got = append(got, r.ID)
+				}
+				return err
+			})
+			if want := []string{"R1", "R2"}; !slices.Equal(got, want) {
+				t.Errorf("OpenRequests after reopening = %v, want %v", got, want)
+			}
+		})
 	}
 }

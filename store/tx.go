@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/symbot/symbot"
 )
@@ -121,6 +122,9 @@ func reqIndexKeys(r *symbot.Request) map[string][]byte {
 	if at, ok := r.Deadline(); ok {
 		keys[string(bucketReqTime)] = timeKey(at, id)
 	}
+	if !r.State.Final() {
+		keys[string(bucketReqOpen)] = strKey(r.Requester.SlackID, id)
+	}
 	return keys
 }
 
@@ -203,6 +207,19 @@ func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
 	return rs, nil
 }
 
+// OpenRequests reads the req_open index: only the person's non-final
+// requests are decoded, however long their history.
+func (t *tx) OpenRequests(slackID string) ([]*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("open requests: %w", err)
+	}
+	rs, err := t.scan(bucketReqOpen, strPrefix(slackID))
+	if err != nil {
+		return nil, fmt.Errorf("open requests of %s: %w", slackID, err)
+	}
+	return rs, nil
+}
+
 func (t *tx) RequestsByState(s symbot.State) ([]*symbot.Request, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("requests by state: %w", err)
@@ -239,4 +256,60 @@ func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
 		ids = append(ids, string(k[8:]))
 	}
 	return ids, nil
+}
+
+// openStates are the states whose requests the req_open index holds.
+func openStates() []symbot.State {
+	return []symbot.State{symbot.StatePending, symbot.StateApproved, symbot.StateActive}
+}
+
+// openIndexStale reports whether the req_open index is missing or does not
+// hold exactly the requests the req_state index has in a non-final state: a
+// store from before the index, or one written since by an older symbot that
+// did not keep it. Only index keys are read, no request is decoded.
+func openIndexStale(btx *bolt.Tx) bool {
+	idx := btx.Bucket(bucketReqOpen)
+	if idx == nil {
+		return true
+	}
+	n := 0
+	for _, s := range openStates() {
+		p := strPrefix(string(s))
+		c := btx.Bucket(bucketReqState).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			n++
+		}
+	}
+	return n != countKeys(idx)
+}
+
+// rebuildOpenIndex rewrites the req_open index from the non-final requests
+// (found through the req_state index) when it is stale.
+func rebuildOpenIndex(btx *bolt.Tx) error {
+	if !openIndexStale(btx) {
+		return nil
+	}
+	if err := btx.DeleteBucket(bucketReqOpen); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("rebuild open-requests index: %w", err)
+	}
+	idx, err := btx.CreateBucket(bucketReqOpen)
+	if err != nil {
+		return fmt.Errorf("rebuild open-requests index: %w", err)
+	}
+	t := &tx{tx: btx}
+	for _, s := range openStates() {
+		rs, err := t.scan(bucketReqState, strPrefix(string(s)))
+		if err != nil {
+			return fmt.Errorf("rebuild open-requests index: %w", err)
+		}
+		for _, r := range rs {
+			if r.State.Final() {
+				continue
+			}
+			if err := idx.Put(strKey(r.Requester.SlackID, []byte(r.ID)), nil); err != nil {
+				return fmt.Errorf("rebuild open-requests index: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -39,6 +39,7 @@ type Store struct {
 	closed bool
 
 	requests   map[string]*symbot.Request
+	open       map[string]map[string]bool // requester -> ids of their non-final requests
 	seqs       map[string]uint64
 	jobs       map[uint64]*symbot.Job
 	lastJobID  uint64
@@ -54,6 +55,7 @@ var _ symbot.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		requests:   map[string]*symbot.Request{},
+		open:       map[string]map[string]bool{},
 		seqs:       map[string]uint64{},
 		jobs:       map[uint64]*symbot.Job{},
 		identities: map[string]symbot.Identity{},
@@ -273,6 +275,16 @@ func put[K comparable, V any](t *tx, m map[K]V, k K, v V) {
 	m[k] = v
 }
 
+// del deletes m[k] and records how to undo that.
+func del[K comparable, V any](t *tx, m map[K]V, k K) {
+	old, had := m[k]
+	if !had {
+		return
+	}
+	t.undo = append(t.undo, func() { m[k] = old })
+	delete(m, k)
+}
+
 func (t *tx) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		t.undo[i]()
@@ -327,8 +339,31 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if r == nil || r.ID == "" {
 		return errors.New("put request: request has no ID")
 	}
+	if o, ok := t.s.requests[r.ID]; ok && !o.State.Final() {
+		del(t, t.s.open[o.Requester.SlackID], o.ID)
+	}
 	put(t, t.s.requests, r.ID, r.Clone())
+	if !r.State.Final() {
+		ids := t.s.open[r.Requester.SlackID]
+		if ids == nil {
+			ids = map[string]bool{}
+			t.s.open[r.Requester.SlackID] = ids
+		}
+		put(t, ids, r.ID, true)
+	}
 	return nil
+}
+
+// OpenRequests reads the per-requester index of non-final requests.
+func (t *tx) OpenRequests(slackID string) ([]*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("open requests: %w", err)
+	}
+	var out []*symbot.Request
+	for _, id := range slices.Sorted(maps.Keys(t.s.open[slackID])) {
+		out = append(out, t.s.requests[id].Clone())
+	}
+	return out, nil
 }
 
 // requests returns clones of the stored requests that match, in ID order.

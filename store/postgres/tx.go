@@ -166,6 +166,16 @@ func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
 	return t.requests("requests by requester", "requester = $1", slackID)
 }
 
+// openStatesSQL selects the non-final states; it is the predicate of the
+// partial index requests_open (migration 0005), word for word.
+const openStatesSQL = `state IN ('pending', 'approved', 'active')`
+
+// OpenRequests reads the person's non-final requests through the partial
+// index requests_open.
+func (t *tx) OpenRequests(slackID string) ([]*symbot.Request, error) {
+	return t.requests("open requests", "requester = $1 AND "+openStatesSQL, slackID)
+}
+
 func (t *tx) RequestsByState(s symbot.State) ([]*symbot.Request, error) {
 	return t.requests("requests by state", "state = $1", string(s))
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"RequestCopies", testRequestCopies},
 		{"RequestNotFound", testRequestNotFound},
 		{"Indexes", testIndexes},
+		{"OpenRequests", testOpenRequests},
 		{"DeadlineOrder", testDeadlineOrder},
 		{"DueRequestsLimit", testDueRequestsLimit},
 		{"NextSeq", testNextSeq},
@@ -833,6 +834,83 @@ func testJobStats(t *testing.T, st symbot.Store) {
 	}
 }
 
+// allStates is every request state, final or not.
+var allStates = []symbot.State{
+	symbot.StatePending, symbot.StateApproved, symbot.StateActive,
+	symbot.StateExpired, symbot.StateRevoked, symbot.StateDenied, symbot.StateCancelled,
+	symbot.StateTimedOut, symbot.StateFailed, symbot.StateExtended, symbot.StateRemovedOutside,
+}
+
+func mustOpen(t *testing.T, tx symbot.Tx, step, user string, want ...string) {
+	t.Helper()
+	rs, err := tx.OpenRequests(user)
+	if err != nil {
+		t.Fatalf("%s: OpenRequests(%s): %v", step, user, err)
+	}
+	if want == nil {
+		want = []string{}
+	}
+	if got := ids(rs); !slices.Equal(got, want) {
+		t.Errorf("%s: OpenRequests(%s) = %v, want %v", step, user, got, want)
+	}
+	for _, r := range rs {
+		if r.State.Final() || r.Requester.SlackID != user {
+			t.Errorf("%s: OpenRequests(%s) returned %s in state %s of %s", step, user, r.ID, r.State, r.Requester.SlackID)
+		}
+	}
+}
+
+// testOpenRequests: OpenRequests returns exactly the person's non-final
+// requests in ID order, follows every state change and change of requester
+// (inside the writing transaction too), and is rolled back with it.
+func testOpenRequests(t *testing.T, st symbot.Store) {
+	var wantU1 []string
+	for i, s := range allStates {
+		id := fmt.Sprintf("R%02d", i)
+		MustPut(t, st, req(id, "U1", s))
+		if !s.Final() {
+			wantU1 = append(wantU1, id)
+		}
+	}
+	if len(wantU1) != 3 {
+		t.Fatalf("non-final states: %v, want pending, approved and active", wantU1)
+	}
+	MustPut(t, st, req("X1", "U10", symbot.StatePending)) // U1 must not match U10
+	MustView(t, st, func(tx symbot.Tx) error {
+		mustOpen(t, tx, "initial", "U1", wantU1...)
+		mustOpen(t, tx, "initial", "U10", "X1")
+		mustOpen(t, tx, "initial", "U2")
+		return nil
+	})
+
+	// R00 pending -> approved -> active -> expired; R01 moves to U2.
+	MustPut(t, st, req("R00", "U1", symbot.StateApproved))
+	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "approved", "U1", wantU1...); return nil })
+	MustPut(t, st, req("R00", "U1", symbot.StateExpired), req("R01", "U2", symbot.StateApproved))
+	MustView(t, st, func(tx symbot.Tx) error {
+		mustOpen(t, tx, "after changes", "U1", "R02")
+		mustOpen(t, tx, "after changes", "U2", "R01")
+		return nil
+	})
+
+	// Read-your-writes inside the transaction; then roll it back.
+	errBack := errors.New("roll back")
+	err := st.Update(context.Background(), func(tx symbot.Tx) error {
+		if err := tx.PutRequest(req("R02", "U1", symbot.StateRevoked)); err != nil {
+			return err
+		}
+		if err := tx.PutRequest(req("R09", "U1", symbot.StatePending)); err != nil {
+			return err
+		}
+		mustOpen(t, tx, "inside the transaction", "U1", "R09")
+		return errBack
+	})
+	if !errors.Is(err, errBack) {
+		t.Fatalf("Update: got %v, want the fn's error", err)
+	}
+	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "after rollback", "U1", "R02"); return nil })
+}
+
 func mustBeEmpty(t *testing.T, st symbot.Store) {
 	t.Helper()
 	MustView(t, st, func(tx symbot.Tx) error {
@@ -844,6 +922,9 @@ func mustBeEmpty(t *testing.T, st symbot.Store) {
 		}
 		if rs, _ := tx.RequestsByState(symbot.StatePending); len(rs) != 0 {
 			t.Errorf("state index after rollback: %v", ids(rs))
+		}
+		if rs, _ := tx.OpenRequests("U1"); len(rs) != 0 {
+			t.Errorf("open-requests index after rollback: %v", ids(rs))
 		}
 		if _, _, ok, _ := tx.NextDeadline(); ok {
 			t.Errorf("time index not empty after rollback")
