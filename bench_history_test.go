@@ -55,7 +55,7 @@ func BenchmarkSubmitHistory(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "bench.db")
 			clk := newFakeClock()
 			if past > 0 {
-				st, err := store.Open(path, &store.Options{NoSync: true})
+				st, err := store.Open(path, store.Config{NoSync: true})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -64,7 +64,7 @@ func BenchmarkSubmitHistory(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			st, err := store.Open(path, nil) // fsync on
+			st, err := store.Open(path, store.Config{}) // fsync on
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -558,7 +558,7 @@ func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "symbot.db")
-			s, err := store.Open(path, &store.Options{NoSync: true})
+			s, err := store.Open(path, store.Config{NoSync: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -569,7 +569,7 @@ func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
 			)
 			s.Close()
 			editRaw(t, path, tt.edit)
-			s, err = store.Open(path, &store.Options{NoSync: true})
+			s, err = store.Open(path, store.Config{NoSync: true})
 			if err != nil {
 				t.Fatal(err)
 			}
