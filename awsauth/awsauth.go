@@ -345,13 +345,8 @@ func (s *Source) wait(ctx context.Context, c *fetchCall) (string, SecretInfo, er
 }
 
 func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
-	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.cfg.SecretID)})
+	out, err := s.getSecretValue(ctx, s.cfg.SecretID)
 	if err != nil {
-		principal := s.cfg.RoleARN
-		if principal == "" {
-			principal = "the base credentials"
-		}
-		err = secretError(s.cfg.SecretID, s.region, principal, err)
 		s.log.DebugContext(ctx, "read okta token failed", "secret_id", s.cfg.SecretID, "err", err)
 		return "", SecretInfo{}, err
 	}
@@ -371,6 +366,20 @@ func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
 	}
 	s.log.InfoContext(ctx, "read okta token", "secret_id", s.cfg.SecretID, "version_id", info.VersionID)
 	return tok, info, nil
+}
+
+// getSecretValue reads the secret id with the chain's final credentials.
+// A failure is an *Error saying, as whom, what to check.
+func (s *Source) getSecretValue(ctx context.Context, id string) (*secretsmanager.GetSecretValueOutput, error) {
+	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		principal := s.cfg.RoleARN
+		if principal == "" {
+			principal = "the base credentials"
+		}
+		return nil, secretError(id, s.region, principal, err)
+	}
+	return out, nil
 }
 
 // baseProvider names a failure of the default credential chain.

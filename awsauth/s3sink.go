@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
 	"github.com/symbot/symbot"
@@ -103,13 +102,9 @@ func s3Hint(err error) error {
 // SecretString, as `symbot audit keygen` prints it) with the chain's final
 // credentials. Errors name the secret, never its value.
 func (src *Source) AuditKey(ctx context.Context, id string) (*symbot.AuditKey, error) {
-	out, err := src.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	out, err := src.getSecretValue(ctx, id)
 	if err != nil {
-		principal := src.cfg.RoleARN
-		if principal == "" {
-			principal = "the base credentials"
-		}
-		return nil, fmt.Errorf("read audit key: %w", secretError(id, src.region, principal, err))
+		return nil, fmt.Errorf("read audit key: %w", err)
 	}
 	if out.SecretString == nil {
 		return nil, fmt.Errorf("read audit key: secret %q has no SecretString: store the key text `symbot audit keygen` prints", id)
