@@ -345,7 +345,7 @@ func (s *Source) wait(ctx context.Context, c *fetchCall) (string, SecretInfo, er
 }
 
 func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
-	out, err := s.getSecretValue(ctx, s.cfg.SecretID)
+	out, err := s.getSecretValue(ctx, s.cfg.SecretID, "okta.token_secret")
 	if err != nil {
 		s.log.DebugContext(ctx, "read okta token failed", "secret_id", s.cfg.SecretID, "err", err)
 		return "", SecretInfo{}, err
@@ -368,16 +368,17 @@ func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
 	return tok, info, nil
 }
 
-// getSecretValue reads the secret id with the chain's final credentials.
-// A failure is an *Error saying, as whom, what to check.
-func (s *Source) getSecretValue(ctx context.Context, id string) (*secretsmanager.GetSecretValueOutput, error) {
+// getSecretValue reads the secret id, which the config key setting names
+// (okta.token_secret, audit.key_secret), with the chain's final
+// credentials. A failure is an *Error saying, as whom, what to check.
+func (s *Source) getSecretValue(ctx context.Context, id, setting string) (*secretsmanager.GetSecretValueOutput, error) {
 	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
 	if err != nil {
 		principal := s.cfg.RoleARN
 		if principal == "" {
 			principal = "the base credentials"
 		}
-		return nil, secretError(id, s.region, principal, err)
+		return nil, secretError(id, setting, s.region, principal, err)
 	}
 	return out, nil
 }

@@ -175,7 +175,9 @@ func callerIdentityError(region string, err error) error {
 	return e
 }
 
-func secretError(id, region, principal string, err error) error {
+// secretError says what failed reading secret id, which the config key
+// setting names, as principal.
+func secretError(id, setting, region, principal string, err error) error {
 	if e, ok := earlier(err); ok {
 		return e
 	}
@@ -189,7 +191,7 @@ func secretError(id, region, principal string, err error) error {
 	switch code := apiCode(err); {
 	case errors.As(err, &nf):
 		e.Kind = symbot.ErrSecretNotFound
-		e.msg = fmt.Sprintf("read secret %q in region %s: secret not found: check the secret name or ARN (okta.token_secret in symbot.yml) and that the secret lives in region %s", id, region, region)
+		e.msg = fmt.Sprintf("read secret %q in region %s: secret not found: check the secret name or ARN (%s in symbot.yml) and that the secret lives in region %s", id, region, setting, region)
 	case code == "AccessDeniedException" || code == "AccessDenied":
 		e.Kind = symbot.ErrAccessDenied
 		e.msg = fmt.Sprintf("read secret %q in region %s%s: access denied: check secretsmanager:GetSecretValue on the role's policy and the secret's resource policy/KMS key", id, region, as)

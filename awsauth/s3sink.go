@@ -102,7 +102,7 @@ func s3Hint(err error) error {
 // SecretString, as `symbot audit keygen` prints it) with the chain's final
 // credentials. Errors name the secret, never its value.
 func (src *Source) AuditKey(ctx context.Context, id string) (*symbot.AuditKey, error) {
-	out, err := src.getSecretValue(ctx, id)
+	out, err := src.getSecretValue(ctx, id, "audit.key_secret")
 	if err != nil {
 		return nil, fmt.Errorf("read audit key: %w", err)
 	}

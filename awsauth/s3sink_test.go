@@ -243,4 +243,8 @@ func TestAuditKeyFromSecretsManager(t *testing.T) {
 	if _, err := src.AuditKey(t.Context(), "symbot/okta"); err == nil || strings.Contains(err.Error(), oktaToken) {
 		t.Errorf("the okta token secret as audit key: %v", err)
 	}
+	w.srv.AllowSecret(roleARN, "symbot/no-such-key")
+	if _, err := src.AuditKey(t.Context(), "symbot/no-such-key"); !errors.Is(err, symbot.ErrSecretNotFound) || !strings.Contains(err.Error(), "audit.key_secret in symbot.yml") {
+		t.Errorf("a missing audit key secret: %v, want ErrSecretNotFound naming audit.key_secret", err)
+	}
 }
