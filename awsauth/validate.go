@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/symbot/symbot"
 )
 
 var (
@@ -114,11 +116,11 @@ func ValidateSessionName(s string) *ConfigError {
 func ValidateSessionDuration(d time.Duration, hops int) *ConfigError {
 	switch {
 	case d < minSessionDuration:
-		return &ConfigError{"session_duration", fmt.Sprintf("%s is under the AWS minimum of 15m", fmtDuration(d))}
+		return &ConfigError{"session_duration", fmt.Sprintf("%s is under the AWS minimum of 15m", symbot.FormatDuration(d))}
 	case hops > 0 && d > maxChainedSessDuration:
-		return &ConfigError{"session_duration", fmt.Sprintf("%s is over 1h: with hop_roles the sessions are chained (%d roles), and role chaining limits sessions to 1 hour", fmtDuration(d), hops+1)}
+		return &ConfigError{"session_duration", fmt.Sprintf("%s is over 1h: with hop_roles the sessions are chained (%d roles), and role chaining limits sessions to 1 hour", symbot.FormatDuration(d), hops+1)}
 	case d > maxSessionDuration:
-		return &ConfigError{"session_duration", fmt.Sprintf("%s is over the AWS maximum of 12h", fmtDuration(d))}
+		return &ConfigError{"session_duration", fmt.Sprintf("%s is over the AWS maximum of 12h", symbot.FormatDuration(d))}
 	case d%time.Second != 0:
 		return &ConfigError{"session_duration", fmt.Sprintf("%v is not a whole number of seconds", d)}
 	}
@@ -160,16 +162,4 @@ func SecretRegion(id string) (string, bool) {
 		return "", false
 	}
 	return a.Region, true
-}
-
-// fmtDuration writes d as people write it in the config (15m, 1h, 2h30m).
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
