@@ -4,6 +4,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -24,6 +25,12 @@ type Export struct {
 	AuditHead  uint64 // the recorded head, to verify the chain against
 	AuditHash  string
 	Identities []symbot.Identity
+	// SinkCursors are the audit sinks' delivery cursors (sink name -> the
+	// seq it has): without them every sink ships the whole chain again.
+	SinkCursors map[string]uint64
+	// Records are the named records (symbot.RecordTx): the reconciler's
+	// standing members and alerts sent, a pending restore mark.
+	Records map[string][]byte
 }
 
 // Export reads every record in one read transaction.
@@ -31,7 +38,7 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("export store: %w", err)
 	}
-	x := &Export{Seqs: map[string]uint64{}}
+	x := &Export{Seqs: map[string]uint64{}, SinkCursors: map[string]uint64{}, Records: map[string][]byte{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
 		if err := btx.Bucket(bucketSeq).ForEach(func(k, v []byte) error {
@@ -70,12 +77,27 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 			x.Audit = append(x.Audit, page...)
 		}
 		x.AuditHead, x.AuditHash = auditHead(btx)
-		return btx.Bucket(bucketIdentity).ForEach(func(k, v []byte) error {
+		if err := btx.Bucket(bucketIdentity).ForEach(func(k, v []byte) error {
 			var id symbot.Identity
 			if err := json.Unmarshal(v, &id); err != nil {
 				return fmt.Errorf("identity %s: decode: %w", k, err)
 			}
 			x.Identities = append(x.Identities, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := btx.Bucket(bucketSinkCursor).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("sink cursor %s: malformed (%d bytes)", k, len(v))
+			}
+			x.SinkCursors[string(k)] = binary.BigEndian.Uint64(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return btx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			x.Records[string(k)] = bytes.Clone(v)
 			return nil
 		})
 	})

@@ -23,7 +23,7 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs := newFlagSet("migrate", "[--check | --from FILE] [--config FILE]", stderr)
 	cfgPath := configFlag(fs)
 	check := fs.Bool("check", false, "only report whether the database schema is current (exit 1 when not)")
-	from := fs.String("from", "", "copy this bbolt store (requests, identities, jobs, counters, audit chain) into the empty database")
+	from := fs.String("from", "", "copy this bbolt store (requests, identities, jobs, counters, audit chain and sink cursors, reconciler records) into the empty database")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
@@ -82,8 +82,8 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "symbot migrate: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "copied %s: %d requests, %d jobs, %d audit entries (chain verified), %d identities, %d counters\n",
-		*from, n.Requests, n.Jobs, n.Audit, n.Identities, n.Seqs)
+	fmt.Fprintf(stdout, "copied %s: %d requests, %d jobs, %d audit entries (chain verified), %d identities, %d counters, %d audit sink cursors, %d records\n",
+		*from, n.Requests, n.Jobs, n.Audit, n.Identities, n.Seqs, n.SinkCursors, n.Records)
 	return exitOK
 }
 
@@ -106,6 +106,7 @@ func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, key *sym
 	recs := &postgres.Records{
 		Seqs: x.Seqs, Requests: x.Requests, Jobs: x.Jobs, LastJobID: x.LastJobID,
 		Audit: x.Audit, AuditHead: x.AuditHead, AuditHash: x.AuditHash, Identities: x.Identities,
+		SinkCursors: x.SinkCursors, Records: x.Records,
 	}
 	if key != nil {
 		recs.AuditKeys = []*symbot.AuditKey{key}

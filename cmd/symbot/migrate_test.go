@@ -75,6 +75,13 @@ func mustBoltStore(t *testing.T) string {
 	}
 	// The last job is done and deleted: the job id counter is ahead of the jobs.
 	storetest.MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteJob(30) })
+	// An audit sink that has 25 entries, and a reconciler record.
+	storetest.MustUpdate(t, st, func(tx symbot.Tx) error {
+		if err := tx.SetSinkCursor("file", 25); err != nil {
+			return err
+		}
+		return tx.(symbot.RecordTx).PutRecord("reconcile/group/00g1", []byte(`{"standing":["00u9"]}`))
+	})
 	return path
 }
 
@@ -154,6 +161,16 @@ func TestMigrateFromBolt(t *testing.T) {
 		id, ok, err := tx.Identity("U7")
 		if !ok || id.OktaUserID != "00u" {
 			t.Errorf("identity U7 after the copy: %+v %v", id, ok)
+		}
+		if err != nil {
+			return err
+		}
+		if seq, err := tx.SinkCursor("file"); err != nil || seq != 25 {
+			t.Errorf("audit sink cursor after the copy = %d, %v; want 25 (else the sink ships the chain again)", seq, err)
+		}
+		v, ok, err := tx.(symbot.RecordTx).Record("reconcile/group/00g1")
+		if !ok || string(v) != `{"standing":["00u9"]}` {
+			t.Errorf("reconciler record after the copy = %q, %v; want it copied (else standing members show as unmanaged)", v, ok)
 		}
 		return err
 	})

@@ -25,13 +25,15 @@ type Records struct {
 	AuditHash string
 	// AuditKeys verify entries sealed with a key (the source's and the
 	// target's audit keys are the same: the key lives outside both).
-	AuditKeys  []*symbot.AuditKey
-	Identities []symbot.Identity
+	AuditKeys   []*symbot.AuditKey
+	Identities  []symbot.Identity
+	SinkCursors map[string]uint64 // audit sink name -> the seq it has
+	Records     map[string][]byte // named records (symbot.RecordTx)
 }
 
 // ImportStats counts what Import copied.
 type ImportStats struct {
-	Requests, Jobs, Audit, Identities, Seqs int
+	Requests, Jobs, Audit, Identities, Seqs, SinkCursors, Records int
 }
 
 // Import copies recs into an empty database in one transaction, then reads
@@ -49,7 +51,8 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 		}
 		var used bool
 		err := ptx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM jobs) OR EXISTS (SELECT 1 FROM audit)
-			OR EXISTS (SELECT 1 FROM identities) OR EXISTS (SELECT 1 FROM seqs)`).Scan(&used)
+			OR EXISTS (SELECT 1 FROM identities) OR EXISTS (SELECT 1 FROM seqs) OR EXISTS (SELECT 1 FROM sink_cursors)
+			OR EXISTS (SELECT 1 FROM records)`).Scan(&used)
 		if err != nil {
 			return err
 		}
@@ -112,6 +115,18 @@ func (s *Store) Import(ctx context.Context, recs *Records) (ImportStats, error) 
 				return err
 			}
 			st.Identities++
+		}
+		for name, seq := range recs.SinkCursors {
+			if err := t.SetSinkCursor(name, seq); err != nil {
+				return err
+			}
+			st.SinkCursors++
+		}
+		for name, v := range recs.Records {
+			if err := t.PutRecord(name, v); err != nil {
+				return err
+			}
+			st.Records++
 		}
 		// Verify what arrived, read back from the database page by page.
 		chain := symbot.AuditChain{Keys: recs.AuditKeys}

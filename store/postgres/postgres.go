@@ -327,6 +327,8 @@ type Dump struct {
 	LastJobID     uint64
 	Audit         []symbot.AuditEntry
 	Identities    []symbot.Identity
+	SinkCursors   map[string]uint64 // audit sink name -> the seq it has
+	Records       map[string][]byte // named records (symbot.RecordTx)
 }
 
 // Backup writes a JSON dump of the whole database, read from one snapshot,

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -29,4 +31,37 @@ func TestContract(t *testing.T) {
 		st, _ := MustOpen(t)
 		return st
 	})
+}
+
+// TestBackupDumpsEverything: the JSON dump holds the sink cursors and named
+// records beside the requests, jobs and audit chain.
+func TestBackupDumpsEverything(t *testing.T) {
+	st, _ := MustOpen(t)
+	storetest.MustPut(t, st, storetest.FullRequest("R1"))
+	storetest.MustUpdate(t, st, func(tx symbot.Tx) error {
+		if err := symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, Action: "request"}); err != nil {
+			return err
+		}
+		if err := tx.SetSinkCursor("file", 1); err != nil {
+			return err
+		}
+		return tx.(symbot.RecordTx).PutRecord("reconcile/group/00g1", []byte("rec"))
+	})
+	var buf bytes.Buffer
+	if _, err := st.Backup(t.Context(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	var d postgres.Dump
+	if err := json.Unmarshal(buf.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Requests) != 1 || len(d.Audit) != 1 {
+		t.Errorf("dump: %d requests, %d audit entries; want 1 and 1", len(d.Requests), len(d.Audit))
+	}
+	if got := d.SinkCursors["file"]; got != 1 {
+		t.Errorf("dump: sink cursor file = %d, want 1", got)
+	}
+	if got := string(d.Records["reconcile/group/00g1"]); got != "rec" {
+		t.Errorf("dump: record = %q, want rec", got)
+	}
 }

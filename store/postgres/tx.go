@@ -486,23 +486,9 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 
 // dump reads every record (for Backup).
 func (t *tx) dump() (Dump, error) {
-	d := Dump{SchemaVersion: SchemaVersion(), Seqs: map[string]uint64{}}
-	rows, err := t.q.Query(t.ctx, `SELECT name, value FROM seqs`)
-	if err != nil {
-		return d, err
-	}
-	for rows.Next() {
-		var (
-			name string
-			v    int64
-		)
-		if err := rows.Scan(&name, &v); err != nil {
-			rows.Close()
-			return d, err
-		}
-		d.Seqs[name] = uint64(v)
-	}
-	if err := rows.Err(); err != nil {
+	d := Dump{SchemaVersion: SchemaVersion()}
+	var err error
+	if d.Seqs, err = namedValues[uint64](t, `SELECT name, value FROM seqs`); err != nil {
 		return d, err
 	}
 	if d.Requests, err = t.requests("dump requests", "true OR $1", true); err != nil {
@@ -527,7 +513,7 @@ func (t *tx) dump() (Dump, error) {
 		d.Audit = append(d.Audit, page...)
 		after = page[len(page)-1].Seq
 	}
-	rows, err = t.q.Query(t.ctx, `SELECT slack_id FROM identities ORDER BY slack_id`)
+	rows, err := t.q.Query(t.ctx, `SELECT slack_id FROM identities ORDER BY slack_id`)
 	if err != nil {
 		return d, err
 	}
@@ -542,5 +528,27 @@ func (t *tx) dump() (Dump, error) {
 		}
 		d.Identities = append(d.Identities, id)
 	}
-	return d, nil
+	if d.SinkCursors, err = namedValues[uint64](t, `SELECT name, seq FROM sink_cursors`); err != nil {
+		return d, err
+	}
+	d.Records, err = namedValues[[]byte](t, `SELECT name, value FROM records`)
+	return d, err
+}
+
+// namedValues reads the (name, value) rows of query into a map.
+func namedValues[V any](t *tx, query string) (map[string]V, error) {
+	rows, err := t.q.Query(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]V{}
+	var (
+		name string
+		v    V
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &v}, func() error {
+		m[name] = v
+		return nil
+	})
+	return m, err
 }
