@@ -77,3 +77,16 @@ func strPrefix(s string) []byte {
 func strKey(s string, suffix []byte) []byte {
 	return append(strPrefix(s), suffix...)
 }
+
+// strKeySuffix returns the suffix of a strKey, ok=false when k is too short
+// to be one.
+func strKeySuffix(k []byte) ([]byte, bool) {
+	if len(k) < 4 {
+		return nil, false
+	}
+	n := uint64(binary.BigEndian.Uint32(k[:4]))
+	if uint64(len(k)) < 4+n {
+		return nil, false
+	}
+	return k[4+n:], true
+}

@@ -554,6 +554,22 @@ func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
 		{"index missing", func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("req_open")) }},
 		{"index lacks an open request", func(tx *bolt.Tx) error { return tx.Bucket([]byte("req_open")).Delete(key("U1", "R2")) }},
 		{"index holds a final request", func(tx *bolt.Tx) error { return tx.Bucket([]byte("req_open")).Put(key("U1", "R3"), nil) }},
+		// An older symbot ended one request and opened another: the index
+		// holds as many keys as there are open requests, but not theirs.
+		{"index holds a final request instead of an open one", func(tx *bolt.Tx) error {
+			idx := tx.Bucket([]byte("req_open"))
+			if err := idx.Delete(key("U1", "R2")); err != nil {
+				return err
+			}
+			return idx.Put(key("U1", "R3"), nil)
+		}},
+		{"index names another requester", func(tx *bolt.Tx) error {
+			idx := tx.Bucket([]byte("req_open"))
+			if err := idx.Delete(key("U1", "R2")); err != nil {
+				return err
+			}
+			return idx.Put(key("U2", "R2"), nil)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

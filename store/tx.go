@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -264,23 +265,45 @@ func openStates() []symbot.State {
 }
 
 // openIndexStale reports whether the req_open index is missing or does not
-// hold exactly the requests the req_state index has in a non-final state: a
-// store from before the index, or one written since by an older symbot that
-// did not keep it. Only index keys are read, no request is decoded.
+// hold exactly the requests the req_state index has in a non-final state,
+// each under the requester the req_user index names: a store from before
+// the index, or one written since by an older symbot that did not keep it.
+// Every index key is checked, not only their number (an older symbot may
+// have ended one request and opened another). Only index keys are read, no
+// request is decoded: the cost grows with the open requests, not the
+// history.
 func openIndexStale(btx *bolt.Tx) bool {
 	idx := btx.Bucket(bucketReqOpen)
 	if idx == nil {
 		return true
 	}
-	n := 0
+	users, states := btx.Bucket(bucketReqUser), btx.Bucket(bucketReqState)
+	open := 0
 	for _, s := range openStates() {
 		p := strPrefix(string(s))
-		c := btx.Bucket(bucketReqState).Cursor()
+		c := states.Cursor()
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			n++
+			open++
 		}
 	}
-	return n != countKeys(idx)
+	n := 0
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+		// k is strKey(requester, id), as the request's req_user key is.
+		id, ok := strKeySuffix(k)
+		if !ok || !hasKey(users, k) ||
+			!slices.ContainsFunc(openStates(), func(s symbot.State) bool { return hasKey(states, strKey(string(s), id)) }) {
+			return true
+		}
+	}
+	return n != open
+}
+
+// hasKey reports whether b holds the key k.
+func hasKey(b *bolt.Bucket, k []byte) bool {
+	got, _ := b.Cursor().Seek(k)
+	return bytes.Equal(got, k)
 }
 
 // rebuildOpenIndex rewrites the req_open index from the non-final requests
