@@ -200,7 +200,7 @@ func secretError(id, setting, region, principal string, err error) error {
 		e.msg = fmt.Sprintf("read secret %q in region %s%s: decryption failed: check kms:Decrypt on the secret's KMS key for the role", id, region, as)
 	case code == "ExpiredTokenException" || code == "UnrecognizedClientException":
 		e.Kind = symbot.ErrAccessDenied
-		e.msg = fmt.Sprintf("read secret %q in region %s: the role's credentials were rejected (%s)", id, region, code)
+		e.msg = fmt.Sprintf("read secret %q in region %s: the role's credentials were rejected (%s): check the machine's clock, and that region %s is enabled for the account", id, region, code, region)
 	default:
 		e.Kind = transient(err)
 		e.msg = fmt.Sprintf("read secret %q in region %s", id, region)

@@ -62,7 +62,7 @@ func (c Config) Problems() []*ConfigError {
 		add(ValidateRoleARN(fmt.Sprintf("hop_roles[%d]", i), h))
 	}
 	if len(c.HopExternalIDs) > len(c.HopRoles) {
-		add(&ConfigError{"hop_external_ids", fmt.Sprintf("has %d entries but hop_roles has %d", len(c.HopExternalIDs), len(c.HopRoles))})
+		add(&ConfigError{"hop_external_ids", fmt.Sprintf("has %d entries but hop_roles has %d: give at most one per hop role, in the same order", len(c.HopExternalIDs), len(c.HopRoles))})
 	}
 	if c.ExternalID != "" {
 		add(ValidateExternalID("external_id", c.ExternalID))
@@ -79,7 +79,7 @@ func (c Config) Problems() []*ConfigError {
 		add(ValidateSessionDuration(c.SessionDuration, len(c.HopRoles)))
 	}
 	if c.SecretTTL < 0 {
-		add(&ConfigError{"secret_ttl", fmt.Sprintf("%v is negative", c.SecretTTL)})
+		add(&ConfigError{"secret_ttl", fmt.Sprintf("%v is negative: use a positive duration such as 5m, or leave it out for the default", c.SecretTTL)})
 	}
 	return ps
 }
@@ -118,11 +118,11 @@ func ValidateSessionDuration(d time.Duration, hops int) *ConfigError {
 	case d < minSessionDuration:
 		return &ConfigError{"session_duration", fmt.Sprintf("%s is under the AWS minimum of 15m", symbot.FormatDuration(d))}
 	case hops > 0 && d > maxChainedSessDuration:
-		return &ConfigError{"session_duration", fmt.Sprintf("%s is over 1h: with hop_roles the sessions are chained (%d roles), and role chaining limits sessions to 1 hour", symbot.FormatDuration(d), hops+1)}
+		return &ConfigError{"session_duration", fmt.Sprintf("%s is over 1h: with hop_roles the sessions are chained (%d roles), and role chaining limits sessions to 1 hour: set at most 1h", symbot.FormatDuration(d), hops+1)}
 	case d > maxSessionDuration:
 		return &ConfigError{"session_duration", fmt.Sprintf("%s is over the AWS maximum of 12h", symbot.FormatDuration(d))}
 	case d%time.Second != 0:
-		return &ConfigError{"session_duration", fmt.Sprintf("%v is not a whole number of seconds", d)}
+		return &ConfigError{"session_duration", fmt.Sprintf("%v is not a whole number of seconds: round it, e.g. to %s", d, symbot.FormatDuration(d.Round(time.Second)))}
 	}
 	return nil
 }

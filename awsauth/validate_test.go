@@ -1,6 +1,7 @@
 package awsauth_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +40,33 @@ func TestSecretRegion(t *testing.T) {
 	}
 	if _, ok := awsauth.SecretRegion("symbot/okta"); ok {
 		t.Error("a secret name has no region")
+	}
+}
+
+// TestProblemsSayWhatToDo: each problem ends in what to set instead.
+func TestProblemsSayWhatToDo(t *testing.T) {
+	base := awsauth.Config{SecretID: "symbot/okta", RoleARN: "arn:aws:iam::123456789012:role/r"}
+	tests := []struct {
+		name string
+		edit func(*awsauth.Config)
+		want string
+	}{
+		{"more hop external ids than hops", func(c *awsauth.Config) { c.HopExternalIDs = []string{"abc"} }, "give at most one per hop role"},
+		{"negative ttl", func(c *awsauth.Config) { c.SecretTTL = -time.Minute }, "use a positive duration"},
+		{"chained over 1h", func(c *awsauth.Config) {
+			c.HopRoles = []string{"arn:aws:iam::123456789012:role/hop"}
+			c.SessionDuration = 2 * time.Hour
+		}, "set at most 1h"},
+		{"fraction of a second", func(c *awsauth.Config) { c.SessionDuration = 20*time.Minute + 500*time.Millisecond }, "round it, e.g. to 20m1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want a problem containing %q", err, tt.want)
+			}
+		})
 	}
 }
