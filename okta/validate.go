@@ -97,9 +97,9 @@ func ValidateOverride(key, login string) error {
 	case key == "":
 		return &FieldError{Field: "user_overrides", Problem: "a key is empty: use a Slack user id (U012AB3CD) or an email address"}
 	case !slackUserIDRE.MatchString(key) && !strings.Contains(key, "@"):
-		return &FieldError{Field: "user_overrides", Problem: fmt.Sprintf("key %q is neither a Slack user id (U012AB3CD) nor an email", key)}
+		return &FieldError{Field: "user_overrides", Problem: fmt.Sprintf("key %q is neither a Slack user id (U012AB3CD) nor an email: use the person's Slack member ID (their Slack profile > More > Copy member ID) or their Slack email", key)}
 	case login == "":
-		return &FieldError{Field: "user_overrides", Problem: fmt.Sprintf("%s maps to an empty Okta login", key)}
+		return &FieldError{Field: "user_overrides", Problem: fmt.Sprintf("%s maps to an empty Okta login: set it to the person's Okta username (usually their work email)", key)}
 	}
 	return nil
 }

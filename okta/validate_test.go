@@ -52,17 +52,18 @@ func TestValidateGroupID(t *testing.T) {
 func TestValidateOverride(t *testing.T) {
 	tests := []struct {
 		key, login string
-		ok         bool
+		want       string // "": valid; else what the problem must tell to do
 	}{
-		{"U012AB3CD", "jane@example.com", true},
-		{"Jane@Example.com", "jane", true},
-		{"jane", "jane@example.com", false},
-		{"U012AB3CD", "", false},
-		{"", "x", false},
+		{"U012AB3CD", "jane@example.com", ""},
+		{"Jane@Example.com", "jane", ""},
+		{"jane", "jane@example.com", "use the person's Slack member ID"},
+		{"U012AB3CD", "", "set it to the person's Okta username"},
+		{"", "x", "use a Slack user id"},
 	}
 	for _, tt := range tests {
-		if err := okta.ValidateOverride(tt.key, tt.login); (err == nil) != tt.ok {
-			t.Errorf("ValidateOverride(%q, %q) = %v, want ok=%v", tt.key, tt.login, err, tt.ok)
+		err := okta.ValidateOverride(tt.key, tt.login)
+		if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("ValidateOverride(%q, %q) = %v, want a problem containing %q", tt.key, tt.login, err, tt.want)
 		}
 	}
 }
