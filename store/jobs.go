@@ -1,6 +1,6 @@
 // Durable jobs: the due and lane indexes, claiming with a lease, the
-// failing-revocations index and its repair at open, and stale leases cleared
-// at open.
+// failing-revocations index; what Open repairs (stale indexes, leases left
+// by a previous process).
 
 package store
 
@@ -293,53 +293,71 @@ func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
 	return at, ok, nil
 }
 
-// leasedJobs returns the jobs that carry a lease.
-func leasedJobs(btx *bolt.Tx) ([]*symbot.Job, error) {
-	var leased []*symbot.Job
+// openWork is what Open repairs in a store, found by reading each job once
+// and the open-requests index keys.
+type openWork struct {
+	leased       []*symbot.Job // jobs that carry a lease
+	failing      []uint64      // ids of the revoke jobs that failed at least once
+	failingStale bool          // the failing-revocations index differs from them
+	openStale    bool          // the open-requests index differs from the requests
+}
+
+func (w *openWork) none() bool { return len(w.leased) == 0 && !w.failingStale && !w.openStale }
+
+// inspect reads what Open must repair: every job is decoded once, to find
+// the leased ones and to check the failing-revocations index (a store from
+// before that index, or one written since by an older symbot that did not
+// keep it, differs from its jobs).
+func inspect(btx *bolt.Tx) (openWork, error) {
+	var w openWork
+	idx := btx.Bucket(bucketJobFailing)
 	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 		var j symbot.Job
 		if err := json.Unmarshal(v, &j); err != nil {
 			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
 		}
 		if j.LeaseOwner != "" || !j.LeaseUntil.IsZero() {
-			leased = append(leased, &j)
-		}
-		return nil
-	})
-	return leased, err
-}
-
-// failingIndexStale reports whether the failing-revocations index differs
-// from the jobs: a store from before the index, or one written since by an
-// older symbot that did not keep it.
-func failingIndexStale(btx *bolt.Tx) (bool, error) {
-	idx := btx.Bucket(bucketJobFailing)
-	if idx == nil {
-		return true, nil
-	}
-	n := 0
-	stale := false
-	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-		var j symbot.Job
-		if err := json.Unmarshal(v, &j); err != nil {
-			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
+			w.leased = append(w.leased, &j)
 		}
 		if failingRevoke(&j) {
-			n++
-			stale = stale || idx.Get(k) == nil
+			w.failing = append(w.failing, binary.BigEndian.Uint64(k))
+			w.failingStale = w.failingStale || idx == nil || !hasKey(idx, k)
 		}
 		return nil
 	})
-	return stale || n != countKeys(idx), err
+	if err != nil {
+		return w, err
+	}
+	w.failingStale = w.failingStale || idx == nil || len(w.failing) != countKeys(idx)
+	w.openStale = openIndexStale(btx)
+	return w, nil
 }
 
-// rebuildFailingIndex rewrites the failing-revocations index from the jobs
-// when it is stale.
-func rebuildFailingIndex(btx *bolt.Tx) error {
-	stale, err := failingIndexStale(btx)
-	if err != nil || !stale {
-		return err
+// repair rebuilds the stale indexes and clears the leases that inspect
+// found, in btx, which must be the next write after inspect's read.
+func (w *openWork) repair(btx *bolt.Tx) error {
+	if w.failingStale {
+		if err := rebuildFailingIndex(btx, w.failing); err != nil {
+			return err
+		}
 	}
+	if w.openStale {
+		if err := rebuildOpenIndex(btx); err != nil {
+			return err
+		}
+	}
+	t := &tx{tx: btx}
+	for _, j := range w.leased {
+		j.LeaseOwner, j.LeaseUntil = "", time.Time{}
+		if err := t.UpdateJob(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuildFailingIndex rewrites the failing-revocations index to hold ids.
+func rebuildFailingIndex(btx *bolt.Tx, ids []uint64) error {
 	if err := btx.DeleteBucket(bucketJobFailing); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("rebuild job index: %w", err)
 	}
@@ -347,30 +365,10 @@ func rebuildFailingIndex(btx *bolt.Tx) error {
 	if err != nil {
 		return fmt.Errorf("rebuild job index: %w", err)
 	}
-	return btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-		var j symbot.Job
-		if err := json.Unmarshal(v, &j); err != nil {
-			return fmt.Errorf("job %d: decode: %w", binary.BigEndian.Uint64(k), err)
-		}
-		if !failingRevoke(&j) {
-			return nil
-		}
-		return idx.Put(k, nil)
-	})
-}
-
-// clearLeases removes every job lease and re-keys the due index.
-func clearLeases(btx *bolt.Tx) (int, error) {
-	leased, err := leasedJobs(btx)
-	if err != nil {
-		return 0, err
-	}
-	t := &tx{tx: btx}
-	for _, j := range leased {
-		j.LeaseOwner, j.LeaseUntil = "", time.Time{}
-		if err := t.UpdateJob(j); err != nil {
-			return 0, err
+	for _, id := range ids {
+		if err := idx.Put(u64(id), nil); err != nil {
+			return fmt.Errorf("rebuild job index: %w", err)
 		}
 	}
-	return len(leased), nil
+	return nil
 }

@@ -159,11 +159,14 @@ func CheckPath(path string) error {
 }
 
 // init checks the schema (read-only first, so a newer file is never
-// touched), creates the buckets of a new store and clears stale leases. It
-// writes only when there is something to do, so opening a healthy store
-// costs no commit.
+// touched), creates the buckets of a new store, rebuilds stale indexes and
+// clears stale leases. It writes only when there is something to do, so
+// opening a healthy store costs no commit, and it reads each job once.
 func (s *Store) init() error {
-	fresh, write := false, false
+	var (
+		fresh, missing bool // a new store; a bucket is missing (so is one of a new store)
+		work           openWork
+	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -172,7 +175,7 @@ func (s *Store) init() error {
 			if !empty {
 				return fmt.Errorf("open store %s: the file is a bbolt database but not a symbot store (no meta bucket): check the path", s.path)
 			}
-			fresh, write = true, true
+			fresh, missing = true, true
 			return nil
 		}
 		v := meta.Get(keySchema)
@@ -187,28 +190,22 @@ func (s *Store) init() error {
 		}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
-				write = true
-				return nil
+				missing = true
+				return nil // inspected after the buckets are made
 			}
 		}
-		leased, err := leasedJobs(tx)
-		if err != nil {
+		var err error
+		if work, err = inspect(tx); err != nil {
 			return fmt.Errorf("open store %s: %w", s.path, err)
 		}
-		stale, err := failingIndexStale(tx)
-		if err != nil {
-			return fmt.Errorf("open store %s: %w", s.path, err)
-		}
-		write = len(leased) > 0 || stale || openIndexStale(tx)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if !write {
+	if !missing && work.none() {
 		return nil
 	}
-	var cleared int
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -220,15 +217,13 @@ func (s *Store) init() error {
 				return fmt.Errorf("record schema version: %w", err)
 			}
 		}
-		if err := rebuildFailingIndex(tx); err != nil {
-			return err
+		if missing {
+			var err error
+			if work, err = inspect(tx); err != nil {
+				return err
+			}
 		}
-		if err := rebuildOpenIndex(tx); err != nil {
-			return err
-		}
-		n, err := clearLeases(tx)
-		cleared = n
-		return err
+		return work.repair(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", s.path, err)
@@ -236,8 +231,8 @@ func (s *Store) init() error {
 	if fresh {
 		s.log.Info("created store", "path", s.path, "schema", SchemaVersion)
 	}
-	if cleared > 0 {
-		s.log.Info("cleared job leases left by a previous process; those jobs run again now", "path", s.path, "jobs", cleared)
+	if n := len(work.leased); n > 0 {
+		s.log.Info("cleared job leases left by a previous process; those jobs run again now", "path", s.path, "jobs", n)
 	}
 	return nil
 }

@@ -432,8 +432,9 @@ func TestOpenHealthyStoreWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.MustPut(t, s, storetest.FullRequest("R1"))
-	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost})
+	storetest.MustPut(t, s, storetest.FullRequest("R1")) // active: in the open-requests index
+	// A failing revoke: in the failing-revocations index.
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobPost}, symbot.Job{Kind: symbot.JobRevoke, Attempts: 2})
 	s.Close()
 	before, err := os.ReadFile(path)
 	if err != nil {

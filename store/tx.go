@@ -307,11 +307,8 @@ func hasKey(b *bolt.Bucket, k []byte) bool {
 }
 
 // rebuildOpenIndex rewrites the req_open index from the non-final requests
-// (found through the req_state index) when it is stale.
+// (found through the req_state index).
 func rebuildOpenIndex(btx *bolt.Tx) error {
-	if !openIndexStale(btx) {
-		return nil
-	}
 	if err := btx.DeleteBucket(bucketReqOpen); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("rebuild open-requests index: %w", err)
 	}
