@@ -146,6 +146,9 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 	}
 	p, aerr, kind := s.admit(r, &call)
 	switch {
+	case kind == "refuse":
+		fail(http.StatusForbidden, "AccessDenied", "Access Denied", "/"+bucket+"/"+key)
+		return
 	case kind == "5xx":
 		fail(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.", "")
 		return
@@ -156,9 +159,6 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 		}
 		fail(http.StatusForbidden, code, aerr.msg, "")
 		return
-	case kind == "refuse":
-		fail(http.StatusForbidden, "AccessDenied", "Access Denied", "/"+bucket+"/"+key)
-		return
 	}
 	if code, msg := checkS3Digests(r, body); code != "" {
 		fail(http.StatusBadRequest, code, msg, "/"+bucket+"/"+key)
@@ -166,10 +166,7 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	objs, exists := s.buckets[bucket]
-	allowed := s.allow[p.arn]["s3:"+bucket] || s.allow[p.arn]["s3:*"] || s.allow[p.akid]["s3:"+bucket] || s.allow[p.akid]["s3:*"]
-	if p.isSession() {
-		allowed = allowed || s.allow[p.role]["s3:"+bucket] || s.allow[p.role]["s3:*"]
-	}
+	allowed := s.allowedLocked(p, "s3:"+bucket, "s3:*")
 	s.mu.Unlock()
 	switch {
 	case !exists:

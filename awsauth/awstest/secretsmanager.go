@@ -84,7 +84,7 @@ func (s *Server) secretsManager(r *http.Request, call *Call) (*getSecretValueOut
 	if sec != nil {
 		name = sec.name
 	}
-	if !s.allowedLocked(p, name) {
+	if !s.allowedLocked(p, name, "*") {
 		return nil, &apiError{http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: secretsmanager:GetSecretValue on resource: %s because no identity-based policy allows the secretsmanager:GetSecretValue action", p.arn, in.SecretID)}
 	}
 	if sec == nil || len(sec.versions) == 0 {
@@ -134,12 +134,16 @@ func (s *Server) lookupSecret(id string) *secret {
 	return nil
 }
 
-func (s *Server) allowedLocked(p *principal, name string) bool {
+// allowedLocked reports whether p may use resource (a secret name, or
+// "s3:<bucket>"), or everything that wildcard stands for ("*" for every
+// secret, "s3:*" for every bucket): allowed to its role (any session of
+// it) or to its access key id. s.mu must be held.
+func (s *Server) allowedLocked(p *principal, resource, wildcard string) bool {
 	for _, who := range []string{p.role, p.akid} {
 		if who == "" {
 			continue
 		}
-		if s.allow[who][name] || s.allow[who]["*"] {
+		if s.allow[who][resource] || s.allow[who][wildcard] {
 			return true
 		}
 	}
