@@ -130,7 +130,12 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	workers, lease := e.Runtime.workers(), e.Runtime.lease()
 	// Claim ahead of the workers so that one claim transaction feeds many
 	// jobs; queued jobs hold their lease, and ones already queued here are
-	// never queued twice.
+	// never queued twice. held is the jobs waiting in queue: a worker lets
+	// go of a job as it takes it, before the attempt records its outcome,
+	// so that a claim of the rescheduled job (which the outcome's kick
+	// may start at once) queues it again rather than leasing it and
+	// skipping it as a duplicate until the lease runs out. A running job
+	// is not claimed again: its lease is live and renewed.
 	capacity := 4 * workers
 	queue := make(chan Job, capacity)
 	freed := make(chan struct{}, 1)
@@ -141,6 +146,9 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	for range workers {
 		wg.Go(func() {
 			for j := range queue {
+				mu.Lock()
+				delete(held, j.ID)
+				mu.Unlock()
 				if ctx.Err() == nil {
 					// A job that waited in the queue may be near the end of
 					// its lease: renew it first, or skip it if another
@@ -149,9 +157,6 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 						e.runJob(jobCtx, j)
 					}
 				} // else: left for the next start (its lease is cleared or expires)
-				mu.Lock()
-				delete(held, j.ID)
-				mu.Unlock()
 				select {
 				case freed <- struct{}{}:
 				default:
