@@ -58,11 +58,8 @@ func (t *tx) AddJob(j *symbot.Job) error {
 	if err := t.checkWrite("add job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("add job: nil job")
-	}
-	if j.Kind == "" {
-		return errors.New("add job: job has no kind")
+	if err := symbot.CheckNewJob(j); err != nil {
+		return err
 	}
 	id, err := t.b(bucketJobs).NextSequence()
 	if err != nil {
@@ -199,11 +196,8 @@ func (t *tx) Jobs() ([]symbot.Job, error) {
 // ClaimJobs atomically leases up to max jobs that are due at now, in ID
 // order, honouring lanes. It walks the due index only as far as now.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if owner == "" {
-		return nil, errors.New("claim jobs: empty owner")
-	}
-	if lease <= 0 {
-		return nil, fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	if err := symbot.CheckClaim(owner, lease); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)

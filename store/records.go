@@ -17,15 +17,9 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err := t.checkWrite("append audit"); err != nil {
 		return err
 	}
-	if e == nil {
-		return errors.New("append audit: nil entry")
-	}
 	seq, hash := auditHead(t.tx)
-	if e.Seq != seq+1 || e.PrevHash != hash {
-		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, seq)
-	}
-	if e.Hash == "" {
-		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	if err := symbot.CheckAuditAppend(e, seq, hash); err != nil {
+		return err
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
@@ -47,8 +41,8 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
-	if limit < 1 {
-		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	if err := symbot.CheckAuditPage(limit); err != nil {
+		return nil, err
 	}
 	var out []symbot.AuditEntry
 	c := t.b(bucketAudit).Cursor()

@@ -116,11 +116,8 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 
 // ClaimJobs atomically leases up to max due jobs, in ID order, honouring lanes.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if owner == "" {
-		return nil, errors.New("claim jobs: empty owner")
-	}
-	if lease <= 0 {
-		return nil, fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	if err := symbot.CheckClaim(owner, lease); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
@@ -442,11 +439,8 @@ func (t *tx) AddJob(j *symbot.Job) error {
 	if err := t.checkWrite("add job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("add job: nil job")
-	}
-	if j.Kind == "" {
-		return errors.New("add job: job has no kind")
+	if err := symbot.CheckNewJob(j); err != nil {
+		return err
 	}
 	last := t.s.lastJobID
 	t.undo = append(t.undo, func() { t.s.lastJobID = last })
@@ -527,19 +521,13 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err := t.checkWrite("append audit"); err != nil {
 		return err
 	}
-	if e == nil {
-		return errors.New("append audit: nil entry")
-	}
 	n := len(t.s.audit)
 	prev := ""
 	if n > 0 {
 		prev = t.s.audit[n-1].Hash
 	}
-	if e.Seq != uint64(n+1) || e.PrevHash != prev {
-		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, n)
-	}
-	if e.Hash == "" {
-		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	if err := symbot.CheckAuditAppend(e, uint64(n), prev); err != nil {
+		return err
 	}
 	t.undo = append(t.undo, func() { t.s.audit = t.s.audit[:n] })
 	t.s.audit = append(t.s.audit, *e)
@@ -550,8 +538,8 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
-	if limit < 1 {
-		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	if err := symbot.CheckAuditPage(limit); err != nil {
+		return nil, err
 	}
 	if after >= uint64(len(t.s.audit)) {
 		return nil, nil

@@ -273,11 +273,8 @@ const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lan
 // moment are skipped (FOR UPDATE SKIP LOCKED); each claim increments the
 // job's lease token.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if owner == "" {
-		return nil, errors.New("claim jobs: empty owner")
-	}
-	if lease <= 0 {
-		return nil, fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	if err := symbot.CheckClaim(owner, lease); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)

@@ -242,11 +242,8 @@ func (t *tx) AddJob(j *symbot.Job) error {
 	if err := t.checkWrite("add job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("add job: nil job")
-	}
-	if j.Kind == "" {
-		return errors.New("add job: job has no kind")
+	if err := symbot.CheckNewJob(j); err != nil {
+		return err
 	}
 	var id int64
 	err := t.q.QueryRow(t.ctx, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
@@ -340,9 +337,6 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err := t.checkWrite("append audit"); err != nil {
 		return err
 	}
-	if e == nil {
-		return errors.New("append audit: nil entry")
-	}
 	if !t.headKnown {
 		seq, hash, err := t.AuditHead()
 		if err != nil {
@@ -350,11 +344,8 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 		}
 		t.headSeq, t.headHash, t.headKnown = seq, hash, true
 	}
-	if e.Seq != t.headSeq+1 || e.PrevHash != t.headHash {
-		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, t.headSeq)
-	}
-	if e.Hash == "" {
-		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	if err := symbot.CheckAuditAppend(e, t.headSeq, t.headHash); err != nil {
+		return err
 	}
 	_, err := t.q.Exec(t.ctx, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Key, e.Hash)
@@ -380,8 +371,8 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	if err := t.check("read audit"); err != nil {
 		return nil, err
 	}
-	if limit < 1 {
-		return nil, fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, symbot.ErrInvalidRequest)
+	if err := symbot.CheckAuditPage(limit); err != nil {
+		return nil, err
 	}
 	rows, err := t.q.Query(t.ctx, `SELECT seq, at, request_id, actor, action, detail, prev_hash, key_id, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), limit)
 	if err != nil {

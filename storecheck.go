@@ -1,0 +1,56 @@
+// Argument checks of the Store contract, shared by the store
+// implementations (bbolt, PostgreSQL, the in-memory store) so that they
+// refuse the same calls with the same words.
+
+package symbot
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CheckClaim checks the owner and lease given to Store.ClaimJobs.
+func CheckClaim(owner string, lease time.Duration) error {
+	if owner == "" {
+		return errors.New("claim jobs: empty owner")
+	}
+	if lease <= 0 {
+		return fmt.Errorf("claim jobs: lease %v must be positive", lease)
+	}
+	return nil
+}
+
+// CheckNewJob checks a job given to Tx.AddJob.
+func CheckNewJob(j *Job) error {
+	if j == nil {
+		return errors.New("add job: nil job")
+	}
+	if j.Kind == "" {
+		return errors.New("add job: job has no kind")
+	}
+	return nil
+}
+
+// CheckAuditAppend checks an entry given to Tx.AppendAudit: it must be
+// sealed and extend the stored head (headSeq, headHash).
+func CheckAuditAppend(e *AuditEntry, headSeq uint64, headHash string) error {
+	if e == nil {
+		return errors.New("append audit: nil entry")
+	}
+	if e.Seq != headSeq+1 || e.PrevHash != headHash {
+		return fmt.Errorf("append audit: entry %d does not extend the head %d: link it with symbot.AppendAudit", e.Seq, headSeq)
+	}
+	if e.Hash == "" {
+		return fmt.Errorf("append audit %d: entry is not sealed", e.Seq)
+	}
+	return nil
+}
+
+// CheckAuditPage checks the page size given to Tx.Audit: there is no "all".
+func CheckAuditPage(limit int) error {
+	if limit < 1 {
+		return fmt.Errorf("read audit: page size %d: want at least 1: %w", limit, ErrInvalidRequest)
+	}
+	return nil
+}
