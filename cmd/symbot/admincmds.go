@@ -11,48 +11,95 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"text/tabwriter"
 	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 )
 
-// adminFlags are the flags every admin subcommand has.
-type adminFlags struct {
+// adminCmd is what every command that asks the running daemon shares: its
+// flag set with --config and --socket, the parse of its arguments, the
+// client from --socket or the config, and how it reports a failure.
+type adminCmd struct {
+	name   string
+	fs     *flag.FlagSet
+	stderr io.Writer
 	config *string
 	socket *string
 }
 
-func addAdminFlags(fs *flag.FlagSet) adminFlags {
-	return adminFlags{
+func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
+	fs := newFlagSet(name, usage, stderr)
+	return &adminCmd{name: name, fs: fs, stderr: stderr,
 		config: configFlag(fs),
 		socket: fs.String("socket", "", "admin socket (default: admin.socket from the config)"),
 	}
 }
 
-// client returns the admin client of the command cmd, from --socket or the
-// config.
-func (f adminFlags) client(cmd string, stderr io.Writer) (*admin.Client, bool) {
-	if *f.socket != "" {
-		return admin.NewClient(*f.socket), true
+// jsonFlag adds --json.
+func (a *adminCmd) jsonFlag() *bool { return a.fs.Bool("json", false, "print JSON") }
+
+// parse parses args: with one == "" the command takes no positional
+// argument, else exactly one, which one describes ("request id (see
+// `symbot grants`)"). When ok is false the command stops with code.
+func (a *adminCmd) parse(args []string, one string) (arg string, code int, ok bool) {
+	if one == "" {
+		code, ok := parseNoArgs(a.fs, args, a.stderr)
+		return "", code, ok
 	}
-	cfg, ok := loadConfig(cmd, *f.config, stderr)
+	return parseOneArg(a.fs, args, a.stderr, one)
+}
+
+// client returns the admin client, from --socket or the config; when ok is
+// false the problem has been printed.
+func (a *adminCmd) client() (*admin.Client, bool) {
+	if *a.socket != "" {
+		return admin.NewClient(*a.socket), true
+	}
+	cfg, ok := loadConfig(a.name, *a.config, a.stderr)
 	if !ok {
 		return nil, false
 	}
 	return admin.NewClient(cfg.Admin.Socket), true
 }
 
-func adminFail(stderr io.Writer, cmd string, err error) int {
-	fmt.Fprintf(stderr, "symbot %s: %v\n", cmd, err)
+// dial is parse then client, for the commands that check nothing else
+// before they ask the daemon.
+func (a *adminCmd) dial(args []string, one string) (c *admin.Client, arg string, code int, ok bool) {
+	if arg, code, ok = a.parse(args, one); !ok {
+		return nil, "", code, false
+	}
+	if c, ok = a.client(); !ok {
+		return nil, "", exitFail, false
+	}
+	return c, arg, 0, true
+}
+
+// fail prints err as the command's failure and returns exitFail.
+func (a *adminCmd) fail(err error) int {
+	fmt.Fprintf(a.stderr, "symbot %s: %v\n", a.name, err)
 	return exitFail
+}
+
+// usageError prints err as a mistake on the command line and returns
+// exitUsage.
+func (a *adminCmd) usageError(err error) int {
+	fmt.Fprintf(a.stderr, "symbot %s: %v\n", a.name, err)
+	return exitUsage
 }
 
 func printJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// printJSONList prints a list as JSON: [] when it is empty.
+func printJSONList[T any](w io.Writer, v []T) {
+	if v == nil {
+		v = []T{}
+	}
+	printJSON(w, v)
 }
 
 func fmtTime(t *time.Time) string {
@@ -69,95 +116,93 @@ func person(p admin.PersonJSON) string {
 	return oneLine(p.SlackID)
 }
 
-func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	return listCmd(ctx, "requests", args, stdout, stderr)
-}
-
-func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	return listCmd(ctx, "grants", args, stdout, stderr)
-}
-
-func listCmd(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet(name, "[--config FILE] [--json]", stderr)
-	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
-		return code
-	}
-	c, ok := af.client(name, stderr)
-	if !ok {
-		return exitFail
-	}
-	var reqs, extra []admin.RequestJSON
-	var err error
-	if name == "grants" {
-		reqs, err = c.Grants(ctx)
-		if err == nil {
-			// Ended grants whose removal is not done are listed too: the
-			// person may still be in the Okta group.
-			var rs []admin.RemovalJSON
-			rs, err = c.Removals(ctx)
-			for _, r := range rs {
-				q := r.Request
-				q.RemovalAttempts, q.RemovalError, q.RemovalSince = r.Attempts, r.LastError, &r.Since
-				extra = append(extra, q)
-			}
-		}
-	} else {
-		reqs, err = c.Requests(ctx)
-		if err == nil {
-			extra, err = c.Failures(ctx, time.Now().Add(-failuresShown))
-		}
-	}
+// olderDaemon forgives a 404: a daemon older than this command lacks the
+// endpoint of its second list, and the first list is still worth printing.
+func olderDaemon(err error) error {
 	var ae *admin.Error
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-		err = nil // an older daemon without these endpoints
+		return nil
 	}
-	if err != nil {
-		return adminFail(stderr, name, err)
+	return err
+}
+
+// failuresShown is how far back `symbot requests` lists failed grants.
+const failuresShown = 7 * 24 * time.Hour
+
+func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	cmd := newAdminCmd("requests", "[--config FILE] [--json]", stderr)
+	asJSON := cmd.jsonFlag()
+	c, _, code, ok := cmd.dial(args, "")
+	if !ok {
+		return code
+	}
+	reqs, err := c.Requests(ctx)
+	var failed []admin.RequestJSON
+	if err == nil {
+		failed, err = c.Failures(ctx, time.Now().Add(-failuresShown))
+	}
+	if err := olderDaemon(err); err != nil {
+		return cmd.fail(err)
 	}
 	if *asJSON {
-		out := append(append([]admin.RequestJSON{}, reqs...), extra...)
-		printJSON(stdout, out)
+		printJSONList(stdout, append(reqs, failed...))
 		return exitOK
 	}
 	if len(reqs) == 0 {
-		if name == "grants" {
-			fmt.Fprintln(stdout, "no active grants")
-		} else {
-			fmt.Fprintln(stdout, "no pending or approved requests")
-		}
+		fmt.Fprintln(stdout, "no pending or approved requests")
 	} else {
-		printList(stdout, name, reqs)
+		tw := newTable(stdout)
+		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tREQUESTER\tDURATION\tAPPROVALS\tCREATED\tREASON")
+		for _, r := range reqs {
+			created := r.CreatedAt
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), r.Duration, len(r.Approvals), fmtTime(&created), oneLine(truncate(r.Reason, 60)))
+		}
+		tw.Flush()
 	}
-	if len(extra) > 0 {
-		fmt.Fprintln(stdout)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		if name == "grants" {
-			fmt.Fprintln(stdout, "ENDED, OKTA REMOVAL PENDING (the person may still be in the group):")
-			fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tPENDING SINCE\tATTEMPTS\tLAST ERROR")
-			for _, r := range extra {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.RemovalSince), r.RemovalAttempts, dash(oneLine(truncate(r.RemovalError, 100))))
-			}
-		} else {
-			fmt.Fprintf(stdout, "FAILED GRANTS (last %s):\n", symbot.FormatDuration(failuresShown))
-			fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tREQUESTER\tFAILED\tERROR")
-			for _, r := range extra {
-				at := r.UpdatedAt
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), fmtTime(&at), oneLine(truncate(r.FailReason, 200)))
-			}
+	if len(failed) > 0 {
+		fmt.Fprintf(stdout, "\nFAILED GRANTS (last %s):\n", symbot.FormatDuration(failuresShown))
+		tw := newTable(stdout)
+		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tREQUESTER\tFAILED\tERROR")
+		for _, r := range failed {
+			at := r.UpdatedAt
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), fmtTime(&at), oneLine(truncate(r.FailReason, 200)))
 		}
 		tw.Flush()
 	}
 	return exitOK
 }
 
-// failuresShown is how far back `symbot requests` lists failed grants.
-const failuresShown = 7 * 24 * time.Hour
-
-func printList(stdout io.Writer, name string, reqs []admin.RequestJSON) {
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if name == "grants" {
+func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	cmd := newAdminCmd("grants", "[--config FILE] [--json]", stderr)
+	asJSON := cmd.jsonFlag()
+	c, _, code, ok := cmd.dial(args, "")
+	if !ok {
+		return code
+	}
+	reqs, err := c.Grants(ctx)
+	// Ended grants whose removal is not done are listed too: the person
+	// may still be in the Okta group.
+	var ended []admin.RequestJSON
+	if err == nil {
+		var rs []admin.RemovalJSON
+		rs, err = c.Removals(ctx)
+		for _, r := range rs {
+			q := r.Request
+			q.RemovalAttempts, q.RemovalError, q.RemovalSince = r.Attempts, r.LastError, &r.Since
+			ended = append(ended, q)
+		}
+	}
+	if err := olderDaemon(err); err != nil {
+		return cmd.fail(err)
+	}
+	if *asJSON {
+		printJSONList(stdout, append(reqs, ended...))
+		return exitOK
+	}
+	if len(reqs) == 0 {
+		fmt.Fprintln(stdout, "no active grants")
+	} else {
+		tw := newTable(stdout)
 		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tGRANTED\tEXPIRES\tLEFT")
 		for _, r := range reqs {
 			left := "-"
@@ -166,14 +211,18 @@ func printList(stdout io.Writer, name string, reqs []admin.RequestJSON) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.GrantedAt), fmtTime(r.ExpiresAt), left)
 		}
-	} else {
-		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tREQUESTER\tDURATION\tAPPROVALS\tCREATED\tREASON")
-		for _, r := range reqs {
-			created := r.CreatedAt
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), r.Duration, len(r.Approvals), fmtTime(&created), oneLine(truncate(r.Reason, 60)))
-		}
+		tw.Flush()
 	}
-	tw.Flush()
+	if len(ended) > 0 {
+		fmt.Fprintln(stdout, "\nENDED, OKTA REMOVAL PENDING (the person may still be in the group):")
+		tw := newTable(stdout)
+		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tPENDING SINCE\tATTEMPTS\tLAST ERROR")
+		for _, r := range ended {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.RemovalSince), r.RemovalAttempts, dash(oneLine(truncate(r.RemovalError, 100))))
+		}
+		tw.Flush()
+	}
+	return exitOK
 }
 
 // timeLeft says how long a grant still runs: rounded up, so that a grant
@@ -205,23 +254,14 @@ func truncate(s string, n int) string {
 }
 
 func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("revoke", "ID [--reason TEXT] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	reason := fs.String("reason", "", "why (recorded in the audit trail and told to the user)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args)
+	cmd := newAdminCmd("revoke", "ID [--reason TEXT] [--config FILE]", stderr)
+	reason := cmd.fs.String("reason", "", "why (recorded in the audit trail and told to the user)")
+	asJSON := cmd.jsonFlag()
+	c, id, code, ok := cmd.dial(args, "request id (see `symbot grants`)")
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "symbot revoke: give exactly one request id (see `symbot grants`)")
-		return exitUsage
-	}
-	c, ok := af.client("revoke", stderr)
-	if !ok {
-		return exitFail
-	}
-	r, err := c.Revoke(ctx, pos[0], *reason)
+	r, err := c.Revoke(ctx, id, *reason)
 	var ae *admin.Error
 	if errors.As(err, &ae) {
 		switch ae.Status {
@@ -232,7 +272,7 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}
 	if err != nil {
-		return adminFail(stderr, "revoke", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
 		printJSON(stdout, r)
@@ -273,11 +313,10 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return auditExportCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fs := newFlagSet("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	sinceFlag := fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args)
+	cmd := newAdminCmd("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
+	sinceFlag := cmd.fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
+	asJSON := cmd.jsonFlag()
+	pos, code, ok := parseFlags(cmd.fs, args)
 	if !ok {
 		return code
 	}
@@ -290,29 +329,25 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	since, err := parseSince(*sinceFlag, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "symbot audit: %v\n", err)
-		return exitUsage
+		return cmd.usageError(err)
 	}
-	c, ok := af.client("audit", stderr)
+	c, ok := cmd.client()
 	if !ok {
 		return exitFail
 	}
 	entries, err := c.Audit(ctx, since)
 	if err != nil {
-		return adminFail(stderr, "audit", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
-		if entries == nil {
-			entries = []admin.AuditJSON{}
-		}
-		printJSON(stdout, entries)
+		printJSONList(stdout, entries)
 		return exitOK
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(stdout, "no audit entries in that period")
 		return exitOK
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "SEQ\tTIME\tREQUEST\tACTOR\tACTION\tDETAIL")
 	for _, e := range entries {
 		at := e.At
@@ -323,22 +358,20 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("audit verify", "[--against FILE|DIR] [--json] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	against := fs.String("against", "", "also check the chain against checkpoints exported earlier: a file sink's output, S3 objects (a file or a directory) or symbot's log")
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+	cmd := newAdminCmd("audit verify", "[--against FILE|DIR] [--json] [--config FILE]", stderr)
+	asJSON := cmd.jsonFlag()
+	against := cmd.fs.String("against", "", "also check the chain against checkpoints exported earlier: a file sink's output, S3 objects (a file or a directory) or symbot's log")
+	if _, code, ok := cmd.parse(args, ""); !ok {
 		return code
 	}
 	var cps []symbot.AuditCheckpoint
 	if *against != "" {
 		var err error
 		if cps, err = readAnchors(*against); err != nil {
-			fmt.Fprintf(stderr, "symbot audit verify: %v\n", err)
-			return exitUsage
+			return cmd.usageError(err)
 		}
 	}
-	c, ok := af.client("audit verify", stderr)
+	c, ok := cmd.client()
 	if !ok {
 		return exitFail
 	}
@@ -350,7 +383,7 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		v, err = c.VerifyAudit(ctx)
 	}
 	if err != nil {
-		return adminFail(stderr, "audit verify", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
 		printJSON(stdout, v)
@@ -368,24 +401,15 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func backupCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("backup", "FILE [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	pos, code, ok := parseFlags(fs, args)
+	cmd := newAdminCmd("backup", "FILE [--config FILE]", stderr)
+	c, file, code, ok := cmd.dial(args, "file to write the backup to")
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "symbot backup: give exactly one file to write the backup to")
-		return exitUsage
-	}
-	c, ok := af.client("backup", stderr)
-	if !ok {
-		return exitFail
-	}
-	n, err := c.BackupToFile(ctx, pos[0])
+	n, err := c.BackupToFile(ctx, file)
 	if err != nil {
-		return adminFail(stderr, "backup", err)
+		return cmd.fail(err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", pos[0], n)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", file, n)
 	return exitOK
 }

@@ -125,31 +125,28 @@ func reportCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func streamCmd(ctx context.Context, name, path, defFormat, formats, defSince string, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	sinceFlag := fs.String("since", defSince, "from this long ago (30d, 24h), from an RFC 3339 time, or all")
-	untilFlag := fs.String("until", "", "up to this long ago or this RFC 3339 time (default: now)")
-	format := fs.String("format", defFormat, formats)
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+	cmd := newAdminCmd(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE]", stderr)
+	sinceFlag := cmd.fs.String("since", defSince, "from this long ago (30d, 24h), from an RFC 3339 time, or all")
+	untilFlag := cmd.fs.String("until", "", "up to this long ago or this RFC 3339 time (default: now)")
+	format := cmd.fs.String("format", defFormat, formats)
+	if _, code, ok := cmd.parse(args, ""); !ok {
 		return code
 	}
 	now := time.Now()
 	since, err := parseSince(*sinceFlag, now)
 	if err != nil {
-		fmt.Fprintf(stderr, "symbot %s: %v\n", name, err)
-		return exitUsage
+		return cmd.usageError(err)
 	}
 	until, err := parseUntil(*untilFlag, now)
 	if err != nil {
-		fmt.Fprintf(stderr, "symbot %s: %v\n", name, err)
-		return exitUsage
+		return cmd.usageError(err)
 	}
-	c, ok := af.client(name, stderr)
+	c, ok := cmd.client()
 	if !ok {
 		return exitFail
 	}
 	if err := c.Stream(ctx, path, since, until, *format, stdout); err != nil {
-		return adminFail(stderr, name, err)
+		return cmd.fail(err)
 	}
 	return exitOK
 }

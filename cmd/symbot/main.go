@@ -120,7 +120,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: symbot COMMAND [flags]")
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	for _, c := range commands() {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
@@ -196,6 +196,25 @@ func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, o
 	}
 	return 0, true
 }
+
+// parseOneArg parses the flags of a command that takes exactly one
+// positional argument, which what describes for the message when there is
+// not exactly one. When ok is false the command stops with code.
+func parseOneArg(fs *flag.FlagSet, args []string, stderr io.Writer, what string) (arg string, code int, ok bool) {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return "", code, false
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "symbot %s: give exactly one %s\n", fs.Name(), what)
+		return "", exitUsage, false
+	}
+	return pos[0], 0, true
+}
+
+// newTable returns the writer the commands print their tables with; Flush
+// it when done.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 // loadConfig loads the config for the command cmd and prints its problems
 // on failure.

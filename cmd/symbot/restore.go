@@ -20,13 +20,9 @@ import (
 func restoreCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("restore", "FILE [--config FILE]", stderr)
 	cfgPath := configFlag(fs)
-	pos, code, ok := parseFlags(fs, args)
+	backup, code, ok := parseOneArg(fs, args, stderr, "backup file (written by `symbot backup`)")
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "symbot restore: give exactly one backup file (written by `symbot backup`)")
-		return exitUsage
 	}
 	cfg, ok := loadConfig("restore", *cfgPath, stderr)
 	if !ok {
@@ -36,12 +32,12 @@ func restoreCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintln(stderr, "symbot restore: the config uses PostgreSQL (store.url); restore it with the database's own tools, then start symbot")
 		return exitFail
 	}
-	n, err := restoreStore(ctx, cfg.Store.Path, pos[0], cfg.Flows, time.Now())
+	n, err := restoreStore(ctx, cfg.Store.Path, backup, cfg.Flows, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "symbot restore: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "restored %s from %s (audit chain checked: %d entries); the previous file is kept as %s.\n", cfg.Store.Path, pos[0], n, cfg.Store.Path+".before-restore")
+	fmt.Fprintf(stdout, "restored %s from %s (audit chain checked: %d entries); the previous file is kept as %s.\n", cfg.Store.Path, backup, n, cfg.Store.Path+".before-restore")
 	fmt.Fprintln(stdout, "The next `symbot run` reconciles Okta with the restored store before serving and posts a summary in the errors channel.")
 	return exitOK
 }

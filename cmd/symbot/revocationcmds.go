@@ -6,27 +6,22 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 )
 
 func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("reconcile", "[--dry-run] [--json] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	dry := fs.Bool("dry-run", false, "report what the pass finds without changing anything")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
-		return code
-	}
-	c, ok := af.client("reconcile", stderr)
+	cmd := newAdminCmd("reconcile", "[--dry-run] [--json] [--config FILE]", stderr)
+	dry := cmd.fs.Bool("dry-run", false, "report what the pass finds without changing anything")
+	asJSON := cmd.jsonFlag()
+	c, _, code, ok := cmd.dial(args, "")
 	if !ok {
-		return exitFail
+		return code
 	}
 	rep, err := c.Reconcile(ctx, *dry)
 	if err != nil {
-		return adminFail(stderr, "reconcile", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
 		printJSON(stdout, rep)
@@ -39,7 +34,7 @@ func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stder
 			mode, rep.Groups, rep.MembersChecked, rep.DurationSeconds,
 			rep.Counts[string(symbot.DriftStanding)], rep.Counts[string(symbot.DriftUnmanaged)], rep.Counts[string(symbot.DriftVanished)], rep.Counts[string(symbot.DriftSurvived)])
 		if len(rep.Drift) > 0 {
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(stdout)
 			fmt.Fprintln(tw, "KIND\tGROUP\tFLOW/TARGET\tOKTA USER\tLOGIN\tREQUEST\tACTION")
 			for _, d := range rep.Drift {
 				fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", d.Kind, d.GroupID, d.Flow, d.Target, d.UserID, dash(oneLine(d.Login)), dash(d.RequestID), d.Action)
@@ -57,32 +52,25 @@ func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stder
 }
 
 func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("standing", "[--json] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parseNoArgs(fs, args, stderr); !ok {
-		return code
-	}
-	c, ok := af.client("standing", stderr)
+	cmd := newAdminCmd("standing", "[--json] [--config FILE]", stderr)
+	asJSON := cmd.jsonFlag()
+	c, _, code, ok := cmd.dial(args, "")
 	if !ok {
-		return exitFail
+		return code
 	}
 	ms, err := c.Standing(ctx)
 	if err != nil {
-		return adminFail(stderr, "standing", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
-		if ms == nil {
-			ms = []admin.StandingJSON{}
-		}
-		printJSON(stdout, ms)
+		printJSONList(stdout, ms)
 		return exitOK
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(stdout, "no standing members (or no reconcile has run yet)")
 		return exitOK
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "GROUP\tFLOW/TARGET\tOKTA USER\tLOGIN\tRECORDED")
 	for _, m := range ms {
 		since := m.Since
@@ -93,24 +81,15 @@ func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func showCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("show", "ID [--json] [--config FILE]", stderr)
-	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(fs, args)
+	cmd := newAdminCmd("show", "ID [--json] [--config FILE]", stderr)
+	asJSON := cmd.jsonFlag()
+	c, id, code, ok := cmd.dial(args, "request id (see `symbot grants` or `symbot audit`)")
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "symbot show: give exactly one request id (see `symbot grants` or `symbot audit`)")
-		return exitUsage
-	}
-	c, ok := af.client("show", stderr)
-	if !ok {
-		return exitFail
-	}
-	s, err := c.Show(ctx, pos[0])
+	s, err := c.Show(ctx, id)
 	if err != nil {
-		return adminFail(stderr, "show", err)
+		return cmd.fail(err)
 	}
 	if *asJSON {
 		printJSON(stdout, s)
@@ -146,7 +125,7 @@ func printStory(w io.Writer, s admin.StoryJSON) {
 		fmt.Fprintf(w, "removal:  %s\n", removal)
 	}
 	fmt.Fprintln(w, "\ntransitions:")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	for _, t := range s.Transitions {
 		at := t.At
 		fmt.Fprintf(tw, "  %s\t%s -> %s\tby %s\t%s\n", fmtTime(&at), t.From, t.To, t.By, oneLine(truncate(t.Note, 100)))
@@ -156,14 +135,14 @@ func printStory(w io.Writer, s admin.StoryJSON) {
 	if len(s.Jobs) == 0 {
 		fmt.Fprintln(w, "  none")
 	}
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw = newTable(w)
 	for _, j := range s.Jobs {
 		created, next := j.CreatedAt, j.NotBefore
 		fmt.Fprintf(tw, "  #%d\t%s %s\tqueued %s\tattempts %d\tnext %s\t%s\n", j.ID, j.Kind, j.Event, fmtTime(&created), j.Attempts, fmtTime(&next), dash(oneLine(truncate(j.LastError, 120))))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\naudit:")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw = newTable(w)
 	for _, e := range s.Audit {
 		at := e.At
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(&at), e.Actor, e.Action, oneLine(truncate(e.Detail, 120)))
