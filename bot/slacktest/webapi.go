@@ -170,12 +170,20 @@ func (s *Server) handleAPI(w http.ResponseWriter, hr *http.Request) {
 	default:
 		resp, ae = m.handler(s, req)
 	}
-	s.mu.Unlock()
-	s.finish(call, w, resp, ae)
+	// Recorded in the same critical section as the call's effect: whoever
+	// sees the message or view a call made also sees the call.
+	s.finishLocked(call, w, resp, ae)
 }
 
 // finish records the call and writes the answer.
 func (s *Server) finish(call Call, w http.ResponseWriter, resp map[string]any, ae *apiError) {
+	s.mu.Lock()
+	s.finishLocked(call, w, resp, ae)
+}
+
+// finishLocked records the call, releases s.mu (held by the caller) and
+// writes the answer.
+func (s *Server) finishLocked(call Call, w http.ResponseWriter, resp map[string]any, ae *apiError) {
 	body := map[string]any{"ok": true}
 	if ae != nil {
 		call.Error = ae.code
@@ -188,7 +196,6 @@ func (s *Server) finish(call Call, w http.ResponseWriter, resp map[string]any, a
 			body[k] = v
 		}
 	}
-	s.mu.Lock()
 	s.calls = append(s.calls, call)
 	s.notifyLocked()
 	logger := s.Logger
