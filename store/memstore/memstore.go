@@ -39,7 +39,6 @@ type Store struct {
 	closed bool
 
 	requests   map[string]*symbot.Request
-	open       map[string]map[string]bool // requester -> ids of their non-final requests
 	seqs       map[string]uint64
 	jobs       map[uint64]*symbot.Job
 	lastJobID  uint64
@@ -55,7 +54,6 @@ var _ symbot.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		requests:   map[string]*symbot.Request{},
-		open:       map[string]map[string]bool{},
 		seqs:       map[string]uint64{},
 		jobs:       map[uint64]*symbot.Job{},
 		identities: map[string]symbot.Identity{},
@@ -336,31 +334,8 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if r == nil || r.ID == "" {
 		return errors.New("put request: request has no ID")
 	}
-	if o, ok := t.s.requests[r.ID]; ok && !o.State.Final() {
-		del(t, t.s.open[o.Requester.SlackID], o.ID)
-	}
 	put(t, t.s.requests, r.ID, r.Clone())
-	if !r.State.Final() {
-		ids := t.s.open[r.Requester.SlackID]
-		if ids == nil {
-			ids = map[string]bool{}
-			t.s.open[r.Requester.SlackID] = ids
-		}
-		put(t, ids, r.ID, true)
-	}
 	return nil
-}
-
-// OpenRequests reads the per-requester index of non-final requests.
-func (t *tx) OpenRequests(slackID string) ([]*symbot.Request, error) {
-	if err := t.check(); err != nil {
-		return nil, fmt.Errorf("open requests: %w", err)
-	}
-	var out []*symbot.Request
-	for _, id := range slices.Sorted(maps.Keys(t.s.open[slackID])) {
-		out = append(out, t.s.requests[id].Clone())
-	}
-	return out, nil
 }
 
 // requests returns clones of the stored requests that match, in ID order.
@@ -379,6 +354,15 @@ func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
 		return nil, fmt.Errorf("requests by requester: %w", err)
 	}
 	return t.requests(func(r *symbot.Request) bool { return r.Requester.SlackID == slackID }), nil
+}
+
+// OpenRequests filters every request, as the other reads do: the store is
+// small and in memory, so it keeps no index to hold in step.
+func (t *tx) OpenRequests(slackID string) ([]*symbot.Request, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("open requests: %w", err)
+	}
+	return t.requests(func(r *symbot.Request) bool { return r.Requester.SlackID == slackID && !r.State.Final() }), nil
 }
 
 func (t *tx) RequestsByState(st symbot.State) ([]*symbot.Request, error) {
@@ -482,12 +466,10 @@ func (t *tx) DeleteJob(id uint64) error {
 	if err := t.checkWrite("delete job"); err != nil {
 		return err
 	}
-	old, ok := t.s.jobs[id]
-	if !ok {
+	if _, ok := t.s.jobs[id]; !ok {
 		return fmt.Errorf("delete job %d: %w", id, symbot.ErrNotFound)
 	}
-	t.undo = append(t.undo, func() { t.s.jobs[id] = old })
-	delete(t.s.jobs, id)
+	del(t, t.s.jobs, id)
 	return nil
 }
 
@@ -622,11 +604,7 @@ func (t *tx) PutRecord(name string, value []byte) error {
 		return errors.New("put record: empty name")
 	}
 	if value == nil {
-		old, had := t.s.records[name]
-		if had {
-			t.undo = append(t.undo, func() { t.s.records[name] = old })
-			delete(t.s.records, name)
-		}
+		del(t, t.s.records, name)
 		return nil
 	}
 	put(t, t.s.records, name, slices.Clone(value))
