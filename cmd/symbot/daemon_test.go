@@ -157,6 +157,10 @@ func TestDaemonAdminCommands(t *testing.T) {
 		t.Errorf("backup has %s in state %s, want revoked (or later)", id, got.State)
 	}
 
+	// A pass through the admin socket reaches the reconcile metrics.
+	if out, code = cli("reconcile"); code != 0 {
+		t.Fatalf("reconcile: exit %d\n%s", code, out)
+	}
 	var m bytes.Buffer
 	if err := d.metrics.WriteText(&m); err != nil {
 		t.Fatal(err)
@@ -169,6 +173,8 @@ func TestDaemonAdminCommands(t *testing.T) {
 		`symbot_external_calls_total{result="ok",service="slack"}`,
 		`symbot_grant_latency_seconds_count 1`,
 		`symbot_socket_reconnects_total 0`,
+		`symbot_reconcile_drift{kind="unmanaged"} 0`,
+		`symbot_reconcile_duration_seconds_count`,
 	} {
 		if !strings.Contains(m.String(), want) {
 			t.Errorf("metrics lack %q", want)

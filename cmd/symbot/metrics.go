@@ -24,6 +24,7 @@ import (
 var (
 	grantLatencyBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 	revokeLagBuckets    = []float64{0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+	reconcileBuckets    = []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 )
 
 // Metrics is symbot's metric set on its own Prometheus registry. It
@@ -40,6 +41,10 @@ type Metrics struct {
 	revokeLag    prometheus.Histogram
 	jobs         *prometheus.CounterVec
 
+	reconcileDuration prometheus.Histogram
+	reconcileMembers  prometheus.Gauge
+	reconcileDrift    *prometheus.GaugeVec
+
 	mu         sync.Mutex
 	stats      func() symbot.Stats
 	statsAt    time.Time    // when statsLast was read
@@ -49,7 +54,10 @@ type Metrics struct {
 	external   map[string]func() ExternalCalls // by service
 }
 
-var _ symbot.Metrics = (*Metrics)(nil)
+var (
+	_ symbot.Metrics          = (*Metrics)(nil)
+	_ symbot.ReconcileMetrics = (*Metrics)(nil)
+)
 
 // ExternalCalls are one service's call counts. Outcomes has one count per
 // call, by how it ended (ok, rate_limited, ...), so the outcomes of a
@@ -79,7 +87,18 @@ func NewMetrics() *Metrics {
 	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "symbot_jobs_total", Help: "Durable job attempts, by kind and result (ok, retry, failed).",
 	}, []string{"kind", "result"})
-	reg.MustRegister(m.requests, m.grantLatency, m.revokeLag, m.jobs, (*scrapeCollector)(m),
+	m.reconcileDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "symbot_reconcile_duration_seconds", Help: "How long each reconcile pass (not a dry run) took; its count is the passes run.",
+		Buckets: reconcileBuckets,
+	})
+	m.reconcileMembers = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "symbot_reconcile_members_checked", Help: "Okta group members the last reconcile pass compared with the grants.",
+	})
+	m.reconcileDrift = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "symbot_reconcile_drift", Help: "Differences between Okta and the grants the last reconcile pass found, by kind (standing, unmanaged, vanished, survived).",
+	}, []string{"kind"})
+	reg.MustRegister(m.requests, m.grantLatency, m.revokeLag, m.jobs,
+		m.reconcileDuration, m.reconcileMembers, m.reconcileDrift, (*scrapeCollector)(m),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
 	return m
@@ -99,6 +118,16 @@ func (m *Metrics) RevokeLag(d time.Duration) { m.revokeLag.Observe(d.Seconds()) 
 // JobResult implements symbot.Metrics.
 func (m *Metrics) JobResult(kind symbot.JobKind, result string) {
 	m.jobs.WithLabelValues(string(kind), result).Inc()
+}
+
+// Reconciled implements symbot.ReconcileMetrics: the engine calls it after
+// every reconcile pass that was not a dry run.
+func (m *Metrics) Reconciled(r *symbot.ReconcileReport) {
+	m.reconcileDuration.Observe(r.Duration.Seconds())
+	m.reconcileMembers.Set(float64(r.MembersChecked))
+	for _, k := range symbot.DriftKinds {
+		m.reconcileDrift.WithLabelValues(string(k)).Set(float64(r.Count(k)))
+	}
 }
 
 // snapshot returns the engine's stats, read at most once a second: the

@@ -154,6 +154,10 @@ func TestMetricsExposition(t *testing.T) {
 		return splitOktaStats(map[string]int64{"ok": 10, "rate_limited": 1, "attempts": 14, "retries": 3, "token_refreshes": 1})
 	})
 	m.SetExternalCalls("slack", func() ExternalCalls { return ExternalCalls{Outcomes: map[string]int64{"ok": 7}} })
+	m.Reconciled(&symbot.ReconcileReport{Duration: 3 * time.Second, MembersChecked: 40, Drift: []symbot.Drift{
+		{Kind: symbot.DriftUnmanaged}, {Kind: symbot.DriftUnmanaged}, {Kind: symbot.DriftVanished},
+	}})
+	m.Reconciled(&symbot.ReconcileReport{Duration: 2 * time.Second, MembersChecked: 42, Drift: []symbot.Drift{{Kind: symbot.DriftUnmanaged}}})
 
 	types, samples := scrape(t, m)
 	wantTypes := map[string]string{
@@ -167,6 +171,9 @@ func TestMetricsExposition(t *testing.T) {
 		"symbot_external_calls_total":       "counter",
 		"symbot_external_call_events_total": "counter",
 		"symbot_build_info":                 "gauge",
+		"symbot_reconcile_duration_seconds": "histogram",
+		"symbot_reconcile_members_checked":  "gauge",
+		"symbot_reconcile_drift":            "gauge",
 		"go_goroutines":                     "gauge",
 		"process_start_time_seconds":        "gauge",
 	}
@@ -199,6 +206,14 @@ func TestMetricsExposition(t *testing.T) {
 		{"symbot_external_calls_total", map[string]string{"service": "slack", "result": "ok"}, 7},
 		{"symbot_external_call_events_total", map[string]string{"service": "okta", "event": "attempts"}, 14},
 		{"symbot_external_call_events_total", map[string]string{"service": "okta", "event": "token_refreshes"}, 1},
+		// The last pass's members and drift; every pass's duration.
+		{"symbot_reconcile_duration_seconds_count", map[string]string{}, 2},
+		{"symbot_reconcile_duration_seconds_sum", map[string]string{}, 5},
+		{"symbot_reconcile_members_checked", map[string]string{}, 42},
+		{"symbot_reconcile_drift", map[string]string{"kind": "unmanaged"}, 1},
+		{"symbot_reconcile_drift", map[string]string{"kind": "vanished"}, 0},
+		{"symbot_reconcile_drift", map[string]string{"kind": "standing"}, 0},
+		{"symbot_reconcile_drift", map[string]string{"kind": "survived"}, 0},
 	}
 	for _, tt := range tests {
 		got, ok := find(samples, tt.name, tt.labels)
@@ -410,6 +425,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	m.SetSocketReconnects(func() int64 { return 0 })
 	m.SetSocketConnected(func() bool { return true })
 	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })
+	m.Reconciled(&symbot.ReconcileReport{})
 	_, samples := scrape(t, m)
 	exposed := map[string][]string{}
 	for _, s := range samples {
