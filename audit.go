@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"strings"
 	"time"
@@ -97,19 +96,22 @@ func (k *AuditKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 // a length-prefixed encoding so that no two different entries collide by
 // shifting bytes between fields. It is the link of unkeyed entries (Key "").
 func (e *AuditEntry) ComputeHash() string {
-	h := sha256.New()
-	e.writeFields(h, false)
-	return hex.EncodeToString(h.Sum(nil))
+	var buf [512]byte
+	sum := sha256.Sum256(e.appendFields(buf[:0], false))
+	return hex.EncodeToString(sum[:])
 }
 
 // ComputeMAC returns the hex HMAC-SHA-256 under k of the entry's fields,
 // PrevHash and Key (which it does not set).
 func (e *AuditEntry) ComputeMAC(k *AuditKey) string {
 	m := hmac.New(sha256.New, k.secret)
-	m.Write([]byte("symbot audit v2\x00"))
-	e.writeFields(m, true)
+	m.Write(macDomain)
+	m.Write(e.appendFields(make([]byte, 0, 512), true))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// macDomain starts every keyed MAC input.
+var macDomain = []byte("symbot audit v2\x00")
 
 // Seal sets e.Key and e.Hash: an HMAC under k, or the plain SHA-256 when k
 // is nil. Seq, At and PrevHash must be set first.
@@ -123,21 +125,24 @@ func (e *AuditEntry) Seal(k *AuditKey) {
 	e.Hash = e.ComputeMAC(k)
 }
 
-func (e *AuditEntry) writeFields(h hash.Hash, keyed bool) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], e.Seq)
-	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(e.At.UnixNano()))
-	h.Write(n[:])
-	fields := []string{e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash}
+// appendFields appends what ComputeHash and ComputeMAC digest to b: Seq
+// and At (8 bytes each), then each field as its 8-byte length and its
+// bytes; keyed adds Key. Every entry is sealed and every verified entry
+// hashed through it, so it builds one buffer rather than writing each
+// field to the hash (a write through the hash.Hash interface copies each
+// string to the heap).
+func (e *AuditEntry) appendFields(b []byte, keyed bool) []byte {
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixNano()))
+	for _, s := range [...]string{e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash} {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
+	}
 	if keyed {
-		fields = append(fields, e.Key)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(e.Key)))
+		b = append(b, e.Key...)
 	}
-	for _, s := range fields {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
+	return b
 }
 
 // ActionAuditKey is the action of the entry that records a switch of the
