@@ -37,12 +37,16 @@ func TestContract(t *testing.T) {
 // records beside the requests, jobs and audit chain.
 func TestBackupDumpsEverything(t *testing.T) {
 	st, _ := MustOpen(t)
+	ident := symbot.Identity{SlackID: "U1", Email: "a@example.com", OktaUserID: "00u1", OktaLogin: "a", CachedAt: storetest.T0}
 	storetest.MustPut(t, st, storetest.FullRequest("R1"))
 	storetest.MustUpdate(t, st, func(tx symbot.Tx) error {
 		if err := symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, Action: "request"}); err != nil {
 			return err
 		}
 		if err := tx.SetSinkCursor("file", 1); err != nil {
+			return err
+		}
+		if err := tx.PutIdentity(ident); err != nil {
 			return err
 		}
 		return tx.(symbot.RecordTx).PutRecord("reconcile/group/00g1", []byte("rec"))
@@ -57,6 +61,9 @@ func TestBackupDumpsEverything(t *testing.T) {
 	}
 	if len(d.Requests) != 1 || len(d.Audit) != 1 {
 		t.Errorf("dump: %d requests, %d audit entries; want 1 and 1", len(d.Requests), len(d.Audit))
+	}
+	if len(d.Identities) != 1 || !d.Identities[0].CachedAt.Equal(ident.CachedAt) || d.Identities[0].OktaLogin != ident.OktaLogin {
+		t.Errorf("dump: identities %+v, want [%+v]", d.Identities, ident)
 	}
 	if got := d.SinkCursors["file"]; got != 1 {
 		t.Errorf("dump: sink cursor file = %d, want 1", got)

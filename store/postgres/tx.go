@@ -131,11 +131,11 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	return t.db("put request", err)
 }
 
-func (t *tx) requests(op, where string, arg any) ([]*symbot.Request, error) {
+func (t *tx) requests(op, where string, args ...any) ([]*symbot.Request, error) {
 	if err := t.check(op); err != nil {
 		return nil, err
 	}
-	rows, err := t.q.Query(t.ctx, `SELECT id, doc FROM requests WHERE `+where+` ORDER BY id`, arg)
+	rows, err := t.q.Query(t.ctx, `SELECT id, doc FROM requests WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, t.db(op, err)
 	}
@@ -448,18 +448,31 @@ func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
 	if err := t.check("get identity"); err != nil {
 		return symbot.Identity{}, false, err
 	}
-	id := symbot.Identity{SlackID: slackID}
-	var cached *int64
-	err := t.q.QueryRow(t.ctx, `SELECT email, okta_user_id, okta_login, cached_at FROM identities WHERE slack_id = $1`, slackID).
-		Scan(&id.Email, &id.OktaUserID, &id.OktaLogin, &cached)
+	rows, err := t.q.Query(t.ctx, `SELECT `+identityCols+` FROM identities WHERE slack_id = $1`, slackID)
+	if err != nil {
+		return symbot.Identity{}, false, t.db("get identity", err)
+	}
+	id, err := pgx.CollectExactlyOneRow(rows, scanIdentity)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return symbot.Identity{}, false, nil
 	}
 	if err != nil {
 		return symbot.Identity{}, false, t.db("get identity", err)
 	}
-	id.CachedAt = fromNanos(cached)
 	return id, true, nil
+}
+
+// identityCols are the columns scanIdentity reads, in order.
+const identityCols = `slack_id, email, okta_user_id, okta_login, cached_at`
+
+func scanIdentity(row pgx.CollectableRow) (symbot.Identity, error) {
+	var (
+		id     symbot.Identity
+		cached *int64
+	)
+	err := row.Scan(&id.SlackID, &id.Email, &id.OktaUserID, &id.OktaLogin, &cached)
+	id.CachedAt = fromNanos(cached)
+	return id, err
 }
 
 func (t *tx) PutIdentity(id symbot.Identity) error {
@@ -482,7 +495,7 @@ func (t *tx) dump() (Dump, error) {
 	if d.Seqs, err = namedValues[uint64](t, `SELECT name, value FROM seqs`); err != nil {
 		return d, err
 	}
-	if d.Requests, err = t.requests("dump requests", "true OR $1", true); err != nil {
+	if d.Requests, err = t.requests("dump requests", "true"); err != nil {
 		return d, err
 	}
 	if d.Jobs, err = t.Jobs(); err != nil {
@@ -504,20 +517,12 @@ func (t *tx) dump() (Dump, error) {
 		d.Audit = append(d.Audit, page...)
 		after = page[len(page)-1].Seq
 	}
-	rows, err := t.q.Query(t.ctx, `SELECT slack_id FROM identities ORDER BY slack_id`)
+	rows, err := t.q.Query(t.ctx, `SELECT `+identityCols+` FROM identities ORDER BY slack_id`)
 	if err != nil {
 		return d, err
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	if d.Identities, err = pgx.CollectRows(rows, scanIdentity); err != nil {
 		return d, err
-	}
-	for _, s := range ids {
-		id, _, err := t.Identity(s)
-		if err != nil {
-			return d, err
-		}
-		d.Identities = append(d.Identities, id)
 	}
 	if d.SinkCursors, err = namedValues[uint64](t, `SELECT name, seq FROM sink_cursors`); err != nil {
 		return d, err
