@@ -134,14 +134,10 @@ var _ symbot.RecordTx = (*tx)(nil)
 
 // Record returns a copy of the named record.
 func (t *tx) Record(name string) ([]byte, bool, error) {
-	if t.done {
-		return nil, false, errors.New("get record: transaction already finished")
+	if err := t.check(); err != nil {
+		return nil, false, fmt.Errorf("get record: %w", err)
 	}
-	b := t.tx.Bucket(bucketRecords)
-	if b == nil {
-		return nil, false, nil // opened read-only before the bucket existed
-	}
-	v := b.Get([]byte(name))
+	v := t.b(bucketRecords).Get([]byte(name))
 	if v == nil {
 		return nil, false, nil
 	}
@@ -156,10 +152,13 @@ func (t *tx) PutRecord(name string, value []byte) error {
 	if name == "" {
 		return errors.New("put record: empty name")
 	}
+	var err error
 	if value == nil {
-		return t.b(bucketRecords).Delete([]byte(name))
+		err = t.b(bucketRecords).Delete([]byte(name))
+	} else {
+		err = t.b(bucketRecords).Put([]byte(name), bytes.Clone(value)) // bbolt keeps value until the commit
 	}
-	if err := t.b(bucketRecords).Put([]byte(name), bytes.Clone(value)); err != nil {
+	if err != nil {
 		return fmt.Errorf("put record %s: %w", name, err)
 	}
 	return nil
