@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"os/user"
@@ -10,11 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/symbot/symbot"
-	"github.com/symbot/symbot/bot/slacktest"
-	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // TestDaemonAuditTrail runs the daemon with a keyed chain and a file sink:
@@ -22,9 +18,6 @@ import (
 // anchors `audit verify --against`, and export and report answer.
 func TestDaemonAuditTrail(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
-	for k, v := range w.env() {
-		t.Setenv(k, v)
-	}
 	dir := filepath.Dir(cfgPath)
 	keyPath := filepath.Join(dir, "audit.key")
 	sinkPath := filepath.Join(dir, "audit.jsonl")
@@ -41,48 +34,12 @@ func TestDaemonAuditTrail(t *testing.T) {
 	yml, _ := os.ReadFile(cfgPath)
 	yml = append(yml, []byte("audit:\n  key_file: audit.key\n  checkpoint_every: 1s\n  sinks:\n    - {name: local, type: file, path: audit.jsonl}\n")...)
 	os.WriteFile(cfgPath, yml, 0o600)
-	cfg, err := config.Load(cfgPath, os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDaemon(t.Context(), cfg, newLogger(cfg.Log, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("daemon run: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, c := context.WithTimeout(t.Context(), 20*time.Second)
-		defer c()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-	cli := func(args ...string) (string, int) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		code := run(t.Context(), append(args, "--config", cfgPath), strings.NewReader(""), &out, &errOut)
-		return out.String() + errOut.String(), code
-	}
+	d := mustOpenDaemon(t, w, cfgPath, nil)
+	stop := runDaemon(t, d)
+	wait := waiter(t, w, nil)
+	cli := configCLI(t, cfgPath)
 	wait("symbot to connect", d.bot.Connected)
-	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 1h audit me", demoChannel); err != nil {
-		t.Fatal(err)
-	}
-	var ref slacktest.MessageRef
-	wait("the approval message", func() bool { var ok bool; ref, ok = w.slack.FindButton(demoChannel, "sym_approve"); return ok })
+	mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 1h audit me")
 	rs, _ := d.engine.ListByState(t.Context(), symbot.StatePending)
 	if len(rs) != 1 {
 		t.Fatalf("pending = %d", len(rs))
@@ -120,7 +77,6 @@ func TestDaemonAuditTrail(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	_ = ref
 	stop()
 	sink, _ := os.ReadFile(sinkPath)
 	if !strings.Contains(string(sink), `"type":"checkpoint"`) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,55 +42,80 @@ func mustWorld(t testing.TB, duration, warning string) (*world, string) {
 	return w, cfgPath
 }
 
-// TestDaemonAdminCommands runs the wired daemon in-process against the
-// simulators and drives the admin commands over its unix socket: grants,
-// requests, revoke, audit, audit verify and backup; and checks readiness and
-// the metrics it exports.
-func TestDaemonAdminCommands(t *testing.T) {
-	w, cfgPath := mustWorld(t, "1h", "0")
+// mustOpenDaemon wires a daemon, in this process, from the config at
+// cfgPath with w's environment (set for the test); tune, when not nil,
+// changes the config first.
+func mustOpenDaemon(tb testing.TB, w *world, cfgPath string, tune func(*config.Config)) *daemon {
+	tb.Helper()
 	for k, v := range w.env() {
-		t.Setenv(k, v)
+		tb.Setenv(k, v)
 	}
 	cfg, err := config.Load(cfgPath, os.Getenv)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	d, err := openDaemon(t.Context(), cfg, newLogger(cfg.Log, io.Discard))
+	if tune != nil {
+		tune(cfg)
+	}
+	d, err := openDaemon(tb.Context(), cfg, newLogger(cfg.Log, io.Discard))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := d.ready(t.Context()); err == nil {
-		t.Error("ready before Socket Mode connected")
-	}
+	return d
+}
+
+// runDaemon runs d until stop is called or the test ends, and fails the
+// test when run returns an error.
+func runDaemon(tb testing.TB, d *daemon) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon run: %v", err)
-		}
-	})
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, c := context.WithTimeout(t.Context(), 20*time.Second)
-		defer c()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("daemon run: %v", err)
+			}
+		})
 	}
-	cli := func(args ...string) (string, int) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		code := run(t.Context(), append(args, "--config", cfgPath), strings.NewReader(""), &out, &errOut)
-		return out.String() + errOut.String(), code
-	}
+	tb.Cleanup(stop)
+	return stop
+}
 
-	wait("symbot to connect", d.bot.Connected)
-	if err := d.ready(t.Context()); err != nil {
-		t.Errorf("not ready once connected: %v", err)
+// waiter returns wait(what, cond), which waits up to 30 s for cond,
+// re-checked on every change of the Slack simulator, and fails the test if
+// it does not come true; with the logs of symbot when logs is not nil.
+func waiter(tb testing.TB, w *world, logs *lockedBuffer) func(what string, cond func() bool) {
+	return func(what string, cond func() bool) {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
+		defer cancel()
+		if err := w.slack.WaitFor(ctx, cond); err != nil {
+			if logs != nil {
+				tb.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
+			}
+			tb.Fatalf("timed out waiting for %s", what)
+		}
 	}
-	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 1h rotate the <b>keys</b> & certs", demoChannel); err != nil {
+}
+
+// configCLI returns cli(args...), which runs the symbot command line in
+// this process with --config cfgPath and returns its stdout and stderr
+// together, and its exit code.
+func configCLI(t *testing.T, cfgPath string) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		t.Helper()
+		code, out, errOut := cli(t, append(args, "--config", cfgPath)...)
+		return out + errOut, code
+	}
+}
+
+// mustApprovalMessage has user ask for text in the demo channel and
+// returns the approval message once its buttons are there.
+func mustApprovalMessage(t *testing.T, w *world, wait func(string, func() bool), user, text string) slacktest.MessageRef {
+	t.Helper()
+	if _, err := w.slack.SlashCommand(user, "/sym", text, demoChannel); err != nil {
 		t.Fatal(err)
 	}
 	var ref slacktest.MessageRef
@@ -98,6 +124,28 @@ func TestDaemonAdminCommands(t *testing.T) {
 		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
 		return ok
 	})
+	return ref
+}
+
+// TestDaemonAdminCommands runs the wired daemon in-process against the
+// simulators and drives the admin commands over its unix socket: grants,
+// requests, revoke, audit, audit verify and backup; and checks readiness and
+// the metrics it exports.
+func TestDaemonAdminCommands(t *testing.T) {
+	w, cfgPath := mustWorld(t, "1h", "0")
+	d := mustOpenDaemon(t, w, cfgPath, nil)
+	if err := d.ready(t.Context()); err == nil {
+		t.Error("ready before Socket Mode connected")
+	}
+	runDaemon(t, d)
+	wait := waiter(t, w, nil)
+	cli := configCLI(t, cfgPath)
+
+	wait("symbot to connect", d.bot.Connected)
+	if err := d.ready(t.Context()); err != nil {
+		t.Errorf("not ready once connected: %v", err)
+	}
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 1h rotate the <b>keys</b> & certs")
 	out, code := cli("requests", "--json")
 	if code != 0 || !strings.Contains(out, `"state": "pending"`) && !strings.Contains(out, `"state":"pending"`) {
 		t.Fatalf("requests: exit %d\n%s", code, out)

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/bot/slacktest"
-	"github.com/symbot/symbot/cmd/symbot/internal/config"
 	"github.com/symbot/symbot/okta/oktatest"
 )
 
@@ -43,31 +38,8 @@ func TestEndToEndReconcile(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	env := w.env()
 	logs := &lockedBuffer{}
-	ctx := t.Context()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
-		}
-	}
-	cli := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
-		cmd.Env = os.Environ()
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("symbot %v: %v", args, err)
-		}
-		return string(out), code
-	}
+	wait := waiter(t, w, logs)
+	cli := binaryCLI(t, bin, cfgPath, env)
 	// A standing member from before symbot: recorded at the first pass.
 	carol := w.okta.AddUser(oktatest.User{Login: "carol@example.com", FirstName: "Carol", LastName: "Standing"}).ID
 	w.okta.AddMember(w.groupID, carol)
@@ -103,15 +75,7 @@ func TestEndToEndReconcile(t *testing.T) {
 	}
 
 	// A grant whose membership is removed by hand ends with a DM.
-	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 1h e2e reconcile", demoChannel); err != nil {
-		t.Fatal(err)
-	}
-	var ref slacktest.MessageRef
-	wait("the approval message", func() bool {
-		var ok bool
-		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
-		return ok
-	})
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 1h e2e reconcile")
 	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
 		t.Fatal(err)
 	}
@@ -168,53 +132,15 @@ func TestEndToEndReconcile(t *testing.T) {
 // and the errors channel gets an all-clear after the stuck alert.
 func TestDaemonRemovalPendingThenAllClear(t *testing.T) {
 	w, cfgPath := mustWorld(t, "4s", "0")
-	for k, v := range w.env() {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.Load(cfgPath, os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDaemon(t.Context(), cfg, newLogger(cfg.Log, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustOpenDaemon(t, w, cfgPath, nil)
 	d.retryBase = 20 * time.Millisecond
 	d.engine.Runtime.RevokeRetryMax = 200 * time.Millisecond
 	d.engine.Runtime.RevokeAlertAfter = 2
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon run: %v", err)
-		}
-	})
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, c := context.WithTimeout(t.Context(), 30*time.Second)
-		defer c()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-	cli := func(args ...string) (string, int) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		code := run(t.Context(), append(args, "--config", cfgPath), strings.NewReader(""), &out, &errOut)
-		return out.String() + errOut.String(), code
-	}
+	runDaemon(t, d)
+	wait := waiter(t, w, nil)
+	cli := configCLI(t, cfgPath)
 	wait("symbot to connect", d.bot.Connected)
-	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 4s short", demoChannel); err != nil {
-		t.Fatal(err)
-	}
-	var ref slacktest.MessageRef
-	wait("the approval message", func() bool {
-		var ok bool
-		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
-		return ok
-	})
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 4s short")
 	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
 		t.Fatal(err)
 	}
@@ -264,29 +190,8 @@ func TestEndToEndRestore(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	env := w.env()
 	logs := &lockedBuffer{}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
-		}
-	}
-	cli := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
-		cmd.Env = os.Environ()
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("symbot %v: %v", args, err)
-		}
-		return string(out), 0
-	}
+	wait := waiter(t, w, logs)
+	cli := binaryCLI(t, bin, cfgPath, env)
 	request := func(user, text string) slacktest.MessageRef {
 		t.Helper()
 		before := len(w.slack.Messages(demoChannel))

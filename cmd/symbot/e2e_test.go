@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/okta/oktatest"
 )
@@ -55,13 +54,39 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// environ is this process's environment with env added.
+func environ(env map[string]string) []string {
+	out := os.Environ()
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// binaryCLI returns cli(args...), which runs the built binary bin with
+// --config cfgPath and env, and returns its stdout and stderr together,
+// and its exit code.
+func binaryCLI(t *testing.T, bin, cfgPath string, env map[string]string) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--config", cfgPath)...)
+		cmd.Env = environ(env)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("symbot %v: %v", args, err)
+		}
+		return string(out), 0
+	}
+}
+
 func startChild(t *testing.T, bin, cfgPath string, env map[string]string, logs *lockedBuffer) *child {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = environ(env)
 	cmd.Stdout = logs
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
@@ -115,14 +140,7 @@ func TestEndToEnd(t *testing.T) {
 	env := w.env()
 	logs := &lockedBuffer{}
 	ctx := t.Context()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := w.slack.WaitFor(wctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
-		}
-	}
+	wait := waiter(t, w, logs)
 	admin := admin.NewClient(sock)
 	// auditHas reports whether the audit trail holds an entry whose action
 	// and detail start with the given prefixes.
@@ -144,15 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	c := startChild(t, bin, cfgPath, env, logs)
 	wait("symbot to connect", w.slack.Connected)
 
-	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin 4s end-to-end <@U0BOB00002> test", demoChannel); err != nil {
-		t.Fatalf("slash command: %v", err)
-	}
-	var ref slacktest.MessageRef
-	wait("the approval message", func() bool {
-		var ok bool
-		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
-		return ok
-	})
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 4s end-to-end <@U0BOB00002> test")
 
 	// Crash 1: approved, the Okta add in flight, not yet applied.
 	arrived, release := w.okta.Hold(oktatest.OpPutMembership)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -39,9 +38,6 @@ type latencyWorld struct {
 func startLatencyWorld(b *testing.B, n int) *latencyWorld {
 	b.Helper()
 	w, cfgPath := mustWorld(b, "1h", "0")
-	for k, v := range w.env() {
-		b.Setenv(k, v)
-	}
 	lw := &latencyWorld{w: w}
 	for i := range n {
 		id, email := fmt.Sprintf("U0LAT%06d", i), fmt.Sprintf("lat%06d@example.com", i)
@@ -49,27 +45,12 @@ func startLatencyWorld(b *testing.B, n int) *latencyWorld {
 		lw.slack = append(lw.slack, id)
 		lw.okta = append(lw.okta, w.okta.AddUser(oktatest.User{Login: email, FirstName: "Latency", LastName: "Bench"}).ID)
 	}
-	cfg, err := config.Load(cfgPath, os.Getenv)
-	if err != nil {
-		b.Fatal(err)
-	}
 	// Every requester is distinct, but bob approves them all.
-	cfg.Limits.RequestsPerMinute, cfg.Limits.CommandsPerMinute = -1, -1
-	d, err := openDaemon(b.Context(), cfg, newLogger(cfg.Log, io.Discard))
-	if err != nil {
-		b.Fatal(err)
-	}
-	lw.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("daemon run: %v", err)
-		}
+	lw.d = mustOpenDaemon(b, w, cfgPath, func(cfg *config.Config) {
+		cfg.Limits.RequestsPerMinute, cfg.Limits.CommandsPerMinute = -1, -1
 	})
-	lw.wait(b, "symbot to connect", d.bot.Connected)
+	runDaemon(b, lw.d)
+	lw.wait(b, "symbot to connect", lw.d.bot.Connected)
 	return lw
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestRunSignalsAndStartLogs runs the binary built with the -ldflags
@@ -66,22 +64,11 @@ func TestRunSignalsAndStartLogs(t *testing.T) {
 
 	logs := &lockedBuffer{}
 	c := startChild(t, bin, cfgPath, w.env(), logs)
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		if err := w.slack.WaitFor(ctx, cond); err != nil {
-			t.Fatalf("timed out waiting for %s\n--- symbot logs ---\n%s", what, logs.String())
-		}
-	}
+	wait := waiter(t, w, logs)
+	cli := binaryCLI(t, bin, cfgPath, w.env())
 	healthcheck := func(args ...string) (int, string) {
-		cmd := exec.Command(bin, append([]string{"healthcheck", "--config", cfgPath}, args...)...)
-		cmd.Env = os.Environ()
-		for k, v := range w.env() {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out, _ := cmd.CombinedOutput()
-		return cmd.ProcessState.ExitCode(), string(out)
+		out, code := cli(append([]string{"healthcheck"}, args...)...)
+		return code, out
 	}
 	wait("symbot to be ready", func() bool { code, _ := healthcheck("--ready"); return code == 0 })
 
