@@ -2,7 +2,6 @@ package symbot_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -52,40 +51,7 @@ func pgBenchStore(b *testing.B, url string) *postgres.Store {
 // durable commits: request + approve + grant + expire + removal and every
 // Slack job they cause, one after another.
 func BenchmarkLifecyclePostgres(b *testing.B) {
-	st := pgBenchStore(b, pgBenchURL(b))
-	h := newHarness(b, st)
-	clk := newFakeClock()
-	h.eng.Now = clk.Now
-	users := make([]symbot.Actor, 512)
-	for i := range users {
-		users[i] = symbot.Actor{Person: symbot.Person{SlackID: fmt.Sprintf("U%06d", i), Name: "u", Email: fmt.Sprintf("u%d@example.com", i)}}
-		h.dir.addUser(fmt.Sprintf("00u%d", i), users[i].Email, "ACTIVE")
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		u := users[i%len(users)]
-		r, err := h.eng.Submit(ctx, u, symbot.RequestInput{Target: "admin", Duration: 15 * time.Minute, Reason: "bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.eng.Approve(ctx, r.ID, bob, ""); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.eng.RunDueJobs(ctx); err != nil {
-			b.Fatal(err)
-		}
-		clk.Advance(16 * time.Minute)
-		if err := h.eng.FireDue(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := h.eng.RunDueJobs(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lifecycles/s")
+	benchLifecycles(b, pgBenchStore(b, pgBenchURL(b)))
 }
 
 // lagBudget bounds how long BenchmarkExpiryLag1000Postgres3 waits for the
