@@ -194,17 +194,16 @@ func TestDatabaseOutage(t *testing.T) {
 	if err := c.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := put("R2")
-		if err == nil {
-			break
+	var lastErr error
+	t.Cleanup(func() {
+		if t.Failed() && lastErr != nil {
+			t.Logf("last write error: %v", lastErr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the store did not recover after the database came back: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the database until it answers
-	}
+	})
+	storetest.WaitFor(t, 20*time.Second, "a write to succeed after the database came back", func() bool {
+		lastErr = put("R2")
+		return lastErr == nil
+	})
 	if got := storetest.MustGet(t, st, "R1"); got.State != symbot.StatePending {
 		t.Errorf("R1 after the outage: %+v", got)
 	}
