@@ -182,13 +182,14 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
 	}
 	var req, appr []string
+	now, ttl := b.cfg.Now(), b.limits.ApproverCacheTTL
 	for _, f := range eng.Flows() {
 		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
 			req = append(req, "`"+Escape(f.Name)+"`")
 		}
 		key := actor.SlackID + "|" + actor.Email + "|" + f.Name
-		now, ttl := b.cfg.Now(), b.limits.ApproverCacheTTL
 		ok, cached := b.approvers.get(key, now, ttl)
+		var err error
 		if !cached {
 			ok, err = eng.MayApprove(ctx, &f, actor)
 			if err == nil {

@@ -25,8 +25,9 @@ type fakeDir struct {
 	mu      sync.Mutex
 	users   map[string]symbot.DirUser // by email
 	members map[string]map[string]bool
-	delay   time.Duration  // ResolveUser and IsMember take this long: a slow Okta
-	calls   map[string]int // by method
+	delay   time.Duration   // ResolveUser and IsMember take this long: a slow Okta
+	calls   map[string]int  // by method
+	down    map[string]bool // groups whose IsMember fails as unavailable
 }
 
 // slow makes ResolveUser and IsMember take d.
@@ -91,6 +92,9 @@ func (d *fakeDir) IsMember(ctx context.Context, uid, gid string) (bool, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.down[gid] {
+		return false, fmt.Errorf("is member of %s: %w", gid, symbot.ErrUnavailable)
+	}
 	return d.members[gid][uid], nil
 }
 

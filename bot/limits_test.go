@@ -142,3 +142,29 @@ func TestApproverGroupLookupsCachedForWhoami(t *testing.T) {
 		t.Errorf("bob's approval did not check the approver group")
 	}
 }
+
+// A failed approver check for one flow does not make whoami report the
+// cached answers of the flows after it as failed too.
+func TestWhoamiCachedApproverAnswerAfterAFailedCheck(t *testing.T) {
+	other := opsFlow()
+	other.Name, other.Approvers.OktaGroup = "ops2", "G-APPROVERS2"
+	other.Targets = []symbot.Target{{Name: "console2", GroupID: "G-CONSOLE2"}}
+	h := MustHarness(t, withFlows(append(testFlows(), opsFlow(), other)))
+	h.dir.mu.Lock()
+	h.dir.down = map[string]bool{"G-APPROVERS": true}
+	h.dir.mu.Unlock()
+	for i := range 2 {
+		h.slash(dave, "whoami")
+		h.waitFor("whoami answer", func() bool { return len(h.ephemeralsWith(dave, "May approve")) > i })
+	}
+	ans := h.ephemeralsWith(dave, "May approve")
+	for i, m := range ans {
+		got := render(m)
+		if !strings.Contains(got, "`ops` (could not check") {
+			t.Errorf("whoami %d does not say the ops check failed:\n%s", i, got)
+		}
+		if strings.Contains(got, "`ops2` (could not check") {
+			t.Errorf("whoami %d says the ops2 check failed, which it did not (its answer was cached):\n%s", i, got)
+		}
+	}
+}
