@@ -80,18 +80,18 @@ func TestEndToEndReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("alice to be added", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
-	out, _ = cli("grants")
+	// The membership is in Okta before the grant is recorded as active.
 	id := ""
-	for _, f := range strings.Fields(out) {
-		if strings.HasPrefix(f, "SYM-") {
-			id = f
+	wait("the grant to be listed", func() bool {
+		out, _ := cli("grants")
+		for _, f := range strings.Fields(out) {
+			if strings.HasPrefix(f, "SYM-") {
+				id = f
+			}
 		}
-	}
-	if id == "" {
-		t.Fatalf("no grant listed:\n%s", out)
-	}
+		return id != ""
+	})
 	w.okta.RemoveMember(w.groupID, w.aliceOkta)
-	time.Sleep(1100 * time.Millisecond) // the grant must predate the listing by a clock tick
 	out, code = cli("reconcile")
 	if code != 0 || !strings.Contains(out, "vanished 1") {
 		t.Fatalf("reconcile after the hand removal: exit %d\n%s", code, out)
