@@ -190,12 +190,18 @@ func auditPages(tx Tx, fn func([]AuditEntry) error) error {
 // AuditSince returns the audit entries recorded at or after since (the
 // zero time: all), oldest first.
 func (e *Engine) AuditSince(ctx context.Context, since time.Time) ([]AuditEntry, error) {
+	return e.AuditBetween(ctx, since, time.Time{})
+}
+
+// AuditBetween returns the audit entries recorded in [since, until) (zero
+// until: no end), oldest first, reading the log in bounded pages.
+func (e *Engine) AuditBetween(ctx context.Context, since, until time.Time) ([]AuditEntry, error) {
 	var out []AuditEntry
 	err := e.store.View(ctx, func(tx Tx) error {
 		out = out[:0]
 		return auditPages(tx, func(page []AuditEntry) error {
 			for _, a := range page {
-				if !a.At.Before(since) {
+				if !a.At.Before(since) && (until.IsZero() || a.At.Before(until)) {
 					out = append(out, a)
 				}
 			}

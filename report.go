@@ -45,57 +45,39 @@ type AccessReport struct {
 	StandingKnown bool
 }
 
-// AuditBetween returns the audit entries recorded in [since, until) (zero
-// until: no end), oldest first, reading the log in bounded pages.
-func (e *Engine) AuditBetween(ctx context.Context, since, until time.Time) ([]AuditEntry, error) {
-	var out []AuditEntry
-	err := e.store.View(ctx, func(tx Tx) error {
-		out = out[:0]
-		return auditPages(tx, func(page []AuditEntry) error {
-			for _, a := range page {
-				if !a.At.Before(since) && (until.IsZero() || a.At.Before(until)) {
-					out = append(out, a)
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	return out, nil
-}
-
 // AccessReport builds the report for [since, until) (zero until: up to
 // now): every request with an audit entry in the period or access held in
 // it, in the order of their first entry, and the standing members.
 func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*AccessReport, error) {
-	// Read from the start: a grant made before the period and still held
-	// in it may have no entry inside it.
-	entries, err := e.AuditBetween(ctx, time.Time{}, until)
-	if until.IsZero() {
-		until = e.now()
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	seen := map[string]bool{}
-	inPeriod := map[string]bool{}
-	for _, a := range entries {
-		if a.RequestID == "" {
-			continue
-		}
-		if !a.At.Before(since) {
-			inPeriod[a.RequestID] = true
-		}
-		if !seen[a.RequestID] {
-			seen[a.RequestID] = true
-			ids = append(ids, a.RequestID)
-		}
-	}
 	rep := &AccessReport{Since: since, Until: until}
-	err = e.store.View(ctx, func(tx Tx) error {
+	if rep.Until.IsZero() {
+		rep.Until = e.now()
+	}
+	err := e.store.View(ctx, func(tx Tx) error {
+		// Read the log from the start, a page at a time, keeping only the
+		// request ids: a grant made before the period and still held in it
+		// may have no entry inside it.
+		var ids []string
+		seen := map[string]bool{}
+		inPeriod := map[string]bool{}
+		err := auditPages(tx, func(page []AuditEntry) error {
+			for _, a := range page {
+				if a.RequestID == "" || (!until.IsZero() && !a.At.Before(until)) {
+					continue
+				}
+				if !a.At.Before(since) {
+					inPeriod[a.RequestID] = true
+				}
+				if !seen[a.RequestID] {
+					seen[a.RequestID] = true
+					ids = append(ids, a.RequestID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read audit log: %w", err)
+		}
 		rep.Rows = rep.Rows[:0]
 		for _, id := range ids {
 			r, err := tx.Request(id)
@@ -105,8 +87,8 @@ func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*Acc
 			if err != nil {
 				return err
 			}
-			row := accessRow(r, until)
-			heldInPeriod := !row.GrantedAt.IsZero() && row.GrantedAt.Before(until) && (row.EndedAt.IsZero() || !row.EndedAt.Before(since))
+			row := accessRow(r, rep.Until)
+			heldInPeriod := !row.GrantedAt.IsZero() && row.GrantedAt.Before(rep.Until) && (row.EndedAt.IsZero() || !row.EndedAt.Before(since))
 			if !inPeriod[id] && !heldInPeriod {
 				continue
 			}
