@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -83,13 +84,7 @@ type sinkRunner struct {
 // NewAuditShipper returns a shipper for the named sinks.
 func NewAuditShipper(st Store, sinks map[string]AuditSink) (*AuditShipper, error) {
 	s := &AuditShipper{store: st}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range sinks {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(sinks)) {
 		if name == "" || sinks[name] == nil {
 			return nil, fmt.Errorf("audit sinks: sink %q: a sink needs a name and an implementation", name)
 		}
