@@ -93,13 +93,6 @@ func (b *Bot) cachedProfile(userID string) (profile, bool) {
 	return e.p, ok
 }
 
-// actor returns the facts about a Slack user that the engine's policy
-// needs, whether or not the account may act (whoami shows both).
-func (b *Bot) actor(ctx context.Context, userID string) (symbot.Actor, error) {
-	p, err := b.profile(ctx, userID)
-	return p.actor, err
-}
-
 // admit returns the actor for a Slack user who is about to change
 // something (request, approve, deny, revoke, extend, cancel), or a
 // *symbot.PolicyError saying why this account may not act at all: it is
