@@ -33,7 +33,7 @@ func (e *Engine) MarkRestored(ctx context.Context, source string, now time.Time)
 		if err := rt.PutRecord(restoreRecord, v); err != nil {
 			return err
 		}
-		return e.audit(tx, now, "", "admin", "restore", "store restored from "+source)
+		return e.audit(tx, now, "", adminActor(ctx), "restore", "store restored from "+source)
 	})
 }
 
