@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"testing"
@@ -14,10 +15,24 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
+// migratedDatabase returns the URL of a fresh database with the current
+// schema: a copy of one migrated once per test binary, cheaper than
+// migrating each test's database.
+func migratedDatabase(tb testing.TB) string {
+	tb.Helper()
+	return pgtest.NewDatabaseFrom(tb, "migrated", func(ctx context.Context, url string) error {
+		st, err := postgres.Open(ctx, url, postgres.Config{})
+		if err != nil {
+			return err
+		}
+		return st.Close()
+	})
+}
+
 // MustOpen opens a store on a fresh database.
 func MustOpen(tb testing.TB) (*postgres.Store, string) {
 	tb.Helper()
-	url := pgtest.NewDatabase(tb)
+	url := migratedDatabase(tb)
 	st, err := postgres.Open(tb.Context(), url, postgres.Config{})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)

@@ -18,7 +18,7 @@ import (
 // replicas opens n stores on one fresh database, as n symbot processes would.
 func replicas(t *testing.T, n int) ([]*postgres.Store, string) {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
+	url := migratedDatabase(t)
 	var out []*postgres.Store
 	for range n {
 		st, err := postgres.Open(t.Context(), url, postgres.Config{})

@@ -62,6 +62,16 @@ type Cluster struct {
 	server *exec.Cmd // the running postmaster; nil when stopped
 	exited chan struct{}
 	dbs    atomic.Int64
+
+	tmplMu    sync.Mutex
+	templates map[string]*template // by name, made by NewDatabaseFrom
+}
+
+// template is a database that NewDatabaseFrom copies, prepared once.
+type template struct {
+	once sync.Once
+	name string // the database's name on the cluster
+	err  error
 }
 
 // FindBin returns the directory of the PostgreSQL server binaries.
@@ -281,16 +291,63 @@ func (c *Cluster) URL(db string) string {
 
 // CreateDatabase creates a new empty database and returns its URL.
 func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
+	return c.createDatabase(ctx, "")
+}
+
+// createDatabase creates a new database, a copy of the database from (""
+// for an empty one), and returns its URL.
+func (c *Cluster) createDatabase(ctx context.Context, from string) (string, error) {
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.dbs.Add(1))
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		return "", fmt.Errorf("connect to test server: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	sql := "CREATE DATABASE " + name
+	if from != "" {
+		sql += " TEMPLATE " + pgx.Identifier{from}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return c.URL(name), nil
+}
+
+// CreateDatabaseFrom creates a new database, a copy of the template named
+// name, and returns its URL. The first call for a name creates the
+// template and runs prepare on it (prepare must close every connection it
+// opens: a database with sessions cannot be copied); later calls copy it.
+func (c *Cluster) CreateDatabaseFrom(ctx context.Context, name string, prepare func(ctx context.Context, url string) error) (string, error) {
+	c.tmplMu.Lock()
+	if c.templates == nil {
+		c.templates = map[string]*template{}
+	}
+	tp := c.templates[name]
+	if tp == nil {
+		tp = &template{}
+		c.templates[name] = tp
+	}
+	c.tmplMu.Unlock()
+	tp.once.Do(func() {
+		url, err := c.createDatabase(ctx, "")
+		if err == nil {
+			err = prepare(ctx, url)
+		}
+		if err != nil {
+			tp.err = fmt.Errorf("prepare template database %s: %w", name, err)
+			return
+		}
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			tp.err = err
+			return
+		}
+		tp.name = cfg.Database
+	})
+	if tp.err != nil {
+		return "", tp.err
+	}
+	return c.createDatabase(ctx, tp.name)
 }
 
 // DropDatabase drops a database made by CreateDatabase, ending its sessions.
@@ -376,14 +433,28 @@ func Shared(tb testing.TB) *Cluster {
 	return shared
 }
 
-// NewDatabase returns the URL of a fresh database on the shared cluster,
-// dropped when tb ends.
+// NewDatabase returns the URL of a fresh, empty database on the shared
+// cluster, dropped when tb ends.
 func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, func(c *Cluster, ctx context.Context) (string, error) { return c.CreateDatabase(ctx) })
+}
+
+// NewDatabaseFrom returns the URL of a fresh copy of the template database
+// named name on the shared cluster, dropped when tb ends; see
+// Cluster.CreateDatabaseFrom. Copying a prepared template (a migrated
+// schema, say) spares each test the work of preparing its database.
+func NewDatabaseFrom(tb testing.TB, name string, prepare func(ctx context.Context, url string) error) string {
+	tb.Helper()
+	return newDatabase(tb, func(c *Cluster, ctx context.Context) (string, error) { return c.CreateDatabaseFrom(ctx, name, prepare) })
+}
+
+func newDatabase(tb testing.TB, create func(*Cluster, context.Context) (string, error)) string {
 	tb.Helper()
 	c := Shared(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url, err := c.CreateDatabase(ctx)
+	url, err := create(c, ctx)
 	if err != nil {
 		tb.Fatal(err)
 	}

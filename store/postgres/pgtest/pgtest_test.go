@@ -1,6 +1,7 @@
 package pgtest_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"testing"
@@ -83,4 +84,42 @@ func TestStopRestart(t *testing.T) {
 		t.Fatalf("connect after restart: %v", err)
 	}
 	conn.Close(t.Context())
+}
+
+func TestDatabasesFromTemplate(t *testing.T) {
+	prepared := 0
+	prepare := func(ctx context.Context, url string) error {
+		prepared++
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "CREATE TABLE x (n int); INSERT INTO x VALUES (1)")
+		return err
+	}
+	a, b := pgtest.NewDatabaseFrom(t, "x", prepare), pgtest.NewDatabaseFrom(t, "x", prepare)
+	if prepared != 1 {
+		t.Errorf("prepare ran %d times for two copies, want once", prepared)
+	}
+	ca, err := pgx.Connect(t.Context(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(t.Context())
+	if _, err := ca.Exec(t.Context(), "INSERT INTO x VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := pgx.Connect(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(t.Context())
+	var n int
+	if err := cb.QueryRow(t.Context(), "SELECT count(*) FROM x").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("the second copy has %d rows, want the template's 1 (copies are separate)", n)
+	}
 }
