@@ -30,6 +30,10 @@ type Engine struct {
 
 	IdentityTTL time.Duration // how long a Slack→Okta identity is cached; default 10m
 
+	// Rules evaluates the flows' rules when a request is made; nil with
+	// flows that have rules sends their requests to manual approval.
+	Rules RuleSet
+
 	// ReconcileInterval makes Run reconcile Okta with the grants at start
 	// and then this often; 0 leaves it to the caller (Reconcile).
 	ReconcileInterval time.Duration
@@ -65,10 +69,12 @@ func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, erro
 		f.Targets = slices.Clone(f.Targets)
 		f.Approvers.Users = slices.Clone(f.Approvers.Users)
 		f.Reason = f.Reason.clone()
+		f.Rules = cloneRules(f.Rules)
 		for j := range f.Targets {
 			t := &f.Targets[j]
 			t.Durations = slices.Clone(t.Durations)
 			t.Reason = t.Reason.clone()
+			t.Rules = cloneRules(t.Rules)
 			if t.Approvers != nil {
 				a := *t.Approvers
 				a.Users = slices.Clone(a.Users)

@@ -49,6 +49,10 @@ type Flow struct {
 	// of the flow's groups that no grant explains; a target may override
 	// it. Empty means UnmanagedAlert.
 	UnmanagedMembers UnmanagedPolicy
+
+	// Rules decide a request when it is made, in order (see RuleSet); a
+	// target's rules replace them.
+	Rules []Rule
 }
 
 // UnmanagedPolicy says what the reconciler does about an unmanaged member:
@@ -95,6 +99,7 @@ type Target struct {
 	ApprovalsRequired int             // distinct approvals needed for this target
 	AllowGuests       *bool           // may Slack guests request and approve this target
 	Reason            *ReasonRule     // reason rule instead of the flow's
+	Rules             []Rule          // rules instead of the flow's; non-nil and empty lifts them
 }
 
 // ApplyDefaults fills zero ApprovalsRequired and ApprovalTimeout, and labels.
@@ -207,6 +212,7 @@ func ValidateFlows(flows []Flow) error {
 		if f.Reason != nil {
 			checkReasonRule(v, p+".reason", f.Reason)
 		}
+		checkRules(v, p+".rules", f.Rules, f)
 		if !f.UnmanagedMembers.valid() {
 			v.add(p+".unmanaged_members", "%q is not a policy: use alert, remove or ignore", f.UnmanagedMembers)
 		}
@@ -219,6 +225,9 @@ func ValidateFlows(flows []Flow) error {
 			t := &f.Targets[j]
 			tp := fmt.Sprintf("%s.targets[%d]", p, j)
 			validateTargetLimits(v, tp, f, t)
+			if eff, _, ok := f.ForTarget(t.Name); ok && t.Name != "" {
+				checkRules(v, tp+".rules", t.Rules, eff)
+			}
 			switch {
 			case t.Name == "":
 				v.add(tp+".name", "missing")
@@ -474,9 +483,9 @@ func (e *Engine) flowOf(r *Request) (*Flow, error) {
 		return nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target}
 	}
 	if eff, _, ok := f.ForTarget(r.Target); ok {
-		return eff, nil // the target's limits apply to its requests
+		return r.applyRule(eff), nil // the target's limits apply to its requests
 	}
-	return f, nil
+	return r.applyRule(f), nil
 }
 
 // flowFor returns r's flow, or a minimal stand-in when the flow was removed

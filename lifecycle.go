@@ -52,8 +52,14 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		return nil, err
 	}
 	now := e.now()
+	rules := e.decideByRules(ctx, f, t, actor, in.Duration, reason, now)
+	if rules.Rule != nil && rules.Rule.Action == RuleRefuse {
+		return nil, ruleRefusal(rules.Rule)
+	}
 	var out *Request
+	var reached State
 	err = e.store.Update(ctx, func(tx Tx) error {
+		reached = StatePending // the store may run this more than once
 		mine, err := tx.OpenRequests(actor.SlackID)
 		if err != nil {
 			return err
@@ -90,6 +96,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 
 			ExtensionOf: extends,
 		}
+		auto := applyOutcome(r, rules, now)
 		if err := tx.PutRequest(r); err != nil {
 			return err
 		}
@@ -97,6 +104,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		if extends != "" {
 			detail += " extends=" + extends
 		}
+		detail += rulesDetail(r)
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
 			return err
 		}
@@ -104,14 +112,24 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			return err
 		}
 		out = r
-		return nil
+		if auto == nil {
+			return nil
+		}
+		if err := e.audit(tx, now, r.ID, auto.by, "approve", auto.note); err != nil {
+			return err
+		}
+		reached, err = e.reachApproved(tx, now, f, r, *auto)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("submit request: %w", err)
 	}
 	e.observe(f.Name, StatePending)
+	if reached != StatePending {
+		e.observe(f.Name, reached)
+	}
 	e.kick()
-	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf)
+	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "rule", out.Rule, "state", out.State)
 	return out.Clone(), nil
 }
 
@@ -180,27 +198,9 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 			out = r
 			return e.addJob(tx, now, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproval})
 		}
-		approved := change{to: StateApproved, by: actor.SlackID, note: note, detail: note}
-		reachedState, out = StateApproved, r
-		orig, err := e.liveGrant(tx, now, r.ExtensionOf)
-		if err != nil {
-			return err
-		}
-		if orig != nil {
-			// An extension of a still-active grant moves that grant's
-			// expiry out instead of granting anew.
-			reachedState = StateExtended
-			if err := e.apply(tx, now, r, approved); err != nil {
-				return err
-			}
-			return e.mergeExtension(tx, now, f, r, orig)
-		}
-		approved.jobs = []*Job{
-			{Kind: JobGrant, RequestID: r.ID},
-			{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
-			{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
-		}
-		return e.apply(tx, now, r, approved)
+		out = r
+		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note})
+		return err
 	})
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
@@ -216,6 +216,30 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	e.kick()
 	e.log().Info("approval recorded", "request_id", out.ID, "by", actor.SlackID, "state", out.State)
 	return out.Clone(), nil
+}
+
+// reachApproved applies approved, r's approval that reached its quorum, in
+// tx: the grant is queued or, for an extension of a still-active grant,
+// that grant's expiry moves out. It returns the state r reached.
+func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approved change) (State, error) {
+	orig, err := e.liveGrant(tx, now, r.ExtensionOf)
+	if err != nil {
+		return "", err
+	}
+	if orig != nil {
+		// An extension of a still-active grant moves that grant's
+		// expiry out instead of granting anew.
+		if err := e.apply(tx, now, r, approved); err != nil {
+			return "", err
+		}
+		return StateExtended, e.mergeExtension(tx, now, f, r, orig)
+	}
+	approved.jobs = []*Job{
+		{Kind: JobGrant, RequestID: r.ID},
+		{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
+		{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
+	}
+	return StateApproved, e.apply(tx, now, r, approved)
 }
 
 // activeGrant returns request id when it is active, or nil (id is

@@ -108,6 +108,9 @@ func (f *Flow) ForTarget(name string) (eff *Flow, t Target, ok bool) {
 	if t.Reason != nil {
 		c.Reason = t.Reason
 	}
+	if t.Rules != nil {
+		c.Rules = t.Rules // a target's rules replace the flow's
+	}
 	return &c, t, true
 }
 

@@ -80,8 +80,9 @@ type Person struct {
 // Actor is a person acting in Slack (requesting, approving, clicking).
 type Actor struct {
 	Person
-	IsGuest bool // restricted or ultra-restricted Slack user
-	IsBot   bool
+	IsGuest  bool // restricted or ultra-restricted Slack user
+	IsBot    bool
+	TimeZone string // IANA zone of the Slack profile, like Europe/Berlin; "" when not known
 }
 
 // Transition records one state change: who, when, and an optional note.
@@ -151,6 +152,16 @@ type Request struct {
 
 	Message MessageRef // the approval message in the flow's channel
 
+	// What the flow's rules decided when the request was made (see
+	// RuleOutcome): the rule that approved it or changed its approvals
+	// (Rule), those approvals (RuleApprovals, 0 for the flow's;
+	// RuleApprovers, nil for the flow's), and why the rules fell back to
+	// manual approval (RuleNote).
+	Rule          string
+	RuleApprovals int
+	RuleApprovers *Approvers
+	RuleNote      string
+
 	// Nonce is a secret, random per request, carried by every button of
 	// its messages: a click whose nonce differs (a message of another
 	// request, or from before a restore) changes nothing. Empty for
@@ -191,6 +202,11 @@ func (r *Request) Clone() *Request {
 	c.Approvals = append([]Decision(nil), r.Approvals...)
 	c.Transitions = append([]Transition(nil), r.Transitions...)
 	c.ExtendedBy = append([]string(nil), r.ExtendedBy...)
+	if r.RuleApprovers != nil {
+		a := *r.RuleApprovers
+		a.Users = append([]string(nil), a.Users...)
+		c.RuleApprovers = &a
+	}
 	return &c
 }
 

@@ -130,6 +130,8 @@ func profileOf(u *slack.User, ws *workspace) profile {
 		Person:  symbot.Person{SlackID: u.ID, Name: name, Email: u.Profile.Email},
 		IsGuest: u.IsRestricted || u.IsUltraRestricted,
 		IsBot:   u.IsBot || u.IsAppUser || u.IsWorkflowBot || u.IsConnectorBot,
+		// The profile's zone, for rules that read the requester's local time.
+		TimeZone: u.TZ,
 	}}
 	if !u.IsEmailConfirmed {
 		// An unconfirmed address may be anyone's (an approver's, say): it

@@ -81,6 +81,10 @@ func plainTrunc(s string, max int) string {
 // mention renders a Slack user mention for an id symbot got from Slack
 // itself; anything that does not look like a user id is escaped instead.
 func mention(id string) string {
+	if name, ok := symbot.RuleName(id); ok {
+		// A rule approved it: never a person, never a mention.
+		return "rule `" + Escape(name) + "`"
+	}
 	if !isSlackID(id) {
 		if id == "" {
 			return "someone"

@@ -237,6 +237,9 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 		slack.NewSectionBlock(mrkdwn(stateLine(f, r)), nil, nil, slack.SectionBlockOptionBlockID("sym_state")),
 		slack.NewContextBlock("sym_meta", mrkdwn(fmt.Sprintf("Request `%s` · requested %s", Escape(r.ID), slackDate(r.CreatedAt)))),
 	}
+	if s := rulesLine(f, r); s != "" {
+		blocks = append(blocks, slack.NewContextBlock("sym_rules", mrkdwn(s)))
+	}
 	var btns []slack.BlockElement
 	switch {
 	case r.State == symbot.StatePending:
@@ -616,4 +619,38 @@ func failReason(r *symbot.Request) string {
 		return "the grant could not be made"
 	}
 	return r.FailReason
+}
+
+// rulesLine says what the flow's rules decided about r: the rule that
+// changed who approves it, or why they fell back to manual approval.
+func rulesLine(f *symbot.Flow, r *symbot.Request) string {
+	switch {
+	case r.RuleNote != "":
+		return ":warning: " + escapeTrunc(symbot.OneLine(r.RuleNote), 1000)
+	case r.Rule != "" && (r.RuleApprovals > 0 || r.RuleApprovers != nil):
+		s := "Rule `" + Escape(r.Rule) + "` requires " + fmt.Sprint(approvalsNeeded(f)) + " approval"
+		if approvalsNeeded(f) != 1 {
+			s += "s"
+		}
+		if a := r.RuleApprovers; a != nil {
+			s += " from " + approverWords(*a)
+		}
+		return s
+	}
+	return ""
+}
+
+// approverWords names an approver set.
+func approverWords(a symbot.Approvers) string {
+	var parts []string
+	if a.Anyone {
+		parts = append(parts, "anyone")
+	}
+	for _, u := range a.Users {
+		parts = append(parts, mention(u))
+	}
+	if a.OktaGroup != "" {
+		parts = append(parts, "members of Okta group `"+Escape(a.OktaGroup)+"`")
+	}
+	return strings.Join(parts, ", ")
 }

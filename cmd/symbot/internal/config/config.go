@@ -206,7 +206,7 @@ func Parse(name string, data []byte, dir string, getenv func(string) string) (*C
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	d := &decoder{lines: map[string]int{}}
+	d := &decoder{lines: map[string]int{}, exprs: map[string]exprPos{}}
 	cfg := &Config{File: name}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))

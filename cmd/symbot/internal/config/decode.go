@@ -21,7 +21,8 @@ import (
 type decoder struct {
 	problems []Problem
 	lines    map[string]int
-	bad      map[string]bool // paths with decoding problems
+	bad      map[string]bool    // paths with decoding problems
+	exprs    map[string]exprPos // rule expressions by path (flows[0].rules[1].when)
 }
 
 // reported reports whether path or one of its ancestors or descendants
@@ -455,6 +456,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 		{"expiry_warning", d.duration(&f.ExpiryWarning, &fd.expiryWarningSet)},
 		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
 		{"reason", d.reasonRule(&f.Reason)},
+		{"rules", d.rules(&f.Rules)},
 		{"targets", func(n *yaml.Node, p string) {
 			d.list(n, p, func(item *yaml.Node, ip string) {
 				var t symbot.Target
@@ -464,6 +466,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 					{"group_id", d.str(&t.GroupID)},
 					{"unmanaged_members", d.unmanaged(&t.UnmanagedMembers)},
 					{"reason", d.reasonRule(&t.Reason)},
+					{"rules", d.rules(&t.Rules)},
 					{"durations", func(n *yaml.Node, p string) {
 						t.Durations = []time.Duration{}
 						d.list(n, p, func(item *yaml.Node, ip string) {
@@ -533,6 +536,82 @@ func (d *decoder) reasonRule(dst **symbot.ReasonRule) func(*yaml.Node, string) {
 		})
 		*dst = r
 	}
+}
+
+// rules decodes a list of rules: name, when (an expression, compiled in
+// validate) and one outcome: approve: true, require: {approvals,
+// approvers} or refuse: "message".
+func (d *decoder) rules(dst *[]symbot.Rule) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		*dst = []symbot.Rule{}
+		d.list(n, path, func(item *yaml.Node, ip string) {
+			var r symbot.Rule
+			var outcomes []string
+			outcome := func(a symbot.RuleAction, key string) {
+				outcomes = append(outcomes, key)
+				r.Action = a
+			}
+			d.mapping(item, ip, []field{
+				{"name", d.str(&r.Name)},
+				{"when", func(n *yaml.Node, p string) {
+					if n.Kind != yaml.ScalarNode {
+						d.add(n.Line, p, "expected an expression, got %s", kindName(n))
+						return
+					}
+					r.When = n.Value // `when: true` is an expression too
+					d.exprs[p] = exprPos{line: n.Line, style: n.Style}
+				}},
+				{"approve", func(n *yaml.Node, p string) {
+					var v bool
+					d.boolean(&v, nil)(n, p)
+					if n.Tag == "!!bool" && !v {
+						d.add(n.Line, p, "approve: false does nothing: write approve: true, or remove the rule")
+					}
+					outcome(symbot.RuleApprove, "approve")
+				}},
+				{"require", func(n *yaml.Node, p string) {
+					d.mapping(n, p, []field{
+						{"approvals", d.positive(&r.Approvals)},
+						{"approvers", func(n *yaml.Node, p string) {
+							a := &symbot.Approvers{}
+							d.mapping(n, p, []field{
+								{"users", d.strList(&a.Users)},
+								{"okta_group", d.str(&a.OktaGroup)},
+								{"anyone", d.boolean(&a.Anyone, nil)},
+							})
+							r.Approvers = a
+						}},
+					})
+					outcome(symbot.RuleRequire, "require")
+				}},
+				{"refuse", func(n *yaml.Node, p string) {
+					d.str(&r.Message)(n, p)
+					outcome(symbot.RuleRefuse, "refuse")
+				}},
+			})
+			if len(outcomes) > 1 {
+				d.add(item.Line, ip, "has %s: give a rule exactly one outcome", strings.Join(outcomes, " and "))
+			}
+			*dst = append(*dst, r)
+		})
+	}
+}
+
+// exprPos is where an expression's text starts in the file.
+type exprPos struct {
+	line  int
+	style yaml.Style
+}
+
+// fileLine maps line (1-based) of an expression to its line in the file.
+func (p exprPos) fileLine(line int) int {
+	if line < 1 {
+		line = 1
+	}
+	if p.style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		return p.line + line // the text starts below the | or >
+	}
+	return p.line + line - 1
 }
 
 // unmanaged decodes an unmanaged_members policy: alert, remove or ignore.

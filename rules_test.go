@@ -1,0 +1,195 @@
+package symbot_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+)
+
+// ruleFunc is a RuleSet whose rules are Go functions of the input, in
+// place of compiled expressions: the engine's side of the port.
+type ruleFunc map[string]func(symbot.RuleInput) (bool, error)
+
+func (rf ruleFunc) Decide(ctx context.Context, in symbot.RuleInput, rules []symbot.Rule) ([]symbot.RuleStep, error) {
+	var steps []symbot.RuleStep
+	for i := range rules {
+		r := &rules[i]
+		ok, err := rf[r.Name](in)
+		if err != nil {
+			return append(steps, symbot.RuleStep{Rule: r}), err
+		}
+		steps = append(steps, symbot.RuleStep{Rule: r, Matched: ok})
+		if ok {
+			return steps, nil
+		}
+	}
+	return steps, nil
+}
+
+// rulesFlow: on-call people get short access at once, 4h needs two
+// approvals from carol and dave, "weekend" is refused, "boom" fails.
+func rulesFlow() symbot.Flow {
+	f := testFlow()
+	f.Approvers.Users = []string{"UBOB", "UCAROL", "UDAVE"}
+	f.Rules = []symbot.Rule{
+		{Name: "boom", When: "x", Action: symbot.RuleApprove},
+		{Name: "weekend", When: "x", Action: symbot.RuleRefuse, Message: "no access at weekends"},
+		{Name: "long", When: "x", Action: symbot.RuleRequire, Approvals: 2, Approvers: &symbot.Approvers{Users: []string{"UCAROL", "UDAVE"}}},
+		{Name: "on-call", When: "x", Action: symbot.RuleApprove},
+	}
+	return f
+}
+
+func rulesHarness(t *testing.T) *harness {
+	h := newHarness(t, nil, rulesFlow())
+	h.eng.Rules = ruleFunc{
+		"boom": func(in symbot.RuleInput) (bool, error) {
+			if strings.Contains(in.Reason, "boom") {
+				return false, errors.New("pagerduty: service unavailable")
+			}
+			return false, nil
+		},
+		"weekend": func(in symbot.RuleInput) (bool, error) { return strings.Contains(in.Reason, "weekend"), nil },
+		"long":    func(in symbot.RuleInput) (bool, error) { return in.Duration > time.Hour, nil },
+		"on-call": func(in symbot.RuleInput) (bool, error) { return in.Requester.SlackID == "UALICE", nil },
+	}
+	return h
+}
+
+func submitReason(t *testing.T, h *harness, a symbot.Actor, d time.Duration, reason string) (*symbot.Request, error) {
+	t.Helper()
+	return h.eng.Submit(t.Context(), a, symbot.RequestInput{Target: "admin", Duration: d, Reason: reason})
+}
+
+func TestRuleAutoApprovesWithTheRuleAsApprover(t *testing.T) {
+	h := rulesHarness(t)
+	r, err := submitReason(t, h, alice, time.Hour, "deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StateApproved || r.Rule != "on-call" {
+		t.Fatalf("state %s rule %q, want approved by on-call", r.State, r.Rule)
+	}
+	if len(r.Approvals) != 1 || r.Approvals[0].By != "rule:on-call" {
+		t.Fatalf("approvals = %+v, want one by rule:on-call", r.Approvals)
+	}
+	if name, ok := symbot.RuleName(r.Approvals[0].By); !ok || name != "on-call" {
+		t.Fatalf("RuleName(%q) = %q, %v", r.Approvals[0].By, name, ok)
+	}
+	last, _ := r.LastTransition()
+	if last.By != "rule:on-call" {
+		t.Fatalf("approved by %q", last.By)
+	}
+	var approved bool
+	for _, e := range verifyAudit(t, h.st) {
+		if e.Action == "approve" && e.Actor == "rule:on-call" {
+			approved = true
+		}
+	}
+	if !approved {
+		t.Fatal("no approve audit entry by rule:on-call")
+	}
+	// The grant job, the message post and the DM are queued.
+	kinds := map[symbot.JobKind]int{}
+	for _, j := range h.pendingJobs(t) {
+		kinds[j.Kind]++
+	}
+	if kinds[symbot.JobGrant] != 1 || kinds[symbot.JobPost] != 1 || kinds[symbot.JobNotify] != 1 {
+		t.Fatalf("jobs = %v", kinds)
+	}
+}
+
+func TestRuleRefusalShowsTheRulesMessage(t *testing.T) {
+	h := rulesHarness(t)
+	_, err := submitReason(t, h, bob, time.Hour, "weekend fix")
+	var pe *symbot.PolicyError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "no access at weekends") || !strings.Contains(pe.Reason, "weekend") {
+		t.Fatalf("err = %v, want the weekend rule's refusal", err)
+	}
+}
+
+func TestRuleRequiresTwoApprovalsFromItsApprovers(t *testing.T) {
+	h := rulesHarness(t)
+	r, err := submitReason(t, h, bob, 4*time.Hour, "migration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StatePending || r.RuleApprovals != 2 {
+		t.Fatalf("state %s approvals %d", r.State, r.RuleApprovals)
+	}
+	if err := h.eng.MayDecide(t.Context(), r.ID, alice, symbot.VerbApprove); err == nil {
+		t.Fatal("alice is not among the rule's approvers, yet may approve")
+	}
+	h.mustApprove(t, r.ID, carol)
+	h.wantState(t, r.ID, symbot.StatePending)
+	h.mustApprove(t, r.ID, dave)
+	h.wantState(t, r.ID, symbot.StateApproved)
+}
+
+func TestRuleErrorFallsBackToManualApproval(t *testing.T) {
+	h := rulesHarness(t)
+	// alice would match on-call after boom; boom failing must not let her through.
+	r, err := submitReason(t, h, alice, time.Hour, "boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StatePending || r.Rule != "" || len(r.Approvals) != 0 {
+		t.Fatalf("state %s rule %q approvals %v, want pending for manual approval", r.State, r.Rule, r.Approvals)
+	}
+	if !strings.Contains(r.RuleNote, "rule boom could not be evaluated") || !strings.Contains(r.RuleNote, "pagerduty: service unavailable") || !strings.Contains(r.RuleNote, "manual approval") {
+		t.Fatalf("note = %q", r.RuleNote)
+	}
+}
+
+func TestRulesWithoutEvaluatorNeverApprove(t *testing.T) {
+	h := newHarness(t, nil, rulesFlow())
+	r, err := submitReason(t, h, alice, time.Hour, "deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StatePending || r.RuleNote == "" {
+		t.Fatalf("state %s note %q", r.State, r.RuleNote)
+	}
+}
+
+func TestTargetRulesReplaceTheFlows(t *testing.T) {
+	f := rulesFlow()
+	f.Targets[0].Rules = []symbot.Rule{} // admin: no rules
+	h := newHarness(t, nil, f)
+	h.eng.Rules = ruleFunc{"on-call": func(symbot.RuleInput) (bool, error) { return true, nil }}
+	r, err := submitReason(t, h, alice, time.Hour, "deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StatePending || r.RuleNote != "" {
+		t.Fatalf("state %s note %q: the target's empty rules should lift the flow's", r.State, r.RuleNote)
+	}
+}
+
+func TestValidateRules(t *testing.T) {
+	f := testFlow()
+	f.Rules = []symbot.Rule{
+		{Name: "", When: "true", Action: symbot.RuleApprove},
+		{Name: "a", When: "", Action: symbot.RuleApprove},
+		{Name: "a", When: "true", Action: symbot.RuleRefuse},
+		{Name: "b", When: "true"},
+		{Name: "c", When: "true", Action: symbot.RuleRequire, Approvals: 3},
+	}
+	err := symbot.ValidateFlows([]symbot.Flow{f})
+	for _, want := range []string{
+		"flows[0].rules[0].name: missing",
+		"flows[0].rules[1].when: missing",
+		`flows[0].rules[2].name: duplicate rule name "a"`,
+		"flows[0].rules[2].refuse: empty",
+		"flows[0].rules[3]: no outcome",
+		"flows[0].rules[4].require.approvals_required: 3 approvals required but only 2 approvers listed",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateFlows: %v\nwant %q", err, want)
+		}
+	}
+}
