@@ -248,6 +248,9 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store view: %w", err)
 	}
+	if s.unreadable != nil {
+		return s.unreadable
+	}
 	return s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
 		defer func() { t.done = true }()

@@ -41,6 +41,12 @@ type Config struct {
 	// NoSync skips fsync after each commit. Only for benchmarks and tests:
 	// a crash can lose or corrupt committed data.
 	NoSync bool
+	// ReadOnly opens an existing store for reading only (the offline admin
+	// commands): it takes a shared lock, so it waits (up to Timeout) for,
+	// and then fails with a *LockedError against, a process holding the
+	// store for writing, and never writes, not even the repairs a
+	// read-write Open makes. Update and ClaimJobs fail.
+	ReadOnly bool
 }
 
 // Store is a symbot.Store in a bbolt file.
@@ -57,6 +63,11 @@ type Store struct {
 	queue  []*write  // writes waiting for the next group
 
 	commits atomic.Uint64 // group transactions committed (for tests)
+
+	// unreadable, in a store opened read-only, says why its records cannot
+	// be read as they are (a read-write Open would first repair them);
+	// View fails with it. Backup still works.
+	unreadable error
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -111,7 +122,12 @@ func Open(path string, cfg Config) (*Store, error) {
 	if err := CheckPath(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType})
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store read-only: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType, ReadOnly: o.ReadOnly})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &LockedError{Path: path}
@@ -120,7 +136,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, log: o.Logger}
 	s.idle.L = &s.mu
-	if err := s.init(); err != nil {
+	if err := s.init(o.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -162,7 +178,9 @@ func CheckPath(path string) error {
 // touched), creates the buckets of a new store, rebuilds stale indexes and
 // clears stale leases. It writes only when there is something to do, so
 // opening a healthy store costs no commit, and it reads each job once.
-func (s *Store) init() error {
+// With readOnly it only checks: a store that needs more than its leases
+// cleared is marked unreadable instead of repaired.
+func (s *Store) init(readOnly bool) error {
 	var (
 		fresh, missing bool // a new store; a bucket is missing (so is one of a new store)
 		work           openWork
@@ -204,6 +222,16 @@ func (s *Store) init() error {
 		return err
 	}
 	if !missing && work.none() {
+		return nil
+	}
+	if readOnly {
+		if fresh {
+			return fmt.Errorf("open store %s read-only: the file is empty, not a symbot store: check the path", s.path)
+		}
+		// Leases left by a stopped daemon do not change what is read.
+		if missing || work.failingStale || work.openStale {
+			s.unreadable = fmt.Errorf("store %s was written by an older symbot and its indexes need rebuilding, which a read-only open cannot do: start `symbot run` with this version once (or read it with the symbot that wrote it); `symbot backup` still copies it", s.path)
+		}
 		return nil
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
