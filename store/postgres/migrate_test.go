@@ -10,6 +10,7 @@ import (
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store/postgres"
 	"github.com/symbot/symbot/store/postgres/pgtest"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 func TestMigrationsNumbered(t *testing.T) {
@@ -110,5 +111,38 @@ func TestOpenRedactsPassword(t *testing.T) {
 	}
 	if got := err.Error(); strings.Contains(got, "sekrit") {
 		t.Errorf("error quotes the password: %s", got)
+	}
+}
+
+// TestOpenReadOnlyNeverWrites stops the offline admin commands from
+// changing a live database: a ReadOnly store reads what a replica wrote,
+// migrates nothing, and the server refuses its writes.
+func TestOpenReadOnlyNeverWrites(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	if _, err := postgres.Open(t.Context(), url, postgres.Config{ReadOnly: true}); err == nil {
+		t.Fatal("ReadOnly Open of an empty database migrated it or opened it anyway")
+	}
+	rw, err := postgres.Open(t.Context(), url, postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	storetest.MustPut(t, rw, &symbot.Request{ID: "R1", State: symbot.StateActive, Requester: symbot.Person{SlackID: "U1"}})
+	ro, err := postgres.Open(t.Context(), url, postgres.Config{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("ReadOnly Open beside a running replica: %v", err)
+	}
+	defer ro.Close()
+	if got := storetest.MustGet(t, ro, "R1"); got.State != symbot.StateActive {
+		t.Errorf("R1 read in state %s, want active", got.State)
+	}
+	err = ro.Update(t.Context(), func(tx symbot.Tx) error {
+		return tx.PutRequest(&symbot.Request{ID: "R2", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}})
+	})
+	if err == nil {
+		t.Fatal("Update on a ReadOnly store succeeded")
+	}
+	if !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("Update on a ReadOnly store: %v, want the server's read-only refusal", err)
 	}
 }

@@ -59,6 +59,11 @@ type Config struct {
 	// NoMigrate refuses a database whose schema is not current instead of
 	// migrating it.
 	NoMigrate bool
+	// ReadOnly opens the database for reading only (the offline admin
+	// commands, safe beside running replicas): it implies NoMigrate, and
+	// every session is read-only (default_transaction_read_only), so the
+	// server refuses any write.
+	ReadOnly bool
 }
 
 // Store is a symbot.Store on a PostgreSQL database.
@@ -92,6 +97,10 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", redact(err))
 	}
 	cfg.MaxConns = o.MaxConns
+	if o.ReadOnly {
+		o.NoMigrate = true
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
