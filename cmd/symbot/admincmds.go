@@ -1,7 +1,9 @@
 package main
 
 // The admin commands (requests, grants, revoke, audit, audit verify,
-// backup): they ask the running daemon over its admin socket.
+// backup): they ask the running daemon over its admin socket; the ones
+// that only read can instead open the store themselves, read-only (--db,
+// --offline; see offline.go), and print the same.
 
 import (
 	"context"
@@ -26,6 +28,13 @@ type adminCmd struct {
 	stderr io.Writer
 	config *string
 	socket *string
+	// db and offline are --db and --offline, for the commands that only
+	// read (readOffline); nil for the others.
+	db      *string
+	offline *bool
+	// auditKey: offline, the command needs the audit key the config names
+	// (it verifies the chain).
+	auditKey bool
 }
 
 func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
@@ -34,6 +43,13 @@ func newAdminCmd(name, usage string, stderr io.Writer) *adminCmd {
 		config: configFlag(fs),
 		socket: fs.String("socket", "", "admin socket (default: admin.socket from the config)"),
 	}
+}
+
+// readOffline adds --db and --offline: the command only reads, so it can
+// open the store itself, read-only, when the daemon is stopped.
+func (a *adminCmd) readOffline() {
+	a.db = a.fs.String("db", "", "read this bbolt store file directly, read-only, instead of asking the daemon (which must be stopped); the config still gives the flows and the audit key")
+	a.offline = a.fs.Bool("offline", false, "read the store the config names directly, read-only, instead of asking the daemon: store.path (the daemon stopped), or store.url / SYMBOT_DATABASE_URL (PostgreSQL, also while replicas run)")
 }
 
 // jsonFlag adds --json.
@@ -50,27 +66,40 @@ func (a *adminCmd) parse(args []string, one string) (arg string, code int, ok bo
 	return parseOneArg(a.fs, args, a.stderr, one)
 }
 
-// client returns the admin client, from --socket or the config; when ok is
-// false the problem has been printed.
-func (a *adminCmd) client() (*admin.Client, bool) {
+// client returns the admin client, from --socket or the config, or with
+// --db or --offline one that reads the store in this process; close it
+// when done. When ok is false the problem has been printed and code is
+// the exit code.
+func (a *adminCmd) client(ctx context.Context) (c *admin.Client, code int, ok bool) {
+	offline := a.db != nil && (*a.db != "" || *a.offline)
+	if offline && *a.socket != "" {
+		return nil, a.usageError(errors.New("--socket asks the daemon, --db and --offline read the store without it: give one")), false
+	}
 	if *a.socket != "" {
-		return admin.NewClient(*a.socket), true
+		return admin.NewClient(*a.socket), 0, true
 	}
 	cfg, ok := loadConfig(a.name, *a.config, a.stderr)
 	if !ok {
-		return nil, false
+		return nil, exitFail, false
 	}
-	return admin.NewClient(cfg.Admin.Socket), true
+	if !offline {
+		return admin.NewClient(cfg.Admin.Socket), 0, true
+	}
+	c, err := openOffline(ctx, cfg, *a.db, a.auditKey)
+	if err != nil {
+		return nil, a.fail(err), false
+	}
+	return c, 0, true
 }
 
 // dial is parse then client, for the commands that check nothing else
 // before they ask the daemon.
-func (a *adminCmd) dial(args []string, one string) (c *admin.Client, arg string, code int, ok bool) {
+func (a *adminCmd) dial(ctx context.Context, args []string, one string) (c *admin.Client, arg string, code int, ok bool) {
 	if arg, code, ok = a.parse(args, one); !ok {
 		return nil, "", code, false
 	}
-	if c, ok = a.client(); !ok {
-		return nil, "", exitFail, false
+	if c, code, ok = a.client(ctx); !ok {
+		return nil, "", code, false
 	}
 	return c, arg, 0, true
 }
@@ -130,12 +159,14 @@ func olderDaemon(err error) error {
 const failuresShown = 7 * 24 * time.Hour
 
 func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("requests", "[--config FILE] [--json]", stderr)
+	cmd := newAdminCmd("requests", "[--config FILE] [--json] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
-	c, _, code, ok := cmd.dial(args, "")
+	c, _, code, ok := cmd.dial(ctx, args, "")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	reqs, err := c.Requests(ctx)
 	var failed []admin.RequestJSON
 	if err == nil {
@@ -173,12 +204,14 @@ func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("grants", "[--config FILE] [--json]", stderr)
+	cmd := newAdminCmd("grants", "[--config FILE] [--json] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
-	c, _, code, ok := cmd.dial(args, "")
+	c, _, code, ok := cmd.dial(ctx, args, "")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	reqs, err := c.Grants(ctx)
 	// Ended grants whose removal is not done are listed too: the person
 	// may still be in the Okta group.
@@ -257,10 +290,11 @@ func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	cmd := newAdminCmd("revoke", "ID [--reason TEXT] [--config FILE]", stderr)
 	reason := cmd.fs.String("reason", "", "why (recorded in the audit trail and told to the user)")
 	asJSON := cmd.jsonFlag()
-	c, id, code, ok := cmd.dial(args, "request id (see `symbot grants`)")
+	c, id, code, ok := cmd.dial(ctx, args, "request id (see `symbot grants`)")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	r, err := c.Revoke(ctx, id, *reason)
 	var ae *admin.Error
 	if errors.As(err, &ae) {
@@ -313,7 +347,8 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return auditExportCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
-	cmd := newAdminCmd("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE]", stderr)
+	cmd := newAdminCmd("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	sinceFlag := cmd.fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
 	asJSON := cmd.jsonFlag()
 	pos, code, ok := parseFlags(cmd.fs, args)
@@ -331,10 +366,11 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return cmd.usageError(err)
 	}
-	c, ok := cmd.client()
+	c, code, ok := cmd.client(ctx)
 	if !ok {
-		return exitFail
+		return code
 	}
+	defer c.Close()
 	entries, err := c.Audit(ctx, since)
 	if err != nil {
 		return cmd.fail(err)
@@ -358,7 +394,9 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("audit verify", "[--against FILE|DIR] [--json] [--config FILE]", stderr)
+	cmd := newAdminCmd("audit verify", "[--against FILE|DIR] [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
+	cmd.auditKey = true
 	asJSON := cmd.jsonFlag()
 	against := cmd.fs.String("against", "", "also check the chain against checkpoints exported earlier: a file sink's output, S3 objects (a file or a directory) or symbot's log")
 	if _, code, ok := cmd.parse(args, ""); !ok {
@@ -371,10 +409,11 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			return cmd.usageError(err)
 		}
 	}
-	c, ok := cmd.client()
+	c, code, ok := cmd.client(ctx)
 	if !ok {
-		return exitFail
+		return code
 	}
+	defer c.Close()
 	var v admin.VerifyJSON
 	var err error
 	if *against != "" {
@@ -401,11 +440,13 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func backupCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("backup", "FILE [--config FILE]", stderr)
-	c, file, code, ok := cmd.dial(args, "file to write the backup to")
+	cmd := newAdminCmd("backup", "FILE [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
+	c, file, code, ok := cmd.dial(ctx, args, "file to write the backup to")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	n, err := c.BackupToFile(ctx, file)
 	if err != nil {
 		return cmd.fail(err)

@@ -28,7 +28,7 @@ func (a *adminService) ExportAudit(ctx context.Context, since, until time.Time, 
 	if err != nil {
 		return err
 	}
-	if err := a.d.engine.AuditAdmin(ctx, "export", fmt.Sprintf("%d entries as %s, %s to %s", len(es), format, stamp(since), stamp(until))); err != nil {
+	if err := a.record(ctx, "export", fmt.Sprintf("%d entries as %s, %s to %s", len(es), format, stamp(since), stamp(until))); err != nil {
 		return err
 	}
 	if format == "csv" {
@@ -50,7 +50,7 @@ func (a *adminService) Report(ctx context.Context, since, until time.Time, forma
 	if err != nil {
 		return err
 	}
-	if err := a.d.engine.AuditAdmin(ctx, "report", fmt.Sprintf("%d requests as %s, %s to %s", len(rep.Rows), format, stamp(since), stamp(until))); err != nil {
+	if err := a.record(ctx, "report", fmt.Sprintf("%d requests as %s, %s to %s", len(rep.Rows), format, stamp(since), stamp(until))); err != nil {
 		return err
 	}
 	if format == "csv" {

@@ -125,7 +125,8 @@ func reportCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func streamCmd(ctx context.Context, name, path, defFormat, formats, defSince string, args []string, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE]", stderr)
+	cmd := newAdminCmd(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	sinceFlag := cmd.fs.String("since", defSince, "from this long ago (30d, 24h), from an RFC 3339 time, or all")
 	untilFlag := cmd.fs.String("until", "", "up to this long ago or this RFC 3339 time (default: now)")
 	format := cmd.fs.String("format", defFormat, formats)
@@ -141,10 +142,11 @@ func streamCmd(ctx context.Context, name, path, defFormat, formats, defSince str
 	if err != nil {
 		return cmd.usageError(err)
 	}
-	c, ok := cmd.client()
+	c, code, ok := cmd.client(ctx)
 	if !ok {
-		return exitFail
+		return code
 	}
+	defer c.Close()
 	if err := c.Stream(ctx, path, since, until, *format, stdout); err != nil {
 		return cmd.fail(err)
 	}

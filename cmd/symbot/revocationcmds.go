@@ -15,10 +15,11 @@ func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stder
 	cmd := newAdminCmd("reconcile", "[--dry-run] [--json] [--config FILE]", stderr)
 	dry := cmd.fs.Bool("dry-run", false, "report what the pass finds without changing anything")
 	asJSON := cmd.jsonFlag()
-	c, _, code, ok := cmd.dial(args, "")
+	c, _, code, ok := cmd.dial(ctx, args, "")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	rep, err := c.Reconcile(ctx, *dry)
 	if err != nil {
 		return cmd.fail(err)
@@ -52,12 +53,14 @@ func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stder
 }
 
 func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("standing", "[--json] [--config FILE]", stderr)
+	cmd := newAdminCmd("standing", "[--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
-	c, _, code, ok := cmd.dial(args, "")
+	c, _, code, ok := cmd.dial(ctx, args, "")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	ms, err := c.Standing(ctx)
 	if err != nil {
 		return cmd.fail(err)
@@ -81,12 +84,14 @@ func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func showCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("show", "ID [--json] [--config FILE]", stderr)
+	cmd := newAdminCmd("show", "ID [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
-	c, id, code, ok := cmd.dial(args, "request id (see `symbot grants` or `symbot audit`)")
+	c, id, code, ok := cmd.dial(ctx, args, "request id (see `symbot grants` or `symbot audit`)")
 	if !ok {
 		return code
 	}
+	defer c.Close()
 	s, err := c.Show(ctx, id)
 	if err != nil {
 		return cmd.fail(err)

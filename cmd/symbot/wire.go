@@ -302,8 +302,22 @@ func (d *daemon) ready(ctx context.Context) error {
 var _ admin.Inspector = (*adminService)(nil)
 
 // adminService implements admin.Service (and admin.Inspector) with the
-// engine and the store.
-type adminService struct{ d *daemon }
+// engine and the store. With readOnly (the offline commands, over a store
+// opened read-only) it refuses what would write, and records nothing in
+// the audit trail.
+type adminService struct {
+	d        *daemon
+	readOnly bool
+}
+
+// record puts an admin action (a backup, an export) in the audit trail;
+// a read-only service cannot, and reads without.
+func (a *adminService) record(ctx context.Context, action, detail string) error {
+	if a.readOnly {
+		return nil
+	}
+	return a.d.engine.AuditAdmin(ctx, action, detail)
+}
 
 func (a *adminService) Requests(ctx context.Context) ([]*symbot.Request, error) {
 	return a.d.engine.ListByState(ctx, symbot.StatePending, symbot.StateApproved)
@@ -314,6 +328,9 @@ func (a *adminService) Grants(ctx context.Context) ([]*symbot.Request, error) {
 }
 
 func (a *adminService) Revoke(ctx context.Context, id, reason string) (*symbot.Request, error) {
+	if a.readOnly {
+		return nil, errOffline
+	}
 	if reason == "" {
 		reason = "revoked by an operator"
 	}
@@ -329,6 +346,9 @@ func (a *adminService) VerifyAudit(ctx context.Context) (int, error) {
 }
 
 func (a *adminService) Reconcile(ctx context.Context, dryRun bool) (*symbot.ReconcileReport, error) {
+	if a.readOnly {
+		return nil, errOffline
+	}
 	return a.d.engine.Reconcile(ctx, dryRun)
 }
 
@@ -349,7 +369,7 @@ func (a *adminService) Story(ctx context.Context, id string) (*symbot.Story, err
 }
 
 func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	if err := a.d.engine.AuditAdmin(ctx, "backup", "a copy of the whole store"); err != nil {
+	if err := a.record(ctx, "backup", "a copy of the whole store"); err != nil {
 		return 0, err
 	}
 	return a.d.store.Backup(ctx, w)

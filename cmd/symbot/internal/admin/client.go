@@ -26,6 +26,7 @@ var ErrNoDaemon = errors.New("no symbot daemon answering")
 type Client struct {
 	Socket string
 	hc     *http.Client
+	close  func() // a local client's (NewLocalClient)
 }
 
 // NewClient returns a client for the admin socket at path.
