@@ -205,8 +205,15 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 	if max <= 0 {
 		return nil, nil
 	}
+	// Most calls find nothing to claim (every new job and every finished
+	// one wakes the executor): look in a read-only transaction first, so
+	// that finding nothing costs no commit and no fsync.
+	claimable, err := s.anyClaimable(now)
+	if err != nil || !claimable {
+		return nil, err
+	}
 	var out []symbot.Job
-	err := s.update(ctx, "claim jobs", func(t *tx) error {
+	err = s.update(ctx, "claim jobs", func(t *tx) error {
 		out = nil // a group commit may run this again
 		btx := t.tx
 		// Every due job is a candidate so that the lowest ids win, as the
@@ -256,6 +263,37 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		return nil, err // prefixed "claim jobs: " by update or above
 	}
 	return out, nil
+}
+
+// anyClaimable reports whether some job is due at now and heads its lane,
+// walking the due index only as far as now.
+func (s *Store) anyClaimable(now time.Time) (bool, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return false, fmt.Errorf("claim jobs: store %s: %w", s.path, berrors.ErrDatabaseNotOpen)
+	}
+	found := false
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := &tx{tx: btx}
+		limit := timeBits(now)
+		c := btx.Bucket(bucketJobDue).Cursor()
+		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+			if binary.BigEndian.Uint64(k[:8]) > limit {
+				return nil
+			}
+			if len(lane) == 0 || t.laneHead(string(lane), binary.BigEndian.Uint64(k[8:])) {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim jobs: %w", err)
+	}
+	return found, nil
 }
 
 // NextJobTime returns when the earliest claimable job becomes due; jobs

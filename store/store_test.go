@@ -605,3 +605,35 @@ func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimWithNothingDueCommitsNothing: the executor claims after every
+// new and every finished job; a claim that finds nothing to claim (none
+// due, leased, or waiting behind its lane) must not cost a commit, whose
+// fsyncs the writes people wait for would queue behind.
+func TestClaimWithNothingDueCommitsNothing(t *testing.T) {
+	s := MustOpen(t, store.Config{NoSync: true})
+	now := time.Now()
+	storetest.MustAddJobs(t, s,
+		symbot.Job{Kind: symbot.JobNotify, NotBefore: now.Add(time.Hour)},                      // not due
+		symbot.Job{Kind: symbot.JobGrant, LeaseOwner: "other", LeaseUntil: now.Add(time.Hour)}, // leased
+		symbot.Job{Kind: symbot.JobPost, Lane: "msg:R1", NotBefore: now.Add(time.Hour)},        // lane head, not due
+		symbot.Job{Kind: symbot.JobUpdate, Lane: "msg:R1"},                                     // due, behind its lane
+	)
+	before := store.Commits(s)
+	jobs, err := s.ClaimJobs(t.Context(), "me", now, time.Minute, 10)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("ClaimJobs = %v, %v; want nothing", jobs, err)
+	}
+	if got := store.Commits(s); got != before {
+		t.Errorf("a claim that found nothing made %d commits, want 0", got-before)
+	}
+	storetest.MustAddJobs(t, s, symbot.Job{Kind: symbot.JobAlert})
+	before = store.Commits(s)
+	jobs, err = s.ClaimJobs(t.Context(), "me", now, time.Minute, 10)
+	if err != nil || len(jobs) != 1 || jobs[0].Kind != symbot.JobAlert || jobs[0].LeaseOwner != "me" {
+		t.Fatalf("ClaimJobs = %+v, %v; want the alert job, leased to me", jobs, err)
+	}
+	if got := store.Commits(s); got != before+1 {
+		t.Errorf("a claim that leased a job made %d commits, want 1", got-before)
+	}
+}
