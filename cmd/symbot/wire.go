@@ -79,7 +79,12 @@ func newLogger(lc config.Log, w io.Writer) *slog.Logger {
 
 // slackClient builds the slack-go client from the tokens and API URL.
 func slackClient(cfg *config.Config) *slack.Client {
-	opts := []slack.Option{slack.OptionAppLevelToken(cfg.Slack.AppToken)}
+	// slack-go's default client keeps 2 idle connections per host: with the
+	// bot's and the executor's workers calling at once, every other call
+	// would pay for a new connection (and, against Slack, a TLS handshake).
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Transport: t}), slack.OptionAppLevelToken(cfg.Slack.AppToken)}
 	if cfg.Slack.APIURL != "" {
 		opts = append(opts, slack.OptionAPIURL(cfg.Slack.APIURL))
 	}
