@@ -161,7 +161,7 @@ type Ack struct {
 //
 // Faults: FailNext, RateLimitNext, DelayNext (Web API); Disconnect,
 // DropConnections, SetPings, AckTimeout/MaxRetries, DuplicateNext (Socket
-// Mode); SetScopes and SetBotMembership (workspace).
+// Mode); SetScopes, SetBotMembership and RevokeToken (workspace).
 type Server struct {
 	BotToken string
 	AppToken string
@@ -217,7 +217,8 @@ type Server struct {
 	faults       map[string][]fault
 	delays       map[string][]time.Duration
 	scopes       map[string]bool
-	lastTS       int64 // microseconds
+	revoked      map[string]bool // tokens RevokeToken revoked
+	lastTS       int64           // microseconds
 	seq          int
 
 	// socket mode
@@ -312,6 +313,7 @@ func Listen(addr string) (*Server, error) {
 		faults:          map[string][]fault{},
 		delays:          map[string][]time.Duration{},
 		tickets:         map[string]time.Time{},
+		revoked:         map[string]bool{},
 		pending:         map[string]*pending{},
 		pings:           true,
 	}
@@ -575,6 +577,28 @@ func (s *Server) FailNext(method, slackError string, n int) {
 	for range n {
 		s.faults[method] = append(s.faults[method], fault{slackError: slackError})
 	}
+}
+
+// RevokeToken makes the simulator refuse token from now on, as Slack does
+// after auth.revoke, an app uninstall or a token rotation: every Web API
+// call made with it (apps.connections.open too, for the app-level token)
+// answers {"ok":false,"error":"token_revoked"}. Live Socket Mode
+// connections stay up (DropConnections cuts them, and the reconnect's
+// apps.connections.open is refused).
+func (s *Server) RevokeToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked[token] = true
+	s.notifyLocked()
+}
+
+// RestoreToken accepts a token RevokeToken revoked again. Slack itself never
+// does; tests use it to show that symbot notices a token working again.
+func (s *Server) RestoreToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.revoked, token)
+	s.notifyLocked()
 }
 
 // RateLimitNext makes the next n calls of method answer HTTP 429 with

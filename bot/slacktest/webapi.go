@@ -161,6 +161,8 @@ func (s *Server) handleAPI(w http.ResponseWriter, hr *http.Request) {
 		ae = slackErr("unknown_method")
 	case token == "":
 		ae = slackErr("not_authed")
+	case s.revoked[token]:
+		ae = slackErr("token_revoked")
 	case token != s.BotToken && token != s.AppToken:
 		ae = slackErr("invalid_auth")
 	case (m.token == "bot") != (token == s.BotToken):

@@ -611,3 +611,36 @@ func TestUsersInfoTrustFields(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedTokenIsRefused: a revoked token is answered token_revoked, as
+// Slack answers it, through slack-go's own error type; for the app-level
+// token that makes socketmode give up instead of retrying; the other token
+// keeps working, and RestoreToken accepts it again.
+func TestRevokedTokenIsRefused(t *testing.T) {
+	srv := newServer(t)
+	api := newAPI(srv)
+	ctx := t.Context()
+	srv.RevokeToken(srv.BotToken)
+	_, err := api.AuthTestContext(ctx)
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) || se.Err != "token_revoked" {
+		t.Fatalf("auth.test with a revoked bot token: %v, want token_revoked", err)
+	}
+	if _, _, err := api.StartSocketModeContext(ctx); err != nil {
+		t.Errorf("apps.connections.open with the app token while the bot token is revoked: %v", err)
+	}
+
+	srv.RevokeToken(srv.AppToken)
+	if _, _, err := api.StartSocketModeContext(ctx); !errors.As(err, &se) || se.Err != "token_revoked" {
+		t.Errorf("apps.connections.open with a revoked app token: %v, want token_revoked", err)
+	}
+	sm := socketmode.New(api)
+	if err := sm.RunContext(ctx); err == nil || err.Error() != "token_revoked" {
+		t.Errorf("socketmode.RunContext with a revoked app token = %v, want token_revoked (fatal, no retry)", err)
+	}
+
+	srv.RestoreToken(srv.BotToken)
+	if _, err := api.AuthTestContext(ctx); err != nil {
+		t.Errorf("auth.test after RestoreToken: %v", err)
+	}
+}
