@@ -193,12 +193,8 @@ func (b *Bot) learnWorkspace(ctx context.Context) error {
 			b.log.Info("slack workspace", "team_id", res.TeamID, "enterprise_id", res.EnterpriseID)
 			return nil
 		}
-		var se slack.SlackErrorResponse
-		if errors.As(err, &se) {
-			switch se.Err {
-			case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired", "not_allowed_token_type":
-				return fmt.Errorf("learn the slack workspace (auth.test): bot token rejected (%s): set SLACK_BOT_TOKEN in symbot's environment to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)", se.Err)
-			}
+		if te := tokenError(EnvBotToken, "auth.test", err); te != nil {
+			return fmt.Errorf("learn the slack workspace: %w", te)
 		}
 		if ctx.Err() != nil {
 			return nil

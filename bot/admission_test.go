@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -176,8 +177,9 @@ func TestRunLearnsWorkspaceFromAuthTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = b.Run(t.Context(), eng)
-	if err == nil || !strings.Contains(err.Error(), "bot token rejected (invalid_auth)") {
-		t.Fatalf("Run with a rejected bot token = %v, want an error naming it", err)
+	var te *bot.TokenError
+	if !errors.As(err, &te) || te.Env != bot.EnvBotToken || te.Code != "invalid_auth" || !strings.Contains(err.Error(), "SLACK_BOT_TOKEN (invalid_auth)") {
+		t.Fatalf("Run with a rejected bot token = %v, want a *bot.TokenError naming SLACK_BOT_TOKEN", err)
 	}
 	if s.Connections() != 0 {
 		t.Errorf("connected to Socket Mode without knowing the workspace")

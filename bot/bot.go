@@ -465,17 +465,16 @@ func (o slogOutput) Output(_ int, s string) error {
 }
 
 // socketModeError wraps the error that ended Socket Mode; when Slack
-// refused the app-level token it says which variable holds it and how to
-// make a new one.
+// refused the app-level token it is a *TokenError naming the variable that
+// holds it and how to make a new one.
 func socketModeError(err error) error {
-	code := err.Error()
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) {
-		code = se.Err
+	if te := tokenError(EnvAppToken, "apps.connections.open", err); te != nil {
+		return fmt.Errorf("socket mode connection: %w", te)
 	}
-	switch code {
+	// socketmode may hand back Slack's bare error code.
+	switch code := err.Error(); code {
 	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type":
-		return fmt.Errorf("socket mode connection: Slack refused the app-level token in SLACK_APP_TOKEN (%s): generate one (xapp-...) with the connections:write scope under Basic Information > App-Level Tokens, and enable Socket Mode: %w", code, err)
+		return fmt.Errorf("socket mode connection: %w", &TokenError{Env: EnvAppToken, Code: code, Method: "apps.connections.open", Err: err})
 	}
 	return fmt.Errorf("socket mode connection: %w", err)
 }

@@ -104,8 +104,8 @@ func (b *Bot) classify(ctx context.Context, method, channel string, err error) e
 		e := fmt.Errorf("slack %s: %w %s: add scope %s in the app config (or re-import manifest.yml) and reinstall the app", method, symbot.ErrMissingScope, scope, scope)
 		b.reportOnce(ctx, "missing_scope|"+scope, e.Error())
 		return e
-	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired":
-		e := fmt.Errorf("slack %s: bot token rejected (%s): set SLACK_BOT_TOKEN in symbot's environment to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)", method, se.Err)
+	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired", "not_allowed_token_type":
+		e := &TokenError{Env: EnvBotToken, Code: se.Err, Method: method, Err: err}
 		b.reportOnce(ctx, "auth|"+se.Err, e.Error())
 		return e
 	case "message_not_found", "cant_update_message", "user_not_found", "users_not_found", "expired_trigger_id", "invalid_trigger_id":

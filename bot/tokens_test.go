@@ -1,6 +1,8 @@
 package bot_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -53,5 +55,49 @@ func TestRefusedTokensNameTheirVariable(t *testing.T) {
 				t.Errorf("error points at the configuration, but tokens live in the environment: %v", err)
 			}
 		})
+	}
+}
+
+// TestCheckTokens: CheckBotToken and CheckAppToken tell a token Slack
+// refused (a *bot.TokenError naming its variable, without the token) from
+// Slack being unreachable (another error), and pass once it works again.
+func TestCheckTokens(t *testing.T) {
+	s := slacktest.NewServer()
+	t.Cleanup(s.Close)
+	b := bot.New(slack.New(s.BotToken, slack.OptionAPIURL(s.APIURL()), slack.OptionAppLevelToken(s.AppToken)), bot.Config{})
+	ctx := t.Context()
+	if err := b.CheckBotToken(ctx); err != nil {
+		t.Fatalf("CheckBotToken with a good token: %v", err)
+	}
+	if err := b.CheckAppToken(ctx); err != nil {
+		t.Fatalf("CheckAppToken with a good token: %v", err)
+	}
+	for _, tc := range []struct {
+		env   string
+		token string
+		check func(context.Context) error
+	}{
+		{bot.EnvBotToken, s.BotToken, b.CheckBotToken},
+		{bot.EnvAppToken, s.AppToken, b.CheckAppToken},
+	} {
+		s.RevokeToken(tc.token)
+		err := tc.check(ctx)
+		var te *bot.TokenError
+		if !errors.As(err, &te) || te.Env != tc.env || te.Code != "token_revoked" || !strings.Contains(err.Error(), tc.env+" (token_revoked)") {
+			t.Errorf("check of a revoked %s = %v, want a *bot.TokenError naming it", tc.env, err)
+		}
+		if err != nil && strings.Contains(err.Error(), tc.token) {
+			t.Errorf("the error holds the token: %v", err)
+		}
+		s.RestoreToken(tc.token)
+		if err := tc.check(ctx); err != nil {
+			t.Errorf("check of %s once it works again: %v", tc.env, err)
+		}
+	}
+	s.FailNext("auth.test", "internal_error", 1)
+	err := b.CheckBotToken(ctx)
+	var te *bot.TokenError
+	if err == nil || errors.As(err, &te) {
+		t.Errorf("CheckBotToken while Slack fails = %v, want an error that is not a *bot.TokenError", err)
 	}
 }
