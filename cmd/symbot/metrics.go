@@ -45,6 +45,8 @@ type Metrics struct {
 	reconcileMembers  prometheus.Gauge
 	reconcileDrift    *prometheus.GaugeVec
 
+	credentialValid *prometheus.GaugeVec
+
 	mu         sync.Mutex
 	stats      func() symbot.Stats
 	statsAt    time.Time    // when statsLast was read
@@ -97,8 +99,11 @@ func NewMetrics() *Metrics {
 	m.reconcileDrift = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "symbot_reconcile_drift", Help: "Differences between Okta and the grants the last reconcile pass found, by kind (standing, unmanaged, vanished, survived).",
 	}, []string{"kind"})
+	m.credentialValid = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "symbot_credential_valid", Help: "1 when the credential was accepted at its last check, 0 when it was refused (slack_bot_token, okta_token).",
+	}, []string{"credential"})
 	reg.MustRegister(m.requests, m.grantLatency, m.revokeLag, m.jobs,
-		m.reconcileDuration, m.reconcileMembers, m.reconcileDrift, (*scrapeCollector)(m),
+		m.reconcileDuration, m.reconcileMembers, m.reconcileDrift, m.credentialValid, (*scrapeCollector)(m),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
 	return m
@@ -128,6 +133,16 @@ func (m *Metrics) Reconciled(r *symbot.ReconcileReport) {
 	for _, k := range symbot.DriftKinds {
 		m.reconcileDrift.WithLabelValues(string(k)).Set(float64(r.Count(k)))
 	}
+}
+
+// CredentialChecked records whether a credential (slack_bot_token,
+// okta_token) was accepted at its last check.
+func (m *Metrics) CredentialChecked(name string, valid bool) {
+	v := 0.0
+	if valid {
+		v = 1
+	}
+	m.credentialValid.WithLabelValues(name).Set(v)
 }
 
 // snapshot returns the engine's stats, read at most once a second: the

@@ -426,6 +426,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	m.SetSocketConnected(func() bool { return true })
 	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })
 	m.Reconciled(&symbot.ReconcileReport{})
+	m.CredentialChecked("slack_bot_token", true)
 	_, samples := scrape(t, m)
 	exposed := map[string][]string{}
 	for _, s := range samples {

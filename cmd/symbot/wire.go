@@ -51,6 +51,11 @@ type daemon struct {
 
 	// Tunables the demo and the tests shorten; zero means the engine default.
 	retryBase time.Duration
+	// credentialCheckEvery: how often the bot and Okta tokens are checked
+	// while running; zero means DefaultCredentialCheckEvery.
+	credentialCheckEvery time.Duration
+
+	creds credentials // the last check of each credential, for ready
 
 	// hup delivers SIGHUP to run, which calls reload for each; nil when the
 	// daemon runs in-process (demo, tests).
@@ -204,6 +209,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.retryBase > 0 {
 		d.engine.Runtime.RetryBase = d.retryBase
 	}
+	// Nothing is served with a token Slack refuses.
+	if err := d.checkSlackTokens(ctx); err != nil {
+		return err
+	}
 	// Requests whose flow or target left the config cannot be decided:
 	// say which, once, at start.
 	if rs, err := d.engine.Unconfigured(ctx); err == nil && len(rs) > 0 {
@@ -260,6 +269,7 @@ func (d *daemon) run(ctx context.Context) error {
 	for i, s := range servers {
 		wg.Go(func() { errs[2+i] = s() })
 	}
+	wg.Go(func() { d.watchCredentials(ctx) })
 	if d.hup != nil {
 		wg.Go(func() {
 			for {
@@ -292,8 +302,9 @@ func (d *daemon) reload(context.Context) {
 	d.log.Warn("SIGHUP received: config reload is not supported yet; symbot keeps running with the config it started with; restart it to apply changes", "config", d.cfg.File)
 }
 
-// ready reports whether symbot can serve: Socket Mode connected and the
-// store answering.
+// ready reports whether symbot can serve: Socket Mode connected, the
+// store answering, and neither the Slack bot token nor the Okta token
+// refused at its last check.
 func (d *daemon) ready(ctx context.Context) error {
 	if !d.bot.Connected() {
 		return NotReady("slack socket mode is not connected", nil)
@@ -301,7 +312,7 @@ func (d *daemon) ready(ctx context.Context) error {
 	if err := d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }); err != nil {
 		return NotReady("the store is not answering", err)
 	}
-	return nil
+	return d.creds.notReady([]string{"slack_bot_token", "okta_token"})
 }
 
 var _ admin.Inspector = (*adminService)(nil)

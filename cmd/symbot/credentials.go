@@ -1,0 +1,202 @@
+package main
+
+// The credentials symbot cannot serve without: both Slack tokens, checked
+// before anything is served, and the bot token and the Okta token (through
+// the AWS chain and Secrets Manager) checked again every
+// credentialCheckEvery while it runs, for /readyz and the metrics.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/awsauth"
+	"github.com/symbot/symbot/bot"
+)
+
+// DefaultCredentialCheckEvery is how often a running symbot asks Slack
+// (auth.test) and Okta (one group read) whether they still accept its
+// tokens: one call each, far below either's rate limits.
+const DefaultCredentialCheckEvery = time.Minute
+
+// credentialCheckTimeout bounds one check.
+const credentialCheckTimeout = 30 * time.Second
+
+// A credential symbot checks while it runs.
+type credential struct {
+	name   string // metric label: slack_bot_token, okta_token
+	public string // what /readyz says while it is refused: fixed words
+	// check returns nil when the credential works, errRefused-wrapped
+	// errors when it was refused, and other errors when it could not be
+	// checked (the service is down): those change nothing.
+	check func(ctx context.Context) error
+}
+
+// errRefused marks a check that proved a credential bad.
+var errRefused = errors.New("credential refused")
+
+// credentials holds the outcome of the last check of each credential.
+type credentials struct {
+	mu      sync.Mutex
+	refused map[string]refusal // by credential name
+}
+
+type refusal struct {
+	public string
+	err    error
+}
+
+// set records one check's outcome: ok, refused (err wraps errRefused), or
+// unknown (any other error: the last outcome stands). It reports whether
+// the credential's state changed.
+func (c *credentials) set(cr credential, err error) (changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = map[string]refusal{}
+	}
+	_, was := c.refused[cr.name]
+	switch {
+	case err == nil:
+		delete(c.refused, cr.name)
+		return was
+	case errors.Is(err, errRefused):
+		c.refused[cr.name] = refusal{cr.public, err}
+		return !was
+	}
+	return false
+}
+
+// notReady returns a NotReady error for the first refused credential, in
+// the order of names, or nil.
+func (c *credentials) notReady(names []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range names {
+		if r, ok := c.refused[n]; ok {
+			return NotReady(r.public, r.err)
+		}
+	}
+	return nil
+}
+
+// credentialList is what the daemon checks while it runs.
+func (d *daemon) credentialList() []credential {
+	return []credential{
+		{
+			name:   "slack_bot_token",
+			public: "slack refuses the bot token (SLACK_BOT_TOKEN)",
+			check: func(ctx context.Context) error {
+				err := d.bot.CheckBotToken(ctx)
+				var te *bot.TokenError
+				if errors.As(err, &te) {
+					return fmt.Errorf("%w: %w", errRefused, err)
+				}
+				return err
+			},
+		},
+		{
+			name:   "okta_token",
+			public: "the okta api token is refused or cannot be read from aws secrets manager",
+			check:  d.checkOktaToken,
+		},
+	}
+}
+
+// checkOktaToken reads one target group through the whole chain: AWS base
+// credentials, the role, the secret, and the Okta token in it. A token
+// Okta refuses, or a secret that cannot be read, is a refusal; a missing
+// group is a config problem for `symbot check --live`, not a credential's.
+func (d *daemon) checkOktaToken(ctx context.Context) error {
+	var gid string
+	for _, f := range d.engine.Flows() {
+		if len(f.Targets) > 0 {
+			gid = f.Targets[0].GroupID
+			break
+		}
+	}
+	if gid == "" {
+		return nil
+	}
+	_, err := d.dir.Group(ctx, gid)
+	switch {
+	case err == nil, errors.Is(err, symbot.ErrGroupNotFound):
+		return nil
+	case errors.Is(err, symbot.ErrTokenRejected), errors.Is(err, symbot.ErrSecretNotFound),
+		errors.Is(err, symbot.ErrAccessDenied), errors.Is(err, awsauth.ErrNoCredentials),
+		errors.Is(err, awsauth.ErrSecretFormat):
+		return fmt.Errorf("%w: %w", errRefused, err)
+	}
+	return err
+}
+
+// checkSlackTokens asks Slack, before anything is served, whether it
+// accepts both tokens. A refused token stops start-up with an error naming
+// its environment variable (never the token). Slack being unreachable does
+// not: Socket Mode keeps retrying and /readyz says not ready until it
+// connects, while revocations, which need only Okta, go on.
+func (d *daemon) checkSlackTokens(ctx context.Context) error {
+	var refused []error
+	for _, check := range []func(context.Context) error{d.bot.CheckBotToken, d.bot.CheckAppToken} {
+		cctx, cancel := context.WithTimeout(ctx, credentialCheckTimeout)
+		err := check(cctx)
+		cancel()
+		var te *bot.TokenError
+		switch {
+		case errors.As(err, &te):
+			refused = append(refused, err)
+		case err != nil && ctx.Err() == nil:
+			d.log.Warn("could not ask Slack whether it accepts symbot's tokens; starting anyway", "err", err)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("not started: %w", errors.Join(refused...))
+	}
+	return nil
+}
+
+// watchCredentials checks each credential now and then every
+// credentialCheckEvery until ctx ends, logging each change of state; the
+// details go to the log and the metrics, /readyz says only which one.
+func (d *daemon) watchCredentials(ctx context.Context) {
+	every := d.credentialCheckEvery
+	if every <= 0 {
+		every = DefaultCredentialCheckEvery
+	}
+	creds := d.credentialList()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, cr := range creds {
+			cctx, cancel := context.WithTimeout(ctx, credentialCheckTimeout)
+			err := cr.check(cctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			changed := d.creds.set(cr, err)
+			switch {
+			case err == nil:
+				d.metrics.CredentialChecked(cr.name, true)
+				if changed {
+					d.log.Info("credential accepted again", "credential", cr.name)
+				}
+			case errors.Is(err, errRefused):
+				d.metrics.CredentialChecked(cr.name, false)
+				if changed {
+					d.log.Error("credential refused: symbot is not ready until it works again", "credential", cr.name, "err", err)
+				}
+			default:
+				d.log.Warn("could not check a credential", "credential", cr.name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
