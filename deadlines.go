@@ -11,12 +11,14 @@ import (
 )
 
 // lapsedAt reports whether a deadline of r that decisions depend on has
-// passed at now: a pending request's approval timeout or an active grant's
-// expiry.
+// passed at now: a pending request's approval timeout, a scheduled
+// request's start or an active grant's expiry.
 func lapsedAt(r *Request, now time.Time) bool {
 	switch r.State {
 	case StatePending:
 		return !r.TimeoutAt.IsZero() && !now.Before(r.TimeoutAt)
+	case StateScheduled:
+		return !now.Before(r.StartAt)
 	case StateActive:
 		return !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt)
 	}

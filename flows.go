@@ -38,6 +38,9 @@ type Flow struct {
 	// ExpiryWarning is how long before expiry the requester is warned; 0 turns
 	// the warning off. Config loaders apply DefaultExpiryWarning when unset.
 	ExpiryWarning time.Duration
+	// ScheduleHorizon is how far ahead a request may ask to start
+	// (RequestInput.StartAt); 0 means DefaultScheduleHorizon.
+	ScheduleHorizon time.Duration
 
 	Targets []Target
 
@@ -118,6 +121,14 @@ func (f *Flow) ApplyDefaults() {
 			f.Targets[i].Label = f.Targets[i].Name
 		}
 	}
+}
+
+// scheduleHorizon is how far ahead a request of f may start.
+func (f *Flow) scheduleHorizon() time.Duration {
+	if f.ScheduleHorizon > 0 {
+		return f.ScheduleHorizon
+	}
+	return DefaultScheduleHorizon
 }
 
 // MaxDuration returns the largest allowed duration of the flow.
@@ -201,6 +212,12 @@ func ValidateFlows(flows []Flow) error {
 		checkApprovers(v, p, f.Approvers, f.ApprovalsRequired)
 		if f.ApprovalTimeout < 0 {
 			v.add(p+".approval_timeout", "must not be negative")
+		}
+		switch {
+		case f.ScheduleHorizon < 0:
+			v.add(p+".schedule_horizon", "must not be negative (unset means %s)", FormatDuration(DefaultScheduleHorizon))
+		case f.ScheduleHorizon > MaxScheduleHorizon:
+			v.add(p+".schedule_horizon", "%s is over the %s maximum", FormatDuration(f.ScheduleHorizon), FormatDuration(MaxScheduleHorizon))
 		}
 		if f.ExpiryWarning < 0 {
 			v.add(p+".expiry_warning", "must not be negative (0 turns the warning off)")
@@ -501,7 +518,7 @@ func (e *Engine) flowFor(r *Request) *Flow {
 // or target is no longer in the configuration: they cannot be decided, and
 // the operators should know (the daemon lists them at start).
 func (e *Engine) Unconfigured(ctx context.Context) ([]*Request, error) {
-	rs, err := e.ListByState(ctx, StatePending, StateApproved, StateActive)
+	rs, err := e.ListByState(ctx, StatePending, StateApproved, StateScheduled, StateActive)
 	if err != nil {
 		return nil, err
 	}

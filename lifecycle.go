@@ -17,6 +17,10 @@ type RequestInput struct {
 	Target   string // target name, or "flow/target"
 	Duration time.Duration
 	Reason   string
+	// StartAt asks for the access to begin at this time rather than as
+	// soon as it is approved; zero means at once. It must be ahead of now
+	// and within the flow's ScheduleHorizon.
+	StartAt time.Time
 }
 
 // MaxReasonLength bounds the reason text.
@@ -52,6 +56,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		return nil, err
 	}
 	now := e.now()
+	if err := f.CheckStart(in.StartAt, now); err != nil {
+		return nil, err
+	}
 	rules := e.decideByRules(ctx, f, t, actor, in.Duration, reason, now)
 	if rules.Rule != nil && rules.Rule.Action == RuleRefuse {
 		return nil, ruleRefusal(rules.Rule)
@@ -73,7 +80,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			case StatePending, StateApproved:
 				return &DuplicateError{ExistingID: o.ID, Message: o.Message}
 			case StateActive:
-				extends = o.ID
+				if in.StartAt.IsZero() {
+					extends = o.ID // a later start is a grant of its own
+				}
 			}
 		}
 		seq, err := tx.NextSeq("request")
@@ -93,8 +102,13 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			CreatedAt: now,
 			UpdatedAt: now,
 			TimeoutAt: now.Add(f.ApprovalTimeout),
+			StartAt:   in.StartAt,
 
 			ExtensionOf: extends,
+		}
+		if r.TimeoutAt.Before(r.StartAt) {
+			// Approvers have until the start, if that is later.
+			r.TimeoutAt = r.StartAt
 		}
 		auto := applyOutcome(r, rules, now)
 		if err := tx.PutRequest(r); err != nil {
@@ -103,6 +117,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		detail := fmt.Sprintf("flow=%s target=%s group=%s duration=%s", f.Name, t.Name, t.GroupID, FormatDuration(in.Duration))
 		if extends != "" {
 			detail += " extends=" + extends
+		}
+		if !r.StartAt.IsZero() {
+			detail += " start=" + r.StartAt.UTC().Format(time.RFC3339)
 		}
 		detail += rulesDetail(r)
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
@@ -129,7 +146,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		e.observe(f.Name, reached)
 	}
 	e.kick()
-	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "rule", out.Rule, "state", out.State)
+	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "start", out.StartAt, "rule", out.Rule, "state", out.State)
 	return out.Clone(), nil
 }
 
@@ -233,6 +250,15 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 			return "", err
 		}
 		return StateExtended, e.mergeExtension(tx, now, f, r, orig)
+	}
+	if now.Before(r.StartAt) {
+		// Approved ahead: the scheduler grants it at the start.
+		approved.to = StateScheduled
+		approved.jobs = []*Job{
+			{Kind: JobUpdate, RequestID: r.ID, Event: EventScheduled},
+			{Kind: JobNotify, RequestID: r.ID, Event: EventScheduled, To: r.Requester.SlackID},
+		}
+		return StateScheduled, e.apply(tx, now, r, approved)
 	}
 	approved.jobs = []*Job{
 		{Kind: JobGrant, RequestID: r.ID},
@@ -353,8 +379,9 @@ func (e *Engine) cancel(ctx context.Context, id string, actor Actor) (*Request, 
 func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to State, by, note string, ev Event, dm bool) (*Request, error) {
 	id = CanonicalID(id)
 	var out *Request
-	var lapsed *DecidedError
+	var lapsed error
 	var lapsedFlow string
+	var lapsedState State
 	err := e.store.Update(ctx, func(tx Tx) error {
 		lapsed = nil // the store may run this more than once
 		r, gone, err := e.lapse(tx, now, id)
@@ -362,10 +389,17 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 			return err
 		}
 		if gone {
-			lapsed, lapsedFlow = r.Decided(), r.Flow // timed out in this transaction: refused
+			// timed out, or started, in this transaction: refused
+			lapsedFlow, lapsedState = r.Flow, r.State
+			lapsed = r.Decided()
+			if r.State == StateApproved && !r.StartAt.IsZero() {
+				lapsed = startedError(r)
+			}
 			return nil
 		}
-		if r.State != StatePending {
+		if r.State == StateScheduled && to == StateCancelled {
+			// A scheduled request can be withdrawn until it starts.
+		} else if r.State != StatePending {
 			return r.Decided()
 		}
 		jobs := []*Job{{Kind: JobUpdate, RequestID: r.ID, Event: ev}}
@@ -379,11 +413,16 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 		return nil, err
 	}
 	if lapsed != nil {
-		e.observe(lapsedFlow, lapsed.State)
+		e.observe(lapsedFlow, lapsedState)
 		e.kick()
 		return nil, lapsed
 	}
 	return out.Clone(), nil
+}
+
+// startedError refuses to cancel a scheduled request that has started.
+func startedError(r *Request) error {
+	return &PolicyError{Reason: fmt.Sprintf("request %s started at %s and can no longer be cancelled; relinquish the access instead", r.ID, r.StartAt.UTC().Format("2006-01-02 15:04 UTC"))}
 }
 
 // userRevoke ends active access early. The requester may always relinquish;
@@ -457,7 +496,16 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 				{Kind: JobRevoke, RequestID: r.ID},
 				{Kind: JobUpdate, RequestID: r.ID, Event: EventRevoked},
 			}}
-			if by == r.Requester.SlackID {
+			if r.State == StateScheduled {
+				// Not started: nothing was granted, nothing to remove.
+				revoked.jobs = revoked.jobs[1:]
+				if by == r.Requester.SlackID {
+					revoked.to, revoked.jobs = StateCancelled, []*Job{{Kind: JobUpdate, RequestID: r.ID, Event: EventCancelled}}
+				}
+			}
+			if revoked.to == StateCancelled {
+				// the requester withdrew it: no DM about their own click
+			} else if by == r.Requester.SlackID {
 				revoked.action = "state:revoked (relinquished)"
 			} else {
 				revoked.jobs = append(revoked.jobs, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventRevoked, To: r.Requester.SlackID})
@@ -495,7 +543,7 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 		}
 		break
 	}
-	e.observe(out.Flow, StateRevoked)
+	e.observe(out.Flow, out.State)
 	for range cancelled {
 		e.observe(out.Flow, StateCancelled)
 	}

@@ -18,6 +18,8 @@ const (
 	EventRequested   Event = "requested"    // a new request waits for approval
 	EventApproval    Event = "approval"     // one approval recorded, more needed
 	EventApproved    Event = "approved"     // quorum reached; granting
+	EventScheduled   Event = "scheduled"    // quorum reached ahead of the start time; granted then
+	EventStarted     Event = "started"      // a scheduled request's start time came; granting
 	EventDenied      Event = "denied"       // an approver denied it
 	EventCancelled   Event = "cancelled"    // the requester withdrew it
 	EventTimedOut    Event = "timed_out"    // nobody decided in time

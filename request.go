@@ -10,8 +10,11 @@ type State string
 
 // The request states. Final states never change again.
 const (
-	StatePending   State = "pending"   // waiting for approvals
-	StateApproved  State = "approved"  // approved; the grant job is adding the membership
+	StatePending  State = "pending"  // waiting for approvals
+	StateApproved State = "approved" // approved; the grant job is adding the membership
+	// StateScheduled: approved ahead of its start time (Request.StartAt);
+	// at the start the scheduler moves it to approved and queues the grant.
+	StateScheduled State = "scheduled"
 	StateActive    State = "active"    // the person holds the group membership
 	StateExpired   State = "expired"   // time is up; membership removed (or being removed, see Request.Removed)
 	StateRevoked   State = "revoked"   // ended early by an approver or relinquished; membership removed (or being removed)
@@ -27,9 +30,10 @@ const (
 
 // transitions lists every legal state change.
 var transitions = map[State][]State{
-	StatePending:  {StateApproved, StateDenied, StateCancelled, StateTimedOut},
-	StateApproved: {StateActive, StateFailed, StateExtended, StateRevoked},
-	StateActive:   {StateExpired, StateRevoked, StateRemovedOutside},
+	StatePending:   {StateApproved, StateScheduled, StateDenied, StateCancelled, StateTimedOut},
+	StateScheduled: {StateApproved, StateCancelled, StateRevoked},
+	StateApproved:  {StateActive, StateFailed, StateExtended, StateRevoked},
+	StateActive:    {StateExpired, StateRevoked, StateRemovedOutside},
 }
 
 // CanTransition reports whether from -> to is a legal state change.
@@ -120,6 +124,10 @@ type Request struct {
 	Requester Person
 	Duration  time.Duration
 	Reason    string
+	// StartAt is when the requester wants the access to begin; zero means
+	// as soon as it is approved. Approved before it, the request waits in
+	// StateScheduled; the duration counts from the grant either way.
+	StartAt   time.Time
 	State     State
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -171,14 +179,18 @@ type Request struct {
 
 // Revocable reports whether r's access can still be ended early (Revoke):
 // it is active, or approved with its grant in flight or failing (the
-// removal job then undoes an add that happened).
-func (r *Request) Revocable() bool { return r.State == StateActive || r.State == StateApproved }
+// removal job then undoes an add that happened), or scheduled to start.
+func (r *Request) Revocable() bool {
+	return r.State == StateActive || r.State == StateApproved || r.State == StateScheduled
+}
 
 // Deadline returns the next time the scheduler must look at r, if any.
 func (r *Request) Deadline() (time.Time, bool) {
 	switch r.State {
 	case StatePending:
 		return r.TimeoutAt, !r.TimeoutAt.IsZero()
+	case StateScheduled:
+		return r.StartAt, true
 	case StateActive:
 		if !r.Warned && !r.WarnAt.IsZero() && r.WarnAt.Before(r.ExpiresAt) {
 			return r.WarnAt, true

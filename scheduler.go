@@ -1,5 +1,5 @@
-// The scheduler: one timer on the next deadline; approval timeouts, expiry
-// warnings and expiries fired in batches.
+// The scheduler: one timer on the next deadline; approval timeouts,
+// scheduled starts, expiry warnings and expiries fired in batches.
 
 package symbot
 
@@ -138,6 +138,14 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventTimedOut, To: r.Requester.SlackID},
 		)
 		return outcome{r.ID, r.Flow, StateTimedOut}, nil
+	case r.State == StateScheduled && !now.Before(r.StartAt):
+		// The start time: grant now; the duration counts from the grant.
+		note := "start time reached"
+		if err := e.apply(tx, now, r, change{to: StateApproved, by: System, note: note, detail: note, action: "state:approved (start time reached)", jobs: []*Job{{Kind: JobGrant, RequestID: r.ID}}}); err != nil {
+			return outcome{}, err
+		}
+		*later = append(*later, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventStarted})
+		return outcome{r.ID, r.Flow, StateApproved}, nil
 	case r.State == StateActive && !now.Before(r.ExpiresAt):
 		// The revocation is queued now, the message update after the batch.
 		if err := e.apply(tx, now, r, change{to: StateExpired, by: System, jobs: []*Job{{Kind: JobRevoke, RequestID: r.ID}}}); err != nil {

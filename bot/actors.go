@@ -38,6 +38,10 @@ type profile struct {
 	// emailUnconfirmed: Slack has not confirmed the email on the profile,
 	// so actor.Email is left empty and never finds anyone in Okta.
 	emailUnconfirmed bool
+	// loc is the person's time zone in Slack (users.info tz, or its
+	// tz_offset when the zone is unknown here); a start time they type is
+	// read in it.
+	loc *time.Location
 }
 
 // workspace is where the app is installed, learned from auth.test.
@@ -140,7 +144,23 @@ func profileOf(u *slack.User, ws *workspace) profile {
 		p.emailUnconfirmed = u.Profile.Email != ""
 	}
 	p.refusal = refusal(u, ws)
+	p.loc = location(u.TZ, u.TZOffset)
 	return p
+}
+
+// location is the time zone named tz (an IANA name, from users.info), or a
+// fixed zone of offset seconds when this host does not know the name.
+func location(tz string, offset int) *time.Location {
+	if tz != "" {
+		if loc, err := time.LoadLocation(tz); err == nil {
+			return loc
+		}
+		return time.FixedZone(tz, offset)
+	}
+	if offset != 0 {
+		return time.FixedZone(time.Unix(0, 0).In(time.FixedZone("", offset)).Format("UTC-07:00"), offset)
+	}
+	return time.UTC
 }
 
 // refusal says why u may not act at all, or "".

@@ -80,11 +80,23 @@ func (b *Bot) openView(ctx context.Context, triggerID string, view slack.ModalVi
 	}
 }
 
-func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
+// submit makes a request; start is the start time as typed ("" for at
+// once), read here in the requester's Slack time zone.
+func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput, start string) {
 	actor, err := b.admit(ctx, to.User)
 	if err != nil {
 		b.fail(ctx, to, "request", err)
 		return
+	}
+	if start != "" {
+		loc := time.UTC
+		if p, ok := b.cachedProfile(to.User); ok && p.loc != nil {
+			loc = p.loc
+		}
+		if in.StartAt, err = symbot.ParseStartTime(start, b.cfg.Now(), loc); err != nil {
+			b.fail(ctx, to, "request", err)
+			return
+		}
 	}
 	eng := b.engine()
 	if err := b.checkPending(ctx, eng, to.User); err != nil {
@@ -114,8 +126,12 @@ func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput) {
 	if r.ExtensionOf != "" {
 		what = "Extension request (of `" + Escape(r.ExtensionOf) + "`)"
 	}
-	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s) sent; it is waiting for approval%s. `%s list` shows it.",
-		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where, Escape(b.cfg.Command)))
+	when := ""
+	if !r.StartAt.IsZero() {
+		when = ", starting " + slackDate(r.StartAt)
+	}
+	b.tell(ctx, to, fmt.Sprintf("%s `%s` for *%s* (%s%s) sent; it is waiting for approval%s. `%s list` shows it.",
+		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), when, where, Escape(b.cfg.Command)))
 }
 
 func (b *Bot) extend(ctx context.Context, to replyTo, id, nonce string, d time.Duration, reason string) {

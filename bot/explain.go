@@ -144,6 +144,8 @@ func fieldName(f string) string {
 		return "Duration"
 	case "reason":
 		return "Reason"
+	case "start":
+		return "Start"
 	case "":
 		return "Request"
 	}
@@ -157,6 +159,8 @@ func stateWords(s symbot.State) string {
 		return "waiting for approval"
 	case symbot.StateApproved:
 		return "approved"
+	case symbot.StateScheduled:
+		return "approved, waiting for its start time"
 	case symbot.StateActive:
 		return "active"
 	case symbot.StateExpired:

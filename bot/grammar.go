@@ -28,6 +28,7 @@ func helpText(cmd string) string {
 	return "*symbot: temporary access, approved by a colleague*\n" +
 		"• `" + c + "` or `" + c + " req [flow]`: open the request form\n" +
 		"• `" + c + " req <target> <duration> <reason…>`: request without the form, e.g. `" + c + " req prod/admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
+		"• `" + c + " req <target> <duration> at <time> <reason…>`: start later, approved ahead, e.g. `" + c + " req prod/admin 2h at tomorrow 22:00 db upgrade OPS-7` (your Slack time zone; " + symbot.StartFormats + ")\n" +
 		"• `" + c + " list`: your pending requests and active access, with Cancel and Relinquish buttons\n" +
 		"• `" + c + " whoami`: who you are to symbot and what you may request and approve\n" +
 		"• `" + c + " help`: this message"
@@ -49,6 +50,7 @@ type command struct {
 	Flow     string // cmdModal: restrict to this flow
 	Target   string // cmdRequest: "target" or "flow/target"
 	Duration string // cmdRequest: as typed
+	Start    string // cmdRequest: the start time after "at", as typed; "" for at once
 	Reason   string // cmdRequest: the rest of the line, spacing kept
 }
 
@@ -81,16 +83,59 @@ func parseCommand(text, cmd string) (command, error) {
 		if dur == "" {
 			return command{Kind: cmdModal, Flow: target}, nil
 		}
+		start := ""
+		if w, after := nextWord(rest); strings.EqualFold(w, "at") {
+			start, rest = startWords(after)
+			if start == "" {
+				return command{}, &UsageError{Problem: "The start time after `at` is missing. Expected `" + c + " req <target> <duration> at <time> <reason…>`, e.g. `" + c + " req prod/admin 1h at 18:30 deploy OPS-7`; the time is one of " + symbot.StartFormats + "."}
+			}
+		}
 		reason := strings.TrimSpace(rest)
 		if reason == "" {
 			return command{}, &UsageError{Problem: "The reason is missing. Expected `" + c + " req <target> <duration> <reason…>`, e.g. `" + c + " req prod/admin 1h fix incident 42`."}
 		}
-		return command{Kind: cmdRequest, Target: target, Duration: dur, Reason: reason}, nil
+		return command{Kind: cmdRequest, Target: target, Duration: dur, Start: start, Reason: reason}, nil
 	}
 	if w, ok := echoWord(words); ok {
 		return command{}, &UsageError{Problem: fmt.Sprintf("I don't know %s. Expected `req`, `list`, `whoami` or `help`.", w)}
 	}
 	return command{}, &UsageError{Problem: "I don't know that word. Expected `req`, `list`, `whoami` or `help`."}
+}
+
+// startWords splits the start time off the words after "at": one word
+// (18:30, 6pm, 2026-12-24T09:00), or a day and a time (tomorrow 09:00,
+// fri 14:00, 2026-12-24 09:00), with an optional am/pm word after it.
+func startWords(s string) (start, rest string) {
+	w, rest := nextWord(s)
+	if w == "" {
+		return "", rest
+	}
+	words := []string{w}
+	lw := strings.ToLower(w)
+	if isDayWord(lw) {
+		if t, r := nextWord(rest); t != "" {
+			words, rest = append(words, t), r
+		}
+	}
+	if m, r := nextWord(rest); strings.EqualFold(m, "am") || strings.EqualFold(m, "pm") {
+		words, rest = append(words, m), r
+	}
+	return strings.Join(words, " "), rest
+}
+
+// isDayWord reports whether w names a day that a time of day follows.
+func isDayWord(w string) bool {
+	switch w {
+	case "today", "tomorrow", "tmrw":
+		return true
+	}
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		n := strings.ToLower(d.String())
+		if w == n || w == n[:3] {
+			return true
+		}
+	}
+	return len(w) == 10 && w[4] == '-' && w[7] == '-' // 2026-12-24
 }
 
 // nextWord splits off the first whitespace-separated word of s.

@@ -110,7 +110,14 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		meta := encodeMeta(modalMeta{Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL})
 		view := requestModal(flows, meta)
 		name = "open request form"
-		fn = func(ctx context.Context) { b.openView(ctx, cmd.TriggerID, view, to) }
+		fn = func(ctx context.Context) {
+			b.openView(ctx, cmd.TriggerID, view, to)
+			// Learn the person's time zone while they fill the form in, so
+			// that its start time is checked when they submit it.
+			if _, err := b.profile(ctx, cmd.UserID); err != nil {
+				b.log.Debug("profile for the request form", "user", cmd.UserID, "err", err)
+			}
+		}
 	case cmdRequest:
 		if err := checkTargetName(eng.Flows(), "target", c.Target); err != nil {
 			return ephemeralAck(b.explain(err))
@@ -127,12 +134,20 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		if err != nil {
 			return ephemeralAck(b.explain(err))
 		}
+		if c.Start != "" {
+			// The form of the time is checked now; the time itself is
+			// read in the requester's time zone by the worker.
+			if _, err := symbot.ParseStartTime(c.Start, now, time.UTC); err != nil {
+				return ephemeralAck(b.explain(err))
+			}
+		}
 		if !b.limits.requests.allow(cmd.UserID, now) {
 			return ephemeralAck(b.tooManyRequests())
 		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
 		name = "submit request"
-		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
+		start := c.Start
+		fn = func(ctx context.Context) { b.submit(ctx, to, in, start) }
 	case cmdList:
 		name, class = "list", classRead
 		fn = func(ctx context.Context) { b.list(ctx, to) }
@@ -237,7 +252,7 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 	name := ""
 	switch cb.View.CallbackID {
 	case CallbackRequest:
-		in, errs := b.readRequestForm(values)
+		in, start, errs := b.readRequestForm(values, cb.User.ID, now)
 		if len(errs) > 0 {
 			return slack.NewErrorsViewSubmissionResponse(errs)
 		}
@@ -245,7 +260,7 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockReason: b.tooManyRequests()})
 		}
 		name = "submit request"
-		fn = func(ctx context.Context) { b.submit(ctx, to, in) }
+		fn = func(ctx context.Context) { b.submit(ctx, to, in, start) }
 	case CallbackNote:
 		note := strings.TrimSpace(inputValue(values, BlockNote))
 		if len(note) > 500*4 {
@@ -295,9 +310,12 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 	return nil
 }
 
-// readRequestForm validates the request form and returns the input, or
-// problems keyed by block id.
-func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[string]string) {
+// readRequestForm validates the request form and returns the input and the
+// start time as typed, or problems keyed by block id. The start is read in
+// the requester's time zone when their profile is at hand (the form's
+// opening asks for it); else only its form is checked here, and the worker
+// reads it.
+func (b *Bot) readRequestForm(values slack.ViewState, user string, now time.Time) (symbot.RequestInput, string, map[string]string) {
 	eng := b.engine()
 	errs := map[string]string{}
 	var in symbot.RequestInput
@@ -334,7 +352,21 @@ func (b *Bot) readRequestForm(values slack.ViewState) (symbot.RequestInput, map[
 		errs[BlockReason] = b.inputProblem(err)
 	}
 	in.Reason = reason
-	return in, errs
+	start := strings.TrimSpace(inputValue(values, BlockStart))
+	if start != "" {
+		loc, known := time.UTC, false
+		if p, ok := b.cachedProfile(user); ok && p.loc != nil {
+			loc, known = p.loc, true
+		}
+		at, err := symbot.ParseStartTime(start, now, loc)
+		if err == nil && known && f != nil {
+			err = f.CheckStart(at, now)
+		}
+		if err != nil {
+			errs[BlockStart] = b.inputProblem(err)
+		}
+	}
+	return in, start, errs
 }
 
 // inputProblem is Explain's plain-text form for inline modal field errors

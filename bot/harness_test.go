@@ -177,6 +177,8 @@ type harness struct {
 	eng *symbot.Engine
 	dir *fakeDir
 	st  *memstore.Store
+	// clock is the harness's settable clock (withClock), or nil.
+	clock *testClock
 
 	cancel context.CancelFunc
 	done   chan error
@@ -185,6 +187,7 @@ type harness struct {
 type harnessOpt func(*harnessCfg)
 
 type harnessCfg struct {
+	clock  *testClock
 	flows  []symbot.Flow
 	botCfg bot.Config
 	users  []slacktest.User
@@ -199,6 +202,40 @@ func withUsers(us ...slacktest.User) harnessOpt {
 // withServer changes the simulator before the bot connects.
 func withServer(fn func(*slacktest.Server)) harnessOpt {
 	return func(c *harnessCfg) { c.server = fn }
+}
+
+// testClock is a settable clock for the engine and the bot: deadlines
+// come when a test moves it (harness.advance), not when time passes.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock(at time.Time) *testClock { return &testClock{now: at} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// withClock runs the engine and the bot on c.
+func withClock(c *testClock) harnessOpt { return func(cfg *harnessCfg) { cfg.clock = c } }
+
+// advanceTo moves the harness clock to t and fires what is due then, as
+// the scheduler does when its timer runs out.
+func (h *harness) advanceTo(t time.Time) {
+	h.t.Helper()
+	h.clock.set(t)
+	if err := h.eng.FireDue(context.Background()); err != nil {
+		h.t.Fatalf("FireDue at %v: %v", t, err)
+	}
 }
 
 func withFlows(f []symbot.Flow) harnessOpt { return func(c *harnessCfg) { c.flows = f } }
@@ -219,6 +256,9 @@ func MustHarness(tb testing.TB, opts ...harnessOpt) *harness {
 	cfg := harnessCfg{flows: testFlows(), botCfg: bot.Config{ErrorsChannel: chErr, Logger: testLogger(tb)}}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.clock != nil {
+		cfg.botCfg.Now = cfg.clock.Now
 	}
 	s := slacktest.NewServer()
 	tb.Cleanup(s.Close)
@@ -257,9 +297,12 @@ func MustHarness(tb testing.TB, opts ...harnessOpt) *harness {
 	eng.Runtime.RetryMax = 100 * time.Millisecond
 	eng.Runtime.RevokeRetryMax = 100 * time.Millisecond
 	eng.Logger = cfg.botCfg.Logger
+	if cfg.clock != nil {
+		eng.Now = cfg.clock.Now
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: tb, s: s, bot: b, eng: eng, dir: dir, st: st, cancel: cancel, done: make(chan error, 2)}
+	h := &harness{t: tb, s: s, bot: b, eng: eng, dir: dir, st: st, clock: cfg.clock, cancel: cancel, done: make(chan error, 2)}
 	go func() { h.done <- eng.Run(ctx) }()
 	go func() { h.done <- b.Run(ctx, eng) }()
 	tb.Cleanup(h.stop)

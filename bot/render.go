@@ -34,6 +34,7 @@ const (
 	BlockTarget   = "target"   // static select, option values "flow/target"
 	BlockDuration = "duration" // static select, option values like "1h"
 	BlockReason   = "reason"   // multiline plain text input
+	BlockStart    = "start"    // optional plain text input: when the access should begin
 	BlockNote     = "note"     // optional plain text input
 )
 
@@ -164,6 +165,8 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 			s += " · times out " + slackDate(r.TimeoutAt)
 		}
 		return s
+	case symbot.StateScheduled:
+		return ":calendar: *Approved ahead* by " + approvers(r) + " · access starts " + slackDate(r.StartAt)
 	case symbot.StateApproved:
 		return ":white_check_mark: *Approved* by " + approvers(r) + " · granting access…"
 	case symbot.StateActive:
@@ -183,11 +186,17 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 		if !t.At.IsZero() {
 			s += " " + slackDate(t.At)
 		}
+		if t.From == symbot.StateScheduled {
+			return withNote(s, t.Note) + " · it had not started"
+		}
 		return withNote(s, t.Note) + removal(r)
 	case symbot.StateDenied:
 		t, _ := lastBy(r, symbot.StateDenied)
 		return withNote(":x: *Denied* by "+who(t.By), t.Note)
 	case symbot.StateCancelled:
+		if t, ok := lastBy(r, symbot.StateCancelled); ok && t.From == symbot.StateScheduled {
+			return ":leftwards_arrow_with_hook: *Cancelled* by the requester before its start"
+		}
 		return ":leftwards_arrow_with_hook: *Cancelled* by the requester"
 	case symbot.StateTimedOut:
 		s := ":zzz: *Timed out*: nobody decided"
@@ -228,6 +237,9 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	if r.ExtensionOf != "" {
 		head = fmt.Sprintf("%s requests *%s* more of *%s* (%s), extending `%s`", mention(r.Requester.SlackID), dur, tl, fl, Escape(r.ExtensionOf))
 	}
+	if !r.StartAt.IsZero() {
+		head += ", starting " + slackDate(r.StartAt)
+	}
 	text := fmt.Sprintf("%s · %s · request %s", head, stateWords(r.State), Escape(r.ID))
 	blocks := []slack.Block{
 		slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("sym_head")),
@@ -244,7 +256,7 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	switch {
 	case r.State == symbot.StatePending:
 		btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionApproveNote, "Approve with note…", r, ""), button(ActionDeny, "Deny", r, "danger"))
-	case r.State == symbot.StateActive && f != nil && f.AllowRevoke:
+	case (r.State == symbot.StateActive || r.State == symbot.StateScheduled) && f != nil && f.AllowRevoke:
 		btns = append(btns, button(ActionRevoke, "Revoke", r, "danger"))
 	}
 	if len(btns) > 0 {
@@ -268,10 +280,19 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return withNote(fmt.Sprintf("Approved by %s (%d of %d).", last, len(r.Approvals), need), note)
 	case symbot.EventApproved:
 		return "Approved by " + approvers(r) + ". Granting access…"
+	case symbot.EventScheduled:
+		return "Approved ahead by " + approvers(r) + ". Access starts " + slackDate(r.StartAt) + "."
+	case symbot.EventStarted:
+		return "Start time reached. Granting access…"
 	case symbot.EventDenied:
 		t, _ := lastBy(r, symbot.StateDenied)
 		return withNote("Denied by "+who(t.By)+".", t.Note)
 	case symbot.EventCancelled:
+		if r.State == symbot.StateCancelled {
+			if t, ok := lastBy(r, symbot.StateCancelled); ok && t.By == symbot.System {
+				return withNote("Cancelled by symbot.", t.Note)
+			}
+		}
 		return "Cancelled by the requester."
 	case symbot.EventTimedOut:
 		return "Timed out: nobody decided in time."
@@ -288,6 +309,9 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return "Time is up; removing access."
 	case symbot.EventRevoked:
 		t, _ := lastBy(r, symbot.StateRevoked)
+		if t.From == symbot.StateScheduled {
+			return withNote("Revoked by "+who(t.By)+" before it started.", t.Note)
+		}
 		if t.By == r.Requester.SlackID {
 			return withNote("Relinquished by "+mention(t.By)+"; removing access.", t.Note)
 		}
@@ -328,7 +352,7 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 	var s string
 	switch ev {
 	case symbot.EventRequested:
-		s = fmt.Sprintf("%s for %s (%s)%s is waiting for approval", yours, tl, symbot.FormatDuration(r.Duration), ref)
+		s = fmt.Sprintf("%s for %s (%s%s)%s is waiting for approval", yours, tl, symbot.FormatDuration(r.Duration), startingAt(r), ref)
 		if f != nil {
 			s += " in " + channelRef(f.Channel)
 		}
@@ -339,6 +363,12 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 	case symbot.EventApproval:
 		need := approvalsNeeded(f)
 		s = fmt.Sprintf("%s for %s%s has %d of %d approvals.", yours, tl, ref, len(r.Approvals), need)
+	case symbot.EventScheduled:
+		s = fmt.Sprintf("%s for %s%s was approved ahead by %s. Access starts %s and lasts %s from then.", yours, tl, ref, approvers(r), slackDate(r.StartAt), symbot.FormatDuration(r.Duration))
+		if mine {
+			s += " You can cancel it until it starts."
+			btns = append(btns, button(ActionCancel, "Cancel request", r, ""))
+		}
 	case symbot.EventApproved:
 		s = fmt.Sprintf("%s for %s%s was approved by %s. Access is being granted", yours, tl, ref, approvers(r))
 		if !r.ExpiresAt.IsZero() {
@@ -379,7 +409,9 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		s = fmt.Sprintf("%s access to %s expired%s; removing the membership.", your, tl, ref)
 	case symbot.EventRevoked:
 		t, _ := lastBy(r, symbot.StateRevoked)
-		if t.By == r.Requester.SlackID {
+		if t.From == symbot.StateScheduled {
+			s = withNote(fmt.Sprintf("%s for %s%s, due to start %s, was revoked by %s before it started.", yours, tl, ref, slackDate(r.StartAt), who(t.By)), t.Note)
+		} else if t.By == r.Requester.SlackID {
 			s = withNote(fmt.Sprintf("%s access to %s was relinquished%s; removing the membership.", your, tl, ref), t.Note)
 		} else {
 			s = withNote(fmt.Sprintf("%s access to %s was revoked by %s%s; removing the membership.", your, tl, who(t.By), ref), t.Note)
@@ -482,6 +514,11 @@ func requestModal(flows []symbot.Flow, meta string) slack.ModalViewRequest {
 	reasonEl.Multiline = true
 	reasonEl.MaxLength = symbot.MaxReasonLength
 
+	startEl := slack.NewPlainTextInputBlockElement(plain("Now (as soon as approved)", 150), BlockStart)
+	startEl.MaxLength = 40
+	startIn := slack.NewInputBlock(BlockStart, plain("Start at", 2000), plain("Optional, in your Slack time zone: 18:30, 6:30pm, tomorrow 09:00, fri 14:00 or 2026-12-24 09:00. Approved ahead, granted then.", 2000), startEl)
+	startIn.Optional = true
+
 	return slack.ModalViewRequest{
 		Type:            slack.VTModal,
 		CallbackID:      CallbackRequest,
@@ -493,6 +530,7 @@ func requestModal(flows []symbot.Flow, meta string) slack.ModalViewRequest {
 			slack.NewInputBlock(BlockTarget, plain("Access to", 2000), nil, targetEl),
 			slack.NewInputBlock(BlockDuration, plain("For how long", 2000), durHint, durEl),
 			slack.NewInputBlock(BlockReason, plain("Reason", 2000), nil, reasonEl),
+			startIn,
 		}},
 	}
 }
@@ -576,7 +614,10 @@ func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time
 		var acc *slack.Accessory
 		switch r.State {
 		case symbot.StatePending:
-			line += fmt.Sprintf("waiting for approval for %s, asked %s", symbot.FormatDuration(r.Duration), slackDate(r.CreatedAt))
+			line += fmt.Sprintf("waiting for approval for %s%s, asked %s", symbot.FormatDuration(r.Duration), startingAt(r), slackDate(r.CreatedAt))
+			acc = slack.NewAccessory(button(ActionCancel, "Cancel", r, ""))
+		case symbot.StateScheduled:
+			line += fmt.Sprintf("approved, starts %s for %s", slackDate(r.StartAt), symbot.FormatDuration(r.Duration))
 			acc = slack.NewAccessory(button(ActionCancel, "Cancel", r, ""))
 		case symbot.StateApproved:
 			line += "approved, being granted"
@@ -593,6 +634,14 @@ func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time
 		}
 	}
 	return fmt.Sprintf("You have %d pending or active requests.", len(rs)), blocks
+}
+
+// startingAt says when r's access is to start, if it asked for a time.
+func startingAt(r *symbot.Request) string {
+	if r.StartAt.IsZero() {
+		return ""
+	}
+	return ", starting " + slackDate(r.StartAt)
 }
 
 // blockSafe keeps block ids short and plain.

@@ -261,7 +261,7 @@ func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
 
 // openStates are the states whose requests the req_open index holds.
 func openStates() []symbot.State {
-	return []symbot.State{symbot.StatePending, symbot.StateApproved, symbot.StateActive}
+	return []symbot.State{symbot.StatePending, symbot.StateApproved, symbot.StateScheduled, symbot.StateActive}
 }
 
 // openIndexStale reports whether the req_open index is missing or does not

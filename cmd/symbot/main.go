@@ -17,6 +17,10 @@ import (
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	// The zone database, built in: the container image (scratch) has no
+	// /usr/share/zoneinfo, and a scheduled start is read in the
+	// requester's Slack time zone, daylight saving time included.
+	_ "time/tzdata"
 
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )

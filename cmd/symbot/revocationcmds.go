@@ -119,7 +119,7 @@ func printStory(w io.Writer, s admin.StoryJSON) {
 	case r.FailReason != "":
 		fmt.Fprintf(w, "failed:   %s\n", oneLine(r.FailReason))
 	}
-	if r.State != string(symbot.StatePending) && r.State != string(symbot.StateApproved) && r.State != string(symbot.StateActive) {
+	if r.State != string(symbot.StatePending) && r.State != string(symbot.StateApproved) && r.State != string(symbot.StateScheduled) && r.State != string(symbot.StateActive) {
 		removal := "not needed"
 		switch {
 		case r.Removed && r.RemovalNote != "":

@@ -336,7 +336,7 @@ func (a *adminService) record(ctx context.Context, action, detail string) error 
 }
 
 func (a *adminService) Requests(ctx context.Context) ([]*symbot.Request, error) {
-	return a.d.engine.ListByState(ctx, symbot.StatePending, symbot.StateApproved)
+	return a.d.engine.ListByState(ctx, symbot.StatePending, symbot.StateScheduled, symbot.StateApproved)
 }
 
 func (a *adminService) Grants(ctx context.Context) ([]*symbot.Request, error) {

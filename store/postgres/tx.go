@@ -167,8 +167,8 @@ func (t *tx) RequestsByRequester(slackID string) ([]*symbot.Request, error) {
 }
 
 // openStatesSQL selects the non-final states; it is the predicate of the
-// partial index requests_open (migration 0005), word for word.
-const openStatesSQL = `state IN ('pending', 'approved', 'active')`
+// partial index requests_open (migration 0006), word for word.
+const openStatesSQL = `state IN ('pending', 'approved', 'scheduled', 'active')`
 
 // OpenRequests reads the person's non-final requests through the partial
 // index requests_open.

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"Indexes", testIndexes},
 		{"OpenRequests", testOpenRequests},
 		{"DeadlineOrder", testDeadlineOrder},
+		{"Scheduled", testScheduled},
 		{"DueRequestsLimit", testDueRequestsLimit},
 		{"NextSeq", testNextSeq},
 		{"Jobs", testJobs},
@@ -155,6 +156,7 @@ func FullRequest(id string) *symbot.Request {
 		Requester: symbot.Person{SlackID: "U1", Name: "Ann", Email: "ann@example.com"},
 		Duration:  90 * time.Minute,
 		Reason:    "incident 42",
+		StartAt:   T0.Add(10 * time.Second),
 		State:     symbot.StateActive,
 		CreatedAt: T0,
 		UpdatedAt: T0.Add(time.Minute),
@@ -425,6 +427,31 @@ func testDeadlineOrder(t *testing.T, st symbot.Store) {
 	if !ok || id != "P2b" || !at.Equal(T0.Add(2*time.Minute)) {
 		t.Errorf("NextDeadline = %s %v %v, want P2b %v", id, at, ok, T0.Add(2*time.Minute))
 	}
+}
+
+// testScheduled: a request approved ahead of its start is open, and its
+// deadline is the start time until it leaves the state.
+func testScheduled(t *testing.T, st symbot.Store) {
+	s := req("S1", "U1", symbot.StateScheduled)
+	s.StartAt = T0.Add(3 * time.Hour)
+	MustPut(t, st, s, pending("P1", T0.Add(time.Hour)))
+	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "scheduled", "U1", "P1", "S1"); return nil })
+	if got, want := mustDue(t, st, T0.Add(3*time.Hour), 0), []string{"P1", "S1"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests(start) = %v, want %v", got, want)
+	}
+	if got := mustDue(t, st, T0.Add(3*time.Hour-time.Nanosecond), 0); slices.Contains(got, "S1") {
+		t.Errorf("DueRequests(before the start) = %v, want no S1", got)
+	}
+	// At the start it is approved (the grant job takes over): no deadline.
+	s.State = symbot.StateApproved
+	MustPut(t, st, s)
+	if got, want := mustDue(t, st, T0.Add(4*time.Hour), 0), []string{"P1"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests after the start = %v, want %v", got, want)
+	}
+	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "started", "U1", "P1", "S1"); return nil })
+	s.State = symbot.StateCancelled
+	MustPut(t, st, s)
+	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "cancelled", "U1", "P1"); return nil })
 }
 
 func testDueRequestsLimit(t *testing.T, st symbot.Store) {
@@ -834,7 +861,8 @@ func testJobStats(t *testing.T, st symbot.Store) {
 	}
 }
 
-// allStates is every request state, final or not.
+// allStates is every request state, final or not, but scheduled (see
+// testScheduled).
 var allStates = []symbot.State{
 	symbot.StatePending, symbot.StateApproved, symbot.StateActive,
 	symbot.StateExpired, symbot.StateRevoked, symbot.StateDenied, symbot.StateCancelled,

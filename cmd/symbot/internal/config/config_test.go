@@ -91,6 +91,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"approvals_required", cfg.Flows[0].ApprovalsRequired, 1},
 		{"approval_timeout", cfg.Flows[0].ApprovalTimeout, 24 * time.Hour},
 		{"expiry_warning", cfg.Flows[0].ExpiryWarning, 10 * time.Minute},
+		{"schedule_horizon", cfg.Flows[0].ScheduleHorizon, time.Duration(0)},
 		{"allow_revoke", cfg.Flows[0].AllowRevoke, true},
 		{"allow_self_approval", cfg.Flows[0].AllowSelfApproval, false},
 		{"durations", cfg.Flows[0].Durations[2], 24 * time.Hour},
@@ -402,6 +403,20 @@ func TestConfigErrors(t *testing.T) {
 				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    approval_timeout: 0s\n    approvals_required: 0\n")
 			},
 			want: []string{"flows[0].approval_timeout: must be more than 0", "flows[0].approvals_required: must be at least 1"},
+		},
+		{
+			name: "schedule horizon zero",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    schedule_horizon: 0s\n")
+			},
+			want: []string{"symbot.yml:14: flows[0].schedule_horizon: must be more than 0 (leave it out for the default 14d)"},
+		},
+		{
+			name: "schedule horizon too far",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    schedule_horizon: 100d\n")
+			},
+			want: []string{"symbot.yml:14: flows[0].schedule_horizon: 100d is over the 90d maximum"},
 		},
 		{
 			name: "expiry warning not shorter than the longest duration",

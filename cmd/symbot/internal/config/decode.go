@@ -454,6 +454,18 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 			}
 		}},
 		{"expiry_warning", d.duration(&f.ExpiryWarning, &fd.expiryWarningSet)},
+		{"schedule_horizon", func(n *yaml.Node, p string) {
+			var set bool
+			d.duration(&f.ScheduleHorizon, &set)(n, p)
+			switch {
+			case set && f.ScheduleHorizon <= 0:
+				d.add(n.Line, p, "must be more than 0 (leave it out for the default %s)", symbot.FormatDuration(symbot.DefaultScheduleHorizon))
+				f.ScheduleHorizon = 0
+			case f.ScheduleHorizon > symbot.MaxScheduleHorizon:
+				d.add(n.Line, p, "%s is over the %s maximum", symbot.FormatDuration(f.ScheduleHorizon), symbot.FormatDuration(symbot.MaxScheduleHorizon))
+				f.ScheduleHorizon = 0
+			}
+		}},
 		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
 		{"reason", d.reasonRule(&f.Reason)},
 		{"rules", d.rules(&f.Rules)},
