@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/awsauth/awstest"
 	"github.com/symbot/symbot/bot/slacktest"
 	"github.com/symbot/symbot/okta/oktatest"
@@ -182,14 +183,39 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "symbot demo: --warning %s is not shorter than --duration %s: lower --warning or raise --duration\n", *warning, *duration)
 		return exitUsage
 	}
-	if err := runDemo(ctx, stdout, stderr, *duration, *warning, *verbose); err != nil {
+	if err := runDemo(ctx, stdout, stderr, *duration, *warning, *verbose, demoHooks{}); err != nil {
 		fmt.Fprintf(stdout, "\nDEMO FAILED: %v\n", err)
 		return exitFail
 	}
 	return exitOK
 }
 
-func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning time.Duration, verbose bool) error {
+// demoHooks are the demo's test seam: a test changes the world the demo
+// runs in, to prove that the demo fails when a step is missing or replaced.
+type demoHooks struct {
+	tune       func(*config.Config)                                  // changes the config before symbot starts
+	afterGrant func(ctx context.Context, d *daemon, id string) error // runs once the grant is in effect
+}
+
+// demoEvent is what one step of the demo waits for, by kind: an entry of
+// the audit trail, which names every state change and every job done, a
+// DM by its event ("warning to U..."), so that one DM cannot pass for
+// another.
+type demoEvent struct {
+	what   string // in words, for the failure
+	action string // the audit action, like "job:notify:ok"
+	detail string // how its detail starts, like "warning to U0ALICE001"
+}
+
+func (ev demoEvent) matches(e symbot.AuditEntry) bool {
+	return e.Action == ev.action && strings.HasPrefix(e.Detail, ev.detail)
+}
+
+// demoPath are the states the demo's request goes through; reaching
+// another (revoked, failed, ...) fails the step being waited for at once.
+var demoPath = map[string]bool{"state:approved": true, "state:active": true, "state:expired": true}
+
+func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning time.Duration, verbose bool, hooks demoHooks) error {
 	dir, err := os.MkdirTemp("", "symbot-demo-")
 	if err != nil {
 		return err
@@ -223,6 +249,9 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	if err := cfg.RequireTokens(); err != nil {
 		return err
 	}
+	if hooks.tune != nil {
+		hooks.tune(cfg)
+	}
 	logOut := io.Discard
 	if verbose {
 		logOut = stderr
@@ -250,6 +279,55 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 		return nil
 	}
 	wait := 10 * time.Second
+	// expect waits for the event ev. It fails at once when the request
+	// leaves the demo's path, or when one of the events that must come
+	// after ev comes first: then ev is missing, and the error says what
+	// came instead.
+	var last symbot.AuditEntry // the entry of the last event expect saw
+	expect := func(ev demoEvent, timeout time.Duration, after ...demoEvent) error {
+		var instead string
+		var found bool
+		err := step(ev.what, timeout, func() bool {
+			es, err := d.engine.AuditSince(ctx, time.Time{})
+			if err != nil {
+				return false
+			}
+			// The trail is in order: whichever comes first decides.
+			for _, e := range es {
+				if ev.matches(e) {
+					last, found = e, true
+					return true
+				}
+				if strings.HasPrefix(e.Action, "state:") && !demoPath[e.Action] {
+					instead = fmt.Sprintf("the request went to %s instead (%s)", strings.TrimPrefix(e.Action, "state:"), e.Detail)
+					return true
+				}
+				for _, a := range after {
+					if a.matches(e) {
+						instead = a.what + " came first"
+						return true
+					}
+				}
+			}
+			return false
+		})
+		switch {
+		case found:
+			return nil
+		case instead != "":
+			return fmt.Errorf("%s: did not happen: %s", ev.what, instead)
+		}
+		return err
+	}
+	var (
+		evActive   = demoEvent{"the grant (state active)", "state:active", ""}
+		evGrantDM  = demoEvent{"the access-granted DM to alice", "job:notify:ok", "granted to " + demoAlice}
+		evWarning  = demoEvent{"the expiry warning DM to alice", "job:notify:ok", "warning to " + demoAlice}
+		evExpired  = demoEvent{"the expiry (state expired)", "state:expired", ""}
+		evRevoke   = demoEvent{"the Okta removal job", "job:revoke:ok", ""}
+		evRemoveDM = demoEvent{"the access-removed DM to alice", "job:notify:ok", "removed to " + demoAlice}
+		evUpdated  = demoEvent{"the approval message and thread updated for the removal", "job:update:ok", "removed"}
+	)
 
 	if err := step("symbot connects over Socket Mode", wait, d.bot.Connected); err != nil {
 		return err
@@ -299,6 +377,10 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 	if err := step("alice is added to the Okta group", wait, func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) }); err != nil {
 		return err
 	}
+	if err := expect(evActive, wait); err != nil {
+		return err
+	}
+	id := last.RequestID
 	for _, c := range w.aws.Calls() {
 		switch {
 		case c.Action == "AssumeRole":
@@ -315,47 +397,67 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, duration, warning ti
 			t.say("okta", "PUT %s -> %d (alice added to prod-admin)", c.Path, c.Status)
 		}
 	}
-	if err := step("alice is told access is granted", wait, func() bool { return countDMs(w.slack, demoAlice) >= 2 }); err != nil {
+	if err := expect(evGrantDM, wait); err != nil {
 		return err
 	}
-	for _, m := range w.slack.DMs(demoAlice) {
-		t.say("alice", "DM from symbot:\n%s", shown(m))
+	// showDMs shows alice's DMs from the seen-th on and returns how many
+	// she has; a DM event (checked above by kind) must have reached Slack.
+	showDMs := func(seen int) (int, error) {
+		dms := w.slack.DMs(demoAlice)
+		if len(dms) <= seen {
+			return seen, fmt.Errorf("%s: recorded as sent, but no new DM reached alice in Slack", last.Detail)
+		}
+		for _, m := range dms[seen:] {
+			t.say("alice", "DM from symbot:\n%s", shown(m))
+		}
+		return len(dms), nil
 	}
-	seen := countDMs(w.slack, demoAlice)
+	seen, err := showDMs(0)
+	if err != nil {
+		return err
+	}
 	msg = latest(w.slack.Messages(demoChannel), ref.TS)
 	t.say("#access", "approval message now reads:\n%s", shown(msg))
+	if hooks.afterGrant != nil {
+		if err := hooks.afterGrant(ctx, d, id); err != nil {
+			return err
+		}
+	}
 
-	if err := step("the expiry warning", duration+wait, func() bool { return countDMs(w.slack, demoAlice) > seen }); err != nil {
+	// The warning comes before the end of the grant: an expiry (or any
+	// other end) first means it is missing, whatever DMs came.
+	if err := expect(evWarning, duration+wait, evExpired, evRevoke, evRemoveDM); err != nil {
 		return err
 	}
-	dms := w.slack.DMs(demoAlice)
-	for _, m := range dms[seen:] {
-		t.say("alice", "DM from symbot:\n%s", shown(m))
-	}
-	seen = len(dms)
-
-	if err := step("alice is removed from the Okta group at expiry", duration+wait, func() bool { return !w.okta.IsMember(w.groupID, w.aliceOkta) }); err != nil {
+	if seen, err = showDMs(seen); err != nil {
 		return err
+	}
+
+	if err := expect(evExpired, duration+wait); err != nil {
+		return err
+	}
+	if err := expect(evRevoke, wait); err != nil {
+		return err
+	}
+	if w.okta.IsMember(w.groupID, w.aliceOkta) {
+		return errors.New("the Okta removal job is done but alice is still in the Okta group")
 	}
 	for _, c := range w.okta.Calls() {
 		if c.Method == "DELETE" {
 			t.say("okta", "DELETE %s -> %d (alice removed from prod-admin)", c.Path, c.Status)
 		}
 	}
-	if err := step("alice is told access ended", wait, func() bool { return countDMs(w.slack, demoAlice) > seen }); err != nil {
+	if err := expect(evRemoveDM, wait); err != nil {
 		return err
 	}
-	for _, m := range w.slack.DMs(demoAlice)[seen:] {
-		t.say("alice", "DM from symbot:\n%s", shown(m))
-	}
-	if err := step("the approval message shows the end", wait, func() bool {
-		m := latest(w.slack.Messages(demoChannel), ref.TS)
-		return m.Updates > 0 && !strings.Contains(string(m.Blocks), "sym_revoke") && !strings.Contains(string(m.Blocks), "sym_approve")
-	}); err != nil {
+	if _, err := showDMs(seen); err != nil {
 		return err
 	}
-	if err := step("the removal in the thread", wait, func() bool { return len(w.slack.Thread(demoChannel, ref.TS)) >= 5 }); err != nil {
+	if err := expect(evUpdated, wait); err != nil {
 		return err
+	}
+	if m := latest(w.slack.Messages(demoChannel), ref.TS); m.Updates == 0 || strings.Contains(string(m.Blocks), "sym_revoke") || strings.Contains(string(m.Blocks), "sym_approve") {
+		return errors.New("the approval message shows the end: it still has buttons after its update for the removal")
 	}
 	msg = latest(w.slack.Messages(demoChannel), ref.TS)
 	t.say("#access", "approval message finally reads:\n%s", shown(msg))
@@ -398,8 +500,6 @@ func latest(msgs []slacktest.Message, ts string) slacktest.Message {
 	}
 	return slacktest.Message{}
 }
-
-func countDMs(s *slacktest.Server, user string) int { return len(s.DMs(user)) }
 
 // shown renders a message as people see it: the text of its blocks, with
 // buttons as [label]; the fallback text when it has no blocks.
