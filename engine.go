@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +21,7 @@ type Engine struct {
 	store    Store
 	dir      Directory
 	notifier Notifier
-	flows    []Flow
-	byName   map[string]*Flow
+	fs       atomic.Pointer[flowSet] // the flows in effect; SetFlows swaps them
 
 	// Optional settings; set before use. Zero values get defaults.
 	Now     func() time.Time // the clock; default time.Now
@@ -59,10 +59,34 @@ type Engine struct {
 
 	rt          runner
 	reconcileMu sync.Mutex
+	// reconcileEvery overrides ReconcileInterval once SetReconcileInterval
+	// is called; reconcileWake tells the reconciler its schedule changed.
+	reconcileEvery atomic.Int64
+	reconcileSoon  atomic.Bool // a pass at once (the flows changed)
+	reconcileWake  chan struct{}
 }
 
 // NewEngine validates flows (after applying defaults) and returns an engine.
 func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, error) {
+	fs, err := newFlowSet(flows)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{store: st, dir: dir, notifier: n, rt: newRunner(), reconcileWake: make(chan struct{}, 1)}
+	e.fs.Store(fs)
+	return e, nil
+}
+
+// flowSet is one configuration's flows. It is never changed once built:
+// SetFlows replaces it whole, so a reader sees one configuration or the
+// next, never a mix.
+type flowSet struct {
+	flows  []Flow
+	byName map[string]*Flow // lower-case name -> flows[i]
+}
+
+// newFlowSet copies flows deeply, applies their defaults and validates them.
+func newFlowSet(flows []Flow) (*flowSet, error) {
 	fs := make([]Flow, len(flows))
 	for i, f := range flows {
 		f.Durations = slices.Clone(f.Durations)
@@ -87,15 +111,36 @@ func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, erro
 	if err := ValidateFlows(fs); err != nil {
 		return nil, fmt.Errorf("invalid flows: %w", err)
 	}
-	e := &Engine{
-		store: st, dir: dir, notifier: n, flows: fs,
-		byName: map[string]*Flow{},
-		rt:     newRunner(),
+	set := &flowSet{flows: fs, byName: map[string]*Flow{}}
+	for i := range set.flows {
+		set.byName[strings.ToLower(set.flows[i].Name)] = &set.flows[i]
 	}
-	for i := range e.flows {
-		e.byName[strings.ToLower(e.flows[i].Name)] = &e.flows[i]
+	return set, nil
+}
+
+// flowSet returns the flows in effect now.
+func (e *Engine) flowSet() *flowSet { return e.fs.Load() }
+
+// SetFlows replaces the flows, validated as NewEngine validates them; on
+// an error nothing changes. Requests made from then on use the new flows.
+// A request already made keeps what it asked for, stored with it (flow and
+// target names, Okta group, duration, reason, approval deadline, expiry);
+// who may decide it and how many approvals it needs are the flows' in
+// effect when it is decided. Approving it is refused when its target now
+// grants another Okta group, or allows no duration as long as it asked for,
+// and deciding it at all when its flow or target is gone
+// (NotConfiguredError).
+//
+// The RuleSet in Rules compiles the rules of the flows it was built from:
+// replace it together with flows whose rules changed.
+func (e *Engine) SetFlows(flows []Flow) error {
+	fs, err := newFlowSet(flows)
+	if err != nil {
+		return err
 	}
-	return e, nil
+	e.fs.Store(fs)
+	e.kickReconciler(true)
+	return nil
 }
 
 func (e *Engine) now() time.Time {

@@ -417,11 +417,11 @@ func FormatDuration(d time.Duration) string {
 }
 
 // Flows returns the configured flows (after defaults).
-func (e *Engine) Flows() []Flow { return slices.Clone(e.flows) }
+func (e *Engine) Flows() []Flow { return slices.Clone(e.flowSet().flows) }
 
 // Flow returns the flow with the given name.
 func (e *Engine) Flow(name string) (*Flow, bool) {
-	f, ok := e.byName[strings.ToLower(name)]
+	f, ok := e.flowSet().byName[strings.ToLower(name)]
 	if !ok {
 		return nil, false
 	}
@@ -438,10 +438,11 @@ func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, erro
 		}
 	}
 	targetName = strings.TrimSpace(targetName)
+	set := e.flowSet()
 	if flowName != "" {
-		f, ok := e.byName[strings.ToLower(flowName)]
+		f, ok := set.byName[strings.ToLower(flowName)]
 		if !ok {
-			return nil, Target{}, &InputError{Field: "flow", Problem: fmt.Sprintf("no flow named %q; choose one of: %s", flowName, e.flowNames())}
+			return nil, Target{}, &InputError{Field: "flow", Problem: fmt.Sprintf("no flow named %q; choose one of: %s", flowName, set.names())}
 		}
 		if targetName == "" {
 			return nil, Target{}, &InputError{Field: "target", Problem: "missing: choose one of: " + targetNames(f)}
@@ -458,17 +459,17 @@ func (e *Engine) ResolveTarget(flowName, targetName string) (*Flow, Target, erro
 	}
 	var found []*Flow
 	var tgt Target
-	for i := range e.flows {
-		if t, ok := e.flows[i].Target(targetName); ok {
-			found = append(found, &e.flows[i])
+	for i := range set.flows {
+		if t, ok := set.flows[i].Target(targetName); ok {
+			found = append(found, &set.flows[i])
 			tgt = t
 		}
 	}
 	switch len(found) {
 	case 0:
 		var all []Target
-		for i := range e.flows {
-			all = append(all, e.flows[i].Targets...)
+		for i := range set.flows {
+			all = append(all, set.flows[i].Targets...)
 		}
 		return nil, Target{}, &InputError{Field: "target", Problem: fmt.Sprintf("no target named %q; choose one of: %s", targetName, list(all, func(t Target) string { return t.Name }))}
 	case 1:
@@ -488,14 +489,14 @@ func list[T any](xs []T, name func(T) string) string {
 	return strings.Join(n, ", ")
 }
 
-func (e *Engine) flowNames() string { return list(e.flows, func(f Flow) string { return f.Name }) }
+func (s *flowSet) names() string { return list(s.flows, func(f Flow) string { return f.Name }) }
 
 func targetNames(f *Flow) string { return list(f.Targets, func(t Target) string { return t.Name }) }
 
 func durationList(f *Flow) string { return list(f.Durations, FormatDuration) }
 
 func (e *Engine) flowOf(r *Request) (*Flow, error) {
-	f, ok := e.byName[strings.ToLower(r.Flow)]
+	f, ok := e.flowSet().byName[strings.ToLower(r.Flow)]
 	if !ok {
 		return nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target}
 	}

@@ -159,7 +159,27 @@ func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, ve
 	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
 		return nil, nil, err
 	}
+	if verb == VerbApprove {
+		if err := stillGrantable(r, f); err != nil {
+			return nil, nil, err
+		}
+	}
 	return r, f, nil
+}
+
+// stillGrantable refuses to approve r when the configuration changed under
+// it (a reload, or a restart with another config) so that what its
+// approvers saw is no longer what the target grants: the target now names
+// another Okta group, or allows no duration as long as r asked for. The
+// request can still be denied, cancelled or asked for again.
+func stillGrantable(r *Request, f *Flow) error {
+	if t, ok := f.Target(r.Target); ok && t.GroupID != r.GroupID {
+		return &PolicyError{Reason: fmt.Sprintf("request %s was made for Okta group %s, but target %s of flow %s now grants group %s: it can't be approved as it stands; deny it and ask the requester to request again", r.ID, r.GroupID, r.Target, f.Name, t.GroupID)}
+	}
+	if longest := f.MaxDuration(); longest > 0 && r.Duration > longest && r.ExtensionOf == "" {
+		return &PolicyError{Reason: fmt.Sprintf("request %s asks for %s, but target %s of flow %s now allows at most %s: it can't be approved as it stands; deny it and ask the requester to request again", r.ID, FormatDuration(r.Duration), r.Target, f.Name, FormatDuration(longest))}
+	}
+	return nil
 }
 
 // mayRevoke applies Revoke's policy to the stored request.

@@ -542,18 +542,59 @@ func orID(login, id string) string {
 }
 
 // runReconciler reconciles at once and then every interval until ctx ends.
-func (e *Engine) runReconciler(ctx context.Context, interval time.Duration) {
+func (e *Engine) runReconciler(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.reconcileWake:
+			// The flows changed: a pass now, so that new target groups
+			// get their standing members recorded before grants of them
+			// pile up. The interval changed: the next pass comes a new
+			// interval from now.
+			if !e.reconcileSoon.Swap(false) {
+				t.Reset(e.reconcileInterval())
+				continue
+			}
 		case <-t.C:
 		}
 		if _, err := e.Reconcile(ctx, false); err != nil && ctx.Err() == nil {
 			e.log().Warn("reconcile failed", "err", err)
 		}
-		t.Reset(interval)
+		t.Reset(e.reconcileInterval())
+	}
+}
+
+// reconcileInterval is the interval in effect: SetReconcileInterval's, or
+// ReconcileInterval.
+func (e *Engine) reconcileInterval() time.Duration {
+	if d := time.Duration(e.reconcileEvery.Load()); d > 0 {
+		return d
+	}
+	return e.ReconcileInterval
+}
+
+// SetReconcileInterval changes how often a running Run reconciles (d > 0);
+// the next pass comes d from now. Reconciling must have been on
+// (ReconcileInterval > 0) when Run started.
+func (e *Engine) SetReconcileInterval(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	e.reconcileEvery.Store(int64(d))
+	e.kickReconciler(false)
+}
+
+// kickReconciler tells a running reconciler its schedule changed: now a
+// pass, or the next pass an interval from now.
+func (e *Engine) kickReconciler(now bool) {
+	if now {
+		e.reconcileSoon.Store(true)
+	}
+	select {
+	case e.reconcileWake <- struct{}{}:
+	default:
 	}
 }

@@ -120,7 +120,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Go(func() { schedErr = e.runScheduler(ctx) })
 	wg.Go(func() { execErr = e.runExecutor(ctx) })
 	if e.ReconcileInterval > 0 {
-		wg.Go(func() { e.runReconciler(ctx, e.ReconcileInterval) })
+		wg.Go(func() { e.runReconciler(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(schedErr, execErr)
