@@ -144,6 +144,7 @@ func OfflineChecks(cfg *config.Config) []Check {
 			Name: fmt.Sprintf("config %s: %d flows, %d targets", cfg.File, len(cfg.Flows), nTargets),
 			Run:  func(context.Context) error { return nil },
 		},
+		rulesCheck(cfg),
 		{
 			Name: "SLACK_BOT_TOKEN is set",
 			Run: func(context.Context) error {
@@ -250,4 +251,26 @@ func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	fmt.Fprintln(stdout, "all checks passed")
 	return exitOK
+}
+
+// rulesCheck says how many rules compiled (config.Load has compiled and
+// type-checked them already; a problem there fails the config line).
+func rulesCheck(cfg *config.Config) Check {
+	n := 0
+	for _, f := range cfg.Flows {
+		n += len(f.Rules)
+		for _, t := range f.Targets {
+			n += len(t.Rules)
+		}
+	}
+	return Check{
+		Name: fmt.Sprintf("rules: %d compiled and type-checked", n),
+		Run: func(context.Context) error {
+			if _, probs := cfg.CompileRules(); len(probs) > 0 {
+				return probs[0]
+			}
+			return nil
+		},
+		Fix: "fix the rule's expression; symbot explain FLOW/TARGET shows how the rules decide a request",
+	}
 }

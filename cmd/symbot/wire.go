@@ -157,6 +157,12 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		st.Close()
 		return nil, err
 	}
+	rules, probs := cfg.CompileRules()
+	if len(probs) > 0 { // config.Load compiled them; this cannot fail
+		st.Close()
+		return nil, fmt.Errorf("rules: %w", probs[0])
+	}
+	eng.Rules = rules
 	eng.Logger = log.With("component", "engine")
 	eng.Metrics = d.metrics
 	eng.ReconcileInterval = cfg.Reconcile.Interval

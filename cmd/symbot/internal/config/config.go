@@ -45,6 +45,7 @@ type Config struct {
 
 	storePathSet    bool // store.path was in the file
 	storeURLFromEnv bool // Store.URL came from SYMBOT_DATABASE_URL
+	pagerDutySet    bool // the file has a pagerduty section
 
 	Slack  Slack
 	AWS    AWS
@@ -58,7 +59,9 @@ type Config struct {
 	Reconcile Reconcile
 	// Audit configures the audit trail's key, checkpoints and sinks.
 	Audit Audit
-	Flows []symbot.Flow
+	// PagerDuty is where rules find who is on call.
+	PagerDuty PagerDuty
+	Flows     []symbot.Flow
 }
 
 // Reconcile configures the reconciler.
@@ -237,7 +240,9 @@ func Parse(name string, data []byte, dir string, getenv func(string) string) (*C
 	}
 	cfg.applyDefaults(dir)
 	cfg.auditDefaults(dir, getenv)
+	cfg.pagerDutyDefaults()
 	cfg.validate(d)
+	cfg.validateRules(d)
 	if len(d.problems) > 0 {
 		return nil, d.err(name)
 	}

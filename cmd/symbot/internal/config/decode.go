@@ -395,6 +395,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			})
 		}},
 		{"audit", d.audit(c)},
+		{"pagerduty", d.pagerduty(c)},
 		{"flows", func(n *yaml.Node, p string) {
 			d.list(n, p, func(item *yaml.Node, ip string) {
 				fd := flowDoc{}

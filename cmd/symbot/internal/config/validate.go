@@ -173,6 +173,7 @@ func (c *Config) validate(d *decoder) {
 	}
 
 	c.validateAudit(at)
+	c.validatePagerDuty(at)
 
 	// slack
 	switch {
