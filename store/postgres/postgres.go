@@ -10,6 +10,12 @@
 // failing and re-running; with the lock taken first, each statement of fn
 // sees every committed write, no write skew is possible, and fn runs again
 // only after a deadlock or a serialisation failure reported by the server.
+// Since every writer waits for the one before it to commit, a replica
+// makes each turn of the lock count: its concurrent Updates share one
+// transaction and one commit (group commit, group.go), and a transaction
+// holds back the writes whose result nobody waits for and sends them in
+// one pipeline with its next read or its COMMIT (pipe.go), so it pays a
+// round trip per read, not per statement.
 // Reads (View) run in REPEATABLE READ READ ONLY snapshots and take no lock.
 // ClaimJobs does not take the writer lock: it leases due jobs with
 // SELECT ... FOR UPDATE SKIP LOCKED, so replicas claiming at once get
@@ -28,6 +34,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +79,12 @@ type Store struct {
 	locks *pgxpool.Pool // membership locks: one connection per lock held
 	log   *slog.Logger
 	marks atomic.Int64 // dedup marks, to sweep expired ones now and then
+
+	// Group commit (group.go).
+	mu      sync.Mutex
+	busy    bool     // a group is running
+	queue   []*write // writes waiting for the next group
+	commits atomic.Uint64
 }
 
 var _ symbot.Store = (*Store)(nil)
@@ -206,52 +219,6 @@ func retryable(err error) bool {
 		return pe.Code == "40001" || pe.Code == "40P01" // serialization_failure, deadlock_detected
 	}
 	return false
-}
-
-// Update runs fn in one read-write transaction; see the package comment
-// for how writers of several replicas are ordered. fn runs again (at most
-// maxRetries times) when the server reports a serialisation failure or a
-// deadlock; an error of fn, or a panic, rolls back everything fn wrote.
-func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store update: %w", err)
-	}
-	for attempt := 0; ; attempt++ {
-		err := s.updateOnce(ctx, fn)
-		if err == nil || !retryable(err) || attempt == maxRetries || ctx.Err() != nil {
-			return err
-		}
-		s.log.Debug("store update: retrying after a conflict", "attempt", attempt+1, "err", err)
-	}
-}
-
-func (s *Store) updateOnce(ctx context.Context, fn func(symbot.Tx) error) (err error) {
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return fmt.Errorf("store update: begin: %w", classify(err))
-	}
-	t := &tx{ctx: ctx, q: ptx, writable: true}
-	committed := false
-	defer func() {
-		t.done = true
-		if !committed {
-			_ = ptx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writerLock); err != nil {
-		return fmt.Errorf("store update: take the writer lock: %w", classify(err))
-	}
-	if err := fn(t); err != nil {
-		if t.dbErr != nil && retryable(t.dbErr) {
-			return t.dbErr // a conflict inside fn: run it again
-		}
-		return err
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("store update: commit: %w", classify(err))
-	}
-	committed = true
-	return nil
 }
 
 // View runs fn in a read-only snapshot; writes in it fail.

@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/jackc/pgx/v5"
@@ -37,10 +38,8 @@ func (t *tx) PutRecord(name string, value []byte) error {
 		return errors.New("put record: empty name")
 	}
 	if value == nil {
-		_, err := t.q.Exec(t.ctx, `DELETE FROM records WHERE name = $1`, name)
-		return t.db("put record", err)
+		return t.write("put record", -1, `DELETE FROM records WHERE name = $1`, name)
 	}
-	_, err := t.q.Exec(t.ctx, `INSERT INTO records (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`, name, value)
-	return t.db("put record", err)
+	return t.write("put record", -1, `INSERT INTO records (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`, name, bytes.Clone(value)) // sent later: the caller may reuse value
 }

@@ -25,16 +25,54 @@ type querier interface {
 type tx struct {
 	ctx      context.Context
 	q        querier
+	p        *pipe // the read-write transaction's pipe; nil in View (and Import)
 	writable bool
 	done     bool
 	dbErr    error // the last error the database returned
 
-	// The audit head, once read: only this transaction writes the chain
-	// while it holds the writer lock.
-	headKnown bool
-	headSeq   uint64
-	headHash  string
+	// The audit head, once read, when there is no pipe to keep it: only
+	// this transaction writes the chain while it holds the writer lock.
+	ownHead chainHead
 }
+
+// chainHead is the audit head as a transaction last read or wrote it.
+type chainHead struct {
+	known bool
+	seq   uint64
+	hash  string
+}
+
+// head is where the transaction keeps the audit head: in its pipe, which
+// the fns of a group commit share, or in the tx itself.
+func (t *tx) head() *chainHead {
+	if t.p != nil {
+		return &t.p.head
+	}
+	return &t.ownHead
+}
+
+// write runs a statement whose result nobody waits for: a pipe holds it
+// back (see pipe), otherwise it is sent now. want is the number of rows it
+// must change (-1: any); a different number is an error.
+func (t *tx) write(op string, want int64, sql string, args ...any) error {
+	if t.p != nil {
+		t.p.hold(op, want, sql, args...)
+		return nil
+	}
+	tag, err := t.q.Exec(t.ctx, sql, args...)
+	if err != nil {
+		return t.db(op, err)
+	}
+	if want >= 0 && tag.RowsAffected() != want {
+		return fmt.Errorf("%s: changed %d rows, want %d", op, tag.RowsAffected(), want)
+	}
+	return nil
+}
+
+// holds reports whether this transaction holds the row of job id (read
+// FOR UPDATE or inserted by it, and not deleted), so that a change of it
+// cannot miss.
+func (t *tx) holds(id uint64) bool { return t.p != nil && t.p.held[id] }
 
 var _ symbot.Tx = (*tx)(nil)
 
@@ -125,10 +163,9 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if at, ok := r.Deadline(); ok {
 		deadline = nanos(at)
 	}
-	_, err = t.q.Exec(t.ctx, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
+	return t.write("put request", -1, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET requester = EXCLUDED.requester, state = EXCLUDED.state, deadline = EXCLUDED.deadline, doc = EXCLUDED.doc`,
 		r.ID, r.Requester.SlackID, string(r.State), deadline, doc)
-	return t.db("put request", err)
 }
 
 func (t *tx) requests(op, where string, args ...any) ([]*symbot.Request, error) {
@@ -245,6 +282,19 @@ func (t *tx) AddJob(j *symbot.Job) error {
 	if err := symbot.CheckNewJob(j); err != nil {
 		return err
 	}
+	if t.p != nil {
+		id, err := t.p.jobID(t.ctx)
+		if err != nil {
+			return t.db("add job", err)
+		}
+		t.p.hold("add job", -1, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			id, string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
+			nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken))
+		t.p.held[uint64(id)] = true
+		j.ID = uint64(id)
+		return nil
+	}
 	var id int64
 	err := t.q.QueryRow(t.ctx, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
 		VALUES (nextval('jobs_id_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
@@ -267,10 +317,16 @@ func (t *tx) Job(id uint64) (*symbot.Job, error) {
 	}
 	j, err := pgx.CollectExactlyOneRow(rows, scanJob)
 	if errors.Is(err, pgx.ErrNoRows) {
+		if t.p != nil {
+			delete(t.p.held, id)
+		}
 		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
 	}
 	if err != nil {
 		return nil, t.db("get job", err)
+	}
+	if t.p != nil && t.writable {
+		t.p.held[id] = true // locked FOR UPDATE until the transaction ends
 	}
 	return &j, nil
 }
@@ -282,10 +338,16 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if j == nil {
 		return errors.New("update job: nil job")
 	}
-	tag, err := t.q.Exec(t.ctx, `UPDATE jobs SET kind = $2, request_id = $3, event = $4, to_user = $5, text = $6, lane = $7, attempts = $8,
-		not_before = $9, last_error = $10, alerted = $11, created_at = $12, lease_owner = $13, lease_until = $14, lease_token = $15 WHERE id = $1`,
-		int64(j.ID), string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
-		nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken))
+	const q = `UPDATE jobs SET kind = $2, request_id = $3, event = $4, to_user = $5, text = $6, lane = $7, attempts = $8,
+		not_before = $9, last_error = $10, alerted = $11, created_at = $12, lease_owner = $13, lease_until = $14, lease_token = $15 WHERE id = $1`
+	args := []any{int64(j.ID), string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
+		nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken)}
+	if t.holds(j.ID) {
+		// The row is this transaction's: the update cannot miss.
+		t.p.hold("update job", 1, q, args...)
+		return nil
+	}
+	tag, err := t.q.Exec(t.ctx, q, args...)
 	if err != nil {
 		return t.db("update job", err)
 	}
@@ -298,6 +360,11 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 func (t *tx) DeleteJob(id uint64) error {
 	if err := t.checkWrite("delete job"); err != nil {
 		return err
+	}
+	if t.holds(id) {
+		delete(t.p.held, id)
+		t.p.hold("delete job", 1, `DELETE FROM jobs WHERE id = $1`, int64(id))
+		return nil
 	}
 	tag, err := t.q.Exec(t.ctx, `DELETE FROM jobs WHERE id = $1`, int64(id))
 	if err != nil {
@@ -337,23 +404,24 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err := t.checkWrite("append audit"); err != nil {
 		return err
 	}
-	if !t.headKnown {
+	h := t.head()
+	if !h.known {
 		seq, hash, err := t.AuditHead()
 		if err != nil {
 			return err
 		}
-		t.headSeq, t.headHash, t.headKnown = seq, hash, true
+		h.seq, h.hash, h.known = seq, hash, true
 	}
-	if err := symbot.CheckAuditAppend(e, t.headSeq, t.headHash); err != nil {
+	if err := symbot.CheckAuditAppend(e, h.seq, h.hash); err != nil {
 		return err
 	}
-	_, err := t.q.Exec(t.ctx, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	err := t.write("append audit", -1, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Key, e.Hash)
 	if err != nil {
-		t.headKnown = false
-		return t.db("append audit", err)
+		h.known = false
+		return err
 	}
-	t.headSeq, t.headHash = e.Seq, e.Hash
+	h.seq, h.hash = e.Seq, e.Hash
 	return nil
 }
 
@@ -400,8 +468,8 @@ func (t *tx) AuditHead() (uint64, string, error) {
 	if err := t.check("audit head"); err != nil {
 		return 0, "", err
 	}
-	if t.headKnown {
-		return t.headSeq, t.headHash, nil
+	if h := t.head(); h.known {
+		return h.seq, h.hash, nil
 	}
 	var (
 		seq  int64
@@ -439,9 +507,8 @@ func (t *tx) SetSinkCursor(sink string, seq uint64) error {
 	if sink == "" {
 		return errors.New("set sink cursor: empty sink name")
 	}
-	_, err := t.q.Exec(t.ctx, `INSERT INTO sink_cursors (name, seq) VALUES ($1, $2)
+	return t.write("set sink cursor", -1, `INSERT INTO sink_cursors (name, seq) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET seq = GREATEST(sink_cursors.seq, EXCLUDED.seq)`, sink, int64(seq))
-	return t.db("set sink cursor", err)
 }
 
 func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
@@ -482,10 +549,9 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if id.SlackID == "" {
 		return errors.New("put identity: identity has no SlackID")
 	}
-	_, err := t.q.Exec(t.ctx, `INSERT INTO identities (slack_id, email, okta_user_id, okta_login, cached_at) VALUES ($1, $2, $3, $4, $5)
+	return t.write("put identity", -1, `INSERT INTO identities (slack_id, email, okta_user_id, okta_login, cached_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (slack_id) DO UPDATE SET email = EXCLUDED.email, okta_user_id = EXCLUDED.okta_user_id, okta_login = EXCLUDED.okta_login, cached_at = EXCLUDED.cached_at`,
 		id.SlackID, id.Email, id.OktaUserID, id.OktaLogin, nanos(id.CachedAt))
-	return t.db("put identity", err)
 }
 
 // dump reads every record (for Backup).

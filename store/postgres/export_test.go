@@ -1,0 +1,11 @@
+package postgres
+
+// QueueLen returns how many writes wait for the next group commit.
+func QueueLen(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// Commits returns how many read-write transactions s committed.
+func Commits(s *Store) uint64 { return s.commits.Load() }

@@ -1,0 +1,470 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/postgres"
+	"github.com/symbot/symbot/store/storetest"
+)
+
+var errFail = errors.New("fn failed on purpose")
+
+// writeOp stores a request tagged tag under the next "n" sequence number,
+// with a job and an audit entry, and returns that number.
+func writeOp(tx symbot.Tx, tag string) (uint64, error) {
+	n, err := tx.NextSeq("n")
+	if err != nil {
+		return 0, err
+	}
+	id := fmt.Sprintf("R%d", n)
+	if err := tx.PutRequest(&symbot.Request{ID: id, State: symbot.StatePending, Reason: tag, Requester: symbot.Person{SlackID: "U1"}}); err != nil {
+		return 0, err
+	}
+	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: id, Lane: "L"}); err != nil {
+		return 0, err
+	}
+	return n, symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: time.Unix(int64(n), 0).UTC(), RequestID: id, Actor: "U1", Action: tag})
+}
+
+// holdLeader starts an Update whose fn blocks until the returned release
+// is called, and returns once that fn runs: writes made meanwhile queue up
+// and join its group. release waits for that Update to return nil.
+func holdLeader(t *testing.T, s *postgres.Store) (release func()) {
+	t.Helper()
+	started, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- s.Update(t.Context(), func(symbot.Tx) error {
+			once.Do(func() { close(started) }) // the fn may run again
+			<-unblock
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leading Update never ran its fn")
+	}
+	return func() {
+		t.Helper()
+		close(unblock)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("leading Update: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the leading Update did not return")
+		}
+	}
+}
+
+// result is what one queued Update returned (or panicked with).
+type result struct {
+	err   error
+	panic any
+}
+
+// queue starts Update(ctx, fn) on its own goroutine, waits until it is
+// queued (the queue has want writes) and returns where its result arrives.
+func queue(t *testing.T, s *postgres.Store, ctx context.Context, want int, fn func(symbot.Tx) error) <-chan result {
+	t.Helper()
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			r.panic = recover()
+			ch <- r
+		}()
+		r.err = s.Update(ctx, fn)
+	}()
+	storetest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d queued writes", want), func() bool { return postgres.QueueLen(s) == want })
+	return ch
+}
+
+func get(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("a queued Update did not return")
+		return result{}
+	}
+}
+
+// requestTags returns the tags of the stored requests R1, R2, ... by seq.
+func requestTags(t *testing.T, s symbot.Store) map[uint64]string {
+	t.Helper()
+	tags := map[uint64]string{}
+	err := s.View(t.Context(), func(tx symbot.Tx) error {
+		rs, err := tx.RequestsByRequester("U1")
+		for _, r := range rs {
+			var n uint64
+			if _, err := fmt.Sscanf(r.ID, "R%d", &n); err != nil {
+				return fmt.Errorf("request id %q: %w", r.ID, err)
+			}
+			tags[n] = r.Reason
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tags
+}
+
+func mapsEqual[K, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkJobsAndAudit checks that s holds n jobs, in one lane whose ids grow
+// with the requests' sequence numbers, and a valid audit chain of n
+// entries.
+func checkJobsAndAudit(t *testing.T, s symbot.Store, n int) {
+	t.Helper()
+	err := s.View(t.Context(), func(tx symbot.Tx) error {
+		js, err := tx.Jobs()
+		if err != nil {
+			return err
+		}
+		if len(js) != n {
+			t.Errorf("jobs = %d, want %d", len(js), n)
+		}
+		for i := 1; i < len(js); i++ {
+			var a, b uint64
+			fmt.Sscanf(js[i-1].RequestID, "R%d", &a)
+			fmt.Sscanf(js[i].RequestID, "R%d", &b)
+			if a >= b {
+				t.Errorf("job %d (%s) comes before job %d (%s): ids out of commit order", js[i-1].ID, js[i-1].RequestID, js[i].ID, js[i].RequestID)
+			}
+		}
+		es, err := tx.Audit(0, storetest.AllAudit)
+		if err != nil {
+			return err
+		}
+		seq, hash, err := tx.AuditHead()
+		if err != nil {
+			return err
+		}
+		if len(es) != n || seq != uint64(n) {
+			t.Errorf("audit: %d entries, head %d; want %d", len(es), seq, n)
+		}
+		if err := symbot.VerifyAudit(es, seq, hash); err != nil {
+			t.Errorf("audit chain: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without group commit each of B..E would pay its own commit (and turn of
+// the writer lock): they share one, and a failing fn is rolled back alone.
+func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
+	s, _ := MustOpen(t)
+	release := holdLeader(t, s)
+
+	var mu sync.Mutex
+	runs := map[string]int{}
+	seqs := map[string]uint64{}
+	op := func(tag string, then func() error) func(symbot.Tx) error {
+		return func(tx symbot.Tx) error {
+			mu.Lock()
+			runs[tag]++
+			mu.Unlock()
+			n, err := writeOp(tx, tag)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			seqs[tag] = n
+			mu.Unlock()
+			return then()
+		}
+	}
+	ok := func() error { return nil }
+	cancelled, cancel := context.WithCancel(t.Context())
+	b := queue(t, s, t.Context(), 1, op("B", ok))
+	c := queue(t, s, t.Context(), 2, op("C", func() error { return errFail }))
+	f := queue(t, s, cancelled, 3, op("F", ok))
+	d := queue(t, s, t.Context(), 4, op("D", func() error { panic("boom D") }))
+	e := queue(t, s, t.Context(), 5, op("E", ok))
+	cancel()
+	if r := get(t, f); !errors.Is(r.err, context.Canceled) || r.panic != nil {
+		t.Errorf("F (ctx cancelled while queued): got %v %v, want context.Canceled", r.err, r.panic)
+	}
+	before := postgres.Commits(s)
+	release()
+
+	if r := get(t, b); r.err != nil || r.panic != nil {
+		t.Errorf("B: got %v %v, want success", r.err, r.panic)
+	}
+	if r := get(t, c); !errors.Is(r.err, errFail) || r.panic != nil {
+		t.Errorf("C: got %v %v, want its own error %v", r.err, r.panic, errFail)
+	}
+	if r := get(t, d); r.err != nil || r.panic != "boom D" {
+		t.Errorf("D: got err %v panic %v, want its own panic %q", r.err, r.panic, "boom D")
+	}
+	if r := get(t, e); r.err != nil || r.panic != nil {
+		t.Errorf("E: got %v %v, want success", r.err, r.panic)
+	}
+	// B..E formed one group, which ran three times (C and then D failed)
+	// and committed once. C and D failed after B had written, so each ran
+	// once more on its own, on committed state, and failed again: only
+	// then do their errors stand.
+	if got, want := postgres.Commits(s)-before, uint64(1); got != want {
+		t.Errorf("commits = %d, want %d", got, want)
+	}
+	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !mapsEqual(got, want) {
+		t.Errorf("fn runs = %v, want %v", got, want)
+	}
+	if got, want := requestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !mapsEqual(got, want) {
+		t.Errorf("stored requests by seq = %v, want %v", got, want)
+	}
+	checkJobsAndAudit(t, s, 2)
+}
+
+// TestGroupCommitAcrossReplicas: 3 replicas, each with concurrent writers
+// (some failing, some panicking), write through group commits. The
+// sequence has no gaps or repeats, only the successful writes are stored,
+// job ids grow in commit order (lanes depend on it) and the audit chain is
+// one chain.
+func TestGroupCommitAcrossReplicas(t *testing.T) {
+	const workers, each = 6, 15
+	rs, _ := replicas(t, 3)
+	var (
+		mu      sync.Mutex
+		okSeqs  []uint64
+		okTags  = map[string]bool{}
+		commits uint64
+		wg      sync.WaitGroup
+	)
+	for ri, s := range rs {
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					tag := fmt.Sprintf("r%d-w%d-%d", ri, w, i)
+					kind := (w*each + i) % 7 // 0: error, 1: panic, else success
+					var seq uint64
+					var err error
+					var panicked any
+					func() {
+						defer func() { panicked = recover() }()
+						err = s.Update(t.Context(), func(tx symbot.Tx) error {
+							n, err := writeOp(tx, tag)
+							if err != nil {
+								return err
+							}
+							seq = n
+							switch kind {
+							case 0:
+								return fmt.Errorf("%s: %w", tag, errFail)
+							case 1:
+								panic(tag)
+							}
+							return nil
+						})
+					}()
+					mu.Lock()
+					switch kind {
+					case 0:
+						if !errors.Is(err, errFail) || panicked != nil {
+							t.Errorf("%s: got %v %v, want its error", tag, err, panicked)
+						}
+					case 1:
+						if err != nil || panicked != tag {
+							t.Errorf("%s: got err %v panic %v, want its panic", tag, err, panicked)
+						}
+					default:
+						okTags[tag] = true
+						okSeqs = append(okSeqs, seq)
+						if err != nil || panicked != nil {
+							t.Errorf("%s: got %v %v, want success", tag, err, panicked)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, s := range rs {
+		commits += postgres.Commits(s)
+	}
+	n := len(okTags)
+	slices.Sort(okSeqs)
+	for i, got := range okSeqs {
+		if want := uint64(i + 1); got != want {
+			t.Fatalf("sequence numbers of the committed fns: %v..., want 1..%d without gaps or repeats", okSeqs[:i+1], n)
+		}
+	}
+	tags := requestTags(t, rs[0])
+	if len(tags) != n {
+		t.Errorf("stored %d requests, want %d", len(tags), n)
+	}
+	for seq, tag := range tags {
+		if !okTags[tag] {
+			t.Errorf("request R%d was written by %s, whose Update failed", seq, tag)
+		}
+	}
+	checkJobsAndAudit(t, rs[0], n)
+	t.Logf("%d successful writes in %d commits", n, commits)
+}
+
+// TestGroupRefusalOnlyStandsOnCommittedState: B is refused because of A's
+// write in the same group; A's caller then gives up before the group is
+// run again, so A's write never commits. B runs again on committed state
+// and succeeds.
+func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
+	s, _ := MustOpen(t)
+	release := holdLeader(t, s)
+	ctxA, cancelA := context.WithCancel(t.Context())
+	a := queue(t, s, ctxA, 1, func(tx symbot.Tx) error {
+		return tx.PutIdentity(symbot.Identity{SlackID: "UMARK"})
+	})
+	b := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error {
+		_, seen, err := tx.Identity("UMARK")
+		if err != nil {
+			return err
+		}
+		if seen {
+			cancelA() // A's caller gives up meanwhile
+			return errors.New("refused: marker present")
+		}
+		return tx.PutIdentity(symbot.Identity{SlackID: "UB"})
+	})
+	release()
+	if r := get(t, a); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.err)
+	}
+	if r := get(t, b); r.err != nil {
+		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.err)
+	}
+	err := s.View(t.Context(), func(tx symbot.Tx) error {
+		if _, ok, _ := tx.Identity("UMARK"); ok {
+			t.Error("A's write is stored although A failed")
+		}
+		if _, ok, _ := tx.Identity("UB"); !ok {
+			t.Error("B's write is missing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeldWriteFailureIsItsWritersError: a write sent later (held back
+// to share a round trip) fails on the server. The Update that made it gets
+// the error and stores nothing; the others of its group, whose statements
+// went in the same pipeline, are run again and commit.
+func TestHeldWriteFailureIsItsWritersError(t *testing.T) {
+	s, url := MustOpen(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by test trigger'; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON identities FOR EACH ROW WHEN (NEW.slack_id = 'UBAD') EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLeader(t, s)
+	bad := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error {
+		return tx.PutIdentity(symbot.Identity{SlackID: "UBAD"}) // fails only when sent
+	})
+	good := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := writeOp(tx, "G"); return err })
+	last := queue(t, s, t.Context(), 3, func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "ULAST"}) })
+	release()
+	if r := get(t, bad); r.err == nil || !strings.Contains(r.err.Error(), "refused by test trigger") {
+		t.Errorf("the Update whose held write failed: got %v, want the server's error", r.err)
+	}
+	for name, ch := range map[string]<-chan result{"the write after it": good, "the last write": last} {
+		if r := get(t, ch); r.err != nil || r.panic != nil {
+			t.Errorf("%s: got %v %v, want success", name, r.err, r.panic)
+		}
+	}
+	if got, want := requestTags(t, s), map[uint64]string{1: "G"}; !mapsEqual(got, want) {
+		t.Errorf("stored requests %v, want %v", got, want)
+	}
+	err = s.View(t.Context(), func(tx symbot.Tx) error {
+		if _, ok, _ := tx.Identity("UBAD"); ok {
+			t.Error("the refused identity is stored")
+		}
+		if _, ok, _ := tx.Identity("ULAST"); !ok {
+			t.Error("the last write's identity is missing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJobsAndAudit(t, s, 1)
+}
+
+// TestHeldJobChangesKeepNotFound: changes of a job row the transaction
+// holds are sent later; changes of a job it does not hold are sent at once,
+// so a missing job is still reported as ErrNotFound by the call itself.
+func TestHeldJobChangesKeepNotFound(t *testing.T) {
+	s, _ := MustOpen(t)
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		j := &symbot.Job{Kind: symbot.JobPost, RequestID: "R1"}
+		if err := tx.AddJob(j); err != nil {
+			return err
+		}
+		if err := tx.DeleteJob(j.ID); err != nil { // held: it was inserted here
+			return err
+		}
+		if err := tx.DeleteJob(j.ID); !errors.Is(err, symbot.ErrNotFound) {
+			t.Errorf("second DeleteJob of job %d: got %v, want ErrNotFound", j.ID, err)
+		}
+		if err := tx.UpdateJob(j); !errors.Is(err, symbot.ErrNotFound) {
+			t.Errorf("UpdateJob of deleted job %d: got %v, want ErrNotFound", j.ID, err)
+		}
+		if _, err := tx.Job(j.ID); !errors.Is(err, symbot.ErrNotFound) {
+			t.Errorf("Job %d after its delete: got %v, want ErrNotFound", j.ID, err)
+		}
+		return nil
+	})
+	var ids []uint64
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		ids = ids[:0]
+		for range 3 {
+			j := &symbot.Job{Kind: symbot.JobPost, RequestID: "R2"}
+			if err := tx.AddJob(j); err != nil {
+				return err
+			}
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		j := &symbot.Job{Kind: symbot.JobPost, RequestID: "R3"}
+		if err := tx.AddJob(j); err != nil {
+			return err
+		}
+		if j.ID <= ids[2] {
+			t.Errorf("job id %d after ids %v: the counter did not move past the ids given out", j.ID, ids)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,242 @@
+// Fewer round trips: a read-write transaction holds back the writes whose
+// outcome nobody waits for and sends them in one pipeline with the next
+// statement that returns something, or with COMMIT.
+
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pipe is one read-write PostgreSQL transaction on one connection, shared
+// by the fns of a group commit (see group.go). Writes that return nothing
+// the caller needs (an upsert of a request, an audit insert, the update or
+// delete of a job row this transaction holds) are held back and sent, in
+// order and in one pipeline, ahead of the next statement that returns
+// rows, or with COMMIT; a statement always sees every write before it, as
+// if they had been sent one by one. The price: a held write that fails
+// makes a later statement (or COMMIT) fail, and the whole transaction is
+// rolled back, as it would be anyway (PostgreSQL aborts a transaction at
+// its first failed statement).
+type pipe struct {
+	conn    *pgx.Conn
+	pending []heldWrite
+	broken  bool // a statement failed: the transaction is aborted
+
+	// What every fn of the transaction shares.
+	head chainHead       // the audit head, once read or written
+	held map[uint64]bool // job rows this transaction holds: read FOR UPDATE or inserted, not deleted
+	// Job ids: the first AddJob takes nextval('jobs_id_seq'); later ones
+	// count on from it, and commit moves the sequence to the last one
+	// given out. Every AddJob runs under the writer lock, so no other
+	// transaction takes ids meanwhile, and ids grow in commit order as
+	// lanes need.
+	nextJob, seqAt int64
+}
+
+// heldWrite is a statement sent later; want is the number of rows it must
+// change (-1: any).
+type heldWrite struct {
+	op   string
+	sql  string
+	args []any
+	want int64
+}
+
+var _ querier = (*pipe)(nil)
+
+func newPipe(conn *pgx.Conn) *pipe { return &pipe{conn: conn, held: map[uint64]bool{}} }
+
+// hold queues a write to be sent with the next statement.
+func (p *pipe) hold(op string, want int64, sql string, args ...any) {
+	p.pending = append(p.pending, heldWrite{op: op, sql: sql, args: args, want: want})
+}
+
+// send sends the held writes and then sql in one pipeline and returns the
+// batch positioned at sql's result. The caller reads that result and
+// closes the batch.
+func (p *pipe) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	if p.broken {
+		return nil, errAborted
+	}
+	b := &pgx.Batch{}
+	for _, h := range p.pending {
+		b.Queue(h.sql, h.args...)
+	}
+	b.Queue(sql, args...)
+	pending := p.pending
+	p.pending = nil
+	br := p.conn.SendBatch(ctx, b)
+	for _, h := range pending {
+		tag, err := br.Exec()
+		if err == nil && h.want >= 0 && tag.RowsAffected() != h.want {
+			err = fmt.Errorf("changed %d rows, want %d", tag.RowsAffected(), h.want)
+		}
+		if err != nil {
+			p.broken = true
+			_ = br.Close()
+			return nil, fmt.Errorf("%s: %w", h.op, err)
+		}
+	}
+	return br, nil
+}
+
+// errAborted: a statement of this transaction failed before.
+var errAborted = errors.New("the transaction failed before")
+
+func (p *pipe) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if len(p.pending) == 0 && !p.broken {
+		tag, err := p.conn.Exec(ctx, sql, args...)
+		p.broken = p.broken || err != nil
+		return tag, err
+	}
+	br, err := p.send(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	p.broken = p.broken || err != nil
+	return tag, err
+}
+
+func (p *pipe) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if len(p.pending) == 0 && !p.broken {
+		rows, err := p.conn.Query(ctx, sql, args...)
+		if err != nil {
+			p.broken = true
+			return nil, err
+		}
+		return &pipeRows{Rows: rows, p: p}, nil
+	}
+	br, err := p.send(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		p.broken = true
+		_ = br.Close()
+		return nil, err
+	}
+	return &pipeRows{Rows: rows, br: br, p: p}, nil
+}
+
+func (p *pipe) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := p.Query(ctx, sql, args...)
+	return &pipeRow{rows: rows, err: err}
+}
+
+// pipeRows are the rows of a statement sent by a pipe: closing them also
+// reads the end of its batch, and an error marks the transaction broken.
+type pipeRows struct {
+	pgx.Rows
+	br     pgx.BatchResults // nil when sent alone
+	p      *pipe
+	closed bool
+	err    error
+}
+
+func (r *pipeRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.finish()
+	return false
+}
+
+func (r *pipeRows) Close() { r.finish() }
+
+func (r *pipeRows) finish() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	if r.br != nil {
+		if err := r.br.Close(); err != nil && r.err == nil {
+			r.err = err
+		}
+	}
+	if r.Err() != nil {
+		r.p.broken = true
+	}
+}
+
+func (r *pipeRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// pipeRow is QueryRow's result, as pgx's own.
+type pipeRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *pipeRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
+// jobID gives out the id of a new job (see pipe.nextJob).
+func (p *pipe) jobID(ctx context.Context) (int64, error) {
+	if p.nextJob == 0 {
+		var n int64
+		if err := p.QueryRow(ctx, `SELECT nextval('jobs_id_seq')`).Scan(&n); err != nil {
+			return 0, err
+		}
+		p.nextJob, p.seqAt = n, n
+	}
+	id := p.nextJob
+	p.nextJob++
+	return id, nil
+}
+
+// commit sends the held writes, moves the job id sequence past the ids
+// given out, and commits, in one round trip. An error from a held write
+// means the transaction was rolled back; an error from COMMIT itself may
+// leave its outcome unknown (unknown is then true).
+func (p *pipe) commit(ctx context.Context) (unknown bool, err error) {
+	if p.nextJob-1 > p.seqAt {
+		p.hold("move the job id counter", -1, `SELECT setval('jobs_id_seq', $1)`, p.nextJob-1)
+	}
+	br, err := p.send(ctx, `COMMIT`, nil)
+	if err != nil {
+		return false, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	p.broken = true // finished either way
+	if err != nil {
+		return true, err
+	}
+	if tag.String() != "COMMIT" {
+		return false, fmt.Errorf("the server rolled the transaction back (%s)", tag.String())
+	}
+	return false, nil
+}
