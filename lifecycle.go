@@ -65,8 +65,10 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	}
 	var out *Request
 	var reached State
+	h := e.newHandoff()
 	err = e.store.Update(ctx, func(tx Tx) error {
 		reached = StatePending // the store may run this more than once
+		h.reset()
 		mine, err := tx.OpenRequests(actor.SlackID)
 		if err != nil {
 			return err
@@ -125,7 +127,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
 			return err
 		}
-		if err := e.addJob(tx, now, &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}); err != nil {
+		post := &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}
+		h.take(post, now) // the first job of its lane: it may run at once
+		if err := e.addJob(tx, now, post); err != nil {
 			return err
 		}
 		out = r
@@ -135,9 +139,10 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		if err := e.audit(tx, now, r.ID, auto.by, "approve", auto.note); err != nil {
 			return err
 		}
-		reached, err = e.reachApproved(tx, now, f, r, *auto)
+		reached, err = e.reachApproved(tx, now, f, r, *auto, h)
 		return err
 	})
+	h.start(e, err == nil)
 	if err != nil {
 		return nil, fmt.Errorf("submit request: %w", err)
 	}
@@ -145,7 +150,11 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	if reached != StatePending {
 		e.observe(f.Name, reached)
 	}
-	e.kick()
+	if reached == StatePending && h.taken() {
+		e.kickScheduler() // a new approval deadline; its only job runs here already
+	} else {
+		e.kick()
+	}
 	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "start", out.StartAt, "rule", out.Rule, "state", out.State)
 	return out.Clone(), nil
 }
@@ -185,8 +194,10 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	var out *Request
 	var reachedState State
 	var lapsed *DecidedError
+	h := e.newHandoff()
 	err = e.store.Update(ctx, func(tx Tx) error {
 		reachedState, lapsed = "", nil // the store may run this more than once
+		h.reset()
 		r, gone, err := e.lapse(tx, now, r.ID)
 		if err != nil {
 			return err
@@ -216,9 +227,10 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 			return e.addJob(tx, now, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproval})
 		}
 		out = r
-		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note})
+		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note}, h)
 		return err
 	})
+	h.start(e, err == nil)
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
 	}
@@ -237,8 +249,9 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 
 // reachApproved applies approved, r's approval that reached its quorum, in
 // tx: the grant is queued or, for an extension of a still-active grant,
-// that grant's expiry moves out. It returns the state r reached.
-func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approved change) (State, error) {
+// that grant's expiry moves out. It returns the state r reached. The grant
+// job is handed to this process's workers through h when one is free.
+func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approved change, h *handoff) (State, error) {
 	orig, err := e.liveGrant(tx, now, r.ExtensionOf)
 	if err != nil {
 		return "", err
@@ -260,8 +273,10 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 		}
 		return StateScheduled, e.apply(tx, now, r, approved)
 	}
+	grant := &Job{Kind: JobGrant, RequestID: r.ID}
+	h.take(grant, now) // in no lane: it may run at once
 	approved.jobs = []*Job{
-		{Kind: JobGrant, RequestID: r.ID},
+		grant,
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
 		{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
 	}

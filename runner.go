@@ -1,5 +1,6 @@
 // The runtime: Run, the executor loop that claims due jobs with a lease and
-// runs them on workers, and RunDueJobs.
+// runs them on workers, the hand-over of new jobs to local workers, and
+// RunDueJobs.
 
 package symbot
 
@@ -74,6 +75,9 @@ type runner struct {
 	kickJobs  chan struct{}
 	kickSched chan struct{}
 	locks     keyedMutex
+	// local runs the jobs handed over by the transactions that created
+	// them (see handoff); nil while Run's executor is not running.
+	local atomic.Pointer[localRunner]
 
 	jobsDone      atomic.Int64
 	jobsAbandoned atomic.Int64
@@ -89,6 +93,12 @@ func newRunner() runner {
 // jobs and a sooner deadline.
 func (e *Engine) kick() {
 	e.kickExecutor()
+	e.kickScheduler()
+}
+
+// kickScheduler wakes only the scheduler: for changes that add a deadline
+// but no job the executor must claim.
+func (e *Engine) kickScheduler() {
 	select {
 	case e.rt.kickSched <- struct{}{}:
 	default:
@@ -142,6 +152,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	var mu sync.Mutex
 	held := map[uint64]bool{}
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	local := &localRunner{open: true, ctx: ctx, jobCtx: jobCtx, owner: e.rt.owner, lease: lease, slots: make(chan struct{}, workers)}
+	e.rt.local.Store(local)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -166,8 +178,10 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	}
 	defer func() {
 		close(queue)
+		e.rt.local.CompareAndSwap(local, nil)
+		local.close()
 		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
+		go func() { wg.Wait(); local.wg.Wait(); close(done) }()
 		t := time.NewTimer(e.Runtime.shutdownGrace())
 		select {
 		case <-done:
@@ -384,4 +398,112 @@ func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
 		wg.Wait()
 		n += len(jobs)
 	}
+}
+
+// localRunner runs, on goroutines of this process, the jobs that the
+// transactions creating them handed over (see handoff), up to one per slot.
+type localRunner struct {
+	ctx    context.Context // Run's: a job handed over after it ends is left for the next start
+	jobCtx context.Context // the executor's job context, which outlives ctx by the shutdown grace
+	owner  string
+	lease  time.Duration
+	slots  chan struct{}
+
+	mu   sync.Mutex
+	open bool           // false once the executor stops: no more jobs are taken
+	wg   sync.WaitGroup // jobs taken and not finished; the executor waits for them at shutdown
+}
+
+// take reserves a slot for one job; false when every slot is busy or the
+// executor is stopping.
+func (l *localRunner) take() bool {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.open {
+		<-l.slots
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+// give returns a slot taken by take.
+func (l *localRunner) give() {
+	<-l.slots
+	l.wg.Done()
+}
+
+func (l *localRunner) close() {
+	l.mu.Lock()
+	l.open = false
+	l.mu.Unlock()
+}
+
+// handoff hands the jobs that one command's transaction creates to this
+// process's workers as soon as it commits: no claim transaction, and no
+// wait in the executor's queue behind other work. A handed-over job is
+// written already leased to this process (owner, lease end and a fencing
+// token, as a claim would), so it is just as durable as any job: if the
+// process dies, the lease is cleared at the next start (bbolt) or runs
+// out and another replica claims the job with a new fencing token
+// (PostgreSQL), and the outcome of the first attempt is then refused.
+// Without a running executor (RunDueJobs, tools) or a free slot, the job
+// is written unleased and claimed as usual.
+type handoff struct {
+	l    *localRunner
+	jobs []*Job
+}
+
+// newHandoff starts the hand-over of one command's jobs.
+func (e *Engine) newHandoff() *handoff { return &handoff{l: e.rt.local.Load()} }
+
+// reset forgets the jobs taken by a previous run of the transaction (the
+// store may run it more than once) and gives their slots back.
+func (h *handoff) reset() {
+	if h == nil {
+		return
+	}
+	for range h.jobs {
+		h.l.give()
+	}
+	h.jobs = nil
+}
+
+// take leases j, before it is added in the transaction, to this process's
+// workers if one is free.
+func (h *handoff) take(j *Job, now time.Time) {
+	if h == nil || h.l == nil || !h.l.take() {
+		return
+	}
+	j.LeaseOwner, j.LeaseUntil, j.LeaseToken = h.l.owner, now.Add(h.l.lease), j.LeaseToken+1
+	h.jobs = append(h.jobs, j)
+}
+
+// taken reports whether some job was taken: then the executor need not
+// be woken for it.
+func (h *handoff) taken() bool { return h != nil && len(h.jobs) > 0 }
+
+// start runs the taken jobs once their transaction committed, or gives
+// their slots back when it did not. A job committed after Run's context
+// ended keeps its lease and is left for the next start.
+func (h *handoff) start(e *Engine, committed bool) {
+	if h == nil {
+		return
+	}
+	for _, j := range h.jobs {
+		if !committed || h.l.ctx.Err() != nil {
+			h.l.give()
+			continue
+		}
+		go func() {
+			defer h.l.give()
+			e.runJob(h.l.jobCtx, *j)
+		}()
+	}
+	h.jobs = nil
 }
