@@ -31,7 +31,8 @@ type Engine struct {
 	IdentityTTL time.Duration // how long a Slack→Okta identity is cached; default 10m
 
 	// Rules evaluates the flows' rules when a request is made; nil with
-	// flows that have rules sends their requests to manual approval.
+	// flows that have rules sends their requests to manual approval. Set
+	// it before Run; SetFlows replaces it together with the flows.
 	Rules RuleSet
 
 	// ReconcileInterval makes Run reconcile Okta with the grants at start
@@ -83,6 +84,10 @@ func NewEngine(st Store, dir Directory, n Notifier, flows []Flow) (*Engine, erro
 type flowSet struct {
 	flows  []Flow
 	byName map[string]*Flow // lower-case name -> flows[i]
+	// rules compiles these flows' rules; used instead of Engine.Rules
+	// once SetFlows has replaced the flows (withRules).
+	rules     RuleSet
+	withRules bool
 }
 
 // newFlowSet copies flows deeply, applies their defaults and validates them.
@@ -121,26 +126,34 @@ func newFlowSet(flows []Flow) (*flowSet, error) {
 // flowSet returns the flows in effect now.
 func (e *Engine) flowSet() *flowSet { return e.fs.Load() }
 
-// SetFlows replaces the flows, validated as NewEngine validates them; on
-// an error nothing changes. Requests made from then on use the new flows.
-// A request already made keeps what it asked for, stored with it (flow and
-// target names, Okta group, duration, reason, approval deadline, expiry);
-// who may decide it and how many approvals it needs are the flows' in
-// effect when it is decided. Approving it is refused when its target now
-// grants another Okta group, or allows no duration as long as it asked for,
-// and deciding it at all when its flow or target is gone
-// (NotConfiguredError).
-//
-// The RuleSet in Rules compiles the rules of the flows it was built from:
-// replace it together with flows whose rules changed.
-func (e *Engine) SetFlows(flows []Flow) error {
+// SetFlows replaces the flows, validated as NewEngine validates them, and
+// the RuleSet compiled from them (nil when they have no rules), together:
+// a request is never judged by one configuration's flows and another's
+// rules. On an error nothing changes. Requests made from then on use the
+// new flows. A request already made keeps what it asked for, stored with
+// it (flow and target names, Okta group, duration, reason, approval
+// deadline, expiry, and the approvers a rule required); who may decide it
+// and how many approvals it needs are otherwise the flows' in effect when
+// it is decided. Approving it is refused when its target now grants
+// another Okta group, or allows no duration as long as it asked for, and
+// deciding it at all when its flow or target is gone (NotConfiguredError).
+func (e *Engine) SetFlows(flows []Flow, rules RuleSet) error {
 	fs, err := newFlowSet(flows)
 	if err != nil {
 		return err
 	}
+	fs.rules, fs.withRules = rules, true
 	e.fs.Store(fs)
 	e.kickReconciler(true)
 	return nil
+}
+
+// ruleSet is the RuleSet of the flows in effect.
+func (e *Engine) ruleSet() RuleSet {
+	if fs := e.flowSet(); fs.withRules {
+		return fs.rules
+	}
+	return e.Rules
 }
 
 func (e *Engine) now() time.Time {

@@ -117,7 +117,7 @@ func (r *Request) applyRule(f *Flow) *Flow {
 // decideByRules evaluates the rules of f (a flow as it applies to its
 // target t, Flow.ForTarget) for actor's request.
 func (e *Engine) decideByRules(ctx context.Context, f *Flow, t Target, actor Actor, d time.Duration, reason string, now time.Time) RuleOutcome {
-	out := EvaluateRules(ctx, e.Rules, f.Rules, RuleInput{
+	out := EvaluateRules(ctx, e.ruleSet(), f.Rules, RuleInput{
 		Flow: f.Name, Target: t.Name, GroupID: t.GroupID,
 		Duration: d, Reason: reason, Requester: actor, Now: now,
 		Groups: func(ctx context.Context) ([]string, error) { return e.groupsOf(ctx, actor.Person) },

@@ -24,7 +24,7 @@ func TestSetFlowsAppliesToNewRequestsAndDecisions(t *testing.T) {
 	ops := testFlow()
 	ops.Name, ops.Label = "ops", "Operations"
 	ops.Targets = []symbot.Target{{Name: "pager", GroupID: "GPAGER"}}
-	if err := h.eng.SetFlows([]symbot.Flow{next, ops}); err != nil {
+	if err := h.eng.SetFlows([]symbot.Flow{next, ops}, nil); err != nil {
 		t.Fatalf("SetFlows: %v", err)
 	}
 	r := h.mustSubmit(t, alice, "ops/pager", time.Hour)
@@ -39,7 +39,7 @@ func TestSetFlowsAppliesToNewRequestsAndDecisions(t *testing.T) {
 
 	broken := testFlow()
 	broken.Targets = nil
-	if err := h.eng.SetFlows([]symbot.Flow{broken}); err == nil {
+	if err := h.eng.SetFlows([]symbot.Flow{broken}, nil); err == nil {
 		t.Fatal("SetFlows accepted a flow without targets")
 	}
 	if _, ok := h.eng.Flow("ops"); !ok || len(h.eng.Flows()) != 2 {
@@ -66,7 +66,7 @@ func TestApprovalRefusedWhenTheTargetChangedUnderTheRequest(t *testing.T) {
 			r := h.mustSubmit(t, alice, "admin", 4*time.Hour)
 			next := testFlow()
 			tt.change(&next)
-			if err := h.eng.SetFlows([]symbot.Flow{next}); err != nil {
+			if err := h.eng.SetFlows([]symbot.Flow{next}, nil); err != nil {
 				t.Fatal(err)
 			}
 			_, err := h.eng.Approve(t.Context(), r.ID, bob, "")
@@ -98,7 +98,7 @@ func TestSetFlowsReconcilesNewGroupsAtOnce(t *testing.T) {
 		ops := testFlow()
 		ops.Name = "ops"
 		ops.Targets = []symbot.Target{{Name: "pager", GroupID: "GPAGER"}}
-		if err := h.eng.SetFlows([]symbot.Flow{testFlow(), ops}); err != nil {
+		if err := h.eng.SetFlows([]symbot.Flow{testFlow(), ops}, nil); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
@@ -129,4 +129,19 @@ func TestSetReconcileIntervalTakesEffectWhileRunning(t *testing.T) {
 			t.Error("no reconcile pass (no unmanaged-member alert) within 2m of setting a 1m interval")
 		}
 	})
+}
+
+// TestSetFlowsReplacesTheRulesWithTheFlows: the RuleSet passed with the
+// flows judges the next request, not the one the engine started with.
+func TestSetFlowsReplacesTheRulesWithTheFlows(t *testing.T) {
+	h := newHarness(t, nil)
+	f := testFlow()
+	f.Rules = []symbot.Rule{{Name: "refuse-all", When: "true", Action: symbot.RuleRefuse, Message: "frozen for the audit"}}
+	if err := h.eng.SetFlows([]symbot.Flow{f}, ruleFunc{"refuse-all": func(symbot.RuleInput) (bool, error) { return true, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "deploy"})
+	if err == nil || !strings.Contains(err.Error(), "frozen for the audit") {
+		t.Fatalf("Submit after SetFlows with a refusing rule = %v, want the rule's refusal", err)
+	}
 }
