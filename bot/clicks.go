@@ -154,12 +154,12 @@ func (b *Bot) decide(ctx context.Context, to replyTo, action, id, nonce, note st
 
 // tooFast is the answer to someone over Limits.CommandsPerMinute.
 func (b *Bot) tooFast() string {
-	return fmt.Sprintf("You are sending symbot commands faster than it takes them (%d a minute). Please wait a moment and try again.", b.limits.CommandsPerMinute)
+	return fmt.Sprintf("You are sending symbot commands faster than it takes them (%d a minute). Please wait a moment and try again.", b.limits.get().CommandsPerMinute)
 }
 
 // tooManyRequests is the answer to someone over Limits.RequestsPerMinute.
 func (b *Bot) tooManyRequests() string {
-	return fmt.Sprintf("You have made %d requests in the last minute, the most symbot takes. Please wait a minute before asking again.", b.limits.RequestsPerMinute)
+	return fmt.Sprintf("You have made %d requests in the last minute, the most symbot takes. Please wait a minute before asking again.", b.limits.get().RequestsPerMinute)
 }
 
 // slowDown tells someone whose click was dropped for going too fast, once
@@ -179,7 +179,7 @@ func (b *Bot) slowDown(cb slack.InteractionCallback, now time.Time) {
 // checkPending refuses a new request from someone who already has
 // Limits.PendingPerUser requests waiting for approval.
 func (b *Bot) checkPending(ctx context.Context, eng *symbot.Engine, user string) error {
-	max := b.limits.PendingPerUser
+	max := b.limits.get().PendingPerUser
 	if max < 0 {
 		return nil
 	}

@@ -198,7 +198,7 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
 	}
 	var req, appr []string
-	now, ttl := b.cfg.Now(), b.limits.ApproverCacheTTL
+	now, ttl := b.cfg.Now(), b.limits.get().ApproverCacheTTL
 	for _, f := range eng.Flows() {
 		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
 			req = append(req, "`"+Escape(f.Name)+"`")

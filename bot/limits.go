@@ -5,6 +5,7 @@ package bot
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,11 +73,11 @@ func newRate(perMinute int) *rate {
 
 // allow takes one token of user's bucket at now, if there is one.
 func (r *rate) allow(user string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.n < 0 {
 		return true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	b := r.refillLocked(user, now)
 	if b.tokens < 1 {
 		return false
@@ -120,15 +121,46 @@ func (r *rate) refillLocked(user string, now time.Time) *bucket {
 	return b
 }
 
-// limiter holds a bot's per-person limits.
+// setN changes the rate to n a minute. What each person used of the
+// current minute's allowance still counts: a bucket holds n less what was
+// used, never less than nothing.
+func (r *rate) setN(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.n
+	r.n = n
+	if old < 0 || n < 0 {
+		clear(r.buckets) // from or to unlimited: start full
+		return
+	}
+	for _, b := range r.buckets {
+		b.tokens = max(0, min(float64(n), b.tokens+float64(n-old)))
+	}
+}
+
+// limiter holds a bot's per-person limits; set changes them while the bot
+// runs.
 type limiter struct {
-	Limits
+	cur                atomic.Pointer[Limits]
 	commands, requests *rate
 }
 
 func newLimiter(l Limits) *limiter {
 	l = l.withDefaults()
-	return &limiter{Limits: l, commands: newRate(l.CommandsPerMinute), requests: newRate(l.RequestsPerMinute)}
+	lim := &limiter{commands: newRate(l.CommandsPerMinute), requests: newRate(l.RequestsPerMinute)}
+	lim.cur.Store(&l)
+	return lim
+}
+
+// get returns the limits in effect.
+func (l *limiter) get() Limits { return *l.cur.Load() }
+
+// set replaces the limits; the per-person buckets carry over.
+func (l *limiter) set(lim Limits) {
+	lim = lim.withDefaults()
+	l.cur.Store(&lim)
+	l.commands.setN(lim.CommandsPerMinute)
+	l.requests.setN(lim.RequestsPerMinute)
 }
 
 // approverCache remembers whoami's answers to "may this person approve
@@ -172,3 +204,19 @@ func (c *approverCache) put(key string, ok bool, now time.Time, ttl time.Duratio
 	}
 	c.m[key] = approverAnswer{ok: ok, at: now}
 }
+
+// forget drops every remembered answer.
+func (c *approverCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+}
+
+// SetLimits replaces the per-person limits while the bot runs (a config
+// reload); zero fields get the defaults, as in Config.Limits. What each
+// person has used in the current minute carries over.
+func (b *Bot) SetLimits(l Limits) { b.limits.set(l) }
+
+// FlowsChanged tells the bot the engine's flows were replaced: whoami's
+// remembered approver answers, which depend on them, are dropped.
+func (b *Bot) FlowsChanged() { b.approvers.forget() }

@@ -168,3 +168,23 @@ func TestWhoamiCachedApproverAnswerAfterAFailedCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestSetLimitsWhileRunning: limits replaced on a running bot (a config
+// reload) apply to the next command, and what a person used this minute
+// carries over.
+func TestSetLimitsWhileRunning(t *testing.T) {
+	h := MustHarness(t, withBotConfig(func(c *bot.Config) { frozenClock(c); c.Limits.CommandsPerMinute = 10 }))
+	for i := range 3 {
+		if got := ackText(t, h.slash(dave, "help")); !strings.Contains(got, "/sym whoami") {
+			t.Fatalf("help %d answered %q", i, got)
+		}
+	}
+	h.bot.SetLimits(bot.Limits{CommandsPerMinute: 3})
+	if got := ackText(t, h.slash(dave, "help")); !strings.Contains(got, "faster than it takes them (3 a minute)") {
+		t.Errorf("4th command after lowering the limit to 3 answered %q, want the limit", got)
+	}
+	h.bot.SetLimits(bot.Limits{CommandsPerMinute: -1})
+	if got := ackText(t, h.slash(dave, "help")); !strings.Contains(got, "/sym whoami") {
+		t.Errorf("command after turning the limit off answered %q", got)
+	}
+}
