@@ -219,6 +219,18 @@ func (n *fakeNotifier) NotifyUser(ctx context.Context, to string, f *symbot.Flow
 	return nil
 }
 
+// NotifyMember records a DM to a person without a request, as kind
+// "member" (To: the email, Text: flow/target).
+func (n *fakeNotifier) NotifyMember(ctx context.Context, email string, f *symbot.Flow, target string, ev symbot.Event) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.take("member"); err != nil {
+		return err
+	}
+	n.notes = append(n.notes, note{Kind: "member", To: email, Event: ev, Text: f.Name + "/" + target})
+	return nil
+}
+
 func (n *fakeNotifier) Alert(ctx context.Context, a symbot.Alert) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -33,8 +33,8 @@ type Job struct {
 	Kind      JobKind
 	RequestID string
 	Event     Event
-	To        string // JobNotify: Slack user id
-	Text      string // JobAlert: the text
+	To        string // JobNotify: Slack user id; of EventUnmanagedRemoved: the person's email
+	Text      string // JobAlert: the text; JobNotify of EventUnmanagedRemoved: "flow/target"
 	// Lane orders jobs: of the jobs that share a non-empty lane, only the
 	// one with the lowest ID may be claimed. Empty means unordered.
 	Lane      string

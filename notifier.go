@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,9 @@ const (
 	EventRemovedOutside Event = "removed_outside"
 	EventDrift          Event = "drift"      // the reconciler found Okta differing from the grants (alert)
 	EventSinkStuck      Event = "sink_stuck" // an audit sink keeps failing (alert)
+	// EventUnmanagedRemoved: the reconciler took away a membership no
+	// grant explained (unmanaged_members: remove); told to the person.
+	EventUnmanagedRemoved Event = "unmanaged_removed"
 )
 
 // Notifier tells people what happens. The Slack bot implements it. Every
@@ -54,6 +58,16 @@ type Notifier interface {
 	Alert(ctx context.Context, a Alert) error
 }
 
+// MemberNotifier is a Notifier that can also tell someone who has no
+// request: a person found by their directory email. The reconciler tells
+// a person it removed from a group that no grant explained. A person with
+// no account there is an error wrapping ErrUserNotFound.
+type MemberNotifier interface {
+	// NotifyMember sends a direct message about ev on f's target to the
+	// person with the given email.
+	NotifyMember(ctx context.Context, email string, f *Flow, target string, ev Event) error
+}
+
 // Alert is an operational problem that needs a person.
 type Alert struct {
 	RequestID string
@@ -67,6 +81,9 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 			return fmt.Errorf("send alert: %w", err)
 		}
 		return e.complete(ctx, j, "", nil)
+	}
+	if j.Kind == JobNotify && j.Event == EventUnmanagedRemoved {
+		return e.notifyMember(ctx, j)
 	}
 	r, err := e.Get(ctx, j.RequestID)
 	if err != nil {
@@ -112,4 +129,28 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		return e.complete(ctx, j, string(j.Event)+" to "+j.To, nil)
 	}
 	return Permanent(fmt.Errorf("unknown job kind %q", j.Kind))
+}
+
+// notifyMember runs a JobNotify about a membership that has no request
+// (EventUnmanagedRemoved): To is the person's email, Text "flow/target".
+// A person with no Slack account, or a notifier that cannot reach people
+// without a request, ends the job: there is no one to tell.
+func (e *Engine) notifyMember(ctx context.Context, j Job) error {
+	mn, ok := e.notifier.(MemberNotifier)
+	if !ok {
+		return e.complete(ctx, j, "not told: the notifier cannot message a person without a request", nil)
+	}
+	flow, target, _ := strings.Cut(j.Text, "/")
+	f := &Flow{Name: flow, Label: flow, Targets: []Target{{Name: target, Label: target}}}
+	if cf, ok := e.Flow(flow); ok {
+		f = cf
+	}
+	err := mn.NotifyMember(ctx, j.To, f, target, j.Event)
+	if errors.Is(err, ErrUserNotFound) {
+		return e.complete(ctx, j, string(j.Event)+": not told: no Slack account has the email "+j.To, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", j.To, err)
+	}
+	return e.complete(ctx, j, string(j.Event)+" to "+j.To, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -439,6 +440,13 @@ func (e *Engine) reconcileGroup(ctx context.Context, g targetGroup, members []Di
 					rec.Alerted[m.ID] = now
 				} else {
 					delete(rec.Alerted, m.ID)
+					// The person is told, found by their email.
+					if to := memberEmail(m); to != "" {
+						if err := e.addJob(tx, now, &Job{Kind: JobNotify, Event: EventUnmanagedRemoved, To: to, Text: g.Flow + "/" + g.Target}); err != nil {
+							return err
+						}
+						kick = true
+					}
 				}
 				continue
 			}
@@ -500,6 +508,18 @@ func recordChanged(rec *groupRecord, members map[string]DirUser, holders map[str
 		}
 	}
 	return false
+}
+
+// memberEmail is the email a directory user is reached by: their email,
+// else a login that is one; "" when they have neither.
+func memberEmail(m DirUser) string {
+	if m.Email != "" {
+		return m.Email
+	}
+	if strings.Contains(m.Login, "@") {
+		return m.Login
+	}
+	return ""
 }
 
 // removeUnmanaged takes uid out of gid unless a grant holds it by now.

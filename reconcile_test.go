@@ -2,6 +2,7 @@ package symbot_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -134,9 +135,45 @@ func TestReconcileUnmanagedPolicies(t *testing.T) {
 				if n := len(h.notes.find("alert", "", symbot.EventDrift)); n != tt.wantAlerts {
 					t.Errorf("alerts = %d, want %d", n, tt.wantAlerts)
 				}
+				// The person removed is told; nobody else is.
+				told := h.notes.find("member", "", "")
+				if !tt.wantMember {
+					if len(told) != 1 || told[0].To != "alice@example.com" || told[0].Event != symbot.EventUnmanagedRemoved || told[0].Text != "prod/admin" {
+						t.Errorf("DMs about the removal = %+v, want one to alice@example.com about prod/admin", told)
+					}
+				} else if len(told) != 0 {
+					t.Errorf("DMs about a removal that did not happen: %+v", told)
+				}
 			})
 		})
 	}
+}
+
+// TestReconcileRemovedMemberNotInSlack: a person the reconciler removed
+// who has no Slack account is not told, and the job ends instead of
+// retrying.
+func TestReconcileRemovedMemberNotInSlack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := testFlow()
+		f.UnmanagedMembers = symbot.UnmanagedRemove
+		h := newHarness(t, nil, f)
+		h.notes.failNext("member", fmt.Errorf("lookup: %w", symbot.ErrUserNotFound))
+		h.start(t)
+		mustReconcile(t, h, false)
+		h.dir.setMember("00ualice", "GADMIN", true)
+		mustReconcile(t, h, false)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if h.dir.isMember("00ualice", "GADMIN") {
+			t.Fatal("not removed")
+		}
+		if !hasAudit(t, h, "job:notify:ok") {
+			t.Error("the notify job did not end")
+		}
+		if n := len(h.notes.find("member", "", "")); n != 0 {
+			t.Errorf("told %d times, want 0 (no Slack account)", n)
+		}
+	})
 }
 
 // TestReconcileVanishedGrant: a membership removed by hand during an active

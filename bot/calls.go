@@ -126,6 +126,8 @@ func scopeFor(method string) string {
 		return "users:read (and users:read.email)"
 	case "conversations.open":
 		return "im:write"
+	case "users.lookupByEmail":
+		return "users:read.email"
 	}
 	return "chat:write"
 }

@@ -75,6 +75,57 @@ func (b *Bot) NotifyUser(ctx context.Context, userID string, f *symbot.Flow, r *
 	return nil
 }
 
+var _ symbot.MemberNotifier = (*Bot)(nil)
+
+// NotifyMember sends a direct message about ev on f's target to the Slack
+// user with the given email (found with users.lookupByEmail): the person
+// the reconciler removed from a group no grant explained. Nobody with that
+// email (or only a deactivated account) is an error wrapping
+// symbot.ErrUserNotFound.
+func (b *Bot) NotifyMember(ctx context.Context, email string, f *symbot.Flow, target string, ev symbot.Event) error {
+	var u *slack.User
+	var notFound bool
+	err := b.call(ctx, durable, "users.lookupByEmail", "", func(ctx context.Context) error {
+		var err error
+		u, err = b.api.GetUserByEmailContext(ctx, email)
+		var se slack.SlackErrorResponse
+		notFound = errors.As(err, &se) && se.Err == "users_not_found"
+		return err
+	})
+	if notFound || err == nil && (u == nil || u.Deleted) {
+		return fmt.Errorf("%s: no Slack account has the email %s: %w", ev, email, symbot.ErrUserNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: find the Slack account of %s: %w", ev, email, err)
+	}
+	body := memberBody(f, target, ev, b.cfg.Command)
+	if err := b.dm(ctx, durable, u.ID, body, dmBlocks(body, nil)); err != nil {
+		return fmt.Errorf("%s to %s: %w", ev, email, err)
+	}
+	return nil
+}
+
+// memberBody is the DM about ev on f's target to a person without a
+// request.
+func memberBody(f *symbot.Flow, target string, ev symbot.Event, cmd string) string {
+	label, flow := target, ""
+	if f != nil {
+		flow = f.Name
+		if t, ok := f.Target(target); ok && t.Label != "" {
+			label = t.Label
+		}
+	}
+	switch ev {
+	case symbot.EventUnmanagedRemoved:
+		s := fmt.Sprintf("symbot removed you from *%s* in Okta: you were a member, but no approved request gave you that access.", Escape(label))
+		if flow != "" {
+			s += fmt.Sprintf(" If you need it, ask for it with `%s req %s/%s <duration> <reason>`.", Escape(cmd), Escape(flow), Escape(target))
+		}
+		return s
+	}
+	return fmt.Sprintf("symbot: %s on *%s*.", Escape(string(ev)), Escape(label))
+}
+
 // Alert posts an operational problem to the errors channel, or logs it at
 // error level when there is none.
 func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {

@@ -24,7 +24,7 @@ func messagesWith(msgs []slacktest.Message, sub string) []string {
 
 // TestEndToEndReconcile runs the real binary against the simulators: a
 // membership added by hand in the Okta admin console is alerted (and
-// removed once the target's policy is remove); a membership removed by hand
+// removed once the target's policy is remove, and the person told by DM); a membership removed by hand
 // during an active grant ends the grant with a DM; `symbot reconcile`,
 // `symbot show` and `symbot standing` answer through the admin socket.
 func TestEndToEndReconcile(t *testing.T) {
@@ -120,6 +120,12 @@ func TestEndToEndReconcile(t *testing.T) {
 	wait("bob's hand-made membership to be removed at start", func() bool { return !w.okta.IsMember(w.groupID, bob) })
 	wait("the removal alert", func() bool {
 		return len(messagesWith(w.slack.Messages(demoErrors), "was removed (unmanaged_members: remove)")) >= 1
+	})
+	// Mallory, alerted about before, is removed too, and told by DM (found
+	// by her Okta email in Slack); erin has no Slack account to tell.
+	wait("mallory's hand-made membership to be removed", func() bool { return !w.okta.IsMember(w.groupID, mallory) })
+	wait("the DM telling mallory", func() bool {
+		return len(messagesWith(w.slack.DMs(demoMallory), "symbot removed you from *Production admin")) == 1
 	})
 	if !w.okta.IsMember(w.groupID, carol) {
 		t.Error("the standing member was removed")
