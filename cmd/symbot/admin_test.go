@@ -357,6 +357,10 @@ func TestAdminNoDaemon(t *testing.T) {
 		if code != exitFail || !strings.Contains(errOut, want) {
 			t.Errorf("%v: got exit %d %q, want %q", args, code, errOut, want)
 		}
+		// A command that only reads says how to read without the daemon.
+		if hint := "with the daemon stopped, add --offline"; strings.Contains(errOut, hint) != (args[0] != "revoke") {
+			t.Errorf("%v: the --offline hint is %v in %q, want it only for the read commands", args, strings.Contains(errOut, hint), errOut)
+		}
 	}
 }
 

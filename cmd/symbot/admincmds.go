@@ -107,6 +107,9 @@ func (a *adminCmd) dial(ctx context.Context, args []string, one string) (c *admi
 // fail prints err as the command's failure and returns exitFail.
 func (a *adminCmd) fail(err error) int {
 	fmt.Fprintf(a.stderr, "symbot %s: %v\n", a.name, err)
+	if a.db != nil && errors.Is(err, admin.ErrNoDaemon) {
+		fmt.Fprintf(a.stderr, "symbot %s: with the daemon stopped, add --offline to read the store the config names (or --db FILE)\n", a.name)
+	}
 	return exitFail
 }
 
