@@ -7,9 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store"
+	"github.com/symbot/symbot/store/postgres"
+	"github.com/symbot/symbot/store/postgres/pgtest"
+	"github.com/symbot/symbot/store/storetest"
 
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 )
@@ -210,5 +214,56 @@ func TestEndToEndUpgradeSteps(t *testing.T) {
 	wait("symbot to connect after the roll-back", w.slack.Connected)
 	if out, code := cli("grants"); code != exitOK || !strings.Contains(out, id) {
 		t.Fatalf("grants after the roll-back: exit %d\n%s", code, out)
+	}
+}
+
+// TestOfflineReadsPostgresBesideARunningReplica: with store.url, --offline
+// reads the PostgreSQL store while a replica holds it open (reads are safe
+// there), prints what it holds, and writes nothing: no audit entry for
+// the backup it took.
+func TestOfflineReadsPostgresBesideARunningReplica(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	cfgPath := pgConfig(t, url)
+	replica, err := postgres.Open(t.Context(), url, postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	storetest.MustPut(t, replica, &symbot.Request{ID: "SYM-1-ABCD", Flow: "prod", Target: "admin", GroupID: "00gADMIN000000000001",
+		State: symbot.StateActive, Requester: symbot.Person{SlackID: "U0ALICE"}, OktaLogin: "alice@example.com",
+		Duration: time.Hour, CreatedAt: storetest.T0, UpdatedAt: storetest.T0, GrantedAt: storetest.T0, ExpiresAt: storetest.T0.Add(time.Hour)})
+	for _, a := range []string{"request", "approve", "state:active"} {
+		storetest.MustUpdate(t, replica, func(tx symbot.Tx) error {
+			return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0, RequestID: "SYM-1-ABCD", Actor: "U0ALICE", Action: a})
+		})
+	}
+	auditRows := func() int {
+		var n int
+		storetest.MustView(t, replica, func(tx symbot.Tx) error {
+			seq, _, err := tx.AuditHead()
+			n = int(seq)
+			return err
+		})
+		return n
+	}
+	before := auditRows()
+	backup := filepath.Join(t.TempDir(), "dump.json")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"grants", "--offline"}, "SYM-1-ABCD"},
+		{[]string{"show", "sym-1-abcd", "--offline"}, "state:    active"},
+		{[]string{"audit", "--since", "all", "--offline"}, "state:active"},
+		{[]string{"audit", "verify", "--offline"}, "audit chain ok: 3 entries"},
+		{[]string{"backup", backup, "--offline"}, "wrote " + backup},
+	} {
+		code, out, errOut := runSymbot(t, append(c.args, "--config", cfgPath)...)
+		if code != exitOK || !strings.Contains(out, c.want) {
+			t.Errorf("symbot %s: exit %d, want %q\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
+	if after := auditRows(); after != before {
+		t.Errorf("audit entries %d -> %d: the offline commands wrote to the database", before, after)
 	}
 }
