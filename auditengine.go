@@ -20,6 +20,25 @@ func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	return r, err
 }
 
+// BreakGlass grants emergency access at once, without approval, on a flow
+// that allows it (Flow.BreakGlass), alerting the break-glass and errors
+// channels; an approver must acknowledge it afterwards. A refusal is
+// audited.
+func (e *Engine) BreakGlass(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
+	r, err := e.breakGlass(ctx, actor, in)
+	e.auditRefusal(ctx, actor, "breakglass", "", "flow="+in.Flow+" target="+in.Target, err)
+	return r, err
+}
+
+// Acknowledge records an approver's after-the-fact review of break-glass
+// access id: an approver of its flow, never its requester. A refusal is
+// audited.
+func (e *Engine) Acknowledge(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	r, err := e.acknowledge(ctx, id, actor, note)
+	e.auditRefusal(ctx, actor, "acknowledge", id, "", err)
+	return r, err
+}
+
 // Extend starts an extension request for the active grant id, for the same
 // flow and target. A refusal is audited.
 func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Duration, reason string) (*Request, error) {

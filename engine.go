@@ -98,6 +98,7 @@ func newFlowSet(flows []Flow) (*flowSet, error) {
 		f.Targets = slices.Clone(f.Targets)
 		f.Approvers.Users = slices.Clone(f.Approvers.Users)
 		f.Reason = f.Reason.clone()
+		f.BreakGlass = f.BreakGlass.clone()
 		f.Rules = cloneRules(f.Rules)
 		for j := range f.Targets {
 			t := &f.Targets[j]

@@ -42,6 +42,10 @@ type Flow struct {
 	// (RequestInput.StartAt); 0 means DefaultScheduleHorizon.
 	ScheduleHorizon time.Duration
 
+	// BreakGlass, when set, lets people take the flow's targets at once
+	// without approval (/sym breakglass), reviewed afterwards.
+	BreakGlass *BreakGlass
+
 	Targets []Target
 
 	// Reason is what a request's reason must look like; nil means any
@@ -228,6 +232,9 @@ func ValidateFlows(flows []Flow) error {
 		checkDurations(v, p+".durations", f.Durations)
 		if f.Reason != nil {
 			checkReasonRule(v, p+".reason", f.Reason)
+		}
+		if f.BreakGlass != nil {
+			checkBreakGlass(v, p+".break_glass", f.BreakGlass)
 		}
 		checkRules(v, p+".rules", f.Rules, f)
 		if !f.UnmanagedMembers.valid() {

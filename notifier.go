@@ -16,23 +16,26 @@ type Event string
 
 // Events.
 const (
-	EventRequested   Event = "requested"    // a new request waits for approval
-	EventApproval    Event = "approval"     // one approval recorded, more needed
-	EventApproved    Event = "approved"     // quorum reached; granting
-	EventScheduled   Event = "scheduled"    // quorum reached ahead of the start time; granted then
-	EventStarted     Event = "started"      // a scheduled request's start time came; granting
-	EventDenied      Event = "denied"       // an approver denied it
-	EventCancelled   Event = "cancelled"    // the requester withdrew it
-	EventTimedOut    Event = "timed_out"    // nobody decided in time
-	EventGranted     Event = "granted"      // the Okta membership took effect
-	EventExtended    Event = "extended"     // an extension moved the expiry out
-	EventWarning     Event = "warning"      // access expires soon
-	EventExpired     Event = "expired"      // time is up; removal queued
-	EventRevoked     Event = "revoked"      // ended early; removal queued
-	EventRemoved     Event = "removed"      // the membership is gone (or was deliberately kept, see RemovalNote)
-	EventFailed      Event = "failed"       // the grant could not be made
-	EventRevokeStuck Event = "revoke_stuck" // removal keeps failing (alert)
-	EventRevokeOK    Event = "revoke_ok"    // a removal that was alerted as stuck is done (all-clear alert)
+	EventRequested     Event = "requested"      // a new request waits for approval
+	EventApproval      Event = "approval"       // one approval recorded, more needed
+	EventApproved      Event = "approved"       // quorum reached; granting
+	EventScheduled     Event = "scheduled"      // quorum reached ahead of the start time; granted then
+	EventStarted       Event = "started"        // a scheduled request's start time came; granting
+	EventBreakGlass    Event = "break_glass"    // granted without approval (alert; review needed)
+	EventReviewOverdue Event = "review_overdue" // break-glass access still unreviewed (alert again)
+	EventReviewed      Event = "reviewed"       // an approver acknowledged break-glass access
+	EventDenied        Event = "denied"         // an approver denied it
+	EventCancelled     Event = "cancelled"      // the requester withdrew it
+	EventTimedOut      Event = "timed_out"      // nobody decided in time
+	EventGranted       Event = "granted"        // the Okta membership took effect
+	EventExtended      Event = "extended"       // an extension moved the expiry out
+	EventWarning       Event = "warning"        // access expires soon
+	EventExpired       Event = "expired"        // time is up; removal queued
+	EventRevoked       Event = "revoked"        // ended early; removal queued
+	EventRemoved       Event = "removed"        // the membership is gone (or was deliberately kept, see RemovalNote)
+	EventFailed        Event = "failed"         // the grant could not be made
+	EventRevokeStuck   Event = "revoke_stuck"   // removal keeps failing (alert)
+	EventRevokeOK      Event = "revoke_ok"      // a removal that was alerted as stuck is done (all-clear alert)
 	// EventRemovedOutside: the reconciler found an active grant's
 	// membership gone; the grant ended.
 	EventRemovedOutside Event = "removed_outside"
@@ -98,8 +101,14 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		if r.Message.TS != "" {
 			return e.complete(ctx, j, "already posted", nil)
 		}
-		if r.State.Final() {
+		if r.State.Final() && !r.BreakGlass {
 			return e.complete(ctx, j, "not posted: the request is already "+string(r.State), nil)
+		}
+		if r.BreakGlass && f.BreakGlass != nil && f.BreakGlass.Channel != "" {
+			// The break-glass alert, with its Acknowledge button.
+			c := *f
+			c.Channel = f.BreakGlass.Channel
+			f = &c
 		}
 		ref, err := e.notifier.PostRequest(ctx, f, r)
 		if err != nil {

@@ -170,6 +170,16 @@ type Request struct {
 	RuleApprovers *Approvers
 	RuleNote      string
 
+	// Break-glass access (Engine.BreakGlass): granted without approval,
+	// reviewed after the fact. Until an approver acknowledges it
+	// (ReviewedBy), it alerts again at ReviewDue, whatever its state.
+	BreakGlass   bool
+	ReviewDue    time.Time
+	ReviewAlerts int // how many times it alerted again, unreviewed
+	ReviewedBy   string
+	ReviewedAt   time.Time
+	ReviewNote   string
+
 	// Nonce is a secret, random per request, carried by every button of
 	// its messages: a click whose nonce differs (a message of another
 	// request, or from before a restore) changes nothing. Empty for
@@ -186,6 +196,22 @@ func (r *Request) Revocable() bool {
 
 // Deadline returns the next time the scheduler must look at r, if any.
 func (r *Request) Deadline() (time.Time, bool) {
+	at, ok := r.stateDeadline()
+	if r.ReviewOverdueAt(r.ReviewDue) && (!ok || r.ReviewDue.Before(at)) {
+		return r.ReviewDue, true
+	}
+	return at, ok
+}
+
+// ReviewOverdueAt reports whether r is break-glass access still waiting
+// for its review, with its review due at or before t.
+func (r *Request) ReviewOverdueAt(t time.Time) bool {
+	return r.BreakGlass && r.ReviewedBy == "" && !r.ReviewDue.IsZero() && !t.Before(r.ReviewDue)
+}
+
+// stateDeadline is the deadline of r's state: its approval timeout, start,
+// expiry warning or expiry.
+func (r *Request) stateDeadline() (time.Time, bool) {
 	switch r.State {
 	case StatePending:
 		return r.TimeoutAt, !r.TimeoutAt.IsZero()

@@ -128,6 +128,13 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 	if err != nil {
 		return outcome{}, err
 	}
+	if r.ReviewOverdueAt(now) {
+		// Break-glass access nobody has reviewed: alert again. Its state's
+		// own deadline, if due too, is handled below.
+		if err := e.reviewOverdue(tx, now, r, later); err != nil {
+			return outcome{}, err
+		}
+	}
 	switch {
 	case r.State == StatePending && !r.TimeoutAt.IsZero() && !now.Before(r.TimeoutAt):
 		if err := e.apply(tx, now, r, change{to: StateTimedOut, by: System, note: "no decision in time"}); err != nil {

@@ -59,6 +59,12 @@ func (b *Bot) onClick(ctx context.Context, cb slack.InteractionCallback, a slack
 		}
 		meta := encodeMeta(modalMeta{Channel: ch, Action: a.ActionID, RequestID: id, Nonce: nonce})
 		b.openView(ctx, cb.TriggerID, noteModal(a.ActionID, f, r, meta), to)
+	case ActionAcknowledge:
+		if _, err := eng.Acknowledge(ctx, id, actor, ""); err != nil {
+			b.fail(ctx, to, "acknowledge", err)
+			return
+		}
+		log.Info("break-glass acknowledged")
 	case ActionCancel:
 		r, err := eng.Cancel(ctx, id, actor)
 		if err != nil {

@@ -134,6 +134,32 @@ func (b *Bot) submit(ctx context.Context, to replyTo, in symbot.RequestInput, st
 		what, Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), when, where, Escape(b.cfg.Command)))
 }
 
+// breakGlass grants emergency access at once and says what happens next.
+func (b *Bot) breakGlass(ctx context.Context, to replyTo, in symbot.RequestInput) {
+	actor, err := b.admit(ctx, to.User)
+	if err != nil {
+		b.fail(ctx, to, "break-glass", err)
+		return
+	}
+	eng := b.engine()
+	r, err := eng.BreakGlass(ctx, actor, in)
+	if err != nil {
+		b.fail(ctx, to, "break-glass", err)
+		return
+	}
+	f, _ := eng.Flow(r.Flow)
+	where := ""
+	if f != nil && f.BreakGlass != nil {
+		ch := f.BreakGlass.Channel
+		if ch == "" {
+			ch = f.Channel
+		}
+		where = " in " + channelRef(ch)
+	}
+	b.tell(ctx, to, fmt.Sprintf(":rotating_light: Break-glass access `%s` to *%s* for %s is being granted now, without approval. It was announced%s and to the symbot operators, and an approver must review it. `%s list` shows it; relinquish it as soon as you are done.",
+		Escape(r.ID), Escape(targetLabel(f, r)), symbot.FormatDuration(r.Duration), where, Escape(b.cfg.Command)))
+}
+
 func (b *Bot) extend(ctx context.Context, to replyTo, id, nonce string, d time.Duration, reason string) {
 	eng := b.engine()
 	if _, err := eng.CheckButton(ctx, id, nonce); err != nil {

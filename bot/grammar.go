@@ -29,6 +29,7 @@ func helpText(cmd string) string {
 		"• `" + c + "` or `" + c + " req [flow]`: open the request form\n" +
 		"• `" + c + " req <target> <duration> <reason…>`: request without the form, e.g. `" + c + " req prod/admin 1h fix incident 42` (write `flow/target` when a target name exists in several flows)\n" +
 		"• `" + c + " req <target> <duration> at <time> <reason…>`: start later, approved ahead, e.g. `" + c + " req prod/admin 2h at tomorrow 22:00 db upgrade OPS-7` (your Slack time zone; " + symbot.StartFormats + ")\n" +
+		"• `" + c + " breakglass <target> <duration> <reason…>`: emergency access at once, without approval, where the flow allows it; it is announced loudly and approvers review it afterwards\n" +
 		"• `" + c + " list`: your pending requests and active access, with Cancel and Relinquish buttons\n" +
 		"• `" + c + " whoami`: who you are to symbot and what you may request and approve\n" +
 		"• `" + c + " help`: this message"
@@ -37,8 +38,9 @@ func helpText(cmd string) string {
 type cmdKind int
 
 const (
-	cmdModal   cmdKind = iota // open the request modal (Flow optional)
-	cmdRequest                // request without the modal
+	cmdModal      cmdKind = iota // open the request modal (Flow optional)
+	cmdRequest                   // request without the modal
+	cmdBreakGlass                // break-glass access: granted at once, reviewed later
 	cmdList
 	cmdWhoami
 	cmdHelp
@@ -74,6 +76,14 @@ func parseCommand(text, cmd string) (command, error) {
 			return command{}, &UsageError{Problem: "`" + c + " whoami` takes nothing after it."}
 		}
 		return command{Kind: cmdWhoami}, nil
+	case "breakglass", "break-glass":
+		target, rest := nextWord(rest)
+		dur, rest := nextWord(rest)
+		reason := strings.TrimSpace(rest)
+		if target == "" || dur == "" || reason == "" {
+			return command{}, &UsageError{Problem: "Expected `" + c + " breakglass <target> <duration> <reason…>`, e.g. `" + c + " breakglass prod/admin 30m database down, incident 42`."}
+		}
+		return command{Kind: cmdBreakGlass, Target: target, Duration: dur, Reason: reason}, nil
 	case "req", "request":
 		target, rest := nextWord(rest)
 		if target == "" {
@@ -97,9 +107,9 @@ func parseCommand(text, cmd string) (command, error) {
 		return command{Kind: cmdRequest, Target: target, Duration: dur, Start: start, Reason: reason}, nil
 	}
 	if w, ok := echoWord(words); ok {
-		return command{}, &UsageError{Problem: fmt.Sprintf("I don't know %s. Expected `req`, `list`, `whoami` or `help`.", w)}
+		return command{}, &UsageError{Problem: fmt.Sprintf("I don't know %s. Expected `req`, `breakglass`, `list`, `whoami` or `help`.", w)}
 	}
-	return command{}, &UsageError{Problem: "I don't know that word. Expected `req`, `list`, `whoami` or `help`."}
+	return command{}, &UsageError{Problem: "I don't know that word. Expected `req`, `breakglass`, `list`, `whoami` or `help`."}
 }
 
 // startWords splits the start time off the words after "at": one word

@@ -148,6 +148,36 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		name = "submit request"
 		start := c.Start
 		fn = func(ctx context.Context) { b.submit(ctx, to, in, start) }
+	case cmdBreakGlass:
+		if err := checkTargetName(eng.Flows(), "target", c.Target); err != nil {
+			return ephemeralAck(b.explain(err))
+		}
+		f, t, err := eng.ResolveTarget("", c.Target)
+		if err != nil {
+			return ephemeralAck(b.explain(err))
+		}
+		if f.BreakGlass == nil {
+			return ephemeralAck(b.explain(&symbot.PolicyError{Reason: fmt.Sprintf("flow %s has no break-glass access; ask for approval with `%s req`", f.Name, b.cfg.Command)}))
+		}
+		d, err := symbot.ParseDuration(c.Duration)
+		if err == nil {
+			err = f.BreakGlass.CheckDuration(f.Name, d)
+		} else {
+			err = &symbot.InputError{Field: "duration", Problem: fmt.Sprintf("not a duration: use a form like 15m or 1h; break-glass access in %s lasts at most %s", f.Name, symbot.FormatDuration(f.BreakGlass.MaxDuration))}
+		}
+		if err != nil {
+			return ephemeralAck(b.explain(err))
+		}
+		reason, err := checkReason(c.Reason)
+		if err != nil {
+			return ephemeralAck(b.explain(err))
+		}
+		if !b.limits.requests.allow(cmd.UserID, now) {
+			return ephemeralAck(b.tooManyRequests())
+		}
+		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
+		name = "break-glass"
+		fn = func(ctx context.Context) { b.breakGlass(ctx, to, in) }
 	case cmdList:
 		name, class = "list", classRead
 		fn = func(ctx context.Context) { b.list(ctx, to) }
@@ -191,7 +221,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 		}
 		a := *cb.ActionCallback.BlockActions[0]
 		switch a.ActionID {
-		case ActionApprove, ActionApproveNote, ActionDeny, ActionRevoke, ActionCancel, ActionRelinquish, ActionExtend:
+		case ActionApprove, ActionApproveNote, ActionDeny, ActionRevoke, ActionCancel, ActionRelinquish, ActionExtend, ActionAcknowledge:
 		default:
 			return nil // selects inside modals and the like
 		}

@@ -22,6 +22,7 @@ const (
 	ActionCancel      = "sym_cancel"
 	ActionRelinquish  = "sym_relinquish"
 	ActionExtend      = "sym_extend"
+	ActionAcknowledge = "sym_acknowledge" // review break-glass access after the fact
 )
 
 // Modal callback ids and the block ids of their inputs (the keys of inline
@@ -168,8 +169,14 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 	case symbot.StateScheduled:
 		return ":calendar: *Approved ahead* by " + approvers(r) + " · access starts " + slackDate(r.StartAt)
 	case symbot.StateApproved:
+		if r.BreakGlass {
+			return ":rotating_light: *Break-glass*: no approval · granting access…"
+		}
 		return ":white_check_mark: *Approved* by " + approvers(r) + " · granting access…"
 	case symbot.StateActive:
+		if r.BreakGlass {
+			return ":large_green_circle: *Active* until " + slackDate(r.ExpiresAt) + " · break-glass, no approval"
+		}
 		return ":large_green_circle: *Active* until " + slackDate(r.ExpiresAt) + " · approved by " + approvers(r)
 	case symbot.StateExpired:
 		s := ":hourglass: *Expired*"
@@ -240,6 +247,9 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	if !r.StartAt.IsZero() {
 		head += ", starting " + slackDate(r.StartAt)
 	}
+	if r.BreakGlass {
+		head = fmt.Sprintf(":rotating_light: *BREAK-GLASS*: %s took *%s* (%s) for *%s* without approval", mention(r.Requester.SlackID), tl, fl, dur)
+	}
 	text := fmt.Sprintf("%s · %s · request %s", head, stateWords(r.State), Escape(r.ID))
 	blocks := []slack.Block{
 		slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("sym_head")),
@@ -253,6 +263,12 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 		blocks = append(blocks, slack.NewContextBlock("sym_rules", mrkdwn(s)))
 	}
 	var btns []slack.BlockElement
+	if r.BreakGlass {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(reviewLine(f, r)), nil, nil, slack.SectionBlockOptionBlockID("sym_review")))
+		if r.ReviewedBy == "" {
+			btns = append(btns, button(ActionAcknowledge, "Acknowledge", r, "primary"))
+		}
+	}
 	switch {
 	case r.State == symbot.StatePending:
 		btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionApproveNote, "Approve with note…", r, ""), button(ActionDeny, "Deny", r, "danger"))
@@ -263,6 +279,37 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 		blocks = append(blocks, slack.NewActionBlock("sym_actions", btns...))
 	}
 	return text, blocks
+}
+
+// reviewLine says where the review of break-glass access r stands.
+func reviewLine(f *symbot.Flow, r *symbot.Request) string {
+	if r.ReviewedBy != "" {
+		return withNote(":white_check_mark: *Reviewed* by "+mention(r.ReviewedBy)+" "+slackDate(r.ReviewedAt), r.ReviewNote)
+	}
+	s := ":warning: *Review needed*: an approver of this flow (not the requester) must acknowledge it"
+	if m := approverMentions(f); m != "" {
+		s += " (" + m + ")"
+	}
+	if !r.ReviewDue.IsZero() {
+		s += "; symbot alerts again " + slackDate(r.ReviewDue)
+	}
+	if r.ReviewAlerts > 0 {
+		s += fmt.Sprintf(" (reminded %d time(s))", r.ReviewAlerts)
+	}
+	return s
+}
+
+// approverMentions mentions the approvers f lists by Slack id, for a
+// reminder; "" when it lists none.
+func approverMentions(f *symbot.Flow) string {
+	if f == nil {
+		return ""
+	}
+	var m []string
+	for _, u := range f.Approvers.Users {
+		m = append(m, mention(u))
+	}
+	return strings.Join(m, " ")
 }
 
 // threadLine is the short reply posted in the approval message's thread
@@ -280,6 +327,16 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return withNote(fmt.Sprintf("Approved by %s (%d of %d).", last, len(r.Approvals), need), note)
 	case symbot.EventApproved:
 		return "Approved by " + approvers(r) + ". Granting access…"
+	case symbot.EventBreakGlass:
+		return "Break-glass access granted without approval."
+	case symbot.EventReviewOverdue:
+		s := fmt.Sprintf(":rotating_light: Not reviewed yet (reminder %d): an approver must acknowledge this break-glass access.", r.ReviewAlerts)
+		if m := approverMentions(f); m != "" {
+			s += " " + m
+		}
+		return s
+	case symbot.EventReviewed:
+		return withNote("Break-glass access acknowledged by "+mention(r.ReviewedBy)+".", r.ReviewNote)
 	case symbot.EventScheduled:
 		return "Approved ahead by " + approvers(r) + ". Access starts " + slackDate(r.StartAt) + "."
 	case symbot.EventStarted:
@@ -623,6 +680,9 @@ func listBlocks(flowOf func(string) *symbot.Flow, rs []*symbot.Request, now time
 			line += "approved, being granted"
 		case symbot.StateActive:
 			line += fmt.Sprintf("active until %s (%s left)", slackDate(r.ExpiresAt), left(now, r.ExpiresAt))
+			if r.BreakGlass {
+				line += " · break-glass"
+			}
 			acc = slack.NewAccessory(button(ActionRelinquish, "Relinquish", r, "danger"))
 		default:
 			line += stateWords(r.State)

@@ -106,6 +106,12 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 			order = append(order, f.Channel)
 		}
 		channels[f.Channel] = append(channels[f.Channel], "flow "+f.Name)
+		if bg := f.BreakGlass; bg != nil && bg.Channel != "" {
+			if _, ok := channels[bg.Channel]; !ok {
+				order = append(order, bg.Channel)
+			}
+			channels[bg.Channel] = append(channels[bg.Channel], "flow "+f.Name+" break-glass")
+		}
 	}
 	if ch := cfg.Slack.ErrorsChannel; ch != "" {
 		if _, ok := channels[ch]; !ok {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"OpenRequests", testOpenRequests},
 		{"DeadlineOrder", testDeadlineOrder},
 		{"Scheduled", testScheduled},
+		{"ReviewDeadline", testReviewDeadline},
 		{"DueRequestsLimit", testDueRequestsLimit},
 		{"NextSeq", testNextSeq},
 		{"Jobs", testJobs},
@@ -165,23 +166,33 @@ func FullRequest(id string) *symbot.Request {
 			{From: symbot.StatePending, To: symbot.StateApproved, By: "U2", At: T0.Add(30 * time.Second), Note: "ok"},
 			{From: symbot.StateApproved, To: symbot.StateActive, By: symbot.System, At: T0.Add(time.Minute), Note: "granted"},
 		},
-		ExtensionOf:  "R0",
-		ExtendedBy:   []string{"R8", "R9"},
-		TimeoutAt:    T0.Add(time.Hour),
-		WarnAt:       T0.Add(80 * time.Minute),
-		Warned:       true,
-		ExpiresAt:    T0.Add(91 * time.Minute),
-		GrantedAt:    T0.Add(time.Minute),
-		OktaUserID:   "00u1",
-		OktaLogin:    "ann@example.com",
-		GrantChecked: true,
-		Preexisting:  true,
-		Removed:      true,
-		Kept:         true,
-		RemovalNote:  "kept: preexisting",
-		FailReason:   "none",
-		Message:      symbot.MessageRef{Channel: "C1", TS: "1700000000.000100"},
-		Nonce:        "0123456789abcdef0123456789abcdef",
+		ExtensionOf:   "R0",
+		ExtendedBy:    []string{"R8", "R9"},
+		TimeoutAt:     T0.Add(time.Hour),
+		WarnAt:        T0.Add(80 * time.Minute),
+		Warned:        true,
+		ExpiresAt:     T0.Add(91 * time.Minute),
+		GrantedAt:     T0.Add(time.Minute),
+		OktaUserID:    "00u1",
+		OktaLogin:     "ann@example.com",
+		GrantChecked:  true,
+		Preexisting:   true,
+		Removed:       true,
+		Kept:          true,
+		RemovalNote:   "kept: preexisting",
+		FailReason:    "none",
+		Message:       symbot.MessageRef{Channel: "C1", TS: "1700000000.000100"},
+		Rule:          "oncall",
+		RuleApprovals: 2,
+		RuleApprovers: &symbot.Approvers{Users: []string{"U7"}, OktaGroup: "00g7", Anyone: true},
+		RuleNote:      "pagerduty unavailable",
+		BreakGlass:    true,
+		ReviewDue:     T0.Add(2 * time.Hour),
+		ReviewAlerts:  3,
+		ReviewedBy:    "U3",
+		ReviewedAt:    T0.Add(3 * time.Hour),
+		ReviewNote:    "seen",
+		Nonce:         "0123456789abcdef0123456789abcdef",
 	}
 }
 
@@ -452,6 +463,27 @@ func testScheduled(t *testing.T, st symbot.Store) {
 	s.State = symbot.StateCancelled
 	MustPut(t, st, s)
 	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "cancelled", "U1", "P1"); return nil })
+}
+
+// testReviewDeadline: unreviewed break-glass access stays in the deadline
+// index at its review time, in a final state too, until it is reviewed.
+func testReviewDeadline(t *testing.T, st symbot.Store) {
+	r := req("B1", "U1", symbot.StateExpired)
+	r.BreakGlass, r.ReviewDue = true, T0.Add(time.Hour)
+	MustPut(t, st, r)
+	if got, want := mustDue(t, st, T0.Add(time.Hour), 0), []string{"B1"}; !slices.Equal(got, want) {
+		t.Errorf("DueRequests(review due) = %v, want %v", got, want)
+	}
+	r.ReviewDue = T0.Add(2 * time.Hour) // alerted again: the next reminder
+	MustPut(t, st, r)
+	if got := mustDue(t, st, T0.Add(time.Hour), 0); len(got) != 0 {
+		t.Errorf("DueRequests after the reminder = %v, want none", got)
+	}
+	r.ReviewedBy, r.ReviewDue = "U2", time.Time{}
+	MustPut(t, st, r)
+	if got := mustDue(t, st, T0.Add(24*time.Hour), 0); len(got) != 0 {
+		t.Errorf("DueRequests after the review = %v, want none", got)
+	}
 }
 
 func testDueRequestsLimit(t *testing.T, st symbot.Store) {

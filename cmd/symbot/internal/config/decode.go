@@ -469,6 +469,27 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 		}},
 		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
 		{"reason", d.reasonRule(&f.Reason)},
+		{"break_glass", func(n *yaml.Node, p string) {
+			bg := &symbot.BreakGlass{}
+			var maxSet, reviewSet bool
+			d.mapping(n, p, []field{
+				{"max_duration", d.duration(&bg.MaxDuration, &maxSet)},
+				{"channel", d.str(&bg.Channel)},
+				{"review_within", d.duration(&bg.ReviewWithin, &reviewSet)},
+			})
+			if !maxSet {
+				d.add(n.Line, p+".max_duration", "missing: the longest break-glass grant, like 1h")
+				bg.MaxDuration = time.Hour // reported; keep checking the rest
+			} else if bg.MaxDuration <= 0 {
+				d.add(n.Line, p+".max_duration", "must be more than 0")
+				bg.MaxDuration = time.Hour
+			}
+			if reviewSet && bg.ReviewWithin <= 0 {
+				d.add(n.Line, p+".review_within", "must be more than 0 (leave it out for the default %s)", symbot.FormatDuration(symbot.DefaultBreakGlassReview))
+				bg.ReviewWithin = 0
+			}
+			f.BreakGlass = bg
+		}},
 		{"rules", d.rules(&f.Rules)},
 		{"targets", func(n *yaml.Node, p string) {
 			d.list(n, p, func(item *yaml.Node, ip string) {

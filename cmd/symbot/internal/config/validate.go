@@ -280,6 +280,11 @@ func (c *Config) validate(d *decoder) {
 				at(p+".channel", "%v", err)
 			}
 		}
+		if f.BreakGlass != nil && f.BreakGlass.Channel != "" {
+			if err := checkChannelID(f.BreakGlass.Channel); err != nil {
+				at(p+".break_glass.channel", "%v", err)
+			}
+		}
 		if g := f.Approvers.OktaGroup; g != "" {
 			if err := okta.ValidateGroupID(g); err != nil {
 				at(p+".approvers.okta_group", "%s", fieldProblem(err))
