@@ -4,7 +4,9 @@
 package awsauth
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,4 +96,23 @@ func describeJSON(raw []byte) string {
 		return "null"
 	}
 	return "a number"
+}
+
+// SecretString reads another secret with the chain's final credentials
+// (the PagerDuty API token, say): its SecretString, or the string under
+// jsonKey when it is a JSON object. setting and keySetting are the config
+// keys that name the secret and the key, for the messages, which never
+// carry a value.
+func (s *Source) SecretString(ctx context.Context, id, jsonKey, setting, keySetting string) (string, error) {
+	out, err := s.getSecretValue(ctx, id, setting)
+	if err != nil {
+		return "", err
+	}
+	v, err := parseSecret(id, jsonKey, out.SecretString, out.SecretBinary)
+	var e *Error
+	if errors.As(err, &e) {
+		e.msg = strings.NewReplacer("okta.token_json_key", keySetting, "the Okta API token", "the token").Replace(e.msg)
+		e.Region = s.region
+	}
+	return v, err
 }

@@ -110,7 +110,9 @@ type RuleSet struct {
 	// the one that decided or failed (symbot explain).
 	Explain bool
 
-	progs map[string]*program
+	opts  Options
+	mu    sync.RWMutex
+	progs map[string]*program // by expression text
 }
 
 type program struct {
@@ -148,7 +150,7 @@ func env() (*cel.Env, error) {
 // reporting every problem at once. The RuleSet is nil when there are
 // problems.
 func Compile(flows []symbot.Flow, opts Options) (*RuleSet, []Problem) {
-	rs := &RuleSet{progs: map[string]*program{}}
+	rs := &RuleSet{opts: opts, progs: map[string]*program{}}
 	var probs []Problem
 	add := func(path string, rules []symbot.Rule) {
 		for i, r := range rules {
@@ -363,9 +365,9 @@ func clock(t time.Time, zone string) *Clock {
 }
 
 func (ev *eval) eval(ctx context.Context, r *symbot.Rule) (bool, *program, error) {
-	p, ok := ev.rs.progs[r.When]
-	if !ok {
-		return false, nil, fmt.Errorf("rule %s: its expression was not compiled", r.Name)
+	p, err := ev.rs.program(r.When)
+	if err != nil {
+		return false, nil, fmt.Errorf("rule %s: %w", r.Name, err)
 	}
 	if err := ev.lookups(ctx, p); err != nil {
 		return false, p, fmt.Errorf("rule %s: %w", r.Name, err)
@@ -402,6 +404,25 @@ func (ev *eval) eval(ctx context.Context, r *symbot.Rule) (bool, *program, error
 		return false, p, fmt.Errorf("rule %s: gave %v, not a bool", r.Name, out)
 	}
 	return b, p, nil
+}
+
+// program returns the compiled expression src, compiling it now if the
+// RuleSet was built from other flows (flows replaced by a reload).
+func (rs *RuleSet) program(src string) (*program, error) {
+	rs.mu.RLock()
+	p, ok := rs.progs[src]
+	rs.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	p, probs := compile("when", src, rs.opts)
+	if len(probs) > 0 {
+		return nil, fmt.Errorf("does not compile: %s", probs[0].Message)
+	}
+	rs.mu.Lock()
+	rs.progs[src] = p
+	rs.mu.Unlock()
+	return p, nil
 }
 
 // lookups fetches what p reads that the request does not carry: the

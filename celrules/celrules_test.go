@@ -203,3 +203,18 @@ func BenchmarkDecide20Rules(b *testing.B) {
 func symbol(name, when string) symbot.Rule {
 	return symbot.Rule{Name: name, When: when, Action: symbot.RuleApprove}
 }
+
+// TestRulesOfReplacedFlows: a RuleSet built from other flows (the flows
+// were reloaded) compiles a new expression when first asked, and a new
+// expression that does not compile is an error, never a match.
+func TestRulesOfReplacedFlows(t *testing.T) {
+	rs := mustCompile(t, nil)
+	good := []symbot.Rule{{Name: "new", When: `request.target == "admin"`, Action: symbot.RuleApprove}}
+	if steps, err := rs.Decide(t.Context(), input(), good); err != nil || !steps[0].Matched {
+		t.Fatalf("steps %+v err %v", steps, err)
+	}
+	bad := []symbot.Rule{{Name: "broken", When: `request.target ==`, Action: symbot.RuleApprove}}
+	if steps, err := rs.Decide(t.Context(), input(), bad); err == nil || steps[0].Matched {
+		t.Fatalf("steps %+v err %v, want an error", steps, err)
+	}
+}

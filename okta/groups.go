@@ -123,6 +123,33 @@ func (d *Directory) IsMember(ctx context.Context, userID, groupID string) (is bo
 	return is, nil
 }
 
+// UserGroups returns the ids of every group the user is in (GET
+// /api/v1/users/{id}/groups, all pages), for rules that read the
+// requester's groups. A missing user gives an error wrapping
+// symbot.ErrUserNotFound.
+func (d *Directory) UserGroups(ctx context.Context, userID string) (ids []string, err error) {
+	start := d.now()
+	defer func() { d.observe("user_groups", start, err) }()
+	if err := checkID("user", userID); err != nil {
+		return nil, err
+	}
+	path := "/api/v1/users/" + url.PathEscape(userID) + "/groups"
+	err = pages(ctx, d, "list user groups", path, func(string) error {
+		return fmt.Errorf("okta has no user %s: %w", userID, symbot.ErrUserNotFound)
+	}, func(gs []*okta.Group) bool {
+		for _, g := range gs {
+			if g != nil {
+				ids = append(ids, g.Id)
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list okta user %s's groups: %w", userID, err)
+	}
+	return ids, nil
+}
+
 // ListMembers returns every member of the group, following Okta's
 // Link rel="next" pages of Config.PageSize users.
 func (d *Directory) ListMembers(ctx context.Context, groupID string) (us []symbot.DirUser, err error) {

@@ -56,6 +56,7 @@ func commands() []command {
 			return demoCmd(ctx, args, stdout, stderr)
 		}},
 		{"check", "[--config FILE] [--live]", "validate the config; --live also tests Slack, AWS and Okta", checkCmd},
+		{"explain", explainArgs, "show how the rules decide a request for FLOW/TARGET, rule by rule, without making one", explainCmd},
 		{"iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", "print the IAM trust and permission policies to paste into AWS", iamPolicyCmd},
 		{"requests", "[--config FILE] [--json] [--socket PATH | --db FILE | --offline]", "list pending and approved requests, and grants that failed in the last 7 days with their errors (asks the running daemon; --db or --offline reads the store read-only with the daemon stopped)", requestsCmd},
 		{"grants", "[--config FILE] [--json] [--socket PATH | --db FILE | --offline]", "list active grants, and ended grants whose Okta removal is still pending (asks the running daemon; --db or --offline reads the store read-only with the daemon stopped)", grantsCmd},

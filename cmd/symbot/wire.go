@@ -162,6 +162,9 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 		st.Close()
 		return nil, fmt.Errorf("rules: %w", probs[0])
 	}
+	if pd := newPagerDuty(cfg, src, log); pd != nil {
+		rules.OnCall = pd
+	}
 	eng.Rules = rules
 	eng.Logger = log.With("component", "engine")
 	eng.Metrics = d.metrics

@@ -32,6 +32,7 @@ type PagerDuty struct {
 	Schedules          []string
 	EscalationPolicies []string
 	CacheTTL           time.Duration // how long an answer is reused; default 1m
+	CacheOff           bool          // cache_ttl: 0 turns the cache off
 }
 
 // Enabled reports whether the pagerduty section is set.
@@ -45,7 +46,11 @@ func (d *decoder) pagerduty(c *Config) func(*yaml.Node, string) {
 			{"api_url", d.str(&c.PagerDuty.APIURL)},
 			{"schedules", d.strList(&c.PagerDuty.Schedules)},
 			{"escalation_policies", d.strList(&c.PagerDuty.EscalationPolicies)},
-			{"cache_ttl", d.duration(&c.PagerDuty.CacheTTL, nil)},
+			{"cache_ttl", func(n *yaml.Node, p string) {
+				var set bool
+				d.duration(&c.PagerDuty.CacheTTL, &set)(n, p)
+				c.PagerDuty.CacheOff = set && c.PagerDuty.CacheTTL == 0
+			}},
 		})
 		c.pagerDutySet = true
 	}
@@ -59,7 +64,7 @@ func (c *Config) pagerDutyDefaults() {
 		c.PagerDuty.APIURL = DefaultPagerDutyURL
 	}
 	c.PagerDuty.APIURL = strings.TrimSuffix(c.PagerDuty.APIURL, "/")
-	if c.PagerDuty.CacheTTL == 0 {
+	if c.PagerDuty.CacheTTL == 0 && !c.PagerDuty.CacheOff {
 		c.PagerDuty.CacheTTL = DefaultPagerDutyCacheTTL
 	}
 }

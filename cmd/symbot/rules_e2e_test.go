@@ -1,0 +1,296 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/symbot/symbot/bot/slacktest"
+	"github.com/symbot/symbot/okta/oktatest"
+	"github.com/symbot/symbot/pagerduty/pdtest"
+)
+
+const (
+	demoCarol  = "U0CAROL004"
+	pdSecret   = "symbot/pagerduty"
+	pdSchedule = "PSRE001"
+)
+
+// rulesWorld is the demo world plus PagerDuty (alice is on call in
+// PSRE001, through policy PPROD01), a second target, carol, and a config
+// whose flow has three rules.
+type rulesWorld struct {
+	*world
+	pd        *pdtest.Server
+	roGroup   string
+	cfgPath   string
+	carolOkta string
+}
+
+func mustRulesWorld(t *testing.T) *rulesWorld {
+	t.Helper()
+	w, cfgPath := mustWorld(t, "1h", "0")
+	pd := pdtest.New("pd-secret-token-42")
+	t.Cleanup(pd.Close)
+	pd.AddUser("PALICE1", "Alice", "alice@example.com")
+	pd.AddUser("PCAROL1", "Carol", "carol@example.com")
+	pd.SetSchedule(pdSchedule, "SRE primary", "PALICE1")
+	pd.AddEscalationPolicy("PPROD01", "Production", []string{pdSchedule})
+	w.aws.PutSecret(pdSecret, fmt.Sprintf(`{"token": %q}`, pd.Token()))
+	w.aws.AllowSecret(demoRoleARN, pdSecret)
+	w.slack.AddUser(slacktest.User{ID: demoCarol, Name: "carol", RealName: "Carol Example", Email: "carol@example.com"})
+	rwCarol := w.okta.AddUser(oktatest.User{Login: "carol@example.com", FirstName: "Carol", LastName: "Example"}).ID
+	ro := w.okta.AddGroup(oktatest.Group{Name: "prod-ro", Description: "Production read-only"}).ID
+
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := edit(t, string(b), "flows:\n", fmt.Sprintf(`pagerduty:
+  token_secret: %s
+  token_json_key: token
+  api_url: %s
+  schedules: [%s]
+  cache_ttl: 0s
+flows:
+`, pdSecret, pd.URL(), pdSchedule))
+	yml = edit(t, yml, "    durations: [1h]\n", fmt.Sprintf(`    durations: [1h, 4h]
+    rules:
+      - name: no-weekend-work
+        when: request.reason.contains("weekend")
+        refuse: "Weekend work needs break-glass, not a request"
+      - name: two-for-long
+        when: request.duration > duration("1h")
+        require:
+          approvals: 2
+          approvers:
+            users: [%s, %s]
+      - name: on-call
+        when: requester.on_call
+        approve: true
+`, demoBob, demoMallory))
+	yml += fmt.Sprintf("      - name: prod-ro\n        group_id: %s\n", ro)
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &rulesWorld{world: w, pd: pd, roGroup: ro, cfgPath: cfgPath, carolOkta: rwCarol}
+}
+
+// replies is everything Slack showed user in answer to their commands.
+func replies(t *testing.T, w *world, user string, acks ...slacktest.Ack) string {
+	var b strings.Builder
+	for _, a := range acks {
+		b.Write(a.Payload)
+	}
+	for _, m := range w.slack.Ephemerals(user) {
+		b.WriteString(m.Text)
+		if m.Blocks != nil {
+			b.WriteString(blockTexts(t, m.Blocks))
+		}
+	}
+	return b.String()
+}
+
+func messageWith(w *world, text string) (slacktest.Message, bool) {
+	for _, m := range w.slack.Messages(demoChannel) {
+		if strings.Contains(m.Text, text) {
+			return m, true
+		}
+	}
+	return slacktest.Message{}, false
+}
+
+// TestRulesThroughTheBot drives the real bot (slacktest), Okta (oktatest),
+// AWS (awstest: the PagerDuty token's secret) and PagerDuty (pdtest):
+// an on-call requester is approved by the rule, a refusal shows the rule's
+// message, a long request needs the rule's two approvers, and with
+// PagerDuty down the request waits for manual approval with a note.
+func TestRulesThroughTheBot(t *testing.T) {
+	rw := mustRulesWorld(t)
+	w := rw.world
+	logs := &lockedBuffer{}
+	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
+	d.log = newLogger(d.cfg.Log, logs)
+	runDaemon(t, d)
+	wait := waiter(t, w, logs)
+	wait("symbot to connect", d.bot.Connected)
+
+	t.Run("on-call rule approves", func(t *testing.T) {
+		if _, err := w.slack.SlashCommand(demoAlice, "/sym", `req prod/prod-admin 1h "deploy the fix"`, demoChannel); err != nil {
+			t.Fatal(err)
+		}
+		wait("the grant", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+		var msg slacktest.Message
+		wait("the message naming the rule", func() bool {
+			m, ok := messageWith(w, "deploy the fix")
+			if !ok {
+				for _, m2 := range w.slack.Messages(demoChannel) {
+					if strings.Contains(blockTexts(t, m2.Blocks), "deploy the fix") {
+						m, ok = m2, true
+					}
+				}
+			}
+			msg = m
+			return ok && strings.Contains(blockTexts(t, m.Blocks), "approved by rule `on-call`")
+		})
+		if txt := blockTexts(t, msg.Blocks); strings.Contains(txt, "<@rule") || strings.Contains(txt, "sym_approve") {
+			t.Errorf("the rule is rendered as a person, or buttons remain: %s", txt)
+		}
+		wait("the DM naming the rule", func() bool {
+			for _, m := range w.slack.DMs(demoAlice) {
+				if strings.Contains(m.Text+blockTexts(t, m.Blocks), "approved by rule `on-call`") {
+					return true
+				}
+			}
+			return false
+		})
+		out, code := configCLI(t, rw.cfgPath)("audit", "--since", "1h")
+		if code != 0 || !strings.Contains(out, "rule:on-call") {
+			t.Errorf("audit (exit %d) does not record rule:on-call as the approver:\n%s", code, out)
+		}
+	})
+
+	t.Run("refuse rule shows its message", func(t *testing.T) {
+		ack, err := w.slack.SlashCommand(demoMallory, "/sym", `req prod/prod-admin 1h "weekend maintenance"`, demoChannel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait("the refusal", func() bool {
+			return strings.Contains(replies(t, w, demoMallory, ack), "Weekend work needs break-glass, not a request")
+		})
+		if _, ok := messageWith(w, "weekend maintenance"); ok {
+			t.Error("a refused request was posted for approval")
+		}
+	})
+
+	t.Run("require rule needs its two approvers", func(t *testing.T) {
+		ref := mustApprovalMessage(t, w, wait, demoCarol, `req prod/prod-admin 4h "database migration"`)
+		m, _ := w.slack.Message(ref)
+		if txt := blockTexts(t, m.Blocks); !strings.Contains(txt, "Rule `two-for-long` requires 2 approvals from <@"+demoBob+">, <@"+demoMallory+">") || !strings.Contains(txt, "0 of 2") {
+			t.Fatalf("approval message does not show the rule's requirement:\n%s", txt)
+		}
+		if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+			t.Fatal(err)
+		}
+		wait("one approval of two", func() bool {
+			m, _ := w.slack.Message(ref)
+			return strings.Contains(blockTexts(t, m.Blocks), "1 of 2")
+		})
+		if _, err := w.slack.ClickButton(demoMallory, ref, "sym_approve"); err != nil {
+			t.Fatal(err)
+		}
+		wait("carol's grant after the second approval", func() bool { return w.okta.IsMember(w.groupID, rw.carolOkta) })
+	})
+
+	t.Run("PagerDuty down means manual approval with a note", func(t *testing.T) {
+		rw.pd.SetDown(503)
+		ref := mustApprovalMessage(t, w, wait, demoAlice, `req prod/prod-ro 1h "read the logs"`)
+		m, _ := w.slack.Message(ref)
+		txt := blockTexts(t, m.Blocks)
+		if !strings.Contains(txt, "rule on-call could not be evaluated") || !strings.Contains(txt, "503") || !strings.Contains(txt, "manual approval needed") {
+			t.Fatalf("approval message lacks the note saying why:\n%s", txt)
+		}
+		if w.okta.IsMember(rw.roGroup, w.aliceOkta) {
+			t.Fatal("granted while PagerDuty was down")
+		}
+		if strings.Contains(txt, rw.pd.Token()) || strings.Contains(logs.String(), rw.pd.Token()) {
+			t.Fatal("the PagerDuty token leaked into Slack or the log")
+		}
+		rw.pd.SetDown(0)
+		if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+			t.Fatal(err)
+		}
+		wait("the manual grant", func() bool { return w.okta.IsMember(rw.roGroup, w.aliceOkta) })
+	})
+}
+
+// TestExplain: symbot explain shows each rule, what it saw and the
+// decision, offline with --on-call, or asking PagerDuty (through the AWS
+// chain) when a rule reached needs it.
+func TestExplain(t *testing.T) {
+	rw := mustRulesWorld(t)
+	for k, v := range rw.env() {
+		t.Setenv(k, v)
+	}
+	cli := configCLI(t, rw.cfgPath)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"offline, on call", []string{"--as", "carol@example.com", "--duration", "1h", "--reason", "deploy", "--on-call", "all"}, []string{
+			"1.  no-weekend-work  no     request.reason.contains(\"weekend\")",
+			"3.  on-call          MATCH  requester.on_call",
+			"requester.on_call=true",
+			`decision: approved at once by rule on-call (recorded as the approver "rule:on-call")`,
+		}},
+		{"refused", []string{"--as", "carol@example.com", "--duration", "1h", "--reason", "weekend fix", "--on-call", "none"}, []string{
+			"decision: refused by rule no-weekend-work: Weekend work needs break-glass, not a request",
+			"-   two-for-long: not reached",
+		}},
+		{"require", []string{"--as", "carol@example.com", "--duration", "4h", "--reason", "migration", "--on-call", "none"}, []string{
+			"decision: rule two-for-long requires 2 approval(s) from " + demoBob + ", " + demoMallory,
+		}},
+		{"live PagerDuty", []string{"--as", "alice@example.com", "--duration", "1h", "--reason", "deploy", "--at", "2026-12-05 10:00", "--tz", "Europe/Berlin"}, []string{
+			"at Sat 2026-12-05 10:00 CET (2026-12-05T09:00:00Z)",
+			"asked live: PagerDuty",
+			"decision: approved at once by rule on-call",
+		}},
+		{"nobody matched", []string{"--as", "carol@example.com", "--duration", "1h", "--reason", "deploy"}, []string{
+			"requester.on_call=false",
+			"decision: no rule matched: manual approval (1 approval(s) from " + demoBob + ")",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := cli(append([]string{"explain", "prod/prod-admin"}, tc.args...)...)
+			t.Log(out)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	rw.pd.SetDown(503)
+	out, code := cli("explain", "prod/prod-admin", "--as", "alice@example.com", "--duration", "1h", "--reason", "deploy")
+	if code != 0 || !strings.Contains(out, "ERROR") || !strings.Contains(out, "decision: manual approval (1 approval(s) from "+demoBob+"): rule on-call could not be evaluated") {
+		t.Fatalf("PagerDuty down: exit %d:\n%s", code, out)
+	}
+	if out, code := cli("explain", "prod/nope", "--as", "a@example.com", "--duration", "1h", "--reason", "x"); code != exitUsage || !strings.Contains(out, "no target \"prod/nope\"; the targets are: prod/prod-admin, prod/prod-ro") {
+		t.Fatalf("unknown target: exit %d:\n%s", code, out)
+	}
+}
+
+// TestCheckReportsRuleTypeErrorsAtFileLine: symbot check compiles the rules
+// and names the file and line of an expression that does not type-check.
+func TestCheckReportsRuleTypeErrorsAtFileLine(t *testing.T) {
+	rw := mustRulesWorld(t)
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	line := 0
+	for i, l := range lines {
+		if strings.Contains(l, `when: request.duration > duration("1h")`) {
+			line = i + 1
+			lines[i] = `        when: request.duration > 2`
+		}
+	}
+	if err := os.WriteFile(rw.cfgPath, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range rw.env() {
+		t.Setenv(k, v)
+	}
+	out, code := configCLI(t, rw.cfgPath)("check")
+	want := fmt.Sprintf("symbot.yml:%d: flows[0].rules[1].when: found no matching overload for '_>_' applied to '(duration, int)'", line)
+	if code == 0 || !strings.Contains(out, want) {
+		t.Fatalf("check (exit %d) lacks %q:\n%s", code, want, out)
+	}
+}
