@@ -46,6 +46,7 @@ type Metrics struct {
 	reconcileDrift    *prometheus.GaugeVec
 
 	credentialValid *prometheus.GaugeVec
+	configReloads   *prometheus.CounterVec
 
 	mu         sync.Mutex
 	stats      func() symbot.Stats
@@ -102,7 +103,10 @@ func NewMetrics() *Metrics {
 	m.credentialValid = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "symbot_credential_valid", Help: "1 when the credential was accepted at its last check, 0 when it was refused (slack_bot_token, okta_token).",
 	}, []string{"credential"})
-	reg.MustRegister(m.requests, m.grantLatency, m.revokeLag, m.jobs,
+	m.configReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "symbot_config_reloads_total", Help: "Config reloads (SIGHUP), by result: applied, or refused (the file is invalid; the running config stays).",
+	}, []string{"result"})
+	reg.MustRegister(m.configReloads, m.requests, m.grantLatency, m.revokeLag, m.jobs,
 		m.reconcileDuration, m.reconcileMembers, m.reconcileDrift, m.credentialValid, (*scrapeCollector)(m),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
@@ -144,6 +148,10 @@ func (m *Metrics) CredentialChecked(name string, valid bool) {
 	}
 	m.credentialValid.WithLabelValues(name).Set(v)
 }
+
+// ConfigReload counts one config reload by its result: "applied" or
+// "refused".
+func (m *Metrics) ConfigReload(result string) { m.configReloads.WithLabelValues(result).Inc() }
 
 // snapshot returns the engine's stats, read at most once a second: the
 // several gauges of one scrape share one read.

@@ -427,6 +427,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })
 	m.Reconciled(&symbot.ReconcileReport{})
 	m.CredentialChecked("slack_bot_token", true)
+	m.ConfigReload("applied")
 	_, samples := scrape(t, m)
 	exposed := map[string][]string{}
 	for _, s := range samples {

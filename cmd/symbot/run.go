@@ -44,7 +44,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "symbot run: %v\n", err)
 		return exitFail
 	}
-	log := newLogger(cfg.Log, stderr)
+	log, level := newLevelLogger(cfg.Log, stderr)
 	b := currentBuild()
 	file := cfg.File
 	if abs, err := filepath.Abs(file); err == nil {
@@ -58,6 +58,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	d.hup = hup
+	d.logLevel = level
 	if err := d.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "symbot run: %v\n", err)
 		return exitFail

@@ -102,15 +102,18 @@ func TestRunSignalsAndStartLogs(t *testing.T) {
 		t.Errorf("symbot_socket_connected is not 1 while ready:\n%s", metrics)
 	}
 
-	// SIGHUP, twice: each time symbot says reload is not supported yet and
-	// keeps serving.
+	// SIGHUP, twice, with the file unchanged: each time symbot reloads it,
+	// finds nothing changed and keeps serving.
 	for i := range 2 {
 		if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 		wait(fmt.Sprintf("SIGHUP %d to be logged", i+1), func() bool {
-			return strings.Count(logs.String(), "SIGHUP received: config reload is not supported yet") == i+1
+			return strings.Count(logs.String(), `msg="config reloaded"`) == i+1
 		})
+	}
+	if !strings.Contains(logs.String(), `changes="no change"`) {
+		t.Errorf("a reload of an unchanged file does not say so:\n%s", logs.String())
 	}
 	select {
 	case <-c.done:

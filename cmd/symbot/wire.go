@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -60,26 +61,46 @@ type daemon struct {
 	// hup delivers SIGHUP to run, which calls reload for each; nil when the
 	// daemon runs in-process (demo, tests).
 	hup <-chan os.Signal
+	// logLevel is the level of log, which a reload sets; nil: not
+	// reloadable (the demo, tests).
+	logLevel *slog.LevelVar
+	// live is the configuration in effect: cfg until a reload applies
+	// another (with cfg's values for what needs a restart).
+	live atomic.Pointer[config.Config]
+	// reloadMu makes reloads one at a time.
+	reloadMu sync.Mutex
 }
 
 // newLogger builds the slog logger the config asks for, writing to w.
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	switch strings.ToLower(lc.Level) {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn", "warning":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		level = slog.LevelInfo
-	}
+	log, _ := newLevelLogger(lc, w)
+	return log
+}
+
+// newLevelLogger is newLogger with the level held in a LevelVar, which a
+// config reload sets.
+func newLevelLogger(lc config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(lc.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(lc.Format, "json") {
-		return slog.New(newRedactHandler(slog.NewJSONHandler(w, opts)))
+		return slog.New(newRedactHandler(slog.NewJSONHandler(w, opts))), level
 	}
-	return slog.New(newRedactHandler(slog.NewTextHandler(w, opts)))
+	return slog.New(newRedactHandler(slog.NewTextHandler(w, opts))), level
+}
+
+// logLevel turns log.level into a slog level (info when unknown: the
+// config refuses unknown levels).
+func logLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // slackClient builds the slack-go client from the tokens and API URL.
@@ -123,6 +144,7 @@ func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, loa
 // makes no network calls.
 func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
+	d.live.Store(cfg)
 	awsCalls := &callCounter{}
 	src, dir, err := newDirectory(ctx, cfg, log,
 		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{awsCalls.middleware}))
@@ -224,13 +246,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Requests whose flow or target left the config cannot be decided:
 	// say which, once, at start.
-	if rs, err := d.engine.Unconfigured(ctx); err == nil && len(rs) > 0 {
-		var ids []string
-		for _, r := range rs {
-			ids = append(ids, fmt.Sprintf("%s (%s, %s/%s)", r.ID, r.State, r.Flow, r.Target))
-		}
-		d.log.Warn("requests and grants whose flow or target is no longer configured: they cannot be decided; end them with `symbot revoke ID`", "count", len(rs), "requests", strings.Join(ids, ", "))
-	}
+	d.warnUnconfigured(ctx)
 	// A store restored from a backup is reconciled with Okta before
 	// anything is served (symbot restore marked it).
 	if rep, done, err := d.engine.AfterRestore(ctx); err != nil {
@@ -301,14 +317,6 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(out...)
-}
-
-// reload is what SIGHUP asks for. Reloading the config in a running daemon
-// is not supported yet, so it says so and keeps running unchanged: a SIGHUP
-// (from `systemctl reload`, a log rotator or a terminal closing) never stops
-// symbot. A real reload replaces this body.
-func (d *daemon) reload(context.Context) {
-	d.log.Warn("SIGHUP received: config reload is not supported yet; symbot keeps running with the config it started with; restart it to apply changes", "config", d.cfg.File)
 }
 
 // ready reports whether symbot can serve: Socket Mode connected, the
