@@ -103,6 +103,11 @@ func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outco
 	var outcomes []outcome
 	err := e.store.Update(ctx, func(tx Tx) error {
 		outcomes = outcomes[:0] // the store may run this more than once
+		if p, ok := tx.(RequestPrefetcher); ok && len(ids) > 1 {
+			if err := p.PrefetchRequests(ids); err != nil {
+				return err
+			}
+		}
 		var later []*Job
 		for _, id := range ids {
 			o, err := e.handleDeadline(tx, now, id, &later)

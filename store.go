@@ -61,6 +61,16 @@ type Deduper interface {
 	Mark(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error)
 }
 
+// RequestPrefetcher is implemented by the transactions of a store whose
+// every read is a round trip to a server (PostgreSQL): PrefetchRequests
+// reads the named requests at once, so that the Request calls for them
+// that follow in the same transaction need no round trip each. Callers
+// that read many requests by id in one transaction (the scheduler's
+// batches of deadlines) call it first when the Tx implements it.
+type RequestPrefetcher interface {
+	PrefetchRequests(ids []string) error
+}
+
 // Tx is a store transaction.
 type Tx interface {
 	// NextSeq returns the next value (from 1) of a named counter.

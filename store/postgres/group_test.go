@@ -468,3 +468,76 @@ func TestHeldJobChangesKeepNotFound(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRequestReadsSeeEarlierWritesOfTheGroup: a read-write transaction
+// keeps the requests it read or wrote (the writer lock it holds keeps them
+// true): later fns of its group, and later reads of the same fn, see the
+// writes made before them, and the next transaction reads afresh what
+// another replica wrote meanwhile.
+func TestRequestReadsSeeEarlierWritesOfTheGroup(t *testing.T) {
+	rs, _ := replicas(t, 2)
+	s, other := rs[0], rs[1]
+	req := func(id, reason string) *symbot.Request {
+		return &symbot.Request{ID: id, State: symbot.StatePending, Reason: reason, Requester: symbot.Person{SlackID: "U1"}}
+	}
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		if err := tx.PutRequest(req("R1", "v1")); err != nil {
+			return err
+		}
+		return tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"})
+	})
+	release := holdLeader(t, s)
+	reasonOf := func(tx symbot.Tx, id string) (string, error) {
+		r, err := tx.Request(id)
+		if err != nil {
+			return "", err
+		}
+		return r.Reason, nil
+	}
+	a := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error {
+		j, err := tx.Job(1) // reads R1 with it
+		if err != nil {
+			return err
+		}
+		if got, err := reasonOf(tx, j.RequestID); err != nil || got != "v1" {
+			return fmt.Errorf("A read R1 = %q, %v; want v1", got, err)
+		}
+		if err := tx.PutRequest(req("R1", "v2")); err != nil {
+			return err
+		}
+		if got, err := reasonOf(tx, "R1"); err != nil || got != "v2" {
+			return fmt.Errorf("A read R1 after its write = %q, %v; want v2", got, err)
+		}
+		if _, err := tx.Request("R9"); !errors.Is(err, symbot.ErrNotFound) {
+			return fmt.Errorf("A read R9 (missing): %v, want ErrNotFound", err)
+		}
+		return tx.PutRequest(req("R9", "new"))
+	})
+	b := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error {
+		if err := tx.(symbot.RequestPrefetcher).PrefetchRequests([]string{"R1", "R9", "R404"}); err != nil {
+			return err
+		}
+		for id, want := range map[string]string{"R1": "v2", "R9": "new"} {
+			if got, err := reasonOf(tx, id); err != nil || got != want {
+				return fmt.Errorf("B read %s = %q, %v; want %q (A's write)", id, got, err, want)
+			}
+		}
+		if _, err := tx.Request("R404"); !errors.Is(err, symbot.ErrNotFound) {
+			return fmt.Errorf("B read R404: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	release()
+	for name, ch := range map[string]<-chan result{"A": a, "B": b} {
+		if r := get(t, ch); r.err != nil || r.panic != nil {
+			t.Errorf("%s: %v %v", name, r.err, r.panic)
+		}
+	}
+	storetest.MustUpdate(t, other, func(tx symbot.Tx) error { return tx.PutRequest(req("R1", "v3")) })
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		if got, err := reasonOf(tx, "R1"); err != nil || got != "v3" {
+			t.Errorf("next transaction read R1 = %q, %v; want v3 (the other replica's write)", got, err)
+		}
+		return nil
+	})
+}

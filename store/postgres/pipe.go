@@ -29,8 +29,9 @@ type pipe struct {
 	broken  bool // a statement failed: the transaction is aborted
 
 	// What every fn of the transaction shares.
-	head chainHead       // the audit head, once read or written
-	held map[uint64]bool // job rows this transaction holds: read FOR UPDATE or inserted, not deleted
+	head chainHead         // the audit head, once read or written
+	held map[uint64]bool   // job rows this transaction holds: read FOR UPDATE or inserted, not deleted
+	reqs map[string][]byte // request documents as this transaction read or wrote them (nil: none); see tx.knowRequest
 	// Job ids: the first AddJob takes nextval('jobs_id_seq'); later ones
 	// count on from it, and commit moves the sequence to the last one
 	// given out. Every AddJob runs under the writer lock, so no other
@@ -50,7 +51,9 @@ type heldWrite struct {
 
 var _ querier = (*pipe)(nil)
 
-func newPipe(conn *pgx.Conn) *pipe { return &pipe{conn: conn, held: map[uint64]bool{}} }
+func newPipe(conn *pgx.Conn) *pipe {
+	return &pipe{conn: conn, held: map[uint64]bool{}, reqs: map[string][]byte{}}
+}
 
 // hold queues a write to be sent with the next statement.
 func (p *pipe) hold(op string, want int64, sql string, args ...any) {

@@ -129,15 +129,67 @@ func (t *tx) Request(id string) (*symbot.Request, error) {
 	if err := t.check("get request"); err != nil {
 		return nil, err
 	}
+	if t.p != nil {
+		if doc, ok := t.p.reqs[id]; ok {
+			if doc == nil {
+				return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
+			}
+			return decodeRequest(id, doc)
+		}
+	}
 	var doc []byte
 	err := t.q.QueryRow(t.ctx, `SELECT doc FROM requests WHERE id = $1`, id).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
+		t.knowRequest(id, nil)
 		return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
 	}
 	if err != nil {
 		return nil, t.db("get request", err)
 	}
+	t.knowRequest(id, doc)
 	return decodeRequest(id, doc)
+}
+
+// knowRequest remembers the stored document of request id (nil: there is
+// none) for the rest of a read-write transaction. Every write of a
+// request is made under the writer lock, which the transaction holds, so
+// what it read stays true until it writes the request itself, and
+// PutRequest keeps the copy in step.
+func (t *tx) knowRequest(id string, doc []byte) {
+	if t.p != nil {
+		t.p.reqs[id] = doc
+	}
+}
+
+// PrefetchRequests reads the requests ids in one round trip, so that the
+// Request calls for them that follow in this read-write transaction need
+// none (symbot.RequestPrefetcher). Elsewhere it does nothing.
+func (t *tx) PrefetchRequests(ids []string) error {
+	if err := t.check("prefetch requests"); err != nil {
+		return err
+	}
+	if t.p == nil || len(ids) == 0 {
+		return nil
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT id, doc FROM requests WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return t.db("prefetch requests", err)
+	}
+	found := map[string][]byte{}
+	var (
+		id  string
+		doc []byte
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
+		found[id] = doc
+		return nil
+	}); err != nil {
+		return t.db("prefetch requests", err)
+	}
+	for _, id := range ids {
+		t.knowRequest(id, found[id])
+	}
+	return nil
 }
 
 func decodeRequest(id string, doc []byte) (*symbot.Request, error) {
@@ -163,6 +215,7 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if at, ok := r.Deadline(); ok {
 		deadline = nanos(at)
 	}
+	t.knowRequest(r.ID, doc)
 	return t.write("put request", -1, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET requester = EXCLUDED.requester, state = EXCLUDED.state, deadline = EXCLUDED.deadline, doc = EXCLUDED.doc`,
 		r.ID, r.Requester.SlackID, string(r.State), deadline, doc)
@@ -251,7 +304,11 @@ func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
 	return ids, t.db("due requests", err)
 }
 
-func scanJob(row pgx.CollectableRow) (symbot.Job, error) {
+func scanJob(row pgx.CollectableRow) (symbot.Job, error) { return scanJobInto(row) }
+
+// scanJobInto scans a job's columns (jobCols) and then any extra columns
+// into extra.
+func scanJobInto(row pgx.CollectableRow, extra ...any) (symbot.Job, error) {
 	var (
 		j                                  symbot.Job
 		id, token                          int64
@@ -260,7 +317,7 @@ func scanJob(row pgx.CollectableRow) (symbot.Job, error) {
 		notBefore, createdAt, leaseUntil   *int64
 		requestID, to, text, lane, lastErr string
 	)
-	err := row.Scan(&id, &kind, &requestID, &event, &to, &text, &lane, &attempts, &notBefore, &lastErr, &j.Alerted, &createdAt, &j.LeaseOwner, &leaseUntil, &token)
+	err := row.Scan(append([]any{&id, &kind, &requestID, &event, &to, &text, &lane, &attempts, &notBefore, &lastErr, &j.Alerted, &createdAt, &j.LeaseOwner, &leaseUntil, &token}, extra...)...)
 	if err != nil {
 		return j, err
 	}
@@ -311,22 +368,45 @@ func (t *tx) Job(id uint64) (*symbot.Job, error) {
 	if err := t.check("get job"); err != nil {
 		return nil, err
 	}
+	if t.p != nil {
+		return t.heldJob(id)
+	}
 	rows, err := t.q.Query(t.ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`+t.lockSuffix(), int64(id))
 	if err != nil {
 		return nil, t.db("get job", err)
 	}
 	j, err := pgx.CollectExactlyOneRow(rows, scanJob)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if t.p != nil {
-			delete(t.p.held, id)
-		}
 		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
 	}
 	if err != nil {
 		return nil, t.db("get job", err)
 	}
-	if t.p != nil && t.writable {
-		t.p.held[id] = true // locked FOR UPDATE until the transaction ends
+	return &j, nil
+}
+
+// heldJob reads and locks job id in a read-write transaction, and with it
+// the document of its request, which the caller nearly always reads next
+// (see knowRequest): one round trip for both.
+func (t *tx) heldJob(id uint64) (*symbot.Job, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT `+jobCols+`, (SELECT r.doc FROM requests r WHERE r.id = jobs.request_id) FROM jobs WHERE id = $1 FOR UPDATE`, int64(id))
+	if err != nil {
+		return nil, t.db("get job", err)
+	}
+	var doc []byte
+	j, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (symbot.Job, error) {
+		return scanJobInto(row, &doc)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		delete(t.p.held, id)
+		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.db("get job", err)
+	}
+	t.p.held[id] = true // locked FOR UPDATE until the transaction ends
+	if _, ok := t.p.reqs[j.RequestID]; !ok {
+		t.knowRequest(j.RequestID, doc)
 	}
 	return &j, nil
 }
