@@ -226,14 +226,28 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store view: %w", err)
 	}
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("store view: begin: %w", classify(err))
 	}
-	t := &tx{ctx: ctx, q: ptx}
+	// BEGIN goes with the first read, in one round trip; the ROLLBACK
+	// that ends the snapshot is not waited for (the connection returns
+	// to the pool once it is done).
+	p := &pipe{conn: conn.Conn()}
+	p.hold("store view: begin", -1, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	t := &tx{ctx: ctx, q: p}
 	defer func() {
 		t.done = true
-		_ = ptx.Rollback(context.WithoutCancel(ctx))
+		if len(p.pending) > 0 {
+			conn.Release() // nothing was sent
+			return
+		}
+		go func() { // Close waits for it: the pool's Close waits for every connection
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = conn.Exec(ctx, `ROLLBACK`)
+			conn.Release() // the pool closes it if the ROLLBACK failed
+		}()
 	}()
 	return fn(t)
 }
