@@ -1,5 +1,5 @@
 // The Store port: transactions over requests, their deadlines, durable jobs,
-// the audit chain and identities.
+// the audit chain and identity bindings.
 
 package symbot
 
@@ -10,7 +10,7 @@ import (
 )
 
 // Store persists requests, their time index, durable jobs, the audit chain
-// and the identity cache. The bbolt store implements it; a PostgreSQL store
+// and the identity bindings. The bbolt store implements it; a PostgreSQL store
 // could too: every method is a transaction or an atomic claim.
 type Store interface {
 	// Update runs fn in one read-write transaction; if fn returns an error
@@ -127,8 +127,18 @@ type Tx interface {
 	// A cursor never moves back: a lower seq than the stored one is ignored.
 	SetSinkCursor(sink string, seq uint64) error
 
+	// Identity returns the binding of a Slack account, ok=false when there
+	// is none.
 	Identity(slackID string) (Identity, bool, error)
+	// PutIdentity inserts or replaces the binding of id.SlackID.
 	PutIdentity(id Identity) error
+	// DeleteIdentity removes the binding of a Slack account (nothing when
+	// there is none).
+	DeleteIdentity(slackID string) error
+	// Identities returns one page: up to limit bindings with SlackID >
+	// after, in SlackID order (bytewise). A limit below 1 is an error
+	// wrapping ErrInvalidRequest.
+	Identities(after string, limit int) ([]Identity, error)
 }
 
 // JobStats counts the stored jobs.

@@ -54,3 +54,19 @@ func CheckAuditPage(limit int) error {
 	}
 	return nil
 }
+
+// CheckIdentity checks a binding given to Tx.PutIdentity.
+func CheckIdentity(id Identity) error {
+	if id.SlackID == "" {
+		return errors.New("put identity: identity has no SlackID")
+	}
+	return nil
+}
+
+// CheckIdentityPage checks the page size given to Tx.Identities.
+func CheckIdentityPage(limit int) error {
+	if limit < 1 {
+		return fmt.Errorf("read identities: page size %d: want at least 1: %w", limit, ErrInvalidRequest)
+	}
+	return nil
+}

@@ -117,8 +117,8 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if err := t.checkWrite("put identity"); err != nil {
 		return err
 	}
-	if id.SlackID == "" {
-		return errors.New("put identity: identity has no SlackID")
+	if err := symbot.CheckIdentity(id); err != nil {
+		return err
 	}
 	v, err := json.Marshal(id)
 	if err != nil {
@@ -128,6 +128,39 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 		return fmt.Errorf("put identity %s: %w", id.SlackID, err)
 	}
 	return nil
+}
+
+func (t *tx) DeleteIdentity(slackID string) error {
+	if err := t.checkWrite("delete identity"); err != nil {
+		return err
+	}
+	if err := t.b(bucketIdentity).Delete([]byte(slackID)); err != nil {
+		return fmt.Errorf("delete identity %s: %w", slackID, err)
+	}
+	return nil
+}
+
+func (t *tx) Identities(after string, limit int) ([]symbot.Identity, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
+	}
+	if err := symbot.CheckIdentityPage(limit); err != nil {
+		return nil, err
+	}
+	var out []symbot.Identity
+	c := t.b(bucketIdentity).Cursor()
+	k, v := c.Seek([]byte(after))
+	if k != nil && string(k) == after {
+		k, v = c.Next()
+	}
+	for ; k != nil && len(out) < limit; k, v = c.Next() {
+		var id symbot.Identity
+		if err := json.Unmarshal(v, &id); err != nil {
+			return nil, fmt.Errorf("identity %s: decode: %w", k, err)
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 var _ symbot.RecordTx = (*tx)(nil)

@@ -64,7 +64,10 @@ func mustBoltStore(t *testing.T) string {
 			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobNotify, RequestID: r.ID, Lane: r.ID, NotBefore: storetest.T0, CreatedAt: storetest.T0}); err != nil {
 				return err
 			}
-			if err := tx.PutIdentity(symbot.Identity{SlackID: fmt.Sprintf("U%d", i), OktaUserID: "00u", CachedAt: storetest.T0}); err != nil {
+			// Bindings with a conflict: copied as they are, or the account
+			// would act again after the move.
+			if err := tx.PutIdentity(symbot.Identity{SlackID: fmt.Sprintf("U%d", i), OktaUserID: "00u", CachedAt: storetest.T0, BoundAt: storetest.T0, Via: symbot.ViaEmail,
+				ConflictOktaUserID: "00uother", ConflictOktaLogin: "other", ConflictEmail: "x@example.com", ConflictAt: storetest.T0}); err != nil {
 				return err
 			}
 			return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: storetest.T0.Add(time.Duration(i) * time.Second), RequestID: r.ID, Actor: "U1", Action: "request"})
@@ -159,8 +162,8 @@ func TestMigrateFromBolt(t *testing.T) {
 			t.Errorf("audit chain after the copy: head %d %q (want %d %q), verify: %v", seq, hash, want.AuditHead, want.AuditHash, err)
 		}
 		id, ok, err := tx.Identity("U7")
-		if !ok || id.OktaUserID != "00u" {
-			t.Errorf("identity U7 after the copy: %+v %v", id, ok)
+		if !ok || id.OktaUserID != "00u" || !id.Conflicted() || id.ConflictOktaUserID != "00uother" || !id.BoundAt.Equal(storetest.T0) || id.Via != symbot.ViaEmail {
+			t.Errorf("identity binding U7 after the copy: %+v %v; want it bound since T0 by email, with its conflict", id, ok)
 		}
 		if err != nil {
 			return err

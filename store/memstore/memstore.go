@@ -577,11 +577,36 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if err := t.checkWrite("put identity"); err != nil {
 		return err
 	}
-	if id.SlackID == "" {
-		return errors.New("put identity: identity has no SlackID")
+	if err := symbot.CheckIdentity(id); err != nil {
+		return err
 	}
 	put(t, t.s.identities, id.SlackID, id)
 	return nil
+}
+
+func (t *tx) DeleteIdentity(slackID string) error {
+	if err := t.checkWrite("delete identity"); err != nil {
+		return err
+	}
+	del(t, t.s.identities, slackID)
+	return nil
+}
+
+// Identities sorts the bindings' ids for each page: a map has no order.
+func (t *tx) Identities(after string, limit int) ([]symbot.Identity, error) {
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
+	}
+	if err := symbot.CheckIdentityPage(limit); err != nil {
+		return nil, err
+	}
+	var out []symbot.Identity
+	for _, k := range slices.Sorted(maps.Keys(t.s.identities)) {
+		if k > after && len(out) < limit {
+			out = append(out, t.s.identities[k])
+		}
+	}
+	return out, nil
 }
 
 var _ symbot.RecordTx = (*tx)(nil)

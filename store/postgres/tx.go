@@ -610,15 +610,16 @@ func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
 }
 
 // identityCols are the columns scanIdentity reads, in order.
-const identityCols = `slack_id, email, okta_user_id, okta_login, cached_at`
+const identityCols = `slack_id, email, okta_user_id, okta_login, cached_at, bound_at, via, conflict_okta_user_id, conflict_okta_login, conflict_email, conflict_at`
 
 func scanIdentity(row pgx.CollectableRow) (symbot.Identity, error) {
 	var (
-		id     symbot.Identity
-		cached *int64
+		id                          symbot.Identity
+		cached, bound, conflictedAt *int64
 	)
-	err := row.Scan(&id.SlackID, &id.Email, &id.OktaUserID, &id.OktaLogin, &cached)
-	id.CachedAt = fromNanos(cached)
+	err := row.Scan(&id.SlackID, &id.Email, &id.OktaUserID, &id.OktaLogin, &cached, &bound, &id.Via,
+		&id.ConflictOktaUserID, &id.ConflictOktaLogin, &id.ConflictEmail, &conflictedAt)
+	id.CachedAt, id.BoundAt, id.ConflictAt = fromNanos(cached), fromNanos(bound), fromNanos(conflictedAt)
 	return id, err
 }
 
@@ -626,12 +627,41 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if err := t.checkWrite("put identity"); err != nil {
 		return err
 	}
-	if id.SlackID == "" {
-		return errors.New("put identity: identity has no SlackID")
+	if err := symbot.CheckIdentity(id); err != nil {
+		return err
 	}
-	return t.write("put identity", -1, `INSERT INTO identities (slack_id, email, okta_user_id, okta_login, cached_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (slack_id) DO UPDATE SET email = EXCLUDED.email, okta_user_id = EXCLUDED.okta_user_id, okta_login = EXCLUDED.okta_login, cached_at = EXCLUDED.cached_at`,
-		id.SlackID, id.Email, id.OktaUserID, id.OktaLogin, nanos(id.CachedAt))
+	return t.write("put identity", -1, `INSERT INTO identities (`+identityCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (slack_id) DO UPDATE SET email = EXCLUDED.email, okta_user_id = EXCLUDED.okta_user_id, okta_login = EXCLUDED.okta_login,
+			cached_at = EXCLUDED.cached_at, bound_at = EXCLUDED.bound_at, via = EXCLUDED.via,
+			conflict_okta_user_id = EXCLUDED.conflict_okta_user_id, conflict_okta_login = EXCLUDED.conflict_okta_login,
+			conflict_email = EXCLUDED.conflict_email, conflict_at = EXCLUDED.conflict_at`,
+		id.SlackID, id.Email, id.OktaUserID, id.OktaLogin, nanos(id.CachedAt), nanos(id.BoundAt), id.Via,
+		id.ConflictOktaUserID, id.ConflictOktaLogin, id.ConflictEmail, nanos(id.ConflictAt))
+}
+
+func (t *tx) DeleteIdentity(slackID string) error {
+	if err := t.checkWrite("delete identity"); err != nil {
+		return err
+	}
+	return t.write("delete identity", -1, `DELETE FROM identities WHERE slack_id = $1`, slackID)
+}
+
+func (t *tx) Identities(after string, limit int) ([]symbot.Identity, error) {
+	if err := t.check("read identities"); err != nil {
+		return nil, err
+	}
+	if err := symbot.CheckIdentityPage(limit); err != nil {
+		return nil, err
+	}
+	rows, err := t.q.Query(t.ctx, `SELECT `+identityCols+` FROM identities WHERE slack_id > $1 ORDER BY slack_id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, t.db("read identities", err)
+	}
+	ids, err := pgx.CollectRows(rows, scanIdentity)
+	if err != nil {
+		return nil, t.db("read identities", err)
+	}
+	return ids, nil
 }
 
 // dump reads every record (for Backup).

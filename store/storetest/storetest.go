@@ -1064,6 +1064,7 @@ func testUpdatePanicRollback(t *testing.T, st symbot.Store) {
 func testViewRefusesWrites(t *testing.T, st symbot.Store) {
 	MustPut(t, st, pending("R1", T0))
 	MustAddJobs(t, st, symbot.Job{Kind: symbot.JobPost})
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "U0", OktaUserID: "00u0"}) })
 	writes := []struct {
 		name string
 		fn   func(tx symbot.Tx) error
@@ -1076,6 +1077,7 @@ func testViewRefusesWrites(t *testing.T, st symbot.Store) {
 		{"AppendAudit", func(tx symbot.Tx) error { return symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: T0, Action: "x"}) }},
 		{"SetSinkCursor", func(tx symbot.Tx) error { return tx.SetSinkCursor("file", 1) }},
 		{"PutIdentity", func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "U1"}) }},
+		{"DeleteIdentity", func(tx symbot.Tx) error { return tx.DeleteIdentity("U0") }},
 	}
 	for _, w := range writes {
 		t.Run(w.name, func(t *testing.T) {
@@ -1101,6 +1103,9 @@ func testViewRefusesWrites(t *testing.T, st symbot.Store) {
 	MustView(t, st, func(tx symbot.Tx) error {
 		if _, ok, _ := tx.Identity("U1"); ok {
 			t.Errorf("identity written in View")
+		}
+		if _, ok, _ := tx.Identity("U0"); !ok {
+			t.Errorf("identity deleted in View")
 		}
 		if seq, _, _ := tx.AuditHead(); seq != 0 {
 			t.Errorf("audit written in View: head %d", seq)
@@ -1354,8 +1359,14 @@ func testIdentity(t *testing.T, st symbot.Store) {
 		}
 		return nil
 	})
-	a := symbot.Identity{SlackID: "U1", Email: "ann@example.com", OktaUserID: "00u1", OktaLogin: "ann", CachedAt: T0}
-	b := symbot.Identity{SlackID: "U1", Email: "ann@new.example.com", OktaUserID: "00u2", OktaLogin: "ann2", CachedAt: T0.Add(time.Hour)}
+	a := symbot.Identity{SlackID: "U1", Email: "ann@example.com", OktaUserID: "00u1", OktaLogin: "ann", CachedAt: T0, BoundAt: T0, Via: symbot.ViaEmail}
+	// b: a later resolution found another Okta user; every field is set.
+	b := a
+	b.CachedAt = T0.Add(time.Hour)
+	b.ConflictOktaUserID, b.ConflictOktaLogin, b.ConflictEmail, b.ConflictAt = "00u2", "ann2", "ann@new.example.com", T0.Add(2*time.Hour)
+	if f := zeroFields(reflect.ValueOf(b), "Identity"); len(f) > 0 {
+		t.Fatalf("fixture leaves fields unset, so the round trip would not check them: %v", f)
+	}
 	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.PutIdentity(a) })
 	MustView(t, st, func(tx symbot.Tx) error {
 		got, ok, err := tx.Identity("U1")
@@ -1367,7 +1378,7 @@ func testIdentity(t *testing.T, st symbot.Store) {
 	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.PutIdentity(b) })
 	MustView(t, st, func(tx symbot.Tx) error {
 		got, ok, err := tx.Identity("U1")
-		if !ok || got != b {
+		if !ok || got != b || !got.Conflicted() {
 			t.Errorf("Identity(U1) after replace = %+v %v, want %+v", got, ok, b)
 		}
 		return err
@@ -1375,6 +1386,52 @@ func testIdentity(t *testing.T, st symbot.Store) {
 	if err := st.Update(context.Background(), func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{}) }); err == nil {
 		t.Errorf("PutIdentity without SlackID: got nil error")
 	}
+
+	// Identities pages in SlackID order, bytewise (W before a, 1 before A).
+	for _, id := range []string{"W9", "U10", "U2", "Ua", "U0"} {
+		MustUpdate(t, st, func(tx symbot.Tx) error {
+			return tx.PutIdentity(symbot.Identity{SlackID: id, OktaUserID: "00u" + id, CachedAt: T0})
+		})
+	}
+	var got []string
+	for after := ""; ; {
+		var page []symbot.Identity
+		MustView(t, st, func(tx symbot.Tx) error {
+			var err error
+			page, err = tx.Identities(after, 2)
+			return err
+		})
+		if len(page) > 2 {
+			t.Fatalf("Identities(%q, 2) returned %d", after, len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, id := range page {
+			got = append(got, id.SlackID)
+		}
+		after = page[len(page)-1].SlackID
+	}
+	if want := []string{"U0", "U1", "U10", "U2", "Ua", "W9"}; !slices.Equal(got, want) {
+		t.Errorf("Identities pages = %v, want %v", got, want)
+	}
+	if err := st.View(t.Context(), func(tx symbot.Tx) error { _, err := tx.Identities("", 0); return err }); !errors.Is(err, symbot.ErrInvalidRequest) {
+		t.Errorf("Identities with limit 0: got %v, want ErrInvalidRequest", err)
+	}
+
+	// DeleteIdentity removes one binding (a reset), and deleting a missing
+	// one is no error.
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteIdentity("U1") })
+	MustUpdate(t, st, func(tx symbot.Tx) error { return tx.DeleteIdentity("UNOBODY") })
+	MustView(t, st, func(tx symbot.Tx) error {
+		if _, ok, err := tx.Identity("U1"); ok || err != nil {
+			t.Errorf("Identity(U1) after DeleteIdentity: ok=%v err=%v", ok, err)
+		}
+		if _, ok, _ := tx.Identity("U10"); !ok {
+			t.Errorf("DeleteIdentity(U1) removed U10 too")
+		}
+		return nil
+	})
 }
 
 func testBackup(t *testing.T, st symbot.Store) {
