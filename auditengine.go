@@ -90,7 +90,11 @@ const ActionRefusedPrefix = "refused:"
 // is logged: the refusal itself has happened either way.
 func (e *Engine) auditRefusal(ctx context.Context, actor Actor, verb, id, what string, err error) {
 	var pe *PolicyError
-	if !errors.As(err, &pe) {
+	var ce *IdentityConflictError
+	switch {
+	case errors.As(err, &ce):
+		pe = &PolicyError{Reason: ce.Error()}
+	case !errors.As(err, &pe):
 		return
 	}
 	now := e.now()

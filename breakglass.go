@@ -206,7 +206,15 @@ func (e *Engine) acknowledge(ctx context.Context, id string, actor Actor, note s
 	if actor.SlackID == r.Requester.SlackID || (actor.Email != "" && strings.EqualFold(actor.Email, r.Requester.Email)) {
 		return nil, &PolicyError{Reason: fmt.Sprintf("you cannot review your own break-glass access: another approver of flow %s must", f.Name)}
 	}
-	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, VerbApprove); err != nil {
+	if err := e.checkActor(ctx, actor.SlackID); err != nil {
+		return nil, err
+	}
+	// The review is someone else's whatever the flow says about
+	// self-approval: not the requester from another Slack account either
+	// (mayDecide compares the accounts' bound Okta users).
+	other := *f
+	other.AllowSelfApproval = false
+	if _, err := e.mayDecide(ctx, &other, &r.Requester, actor, VerbApprove); err != nil {
 		return nil, err
 	}
 	note = strings.TrimSpace(note)

@@ -28,7 +28,9 @@ type Engine struct {
 	Logger  *slog.Logger     // default discards
 	Metrics Metrics          // default none
 
-	IdentityTTL time.Duration // how long a Slack→Okta identity is cached; default 10m
+	// IdentityTTL is how long a Slack→Okta binding is trusted before the
+	// directory is asked again (and must agree); default 10m.
+	IdentityTTL time.Duration
 
 	// Rules evaluates the flows' rules when a request is made; nil with
 	// flows that have rules sends their requests to manual approval. Set

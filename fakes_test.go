@@ -23,6 +23,8 @@ type fakeDir struct {
 	removes map[string]int
 	// failures: op -> errors returned (in order) before succeeding
 	fail map[string][]error
+	// resolveCalls counts ResolveUser calls.
+	resolveCalls int
 }
 
 func newFakeDir() *fakeDir {
@@ -38,7 +40,7 @@ func newFakeDir() *fakeDir {
 func (d *fakeDir) addUser(id, email, status string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.users[email] = symbot.DirUser{ID: id, Login: email, Email: email, Status: status}
+	d.users[email] = symbot.DirUser{ID: id, Login: email, Email: email, Status: status, Via: symbot.ViaEmail}
 }
 
 func (d *fakeDir) setMember(uid, gid string, on bool) {
@@ -79,6 +81,7 @@ func (d *fakeDir) counts(uid, gid string) (adds, removes int) {
 func (d *fakeDir) ResolveUser(ctx context.Context, p symbot.Person) (symbot.DirUser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.resolveCalls++
 	if err := d.takeFail("resolve"); err != nil {
 		return symbot.DirUser{}, err
 	}

@@ -260,7 +260,11 @@ func errText(err error) string {
 // failReason turns a grant error into words for people (the raw error goes
 // to the log and the audit trail), and says whether operators must be told.
 func failReason(err error, attempts int) (reason string, alert bool) {
+	var ce *IdentityConflictError
 	switch {
+	case errors.As(err, &ce):
+		// The operators were alerted when the conflict was found.
+		return fmt.Sprintf("the requester's Slack account is bound to Okta user %s, but its profile now finds %s; symbot grants nothing to it until an operator checks this and runs `symbot identity reset %s`", ce.BoundLogin, ce.FoundLogin, ce.SlackID), false
 	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrUserNotActive):
 		// The directory's own words: "no active Okta user with the email x@y".
 		msg := strings.TrimPrefix(err.Error(), resolvePrefix)

@@ -69,6 +69,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	err = e.store.Update(ctx, func(tx Tx) error {
 		reached = StatePending // the store may run this more than once
 		h.reset()
+		if err := refuseConflicted(tx, actor.SlackID); err != nil {
+			return err
+		}
 		mine, err := tx.OpenRequests(actor.SlackID)
 		if err != nil {
 			return err
@@ -185,7 +188,7 @@ func (e *Engine) extend(ctx context.Context, id string, actor Actor, d time.Dura
 // request is approved and the grant is queued (or, for an extension of a
 // still-active grant, that grant's expiry moves out).
 func (e *Engine) approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
-	r, f, err := e.loadForDecision(ctx, id, actor, VerbApprove)
+	r, f, oktaID, err := e.loadForDecision(ctx, id, actor, VerbApprove)
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +216,15 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 			if d.By == actor.SlackID {
 				return &PolicyError{Reason: fmt.Sprintf("you already approved %s; it needs %d more approval(s) from someone else", r.ID, f.ApprovalsRequired-len(r.Approvals))}
 			}
+			// People, not accounts: an approval from another Slack
+			// account bound to the same Okta user is this person's.
+			if theirs, err := approverOkta(tx, d); err != nil {
+				return err
+			} else if oktaID != "" && theirs == oktaID {
+				return &PolicyError{Reason: fmt.Sprintf("you already approved %s from another Slack account of yours (%s, the same Okta user); it needs %d more approval(s) from someone else", r.ID, "<@"+d.By+">", f.ApprovalsRequired-len(r.Approvals))}
+			}
 		}
-		r.Approvals = append(r.Approvals, Decision{By: actor.SlackID, Name: actor.Name, At: now, Note: note})
+		r.Approvals = append(r.Approvals, Decision{By: actor.SlackID, Name: actor.Name, At: now, Note: note, OktaUserID: oktaID})
 		r.UpdatedAt = now
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "approve", fmt.Sprintf("approval %d of %d", len(r.Approvals), f.ApprovalsRequired)); err != nil {
 			return err
@@ -281,6 +291,20 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 		{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
 	}
 	return StateApproved, e.apply(tx, now, r, approved)
+}
+
+// approverOkta returns the Okta user an approval was made as: recorded
+// with it, or (for approvals recorded before that) the binding of its
+// Slack account; "" when not known.
+func approverOkta(tx Tx, d Decision) (string, error) {
+	if d.OktaUserID != "" {
+		return d.OktaUserID, nil
+	}
+	b, ok, err := tx.Identity(d.By)
+	if err != nil || !ok {
+		return "", err
+	}
+	return b.OktaUserID, nil
 }
 
 // activeGrant returns request id when it is active, or nil (id is
@@ -357,7 +381,7 @@ func warnAt(f *Flow, from, expires time.Time) time.Time {
 
 // deny ends a pending request; any approver may deny.
 func (e *Engine) deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
-	r, f, err := e.loadForDecision(ctx, id, actor, VerbDeny)
+	r, f, _, err := e.loadForDecision(ctx, id, actor, VerbDeny)
 	if err != nil {
 		return nil, err
 	}
@@ -445,6 +469,14 @@ func startedError(r *Request) error {
 func (e *Engine) userRevoke(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
 	if err := e.mayRevoke(ctx, id, actor); err != nil {
 		return nil, err
+	}
+	if r, err := e.Get(ctx, id); err == nil && r.Requester.SlackID != actor.SlackID {
+		// Ending someone else's access is a decision: not by an account
+		// whose identity binding has a conflict. (Relinquishing one's own
+		// only takes access away.)
+		if err := e.checkActor(ctx, actor.SlackID); err != nil {
+			return nil, err
+		}
 	}
 	return e.revoke(ctx, id, actor.SlackID, note)
 }

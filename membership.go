@@ -66,7 +66,13 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	}
 	uid, login := r.OktaUserID, r.OktaLogin
 	if !r.GrantChecked {
-		u, err := e.dir.ResolveUser(ctx, r.Requester)
+		// Through the binding, asking the directory now: access goes only
+		// to the Okta user the requester's account is bound to.
+		u, _, err := e.resolveBound(ctx, r.Requester, true)
+		var ce *IdentityConflictError
+		if errors.As(err, &ce) {
+			return Permanent(err)
+		}
 		if err != nil {
 			return fmt.Errorf(resolvePrefix+"%w", err)
 		}

@@ -44,6 +44,9 @@ const (
 	// EventUnmanagedRemoved: the reconciler took away a membership no
 	// grant explained (unmanaged_members: remove); told to the person.
 	EventUnmanagedRemoved Event = "unmanaged_removed"
+	// EventIdentityConflict: a Slack account now resolves to another Okta
+	// user than the one it is bound to (alert, once per conflict).
+	EventIdentityConflict Event = "identity_conflict"
 )
 
 // Notifier tells people what happens. The Slack bot implements it. Every

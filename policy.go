@@ -31,7 +31,7 @@ const (
 func (e *Engine) MayDecide(ctx context.Context, id string, actor Actor, verb Verb) error {
 	switch verb {
 	case VerbApprove, VerbDeny:
-		_, _, err := e.loadForDecision(ctx, id, actor, verb)
+		_, _, _, err := e.loadForDecision(ctx, id, actor, verb)
 		return err
 	case VerbRevoke:
 		r, err := e.Get(ctx, id)
@@ -70,7 +70,7 @@ func mayExtend(r *Request, actor Actor) error {
 // MayApprove reports whether actor may approve requests of flow f made by
 // someone else.
 func (e *Engine) MayApprove(ctx context.Context, f *Flow, actor Actor) (bool, error) {
-	err := e.mayDecide(ctx, f, "", actor, VerbApprove)
+	_, err := e.mayDecide(ctx, f, nil, actor, VerbApprove)
 	if err == nil {
 		return true, nil
 	}
@@ -82,41 +82,80 @@ func (e *Engine) MayApprove(ctx context.Context, f *Flow, actor Actor) (bool, er
 }
 
 // mayDecide applies the approver policy from config and the directory,
-// never from anything a button carries.
-func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester string, actor Actor, verb Verb) error {
+// never from anything a button carries. With a requester it also tells
+// people apart, not accounts: an actor whose Slack account is bound to the
+// requester's Okta user is the requester. It returns the Okta user the
+// actor is bound to when that was needed ("" when not, or when the actor
+// is not in the directory), for counting distinct approvers.
+func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester *Person, actor Actor, verb Verb) (string, error) {
 	if actor.IsBot {
-		return &PolicyError{Reason: fmt.Sprintf("bots cannot %s requests", verb)}
+		return "", &PolicyError{Reason: fmt.Sprintf("bots cannot %s requests", verb)}
 	}
 	if actor.IsGuest && !f.AllowGuests {
-		return &PolicyError{Reason: fmt.Sprintf("guests cannot %s requests in flow %s", verb, f.Name)}
+		return "", &PolicyError{Reason: fmt.Sprintf("guests cannot %s requests in flow %s", verb, f.Name)}
 	}
-	if requester != "" && actor.SlackID == requester && !f.AllowSelfApproval {
-		return &PolicyError{Reason: fmt.Sprintf("you cannot %s your own request: someone else must", verb)}
+	self := &PolicyError{Reason: fmt.Sprintf("you cannot %s your own request: someone else must", verb)}
+	if requester != nil && actor.SlackID == requester.SlackID && !f.AllowSelfApproval {
+		return "", self
 	}
 	a := f.Approvers
-	if a.Anyone || slices.Contains(a.Users, actor.SlackID) {
-		return nil
-	}
-	if a.OktaGroup != "" {
-		// Always ask the directory: a deactivated approver must not keep
-		// approving from a cached identity.
-		u, err := e.dir.ResolveUser(ctx, actor.Person)
+	approver := a.Anyone || slices.Contains(a.Users, actor.SlackID)
+	oktaID, resolved := "", false
+	if !approver && a.OktaGroup != "" {
+		// Always ask the directory, through the binding: a deactivated
+		// approver must not keep approving from a cached identity, and an
+		// account whose email now finds another Okta user is refused.
+		u, _, err := e.resolveBound(ctx, actor.Person, true)
+		var ce *IdentityConflictError
 		switch {
+		case errors.As(err, &ce):
+			return "", err
 		case errors.Is(err, ErrUserNotFound) || errors.Is(err, ErrUserNotActive):
-			// not an approver: fall through
+			resolved = true // not an approver: fall through
 		case err != nil:
-			return fmt.Errorf("check approver group: %w", err)
+			return "", fmt.Errorf("check approver group: %w", err)
 		default:
+			oktaID, resolved = u.ID, true
 			ok, err := e.dir.IsMember(ctx, u.ID, a.OktaGroup)
 			if err != nil {
-				return fmt.Errorf("check approver group: %w", err)
+				return "", fmt.Errorf("check approver group: %w", err)
 			}
-			if ok {
-				return nil
-			}
+			approver = ok
 		}
 	}
-	return &PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s (%s)", f.Name, describeApprovers(a))}
+	if !approver {
+		return "", &PolicyError{Reason: fmt.Sprintf("you are not an approver of flow %s (%s)", f.Name, describeApprovers(a))}
+	}
+	if requester == nil || (f.AllowSelfApproval && (verb != VerbApprove || f.ApprovalsRequired < 2)) {
+		return oktaID, nil // no one to tell apart
+	}
+	// People, not accounts: two Slack accounts bound to one Okta user are
+	// one person, for "not the requester" and for "distinct approvers".
+	if !resolved {
+		var err error
+		if oktaID, err = e.personOf(ctx, actor.Person); err != nil {
+			return "", fmt.Errorf("check who you are in Okta: %w", err)
+		}
+	}
+	if oktaID == "" && a.Anyone && verb == VerbApprove {
+		// Anyone may approve, but not the requester: someone symbot cannot
+		// find in Okta could be the requester's second account.
+		return "", &PolicyError{Reason: fmt.Sprintf("symbot could not find your Okta account, so it cannot tell you apart from the requester; flow %s lets anyone approve, but only people it finds in Okta", f.Name)}
+	}
+	if f.AllowSelfApproval || oktaID == "" {
+		return oktaID, nil
+	}
+	theirs, err := e.personOf(ctx, *requester)
+	var ce *IdentityConflictError
+	switch {
+	case errors.As(err, &ce):
+		return "", &PolicyError{Reason: fmt.Sprintf("the requester's Slack account is bound to Okta user %s, but its profile now finds another Okta user; symbot acts on none of its requests until an operator checks it", ce.BoundLogin)}
+	case err != nil:
+		return "", fmt.Errorf("check who the requester is in Okta: %w", err)
+	case theirs == oktaID:
+		return "", &PolicyError{Reason: fmt.Sprintf("you cannot %s your own request, from this Slack account or another one of yours (both are Okta user %s): someone else must", verb, oktaID)}
+	}
+	return oktaID, nil
 }
 
 func describeApprovers(a Approvers) string {
@@ -134,37 +173,44 @@ func describeApprovers(a Approvers) string {
 	return strings.Join(parts, "; ")
 }
 
-func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, verb Verb) (*Request, *Flow, error) {
+// loadForDecision applies the policy of approve and deny to the stored
+// request, and returns it, its flow and the Okta user the actor is bound
+// to ("" when not needed or not known).
+func (e *Engine) loadForDecision(ctx context.Context, id string, actor Actor, verb Verb) (*Request, *Flow, string, error) {
 	r, err := e.Get(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	f, err := e.flowOf(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if r.State != StatePending {
-		return nil, nil, r.Decided()
+		return nil, nil, "", r.Decided()
 	}
 	if _, ok := f.Target(r.Target); !ok {
-		return nil, nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target, TargetOnly: true}
+		return nil, nil, "", &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target, TargetOnly: true}
+	}
+	if err := e.checkActor(ctx, actor.SlackID); err != nil {
+		return nil, nil, "", err
 	}
 	if lapsedAt(r, e.now()) {
 		// Past its approval timeout: it times out now, not when the
 		// scheduler next runs, and the decision is refused.
 		if err := e.lapseNow(ctx, r.ID); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
-	if err := e.mayDecide(ctx, f, r.Requester.SlackID, actor, verb); err != nil {
-		return nil, nil, err
+	oktaID, err := e.mayDecide(ctx, f, &r.Requester, actor, verb)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	if verb == VerbApprove {
 		if err := stillGrantable(r, f); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
-	return r, f, nil
+	return r, f, oktaID, nil
 }
 
 // stillGrantable refuses to approve r when the configuration changed under
@@ -198,7 +244,8 @@ func (e *Engine) mayRevoke(ctx context.Context, id string, actor Actor) error {
 	if !f.AllowRevoke {
 		return &PolicyError{Reason: fmt.Sprintf("flow %s does not allow approvers to revoke access; the requester can relinquish it", f.Name)}
 	}
-	return e.mayDecide(ctx, f, "", actor, VerbRevoke)
+	_, err = e.mayDecide(ctx, f, nil, actor, VerbRevoke)
+	return err
 }
 
 func (e *Engine) wrapDecision(verb string, err error) error {

@@ -1,5 +1,4 @@
-// Read-only queries: a request, a person's requests, requests by state, and
-// the cached Slack-to-Okta identity.
+// Read-only queries: a request, a person's requests, requests by state.
 
 package symbot
 
@@ -7,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 )
 
 // Get returns a request by id (matched case-insensitively).
@@ -59,28 +57,4 @@ func (e *Engine) ListByState(ctx context.Context, states ...State) ([]*Request, 
 	}
 	slices.SortFunc(out, func(a, b *Request) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil
-}
-
-// ResolveUser finds the directory user for a Slack person, through the
-// identity cache.
-func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
-	now := e.now()
-	var id Identity
-	var ok bool
-	_ = e.store.View(ctx, func(tx Tx) error {
-		var err error
-		id, ok, err = tx.Identity(p.SlackID)
-		return err
-	})
-	if ok && id.Email == p.Email && now.Sub(id.CachedAt) < orDefault(e.IdentityTTL, 10*time.Minute) {
-		return DirUser{ID: id.OktaUserID, Login: id.OktaLogin, Email: id.Email, Status: "ACTIVE"}, nil
-	}
-	u, err := e.dir.ResolveUser(ctx, p)
-	if err != nil {
-		return DirUser{}, err
-	}
-	_ = e.store.Update(ctx, func(tx Tx) error {
-		return tx.PutIdentity(Identity{SlackID: p.SlackID, Email: p.Email, OktaUserID: u.ID, OktaLogin: u.Login, CachedAt: now})
-	})
-	return u, nil
 }

@@ -104,6 +104,9 @@ type Decision struct {
 	Name string
 	At   time.Time
 	Note string
+	// OktaUserID is the Okta user the approver's account was bound to,
+	// when the policy needed it (to count people, not accounts).
+	OktaUserID string
 }
 
 // MessageRef locates a Slack message.

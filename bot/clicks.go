@@ -120,8 +120,8 @@ func (b *Bot) noteRefusal(ctx context.Context, eng *symbot.Engine, action string
 	switch {
 	case errors.As(err, &pe) && verb == symbot.VerbDeny && actor.SlackID == r.Requester.SlackID:
 		return &symbot.PolicyError{Reason: fmt.Sprintf("you cannot deny your own request. To withdraw it, use Cancel in the message I sent you, or in `%s list`", b.cfg.Command)}
-	case errors.As(err, &pe), errors.As(err, &de):
-		return err
+	case errors.As(err, &pe), errors.As(err, &de), errors.Is(err, symbot.ErrNotAllowed):
+		return err // ErrNotAllowed: an identity binding with a conflict, say
 	case err != nil:
 		b.log.Warn("cannot check the decision before the form; the engine decides on submission", "request_id", r.ID, "err", err)
 	}

@@ -65,7 +65,7 @@ func (b *Bot) fail(ctx context.Context, to replyTo, what string, err error) {
 			err = fmt.Errorf("%w: %w", errEmailUnconfirmed, err)
 		}
 	}
-	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound) || errors.Is(err, symbot.ErrOutOfDate))
+	level := slogLevelFor(err, errors.As(err, &pe) || errors.As(err, &de) || errors.As(err, &ie) || errors.As(err, &du) || errors.As(err, &ue) || errors.Is(err, symbot.ErrNotFound) || errors.Is(err, symbot.ErrOutOfDate) || errors.Is(err, symbot.ErrNotAllowed))
 	b.log.Log(ctx, level, what+" refused or failed", "user", to.User, "err", err)
 	b.tell(ctx, to, b.explain(err))
 }

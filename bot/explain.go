@@ -52,6 +52,7 @@ func explain(err error, cmd string) string {
 		policy *symbot.PolicyError
 		trans  *symbot.TransitionError
 		gone   *symbot.NotConfiguredError
+		ident  *symbot.IdentityConflictError
 	)
 	switch {
 	case errors.As(err, &usage):
@@ -62,6 +63,12 @@ func explain(err error, cmd string) string {
 		return fmt.Sprintf("You already have a pending request (`%s`) for this target. Wait for a decision, or cancel it from `%s list` and ask again.", Escape(dup.ExistingID), Escape(cmd))
 	case errors.As(err, &dec):
 		return explainDecided(dec)
+	case errors.As(err, &ident):
+		// The login the account is bound to is its own; the one its email
+		// finds now may be someone else's, so it is not named.
+		return fmt.Sprintf("You can't do that: your Slack account is bound to the Okta account %s, but the email on your Slack profile now finds a different Okta account. "+
+			"Until the symbot operators have checked this, symbot refuses every request and decision from this Slack account. They have been alerted: ask them to check it and run `symbot identity reset %s`.",
+			escapeTrunc(symbot.OneLine(ident.BoundLogin), 200), Escape(ident.SlackID))
 	case errors.As(err, &policy):
 		return "You can't do that: " + escapeKeepMentions(policy.Reason)
 	case errors.As(err, &trans):

@@ -42,13 +42,14 @@ func TestResolveUser(t *testing.T) {
 		name    string
 		p       symbot.Person
 		wantID  string
+		wantVia string // symbot.ViaEmail when empty
 		wantErr error
 		inErr   string
 	}{
 		{name: "login is the email", p: symbot.Person{SlackID: "U1", Email: "Alice@corp.example"}, wantID: alice.ID},
 		{name: "found by email search", p: symbot.Person{SlackID: "U2", Email: "bob@corp.example"}, wantID: bob.ID},
-		{name: "override by slack id", p: symbot.Person{SlackID: "U0OVR", Email: "carol@corp.example"}, wantID: carol.ID},
-		{name: "override by email", p: symbot.Person{SlackID: "U4", Email: "dave@corp.example"}, wantID: dave.ID},
+		{name: "override by slack id", p: symbot.Person{SlackID: "U0OVR", Email: "carol@corp.example"}, wantID: carol.ID, wantVia: symbot.ViaOverride},
+		{name: "override by email", p: symbot.Person{SlackID: "U4", Email: "dave@corp.example"}, wantID: dave.ID, wantVia: symbot.ViaOverride},
 		{name: "override to a missing login", p: symbot.Person{SlackID: "U0GHOST", Email: "x@corp.example"}, wantErr: symbot.ErrUserNotFound, inErr: `"ghost@corp.example"`},
 		{name: "not found", p: symbot.Person{SlackID: "U5", Email: "nobody@corp.example"}, wantErr: symbot.ErrUserNotFound, inErr: "no active Okta user with the email nobody@corp.example"},
 		{name: "suspended", p: symbot.Person{SlackID: "U6", Email: "sus@corp.example"}, wantErr: symbot.ErrUserNotActive, inErr: "SUSPENDED"},
@@ -73,8 +74,12 @@ func TestResolveUser(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ResolveUser: %v", err)
 			}
-			if got.ID != tt.wantID || got.Status != "ACTIVE" {
-				t.Errorf("got %+v, want id %s, ACTIVE", got, tt.wantID)
+			via := tt.wantVia
+			if via == "" {
+				via = symbot.ViaEmail
+			}
+			if got.ID != tt.wantID || got.Status != "ACTIVE" || got.Via != via {
+				t.Errorf("got %+v, want id %s, ACTIVE, via %s (the binding records how)", got, tt.wantID, via)
 			}
 		})
 	}
@@ -90,7 +95,7 @@ func TestResolveUserFieldsAndCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := symbot.DirUser{ID: u.ID, Login: "bob.login", Email: "bob@corp.example", Status: "ACTIVE"}
+	want := symbot.DirUser{ID: u.ID, Login: "bob.login", Email: "bob@corp.example", Status: "ACTIVE", Via: symbot.ViaEmail}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

@@ -29,6 +29,10 @@ func (d *Directory) ResolveUser(ctx context.Context, p symbot.Person) (u symbot.
 	if err != nil {
 		return symbot.DirUser{}, fmt.Errorf("resolve slack user %s: %w", p.SlackID, err)
 	}
+	u.Via = symbot.ViaEmail
+	if _, _, ok := d.override(p.SlackID, strings.TrimSpace(p.Email)); ok {
+		u.Via = symbot.ViaOverride
+	}
 	return u, nil
 }
 

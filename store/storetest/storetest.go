@@ -161,7 +161,7 @@ func FullRequest(id string) *symbot.Request {
 		State:     symbot.StateActive,
 		CreatedAt: T0,
 		UpdatedAt: T0.Add(time.Minute),
-		Approvals: []symbot.Decision{{By: "U2", Name: "Bob", At: T0.Add(30 * time.Second), Note: "ok"}},
+		Approvals: []symbot.Decision{{By: "U2", Name: "Bob", At: T0.Add(30 * time.Second), Note: "ok", OktaUserID: "00u2"}},
 		Transitions: []symbot.Transition{
 			{From: symbot.StatePending, To: symbot.StateApproved, By: "U2", At: T0.Add(30 * time.Second), Note: "ok"},
 			{From: symbot.StateApproved, To: symbot.StateActive, By: symbot.System, At: T0.Add(time.Minute), Note: "granted"},
