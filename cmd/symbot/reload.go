@@ -62,20 +62,6 @@ func (d *daemon) reload(ctx context.Context) {
 // apply puts next in effect in place of cur, or changes nothing and
 // returns why.
 func (d *daemon) apply(ctx context.Context, cur, next *config.Config) error {
-	rules, probs := next.CompileRules()
-	if len(probs) > 0 { // config.Load compiled them already
-		return fmt.Errorf("rules: %w", probs[0])
-	}
-	if err := d.engine.SetFlows(next.Flows, rules); err != nil {
-		return err
-	}
-	d.bot.SetLimits(botLimits(next.Limits))
-	d.bot.FlowsChanged()
-	d.engine.SetReconcileInterval(next.Reconcile.Interval)
-	if d.logLevel != nil {
-		d.logLevel.Set(logLevel(next.Log.Level))
-	}
-
 	// What needs a restart keeps its running value.
 	var kept []string
 	eff := *next
@@ -87,6 +73,25 @@ func (d *daemon) apply(ctx context.Context, cur, next *config.Config) error {
 	eff.Slack, eff.AWS, eff.Okta, eff.Store, eff.HTTP, eff.Admin, eff.Audit, eff.PagerDuty =
 		cur.Slack, cur.AWS, cur.Okta, cur.Store, cur.HTTP, cur.Admin, cur.Audit, cur.PagerDuty
 	eff.Log.Format = cur.Log.Format
+
+	// The rules are compiled for the running pagerduty settings and client.
+	rules, probs := eff.CompileRules()
+	if len(probs) > 0 { // config.Load compiled them with the file's pagerduty section
+		return fmt.Errorf("rules: %w (the pagerduty section changed, which takes a restart)", probs[0])
+	}
+	if d.onCall != nil {
+		rules.OnCall = d.onCall
+	}
+	if err := d.engine.SetFlows(eff.Flows, rules); err != nil {
+		return err
+	}
+	d.bot.SetLimits(botLimits(next.Limits))
+	d.bot.FlowsChanged()
+	d.engine.SetReconcileInterval(next.Reconcile.Interval)
+	if d.logLevel != nil {
+		d.logLevel.Set(logLevel(next.Log.Level))
+	}
+
 	d.live.Store(&eff)
 	d.metrics.ConfigReload("applied")
 

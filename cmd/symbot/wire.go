@@ -29,6 +29,7 @@ import (
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/awsauth"
 	"github.com/symbot/symbot/bot"
+	"github.com/symbot/symbot/celrules"
 	"github.com/symbot/symbot/okta"
 	"github.com/symbot/symbot/store"
 	"github.com/symbot/symbot/store/postgres"
@@ -67,6 +68,9 @@ type daemon struct {
 	// live is the configuration in effect: cfg until a reload applies
 	// another (with cfg's values for what needs a restart).
 	live atomic.Pointer[config.Config]
+	// onCall is the PagerDuty client rules ask, nil without one; a reload
+	// gives it to the rules it compiles.
+	onCall celrules.OnCall
 	// reloadMu makes reloads one at a time.
 	reloadMu sync.Mutex
 }
@@ -186,6 +190,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	}
 	if pd := newPagerDuty(cfg, src, log); pd != nil {
 		rules.OnCall = pd
+		d.onCall = pd
 	}
 	eng.Rules = rules
 	eng.Logger = log.With("component", "engine")
