@@ -74,6 +74,15 @@ type Call struct {
 	At     time.Time // when the request arrived
 }
 
+// MembershipChange is one membership PUT or DELETE the simulator applied,
+// whether or not it changed anything (Okta answers 204 either way).
+type MembershipChange struct {
+	Group, User string
+	Add         bool      // PUT (true) or DELETE
+	Changed     bool      // false: already a member (PUT) or not one (DELETE)
+	At          time.Time // when it took effect
+}
+
 // Fault changes how requests of one operation are answered.
 type Fault struct {
 	// Latency delays the answer (the request's context still ends it).
@@ -122,6 +131,7 @@ type Server struct {
 	winStart time.Time
 	winCount int
 	calls    []Call
+	changes  []MembershipChange
 	faults   map[string]*faultState
 	holds    map[string]*hold
 	rng      *mrand.Rand
@@ -319,6 +329,15 @@ func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
+}
+
+// MembershipLog returns every membership PUT and DELETE that took effect
+// (answered or not: a client that left after the effect still changed the
+// group), in order. AddMember and RemoveMember are not in it.
+func (s *Server) MembershipLog() []MembershipChange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.changes)
 }
 
 // ResetCalls forgets the recorded requests.
@@ -747,11 +766,13 @@ func (s *Server) changeMember(w http.ResponseWriter, r *http.Request, add bool) 
 	s.mu.Lock()
 	g, u := s.groups[gid], s.users[uid]
 	if g != nil && u != nil {
+		was := s.members[gid][uid]
 		if add {
 			s.members[gid][uid] = true
 		} else {
 			delete(s.members[gid], uid)
 		}
+		s.changes = append(s.changes, MembershipChange{Group: gid, User: uid, Add: add, Changed: was != add, At: time.Now()})
 	}
 	s.mu.Unlock()
 	switch {

@@ -264,3 +264,31 @@ func TestInjectAndHold(t *testing.T) {
 		t.Errorf("after release: %d", st)
 	}
 }
+
+// TestMembershipLogTellsRepeatsFromChanges: the log holds every applied
+// PUT and DELETE, and marks the ones that found the membership already as
+// asked (a replayed add), so a test can tell one grant added twice from an
+// idempotent retry.
+func TestMembershipLogTellsRepeatsFromChanges(t *testing.T) {
+	s := newServer(t)
+	g := s.AddGroup(oktatest.Group{Name: "g"})
+	uid := s.AddUser(oktatest.User{Login: "u@corp.example"}).ID
+	path := "/api/v1/groups/" + g.ID + "/users/" + uid
+	for _, method := range []string{"PUT", "PUT", "DELETE", "DELETE"} {
+		if a := MustDo(t, s, method, path, s.Token()); a.status != 204 {
+			t.Fatalf("%s: %d %v", method, a.status, a.body)
+		}
+	}
+	MustDo(t, s, "PUT", "/api/v1/groups/"+g.ID+"/users/00unone", s.Token()) // 404: not applied
+	var got []string
+	for _, c := range s.MembershipLog() {
+		if c.Group != g.ID || c.User != uid || c.At.IsZero() {
+			t.Errorf("change %+v: wrong group, user or time", c)
+		}
+		got = append(got, fmt.Sprintf("add=%t changed=%t", c.Add, c.Changed))
+	}
+	want := []string{"add=true changed=true", "add=true changed=false", "add=false changed=true", "add=false changed=false"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("MembershipLog = %v, want %v", got, want)
+	}
+}
