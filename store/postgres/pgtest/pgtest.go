@@ -433,6 +433,34 @@ func Shared(tb testing.TB) *Cluster {
 	return shared
 }
 
+// NewCluster starts a cluster of tb's own, destroyed when tb ends, for a
+// test that stops and restarts the server (stopping the shared one would
+// disturb the other tests). Like Shared, it skips tb when PostgreSQL is not
+// installed (fails it when CI is set) and fails tb when the server cannot
+// start.
+func NewCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	if !mainRan {
+		tb.Fatal("pgtest: call os.Exit(pgtest.Main(m)) from TestMain so the server is stopped at the end")
+	}
+	c, err := Start()
+	switch {
+	case errors.Is(err, ErrNotInstalled):
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("CI is set but %s", HowToEnable)
+		}
+		tb.Skip(HowToEnable)
+	case err != nil:
+		tb.Fatalf("start PostgreSQL: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Destroy(); err != nil {
+			tb.Errorf("stop PostgreSQL: %v", err)
+		}
+	})
+	return c
+}
+
 // NewDatabase returns the URL of a fresh, empty database on the shared
 // cluster, dropped when tb ends.
 func NewDatabase(tb testing.TB) string {

@@ -64,12 +64,10 @@ func TestNotRoot(t *testing.T) {
 
 func TestStopRestart(t *testing.T) {
 	// Its own cluster: stopping the shared one would disturb other tests.
-	pgtest.Shared(t) // skips without PostgreSQL
-	c, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
+	c := pgtest.NewCluster(t)
+	if c == pgtest.Shared(t) {
+		t.Fatal("NewCluster returned the shared cluster")
 	}
-	defer c.Destroy()
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
