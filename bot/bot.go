@@ -254,9 +254,9 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 	// this process already took on.
 	ackCtx, ackCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer ackCancel()
-	acks := make(chan ackItem, 1024)
+	acks := newAckQueue(1024)
 	acksDone := make(chan struct{})
-	go func() { defer close(acksDone); b.sendAcks(ackCtx, sm, acks) }()
+	go func() { defer close(acksDone); b.sendAcks(ackCtx, sm, acks.ch) }()
 
 	var runErr error
 	smFinished := false
@@ -277,7 +277,7 @@ loop:
 		}
 	}
 	b.connected.Store(false)
-	close(acks)
+	acks.close() // work that settles its envelope later finds it closed: Slack redelivers
 	ackTimer := time.NewTimer(b.cfg.AckTimeout)
 	select {
 	case <-acksDone:
@@ -344,7 +344,7 @@ func (b *Bot) enqueue(name, user string, class taskClass, fn func(ctx context.Co
 
 // handleEvent runs on the event loop: it must never block on Slack or the
 // engine.
-func (b *Bot) handleEvent(acks chan<- ackItem, evt socketmode.Event) {
+func (b *Bot) handleEvent(acks *ackQueue, evt socketmode.Event) {
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		b.connected.Store(false)
@@ -380,14 +380,24 @@ func (b *Bot) handleEvent(acks chan<- ackItem, evt socketmode.Event) {
 	}
 }
 
-// handleEnvelope acknowledges one envelope at once (deduplicating
-// redeliveries) and queues any slow work.
-func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
+// handleEnvelope acknowledges one envelope (deduplicating redeliveries)
+// and queues any slow work. Most envelopes are acknowledged at once; one
+// whose work changes stored state (a request, a decision) is acknowledged
+// by that work once its outcome is stored (ackWhenDone), so that a process
+// that dies in between leaves the envelope unacknowledged: Slack delivers
+// it again, or shows the person an error, instead of an acknowledgement
+// followed by nothing.
+func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 	b.envelopes.Add(1)
 	req := evt.Request
 	now := b.cfg.Now()
 	if prev, dup := b.recent.get("env|"+req.EnvelopeID, now); dup {
 		b.duplicates.Add(1)
+		if prev == ackWhenDone {
+			// Its work is still running here: that work acknowledges it.
+			b.log.Debug("duplicate envelope of work in progress", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
+			return
+		}
 		b.log.Debug("duplicate envelope", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
 		b.ack(acks, req.EnvelopeID, prev)
 		return
@@ -400,25 +410,52 @@ func (b *Bot) handleEnvelope(acks chan<- ackItem, evt socketmode.Event) {
 		b.ack(acks, req.EnvelopeID, nil)
 		return
 	}
+	var once sync.Once
+	settle := func(payload any) {
+		once.Do(func() {
+			at := b.cfg.Now()
+			b.recent.put("env|"+req.EnvelopeID, at, 0, payload)
+			go b.sharedMark("env|"+req.EnvelopeID, at, envelopeMemory) // off the event loop: a retry comes seconds later
+			b.ack(acks, req.EnvelopeID, payload)
+		})
+	}
 	var payload any
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
 		if cmd, ok := evt.Data.(slack.SlashCommand); ok {
-			payload = b.onSlash(cmd, now)
+			payload = b.onSlash(cmd, now, settle)
 		}
 	case socketmode.EventTypeInteractive:
 		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
-			payload = b.onInteraction(cb, now)
+			payload = b.onInteraction(cb, now, settle)
 		}
+	}
+	if payload == ackWhenDone {
+		// Remember that its work runs here, unless that work already
+		// settled it.
+		b.recent.addValue("env|"+req.EnvelopeID, now, 0, ackWhenDone)
+		return
 	}
 	payload = b.boundAck(payload)
 	if payload == errNoAck {
 		// Overloaded: leave it unacknowledged so Slack delivers it again.
 		return
 	}
-	b.recent.put("env|"+req.EnvelopeID, now, 0, payload)
-	go b.sharedMark("env|"+req.EnvelopeID, now, envelopeMemory) // off the event loop: a retry comes seconds later
-	b.ack(acks, req.EnvelopeID, payload)
+	settle(payload)
+}
+
+// ackWhenDone as an ack payload means "the queued work acknowledges this
+// envelope when its outcome is stored".
+var ackWhenDone = &struct{ later bool }{true}
+
+// settled wraps work queued for an envelope so that the envelope is
+// acknowledged (with no payload) when the work ends, whatever its outcome:
+// by then the outcome is stored, or the person was told why not.
+func settled(settle func(any), fn func(ctx context.Context)) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		defer settle(nil)
+		fn(ctx)
+	}
 }
 
 // errNoAck as an ack payload means "do not acknowledge".
@@ -430,14 +467,48 @@ type ackItem struct {
 	payload    any
 }
 
-// ack queues an acknowledgement without blocking the event loop. If the
-// queue is full (the socket is down for long) the ack is dropped: Slack
-// redelivers the envelope and the duplicate is acknowledged then.
-func (b *Bot) ack(acks chan<- ackItem, envelopeID string, payload any) {
+// ackQueue holds acknowledgements waiting to be written. Work that
+// settles its envelope after Run stopped finds it closed.
+type ackQueue struct {
+	mu     sync.Mutex
+	ch     chan ackItem
+	closed bool
+}
+
+func newAckQueue(n int) *ackQueue { return &ackQueue{ch: make(chan ackItem, n)} }
+
+// put queues a without blocking; it reports false when the queue is full
+// or closed.
+func (q *ackQueue) put(a ackItem) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
 	select {
-	case acks <- ackItem{envelopeID, payload}:
+	case q.ch <- a:
+		return true
 	default:
-		b.log.Warn("ack queue full; Slack will redeliver", "envelope_id", envelopeID)
+		return false
+	}
+}
+
+func (q *ackQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+}
+
+// ack queues an acknowledgement without blocking. If the queue is full
+// (the socket is down for long) or closed (shutting down) the ack is
+// dropped: Slack redelivers the envelope and the duplicate is
+// acknowledged then.
+func (b *Bot) ack(acks *ackQueue, envelopeID string, payload any) {
+	if !acks.put(ackItem{envelopeID, payload}) {
+		b.log.Warn("ack queue full or closed; Slack will redeliver", "envelope_id", envelopeID)
 	}
 }
 

@@ -66,8 +66,9 @@ type replyTo struct {
 }
 
 // onSlash handles a slash command on the event loop: it parses and
-// validates (cheap), queues slow work, and returns the ack payload.
-func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
+// validates (cheap), queues slow work, and returns the ack payload, or
+// ackWhenDone for a request, whose work calls settle once it is stored.
+func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any)) any {
 	if cmd.TriggerID != "" && !b.recent.add("trigger|"+cmd.TriggerID, now, 0) {
 		b.duplicates.Add(1)
 		return nil
@@ -86,7 +87,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 		return ephemeralAck(b.explain(err))
 	}
 	var fn func(ctx context.Context)
-	name, class := "", classAct
+	name, class, later := "", classAct, false
 	switch c.Kind {
 	case cmdHelp:
 		return ephemeralAck(helpText(b.cfg.Command))
@@ -145,9 +146,9 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 			return ephemeralAck(b.tooManyRequests())
 		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
-		name = "submit request"
+		name, later = "submit request", true
 		start := c.Start
-		fn = func(ctx context.Context) { b.submit(ctx, to, in, start) }
+		fn = settled(settle, func(ctx context.Context) { b.submit(ctx, to, in, start) })
 	case cmdBreakGlass:
 		if err := checkTargetName(eng.Flows(), "target", c.Target); err != nil {
 			return ephemeralAck(b.explain(err))
@@ -176,8 +177,8 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 			return ephemeralAck(b.tooManyRequests())
 		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
-		name = "break-glass"
-		fn = func(ctx context.Context) { b.breakGlass(ctx, to, in) }
+		name, later = "break-glass", true
+		fn = settled(settle, func(ctx context.Context) { b.breakGlass(ctx, to, in) })
 	case cmdList:
 		name, class = "list", classRead
 		fn = func(ctx context.Context) { b.list(ctx, to) }
@@ -188,6 +189,9 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time) any {
 	if !b.enqueue(name, cmd.UserID, class, fn) {
 		log.Warn("busy; command refused", "task", name)
 		return ephemeralAck(b.explain(errBusy))
+	}
+	if later {
+		return ackWhenDone
 	}
 	return nil
 }
@@ -211,9 +215,10 @@ func decodeMeta(s string) modalMeta {
 	return m
 }
 
-// onInteraction handles a button click or modal submission on the event
-// loop and returns the ack payload.
-func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
+// onInteraction handles a click or a form on the event loop and returns
+// the ack payload, or ackWhenDone for a button, whose work (a decision,
+// or the form it opens) calls settle when it is done.
+func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time, settle func(any)) any {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		if len(cb.ActionCallback.BlockActions) == 0 {
@@ -241,7 +246,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 			b.slowDown(cb, now)
 			return nil
 		}
-		if !b.enqueue("click "+a.ActionID, cb.User.ID, classAct, func(ctx context.Context) { b.onClick(ctx, cb, a) }) {
+		if !b.enqueue("click "+a.ActionID, cb.User.ID, classAct, settled(settle, func(ctx context.Context) { b.onClick(ctx, cb, a) })) {
 			return errNoAck
 		}
 		b.recent.put(key, now, b.cfg.ClickWindow, nil)
@@ -249,7 +254,7 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time) any {
 		if cb.TriggerID != "" {
 			b.recent.put("trigger|"+cb.TriggerID, now, 0, nil)
 		}
-		return nil
+		return ackWhenDone
 	case slack.InteractionTypeViewSubmission:
 		return b.onSubmit(cb, now)
 	}

@@ -63,11 +63,17 @@ func (s *recentSet) putLocked(key string, now time.Time, ttl time.Duration, val 
 
 // add stores key unless it is already present; it reports whether it was added.
 func (s *recentSet) add(key string, now time.Time, ttl time.Duration) bool {
+	return s.addValue(key, now, ttl, nil)
+}
+
+// addValue stores key with val unless key is already present; it reports
+// whether it was added.
+func (s *recentSet) addValue(key string, now time.Time, ttl time.Duration, val any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.m[key]; ok && (e.until.IsZero() || now.Before(e.until)) {
 		return false
 	}
-	s.putLocked(key, now, ttl, nil)
+	s.putLocked(key, now, ttl, val)
 	return true
 }
