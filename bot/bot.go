@@ -415,8 +415,11 @@ func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 		once.Do(func() {
 			at := b.cfg.Now()
 			b.recent.put("env|"+req.EnvelopeID, at, 0, payload)
-			go b.sharedMark("env|"+req.EnvelopeID, at, envelopeMemory) // off the event loop: a retry comes seconds later
-			b.ack(acks, req.EnvelopeID, payload)
+			if b.ack(acks, req.EnvelopeID, payload) {
+				// Only an envelope this replica acknowledges is handled for
+				// the others: one whose ack was dropped is delivered again.
+				go b.sharedMark("env|"+req.EnvelopeID, at, envelopeMemory) // off the event loop: a retry comes seconds later
+			}
 		})
 	}
 	var payload any
@@ -427,7 +430,7 @@ func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 		}
 	case socketmode.EventTypeInteractive:
 		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
-			payload = b.onInteraction(cb, now, settle)
+			payload = b.onInteraction(cb, now, req.RetryAttempt > 0, settle)
 		}
 	}
 	if payload == ackWhenDone {
@@ -450,11 +453,15 @@ var ackWhenDone = &struct{ later bool }{true}
 
 // settled wraps work queued for an envelope so that the envelope is
 // acknowledged (with no payload) when the work ends, whatever its outcome:
-// by then the outcome is stored, or the person was told why not.
+// by then the outcome is stored, or the person was told why not. Work cut
+// short by shutdown leaves its envelope unacknowledged, for Slack to
+// deliver again to another replica.
 func settled(settle func(any), fn func(ctx context.Context)) func(ctx context.Context) {
 	return func(ctx context.Context) {
-		defer settle(nil)
 		fn(ctx)
+		if ctx.Err() == nil {
+			settle(nil)
+		}
 	}
 }
 
@@ -502,14 +509,16 @@ func (q *ackQueue) close() {
 	}
 }
 
-// ack queues an acknowledgement without blocking. If the queue is full
-// (the socket is down for long) or closed (shutting down) the ack is
-// dropped: Slack redelivers the envelope and the duplicate is
-// acknowledged then.
-func (b *Bot) ack(acks *ackQueue, envelopeID string, payload any) {
+// ack queues an acknowledgement without blocking and reports whether it
+// did. If the queue is full (the socket is down for long) or closed
+// (shutting down) the ack is dropped: Slack redelivers the envelope and the
+// duplicate is acknowledged then.
+func (b *Bot) ack(acks *ackQueue, envelopeID string, payload any) bool {
 	if !acks.put(ackItem{envelopeID, payload}) {
 		b.log.Warn("ack queue full or closed; Slack will redeliver", "envelope_id", envelopeID)
+		return false
 	}
+	return true
 }
 
 // sendAcks writes queued acks to the socket, each bounded by AckTimeout

@@ -217,8 +217,9 @@ func decodeMeta(s string) modalMeta {
 
 // onInteraction handles a click or a form on the event loop and returns
 // the ack payload, or ackWhenDone for a button, whose work (a decision,
-// or the form it opens) calls settle when it is done.
-func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time, settle func(any)) any {
+// or the form it opens) calls settle when it is done. redelivery is true
+// when Slack delivers the envelope again (retry_attempt > 0).
+func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time, redelivery bool, settle func(any)) any {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		if len(cb.ActionCallback.BlockActions) == 0 {
@@ -237,7 +238,12 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time, settle 
 			}
 		}
 		key := strings.Join([]string{"click", cb.User.ID, a.ActionID, a.Value, cb.Container.MessageTs}, "|")
-		if _, dup := b.recent.get(key, now); dup || b.sharedSeen(key, now) {
+		// The shared mark of a click is made when a replica takes it on,
+		// before its outcome is stored. A redelivered envelope was taken on
+		// by a replica that did not acknowledge it (it died, or is still at
+		// work): that replica's mark is its own, not a double click, and a
+		// redelivery whose work was done was recognised above.
+		if _, dup := b.recent.get(key, now); dup || (!redelivery && b.sharedSeen(key, now)) {
 			b.doubleClicks.Add(1)
 			b.log.Debug("double click ignored", "user", cb.User.ID, "action", a.ActionID, "request_id", a.Value)
 			return nil
