@@ -102,12 +102,42 @@ func holds(stored *Job, j Job) bool {
 	return j.LeaseOwner == "" || (stored.LeaseOwner == j.LeaseOwner && stored.LeaseToken == j.LeaseToken)
 }
 
+// completeRetryMax caps the wait between attempts to record a job's
+// outcome while the store is unavailable.
+const completeRetryMax = 2 * time.Second
+
 // complete runs fn, deletes the job and audits its success, in one
 // transaction, provided this worker still holds the job's lease (owner and
 // fencing token); otherwise it changes nothing and returns errLeaseLost.
+//
+// It is called after the job's side effect happened (a Slack message
+// posted, an Okta membership changed): if the store cannot be reached just
+// then, it tries again until ctx ends, rather than leave the job to be done
+// a second time when its lease runs out. While the store is down no other
+// worker can claim the job, so the outcome is recorded as soon as it is
+// back.
 func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
+	err := e.completeOnce(ctx, j, detail, fn)
+	for wait := 250 * time.Millisecond; errors.Is(err, ErrStoreUnavailable) && ctx.Err() == nil; wait = min(2*wait, completeRetryMax) {
+		e.log().Warn("store unavailable; recording the job's outcome again shortly", "request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		err = e.completeOnce(ctx, j, detail, fn)
+	}
+	if err != nil {
+		return fmt.Errorf("complete %s job: %w", j.Kind, err)
+	}
+	e.kickExecutor()
+	return nil
+}
+
+func (e *Engine) completeOnce(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
 	now := e.now()
-	err := e.store.Update(ctx, func(tx Tx) error {
+	return e.store.Update(ctx, func(tx Tx) error {
 		stored, err := tx.Job(j.ID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -128,11 +158,6 @@ func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx 
 		}
 		return e.audit(tx, now, j.RequestID, System, "job:"+string(j.Kind)+":ok", detail)
 	})
-	if err != nil {
-		return fmt.Errorf("complete %s job: %w", j.Kind, err)
-	}
-	e.kickExecutor()
-	return nil
 }
 
 func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Logger) error {
