@@ -24,6 +24,7 @@ type rulesWorld struct {
 	*world
 	pd        *pdtest.Server
 	roGroup   string
+	logsGroup string
 	cfgPath   string
 	carolOkta string
 }
@@ -42,6 +43,9 @@ func mustRulesWorld(t *testing.T) *rulesWorld {
 	w.slack.AddUser(slacktest.User{ID: demoCarol, Name: "carol", RealName: "Carol Example", Email: "carol@example.com"})
 	rwCarol := w.okta.AddUser(oktatest.User{Login: "carol@example.com", FirstName: "Carol", LastName: "Example"}).ID
 	ro := w.okta.AddGroup(oktatest.Group{Name: "prod-ro", Description: "Production read-only"}).ID
+	logsGroup := w.okta.AddGroup(oktatest.Group{Name: "prod-logs", Description: "Production logs"}).ID
+	sre := w.okta.AddGroup(oktatest.Group{Name: "sre", Description: "Site reliability engineers"}).ID
+	w.okta.AddMember(sre, rwCarol)
 
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -70,11 +74,19 @@ flows:
         when: requester.on_call
         approve: true
 `, demoBob, demoMallory))
-	yml += fmt.Sprintf("      - name: prod-ro\n        group_id: %s\n", ro)
+	yml += fmt.Sprintf(`      - name: prod-ro
+        group_id: %s
+      - name: prod-logs
+        group_id: %s
+        rules:
+          - name: sre-members
+            when: '%q in requester.groups'
+            approve: true
+`, ro, logsGroup, sre)
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &rulesWorld{world: w, pd: pd, roGroup: ro, cfgPath: cfgPath, carolOkta: rwCarol}
+	return &rulesWorld{world: w, pd: pd, roGroup: ro, logsGroup: logsGroup, cfgPath: cfgPath, carolOkta: rwCarol}
 }
 
 // replies is everything Slack showed user in answer to their commands.
@@ -183,10 +195,40 @@ func TestRulesThroughTheBot(t *testing.T) {
 		wait("carol's grant after the second approval", func() bool { return w.okta.IsMember(w.groupID, rw.carolOkta) })
 	})
 
+	t.Run("target rule on Okta groups replaces the flow's", func(t *testing.T) {
+		// carol is in sre: approved by the target's rule, without PagerDuty.
+		calls := len(rw.pd.Calls())
+		if _, err := w.slack.SlashCommand(demoCarol, "/sym", `req prod/prod-logs 1h "read the logs"`, demoChannel); err != nil {
+			t.Fatal(err)
+		}
+		wait("carol's logs grant", func() bool { return w.okta.IsMember(rw.logsGroup, rw.carolOkta) })
+		if got := len(rw.pd.Calls()); got != calls {
+			t.Errorf("PagerDuty asked %d times for a target whose rules do not read on-call", got-calls)
+		}
+		// mallory is not: no rule matches, the flow's approvers decide.
+		ref := mustApprovalMessage(t, w, wait, demoMallory, `req prod/prod-logs 1h "curious"`)
+		m, _ := w.slack.Message(ref)
+		if txt := blockTexts(t, m.Blocks); !strings.Contains(txt, "Waiting for approval") {
+			t.Fatalf("mallory's request is not waiting for approval:\n%s", txt)
+		}
+	})
+
 	t.Run("PagerDuty down means manual approval with a note", func(t *testing.T) {
 		rw.pd.SetDown(503)
-		ref := mustApprovalMessage(t, w, wait, demoAlice, `req prod/prod-ro 1h "read the logs"`)
-		m, _ := w.slack.Message(ref)
+		if _, err := w.slack.SlashCommand(demoAlice, "/sym", `req prod/prod-ro 1h "tail the ro logs"`, demoChannel); err != nil {
+			t.Fatal(err)
+		}
+		var m slacktest.Message
+		wait("the approval message", func() bool {
+			for _, x := range w.slack.Messages(demoChannel) {
+				if txt := blockTexts(t, x.Blocks); strings.Contains(txt, "tail the ro logs") && strings.Contains(txt, "Approve") {
+					m = x
+					return true
+				}
+			}
+			return false
+		})
+		ref := m.Ref()
 		txt := blockTexts(t, m.Blocks)
 		if !strings.Contains(txt, "rule on-call could not be evaluated") || !strings.Contains(txt, "503") || !strings.Contains(txt, "manual approval needed") {
 			t.Fatalf("approval message lacks the note saying why:\n%s", txt)
