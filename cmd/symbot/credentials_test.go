@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/symbot/symbot"
 )
 
 // TestRevokedBotTokenStopsStartupNamingEnvVar runs the binary with a token
@@ -148,4 +150,53 @@ func TestReadyzGoesNotReadyWhenOktaTokenRefused(t *testing.T) {
 	})
 	w.okta.SetToken(good)
 	wait("symbot to be ready again", func() bool { return d.ready(t.Context()) == nil })
+}
+
+// TestRevokedAppTokenWhileRunningKeepsRemovingAccess: when Slack refuses
+// the app-level token after start-up (Socket Mode cannot reconnect), symbot
+// does not exit: it is not ready, access still ends in Okta (removals need
+// no Slack), and it reconnects once the token works again.
+func TestRevokedAppTokenWhileRunningKeepsRemovingAccess(t *testing.T) {
+	w, cfgPath := mustWorld(t, "1h", "0")
+	d := mustOpenDaemon(t, w, cfgPath, nil)
+	d.credentialCheckEvery = 20 * time.Millisecond
+	runDaemon(t, d)
+	wait := waiter(t, w, nil)
+	cli := configCLI(t, cfgPath)
+	wait("symbot to be ready", func() bool { return d.ready(t.Context()) == nil })
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 1h deploy")
+	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the grant", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+	var id string
+	wait("the grant to be recorded", func() bool {
+		rs, err := d.engine.ListByState(t.Context(), symbot.StateActive)
+		if err != nil || len(rs) != 1 {
+			return false
+		}
+		id = rs[0].ID
+		return true
+	})
+
+	w.slack.RevokeToken(w.slack.AppToken)
+	w.slack.DropConnections()
+	wait("Socket Mode to fail to reconnect", func() bool {
+		for _, c := range w.slack.CallsTo("apps.connections.open") {
+			if c.Error == "token_revoked" {
+				return !d.bot.Connected()
+			}
+		}
+		return false
+	})
+	if err := d.ready(t.Context()); err == nil {
+		t.Error("ready without a Socket Mode connection")
+	}
+	if out, code := cli("revoke", id, "--reason", "incident over"); code != 0 {
+		t.Fatalf("revoke while the app token is refused: exit %d\n%s", code, out)
+	}
+	wait("the removal from Okta", func() bool { return !w.okta.IsMember(w.groupID, w.aliceOkta) })
+
+	w.slack.RestoreToken(w.slack.AppToken)
+	wait("symbot to reconnect", func() bool { return d.ready(t.Context()) == nil })
 }

@@ -289,13 +289,7 @@ func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, 2+len(servers))
 	wg.Go(func() { errs[0] = d.engine.Run(ctx) })
-	wg.Go(func() {
-		errs[1] = d.bot.Run(ctx, d.engine)
-		if errs[1] != nil && ctx.Err() == nil {
-			d.log.Error("slack bot stopped", "err", errs[1])
-			cancel()
-		}
-	})
+	wg.Go(func() { errs[1] = d.runBot(ctx, cancel) })
 	for i, s := range servers {
 		wg.Go(func() { errs[2+i] = s() })
 	}
@@ -322,6 +316,38 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(out...)
+}
+
+// runBot runs the Slack bot until ctx ends. Slack refusing a token after
+// start-up (an app-level token revoked while running: Socket Mode cannot
+// reconnect) does not stop symbot: expiring access must still be removed
+// from Okta, which needs no Slack. It stays not ready and tries again every
+// credentialCheckEvery. Any other failure stops symbot.
+func (d *daemon) runBot(ctx context.Context, cancel context.CancelFunc) error {
+	every := d.credentialCheckEvery
+	if every <= 0 {
+		every = DefaultCredentialCheckEvery
+	}
+	for {
+		err := d.bot.Run(ctx, d.engine)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		var te *bot.TokenError
+		if !errors.As(err, &te) {
+			d.log.Error("slack bot stopped", "err", err)
+			cancel()
+			return err
+		}
+		d.log.Error("Slack refused a token while symbot runs: slack commands and clicks go unanswered until it works again; expiring access is still removed from Okta", "err", err, "retry_in", every)
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // ready reports whether symbot can serve: Socket Mode connected, the
