@@ -101,6 +101,7 @@ func newFlowSet(flows []Flow) (*flowSet, error) {
 		f.Approvers.Users = slices.Clone(f.Approvers.Users)
 		f.Reason = f.Reason.clone()
 		f.BreakGlass = f.BreakGlass.clone()
+		f.Escalation = f.Escalation.clone()
 		f.Rules = cloneRules(f.Rules)
 		for j := range f.Targets {
 			t := &f.Targets[j]
@@ -203,6 +204,7 @@ func (e *Engine) apply(tx Tx, now time.Time, r *Request, c change) error {
 	}
 	if from == StatePending {
 		r.TimeoutAt = time.Time{}
+		r.NudgeAt = time.Time{} // decided: no more escalation or reminders
 	}
 	switch c.to {
 	case StateExpired, StateRevoked, StateFailed:

@@ -45,6 +45,9 @@ type Flow struct {
 	// BreakGlass, when set, lets people take the flow's targets at once
 	// without approval (/sym breakglass), reviewed afterwards.
 	BreakGlass *BreakGlass
+	// Escalation, when set, pings backup approvers, re-posts and reminds
+	// while a request waits for approval.
+	Escalation *Escalation
 
 	Targets []Target
 
@@ -235,6 +238,9 @@ func ValidateFlows(flows []Flow) error {
 		}
 		if f.BreakGlass != nil {
 			checkBreakGlass(v, p+".break_glass", f.BreakGlass)
+		}
+		if f.Escalation != nil {
+			checkEscalation(v, p+".escalation", f.Escalation, f.ApprovalTimeout)
 		}
 		checkRules(v, p+".rules", f.Rules, f)
 		if !f.UnmanagedMembers.valid() {
@@ -508,9 +514,9 @@ func (e *Engine) flowOf(r *Request) (*Flow, error) {
 		return nil, &NotConfiguredError{ID: r.ID, Flow: r.Flow, Target: r.Target}
 	}
 	if eff, _, ok := f.ForTarget(r.Target); ok {
-		return r.applyRule(eff), nil // the target's limits apply to its requests
+		return r.withBackups(r.applyRule(eff)), nil // the target's limits apply to its requests
 	}
-	return r.applyRule(f), nil
+	return r.withBackups(r.applyRule(f)), nil
 }
 
 // flowFor returns r's flow, or a minimal stand-in when the flow was removed

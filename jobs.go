@@ -24,6 +24,9 @@ const (
 	JobUpdate JobKind = "update" // update the approval message + thread reply
 	JobNotify JobKind = "notify" // DM a person
 	JobAlert  JobKind = "alert"  // tell operators
+	// JobRepost posts a copy of the approval message in channel To (an
+	// escalation step); later updates of the request update it too.
+	JobRepost JobKind = "repost"
 )
 
 // Job is one durable side effect, written in the same transaction as the
@@ -65,7 +68,7 @@ func (j *Job) ClaimableAt() time.Time {
 // the requester's DMs in another; Okta jobs are serialised by a lock instead.
 func laneFor(j *Job) string {
 	switch j.Kind {
-	case JobPost, JobUpdate:
+	case JobPost, JobUpdate, JobRepost:
 		return "msg:" + j.RequestID
 	case JobNotify:
 		return "dm:" + j.RequestID + ":" + j.To

@@ -115,6 +115,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			// Approvers have until the start, if that is later.
 			r.TimeoutAt = r.StartAt
 		}
+		r.NudgeAt = nextNudge(f.Escalation, r)
 		auto := applyOutcome(r, rules, now)
 		if err := tx.PutRequest(r); err != nil {
 			return err

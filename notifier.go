@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,8 @@ const (
 	EventStarted       Event = "started"        // a scheduled request's start time came; granting
 	EventBreakGlass    Event = "break_glass"    // granted without approval (alert; review needed)
 	EventReviewOverdue Event = "review_overdue" // break-glass access still unreviewed (alert again)
+	EventEscalated     Event = "escalated"      // an escalation step fired (backup approvers, re-post)
+	EventReminder      Event = "reminder"       // the request still waits: approvers reminded, requester told
 	EventReviewed      Event = "reviewed"       // an approver acknowledged break-glass access
 	EventDenied        Event = "denied"         // an approver denied it
 	EventCancelled     Event = "cancelled"      // the requester withdrew it
@@ -99,7 +102,28 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		return err
 	}
 	f := e.flowFor(r)
+	if nudgeEvent(j.Event) && r.State != StatePending {
+		return e.complete(ctx, j, "dropped: the request is "+string(r.State), nil)
+	}
 	switch j.Kind {
+	case JobRepost:
+		if slices.ContainsFunc(r.Reposts, func(m MessageRef) bool { return m.Channel == j.To }) {
+			return e.complete(ctx, j, "already re-posted in "+j.To, nil)
+		}
+		c := *f
+		c.Channel = j.To
+		ref, err := e.notifier.PostRequest(ctx, &c, r)
+		if err != nil {
+			return fmt.Errorf("re-post approval message: %w", err)
+		}
+		return e.complete(ctx, j, "channel="+ref.Channel+" ts="+ref.TS, func(tx Tx, now time.Time) error {
+			cur, err := tx.Request(r.ID)
+			if err != nil {
+				return err
+			}
+			cur.Reposts = append(cur.Reposts, ref)
+			return tx.PutRequest(cur)
+		})
 	case JobPost:
 		if r.Message.TS != "" {
 			return e.complete(ctx, j, "already posted", nil)

@@ -173,6 +173,17 @@ type Request struct {
 	RuleApprovers *Approvers
 	RuleNote      string
 
+	// Escalation of a pending request (Flow.Escalation): when the next
+	// step or reminder is due (NudgeAt, zero for none), how many steps
+	// have fired, how many reminders were sent, the backup approvers the
+	// steps added (they may approve it), and the copies of the approval
+	// message re-posted in other channels (updated with it).
+	NudgeAt         time.Time
+	Escalated       int
+	Reminders       int
+	BackupApprovers []string
+	Reposts         []MessageRef
+
 	// Break-glass access (Engine.BreakGlass): granted without approval,
 	// reviewed after the fact. Until an approver acknowledges it
 	// (ReviewedBy), it alerts again at ReviewDue, whatever its state.
@@ -217,6 +228,9 @@ func (r *Request) ReviewOverdueAt(t time.Time) bool {
 func (r *Request) stateDeadline() (time.Time, bool) {
 	switch r.State {
 	case StatePending:
+		if !r.NudgeAt.IsZero() && (r.TimeoutAt.IsZero() || r.NudgeAt.Before(r.TimeoutAt)) {
+			return r.NudgeAt, true
+		}
 		return r.TimeoutAt, !r.TimeoutAt.IsZero()
 	case StateScheduled:
 		return r.StartAt, true
@@ -243,6 +257,8 @@ func (r *Request) Clone() *Request {
 	c.Approvals = append([]Decision(nil), r.Approvals...)
 	c.Transitions = append([]Transition(nil), r.Transitions...)
 	c.ExtendedBy = append([]string(nil), r.ExtendedBy...)
+	c.BackupApprovers = append([]string(nil), r.BackupApprovers...)
+	c.Reposts = append([]MessageRef(nil), r.Reposts...)
 	if r.RuleApprovers != nil {
 		a := *r.RuleApprovers
 		a.Users = append([]string(nil), a.Users...)

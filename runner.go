@@ -354,7 +354,7 @@ func (e *Engine) runJob(ctx context.Context, j Job) {
 		err = e.execGrant(actx, j)
 	case JobRevoke:
 		err = e.execRevoke(actx, j)
-	case JobPost, JobUpdate, JobNotify, JobAlert:
+	case JobPost, JobUpdate, JobNotify, JobAlert, JobRepost:
 		err = e.execSlack(actx, j)
 	default:
 		err = Permanent(fmt.Errorf("unknown job kind %q", j.Kind))

@@ -150,6 +150,9 @@ func (e *Engine) handleDeadline(tx Tx, now time.Time, id string, later *[]*Job) 
 			&Job{Kind: JobNotify, RequestID: r.ID, Event: EventTimedOut, To: r.Requester.SlackID},
 		)
 		return outcome{r.ID, r.Flow, StateTimedOut}, nil
+	case r.State == StatePending && !r.NudgeAt.IsZero() && !now.Before(r.NudgeAt):
+		// Escalation steps and reminders; the request keeps waiting.
+		return outcome{}, e.nudge(tx, now, r, later)
 	case r.State == StateScheduled && !now.Before(r.StartAt):
 		// The start time: grant now; the duration counts from the grant.
 		note := "start time reached"

@@ -63,6 +63,17 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 	if err != nil {
 		return fmt.Errorf("reply in thread of %s: %w", r.ID, err)
 	}
+	// The copies an escalation re-posted follow the original; a failure
+	// there must not repeat the thread reply above, so it is only logged.
+	for _, m := range r.Reposts {
+		err := b.call(ctx, durable, "chat.update", m.Channel, func(ctx context.Context) error {
+			_, _, _, err := b.api.UpdateMessageContext(ctx, m.Channel, m.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+			return err
+		})
+		if err != nil {
+			b.log.Warn("update of a re-posted approval message failed", "request_id", r.ID, "channel", m.Channel, "err", err)
+		}
+	}
 	return nil
 }
 

@@ -165,6 +165,9 @@ func stateLine(f *symbot.Flow, r *symbot.Request) string {
 		if !r.TimeoutAt.IsZero() {
 			s += " · times out " + slackDate(r.TimeoutAt)
 		}
+		if len(r.BackupApprovers) > 0 {
+			s += " · escalated to " + mentions(r.BackupApprovers)
+		}
 		return s
 	case symbot.StateScheduled:
 		return ":calendar: *Approved ahead* by " + approvers(r) + " · access starts " + slackDate(r.StartAt)
@@ -299,8 +302,17 @@ func reviewLine(f *symbot.Flow, r *symbot.Request) string {
 	return s
 }
 
-// approverMentions mentions the approvers f lists by Slack id, for a
-// reminder; "" when it lists none.
+// mentions mentions each Slack user id.
+func mentions(ids []string) string {
+	m := make([]string, len(ids))
+	for i, u := range ids {
+		m[i] = mention(u)
+	}
+	return strings.Join(m, ", ")
+}
+
+// approverMentions mentions the approvers f lists by Slack id (backup
+// approvers included), for a reminder; "" when it lists none.
 func approverMentions(f *symbot.Flow) string {
 	if f == nil {
 		return ""
@@ -329,6 +341,14 @@ func threadLine(f *symbot.Flow, r *symbot.Request, ev symbot.Event) string {
 		return "Approved by " + approvers(r) + ". Granting access…"
 	case symbot.EventBreakGlass:
 		return "Break-glass access granted without approval."
+	case symbot.EventEscalated:
+		return fmt.Sprintf("Waiting since %s: escalated to %s, who may now approve or deny it.", slackDate(r.CreatedAt), mentions(r.BackupApprovers))
+	case symbot.EventReminder:
+		s := fmt.Sprintf("Reminder: still waiting for approval, since %s.", slackDate(r.CreatedAt))
+		if m := strings.TrimSpace(approverMentions(f)); m != "" {
+			s += " " + m
+		}
+		return s
 	case symbot.EventReviewOverdue:
 		s := fmt.Sprintf(":rotating_light: Not reviewed yet (reminder %d): an approver must acknowledge this break-glass access.", r.ReviewAlerts)
 		if m := approverMentions(f); m != "" {
@@ -420,6 +440,23 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 	case symbot.EventApproval:
 		need := approvalsNeeded(f)
 		s = fmt.Sprintf("%s for %s%s has %d of %d approvals.", yours, tl, ref, len(r.Approvals), need)
+	case symbot.EventEscalated:
+		s = fmt.Sprintf("%s for %s (%s)%s has waited since %s, and you are a backup approver: you may approve or deny it", yours, tl, symbot.FormatDuration(r.Duration), ref, slackDate(r.CreatedAt))
+		if r.Message.TS != "" {
+			s += " here or in " + channelRef(r.Message.Channel)
+		}
+		s += "."
+		if !mine {
+			btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionDeny, "Deny", r, "danger"))
+		}
+	case symbot.EventReminder:
+		s = fmt.Sprintf("%s for %s%s is still waiting for approval, since %s; the approvers were reminded.", yours, tl, ref, slackDate(r.CreatedAt))
+		if len(r.BackupApprovers) > 0 {
+			s += " Backup approvers may decide it too: " + mentions(r.BackupApprovers) + "."
+		}
+		if mine {
+			btns = append(btns, button(ActionCancel, "Cancel request", r, ""))
+		}
 	case symbot.EventScheduled:
 		s = fmt.Sprintf("%s for %s%s was approved ahead by %s. Access starts %s and lasts %s from then.", yours, tl, ref, approvers(r), slackDate(r.StartAt), symbot.FormatDuration(r.Duration))
 		if mine {

@@ -107,6 +107,17 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 			order = append(order, f.Channel)
 		}
 		channels[f.Channel] = append(channels[f.Channel], "flow "+f.Name)
+		if x := f.Escalation; x != nil {
+			for _, st := range x.Steps {
+				if st.Channel == "" {
+					continue
+				}
+				if _, ok := channels[st.Channel]; !ok {
+					order = append(order, st.Channel)
+				}
+				channels[st.Channel] = append(channels[st.Channel], "flow "+f.Name+" escalation")
+			}
+		}
 		if bg := f.BreakGlass; bg != nil && bg.Channel != "" {
 			if _, ok := channels[bg.Channel]; !ok {
 				order = append(order, bg.Channel)

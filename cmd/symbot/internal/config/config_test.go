@@ -405,6 +405,20 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{"flows[0].approval_timeout: must be more than 0", "flows[0].approvals_required: must be at least 1"},
 		},
 		{
+			name: "escalation step that does nothing, and one out of order",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    escalation:\n      steps:\n        - after: 1h\n          channel: C0LEADS\n        - after: 30m\n")
+			},
+			want: []string{"flows[0].escalation.steps[1].after: 30m is not later than the step before (1h)", "flows[0].escalation.steps[1]: does nothing"},
+		},
+		{
+			name: "break-glass without max_duration",
+			yml: func(t *testing.T) string {
+				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    break_glass:\n      channel: C0SEC\n")
+			},
+			want: []string{"flows[0].break_glass.max_duration: missing"},
+		},
+		{
 			name: "schedule horizon zero",
 			yml: func(t *testing.T) string {
 				return edit(t, baseYAML, "    channel: C0PROD\n", "    channel: C0PROD\n    schedule_horizon: 0s\n")

@@ -469,6 +469,31 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 		}},
 		{"unmanaged_members", d.unmanaged(&f.UnmanagedMembers)},
 		{"reason", d.reasonRule(&f.Reason)},
+		{"escalation", func(n *yaml.Node, p string) {
+			x := &symbot.Escalation{}
+			d.mapping(n, p, []field{
+				{"remind", func(n *yaml.Node, p string) {
+					var set bool
+					d.duration(&x.Remind, &set)(n, p)
+					if set && x.Remind <= 0 {
+						d.add(n.Line, p, "must be more than 0 (leave it out for no reminders)")
+						x.Remind = 0
+					}
+				}},
+				{"steps", func(n *yaml.Node, p string) {
+					d.list(n, p, func(item *yaml.Node, ip string) {
+						var st symbot.EscalationStep
+						d.mapping(item, ip, []field{
+							{"after", d.duration(&st.After, nil)},
+							{"approvers", d.strList(&st.Approvers)},
+							{"channel", d.str(&st.Channel)},
+						})
+						x.Steps = append(x.Steps, st)
+					})
+				}},
+			})
+			f.Escalation = x
+		}},
 		{"break_glass", func(n *yaml.Node, p string) {
 			bg := &symbot.BreakGlass{}
 			var maxSet, reviewSet bool

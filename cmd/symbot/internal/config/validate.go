@@ -280,6 +280,15 @@ func (c *Config) validate(d *decoder) {
 				at(p+".channel", "%v", err)
 			}
 		}
+		if f.Escalation != nil {
+			for j, st := range f.Escalation.Steps {
+				if st.Channel != "" {
+					if err := checkChannelID(st.Channel); err != nil {
+						at(fmt.Sprintf("%s.escalation.steps[%d].channel", p, j), "%v", err)
+					}
+				}
+			}
+		}
 		if f.BreakGlass != nil && f.BreakGlass.Channel != "" {
 			if err := checkChannelID(f.BreakGlass.Channel); err != nil {
 				at(p+".break_glass.channel", "%v", err)
