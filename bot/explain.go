@@ -53,6 +53,7 @@ func explain(err error, cmd string) string {
 		trans  *symbot.TransitionError
 		gone   *symbot.NotConfiguredError
 		ident  *symbot.IdentityConflictError
+		token  *TokenError
 	)
 	switch {
 	case errors.As(err, &usage):
@@ -79,6 +80,9 @@ func explain(err error, cmd string) string {
 			what = "target `" + Escape(gone.Target) + "` of flow `" + Escape(gone.Flow) + "`"
 		}
 		return fmt.Sprintf("Request `%s` is for %s, which is no longer in symbot's configuration, so it can't be decided here. Nothing was changed. The symbot admins can end it with `symbot revoke %s`.", Escape(gone.ID), what, Escape(gone.ID))
+	case errors.As(err, &token):
+		// Tokens live in symbot's environment, never in its config file.
+		return fmt.Sprintf("Slack refused symbot's token, so it can't do that now. The symbot admins need to set %s in symbot's environment (not its config file) and restart it.", token.Env)
 	case errors.Is(err, symbot.ErrStoreUnavailable):
 		// Before the timeout case: a store that cannot be reached often
 		// fails with a connect timeout too.
@@ -100,7 +104,7 @@ func explain(err error, cmd string) string {
 	case errors.Is(err, symbot.ErrGroupNotFound):
 		return "The Okta group behind this target does not exist any more. Tell the symbot admins so they can fix the flow configuration."
 	case errors.Is(err, symbot.ErrTokenRejected), errors.Is(err, symbot.ErrSecretNotFound), errors.Is(err, symbot.ErrAccessDenied):
-		return "symbot can't reach Okta because of a configuration problem on its side. The symbot admins need to check its Okta token (`symbot check`)."
+		return "symbot can't reach Okta because its Okta API token was refused, is not allowed to do this, or could not be read. The symbot admins need to check the token in AWS Secrets Manager (`okta.token_secret`), its Okta admin role, and the AWS role that reads it: `symbot check --live` names the failing step."
 	case errors.Is(err, symbot.ErrChannelNotFound), errors.Is(err, symbot.ErrNotInChannel), errors.Is(err, symbot.ErrMissingScope):
 		return "symbot's Slack app is not set up for this yet (a channel or permission is missing). The symbot admins have been told; try again once they fix it."
 	case errors.Is(err, symbot.ErrRateLimited), errors.Is(err, symbot.ErrUnavailable), errors.Is(err, errBusy):

@@ -55,6 +55,8 @@ func TestExplain(t *testing.T) {
 		{"rate limited", fmt.Errorf("x: %w", symbot.ErrRateLimited), []string{"try again in a minute"}, nil},
 		{"timeout", context.DeadlineExceeded, []string{"took too long"}, nil},
 		{"database unreachable", fmt.Errorf("submit: %w", errors.Join(context.DeadlineExceeded, symbot.ErrStoreUnavailable)), []string{"symbot can't reach its database; try again in a minute."}, []string{"took too long"}},
+		{"slack token refused", fmt.Errorf("post: %w", &bot.TokenError{Env: bot.EnvBotToken, Code: "token_revoked", Method: "chat.postMessage"}), []string{"SLACK_BOT_TOKEN in symbot's environment (not its config file)"}, []string{"token_revoked"}},
+		{"okta token refused", fmt.Errorf("grant: %w", symbot.ErrTokenRejected), []string{"`okta.token_secret`", "`symbot check --live`"}, nil},
 		{"usage", &bot.UsageError{Problem: "Huh?"}, []string{"Huh?", "/sym help"}, nil},
 		{"internal details hidden", errors.New("dial tcp 10.0.0.5:443: token xoxb-secret"), []string{"Something went wrong"}, []string{"xoxb", "10.0.0.5"}},
 	}

@@ -100,7 +100,7 @@ func (d *daemon) credentialList() []credential {
 		},
 		{
 			name:   "okta_token",
-			public: "the okta api token is refused or cannot be read from aws secrets manager",
+			public: "the okta api token is refused, lacks permissions, or cannot be read from aws secrets manager",
 			check:  d.checkOktaToken,
 		},
 	}

@@ -146,7 +146,7 @@ func TestReadyzGoesNotReadyWhenOktaTokenRefused(t *testing.T) {
 	wait("symbot to notice the refused Okta token", func() bool {
 		err := d.ready(t.Context())
 		var nr *notReadyError
-		return errors.As(err, &nr) && nr.public == "the okta api token is refused or cannot be read from aws secrets manager"
+		return errors.As(err, &nr) && nr.public == "the okta api token is refused, lacks permissions, or cannot be read from aws secrets manager"
 	})
 	w.okta.SetToken(good)
 	wait("symbot to be ready again", func() bool { return d.ready(t.Context()) == nil })
