@@ -538,3 +538,20 @@ func (ev *eval) value(name string) (string, bool) {
 	}
 	return "", false
 }
+
+// OnCallSchedules lists the schedule ids the compiled rules pass to
+// on_call(), sorted, for `symbot check --live` to look up.
+func (rs *RuleSet) OnCallSchedules() []string {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	var out []string
+	for _, p := range rs.progs {
+		for _, s := range p.scheds {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

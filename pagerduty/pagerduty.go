@@ -270,6 +270,20 @@ func (c *Client) Schedule(ctx context.Context, id string) (string, error) {
 	return out.Schedule.Name, nil
 }
 
+// EscalationPolicy returns the name of the escalation policy id, or an
+// error wrapping symbot.ErrNotFound when PagerDuty has no such policy.
+func (c *Client) EscalationPolicy(ctx context.Context, id string) (string, error) {
+	var out struct {
+		Policy struct {
+			Name string `json:"name"`
+		} `json:"escalation_policy"`
+	}
+	if err := c.get(ctx, "/escalation_policies/"+url.PathEscape(id), &out); err != nil {
+		return "", err
+	}
+	return out.Policy.Name, nil
+}
+
 // get GETs path into out, reading the token again once if PagerDuty
 // rejects it (it may have been rotated).
 func (c *Client) get(ctx context.Context, path string, out any) error {

@@ -48,6 +48,59 @@ func newPagerDuty(cfg *config.Config, src *awsauth.Source, log *slog.Logger) *pa
 	})
 }
 
+// pagerDutyChecks are check --live's PagerDuty checks: the API key's
+// secret is readable through the AWS chain and PagerDuty accepts it, and
+// every schedule and escalation policy the config and the rules name
+// exists. needs is the AWS check the secret read depends on.
+func pagerDutyChecks(cfg *config.Config, src *awsauth.Source, needs string) []Check {
+	pdc := cfg.PagerDuty
+	if !pdc.Enabled() {
+		return nil
+	}
+	pd := newPagerDuty(cfg, src, slog.New(slog.DiscardHandler))
+	keyCheck := "pagerduty: read the API key secret " + pdc.TokenSecret
+	checks := []Check{{
+		Name:  keyCheck,
+		Needs: needs,
+		Run: func(ctx context.Context) error {
+			_, err := src.SecretString(ctx, pdc.TokenSecret, pdc.TokenJSONKey, "pagerduty.token_secret", "pagerduty.token_json_key")
+			return err
+		},
+		Fix: "check the secret exists in the region, the role may secretsmanager:GetSecretValue on it, and pagerduty.token_json_key names a key in it",
+	}}
+	scheds := slices.Clone(pdc.Schedules)
+	if rs, probs := cfg.CompileRules(); len(probs) == 0 {
+		for _, s := range rs.OnCallSchedules() {
+			if !slices.Contains(scheds, s) {
+				scheds = append(scheds, s)
+			}
+		}
+	}
+	for _, id := range scheds {
+		checks = append(checks, Check{
+			Name:  "pagerduty: schedule " + id + " exists",
+			Needs: keyCheck,
+			Run: func(ctx context.Context) error {
+				_, err := pd.Schedule(ctx, id)
+				return err
+			},
+			Fix: "check the schedule id (in the schedule's URL in PagerDuty) in pagerduty.schedules or the rules' on_call(\"...\"), and that the API key may read it",
+		})
+	}
+	for _, id := range pdc.EscalationPolicies {
+		checks = append(checks, Check{
+			Name:  "pagerduty: escalation policy " + id + " exists",
+			Needs: keyCheck,
+			Run: func(ctx context.Context) error {
+				_, err := pd.EscalationPolicy(ctx, id)
+				return err
+			},
+			Fix: "check the escalation policy id (in its URL in PagerDuty) in pagerduty.escalation_policies, and that the API key may read it",
+		})
+	}
+	return checks
+}
+
 const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--tz ZONE] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
 
 // explainCmd prints how the rules of FLOW/TARGET decide a request: each

@@ -336,3 +336,33 @@ func TestCheckReportsRuleTypeErrorsAtFileLine(t *testing.T) {
 		t.Fatalf("check (exit %d) lacks %q:\n%s", code, want, out)
 	}
 }
+
+// TestCheckLivePagerDuty: check --live reads the PagerDuty key through the
+// AWS chain and finds a schedule a rule names that does not exist.
+func TestCheckLivePagerDuty(t *testing.T) {
+	rw := mustRulesWorld(t)
+	for k, v := range rw.env() {
+		t.Setenv(k, v)
+	}
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := edit(t, string(b), "        when: requester.on_call\n", "        when: requester.on_call || on_call(\"PNOPE99\")\n")
+	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := configCLI(t, rw.cfgPath)("check", "--live")
+	for _, want := range []string{
+		"ok    pagerduty: read the API key secret " + pdSecret,
+		"ok    pagerduty: schedule " + pdSchedule + " exists",
+		"FAIL  pagerduty: schedule PNOPE99 exists",
+	} {
+		if code == 0 || !strings.Contains(out, want) {
+			t.Errorf("check --live (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	if strings.Contains(out, rw.pd.Token()) {
+		t.Error("the PagerDuty key is in check's output")
+	}
+}

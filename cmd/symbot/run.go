@@ -236,6 +236,7 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 			Fix: "check the group id in the Okta admin console (Directory > Groups, the id is in the URL) and that the API token's admin role covers it",
 		})
 	}
+	checks = append(checks, pagerDutyChecks(cfg, src, secretNeeds)...)
 	return append(checks, sharedTargetChecks(cfg.Flows)...), nil
 }
 

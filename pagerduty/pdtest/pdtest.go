@@ -6,6 +6,7 @@
 //	                      include[]=users, limit (<= 100, default 25), offset;
 //	                      answers {"oncalls": [...], "limit", "offset", "more", "total": null}
 //	GET /schedules/{id}   {"schedule": {...}}, or 404
+//	GET /escalation_policies/{id}   {"escalation_policy": {...}}, or 404
 //
 // Every request needs `Authorization: Token token=<Token()>`; errors are
 // PagerDuty's {"error": {"message", "code"}}. On-calls are what PagerDuty
@@ -61,6 +62,7 @@ func New(token string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oncalls", s.oncalls)
 	mux.HandleFunc("GET /schedules/{id}", s.getSchedule)
+	mux.HandleFunc("GET /escalation_policies/{id}", s.getPolicy)
 	s.srv = httptest.NewServer(s.gate(mux))
 	return s
 }
@@ -247,5 +249,24 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"schedule": map[string]any{
 		"id": sc.id, "type": "schedule", "name": sc.name, "summary": sc.name, "time_zone": "UTC",
 		"html_url": fmt.Sprintf("https://example.pagerduty.com/schedules/%s", strings.ToLower(sc.id)),
+	}})
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	var p *policy
+	for _, x := range s.policies {
+		if x.id == id {
+			p = x
+		}
+	}
+	s.mu.Unlock()
+	if p == nil {
+		writeError(w, http.StatusNotFound, 2100, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"escalation_policy": map[string]any{
+		"id": p.id, "type": "escalation_policy", "name": p.name, "summary": p.name, "num_loops": 0,
 	}})
 }
