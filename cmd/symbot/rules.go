@@ -101,7 +101,7 @@ func pagerDutyChecks(cfg *config.Config, src *awsauth.Source, needs string) []Ch
 	return checks
 }
 
-const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--tz ZONE] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
+const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--tz ZONE] [--slack-id ID] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
 
 // explainCmd prints how the rules of FLOW/TARGET decide a request: each
 // rule in order, what its condition saw, whether it matched, and the
