@@ -100,7 +100,7 @@ func TestEscalationRemindsAndReposts(t *testing.T) {
 	h.advanceTo(schedT0.Add(2 * time.Hour))
 	h.waitFor("re-posted in #leads with its buttons", func() bool {
 		ms := containing(h.s.Messages(chLead), bot.ActionApprove)
-		return len(ms) == 1 && strings.Contains(render(ms[0]), "fix incident 42")
+		return len(ms) == 1 && strings.Contains(render(ms[0]), "fix incident 42") && strings.Contains(render(ms[0]), "Escalated here")
 	})
 	h.waitFor("second reminder", func() bool { return h.threadWith(ref, "Reminder") == 2 })
 

@@ -19,6 +19,9 @@ var errNotPosted = errors.New("approval message not posted yet")
 // PostRequest posts the approval message for r in f's channel.
 func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request) (symbot.MessageRef, error) {
 	text, blocks := renderRequest(f, r)
+	if r.Message.TS != "" && r.Message.Channel != f.Channel {
+		blocks = copyBlocks(r, blocks) // an escalation's re-post
+	}
 	var ch, ts string
 	err := b.call(ctx, durable, "chat.postMessage", f.Channel, func(ctx context.Context) error {
 		var err error
@@ -65,9 +68,10 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 	}
 	// The copies an escalation re-posted follow the original; a failure
 	// there must not repeat the thread reply above, so it is only logged.
+	copied := copyBlocks(r, blocks)
 	for _, m := range r.Reposts {
 		err := b.call(ctx, durable, "chat.update", m.Channel, func(ctx context.Context) error {
-			_, _, _, err := b.api.UpdateMessageContext(ctx, m.Channel, m.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+			_, _, _, err := b.api.UpdateMessageContext(ctx, m.Channel, m.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(copied...))
 			return err
 		})
 		if err != nil {

@@ -284,6 +284,13 @@ func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	return text, blocks
 }
 
+// copyBlocks marks the blocks of r's approval message as the copy an
+// escalation step re-posted in another channel.
+func copyBlocks(r *symbot.Request, blocks []slack.Block) []slack.Block {
+	note := slack.NewContextBlock("sym_copy", mrkdwn(fmt.Sprintf(":arrow_heading_up: Escalated here: waiting since %s in %s.", slackDate(r.CreatedAt), channelRef(r.Message.Channel))))
+	return append(slices.Clone(blocks), note)
+}
+
 // reviewLine says where the review of break-glass access r stands.
 func reviewLine(f *symbot.Flow, r *symbot.Request) string {
 	if r.ReviewedBy != "" {
