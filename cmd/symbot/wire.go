@@ -432,6 +432,19 @@ func (a *adminService) Story(ctx context.Context, id string) (*symbot.Story, err
 	return a.d.engine.Story(ctx, id)
 }
 
+var _ admin.IdentityService = (*adminService)(nil)
+
+func (a *adminService) Identities(ctx context.Context) ([]symbot.Identity, error) {
+	return a.d.engine.Identities(ctx)
+}
+
+func (a *adminService) ResetIdentity(ctx context.Context, slackID string) (symbot.Identity, error) {
+	if a.readOnly {
+		return symbot.Identity{}, errOffline
+	}
+	return a.d.engine.ResetIdentity(ctx, slackID)
+}
+
 func (a *adminService) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := a.record(ctx, "backup", "a copy of the whole store"); err != nil {
 		return 0, err

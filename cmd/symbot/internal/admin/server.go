@@ -41,6 +41,9 @@ func NewServer(svc Service, logger *slog.Logger) http.Handler {
 	if as, ok := svc.(AuditService); ok {
 		a.addAudit(mux, as)
 	}
+	if is, ok := svc.(IdentityService); ok {
+		a.addIdentities(mux, is)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -1,0 +1,91 @@
+package main
+
+// The identity binding commands: identities (list) and identity reset.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/symbot/symbot/cmd/symbot/internal/admin"
+)
+
+func identitiesCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	cmd := newAdminCmd("identities", "[--json] [--config FILE] [--socket PATH | --db FILE | --offline]", stderr)
+	cmd.readOffline()
+	asJSON := cmd.jsonFlag()
+	c, _, code, ok := cmd.dial(ctx, args, "")
+	if !ok {
+		return code
+	}
+	defer c.Close()
+	ids, err := c.Identities(ctx)
+	if err != nil {
+		return cmd.fail(err)
+	}
+	if *asJSON {
+		printJSONList(stdout, ids)
+		return exitOK
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(stdout, "no identity bindings yet (a Slack account is bound the first time symbot finds it in Okta)")
+		return exitOK
+	}
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, "SLACK ID\tOKTA USER\tLOGIN\tHOW\tBOUND\tSTATUS")
+	mismatched := 0
+	for _, id := range ids {
+		bound := id.BoundAt
+		status := id.Status
+		if id.Conflict != nil {
+			mismatched++
+			at := id.Conflict.At
+			status = fmt.Sprintf("mismatch: now finds %s (%s) since %s", oneLine(id.Conflict.OktaLogin), oneLine(id.Conflict.OktaUserID), fmtTime(&at))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(id.SlackID), oneLine(id.OktaUserID), dash(oneLine(id.OktaLogin)), dash(oneLine(id.Via)), fmtTime(&bound), status)
+	}
+	tw.Flush()
+	if mismatched > 0 {
+		fmt.Fprintf(stdout, "\n%d binding(s) in mismatch: symbot refuses those accounts until you check each and run `symbot identity reset SLACK_ID`\n", mismatched)
+	}
+	return exitOK
+}
+
+func identityCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "reset" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Fprintln(stdout, "Usage: symbot identity reset SLACK_ID [--config FILE] [--socket PATH]\n\nRemove the binding of a Slack account to its Okta user (after checking a mismatch): its next action binds it anew to the Okta user its profile finds then. Recorded in the audit trail with your OS user. `symbot identities` lists the bindings.")
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "symbot identity: use `symbot identity reset SLACK_ID` (`symbot identities` lists the bindings)")
+		return exitUsage
+	}
+	cmd := newAdminCmd("identity reset", "SLACK_ID [--json] [--config FILE] [--socket PATH]", stderr)
+	asJSON := cmd.jsonFlag()
+	c, slackID, code, ok := cmd.dial(ctx, args[1:], "Slack user id (see `symbot identities`)")
+	if !ok {
+		return code
+	}
+	defer c.Close()
+	old, err := c.ResetIdentity(ctx, slackID)
+	var ae *admin.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		err = fmt.Errorf("%w: check the id with `symbot identities`", err)
+	}
+	if err != nil {
+		return cmd.fail(err)
+	}
+	if *asJSON {
+		printJSON(stdout, old)
+		return exitOK
+	}
+	was := ""
+	if old.Conflict != nil {
+		was = fmt.Sprintf(" (in mismatch: its profile found %s, %s)", oneLine(old.Conflict.OktaLogin), oneLine(old.Conflict.OktaUserID))
+	}
+	fmt.Fprintf(stdout, "reset %s: it was bound to Okta user %s (%s)%s; its next action binds it to the Okta user its profile finds then\n",
+		oneLine(old.SlackID), dash(oneLine(old.OktaLogin)), oneLine(old.OktaUserID), was)
+	return exitOK
+}
