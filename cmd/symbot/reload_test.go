@@ -200,3 +200,54 @@ func TestSIGHUPWithBrokenConfigKeepsOldOne(t *testing.T) {
 		t.Errorf("the admin socket was left behind after reloads and a clean stop: %v", err)
 	}
 }
+
+// TestSIGHUPRemovingATargetLeavesItsRequestUndecidable: a pending request
+// whose target a reload removed is listed in the reload's warning, and an
+// approval click says the target is no longer configured (not "can't find
+// that request") and changes nothing; the new target takes requests.
+func TestSIGHUPRemovingATargetLeavesItsRequestUndecidable(t *testing.T) {
+	w, cfgPath, text, c, logs, wait := reloadWorld(t)
+	socket := filepath.Join(w.dir, "admin.sock")
+	ref := mustApprovalMessage(t, w, wait, demoAlice, "req prod-admin 1h deploy")
+	rs := requestsJSON(t, socket)
+	if len(rs) != 1 {
+		t.Fatalf("requests = %+v, want one", rs)
+	}
+	id := rs[0].ID
+
+	gid := w.okta.AddGroup(oktatest.Group{Name: "prod-admin-v2"}).ID
+	renamed := strings.Replace(text, "- name: prod-admin\n", "- name: prod-admin-v2\n", 1)
+	renamed = strings.Replace(renamed, "group_id: "+w.groupID, "group_id: "+gid, 1)
+	if renamed == text {
+		t.Fatalf("could not rename the target:\n%s", text)
+	}
+	if err := os.WriteFile(cfgPath, []byte(renamed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sighup(t, c, logs, wait, 1)
+	wait("the reload to list the request", func() bool {
+		return strings.Contains(logs.String(), "no longer configured") && strings.Contains(logs.String(), id+" (pending, prod/prod-admin)")
+	})
+
+	if _, err := w.slack.ClickButton(demoBob, ref, "sym_approve"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the approver to be told", func() bool {
+		for _, m := range w.slack.Ephemerals(demoBob) {
+			if strings.Contains(m.Text, "target `prod-admin` of flow `prod`") && strings.Contains(m.Text, "no longer in symbot's configuration") {
+				return true
+			}
+		}
+		return false
+	})
+	if w.okta.IsMember(w.groupID, w.aliceOkta) || w.okta.IsMember(gid, w.aliceOkta) {
+		t.Error("an approval of a request whose target was removed granted access")
+	}
+	if rs := requestsJSON(t, socket); len(rs) != 1 || rs[0].State != "pending" {
+		t.Errorf("requests after the refused approval = %+v, want the one still pending", rs)
+	}
+	if _, err := w.slack.SlashCommand(demoAlice, "/sym", "req prod-admin-v2 1h deploy", demoChannel); err != nil {
+		t.Fatal(err)
+	}
+	wait("a request for the new target", func() bool { return len(requestsJSON(t, socket)) == 2 })
+}
