@@ -32,6 +32,13 @@ type Engine struct {
 	// directory is asked again (and must agree); default 10m.
 	IdentityTTL time.Duration
 
+	// GrantCheckTTL is how long the look-ups made while a request waits
+	// for approval (its requester's Okta user, and whether they are a
+	// member of the group already) stand for the grant's own: approved
+	// within it, the grant goes straight to the Okta add. Default 5m; a
+	// negative value turns the early look-ups off.
+	GrantCheckTTL time.Duration
+
 	// Rules evaluates the flows' rules when a request is made; nil with
 	// flows that have rules sends their requests to manual approval. Set
 	// it before Run; SetFlows replaces it together with the flows.

@@ -143,7 +143,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		if err := e.audit(tx, now, r.ID, auto.by, "approve", auto.note); err != nil {
 			return err
 		}
-		reached, err = e.reachApproved(tx, now, f, r, *auto, h)
+		reached, err = e.reachApproved(tx, now, f, r, *auto, grantStart{h: h})
 		return err
 	})
 	h.start(e, err == nil)
@@ -158,6 +158,9 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		e.kickScheduler() // a new approval deadline; its only job runs here already
 	} else {
 		e.kick()
+	}
+	if reached == StatePending {
+		e.queuePrecheck(out.ID) // while it waits for approval
 	}
 	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "start", out.StartAt, "rule", out.Rule, "state", out.State)
 	return out.Clone(), nil
@@ -195,10 +198,23 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	}
 	note = strings.TrimSpace(note)
 	now := e.now()
+	// The approval that completes the quorum records the grant's membership
+	// check, when the look-ups made while the request waited are fresh; it
+	// does so under the membership lock, as the grant job would, and only
+	// if the lock is free: a grant or removal of the same membership in
+	// flight leaves the check to the grant job.
+	gs := grantStart{h: e.newHandoff()}
+	unlock := func() {}
+	if len(r.Approvals)+1 >= f.ApprovalsRequired && e.precheckFresh(r, now) {
+		key := membershipKey(r.PreOktaUserID, r.GroupID)
+		if u, ok := e.tryLockMembership(ctx, key); ok {
+			gs.locked, unlock = key, u
+		}
+	}
 	var out *Request
 	var reachedState State
 	var lapsed *DecidedError
-	h := e.newHandoff()
+	h := gs.h
 	err = e.store.Update(ctx, func(tx Tx) error {
 		reachedState, lapsed = "", nil // the store may run this more than once
 		h.reset()
@@ -238,9 +254,10 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 			return e.addJob(tx, now, &Job{Kind: JobUpdate, RequestID: r.ID, Event: EventApproval})
 		}
 		out = r
-		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note}, h)
+		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note}, gs)
 		return err
 	})
+	unlock() // before the grant job starts: it takes the same lock
 	h.start(e, err == nil)
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
@@ -260,9 +277,8 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 
 // reachApproved applies approved, r's approval that reached its quorum, in
 // tx: the grant is queued or, for an extension of a still-active grant,
-// that grant's expiry moves out. It returns the state r reached. The grant
-// job is handed to this process's workers through h when one is free.
-func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approved change, h *handoff) (State, error) {
+// that grant's expiry moves out. It returns the state r reached.
+func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approved change, gs grantStart) (State, error) {
 	orig, err := e.liveGrant(tx, now, r.ExtensionOf)
 	if err != nil {
 		return "", err
@@ -285,13 +301,29 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 		return StateScheduled, e.apply(tx, now, r, approved)
 	}
 	grant := &Job{Kind: JobGrant, RequestID: r.ID}
-	h.take(grant, now) // in no lane: it may run at once
+	gs.h.take(grant, now) // in no lane: it may run at once
 	approved.jobs = []*Job{
 		grant,
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
 		{Kind: JobNotify, RequestID: r.ID, Event: EventApproved, To: r.Requester.SlackID},
 	}
-	return StateApproved, e.apply(tx, now, r, approved)
+	checked := e.foldCheck(now, r, gs.locked)
+	if err := e.apply(tx, now, r, approved); err != nil {
+		return "", err
+	}
+	if checked {
+		return StateApproved, e.auditFoldedCheck(tx, now, r)
+	}
+	return StateApproved, nil
+}
+
+// grantStart is how reachApproved starts a grant: the hand-over of its job
+// to this process's workers, and the membership lock the caller holds
+// (locked, a membershipKey; "" for none), under which fresh early look-ups
+// are recorded as the grant's check.
+type grantStart struct {
+	h      *handoff
+	locked string
 }
 
 // approverOkta returns the Okta user an approval was made as: recorded

@@ -30,6 +30,67 @@ func (e *Engine) lockMembership(ctx context.Context, key string) (func(), error)
 	return e.rt.locks.Lock(key), nil
 }
 
+// tryLockMembership takes the lock of one (person, group) membership if it
+// is free, without waiting; ok is false when it is held, or when the store
+// is shared by several processes and cannot try its lock.
+func (e *Engine) tryLockMembership(ctx context.Context, key string) (unlock func(), ok bool) {
+	if _, shared := e.store.(MembershipLocker); shared {
+		tl, can := e.store.(MembershipTryLocker)
+		if !can {
+			return nil, false
+		}
+		unlock, ok, err := tl.TryLockMembership(ctx, key)
+		if err != nil {
+			e.log().Warn("try the membership lock", "err", err)
+			return nil, false
+		}
+		return unlock, ok
+	}
+	return e.rt.locks.TryLock(key)
+}
+
+// resolveRequester finds r's requester in the directory, for the grant:
+// through the binding, asking the directory now, so that access goes only
+// to the Okta user the requester's account is bound to.
+func (e *Engine) resolveRequester(ctx context.Context, r *Request) (DirUser, error) {
+	u, _, err := e.resolveBound(ctx, r.Requester, true)
+	var ce *IdentityConflictError
+	if errors.As(err, &ce) {
+		return DirUser{}, Permanent(err)
+	}
+	if err != nil {
+		return DirUser{}, fmt.Errorf(resolvePrefix+"%w", err)
+	}
+	return u, nil
+}
+
+// priorMembership reports whether r's requester (Okta user uid) counts as
+// a member of r's group before r's grant: as the other grants still holding
+// the membership say, or, when there are none, as the directory says. The
+// caller holds the membership lock.
+func (e *Engine) priorMembership(ctx context.Context, r *Request, uid string) (bool, error) {
+	var holders []*Request
+	if err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		holders, err = others(tx, r, uid, (*Request).Holding, false)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	if len(holders) > 0 {
+		pre := false
+		for _, h := range holders {
+			pre = pre || h.Preexisting
+		}
+		return pre, nil
+	}
+	pre, err := e.dir.IsMember(ctx, uid, r.GroupID)
+	if err != nil {
+		return false, fmt.Errorf("check existing membership: %w", err)
+	}
+	return pre, nil
+}
+
 // others returns the other requests of r's requester for the same Okta
 // user and group that satisfy keep. With open, only the requester's
 // non-final requests are read (Tx.OpenRequests), which is enough when keep
@@ -66,15 +127,9 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 	}
 	uid, login := r.OktaUserID, r.OktaLogin
 	if !r.GrantChecked {
-		// Through the binding, asking the directory now: access goes only
-		// to the Okta user the requester's account is bound to.
-		u, _, err := e.resolveBound(ctx, r.Requester, true)
-		var ce *IdentityConflictError
-		if errors.As(err, &ce) {
-			return Permanent(err)
-		}
+		u, err := e.resolveRequester(ctx, r)
 		if err != nil {
-			return fmt.Errorf(resolvePrefix+"%w", err)
+			return err
 		}
 		uid, login = u.ID, u.Login
 	}
@@ -93,25 +148,23 @@ func (e *Engine) execGrant(ctx context.Context, j Job) error {
 		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
 	}
 
-	if !r.GrantChecked {
-		// Record whether the person was already a member, before adding.
-		var holders []*Request
-		if err := e.store.View(ctx, func(tx Tx) error {
-			var err error
-			holders, err = others(tx, r, uid, (*Request).Holding, false)
-			return err
-		}); err != nil {
-			return err
+	recheck := false
+	if r.GrantChecked && r.Preexisting {
+		// A membership found earlier (by the look-up made while the
+		// request waited, or by an attempt before a restart) may have been
+		// taken away since: then it is symbot's to add, and to remove.
+		if ok, err := e.dir.IsMember(ctx, uid, r.GroupID); err != nil {
+			return fmt.Errorf("check existing membership: %w", err)
+		} else if !ok {
+			recheck = true
 		}
+	}
+	if !r.GrantChecked || recheck {
+		// Record whether the person was already a member, before adding.
 		pre := false
-		if len(holders) > 0 {
-			for _, h := range holders {
-				pre = pre || h.Preexisting
-			}
-		} else {
-			pre, err = e.dir.IsMember(ctx, uid, r.GroupID)
-			if err != nil {
-				return fmt.Errorf("check existing membership: %w", err)
+		if !recheck {
+			if pre, err = e.priorMembership(ctx, r, uid); err != nil {
+				return err
 			}
 		}
 		now := e.now()
@@ -289,6 +342,31 @@ type keyedMutex struct {
 type keyedEntry struct {
 	mu   sync.Mutex
 	refs int
+}
+
+// TryLock takes the lock of key if no one holds or waits for it.
+func (k *keyedMutex) TryLock(key string) (func(), bool) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	if k.m[key] != nil {
+		k.mu.Unlock()
+		return nil, false
+	}
+	ent := &keyedEntry{refs: 1}
+	ent.mu.Lock()
+	k.m[key] = ent
+	k.mu.Unlock()
+	return func() {
+		ent.mu.Unlock()
+		k.mu.Lock()
+		ent.refs--
+		if ent.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}, true
 }
 
 func (k *keyedMutex) Lock(key string) func() {

@@ -159,6 +159,17 @@ type Request struct {
 	Kept         bool // the removal was skipped on purpose: see RemovalNote
 	RemovalNote  string
 
+	// What the grant needs from Okta, looked up while the request waited
+	// for approval (see Engine.GrantCheckTTL): the requester's Okta user
+	// and whether they were already a member of the group. An approval
+	// soon enough after PrecheckedAt records them as the grant's check
+	// (OktaUserID, GrantChecked, Preexisting) in its own transaction.
+	// PrecheckedAt is zero when no look-up was made.
+	PrecheckedAt  time.Time
+	PreOktaUserID string
+	PreOktaLogin  string
+	PreMember     bool
+
 	FailReason string // why the grant failed, in words for people
 
 	Message MessageRef // the approval message in the flow's channel

@@ -78,6 +78,10 @@ type runner struct {
 	// local runs the jobs handed over by the transactions that created
 	// them (see handoff); nil while Run's executor is not running.
 	local atomic.Pointer[localRunner]
+	// prechecks queues pending requests for their grant's early look-ups
+	// (see precheck), taken by Run's look-up workers while running is set.
+	prechecks chan string
+	running   atomic.Bool
 
 	jobsDone      atomic.Int64
 	jobsAbandoned atomic.Int64
@@ -86,7 +90,7 @@ type runner struct {
 }
 
 func newRunner() runner {
-	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1)}
+	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan string, prechecksQueued)}
 }
 
 // kick wakes the executor and the scheduler: for changes that may add
@@ -125,10 +129,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		_, _ = crand.Read(b[:])
 		e.rt.owner = "symbot-" + hex.EncodeToString(b[:])
 	}
+	e.rt.running.Store(true)
+	defer e.rt.running.Store(false)
 	var wg sync.WaitGroup
 	var schedErr, execErr error
 	wg.Go(func() { schedErr = e.runScheduler(ctx) })
 	wg.Go(func() { execErr = e.runExecutor(ctx) })
+	for range precheckWorkers {
+		wg.Go(func() { e.runPrechecks(ctx) })
+	}
 	if e.ReconcileInterval > 0 {
 		wg.Go(func() { e.runReconciler(ctx) })
 	}

@@ -48,6 +48,16 @@ type MembershipLocker interface {
 	LockMembership(ctx context.Context, key string) (unlock func(), err error)
 }
 
+// MembershipTryLocker is implemented by a MembershipLocker that can also
+// take a lock only if it is free, without waiting. An approval uses it to
+// record the grant's membership check in its own transaction; with a
+// shared store that lacks it, the grant job records the check itself.
+type MembershipTryLocker interface {
+	// TryLockMembership takes the lock named key if no one holds it, and
+	// returns the function that releases it; ok is false when it is held.
+	TryLockMembership(ctx context.Context, key string) (unlock func(), ok bool, err error)
+}
+
 // Deduper remembers keys (Slack envelope ids, trigger ids, clicks) for
 // every process sharing a store, so that a redelivered envelope or a
 // double click is recognised whichever replica receives it. A store shared

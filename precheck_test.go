@@ -1,0 +1,170 @@
+package symbot_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/storetest"
+)
+
+// countingDir counts the directory look-ups, by person (and group).
+type countingDir struct {
+	*fakeDir
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (d *countingDir) count(op string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[op]
+}
+
+func (d *countingDir) note(op string) {
+	d.mu.Lock()
+	d.calls[op]++
+	d.mu.Unlock()
+}
+
+func (d *countingDir) ResolveUser(ctx context.Context, p symbot.Person) (symbot.DirUser, error) {
+	d.note("resolve " + p.Email)
+	return d.fakeDir.ResolveUser(ctx, p)
+}
+
+func (d *countingDir) IsMember(ctx context.Context, uid, gid string) (bool, error) {
+	d.note("ismember " + uid + " " + gid)
+	return d.fakeDir.IsMember(ctx, uid, gid)
+}
+
+// precheckHarness runs an engine on a counting directory and a settable
+// clock.
+func precheckHarness(t *testing.T) (*harness, *countingDir, *clock) {
+	t.Helper()
+	h := newHarness(t, nil)
+	dir := &countingDir{fakeDir: h.dir, calls: map[string]int{}}
+	eng, err := symbot.NewEngine(h.st, dir, h.notes, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Now()} // the scheduler runs, on this clock: nothing is due within the test
+	eng.Now = c.now
+	h.eng = eng
+	// A request made before Run is posted once it runs: then Run takes
+	// the early look-ups of new requests.
+	r0 := h.mustSubmit(t, carol, "ro", time.Hour)
+	h.start(t)
+	storetest.WaitFor(t, 10*time.Second, "the engine to run", func() bool { return h.get(t, r0.ID).Message.TS != "" })
+	return h, dir, c
+}
+
+func waitPrechecked(t *testing.T, h *harness, id string) *symbot.Request {
+	t.Helper()
+	var r *symbot.Request
+	storetest.WaitFor(t, 10*time.Second, "the early look-ups", func() bool {
+		r = h.get(t, id)
+		return !r.PrecheckedAt.IsZero()
+	})
+	return r
+}
+
+// TestApprovalRecordsTheCheckLookedUpWhilePending: the requester's Okta
+// user and existing membership are looked up while the request waits, and
+// the approval records them as the grant's check in its own transaction:
+// the grant job then makes no look-up and no commit before the Okta add
+// (issue 13: two Okta round trips and a "checked" commit stood before it).
+func TestApprovalRecordsTheCheckLookedUpWhilePending(t *testing.T) {
+	h, dir, _ := precheckHarness(t)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	pre := waitPrechecked(t, h, r.ID)
+	if pre.PreOktaUserID != "00ualice" || pre.PreMember || pre.GrantChecked {
+		t.Fatalf("after the early look-ups: user %q member %t checked %t; want 00ualice, not a member, not yet checked", pre.PreOktaUserID, pre.PreMember, pre.GrantChecked)
+	}
+	resolves, ismembers := dir.count("resolve alice@example.com"), dir.count("ismember 00ualice GADMIN")
+
+	got := h.mustApprove(t, r.ID, bob)
+	if !got.GrantChecked || got.OktaUserID != "00ualice" || got.Preexisting {
+		t.Fatalf("approved: checked %t user %q preexisting %t; want the check recorded with the approval", got.GrantChecked, got.OktaUserID, got.Preexisting)
+	}
+	storetest.WaitFor(t, 10*time.Second, "the grant", func() bool { return h.get(t, r.ID).State == symbot.StateActive })
+	if !h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("active, but not a member")
+	}
+	if n, m := dir.count("resolve alice@example.com")-resolves, dir.count("ismember 00ualice GADMIN")-ismembers; n != 0 || m != 0 {
+		t.Errorf("the grant made %d user and %d membership look-ups; want none (looked up while pending)", n, m)
+	}
+	var actions []string
+	for _, e := range verifyAudit(t, h.st) {
+		if e.RequestID == r.ID {
+			actions = append(actions, e.Action)
+		}
+	}
+	// Written in the approval's transaction: right after its state change.
+	for i, a := range actions {
+		if a == "state:approved" && (i+1 == len(actions) || actions[i+1] != "grant:checked") {
+			t.Fatalf("audit of %s = %v; want grant:checked right after state:approved (in its transaction)", r.ID, actions)
+		}
+	}
+	checks := 0
+	for _, a := range actions {
+		if a == "grant:checked" {
+			checks++
+		}
+	}
+	if checks != 1 {
+		t.Errorf("grant:checked entries = %d, want 1: %v", checks, actions)
+	}
+}
+
+// TestStaleEarlyLookupsAreNotUsed: approved after GrantCheckTTL, the
+// grant looks up afresh, as it always did.
+func TestStaleEarlyLookupsAreNotUsed(t *testing.T) {
+	h, dir, c := precheckHarness(t)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	waitPrechecked(t, h, r.ID)
+	h.dir.setMember("00ualice", "GADMIN", true) // added outside symbot since
+	c.add(5*time.Minute + time.Second)
+	resolves, ismembers := dir.count("resolve alice@example.com"), dir.count("ismember 00ualice GADMIN")
+
+	got := h.mustApprove(t, r.ID, bob)
+	if got.GrantChecked {
+		t.Fatal("a stale look-up was recorded as the grant's check")
+	}
+	storetest.WaitFor(t, 10*time.Second, "the grant", func() bool { return h.get(t, r.ID).State == symbot.StateActive })
+	if n, m := dir.count("resolve alice@example.com")-resolves, dir.count("ismember 00ualice GADMIN")-ismembers; n != 1 || m != 1 {
+		t.Errorf("the grant made %d user and %d membership look-ups; want 1 and 1", n, m)
+	}
+	if !h.get(t, r.ID).Preexisting {
+		t.Error("the membership found at grant time is not recorded as pre-existing")
+	}
+}
+
+// TestEarlyFoundMembershipGoneIsAddedAndRemoved: the person was a member
+// when looked up while pending, but the membership was taken away before
+// the approval: the grant adds it (it does not trust the old answer) and
+// its end removes it.
+func TestEarlyFoundMembershipGoneIsAddedAndRemoved(t *testing.T) {
+	h, _, _ := precheckHarness(t)
+	h.dir.setMember("00ualice", "GADMIN", true)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	if pre := waitPrechecked(t, h, r.ID); !pre.PreMember {
+		t.Fatal("the early look-up missed the existing membership")
+	}
+	h.dir.setMember("00ualice", "GADMIN", false) // removed outside symbot
+	if got := h.mustApprove(t, r.ID, bob); !got.GrantChecked || !got.Preexisting {
+		t.Fatalf("approved: checked %t preexisting %t; want the early answer recorded", got.GrantChecked, got.Preexisting)
+	}
+	storetest.WaitFor(t, 10*time.Second, "the grant", func() bool { return h.get(t, r.ID).State == symbot.StateActive })
+	if got := h.get(t, r.ID); got.Preexisting || !h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatalf("granted: preexisting %t member %t; want added by symbot", got.Preexisting, h.dir.isMember("00ualice", "GADMIN"))
+	}
+	if _, err := h.eng.Revoke(t.Context(), r.ID, alice, "done"); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, 10*time.Second, "the removal", func() bool { return h.get(t, r.ID).Removed })
+	if h.dir.isMember("00ualice", "GADMIN") {
+		t.Error("the membership symbot added was left behind")
+	}
+}
