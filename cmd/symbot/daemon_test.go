@@ -115,6 +115,9 @@ func configCLI(t *testing.T, cfgPath string) func(args ...string) (string, int) 
 // returns the approval message once its buttons are there.
 func mustApprovalMessage(t *testing.T, w *world, wait func(string, func() bool), user, text string) slacktest.MessageRef {
 	t.Helper()
+	// The new message, not an earlier one whose buttons are still there
+	// (its update after a decision may not have been made yet).
+	before, _ := w.slack.FindButton(demoChannel, "sym_approve")
 	if _, err := w.slack.SlashCommand(user, "/sym", text, demoChannel); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func mustApprovalMessage(t *testing.T, w *world, wait func(string, func() bool),
 	wait("the approval message", func() bool {
 		var ok bool
 		ref, ok = w.slack.FindButton(demoChannel, "sym_approve")
-		return ok
+		return ok && ref != before
 	})
 	return ref
 }
