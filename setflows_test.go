@@ -145,3 +145,46 @@ func TestSetFlowsReplacesTheRulesWithTheFlows(t *testing.T) {
 		t.Fatalf("Submit after SetFlows with a refusing rule = %v, want the rule's refusal", err)
 	}
 }
+
+// TestSetFlowsWhileRequestsAreMade: swapping the flows while requests are
+// made and decided is safe under the race detector, and every request is
+// made under one configuration or the other, never a mix: its group is the
+// one its target had in the flows it resolved.
+func TestSetFlowsWhileRequestsAreMade(t *testing.T) {
+	h := newHarness(t, nil)
+	a, b := testFlow(), testFlow()
+	b.Targets[0].GroupID = "GADMIN-B"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			next := a
+			if i%2 == 1 {
+				next = b
+			}
+			if err := h.eng.SetFlows([]symbot.Flow{next}, nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	users := []symbot.Actor{alice, carol, dave}
+	for i := range 30 {
+		u := users[i%len(users)]
+		r, err := h.eng.Submit(t.Context(), u, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "deploy"})
+		if err != nil {
+			var dup *symbot.DuplicateError
+			if errors.As(err, &dup) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		if r.GroupID != "GADMIN" && r.GroupID != "GADMIN-B" {
+			t.Errorf("request made during swaps has group %q", r.GroupID)
+		}
+		if _, err := h.eng.Cancel(t.Context(), r.ID, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+}
