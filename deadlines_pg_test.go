@@ -79,7 +79,7 @@ func TestNewDeadlinesFireOnceAcrossPostgresReplicas(t *testing.T) {
 		want int
 	}{
 		{"grant of the scheduled request", jobKey{sched.ID, symbot.JobGrant, ""}, 1},
-		{"DM to the backup approver", jobKey{waiting.ID, symbot.JobNotify, symbot.EventEscalated}, 1},
+		{"DMs to the backup approver and the requester", jobKey{waiting.ID, symbot.JobNotify, symbot.EventEscalated}, 2},
 		{"re-post of the waiting request", jobKey{waiting.ID, symbot.JobRepost, symbot.EventEscalated}, 1},
 		{"review reminder", jobKey{glass.ID, symbot.JobAlert, symbot.EventReviewOverdue}, 1},
 	} {

@@ -137,6 +137,8 @@ func (e *Engine) nudge(tx Tx, now time.Time, r *Request, later *[]*Job) error {
 				for _, u := range added {
 					*later = append(*later, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventEscalated, To: u})
 				}
+				// and the requester hears whom it went to
+				*later = append(*later, &Job{Kind: JobNotify, RequestID: r.ID, Event: EventEscalated, To: r.Requester.SlackID})
 			}
 			if st.Channel != "" {
 				detail += " channel=" + st.Channel

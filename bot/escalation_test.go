@@ -56,6 +56,7 @@ func TestEscalationPingsBackupThenStopsWhenDecided(t *testing.T) {
 	h.advanceTo(schedT0.Add(30 * time.Minute))
 	h.waitThread(ref, "escalated to <@"+dave+">, who may now approve")
 	h.waitDM(dave, "you are a backup approver")
+	h.waitDM(alice, "so it was escalated to <@"+dave+">")
 	h.waitFor("message shows the escalation", func() bool {
 		return strings.Contains(render(h.message(ref)), "escalated to <@"+dave+">")
 	})

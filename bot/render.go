@@ -448,14 +448,16 @@ func dmBody(f *symbot.Flow, r *symbot.Request, ev symbot.Event, userID string, n
 		need := approvalsNeeded(f)
 		s = fmt.Sprintf("%s for %s%s has %d of %d approvals.", yours, tl, ref, len(r.Approvals), need)
 	case symbot.EventEscalated:
+		if mine {
+			s = fmt.Sprintf("%s for %s%s has waited since %s, so it was escalated to %s, who may now approve it too.", yours, tl, ref, slackDate(r.CreatedAt), mentions(r.BackupApprovers))
+			break
+		}
 		s = fmt.Sprintf("%s for %s (%s)%s has waited since %s, and you are a backup approver: you may approve or deny it", yours, tl, symbot.FormatDuration(r.Duration), ref, slackDate(r.CreatedAt))
 		if r.Message.TS != "" {
 			s += " here or in " + channelRef(r.Message.Channel)
 		}
 		s += "."
-		if !mine {
-			btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionDeny, "Deny", r, "danger"))
-		}
+		btns = append(btns, button(ActionApprove, "Approve", r, "primary"), button(ActionDeny, "Deny", r, "danger"))
 	case symbot.EventReminder:
 		s = fmt.Sprintf("%s for %s%s is still waiting for approval, since %s; the approvers were reminded.", yours, tl, ref, slackDate(r.CreatedAt))
 		if len(r.BackupApprovers) > 0 {
