@@ -64,31 +64,54 @@ func (e *Engine) resolveRequester(ctx context.Context, r *Request) (DirUser, err
 	return u, nil
 }
 
-// priorMembership reports whether r's requester (Okta user uid) counts as
-// a member of r's group before r's grant: as the other grants still holding
-// the membership say, or, when there are none, as the directory says. The
-// caller holds the membership lock.
+// priorMembership says whether r's requester (Okta user uid) is a member of
+// r's group for a reason other than r: another of their requests holds
+// the membership (and knows whether it was there before symbot), else Okta
+// says. The holders are first looked for among the requester's open
+// requests (Tx.OpenRequests), so the common grant reads no history. Only
+// when Okta says the person is a member and no open request explains it
+// can an ended grant whose removal is still pending be the reason (its
+// membership must not count as one the person had before symbot, or it
+// would never be removed): only then is their history read. The caller
+// holds the membership lock.
 func (e *Engine) priorMembership(ctx context.Context, r *Request, uid string) (bool, error) {
-	var holders []*Request
-	if err := e.store.View(ctx, func(tx Tx) error {
-		var err error
-		holders, err = others(tx, r, uid, (*Request).Holding, false)
-		return err
-	}); err != nil {
+	read := func(open bool) ([]*Request, error) {
+		var holders []*Request
+		err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			holders, err = others(tx, r, uid, (*Request).Holding, open)
+			return err
+		})
+		return holders, err
+	}
+	anyPre := func(hs []*Request) bool {
+		pre := false
+		for _, h := range hs {
+			pre = pre || h.Preexisting
+		}
+		return pre
+	}
+	holders, err := read(true)
+	if err != nil {
 		return false, err
 	}
 	if len(holders) > 0 {
-		pre := false
-		for _, h := range holders {
-			pre = pre || h.Preexisting
-		}
-		return pre, nil
+		return anyPre(holders), nil
 	}
-	pre, err := e.dir.IsMember(ctx, uid, r.GroupID)
+	member, err := e.dir.IsMember(ctx, uid, r.GroupID)
 	if err != nil {
 		return false, fmt.Errorf("check existing membership: %w", err)
 	}
-	return pre, nil
+	if !member {
+		return false, nil
+	}
+	if holders, err = read(false); err != nil {
+		return false, err
+	}
+	if len(holders) > 0 {
+		return anyPre(holders), nil
+	}
+	return true, nil
 }
 
 // others returns the other requests of r's requester for the same Okta
