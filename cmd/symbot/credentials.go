@@ -22,8 +22,14 @@ import (
 // tokens: one call each, far below either's rate limits.
 const DefaultCredentialCheckEvery = time.Minute
 
-// credentialCheckTimeout bounds one check.
-const credentialCheckTimeout = 30 * time.Second
+// credentialCheckTimeout bounds one check while running;
+// startupCheckTimeout one check before serving, shorter because removals
+// of expired access wait for it (an unanswered check does not stop
+// start-up).
+const (
+	credentialCheckTimeout = 30 * time.Second
+	startupCheckTimeout    = 10 * time.Second
+)
 
 // A credential symbot checks while it runs.
 type credential struct {
@@ -141,7 +147,7 @@ func (d *daemon) checkOktaToken(ctx context.Context) error {
 func (d *daemon) checkSlackTokens(ctx context.Context) error {
 	var refused []error
 	for _, check := range []func(context.Context) error{d.bot.CheckBotToken, d.bot.CheckAppToken} {
-		cctx, cancel := context.WithTimeout(ctx, credentialCheckTimeout)
+		cctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
 		err := check(cctx)
 		cancel()
 		var te *bot.TokenError
