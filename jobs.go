@@ -140,7 +140,7 @@ func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx 
 
 func (e *Engine) completeOnce(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
 	now := e.now()
-	return e.store.Update(ctx, func(tx Tx) error {
+	return e.store.Update(ContextWithJob(ctx, j.ID), func(tx Tx) error {
 		stored, err := tx.Job(j.ID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -167,7 +167,7 @@ func (e *Engine) jobFailed(ctx context.Context, j Job, jerr error, log *slog.Log
 	now := e.now()
 	var result, failedFlow string
 	var alerted, abandoned bool
-	err := e.store.Update(ctx, func(tx Tx) error {
+	err := e.store.Update(ContextWithJob(ctx, j.ID), func(tx Tx) error {
 		// The store may run this more than once: only note what to count.
 		result, failedFlow, alerted, abandoned = "", "", false, false
 		jj, err := tx.Job(j.ID)

@@ -81,6 +81,23 @@ type RequestPrefetcher interface {
 	PrefetchRequests(ids []string) error
 }
 
+// jobHintKey is the context key of ContextWithJob.
+type jobHintKey struct{}
+
+// ContextWithJob returns ctx with a hint for the store: the Update made
+// with it reads job id first (to complete or reschedule it). A store whose
+// reads are round trips to a server (PostgreSQL) reads the jobs of the
+// Updates it runs together in one go; other stores ignore the hint.
+func ContextWithJob(ctx context.Context, id uint64) context.Context {
+	return context.WithValue(ctx, jobHintKey{}, id)
+}
+
+// JobFromContext returns the job hint set by ContextWithJob.
+func JobFromContext(ctx context.Context) (id uint64, ok bool) {
+	id, ok = ctx.Value(jobHintKey{}).(uint64)
+	return id, ok
+}
+
 // Tx is a store transaction.
 type Tx interface {
 	// NextSeq returns the next value (from 1) of a named counter.

@@ -289,6 +289,13 @@ func (s *Store) attempt(group *[]*write, takeIn bool) (r attemptResult) {
 			*group = g
 			continue
 		}
+		if err := p.prefetchJobs(w.ctx, g[i:]); err != nil {
+			// Not the fn's doing, but the transaction is aborted: run
+			// each again on its own.
+			r.failed, r.dbErr, r.dbFailed = i, err, true
+			w.err = fmt.Errorf("store update: read jobs ahead: %w", classify(err))
+			return r
+		}
 		t := &tx{ctx: w.ctx, q: p, p: p, writable: true}
 		if w.err = s.call(w, t); w.err != nil {
 			r.failed = i

@@ -541,3 +541,85 @@ func TestRequestReadsSeeEarlierWritesOfTheGroup(t *testing.T) {
 		return nil
 	})
 }
+
+// TestJobsReadAheadForAGroup: the jobs the fns of a group will read
+// (symbot.ContextWithJob) are read at once; each fn still sees the writes
+// of those before it: a job deleted or changed by an earlier fn, a request
+// it rewrote.
+func TestJobsReadAheadForAGroup(t *testing.T) {
+	s, _ := MustOpen(t)
+	var ids []uint64
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error {
+		ids = ids[:0]
+		for _, rid := range []string{"R1", "R2"} {
+			if err := tx.PutRequest(&symbot.Request{ID: rid, State: symbot.StatePending, Reason: "v1", Requester: symbot.Person{SlackID: "U1"}}); err != nil {
+				return err
+			}
+			j := &symbot.Job{Kind: symbot.JobPost, RequestID: rid}
+			if err := tx.AddJob(j); err != nil {
+				return err
+			}
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	release := holdLeader(t, s)
+	withJob := func(id uint64) context.Context { return symbot.ContextWithJob(t.Context(), id) }
+	a := queue(t, s, withJob(ids[0]), 1, func(tx symbot.Tx) error {
+		j, err := tx.Job(ids[0])
+		if err != nil {
+			return err
+		}
+		r, err := tx.Request(j.RequestID)
+		if err != nil || r.Reason != "v1" {
+			return fmt.Errorf("A read %s: %v %v", j.RequestID, r, err)
+		}
+		r.Reason = "v2"
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		j2, err := tx.Job(ids[1])
+		if err != nil {
+			return err
+		}
+		j2.Attempts = 7
+		if err := tx.UpdateJob(j2); err != nil {
+			return err
+		}
+		return tx.DeleteJob(ids[0])
+	})
+	b := queue(t, s, withJob(ids[0]), 2, func(tx symbot.Tx) error {
+		if _, err := tx.Job(ids[0]); !errors.Is(err, symbot.ErrNotFound) {
+			return fmt.Errorf("B read job %d deleted by A: %v, want ErrNotFound", ids[0], err)
+		}
+		r, err := tx.Request("R1")
+		if err != nil || r.Reason != "v2" {
+			return fmt.Errorf("B read R1: %+v %v, want A's v2", r, err)
+		}
+		return nil
+	})
+	c := queue(t, s, withJob(ids[1]), 3, func(tx symbot.Tx) error {
+		j, err := tx.Job(ids[1])
+		if err != nil || j.Attempts != 7 {
+			return fmt.Errorf("C read job %d: %+v %v, want A's change (7 attempts)", ids[1], j, err)
+		}
+		return tx.DeleteJob(ids[1])
+	})
+	before := postgres.Commits(s)
+	release()
+	for name, ch := range map[string]<-chan result{"A": a, "B": b, "C": c} {
+		if r := get(t, ch); r.err != nil || r.panic != nil {
+			t.Errorf("%s: %v %v", name, r.err, r.panic)
+		}
+	}
+	if got := postgres.Commits(s) - before; got != 1 {
+		t.Errorf("commits = %d, want 1 (one group)", got)
+	}
+	storetest.MustView(t, s, func(tx symbot.Tx) error {
+		js, err := tx.Jobs()
+		if len(js) != 0 {
+			t.Errorf("jobs left: %+v", js)
+		}
+		return err
+	})
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/symbot/symbot"
 )
 
 // pipe is one read-write PostgreSQL transaction on one connection, shared
@@ -29,9 +30,11 @@ type pipe struct {
 	broken  bool // a statement failed: the transaction is aborted
 
 	// What every fn of the transaction shares.
-	head chainHead         // the audit head, once read or written
-	held map[uint64]bool   // job rows this transaction holds: read FOR UPDATE or inserted, not deleted
-	reqs map[string][]byte // request documents as this transaction read or wrote them (nil: none); see tx.knowRequest
+	head  chainHead              // the audit head, once read or written
+	held  map[uint64]bool        // job rows this transaction holds: read FOR UPDATE or inserted, not deleted
+	reqs  map[string][]byte      // request documents as this transaction read or wrote them (nil: none); see tx.knowRequest
+	jobs  map[uint64]*symbot.Job // jobs read ahead for the fns of the group (nil: none); see prefetchJobs
+	asked map[uint64]bool        // job hints already read ahead
 	// Job ids: the first AddJob takes nextval('jobs_id_seq'); later ones
 	// count on from it, and commit moves the sequence to the last one
 	// given out. Every AddJob runs under the writer lock, so no other
@@ -52,7 +55,7 @@ type heldWrite struct {
 var _ querier = (*pipe)(nil)
 
 func newPipe(conn *pgx.Conn) *pipe {
-	return &pipe{conn: conn, held: map[uint64]bool{}, reqs: map[string][]byte{}}
+	return &pipe{conn: conn, held: map[uint64]bool{}, reqs: map[string][]byte{}, jobs: map[uint64]*symbot.Job{}, asked: map[uint64]bool{}}
 }
 
 // hold queues a write to be sent with the next statement.
@@ -242,4 +245,49 @@ func (p *pipe) commit(ctx context.Context) (unknown bool, err error) {
 		return false, fmt.Errorf("the server rolled the transaction back (%s)", tag.String())
 	}
 	return false, nil
+}
+
+// prefetchJobs reads and locks, in one statement, the jobs that the
+// writes ws will read first (symbot.ContextWithJob) and have not been read
+// ahead yet, with their requests' documents. The transaction holds the
+// writer lock, so no other writer can change them before it ends (job
+// claims skip locked rows), and its own changes of them drop the copy.
+func (p *pipe) prefetchJobs(ctx context.Context, ws []*write) error {
+	var ids []int64
+	for _, w := range ws {
+		if id, ok := symbot.JobFromContext(w.ctx); ok && !p.asked[id] {
+			p.asked[id] = true
+			ids = append(ids, int64(id))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := p.Query(ctx, `SELECT `+jobCols+`, (SELECT r.doc FROM requests r WHERE r.id = jobs.request_id) FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return err
+	}
+	docs := map[string][]byte{}
+	js, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (symbot.Job, error) {
+		var doc []byte
+		j, err := scanJobInto(row, &doc)
+		docs[j.RequestID] = doc
+		return j, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		p.jobs[uint64(id)] = nil
+	}
+	for i := range js {
+		p.jobs[js[i].ID] = &js[i]
+		p.held[js[i].ID] = true
+	}
+	for id, doc := range docs {
+		if _, ok := p.reqs[id]; !ok {
+			p.reqs[id] = doc
+		}
+	}
+	return nil
 }

@@ -389,6 +389,13 @@ func (t *tx) Job(id uint64) (*symbot.Job, error) {
 // the document of its request, which the caller nearly always reads next
 // (see knowRequest): one round trip for both.
 func (t *tx) heldJob(id uint64) (*symbot.Job, error) {
+	if j, ok := t.p.jobs[id]; ok {
+		if j == nil {
+			return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
+		}
+		jj := *j
+		return &jj, nil
+	}
 	rows, err := t.q.Query(t.ctx, `SELECT `+jobCols+`, (SELECT r.doc FROM requests r WHERE r.id = jobs.request_id) FROM jobs WHERE id = $1 FOR UPDATE`, int64(id))
 	if err != nil {
 		return nil, t.db("get job", err)
@@ -424,6 +431,7 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 		nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken)}
 	if t.holds(j.ID) {
 		// The row is this transaction's: the update cannot miss.
+		delete(t.p.jobs, j.ID) // read it back if asked
 		t.p.hold("update job", 1, q, args...)
 		return nil
 	}
@@ -443,6 +451,7 @@ func (t *tx) DeleteJob(id uint64) error {
 	}
 	if t.holds(id) {
 		delete(t.p.held, id)
+		t.p.jobs[id] = nil
 		t.p.hold("delete job", 1, `DELETE FROM jobs WHERE id = $1`, int64(id))
 		return nil
 	}
