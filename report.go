@@ -113,6 +113,14 @@ func (e *Engine) AccessReport(ctx context.Context, since, until time.Time) (*Acc
 func accessRow(r *Request, until time.Time) AccessRow {
 	row := AccessRow{RequestID: r.ID, Requester: r.Requester, OktaLogin: r.OktaLogin, Flow: r.Flow, Target: r.Target, GroupID: r.GroupID,
 		Reason: r.Reason, State: r.State, RequestedAt: r.CreatedAt, Approvers: slices.Clone(r.Approvals), GrantedAt: r.GrantedAt}
+	if r.BreakGlass {
+		// Nobody approved it; the review afterwards stands in the column.
+		d := Decision{By: System, Name: "break-glass, no approval, not reviewed"}
+		if r.ReviewedBy != "" {
+			d = Decision{By: r.ReviewedBy, Name: "break-glass, no approval, reviewed by " + r.ReviewedBy, At: r.ReviewedAt, Note: r.ReviewNote}
+		}
+		row.Approvers = append(row.Approvers, d)
+	}
 	for _, t := range r.Transitions {
 		switch t.To {
 		case StateDenied, StateCancelled, StateRevoked:

@@ -78,6 +78,37 @@ func TestAccessReport(t *testing.T) {
 	})
 }
 
+func TestAccessReportNamesBreakGlass(t *testing.T) {
+	flow := testFlow()
+	flow.BreakGlass = &symbot.BreakGlass{MaxDuration: time.Hour}
+	h := newHarness(t, nil, flow)
+	start := time.Now()
+	r, err := h.eng.BreakGlass(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func() string {
+		rep, err := h.eng.AccessReport(t.Context(), start, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var md bytes.Buffer
+		if err := rep.WriteMarkdown(&md); err != nil {
+			t.Fatal(err)
+		}
+		return md.String()
+	}
+	if got := row(); !strings.Contains(got, "break-glass, no approval, not reviewed") {
+		t.Errorf("report of unreviewed break-glass access:\n%s", got)
+	}
+	if _, err := h.eng.Acknowledge(t.Context(), r.ID, bob, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if got := row(); !strings.Contains(got, "break-glass, no approval, reviewed by UBOB") {
+		t.Errorf("report of reviewed break-glass access:\n%s", got)
+	}
+}
+
 func TestAccessReportMarkdownEscapesUserText(t *testing.T) {
 	rep := &symbot.AccessReport{Rows: []symbot.AccessRow{{RequestID: "SYM-1", Requester: symbot.Person{Name: "eve|x"}, Reason: "a | b <script> [link](http://x)\nnew line", State: symbot.StatePending}}}
 	var md bytes.Buffer
