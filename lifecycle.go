@@ -59,7 +59,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	if err := f.CheckStart(in.StartAt, now); err != nil {
 		return nil, err
 	}
-	rules := e.decideByRules(ctx, f, t, actor, in.Duration, reason, now)
+	rules := e.decideByRules(ctx, f, t, actor, in.Duration, reason, in.StartAt, now)
 	if rules.Rule != nil && rules.Rule.Action == RuleRefuse {
 		return nil, ruleRefusal(rules.Rule)
 	}

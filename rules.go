@@ -45,6 +45,7 @@ type RuleInput struct {
 	Reason                string
 	Requester             Actor     // Slack id, email, name, guest, time zone
 	Now                   time.Time // when the request is made
+	StartAt               time.Time // a scheduled start; zero for access now
 	// Groups lists the requester's directory (Okta) group ids; nil when
 	// not known. A RuleSet calls it only for rules that read the groups.
 	Groups func(ctx context.Context) ([]string, error)
@@ -116,10 +117,10 @@ func (r *Request) applyRule(f *Flow) *Flow {
 
 // decideByRules evaluates the rules of f (a flow as it applies to its
 // target t, Flow.ForTarget) for actor's request.
-func (e *Engine) decideByRules(ctx context.Context, f *Flow, t Target, actor Actor, d time.Duration, reason string, now time.Time) RuleOutcome {
+func (e *Engine) decideByRules(ctx context.Context, f *Flow, t Target, actor Actor, d time.Duration, reason string, start, now time.Time) RuleOutcome {
 	out := EvaluateRules(ctx, e.ruleSet(), f.Rules, RuleInput{
 		Flow: f.Name, Target: t.Name, GroupID: t.GroupID,
-		Duration: d, Reason: reason, Requester: actor, Now: now,
+		Duration: d, Reason: reason, Requester: actor, Now: now, StartAt: start,
 		Groups: func(ctx context.Context) ([]string, error) { return e.groupsOf(ctx, actor.Person) },
 	})
 	if out.Err != nil {

@@ -3,7 +3,8 @@
 //
 // An expression sees:
 //
-//	request    flow, target, group, duration (a duration), reason
+//	request    flow, target, group, duration (a duration), reason, start
+//	           (a timestamp: the scheduled start, or now), scheduled
 //	requester  slack_id, email, name, guest, time_zone, groups (Okta group
 //	           ids), on_call (on call now in PagerDuty's configured
 //	           schedules or escalation policies)
@@ -46,6 +47,10 @@ type Request struct {
 	Group    string        `cel:"group"`
 	Duration time.Duration `cel:"duration"`
 	Reason   string        `cel:"reason"`
+	// Start is when the access would begin: the scheduled start, or the
+	// time of the request; Scheduled says which.
+	Start     time.Time `cel:"start"`
+	Scheduled bool      `cel:"scheduled"`
 }
 
 // Requester is the `requester` variable.
@@ -318,6 +323,10 @@ type eval struct {
 
 func (rs *RuleSet) newEval(in symbot.RuleInput) *eval {
 	now := in.Now.UTC()
+	start := now
+	if !in.StartAt.IsZero() {
+		start = in.StartAt.UTC()
+	}
 	loc := time.UTC
 	zone := in.Requester.TimeZone
 	if zone != "" {
@@ -332,7 +341,8 @@ func (rs *RuleSet) newEval(in symbot.RuleInput) *eval {
 	}
 	return &eval{
 		rs: rs, in: in,
-		request: &Request{Flow: in.Flow, Target: in.Target, Group: in.GroupID, Duration: in.Duration, Reason: in.Reason},
+		request: &Request{Flow: in.Flow, Target: in.Target, Group: in.GroupID, Duration: in.Duration, Reason: in.Reason,
+			Start: start, Scheduled: !in.StartAt.IsZero()},
 		requester: &Requester{
 			SlackID: in.Requester.SlackID, Email: in.Requester.Email, Name: in.Requester.Name,
 			Guest: in.Requester.IsGuest, TimeZone: zone, Groups: []string{},
@@ -495,6 +505,10 @@ func (ev *eval) value(name string) (string, bool) {
 		return q(ev.request.Group)
 	case "request.duration":
 		return symbot.FormatDuration(ev.request.Duration), true
+	case "request.start":
+		return ev.request.Start.Format(time.RFC3339), true
+	case "request.scheduled":
+		return fmt.Sprint(ev.request.Scheduled), true
 	case "request.reason":
 		return q(symbot.TruncateRunes(ev.request.Reason, 80))
 	case "requester.slack_id":

@@ -74,6 +74,7 @@ func TestExpressions(t *testing.T) {
 		{`requester.on_call`, true},
 		{`on_call("PSCHED1")`, false},
 		{`on_call("PSCHED2")`, true},
+		{`request.start == now && !request.scheduled`, true},
 	}
 	oc := &fakeOnCall{on: map[string]bool{"alice@example.com/": true, "alice@example.com/PSCHED2": true}}
 	for _, tc := range tests {
@@ -216,5 +217,16 @@ func TestRulesOfReplacedFlows(t *testing.T) {
 	bad := []symbot.Rule{{Name: "broken", When: `request.target ==`, Action: symbot.RuleApprove}}
 	if steps, err := rs.Decide(t.Context(), input(), bad); err == nil || steps[0].Matched {
 		t.Fatalf("steps %+v err %v, want an error", steps, err)
+	}
+}
+
+func TestScheduledStart(t *testing.T) {
+	rules := []symbot.Rule{{Name: "night", When: `request.scheduled && request.start.getHours("Europe/Berlin") >= 22`, Action: symbot.RuleRefuse, Message: "no"}}
+	rs := mustCompile(t, flowWith(rules...))
+	in := input()
+	in.StartAt = time.Date(2026, 11, 30, 21, 30, 0, 0, time.UTC) // 22:30 in Berlin
+	steps, err := rs.Decide(t.Context(), in, rules)
+	if err != nil || !steps[0].Matched {
+		t.Fatalf("steps %+v err %v", steps, err)
 	}
 }

@@ -101,7 +101,7 @@ func pagerDutyChecks(cfg *config.Config, src *awsauth.Source, needs string) []Ch
 	return checks
 }
 
-const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--tz ZONE] [--slack-id ID] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
+const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--start TIME] [--tz ZONE] [--slack-id ID] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
 
 // explainCmd prints how the rules of FLOW/TARGET decide a request: each
 // rule in order, what its condition saw, whether it matched, and the
@@ -116,6 +116,7 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	durS := fs.String("duration", "", "the duration asked for, like 1h")
 	reason := fs.String("reason", "", "the reason given")
 	at := fs.String("at", "", "when the request is made: RFC 3339 (2026-12-02T09:30:00Z) or \"2026-12-02 09:30\" in --tz; default now")
+	startS := fs.String("start", "", "a scheduled start (as /sym req ... at TIME), in the forms of --at; default none: access now")
 	tz := fs.String("tz", "UTC", "the requester's Slack time zone, like Europe/Berlin")
 	groups := fs.String("groups", "", "the requester's Okta group ids, comma-separated, instead of asking Okta")
 	onCall := fs.String("on-call", "", "instead of asking PagerDuty: all (on call everywhere), none, or the schedule and escalation policy ids the requester is on call in, comma-separated")
@@ -142,6 +143,12 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if *at != "" {
 		if now, err = parseAt(*at, loc); err != nil {
 			return fail("--at: %v", err)
+		}
+	}
+	var start time.Time
+	if *startS != "" {
+		if start, err = parseAt(*startS, loc); err != nil {
+			return fail("--start: %v", err)
 		}
 	}
 	cfg, err := config.Load(*cfgPath, os.Getenv)
@@ -196,6 +203,7 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		Flow: f.Name, Target: t.Name, GroupID: t.GroupID, Duration: d, Reason: strings.TrimSpace(*reason),
 		Requester: symbot.Actor{Person: symbot.Person{SlackID: *slackID, Email: *as}, TimeZone: loc.String()},
 		Now:       now,
+		StartAt:   start,
 	}
 	if *groups != "" {
 		gs := splitList(*groups)
