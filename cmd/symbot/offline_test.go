@@ -100,6 +100,9 @@ func TestOfflineReadsAfterTheDaemonStopped(t *testing.T) {
 		{[]string{"audit", "export", "--db", db}, []string{`"type":"entry"`, id}},
 		{[]string{"report", "--db", db}, []string{id}},
 		{[]string{"standing", "--db", db}, []string{"no standing members"}},
+		// The daemon bound alice's and bob's Slack accounts to their Okta
+		// users (by email, through the real Okta adapter).
+		{[]string{"identities", "--db", db}, []string{demoAlice, w.aliceOkta, "alice@example.com", "email", "ok"}},
 		{[]string{"backup", backup, "--db", db}, []string{"wrote " + backup}},
 	} {
 		out, code := cli(c.args...)
@@ -123,7 +126,7 @@ func TestOfflineReadsAfterTheDaemonStopped(t *testing.T) {
 	bst.Close()
 
 	// Nothing that changes things reads offline.
-	for _, args := range [][]string{{"revoke", id, "--db", db}, {"reconcile", "--db", db}} {
+	for _, args := range [][]string{{"revoke", id, "--db", db}, {"reconcile", "--db", db}, {"identity", "reset", demoAlice, "--db", db}} {
 		if out, code := cli(args...); code != exitUsage || !strings.Contains(out, "-db") {
 			t.Errorf("symbot %s: exit %d, want 2 (no such flag)\n%s", strings.Join(args, " "), code, out)
 		}
