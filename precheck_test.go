@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/postgres"
+	"github.com/symbot/symbot/store/postgres/pgtest"
 	"github.com/symbot/symbot/store/storetest"
 )
 
@@ -166,5 +168,29 @@ func TestEarlyFoundMembershipGoneIsAddedAndRemoved(t *testing.T) {
 	storetest.WaitFor(t, 10*time.Second, "the removal", func() bool { return h.get(t, r.ID).Removed })
 	if h.dir.isMember("00ualice", "GADMIN") {
 		t.Error("the membership symbot added was left behind")
+	}
+}
+
+// TestApprovalRecordsTheCheckOnPostgreSQL: with a store several replicas
+// share, the approval tries the store's membership lock
+// (MembershipTryLocker) and records the early look-ups as the check too.
+func TestApprovalRecordsTheCheckOnPostgreSQL(t *testing.T) {
+	st, err := postgres.Open(t.Context(), pgtest.NewDatabase(t), postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := newHarness(t, st)
+	r0 := h.mustSubmit(t, carol, "ro", time.Hour)
+	h.start(t)
+	storetest.WaitFor(t, 20*time.Second, "the engine to run", func() bool { return h.get(t, r0.ID).Message.TS != "" })
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	waitPrechecked(t, h, r.ID)
+	if got := h.mustApprove(t, r.ID, bob); !got.GrantChecked || got.OktaUserID != "00ualice" {
+		t.Fatalf("approved on PostgreSQL: checked %t user %q; want the check recorded with the approval", got.GrantChecked, got.OktaUserID)
+	}
+	storetest.WaitFor(t, 20*time.Second, "the grant", func() bool { return h.get(t, r.ID).State == symbot.StateActive })
+	if !h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("active, but not a member")
 	}
 }

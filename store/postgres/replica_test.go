@@ -208,3 +208,33 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("R1 after the outage: %+v", got)
 	}
 }
+
+// TestTryLockMembershipAcrossReplicas: an approval tries the membership
+// lock to record the grant's check; a lock held by any replica makes the
+// try fail at once, and a free one is taken, held until unlock.
+func TestTryLockMembershipAcrossReplicas(t *testing.T) {
+	rs, _ := replicas(t, 2)
+	a, b := rs[0], rs[1]
+	unlock, ok, err := a.TryLockMembership(t.Context(), "00u1|00g1")
+	if err != nil || !ok {
+		t.Fatalf("try a free lock = %v, %v; want it taken", ok, err)
+	}
+	if _, ok, err := b.TryLockMembership(t.Context(), "00u1|00g1"); err != nil || ok {
+		t.Fatalf("try a lock another replica holds = %v, %v; want refused", ok, err)
+	}
+	if _, ok, err := a.TryLockMembership(t.Context(), "00u1|00g1"); err != nil || ok {
+		t.Fatalf("try a lock the same replica holds = %v, %v; want refused", ok, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	_, err = b.LockMembership(ctx, "00u1|00g1")
+	cancel()
+	if err == nil {
+		t.Fatal("LockMembership took a lock TryLockMembership holds")
+	}
+	unlock()
+	unlockB, ok, err := b.TryLockMembership(t.Context(), "00u1|00g1")
+	if err != nil || !ok {
+		t.Fatalf("try after release = %v, %v; want it taken", ok, err)
+	}
+	unlockB()
+}

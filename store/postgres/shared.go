@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/symbot/symbot"
 )
 
@@ -14,8 +16,9 @@ import (
 const membershipLockSpace int32 = 0x7379
 
 var (
-	_ symbot.MembershipLocker = (*Store)(nil)
-	_ symbot.Deduper          = (*Store)(nil)
+	_ symbot.MembershipLocker    = (*Store)(nil)
+	_ symbot.MembershipTryLocker = (*Store)(nil)
+	_ symbot.Deduper             = (*Store)(nil)
 )
 
 // LockMembership takes a session advisory lock on a connection of its own
@@ -35,6 +38,33 @@ func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) 
 		conn.Release()
 		return nil, fmt.Errorf("membership lock: %w", classify(err))
 	}
+	return unlockMembership(conn, key), nil
+}
+
+// TryLockMembership takes the lock as LockMembership does if no session
+// holds it, without waiting for it; ok is false when it is held.
+func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(), ok bool, err error) {
+	conn, err := s.locks.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, membershipLockSpace, key).Scan(&ok); err != nil {
+		// The lock's state is unknown: drop the connection, which
+		// releases whatever it holds.
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		conn.Release()
+		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	return unlockMembership(conn, key), true, nil
+}
+
+// unlockMembership returns the function that releases the membership lock
+// key held by conn's session, and conn.
+func unlockMembership(conn *pgxpool.Conn, key string) func() {
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -42,7 +72,7 @@ func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) 
 			_ = conn.Conn().Close(ctx)
 		}
 		conn.Release()
-	}, nil
+	}
 }
 
 // Seen reports whether key was marked and has not expired.
