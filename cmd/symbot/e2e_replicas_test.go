@@ -94,7 +94,7 @@ func TestReplicasEndToEnd(t *testing.T) {
 		t.Skip("builds and runs three replicas of the binary on a PostgreSQL of its own")
 	}
 	sc := replicaScenario{Requests: 200, People: 40, Targets: 5, Duration: 10 * time.Second,
-		KillEvery: 4 * time.Second, MaxKills: 12, InFlight: 12}
+		KillEvery: 3 * time.Second, MaxKills: 12, InFlight: 12}
 	if os.Getenv(EnvReplicaSoak) != "" {
 		sc = replicaScenario{Requests: 1000, People: 100, Targets: 10, Duration: 20 * time.Second,
 			KillEvery: 4 * time.Second, MaxKills: 100, InFlight: 24}
@@ -497,7 +497,10 @@ flows:
 				approved++
 			}
 		}
-		if !outageStarted && approved >= sc.Requests/2 { // the middle of the run, with kills before and after
+		chaosMu.Lock()
+		killedSoFar := kills
+		chaosMu.Unlock()
+		if !outageStarted && approved >= sc.Requests/2 && killedSoFar >= 3 { // the middle of the run, with kills before and after
 			outageStarted = true
 			go func() { runOutage(); close(outageCh) }()
 		}
@@ -865,14 +868,14 @@ func checkReplicaOutcome(t *testing.T, w *world, pool *pgxpool.Pool, bin, cfg st
 		first := slackTimeValue(ms[0].TS)
 		explained := false
 		for _, k := range kills {
-			if !first.After(k) && k.Sub(first) < 10*time.Second {
+			if !first.After(k) && k.Sub(first) < 3*time.Second { // measured: 0.07-0.34 s on 2 loaded cores
 				explained = true
 				killGaps = append(killGaps, k.Sub(first).Round(time.Millisecond).String())
 				break
 			}
 		}
 		if !explained {
-			t.Errorf("%d approval messages for %s, posted at %v, and no replica was killed within 10s after the first", len(ms), tok, at)
+			t.Errorf("%d approval messages for %s, posted at %v, and no replica was killed within 3s after the first", len(ms), tok, at)
 		}
 	}
 	var dupDMs int
