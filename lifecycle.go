@@ -159,9 +159,6 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	} else {
 		e.kick()
 	}
-	if reached == StatePending {
-		e.queuePrecheck(out.ID) // while it waits for approval
-	}
 	e.log().Info("request submitted", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration), "extends", out.ExtensionOf, "start", out.StartAt, "rule", out.Rule, "state", out.State)
 	return out.Clone(), nil
 }
