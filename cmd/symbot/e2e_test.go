@@ -16,12 +16,17 @@ import (
 	"github.com/symbot/symbot/okta/oktatest"
 )
 
+// builtDir is the temporary directory buildSymbot built the binary in;
+// TestMain removes it when the tests end.
+var builtDir string
+
 // buildSymbot builds the real binary once per test run.
 var buildSymbot = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "symbot-e2e-bin-")
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "symbot")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {

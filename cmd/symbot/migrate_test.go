@@ -20,7 +20,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	if builtDir != "" {
+		os.RemoveAll(builtDir) // the binary the e2e tests built
+	}
+	os.Exit(code)
+}
 
 // pgConfig writes a config that selects the database at url and returns its path.
 func pgConfig(t *testing.T, url string) string {
