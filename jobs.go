@@ -55,6 +55,26 @@ type Job struct {
 	LeaseToken uint64
 }
 
+// ClaimRank orders the kinds of due jobs for Store.ClaimJobs, lowest
+// first: removing access (revoke) is safety-critical and goes ahead of
+// everything, adding it (grant: a person waits for it) next, and the
+// Slack-facing jobs (post, update, repost, notify, alert) last. Within a
+// rank jobs are claimed in ID order. Ranks never reorder a lane: only a
+// lane's lowest ID may be claimed, whatever its kind, so the jobs of one
+// request's message or DMs keep their order.
+func ClaimRank(k JobKind) int {
+	switch k {
+	case JobRevoke:
+		return 0
+	case JobGrant:
+		return 1
+	}
+	return ClaimRankLast
+}
+
+// ClaimRankLast is the rank of the Slack-facing jobs (and of unknown kinds).
+const ClaimRankLast = 2
+
 // ClaimableAt is when j can be claimed: the later of NotBefore and the end
 // of its lease.
 func (j *Job) ClaimableAt() time.Time {

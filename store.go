@@ -23,7 +23,10 @@ type Store interface {
 	View(ctx context.Context, fn func(Tx) error) error
 
 	// ClaimJobs atomically leases up to max jobs that are due at now
-	// (NotBefore <= now and no live lease), in ID order, honouring lanes.
+	// (NotBefore <= now and no live lease), honouring lanes (only a lane's
+	// lowest ID may be claimed), in ClaimRank order of their kinds
+	// (revocations, then grants, then Slack jobs) and in ID order within
+	// a rank. It returns them in that order.
 	// Claimed jobs get LeaseOwner=owner and LeaseUntil=now+lease.
 	ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]Job, error)
 	// NextJobTime returns when the earliest job becomes claimable (its

@@ -32,7 +32,20 @@ func jobIndexKeys(j *symbot.Job) (keys, vals map[string][]byte) {
 	if failingRevoke(j) {
 		keys[string(bucketJobFailing)] = id
 	}
+	if r := symbot.ClaimRank(j.Kind); r < symbot.ClaimRankLast {
+		keys[string(bucketJobRank)] = id
+		vals[string(bucketJobRank)] = []byte{byte(r)}
+	}
 	return keys, vals
+}
+
+// rankOf returns the claim rank of the job id from the rank index: jobs
+// not in it are of the last rank.
+func (t *tx) rankOf(id uint64) int {
+	if v := t.b(bucketJobRank).Get(u64(id)); len(v) == 1 {
+		return int(v[0])
+	}
+	return symbot.ClaimRankLast
 }
 
 // failingRevoke reports whether j is counted in JobStats.FailingRevokes.
@@ -193,8 +206,10 @@ func (t *tx) Jobs() ([]symbot.Job, error) {
 	return out, nil
 }
 
-// ClaimJobs atomically leases up to max jobs that are due at now, in ID
-// order, honouring lanes. It walks the due index only as far as now.
+// ClaimJobs atomically leases up to max jobs that are due at now,
+// honouring lanes, in symbot.ClaimRank order of their kinds (from the rank
+// index) and ID order within a rank. It walks the due index only as far
+// as now.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
 	if err := symbot.CheckClaim(owner, lease); err != nil {
 		return nil, err
@@ -216,11 +231,12 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 	err = s.update(ctx, "claim jobs", func(t *tx) error {
 		out = nil // a group commit may run this again
 		btx := t.tx
-		// Every due job is a candidate so that the lowest ids win, as the
-		// contract says; the walk stops at now, so it is bounded by the
-		// backlog, not by the number of jobs. Lane heads are looked up
-		// only for candidates in id order, until max are found.
+		// Every due job is a candidate so that the lowest (rank, id) win,
+		// as the contract says; the walk stops at now, so it is bounded by
+		// the backlog, not by the number of jobs. Lane heads are looked up
+		// only for candidates in (rank, id) order, until max are found.
 		type cand struct {
+			rank int
 			id   uint64
 			lane []byte // valid for the transaction
 		}
@@ -231,9 +247,10 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 			if binary.BigEndian.Uint64(k[:8]) > limit {
 				break
 			}
-			cands = append(cands, cand{binary.BigEndian.Uint64(k[8:]), lane})
+			id := binary.BigEndian.Uint64(k[8:])
+			cands = append(cands, cand{t.rankOf(id), id, lane})
 		}
-		slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.id, b.id) })
+		slices.SortFunc(cands, func(a, b cand) int { return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id)) })
 		var ids []uint64
 		for _, c := range cands {
 			if len(ids) == max {
@@ -331,10 +348,14 @@ type openWork struct {
 	leased       []*symbot.Job // jobs that carry a lease
 	failing      []uint64      // ids of the revoke jobs that failed at least once
 	failingStale bool          // the failing-revocations index differs from them
+	ranked       []*symbot.Job // jobs ranked ahead of the rest (symbot.ClaimRank)
+	rankStale    bool          // the rank index differs from them
 	openStale    bool          // the open-requests index differs from the requests
 }
 
-func (w *openWork) none() bool { return len(w.leased) == 0 && !w.failingStale && !w.openStale }
+func (w *openWork) none() bool {
+	return len(w.leased) == 0 && !w.failingStale && !w.rankStale && !w.openStale
+}
 
 // inspect reads what Open must repair: every job is decoded once, to find
 // the leased ones and to check the failing-revocations index (a store from
@@ -343,6 +364,7 @@ func (w *openWork) none() bool { return len(w.leased) == 0 && !w.failingStale &&
 func inspect(btx *bolt.Tx) (openWork, error) {
 	var w openWork
 	idx := btx.Bucket(bucketJobFailing)
+	rankIdx := btx.Bucket(bucketJobRank)
 	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 		var j symbot.Job
 		if err := json.Unmarshal(v, &j); err != nil {
@@ -355,12 +377,17 @@ func inspect(btx *bolt.Tx) (openWork, error) {
 			w.failing = append(w.failing, binary.BigEndian.Uint64(k))
 			w.failingStale = w.failingStale || idx == nil || !hasKey(idx, k)
 		}
+		if r := symbot.ClaimRank(j.Kind); r < symbot.ClaimRankLast {
+			w.ranked = append(w.ranked, &j)
+			w.rankStale = w.rankStale || rankIdx == nil || !bytes.Equal(rankIdx.Get(k), []byte{byte(r)})
+		}
 		return nil
 	})
 	if err != nil {
 		return w, err
 	}
 	w.failingStale = w.failingStale || idx == nil || len(w.failing) != countKeys(idx)
+	w.rankStale = w.rankStale || rankIdx == nil || len(w.ranked) != countKeys(rankIdx)
 	w.openStale = openIndexStale(btx)
 	return w, nil
 }
@@ -370,6 +397,11 @@ func inspect(btx *bolt.Tx) (openWork, error) {
 func (w *openWork) repair(btx *bolt.Tx) error {
 	if w.failingStale {
 		if err := rebuildFailingIndex(btx, w.failing); err != nil {
+			return err
+		}
+	}
+	if w.rankStale {
+		if err := rebuildRankIndex(btx, w.ranked); err != nil {
 			return err
 		}
 	}
@@ -383,6 +415,24 @@ func (w *openWork) repair(btx *bolt.Tx) error {
 		j.LeaseOwner, j.LeaseUntil = "", time.Time{}
 		if err := t.UpdateJob(j); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// rebuildRankIndex rewrites the rank index to hold the ranks of jobs (a
+// store from before the index, or written since by an older symbot).
+func rebuildRankIndex(btx *bolt.Tx, jobs []*symbot.Job) error {
+	if err := btx.DeleteBucket(bucketJobRank); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("rebuild job rank index: %w", err)
+	}
+	idx, err := btx.CreateBucket(bucketJobRank)
+	if err != nil {
+		return fmt.Errorf("rebuild job rank index: %w", err)
+	}
+	for _, j := range jobs {
+		if err := idx.Put(u64(j.ID), []byte{byte(symbot.ClaimRank(j.Kind))}); err != nil {
+			return fmt.Errorf("rebuild job rank index: %w", err)
 		}
 	}
 	return nil

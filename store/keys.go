@@ -22,11 +22,12 @@ var (
 	bucketJobDue            = []byte("job_due")     // time(max(NotBefore, LeaseUntil)) u64(id) -> lane
 	bucketJobLane           = []byte("job_lane")    // str(lane) u64(id) -> nil
 	bucketJobFailing        = []byte("job_failing") // u64(id) -> nil: revoke jobs with Attempts > 0
+	bucketJobRank           = []byte("job_rank")    // u64(id) -> rank byte: jobs ranked ahead of the rest (symbot.ClaimRank)
 	bucketAudit             = []byte("audit")       // u64(seq) -> JSON entry
 	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
 	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
 	bucketRecords           = []byte("records")     // name -> bytes (symbot.RecordTx: the reconciler's per-group records)
-	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketReqOpen, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords}
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketReqOpen, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketJobRank, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords}
 	keySchema               = []byte("schema")     // u64 schema version
 	keyAuditHead            = []byte("audit_head") // u64(seq) hash
 	minTime                 = time.Unix(0, math.MinInt64)

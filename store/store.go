@@ -229,7 +229,7 @@ func (s *Store) init(readOnly bool) error {
 			return fmt.Errorf("open store %s read-only: the file is empty, not a symbot store: check the path", s.path)
 		}
 		// Leases left by a stopped daemon do not change what is read.
-		if missing || work.failingStale || work.openStale {
+		if missing || work.failingStale || work.rankStale || work.openStale {
 			s.unreadable = fmt.Errorf("store %s was written by an older symbot and its indexes need rebuilding, which a read-only open cannot do: start `symbot run` with this version once (or read it with the symbot that wrote it); `symbot backup` still copies it", s.path)
 		}
 		return nil

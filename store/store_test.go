@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -496,6 +497,57 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 			})
 			if want := (symbot.JobStats{Pending: 3, FailingRevokes: 2}); got != want {
 				t.Errorf("JobStats after reopening = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestClaimRankIndexRebuiltOnOpen: a store written before the claim rank
+// index existed (or since by a symbot that did not keep it) gets the index
+// rebuilt from its jobs when it is opened, so its pending revocations are
+// claimed ahead of the Slack jobs queued before them.
+func TestClaimRankIndexRebuiltOnOpen(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"index missing", func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("job_rank")) }},
+		{"index lacks a job", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("job_rank")).Delete(binary.BigEndian.AppendUint64(nil, 3))
+		}},
+		{"index ranks a Slack job first", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("job_rank")).Put(binary.BigEndian.AppendUint64(nil, 1), []byte{0})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "symbot.db")
+			s, err := store.Open(path, store.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustAddJobs(t, s,
+				symbot.Job{Kind: symbot.JobNotify},
+				symbot.Job{Kind: symbot.JobGrant},
+				symbot.Job{Kind: symbot.JobRevoke},
+			)
+			s.Close()
+			editRaw(t, path, tt.edit)
+			s, err = store.Open(path, store.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			js, err := s.ClaimJobs(context.Background(), "w", storetest.T0, time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []symbot.JobKind
+			for _, j := range js {
+				got = append(got, j.Kind)
+			}
+			if want := []symbot.JobKind{symbot.JobRevoke, symbot.JobGrant, symbot.JobNotify}; !slices.Equal(got, want) {
+				t.Errorf("claimed after reopening: %v, want %v", got, want)
 			}
 		})
 	}

@@ -112,7 +112,8 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 	return fn(t)
 }
 
-// ClaimJobs atomically leases up to max due jobs, in ID order, honouring lanes.
+// ClaimJobs atomically leases up to max due jobs, honouring lanes, in
+// symbot.ClaimRank order of their kinds and ID order within a rank.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
 	if err := symbot.CheckClaim(owner, lease); err != nil {
 		return nil, err
@@ -129,8 +130,12 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		return nil, ErrClosed
 	}
 	heads := s.laneHeads()
+	ids := s.jobIDs()
+	slices.SortStableFunc(ids, func(a, b uint64) int {
+		return cmp.Compare(symbot.ClaimRank(s.jobs[a].Kind), symbot.ClaimRank(s.jobs[b].Kind))
+	})
 	var out []symbot.Job
-	for _, id := range s.jobIDs() {
+	for _, id := range ids {
 		if len(out) == max {
 			break
 		}

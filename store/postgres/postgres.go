@@ -25,6 +25,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,8 +260,9 @@ const jobCols = `id, kind, request_id, event, to_user, text, lane, attempts, not
 // headOfLane is true for a job that no lower job of its lane blocks.
 const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lane = j.lane AND h.id < j.id))`
 
-// ClaimJobs atomically leases up to max jobs that are due at now, in ID
-// order, honouring lanes. Rows another replica is claiming at the same
+// ClaimJobs atomically leases up to max jobs that are due at now,
+// honouring lanes, in symbot.ClaimRank order of their kinds (claimRank,
+// the same ranks in SQL) and ID order within a rank. Rows another replica is claiming at the same
 // moment are skipped (FOR UPDATE SKIP LOCKED); each claim increments the
 // job's lease token.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
@@ -273,7 +276,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `UPDATE jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
-		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND `+headOfLane+` ORDER BY j.id LIMIT $4 FOR UPDATE SKIP LOCKED)
+		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND `+headOfLane+` ORDER BY `+claimRank+`, j.id LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING `+jobCols,
 		owner, nanos(now.Add(lease)), clampNanos(now), max)
 	if err != nil {
@@ -283,9 +286,17 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", classify(err))
 	}
-	sortJobs(js)
+	slices.SortFunc(js, func(a, b symbot.Job) int {
+		return cmp.Or(cmp.Compare(symbot.ClaimRank(a.Kind), symbot.ClaimRank(b.Kind)), cmp.Compare(a.ID, b.ID))
+	})
 	return js, nil
 }
+
+// claimRank is symbot.ClaimRank of a job row j in SQL: revocations first,
+// then grants, then the rest (the storetest contract's ClaimJobsRank
+// holds both to the same order).
+// The due jobs are few (the backlog), so sorting them needs no index.
+const claimRank = `(CASE j.kind WHEN 'revoke' THEN 0 WHEN 'grant' THEN 1 ELSE 2 END)`
 
 // NextJobTime returns when the earliest claimable job becomes due; jobs
 // blocked behind a lower job of their lane are skipped. It walks the due

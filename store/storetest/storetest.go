@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"JobStats", testJobStats},
 		{"ClaimJobs", testClaimJobs},
 		{"ClaimJobsLanes", testClaimJobsLanes},
+		{"ClaimJobsRank", testClaimJobsRank},
 		{"NextJobTime", testNextJobTime},
 		{"ClaimJobsConcurrent", testClaimJobsConcurrent},
 		{"UpdateRollback", testUpdateRollback},
@@ -689,6 +690,56 @@ func testClaimJobs(t *testing.T, st symbot.Store) {
 	}
 	if _, err := st.ClaimJobs(context.Background(), "w", T0, 0, 1); err == nil {
 		t.Errorf("ClaimJobs with zero lease: got nil error")
+	}
+}
+
+// testClaimJobsRank: due jobs are claimed in symbot.ClaimRank order of
+// their kinds (revocations, then grants, then Slack jobs) and in ID order
+// within a rank, and returned in that order; a lane still yields only its
+// lowest ID, whatever its rank. Without the ranks, removals of expired
+// access wait behind every Slack job queued before them.
+func testClaimJobsRank(t *testing.T, st symbot.Store) {
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobNotify, Lane: "dm:R1"},                     // 1
+		symbot.Job{Kind: symbot.JobUpdate, Lane: "msg:R1"},                    // 2
+		symbot.Job{Kind: symbot.JobGrant},                                     // 3
+		symbot.Job{Kind: symbot.JobAlert},                                     // 4
+		symbot.Job{Kind: symbot.JobRevoke},                                    // 5
+		symbot.Job{Kind: symbot.JobPost},                                      // 6
+		symbot.Job{Kind: symbot.JobGrant},                                     // 7
+		symbot.Job{Kind: symbot.JobRevoke},                                    // 8
+		symbot.Job{Kind: symbot.JobRevoke, NotBefore: T0.Add(time.Hour)},      // 9: not due
+		symbot.Job{Kind: symbot.JobNotify, Lane: "L"},                         // 10: heads lane L
+		symbot.Job{Kind: symbot.JobRevoke, Lane: "L"},                         // 11: behind 10 in its lane
+		symbot.Job{Kind: symbot.JobRepost, Lane: "msg:R1"},                    // 12: behind 2
+		symbot.Job{Kind: symbot.JobRevoke, NotBefore: T0.Add(-time.Hour)},     // 13
+		symbot.Job{Kind: symbot.JobUpdate, NotBefore: T0.Add(-2 * time.Hour)}, // 14
+	)
+	if got, want := mustClaim(t, st, "w1", T0, time.Minute, 3), []uint64{5, 8, 13}; !slices.Equal(got, want) {
+		t.Errorf("first claim = %v, want %v (revocations first, in ID order)", got, want)
+	}
+	if got, want := mustClaim(t, st, "w1", T0, time.Minute, 4), []uint64{3, 7, 1, 2}; !slices.Equal(got, want) {
+		t.Errorf("second claim = %v, want %v (grants next, then the rest in ID order)", got, want)
+	}
+	if got, want := mustClaim(t, st, "w1", T0, time.Minute, 10), []uint64{4, 6, 10, 14}; !slices.Equal(got, want) {
+		t.Errorf("third claim = %v, want %v (lanes yield only their lowest ID, whatever the rank)", got, want)
+	}
+	// Once the lane heads are done, the jobs behind them come by rank.
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		for _, id := range []uint64{2, 10} {
+			if err := tx.DeleteJob(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got, want := mustClaim(t, st, "w2", T0, time.Minute, 10), []uint64{11, 12}; !slices.Equal(got, want) {
+		t.Errorf("claim after lane heads done = %v, want %v", got, want)
+	}
+	// A leased revocation is not claimed ahead of anything; when its lease
+	// ends it goes first again.
+	if got, want := mustClaim(t, st, "w3", T0.Add(2*time.Hour), time.Minute, 2), []uint64{5, 8}; !slices.Equal(got, want) {
+		t.Errorf("claim after leases end = %v, want %v", got, want)
 	}
 }
 
