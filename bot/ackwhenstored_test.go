@@ -75,3 +75,29 @@ func TestClickRedeliveredAfterReplicaDied(t *testing.T) {
 		t.Errorf("the redelivered click was acknowledged with the request still %s", got)
 	}
 }
+
+// TestRequestFormAcknowledgedOnlyOnceStored: submitting the request form
+// closes it (the ack) only after the request is stored, so a process that
+// dies in between leaves the form open with Slack's error instead of
+// closing it on a request that is then lost. A slow users.info makes the
+// submission take a while.
+func TestRequestFormAcknowledgedOnlyOnceStored(t *testing.T) {
+	h := MustHarness(t)
+	h.slash(alice, "")
+	v := h.openView(alice, bot.CallbackRequest)
+	h.s.DelayNext("users.info", 300*time.Millisecond, 1)
+	ack, err := h.s.SubmitView(alice, v.ID, map[string]map[string]slacktest.ViewValue{
+		bot.BlockTarget:   {bot.BlockTarget: slacktest.Option("prod/admin")},
+		bot.BlockDuration: {bot.BlockDuration: slacktest.Option("1h")},
+		bot.BlockReason:   {bot.BlockReason: slacktest.Text("deploy the fix")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ack.Payload) > 0 {
+		t.Fatalf("ack = %s, want the form closed", ack.Payload)
+	}
+	if rs := h.requests(alice); len(rs) != 1 {
+		t.Fatalf("the form was acknowledged with %d requests stored, want 1", len(rs))
+	}
+}

@@ -262,15 +262,17 @@ func (b *Bot) onInteraction(cb slack.InteractionCallback, now time.Time, redeliv
 		}
 		return ackWhenDone
 	case slack.InteractionTypeViewSubmission:
-		return b.onSubmit(cb, now)
+		return b.onSubmit(cb, now, settle)
 	}
 	return nil
 }
 
 // onSubmit validates a modal submission synchronously: problems go back
-// inline in the ack; valid input is queued for the engine and the ack
-// closes the modal.
-func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
+// inline in the ack; valid input is queued for the engine, and its work
+// acknowledges the submission (closing the modal) once its outcome is
+// stored, as for a slash command or a click: a process that dies in between
+// leaves the modal open with Slack's error, not closed on a lost request.
+func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time, settle func(any)) any {
 	viewKey := "view|" + cb.View.ID
 	if _, done := b.recent.get(viewKey, now); done {
 		b.duplicates.Add(1)
@@ -344,11 +346,11 @@ func (b *Bot) onSubmit(cb slack.InteractionCallback, now time.Time) any {
 	default:
 		return nil
 	}
-	if !b.enqueue(name, cb.User.ID, classAct, fn) {
+	if !b.enqueue(name, cb.User.ID, classAct, settled(settle, fn)) {
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{field: "symbot is busy right now; please submit again in a moment."})
 	}
 	b.recent.put(viewKey, now, 0, nil)
-	return nil
+	return ackWhenDone
 }
 
 // readRequestForm validates the request form and returns the input and the
