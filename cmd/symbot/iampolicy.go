@@ -110,10 +110,7 @@ func BuildIAMPolicies(cfg *config.Config, principal string, tags map[string]stri
 		Sid: "SymbotAssumeFirstRole", Effect: "Allow", Action: "sts:AssumeRole", Resource: chain[0],
 	}}}
 
-	secretStmt, err := secretStatement(cfg, tags)
-	if err != nil {
-		return nil, err
-	}
+	secretStmts := secretStatements(cfg, tags)
 	prev := out.Principal
 	for i, role := range chain {
 		last := i == len(chain)-1
@@ -124,7 +121,10 @@ func BuildIAMPolicies(cfg *config.Config, principal string, tags map[string]stri
 		if last {
 			trust.Condition = map[string]map[string]string{"StringEquals": {"sts:ExternalId": cfg.AWS.ExternalID}}
 			rp.Purpose = "runtime connector role: assumed with the external id; reads the Okta API token secret"
-			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{secretStmt}}
+			if len(secretStmts) > 1 {
+				rp.Purpose += " and the other secrets the config names (audit key, PagerDuty API key)"
+			}
+			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: secretStmts}
 		} else {
 			rp.Purpose = fmt.Sprintf("hop role %d of %d: assumes the next role in the chain", i+1, len(chain)-1)
 			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{{
@@ -144,36 +144,55 @@ func BuildIAMPolicies(cfg *config.Config, principal string, tags map[string]stri
 	return out, nil
 }
 
-func secretStatement(cfg *config.Config, tags map[string]string) (PolicyStatement, error) {
+// secretStatements allow the runtime connector role to read every secret
+// the config names: the Okta API token, and the audit key and the PagerDuty
+// API key when they are set. With tags, one statement allows the secrets
+// carrying them instead.
+func secretStatements(cfg *config.Config, tags map[string]string) []PolicyStatement {
 	role, _ := arn.Parse(cfg.AWS.RoleARN)
 	partition, account, region := role.Partition, role.AccountID, cfg.AWS.Region
-	st := PolicyStatement{Sid: "ReadOktaTokenSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue"}
 	if a, err := arn.Parse(cfg.Okta.TokenSecret); err == nil {
 		partition, account, region = a.Partition, a.AccountID, a.Region
 	}
 	if len(tags) > 0 {
+		st := PolicyStatement{Sid: "ReadOktaTokenSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue"}
 		st.Resource = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:*", partition, region, account)
 		cond := map[string]string{}
 		for k, v := range tags {
 			cond["aws:ResourceTag/"+k] = v
 		}
 		st.Condition = map[string]map[string]string{"StringEquals": cond}
-		return st, nil
+		return []PolicyStatement{st}
 	}
-	ts := cfg.Okta.TokenSecret
+	secrets := []struct{ sid, secret string }{
+		{"ReadOktaTokenSecret", cfg.Okta.TokenSecret},
+		{"ReadAuditKeySecret", cfg.Audit.KeySecret},
+		{"ReadPagerDutyTokenSecret", cfg.PagerDuty.TokenSecret},
+	}
+	var out []PolicyStatement
+	for _, s := range secrets {
+		if s.secret == "" {
+			continue
+		}
+		out = append(out, PolicyStatement{Sid: s.sid, Effect: "Allow", Action: "secretsmanager:GetSecretValue",
+			Resource: secretResource(s.secret, partition, region, account)})
+	}
+	return out
+}
+
+// secretResource is the resource of a secret given by name or ARN; a name
+// is in the partition, region and account given.
+func secretResource(ts, partition, region, account string) any {
 	if strings.HasPrefix(ts, "arn:") {
 		if secretSuffixRE.MatchString(ts) {
 			// Probably the full ARN with its random suffix; in case the
 			// name itself ends like one, allow the suffixed form too.
-			st.Resource = []string{ts, ts + "-??????"}
-		} else {
-			st.Resource = ts + "-??????"
+			return []string{ts, ts + "-??????"}
 		}
-		return st, nil
+		return ts + "-??????"
 	}
 	// A secret's ARN ends in a random 6-character suffix after its name.
-	st.Resource = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-??????", partition, region, account, ts)
-	return st, nil
+	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-??????", partition, region, account, ts)
 }
 
 // tagFlags collects repeated --tag key=value flags.

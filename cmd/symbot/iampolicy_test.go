@@ -175,3 +175,36 @@ func TestIAMPolicyBadTag(t *testing.T) {
 		t.Errorf("stderr: got %q", stderr.String())
 	}
 }
+
+// TestIAMPolicyCoversEverySecret: the runtime role may read every secret
+// the config names, not only the Okta token: without the audit key or the
+// PagerDuty API key, a role built from `symbot iam-policy` fails at start
+// (audit key) or leaves every on-call rule on manual approval (PagerDuty).
+func TestIAMPolicyCoversEverySecret(t *testing.T) {
+	yml := edit(t, baseYAML, "flows:\n", `audit:
+  key_secret: symbot/audit-key
+pagerduty:
+  token_secret: arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/pagerduty
+  schedules: [PSRE123]
+flows:
+`)
+	out := decodePolicies(t, yml)
+	want := map[string]any{
+		"ReadOktaTokenSecret":      "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/okta-??????",
+		"ReadAuditKeySecret":       "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/audit-key-??????",
+		"ReadPagerDutyTokenSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/pagerduty-??????",
+	}
+	stmts := at(t, out, "roles", 0, "permission_policy", "Statement").([]any)
+	if len(stmts) != len(want) {
+		t.Fatalf("statements: got %d, want %d: %v", len(stmts), len(want), stmts)
+	}
+	for i := range stmts {
+		sid := at(t, stmts[i], "Sid").(string)
+		if got := at(t, stmts[i], "Resource"); got != want[sid] {
+			t.Errorf("%s resource: got %v, want %v", sid, got, want[sid])
+		}
+		if got := at(t, stmts[i], "Action"); got != "secretsmanager:GetSecretValue" {
+			t.Errorf("%s action: got %v", sid, got)
+		}
+	}
+}
