@@ -124,7 +124,7 @@ func BuildIAMPolicies(cfg *config.Config, principal string, tags map[string]stri
 			if len(secretStmts) > 1 {
 				rp.Purpose += " and the other secrets the config names (audit key, PagerDuty API key)"
 			}
-			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: secretStmts}
+			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: append(secretStmts, s3SinkStatements(cfg, partitionOf(role))...)}
 		} else {
 			rp.Purpose = fmt.Sprintf("hop role %d of %d: assumes the next role in the chain", i+1, len(chain)-1)
 			rp.PermissionPolicy = PolicyDocument{Version: policyVersion, Statement: []PolicyStatement{{
@@ -193,6 +193,42 @@ func secretResource(ts, partition, region, account string) any {
 	}
 	// A secret's ARN ends in a random 6-character suffix after its name.
 	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-??????", partition, region, account, ts)
+}
+
+// s3SinkStatements allow the runtime connector role to write the audit
+// trail's objects to each s3 sink: s3:PutObject under the sink's prefix.
+func s3SinkStatements(cfg *config.Config, partition string) []PolicyStatement {
+	var out []PolicyStatement
+	for i, s := range cfg.Audit.Sinks {
+		if s.Type != config.SinkS3 {
+			continue
+		}
+		out = append(out, PolicyStatement{
+			Sid: fmt.Sprintf("WriteAuditSink%d%s", i+1, sidPart(s.Name)), Effect: "Allow", Action: "s3:PutObject",
+			Resource: fmt.Sprintf("arn:%s:s3:::%s/%s*", partition, s.Bucket, s.Prefix),
+		})
+	}
+	return out
+}
+
+// sidPart keeps the letters and digits of name: a statement id allows no
+// others.
+func sidPart(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// partitionOf is the partition of a role's ARN ("aws" when it has none).
+func partitionOf(roleARN string) string {
+	if a, err := arn.Parse(roleARN); err == nil && a.Partition != "" {
+		return a.Partition
+	}
+	return "aws"
 }
 
 // tagFlags collects repeated --tag key=value flags.

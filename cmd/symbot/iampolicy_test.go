@@ -177,12 +177,16 @@ func TestIAMPolicyBadTag(t *testing.T) {
 }
 
 // TestIAMPolicyCoversEverySecret: the runtime role may read every secret
-// the config names, not only the Okta token: without the audit key or the
-// PagerDuty API key, a role built from `symbot iam-policy` fails at start
-// (audit key) or leaves every on-call rule on manual approval (PagerDuty).
+// the config names, not only the Okta token, and write to every s3 audit
+// sink: without the audit key or the PagerDuty API key, a role built from
+// `symbot iam-policy` fails at start (audit key) or leaves every on-call
+// rule on manual approval (PagerDuty); without s3:PutObject the trail is
+// never shipped.
 func TestIAMPolicyCoversEverySecret(t *testing.T) {
 	yml := edit(t, baseYAML, "flows:\n", `audit:
   key_secret: symbot/audit-key
+  sinks:
+    - {name: archive, type: s3, bucket: acme-audit, prefix: symbot/}
 pagerduty:
   token_secret: arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/pagerduty
   schedules: [PSRE123]
@@ -193,7 +197,9 @@ flows:
 		"ReadOktaTokenSecret":      "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/okta-??????",
 		"ReadAuditKeySecret":       "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/audit-key-??????",
 		"ReadPagerDutyTokenSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:symbot/pagerduty-??????",
+		"WriteAuditSink1archive":   "arn:aws:s3:::acme-audit/symbot/*",
 	}
+	actions := map[string]string{"WriteAuditSink1archive": "s3:PutObject"}
 	stmts := at(t, out, "roles", 0, "permission_policy", "Statement").([]any)
 	if len(stmts) != len(want) {
 		t.Fatalf("statements: got %d, want %d: %v", len(stmts), len(want), stmts)
@@ -203,8 +209,12 @@ flows:
 		if got := at(t, stmts[i], "Resource"); got != want[sid] {
 			t.Errorf("%s resource: got %v, want %v", sid, got, want[sid])
 		}
-		if got := at(t, stmts[i], "Action"); got != "secretsmanager:GetSecretValue" {
-			t.Errorf("%s action: got %v", sid, got)
+		wantAction := "secretsmanager:GetSecretValue"
+		if a, ok := actions[sid]; ok {
+			wantAction = a
+		}
+		if got := at(t, stmts[i], "Action"); got != wantAction {
+			t.Errorf("%s action: got %v, want %v", sid, got, wantAction)
 		}
 	}
 }
