@@ -103,13 +103,21 @@ func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outco
 	var outcomes []outcome
 	err := e.store.Update(ctx, func(tx Tx) error {
 		outcomes = outcomes[:0] // the store may run this more than once
-		if p, ok := tx.(RequestPrefetcher); ok && len(ids) > 1 {
-			if err := p.PrefetchRequests(ids); err != nil {
+		// ids come from a snapshot read before this transaction: another
+		// replica may have handled some of them since. Handle only those
+		// still due, rather than rewriting each handled one as if its index
+		// entry were stale.
+		todo, err := stillDue(tx, now, ids)
+		if err != nil {
+			return err
+		}
+		if p, ok := tx.(RequestPrefetcher); ok && len(todo) > 1 {
+			if err := p.PrefetchRequests(todo); err != nil {
 				return err
 			}
 		}
 		var later []*Job
-		for _, id := range ids {
+		for _, id := range todo {
 			o, err := e.handleDeadline(tx, now, id, &later)
 			if err != nil {
 				return fmt.Errorf("request %s: %w", id, err)
@@ -121,6 +129,25 @@ func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outco
 		return e.addJobs(tx, now, later...)
 	})
 	return outcomes, err
+}
+
+// stillDue returns the ids that the store still lists as due at now.
+func stillDue(tx Tx, now time.Time, ids []string) ([]string, error) {
+	due, err := tx.DueRequests(now, 2*len(ids)) // room for some that fell due meanwhile
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(due))
+	for _, id := range due {
+		set[id] = true
+	}
+	out := ids[:0:0]
+	for _, id := range ids {
+		if set[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 type outcome struct {
