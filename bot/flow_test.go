@@ -123,19 +123,7 @@ func TestRequestModal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ack, err := h.s.SubmitView(alice, v.ID, tt.values)
-			if err != nil {
-				t.Fatalf("submit: %v", err)
-			}
-			errs := ackErrors(t, ack)
-			if len(errs) != len(tt.want) {
-				t.Errorf("errors = %v, want keys of %v", errs, tt.want)
-			}
-			for k, w := range tt.want {
-				if !strings.Contains(errs[k], w) {
-					t.Errorf("error for %s = %q, want it to contain %q", k, errs[k], w)
-				}
-			}
+			h.wantFormErrors(t, alice, v.ID, tt.values, tt.want)
 		})
 	}
 	ack, err := h.s.SubmitView(alice, v.ID, map[string]map[string]slacktest.ViewValue{

@@ -563,3 +563,22 @@ func ackErrors(tb testing.TB, a slacktest.Ack) map[string]string {
 }
 
 var errTimeout = errors.New("timeout")
+
+// wantFormErrors submits values to the view and checks that the form is
+// refused with exactly the blocks of want, each error containing its text.
+func (h *harness) wantFormErrors(t *testing.T, user, viewID string, values map[string]map[string]slacktest.ViewValue, want map[string]string) {
+	t.Helper()
+	ack, err := h.s.SubmitView(user, viewID, values)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	errs := ackErrors(t, ack)
+	if len(errs) != len(want) {
+		t.Errorf("errors = %v, want keys of %v", errs, want)
+	}
+	for k, w := range want {
+		if !strings.Contains(errs[k], w) {
+			t.Errorf("error for %s = %q, want it to contain %q", k, errs[k], w)
+		}
+	}
+}
