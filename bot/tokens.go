@@ -64,32 +64,31 @@ func tokenError(env, method string, err error) error {
 // It returns nil, a *TokenError when Slack refused the token, or another
 // error when Slack could not be asked (network, rate limit, Slack down).
 func (b *Bot) CheckBotToken(ctx context.Context) error {
-	err := b.try(ctx, durable, "auth.test", func(ctx context.Context) error {
+	return b.checkToken(ctx, EnvBotToken, "auth.test", func(ctx context.Context) error {
 		_, err := b.api.AuthTestContext(ctx)
 		return err
 	})
-	if err == nil {
-		return nil
-	}
-	if te := tokenError(EnvBotToken, "auth.test", err); te != nil {
-		return te
-	}
-	return fmt.Errorf("slack auth.test: %w", err)
 }
 
 // CheckAppToken asks Slack whether it accepts the app-level token by
 // opening a Socket Mode connection URL (apps.connections.open), which it
 // does not dial: Slack lets an unused URL lapse. Errors as CheckBotToken.
 func (b *Bot) CheckAppToken(ctx context.Context) error {
-	err := b.try(ctx, durable, "apps.connections.open", func(ctx context.Context) error {
+	return b.checkToken(ctx, EnvAppToken, "apps.connections.open", func(ctx context.Context) error {
 		_, _, err := b.api.StartSocketModeContext(ctx)
 		return err
 	})
+}
+
+// checkToken calls Slack's method with the token in env: nil, a *TokenError
+// when Slack refused the token, or the error wrapped with the method.
+func (b *Bot) checkToken(ctx context.Context, env, method string, fn func(context.Context) error) error {
+	err := b.try(ctx, durable, method, fn)
 	if err == nil {
 		return nil
 	}
-	if te := tokenError(EnvAppToken, "apps.connections.open", err); te != nil {
+	if te := tokenError(env, method, err); te != nil {
 		return te
 	}
-	return fmt.Errorf("slack apps.connections.open: %w", err)
+	return fmt.Errorf("slack %s: %w", method, err)
 }
