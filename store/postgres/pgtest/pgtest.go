@@ -417,33 +417,25 @@ func Main(m *testing.M) int {
 // fails tb when the server cannot start.
 func Shared(tb testing.TB) *Cluster {
 	tb.Helper()
-	if !mainRan {
-		tb.Fatal("pgtest: call os.Exit(pgtest.Main(m)) from TestMain so the server is stopped at the end")
-	}
+	requireMain(tb)
 	sharedOnce.Do(func() { shared, sharedErr = Start() })
-	switch {
-	case errors.Is(sharedErr, ErrNotInstalled):
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("CI is set but %s", HowToEnable)
-		}
-		tb.Skip(HowToEnable)
-	case sharedErr != nil:
-		tb.Fatalf("start PostgreSQL: %v", sharedErr)
-	}
+	requireStarted(tb, sharedErr)
 	return shared
 }
 
-// NewCluster starts a cluster of tb's own, destroyed when tb ends, for a
-// test that stops and restarts the server (stopping the shared one would
-// disturb the other tests). Like Shared, it skips tb when PostgreSQL is not
-// installed (fails it when CI is set) and fails tb when the server cannot
-// start.
-func NewCluster(tb testing.TB) *Cluster {
+// requireMain fails tb unless TestMain runs the tests through Main, which
+// stops the servers at the end.
+func requireMain(tb testing.TB) {
 	tb.Helper()
 	if !mainRan {
 		tb.Fatal("pgtest: call os.Exit(pgtest.Main(m)) from TestMain so the server is stopped at the end")
 	}
-	c, err := Start()
+}
+
+// requireStarted skips tb when err says PostgreSQL is not installed (fails
+// it when CI is set) and fails tb on any other start error.
+func requireStarted(tb testing.TB, err error) {
+	tb.Helper()
 	switch {
 	case errors.Is(err, ErrNotInstalled):
 		if os.Getenv("CI") != "" {
@@ -453,6 +445,18 @@ func NewCluster(tb testing.TB) *Cluster {
 	case err != nil:
 		tb.Fatalf("start PostgreSQL: %v", err)
 	}
+}
+
+// NewCluster starts a cluster of tb's own, destroyed when tb ends, for a
+// test that stops and restarts the server (stopping the shared one would
+// disturb the other tests). Like Shared, it skips tb when PostgreSQL is not
+// installed (fails it when CI is set) and fails tb when the server cannot
+// start.
+func NewCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	requireMain(tb)
+	c, err := Start()
+	requireStarted(tb, err)
 	tb.Cleanup(func() {
 		if err := c.Destroy(); err != nil {
 			tb.Errorf("stop PostgreSQL: %v", err)
