@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -21,114 +22,16 @@ import (
 
 var errFail = errors.New("fn failed on purpose")
 
-// writeOp stores a request tagged tag under the next "n" sequence number,
-// with a job and an audit entry, and returns that number.
-func writeOp(tx symbot.Tx, tag string) (uint64, error) {
-	n, err := tx.NextSeq("n")
-	if err != nil {
-		return 0, err
-	}
-	id := fmt.Sprintf("R%d", n)
-	if err := tx.PutRequest(&symbot.Request{ID: id, State: symbot.StatePending, Reason: tag, Requester: symbot.Person{SlackID: "U1"}}); err != nil {
-		return 0, err
-	}
-	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: id}); err != nil {
-		return 0, err
-	}
-	return n, symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: time.Unix(int64(n), 0).UTC(), RequestID: id, Actor: "U1", Action: tag})
-}
-
-// holdLeader starts an Update whose fn blocks until the returned release
-// is called, and returns once that fn runs: writes made meanwhile queue up
-// and join its group. release waits for that Update to return nil.
-func holdLeader(t *testing.T, s *store.Store) (release func()) {
+// queue starts s.Update(ctx, fn) and waits until the queue holds want
+// writes; see storetest.Queue.
+func queue(t *testing.T, s *store.Store, ctx context.Context, want int, fn func(symbot.Tx) error) <-chan storetest.Result {
 	t.Helper()
-	started, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	var once sync.Once
-	go func() {
-		done <- s.Update(t.Context(), func(symbot.Tx) error {
-			once.Do(func() { close(started) }) // the fn may run again
-			<-unblock
-			return nil
-		})
-	}()
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the leading Update never ran its fn")
-	}
-	return func() {
-		t.Helper()
-		close(unblock)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("leading Update: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the leading Update did not return")
-		}
-	}
-}
-
-// result is what one queued Update returned (or panicked with).
-type result struct {
-	err   error
-	panic any
-}
-
-// queue starts Update(ctx, fn) on its own goroutine, waits until it is
-// queued (the queue has want writes) and returns where its result arrives.
-func queue(t *testing.T, s *store.Store, ctx context.Context, want int, fn func(symbot.Tx) error) <-chan result {
-	t.Helper()
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			r.panic = recover()
-			ch <- r
-		}()
-		r.err = s.Update(ctx, fn)
-	}()
-	storetest.WaitFor(t, 10*time.Second, fmt.Sprintf("%d queued writes", want), func() bool { return store.QueueLen(s) == want })
-	return ch
-}
-
-func get(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("a queued Update did not return")
-		return result{}
-	}
-}
-
-// requestTags returns the tags of the stored requests R1, R2, ... by seq.
-func requestTags(t *testing.T, s symbot.Store) map[uint64]string {
-	t.Helper()
-	tags := map[uint64]string{}
-	err := s.View(t.Context(), func(tx symbot.Tx) error {
-		rs, err := tx.RequestsByRequester("U1")
-		for _, r := range rs {
-			var n uint64
-			if _, err := fmt.Sscanf(r.ID, "R%d", &n); err != nil {
-				return fmt.Errorf("request id %q: %w", r.ID, err)
-			}
-			tags[n] = r.Reason
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tags
+	return storetest.Queue(t, s, func() int { return store.QueueLen(s) }, ctx, want, fn)
 }
 
 func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	s := MustOpen(t, store.Config{})
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 
 	var mu sync.Mutex
 	runs := map[string]int{}
@@ -138,7 +41,7 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 			mu.Lock()
 			runs[tag]++
 			mu.Unlock()
-			n, err := writeOp(tx, tag)
+			n, err := storetest.WriteOp(tx, tag)
 			if err != nil {
 				return err
 			}
@@ -156,22 +59,22 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	d := queue(t, s, t.Context(), 4, op("D", func() error { panic("boom D") }))
 	e := queue(t, s, t.Context(), 5, op("E", ok))
 	cancel()
-	if r := get(t, f); !errors.Is(r.err, context.Canceled) || r.panic != nil {
-		t.Errorf("F (ctx cancelled while queued): got %v %v, want context.Canceled", r.err, r.panic)
+	if r := storetest.Get(t, f); !errors.Is(r.Err, context.Canceled) || r.Panic != nil {
+		t.Errorf("F (ctx cancelled while queued): got %v %v, want context.Canceled", r.Err, r.Panic)
 	}
 	release()
 
-	if r := get(t, b); r.err != nil || r.panic != nil {
-		t.Errorf("B: got %v %v, want success", r.err, r.panic)
+	if r := storetest.Get(t, b); r.Err != nil || r.Panic != nil {
+		t.Errorf("B: got %v %v, want success", r.Err, r.Panic)
 	}
-	if r := get(t, c); !errors.Is(r.err, errFail) || r.panic != nil {
-		t.Errorf("C: got %v %v, want its own error %v", r.err, r.panic, errFail)
+	if r := storetest.Get(t, c); !errors.Is(r.Err, errFail) || r.Panic != nil {
+		t.Errorf("C: got %v %v, want its own error %v", r.Err, r.Panic, errFail)
 	}
-	if r := get(t, d); r.err != nil || r.panic != "boom D" {
-		t.Errorf("D: got err %v panic %v, want its own panic %q", r.err, r.panic, "boom D")
+	if r := storetest.Get(t, d); r.Err != nil || r.Panic != "boom D" {
+		t.Errorf("D: got err %v panic %v, want its own panic %q", r.Err, r.Panic, "boom D")
 	}
-	if r := get(t, e); r.err != nil || r.panic != nil {
-		t.Errorf("E: got %v %v, want success", r.err, r.panic)
+	if r := storetest.Get(t, e); r.Err != nil || r.Panic != nil {
+		t.Errorf("E: got %v %v, want success", r.Err, r.Panic)
 	}
 	// B..E joined the leader's group, which ran three times (C and then D
 	// failed) and committed once. C and D failed after B had written, so
@@ -180,28 +83,16 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	if got, want := store.Commits(s), uint64(1); got != want {
 		t.Errorf("commits = %d, want %d", got, want)
 	}
-	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !mapsEqual(got, want) {
+	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !maps.Equal(got, want) {
 		t.Errorf("fn runs = %v, want %v", got, want)
 	}
-	if got, want := requestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !mapsEqual(got, want) {
+	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !maps.Equal(got, want) {
 		t.Errorf("stored requests by seq = %v, want %v", got, want)
 	}
 	if seqs["B"] != 1 || seqs["E"] != 2 {
 		t.Errorf("seqs seen by the committed fns: B %d, E %d; want 1, 2", seqs["B"], seqs["E"])
 	}
 	checkJobsAndAudit(t, s, 2)
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // checkJobsAndAudit checks that s holds n jobs and a valid audit chain of
@@ -258,7 +149,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 				func() {
 					defer func() { panicked = recover() }()
 					err = s.Update(t.Context(), func(tx symbot.Tx) error {
-						n, err := writeOp(tx, tag)
+						n, err := storetest.WriteOp(tx, tag)
 						if err != nil {
 							return err
 						}
@@ -304,7 +195,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 			t.Fatalf("sequence numbers of the committed fns: %v..., want 1..%d without gaps or repeats", okSeqs[:i+1], n)
 		}
 	}
-	tags := requestTags(t, s)
+	tags := storetest.RequestTags(t, s)
 	if len(tags) != n {
 		t.Errorf("stored %d requests, want %d", len(tags), n)
 	}
@@ -339,8 +230,8 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := holdLeader(t, s)
-	b := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error { _, err := writeOp(tx, "B"); return err })
+	release := storetest.HoldLeader(t, s)
+	b := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error { _, err := storetest.WriteOp(tx, "B"); return err })
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	storetest.WaitFor(t, 10*time.Second, "Close to start", func() bool { return store.Closed(s) })
@@ -356,8 +247,8 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	default:
 	}
 	release()
-	if r := get(t, b); r.err != nil || r.panic != nil {
-		t.Errorf("write queued before Close: got %v %v, want success", r.err, r.panic)
+	if r := storetest.Get(t, b); r.Err != nil || r.Panic != nil {
+		t.Errorf("write queued before Close: got %v %v, want success", r.Err, r.Panic)
 	}
 	select {
 	case err := <-closed:
@@ -372,7 +263,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got, want := requestTags(t, s2), map[uint64]string{1: "B"}; !mapsEqual(got, want) {
+	if got, want := storetest.RequestTags(t, s2), map[uint64]string{1: "B"}; !maps.Equal(got, want) {
 		t.Errorf("after reopening: requests %v, want %v", got, want)
 	}
 }
@@ -383,7 +274,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 // write that does not exist: it runs again on committed state and succeeds.
 func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 	s := MustOpen(t, store.Config{})
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 	ctxA, cancelA := context.WithCancel(t.Context())
 	a := queue(t, s, ctxA, 1, func(tx symbot.Tx) error {
 		return tx.PutIdentity(symbot.Identity{SlackID: "UMARK"})
@@ -400,11 +291,11 @@ func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 		return tx.PutIdentity(symbot.Identity{SlackID: "UB"})
 	})
 	release()
-	if r := get(t, a); !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.err)
+	if r := storetest.Get(t, a); !errors.Is(r.Err, context.Canceled) {
+		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.Err)
 	}
-	if r := get(t, b); r.err != nil {
-		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.err)
+	if r := storetest.Get(t, b); r.Err != nil {
+		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.Err)
 	}
 	err := s.View(t.Context(), func(tx symbot.Tx) error {
 		if _, ok, _ := tx.Identity("UMARK"); ok {
@@ -432,7 +323,7 @@ func TestGroupSurvivesGoexit(t *testing.T) {
 		s.Update(t.Context(), func(tx symbot.Tx) error {
 			close(started)
 			<-unblock
-			_, err := writeOp(tx, "L")
+			_, err := storetest.WriteOp(tx, "L")
 			return err
 		})
 		t.Error("the leading Update returned although a fn in its group ended its goroutine")
@@ -443,25 +334,25 @@ func TestGroupSurvivesGoexit(t *testing.T) {
 		t.Fatal("the leading Update never ran its fn")
 	}
 	b := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error {
-		if _, err := writeOp(tx, "B"); err != nil {
+		if _, err := storetest.WriteOp(tx, "B"); err != nil {
 			return err
 		}
 		runtime.Goexit()
 		return nil
 	})
-	c := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := writeOp(tx, "C"); return err })
+	c := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := storetest.WriteOp(tx, "C"); return err })
 	close(unblock)
 	<-exited
-	for name, ch := range map[string]<-chan result{"B": b, "C": c} {
-		if r := get(t, ch); r.err == nil || !strings.Contains(r.err.Error(), "ended the goroutine running the group") || r.panic != nil {
-			t.Errorf("%s in the group: got %v %v, want an error saying the group's goroutine ended", name, r.err, r.panic)
+	for name, ch := range map[string]<-chan storetest.Result{"B": b, "C": c} {
+		if r := storetest.Get(t, ch); r.Err == nil || !strings.Contains(r.Err.Error(), "ended the goroutine running the group") || r.Panic != nil {
+			t.Errorf("%s in the group: got %v %v, want an error saying the group's goroutine ended", name, r.Err, r.Panic)
 		}
 	}
-	if got := requestTags(t, s); len(got) != 0 {
+	if got := storetest.RequestTags(t, s); len(got) != 0 {
 		t.Errorf("stored requests %v, want none", got)
 	}
-	storetest.MustUpdate(t, s, func(tx symbot.Tx) error { _, err := writeOp(tx, "D"); return err })
-	if got, want := requestTags(t, s), map[uint64]string{1: "D"}; !mapsEqual(got, want) {
+	storetest.MustUpdate(t, s, func(tx symbot.Tx) error { _, err := storetest.WriteOp(tx, "D"); return err })
+	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "D"}; !maps.Equal(got, want) {
 		t.Errorf("after the group: requests %v, want %v", got, want)
 	}
 }

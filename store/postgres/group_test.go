@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/symbot/symbot"
@@ -18,121 +18,11 @@ import (
 
 var errFail = errors.New("fn failed on purpose")
 
-// writeOp stores a request tagged tag under the next "n" sequence number,
-// with a job and an audit entry, and returns that number.
-func writeOp(tx symbot.Tx, tag string) (uint64, error) {
-	n, err := tx.NextSeq("n")
-	if err != nil {
-		return 0, err
-	}
-	id := fmt.Sprintf("R%d", n)
-	if err := tx.PutRequest(&symbot.Request{ID: id, State: symbot.StatePending, Reason: tag, Requester: symbot.Person{SlackID: "U1"}}); err != nil {
-		return 0, err
-	}
-	if err := tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: id, Lane: "L"}); err != nil {
-		return 0, err
-	}
-	return n, symbot.AppendAudit(tx, nil, &symbot.AuditEntry{At: time.Unix(int64(n), 0).UTC(), RequestID: id, Actor: "U1", Action: tag})
-}
-
-// holdLeader starts an Update whose fn blocks until the returned release
-// is called, and returns once that fn runs: writes made meanwhile queue up
-// and join its group. release waits for that Update to return nil.
-func holdLeader(t *testing.T, s *postgres.Store) (release func()) {
+// queue starts s.Update(ctx, fn) and waits until the queue holds want
+// writes; see storetest.Queue.
+func queue(t *testing.T, s *postgres.Store, ctx context.Context, want int, fn func(symbot.Tx) error) <-chan storetest.Result {
 	t.Helper()
-	started, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	var once sync.Once
-	go func() {
-		done <- s.Update(t.Context(), func(symbot.Tx) error {
-			once.Do(func() { close(started) }) // the fn may run again
-			<-unblock
-			return nil
-		})
-	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the leading Update never ran its fn")
-	}
-	return func() {
-		t.Helper()
-		close(unblock)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("leading Update: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("the leading Update did not return")
-		}
-	}
-}
-
-// result is what one queued Update returned (or panicked with).
-type result struct {
-	err   error
-	panic any
-}
-
-// queue starts Update(ctx, fn) on its own goroutine, waits until it is
-// queued (the queue has want writes) and returns where its result arrives.
-func queue(t *testing.T, s *postgres.Store, ctx context.Context, want int, fn func(symbot.Tx) error) <-chan result {
-	t.Helper()
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			r.panic = recover()
-			ch <- r
-		}()
-		r.err = s.Update(ctx, fn)
-	}()
-	storetest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d queued writes", want), func() bool { return postgres.QueueLen(s) == want })
-	return ch
-}
-
-func get(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(30 * time.Second):
-		t.Fatal("a queued Update did not return")
-		return result{}
-	}
-}
-
-// requestTags returns the tags of the stored requests R1, R2, ... by seq.
-func requestTags(t *testing.T, s symbot.Store) map[uint64]string {
-	t.Helper()
-	tags := map[uint64]string{}
-	err := s.View(t.Context(), func(tx symbot.Tx) error {
-		rs, err := tx.RequestsByRequester("U1")
-		for _, r := range rs {
-			var n uint64
-			if _, err := fmt.Sscanf(r.ID, "R%d", &n); err != nil {
-				return fmt.Errorf("request id %q: %w", r.ID, err)
-			}
-			tags[n] = r.Reason
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tags
-}
-
-func mapsEqual[K, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return storetest.Queue(t, s, func() int { return postgres.QueueLen(s) }, ctx, want, fn)
 }
 
 // checkJobsAndAudit checks that s holds n jobs, in one lane whose ids grow
@@ -181,7 +71,7 @@ func checkJobsAndAudit(t *testing.T, s symbot.Store, n int) {
 // the writer lock): they share one, and a failing fn is rolled back alone.
 func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	s, _ := MustOpen(t)
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 
 	var mu sync.Mutex
 	runs := map[string]int{}
@@ -191,7 +81,7 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 			mu.Lock()
 			runs[tag]++
 			mu.Unlock()
-			n, err := writeOp(tx, tag)
+			n, err := storetest.WriteOp(tx, tag)
 			if err != nil {
 				return err
 			}
@@ -209,23 +99,23 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	d := queue(t, s, t.Context(), 4, op("D", func() error { panic("boom D") }))
 	e := queue(t, s, t.Context(), 5, op("E", ok))
 	cancel()
-	if r := get(t, f); !errors.Is(r.err, context.Canceled) || r.panic != nil {
-		t.Errorf("F (ctx cancelled while queued): got %v %v, want context.Canceled", r.err, r.panic)
+	if r := storetest.Get(t, f); !errors.Is(r.Err, context.Canceled) || r.Panic != nil {
+		t.Errorf("F (ctx cancelled while queued): got %v %v, want context.Canceled", r.Err, r.Panic)
 	}
 	before := postgres.Commits(s)
 	release()
 
-	if r := get(t, b); r.err != nil || r.panic != nil {
-		t.Errorf("B: got %v %v, want success", r.err, r.panic)
+	if r := storetest.Get(t, b); r.Err != nil || r.Panic != nil {
+		t.Errorf("B: got %v %v, want success", r.Err, r.Panic)
 	}
-	if r := get(t, c); !errors.Is(r.err, errFail) || r.panic != nil {
-		t.Errorf("C: got %v %v, want its own error %v", r.err, r.panic, errFail)
+	if r := storetest.Get(t, c); !errors.Is(r.Err, errFail) || r.Panic != nil {
+		t.Errorf("C: got %v %v, want its own error %v", r.Err, r.Panic, errFail)
 	}
-	if r := get(t, d); r.err != nil || r.panic != "boom D" {
-		t.Errorf("D: got err %v panic %v, want its own panic %q", r.err, r.panic, "boom D")
+	if r := storetest.Get(t, d); r.Err != nil || r.Panic != "boom D" {
+		t.Errorf("D: got err %v panic %v, want its own panic %q", r.Err, r.Panic, "boom D")
 	}
-	if r := get(t, e); r.err != nil || r.panic != nil {
-		t.Errorf("E: got %v %v, want success", r.err, r.panic)
+	if r := storetest.Get(t, e); r.Err != nil || r.Panic != nil {
+		t.Errorf("E: got %v %v, want success", r.Err, r.Panic)
 	}
 	// B..E formed one group, which ran three times (C and then D failed)
 	// and committed once. C and D failed after B had written, so each ran
@@ -234,10 +124,10 @@ func TestGroupCommitRollsBackOnlyTheFailingWrite(t *testing.T) {
 	if got, want := postgres.Commits(s)-before, uint64(1); got != want {
 		t.Errorf("commits = %d, want %d", got, want)
 	}
-	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !mapsEqual(got, want) {
+	if got, want := runs, map[string]int{"B": 3, "C": 2, "D": 2, "E": 1}; !maps.Equal(got, want) {
 		t.Errorf("fn runs = %v, want %v", got, want)
 	}
-	if got, want := requestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !mapsEqual(got, want) {
+	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "B", 2: "E"}; !maps.Equal(got, want) {
 		t.Errorf("stored requests by seq = %v, want %v", got, want)
 	}
 	checkJobsAndAudit(t, s, 2)
@@ -270,7 +160,7 @@ func TestGroupCommitAcrossReplicas(t *testing.T) {
 					func() {
 						defer func() { panicked = recover() }()
 						err = s.Update(t.Context(), func(tx symbot.Tx) error {
-							n, err := writeOp(tx, tag)
+							n, err := storetest.WriteOp(tx, tag)
 							if err != nil {
 								return err
 							}
@@ -317,7 +207,7 @@ func TestGroupCommitAcrossReplicas(t *testing.T) {
 			t.Fatalf("sequence numbers of the committed fns: %v..., want 1..%d without gaps or repeats", okSeqs[:i+1], n)
 		}
 	}
-	tags := requestTags(t, rs[0])
+	tags := storetest.RequestTags(t, rs[0])
 	if len(tags) != n {
 		t.Errorf("stored %d requests, want %d", len(tags), n)
 	}
@@ -336,7 +226,7 @@ func TestGroupCommitAcrossReplicas(t *testing.T) {
 // and succeeds.
 func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 	s, _ := MustOpen(t)
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 	ctxA, cancelA := context.WithCancel(t.Context())
 	a := queue(t, s, ctxA, 1, func(tx symbot.Tx) error {
 		return tx.PutIdentity(symbot.Identity{SlackID: "UMARK"})
@@ -353,11 +243,11 @@ func TestGroupRefusalOnlyStandsOnCommittedState(t *testing.T) {
 		return tx.PutIdentity(symbot.Identity{SlackID: "UB"})
 	})
 	release()
-	if r := get(t, a); !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.err)
+	if r := storetest.Get(t, a); !errors.Is(r.Err, context.Canceled) {
+		t.Fatalf("A: %v, want context.Canceled (it never committed)", r.Err)
 	}
-	if r := get(t, b); r.err != nil {
-		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.err)
+	if r := storetest.Get(t, b); r.Err != nil {
+		t.Fatalf("B: %v, want success: its refusal came from a write that was rolled back", r.Err)
 	}
 	err := s.View(t.Context(), func(tx symbot.Tx) error {
 		if _, ok, _ := tx.Identity("UMARK"); ok {
@@ -388,22 +278,22 @@ func TestHeldWriteFailureIsItsWritersError(t *testing.T) {
 		CREATE TRIGGER refuse BEFORE INSERT ON identities FOR EACH ROW WHEN (NEW.slack_id = 'UBAD') EXECUTE FUNCTION refuse()`); err != nil {
 		t.Fatal(err)
 	}
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 	bad := queue(t, s, t.Context(), 1, func(tx symbot.Tx) error {
 		return tx.PutIdentity(symbot.Identity{SlackID: "UBAD"}) // fails only when sent
 	})
-	good := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := writeOp(tx, "G"); return err })
+	good := queue(t, s, t.Context(), 2, func(tx symbot.Tx) error { _, err := storetest.WriteOp(tx, "G"); return err })
 	last := queue(t, s, t.Context(), 3, func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{SlackID: "ULAST"}) })
 	release()
-	if r := get(t, bad); r.err == nil || !strings.Contains(r.err.Error(), "refused by test trigger") {
-		t.Errorf("the Update whose held write failed: got %v, want the server's error", r.err)
+	if r := storetest.Get(t, bad); r.Err == nil || !strings.Contains(r.Err.Error(), "refused by test trigger") {
+		t.Errorf("the Update whose held write failed: got %v, want the server's error", r.Err)
 	}
-	for name, ch := range map[string]<-chan result{"the write after it": good, "the last write": last} {
-		if r := get(t, ch); r.err != nil || r.panic != nil {
-			t.Errorf("%s: got %v %v, want success", name, r.err, r.panic)
+	for name, ch := range map[string]<-chan storetest.Result{"the write after it": good, "the last write": last} {
+		if r := storetest.Get(t, ch); r.Err != nil || r.Panic != nil {
+			t.Errorf("%s: got %v %v, want success", name, r.Err, r.Panic)
 		}
 	}
-	if got, want := requestTags(t, s), map[uint64]string{1: "G"}; !mapsEqual(got, want) {
+	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "G"}; !maps.Equal(got, want) {
 		t.Errorf("stored requests %v, want %v", got, want)
 	}
 	err = s.View(t.Context(), func(tx symbot.Tx) error {
@@ -486,7 +376,7 @@ func TestRequestReadsSeeEarlierWritesOfTheGroup(t *testing.T) {
 		}
 		return tx.AddJob(&symbot.Job{Kind: symbot.JobPost, RequestID: "R1"})
 	})
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 	reasonOf := func(tx symbot.Tx, id string) (string, error) {
 		r, err := tx.Request(id)
 		if err != nil {
@@ -528,9 +418,9 @@ func TestRequestReadsSeeEarlierWritesOfTheGroup(t *testing.T) {
 		return nil
 	})
 	release()
-	for name, ch := range map[string]<-chan result{"A": a, "B": b} {
-		if r := get(t, ch); r.err != nil || r.panic != nil {
-			t.Errorf("%s: %v %v", name, r.err, r.panic)
+	for name, ch := range map[string]<-chan storetest.Result{"A": a, "B": b} {
+		if r := storetest.Get(t, ch); r.Err != nil || r.Panic != nil {
+			t.Errorf("%s: %v %v", name, r.Err, r.Panic)
 		}
 	}
 	storetest.MustUpdate(t, other, func(tx symbot.Tx) error { return tx.PutRequest(req("R1", "v3")) })
@@ -563,7 +453,7 @@ func TestJobsReadAheadForAGroup(t *testing.T) {
 		}
 		return nil
 	})
-	release := holdLeader(t, s)
+	release := storetest.HoldLeader(t, s)
 	withJob := func(id uint64) context.Context { return symbot.ContextWithJob(t.Context(), id) }
 	a := queue(t, s, withJob(ids[0]), 1, func(tx symbot.Tx) error {
 		j, err := tx.Job(ids[0])
@@ -607,9 +497,9 @@ func TestJobsReadAheadForAGroup(t *testing.T) {
 	})
 	before := postgres.Commits(s)
 	release()
-	for name, ch := range map[string]<-chan result{"A": a, "B": b, "C": c} {
-		if r := get(t, ch); r.err != nil || r.panic != nil {
-			t.Errorf("%s: %v %v", name, r.err, r.panic)
+	for name, ch := range map[string]<-chan storetest.Result{"A": a, "B": b, "C": c} {
+		if r := storetest.Get(t, ch); r.Err != nil || r.Panic != nil {
+			t.Errorf("%s: %v %v", name, r.Err, r.Panic)
 		}
 	}
 	if got := postgres.Commits(s) - before; got != 1 {
