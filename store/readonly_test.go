@@ -108,15 +108,8 @@ func TestReadOnlyOpenOfAStoreNeedingRepair(t *testing.T) {
 	}
 	storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}})
 	s.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// As a store written by a symbot from before the records bucket.
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("records")) }); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("records")) })
 	ro, err := store.Open(path, store.Config{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
