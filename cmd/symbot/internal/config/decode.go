@@ -296,6 +296,19 @@ func (d *decoder) strList(dst *[]string) func(*yaml.Node, string) {
 	}
 }
 
+// durations decodes a list of durations, as a flow's or a target's
+// durations.
+func (d *decoder) durations(dst *[]time.Duration) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		*dst = []time.Duration{}
+		d.list(n, path, func(item *yaml.Node, ip string) {
+			var v time.Duration
+			d.duration(&v, nil)(item, ip)
+			*dst = append(*dst, v)
+		})
+	}
+}
+
 func (d *decoder) strMap(dst *map[string]string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		if n.Kind != yaml.MappingNode {
@@ -439,14 +452,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 		{"allow_self_approval", d.boolean(&f.AllowSelfApproval, nil)},
 		{"allow_revoke", d.boolean(&f.AllowRevoke, &fd.allowRevokeSet)},
 		{"allow_guests", d.boolean(&f.AllowGuests, nil)},
-		{"durations", func(n *yaml.Node, p string) {
-			f.Durations = []time.Duration{}
-			d.list(n, p, func(item *yaml.Node, ip string) {
-				var v time.Duration
-				d.duration(&v, nil)(item, ip)
-				f.Durations = append(f.Durations, v)
-			})
-		}},
+		{"durations", d.durations(&f.Durations)},
 		{"approval_timeout", func(n *yaml.Node, p string) {
 			var set bool
 			d.duration(&f.ApprovalTimeout, &set)(n, p)
@@ -526,14 +532,7 @@ func (d *decoder) flow(n *yaml.Node, path string, fd *flowDoc) {
 					{"unmanaged_members", d.unmanaged(&t.UnmanagedMembers)},
 					{"reason", d.reasonRule(&t.Reason)},
 					{"rules", d.rules(&t.Rules)},
-					{"durations", func(n *yaml.Node, p string) {
-						t.Durations = []time.Duration{}
-						d.list(n, p, func(item *yaml.Node, ip string) {
-							var v time.Duration
-							d.duration(&v, nil)(item, ip)
-							t.Durations = append(t.Durations, v)
-						})
-					}},
+					{"durations", d.durations(&t.Durations)},
 					{"max_duration", func(n *yaml.Node, p string) {
 						var set bool
 						d.duration(&t.MaxDuration, &set)(n, p)
