@@ -552,8 +552,7 @@ func socketModeError(err error) error {
 		return fmt.Errorf("socket mode connection: %w", te)
 	}
 	// socketmode may hand back Slack's bare error code.
-	switch code := err.Error(); code {
-	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type":
+	if code := err.Error(); refused(code) {
 		return fmt.Errorf("socket mode connection: %w", &TokenError{Env: EnvAppToken, Code: code, Method: "apps.connections.open", Err: err})
 	}
 	return fmt.Errorf("socket mode connection: %w", err)

@@ -43,11 +43,16 @@ func refusedCode(err error) (string, bool) {
 	if !errors.As(err, &se) {
 		return "", false
 	}
-	switch se.Err {
+	return se.Err, refused(se.Err)
+}
+
+// refused reports whether Slack's error code says a token was refused.
+func refused(code string) bool {
+	switch code {
 	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type":
-		return se.Err, true
+		return true
 	}
-	return "", false
+	return false
 }
 
 // tokenError is a *TokenError for env when Slack refused the token in err,
