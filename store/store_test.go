@@ -97,6 +97,27 @@ func editRaw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
+// reopenAfterEdit opens a new store with cfg, runs fill on it, closes it,
+// edits the file with editRaw and returns the store opened again (closed
+// when the test ends).
+func reopenAfterEdit(t *testing.T, cfg store.Config, fill func(*store.Store), edit func(tx *bolt.Tx) error) *store.Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(s)
+	s.Close()
+	editRaw(t, path, edit)
+	s, err = store.Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestSchemaTooNew(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
 	s, err := store.Open(path, store.Config{})
@@ -473,23 +494,13 @@ func TestJobStatsIndexRebuiltOnOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "symbot.db")
-			s, err := store.Open(path, store.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.MustAddJobs(t, s,
-				symbot.Job{Kind: symbot.JobRevoke, Attempts: 1},
-				symbot.Job{Kind: symbot.JobRevoke, Attempts: 4},
-				symbot.Job{Kind: symbot.JobRevoke},
-			)
-			s.Close()
-			editRaw(t, path, tt.edit)
-			s, err = store.Open(path, store.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := reopenAfterEdit(t, store.Config{}, func(s *store.Store) {
+				storetest.MustAddJobs(t, s,
+					symbot.Job{Kind: symbot.JobRevoke, Attempts: 1},
+					symbot.Job{Kind: symbot.JobRevoke, Attempts: 4},
+					symbot.Job{Kind: symbot.JobRevoke},
+				)
+			}, tt.edit)
 			var got symbot.JobStats
 			storetest.MustView(t, s, func(tx symbot.Tx) (err error) {
 				got, err = tx.JobStats()
@@ -521,23 +532,13 @@ func TestClaimRankIndexRebuiltOnOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "symbot.db")
-			s, err := store.Open(path, store.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.MustAddJobs(t, s,
-				symbot.Job{Kind: symbot.JobNotify},
-				symbot.Job{Kind: symbot.JobGrant},
-				symbot.Job{Kind: symbot.JobRevoke},
-			)
-			s.Close()
-			editRaw(t, path, tt.edit)
-			s, err = store.Open(path, store.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := reopenAfterEdit(t, store.Config{}, func(s *store.Store) {
+				storetest.MustAddJobs(t, s,
+					symbot.Job{Kind: symbot.JobNotify},
+					symbot.Job{Kind: symbot.JobGrant},
+					symbot.Job{Kind: symbot.JobRevoke},
+				)
+			}, tt.edit)
 			js, err := s.ClaimJobs(context.Background(), "w", storetest.T0, time.Minute, 10)
 			if err != nil {
 				t.Fatal(err)
@@ -626,23 +627,13 @@ func TestOpenRequestsIndexRebuiltOnOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "symbot.db")
-			s, err := store.Open(path, store.Config{NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.MustPut(t, s,
-				&symbot.Request{ID: "R1", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending},
-				&symbot.Request{ID: "R2", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateActive},
-				&symbot.Request{ID: "R3", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateExpired},
-			)
-			s.Close()
-			editRaw(t, path, tt.edit)
-			s, err = store.Open(path, store.Config{NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := reopenAfterEdit(t, store.Config{NoSync: true}, func(s *store.Store) {
+				storetest.MustPut(t, s,
+					&symbot.Request{ID: "R1", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending},
+					&symbot.Request{ID: "R2", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateActive},
+					&symbot.Request{ID: "R3", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StateExpired},
+				)
+			}, tt.edit)
 			var got []string
 			storetest.MustView(t, s, func(tx symbot.Tx) error {
 				rs, err := tx.OpenRequests("U1")
