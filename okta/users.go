@@ -29,10 +29,6 @@ func (d *Directory) ResolveUser(ctx context.Context, p symbot.Person) (u symbot.
 	if err != nil {
 		return symbot.DirUser{}, fmt.Errorf("resolve slack user %s: %w", p.SlackID, err)
 	}
-	u.Via = symbot.ViaEmail
-	if _, _, ok := d.override(p.SlackID, strings.TrimSpace(p.Email)); ok {
-		u.Via = symbot.ViaOverride
-	}
 	return u, nil
 }
 
@@ -49,6 +45,7 @@ func (d *Directory) resolve(ctx context.Context, p symbot.Person) (symbot.DirUse
 		if u.Status != "ACTIVE" {
 			return symbot.DirUser{}, fmt.Errorf("okta user %s (from the override for %s) is %s, not ACTIVE: %w", u.Login, from, u.Status, symbot.ErrUserNotActive)
 		}
+		u.Via = symbot.ViaOverride
 		return u, nil
 	}
 	if email == "" {
@@ -59,6 +56,7 @@ func (d *Directory) resolve(ctx context.Context, p symbot.Person) (symbot.DirUse
 	u, err := d.getUser(ctx, email)
 	switch {
 	case err == nil && u.Status == "ACTIVE":
+		u.Via = symbot.ViaEmail
 		return u, nil
 	case err == nil:
 		inactive = &u
@@ -83,6 +81,7 @@ func (d *Directory) resolve(ctx context.Context, p symbot.Person) (symbot.DirUse
 	}
 	switch {
 	case len(active) == 1:
+		active[0].Via = symbot.ViaEmail
 		return active[0], nil
 	case len(active) > 1:
 		logins := make([]string, len(active))
