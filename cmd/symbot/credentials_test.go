@@ -22,13 +22,7 @@ import (
 // no Okta call), naming the environment variable that holds the token,
 // never the config file, and never printing the token.
 func TestRevokedBotTokenStopsStartupNamingEnvVar(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	for _, tc := range []struct {
 		name, env string
 		token     func(w *world) string

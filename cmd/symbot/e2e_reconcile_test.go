@@ -28,13 +28,7 @@ func messagesWith(msgs []slacktest.Message, sub string) []string {
 // during an active grant ends the grant with a DM; `symbot reconcile`,
 // `symbot show` and `symbot standing` answer through the admin socket.
 func TestEndToEndReconcile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	w, cfgPath := mustWorld(t, "1h", "0")
 	env := w.env()
 	logs := &lockedBuffer{}
@@ -186,13 +180,7 @@ func TestDaemonRemovalPendingThenAllClear(t *testing.T) {
 // are refused as out of date and change nothing, restore refuses while the
 // daemon runs, and the first start after it reconciles and says so.
 func TestEndToEndRestore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	w, cfgPath := mustWorld(t, "1h", "0")
 	env := w.env()
 	logs := &lockedBuffer{}

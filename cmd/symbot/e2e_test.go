@@ -35,6 +35,20 @@ var buildSymbot = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// symbotBinary returns the real binary for a test that runs it: it skips
+// the test under -short and fails it when the build fails.
+func symbotBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildSymbot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // child is one `symbot run` process.
 type child struct {
 	cmd  *exec.Cmd
@@ -133,13 +147,7 @@ func (c *child) stop(t *testing.T) {
 // simulators, drives a lifecycle through Slack envelopes, and SIGKILLs it
 // between approval and grant and again between expiry and removal.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	w, cfgPath := mustWorld(t, "4s", "0")
 	sock := filepath.Join(w.dir, "admin.sock")
 	env := w.env()

@@ -151,13 +151,7 @@ func TestOfflineReadsAfterTheDaemonStopped(t *testing.T) {
 // --offline; audit verify --db and grants --offline on the stopped store;
 // start again; and the roll-back: stop, restore, start.
 func TestEndToEndUpgradeSteps(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	w, cfgPath := mustWorld(t, "1h", "0")
 	env := w.env()
 	logs := &lockedBuffer{}

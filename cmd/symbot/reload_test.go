@@ -20,13 +20,7 @@ import (
 // logs, and wait.
 func reloadWorld(t *testing.T) (*world, string, string, *child, *lockedBuffer, func(string, func() bool)) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	w, cfgPath := mustWorld(t, "1h", "0")
 	yml, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -66,10 +60,7 @@ func sighup(t *testing.T, c *child, logs *lockedBuffer, wait func(string, func()
 // admin socket at socket.
 func requestsJSON(t *testing.T, socket string) []admin.RequestJSON {
 	t.Helper()
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	out, err := exec.Command(bin, "requests", "--json", "--socket", socket).CombinedOutput()
 	if err != nil {
 		t.Fatalf("symbot requests --socket %s: %v\n%s", socket, err, out)
@@ -123,7 +114,7 @@ func TestSIGHUPAddsAFlow(t *testing.T) {
 	}
 	wait("the grant of the new flow's group", func() bool { return w.okta.IsMember(gid, w.aliceOkta) })
 
-	bin, _ := buildSymbot()
+	bin := symbotBinary(t)
 	out, err := exec.Command(bin, "audit", "--socket", socket).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "admin:config-reload") || !strings.Contains(string(out), "flows added: ops") {
 		t.Errorf("audit after the reload: %v\n%s", err, out)
