@@ -67,14 +67,8 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 	if f.BreakGlass == nil {
 		return nil, &PolicyError{Reason: fmt.Sprintf("flow %s has no break-glass access; ask for approval with a normal request", f.Name)}
 	}
-	if actor.SlackID == "" {
-		return nil, &InputError{Field: "requester", Problem: "missing Slack user id"}
-	}
-	if actor.IsBot {
-		return nil, &PolicyError{Reason: "bots cannot request access"}
-	}
-	if actor.IsGuest && !f.AllowGuests {
-		return nil, &PolicyError{Reason: fmt.Sprintf("guests cannot request access in flow %s", f.Name)}
+	if err := checkRequester(f, actor); err != nil {
+		return nil, err
 	}
 	if err := f.BreakGlass.CheckDuration(f.Name, in.Duration); err != nil {
 		return nil, err
@@ -82,14 +76,8 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 	if !in.StartAt.IsZero() {
 		return nil, &InputError{Field: "start", Problem: "break-glass access starts at once; for later access make a normal request with a start time"}
 	}
-	reason := strings.TrimSpace(in.Reason)
-	if reason == "" {
-		return nil, &InputError{Field: "reason", Problem: "required: say what the emergency is"}
-	}
-	if len(reason) > MaxReasonLength {
-		return nil, &InputError{Field: "reason", Problem: fmt.Sprintf("too long (%d characters; at most %d)", len(reason), MaxReasonLength)}
-	}
-	if err := f.Reason.Check(reason); err != nil {
+	reason, err := checkReason(f, in.Reason, "required: say what the emergency is")
+	if err != nil {
 		return nil, err
 	}
 	now := e.now()

@@ -26,6 +26,36 @@ type RequestInput struct {
 // MaxReasonLength bounds the reason text.
 const MaxReasonLength = 2000
 
+// checkRequester refuses actors who may not ask for access in flow f.
+func checkRequester(f *Flow, actor Actor) error {
+	if actor.SlackID == "" {
+		return &InputError{Field: "requester", Problem: "missing Slack user id"}
+	}
+	if actor.IsBot {
+		return &PolicyError{Reason: "bots cannot request access"}
+	}
+	if actor.IsGuest && !f.AllowGuests {
+		return &PolicyError{Reason: fmt.Sprintf("guests cannot request access in flow %s", f.Name)}
+	}
+	return nil
+}
+
+// checkReason trims raw and checks it against the length bound and flow
+// f's reason rule; missing is the problem reported for an empty reason.
+func checkReason(f *Flow, raw, missing string) (string, error) {
+	reason := strings.TrimSpace(raw)
+	if reason == "" {
+		return "", &InputError{Field: "reason", Problem: missing}
+	}
+	if len(reason) > MaxReasonLength {
+		return "", &InputError{Field: "reason", Problem: fmt.Sprintf("too long (%d characters; at most %d)", len(reason), MaxReasonLength)}
+	}
+	if err := f.Reason.Check(reason); err != nil {
+		return "", err
+	}
+	return reason, nil
+}
+
 // submit records a new request (or an extension of an active grant of the
 // same target) and queues its approval message.
 func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
@@ -33,26 +63,14 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	if err != nil {
 		return nil, err
 	}
-	if actor.SlackID == "" {
-		return nil, &InputError{Field: "requester", Problem: "missing Slack user id"}
-	}
-	if actor.IsBot {
-		return nil, &PolicyError{Reason: "bots cannot request access"}
-	}
-	if actor.IsGuest && !f.AllowGuests {
-		return nil, &PolicyError{Reason: fmt.Sprintf("guests cannot request access in flow %s", f.Name)}
+	if err := checkRequester(f, actor); err != nil {
+		return nil, err
 	}
 	if !f.AllowsDuration(in.Duration) {
 		return nil, &InputError{Field: "duration", Problem: fmt.Sprintf("%s is not offered by flow %s; choose one of: %s", FormatDuration(in.Duration), f.Name, durationList(f))}
 	}
-	reason := strings.TrimSpace(in.Reason)
-	if reason == "" {
-		return nil, &InputError{Field: "reason", Problem: "required: say why you need this access"}
-	}
-	if len(reason) > MaxReasonLength {
-		return nil, &InputError{Field: "reason", Problem: fmt.Sprintf("too long (%d characters; at most %d)", len(reason), MaxReasonLength)}
-	}
-	if err := f.Reason.Check(reason); err != nil {
+	reason, err := checkReason(f, in.Reason, "required: say why you need this access")
+	if err != nil {
 		return nil, err
 	}
 	now := e.now()
