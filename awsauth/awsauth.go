@@ -357,7 +357,7 @@ func (s *Source) fetch(ctx context.Context) (string, SecretInfo, error) {
 		Created:   aws.ToTime(out.CreatedDate),
 		Region:    s.region,
 	}
-	tok, err := parseSecret(s.cfg.SecretID, s.cfg.SecretJSONKey, out.SecretString, out.SecretBinary)
+	tok, err := parseSecret(s.cfg.SecretID, s.cfg.SecretJSONKey, "okta.token_json_key", "the Okta API token", out.SecretString, out.SecretBinary)
 	if err != nil {
 		if e, ok := err.(*Error); ok {
 			e.Region = s.region

@@ -13,10 +13,11 @@ import (
 )
 
 // parseSecret takes the token out of a secret value. Its errors name the
-// secret, the key and the keys present, never a value; they name the
-// symbot.yml key okta.token_json_key (Config.SecretJSONKey), since that is
-// what the operator sets.
-func parseSecret(id, key string, str *string, bin []byte) (string, error) {
+// secret, the key and the keys present, never a value; they name
+// keySetting, the symbot.yml key that sets key (okta.token_json_key for
+// Config.SecretJSONKey), since that is what the operator sets, and call the
+// value what ("the Okta API token").
+func parseSecret(id, key, keySetting, what string, str *string, bin []byte) (string, error) {
 	bad := func(format string, args ...any) error {
 		return &Error{Step: StepParseSecret, SecretID: id, Kind: ErrSecretFormat, msg: fmt.Sprintf("secret %q ", id) + fmt.Sprintf(format, args...)}
 	}
@@ -28,28 +29,28 @@ func parseSecret(id, key string, str *string, bin []byte) (string, error) {
 	}
 	v := strings.TrimSpace(*str)
 	if v == "" {
-		return "", bad("has an empty SecretString: put the Okta API token in it")
+		return "", bad("has an empty SecretString: put %s in it", what)
 	}
 	var obj map[string]json.RawMessage
 	isObject := strings.HasPrefix(v, "{") && json.Unmarshal([]byte(v), &obj) == nil
 	if key == "" {
 		if isObject {
-			return "", bad("holds a JSON object with keys %s: set okta.token_json_key to the key of the token", keyList(obj))
+			return "", bad("holds a JSON object with keys %s: set %s to the key of the token", keyList(obj), keySetting)
 		}
 		if strings.HasPrefix(v, "{") {
 			return "", bad("starts with { but is not valid JSON: fix the JSON, or store only the token")
 		}
 		if strings.ContainsAny(v, " \t\r\n") {
-			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set okta.token_json_key")
+			return "", bad("holds text with spaces or line breaks, not a bare token: store only the token, or a JSON object and set %s", keySetting)
 		}
 		return v, nil
 	}
 	if !isObject {
-		return "", bad("is not a JSON object but okta.token_json_key is %q: store {%q: \"<token>\"} or leave okta.token_json_key out", key, key)
+		return "", bad("is not a JSON object but %s is %q: store {%q: \"<token>\"} or leave %s out", keySetting, key, key, keySetting)
 	}
 	raw, ok := obj[key]
 	if !ok {
-		return "", bad("has no JSON key %q; keys present: %s: fix okta.token_json_key or the secret", key, keyList(obj))
+		return "", bad("has no JSON key %q; keys present: %s: fix %s or the secret", key, keyList(obj), keySetting)
 	}
 	var tok string
 	if err := json.Unmarshal(raw, &tok); err != nil {
@@ -57,7 +58,7 @@ func parseSecret(id, key string, str *string, bin []byte) (string, error) {
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", bad("has an empty string under JSON key %q: put the Okta API token there", key)
+		return "", bad("has an empty string under JSON key %q: put %s there", key, what)
 	}
 	if strings.ContainsAny(tok, " \t\r\n") {
 		return "", bad("has text with spaces or line breaks under JSON key %q, not a bare token", key)
@@ -108,10 +109,9 @@ func (s *Source) SecretString(ctx context.Context, id, jsonKey, setting, keySett
 	if err != nil {
 		return "", err
 	}
-	v, err := parseSecret(id, jsonKey, out.SecretString, out.SecretBinary)
+	v, err := parseSecret(id, jsonKey, keySetting, "the token", out.SecretString, out.SecretBinary)
 	var e *Error
 	if errors.As(err, &e) {
-		e.msg = strings.NewReplacer("okta.token_json_key", keySetting, "the Okta API token", "the token").Replace(e.msg)
 		e.Region = s.region
 	}
 	return v, err
