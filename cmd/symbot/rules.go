@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -151,9 +150,8 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return fail("--start: %v", err)
 		}
 	}
-	cfg, err := config.Load(*cfgPath, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+	cfg, ok := loadConfig("explain", *cfgPath, stderr)
+	if !ok {
 		return exitFail
 	}
 	f, t, err := findTarget(cfg.Flows, target)
