@@ -381,15 +381,7 @@ func (k *keyedMutex) TryLock(key string) (func(), bool) {
 	ent.mu.Lock()
 	k.m[key] = ent
 	k.mu.Unlock()
-	return func() {
-		ent.mu.Unlock()
-		k.mu.Lock()
-		ent.refs--
-		if ent.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}, true
+	return k.unlocker(key, ent), true
 }
 
 func (k *keyedMutex) Lock(key string) func() {
@@ -405,6 +397,12 @@ func (k *keyedMutex) Lock(key string) func() {
 	ent.refs++
 	k.mu.Unlock()
 	ent.mu.Lock()
+	return k.unlocker(key, ent)
+}
+
+// unlocker releases ent, held under key, and forgets key once no one
+// holds or waits for it.
+func (k *keyedMutex) unlocker(key string, ent *keyedEntry) func() {
 	return func() {
 		ent.mu.Unlock()
 		k.mu.Lock()
