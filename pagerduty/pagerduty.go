@@ -142,7 +142,7 @@ func New(cfg Config, token TokenSource) *Client {
 // configured escalation policies.
 func (c *Client) OnCall(ctx context.Context, email string) (bool, error) {
 	if len(c.cfg.Schedules)+len(c.cfg.EscalationPolicies) == 0 {
-		return false, errors.New("pagerduty: no schedules or escalation policies are configured to be on call in")
+		return false, errors.New("pagerduty: no schedules or escalation policies are configured to be on call in: list schedule ids under pagerduty.schedules or policy ids under pagerduty.escalation_policies in symbot.yml")
 	}
 	if len(c.cfg.Schedules) > 0 {
 		on, err := c.onCall(ctx, email, query{schedules: c.cfg.Schedules})
@@ -175,7 +175,7 @@ func (q query) key() string {
 func (c *Client) onCall(ctx context.Context, email string, q query) (bool, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
-		return false, errors.New("pagerduty: no email to find the person by")
+		return false, errors.New("pagerduty: no email to find the person by: PagerDuty users are matched by the email on their Slack profile, so the requester needs one there")
 	}
 	emails, err := c.onCallEmails(ctx, q)
 	if err != nil {
@@ -315,7 +315,7 @@ func (c *Client) apiToken(ctx context.Context, fresh bool) (string, error) {
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", errors.New("pagerduty: the API token secret is empty")
+		return "", errors.New("pagerduty: the API token secret is empty: put the PagerDuty REST API token in the secret named by pagerduty.token_secret")
 	}
 	c.mu.Lock()
 	c.tok, c.tokAt = tok, now
