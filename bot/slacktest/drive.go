@@ -237,7 +237,7 @@ func (s *Server) blockActionLocked(userID string, ref MessageRef, actionID strin
 	payload["response_url"] = s.issueResponseURLLocked(u.ID, m.Channel, m.TS)
 	payload["actions"] = []any{action}
 	if !m.Ephemeral {
-		payload["message"] = s.messageJSON(m)
+		payload["message"] = s.messageJSON(m, false)
 	}
 	return json.Marshal(payload)
 }

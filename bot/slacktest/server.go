@@ -113,6 +113,17 @@ type Message struct {
 	Ephemeral bool
 	To        string // ephemeral target user
 	Deleted   bool
+	// Metadata is the message metadata chat.postMessage attached (its
+	// metadata parameter), nil when none.
+	Metadata *Metadata
+}
+
+// Metadata is a message's metadata as Slack stores it: an event type and a
+// JSON object payload. conversations.history returns it with
+// include_all_metadata.
+type Metadata struct {
+	EventType    string
+	EventPayload json.RawMessage // a JSON object
 }
 
 // Ref returns the message's reference.
@@ -334,7 +345,7 @@ func Listen(addr string) (*Server, error) {
 // DefaultScopes are the bot scopes a new Server grants.
 var DefaultScopes = []string{
 	"chat:write", "commands", "im:write", "im:read", "channels:read", "groups:read",
-	"users:read", "users:read.email",
+	"users:read", "users:read.email", "channels:history", "groups:history", "im:history",
 }
 
 // APIURL is the Web API base URL with the trailing slash slack.OptionAPIURL needs.
@@ -662,6 +673,11 @@ func cloneMessage(m *Message) Message {
 	cp.Blocks = append(json.RawMessage(nil), m.Blocks...)
 	if len(m.Blocks) == 0 {
 		cp.Blocks = nil
+	}
+	if m.Metadata != nil {
+		md := *m.Metadata
+		md.EventPayload = append(json.RawMessage(nil), m.Metadata.EventPayload...)
+		cp.Metadata = &md
 	}
 	return cp
 }

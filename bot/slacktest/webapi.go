@@ -2,6 +2,7 @@ package slacktest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,9 +68,15 @@ type handlerFunc func(s *Server, r *apiRequest) (map[string]any, *apiError)
 
 type method struct {
 	token   string // "bot" or "app"
-	scope   string // required bot scope, "" for none
+	scope   string // required bot scope, "" for none; see scopeByChannel
 	handler handlerFunc
 }
+
+// scopeByChannel lists the methods whose scope depends on the
+// conversation (channels:history for a public channel, groups:history for
+// a private one, im:history for an IM): their handlers check it, and their
+// scope is what a missing_scope fault names as needed.
+var scopeByChannel = map[string]bool{"conversations.history": true}
 
 var methods = map[string]method{
 	"auth.test":                   {"bot", "", (*Server).apiAuthTest},
@@ -85,6 +92,7 @@ var methods = map[string]method{
 	"conversations.open":          {"bot", "im:write", (*Server).apiConversationsOpen},
 	"conversations.info":          {"bot", "channels:read", (*Server).apiConversationsInfo},
 	"conversations.members":       {"bot", "channels:read", (*Server).apiConversationsMembers},
+	"conversations.history":       {"bot", historyScopes, (*Server).apiConversationsHistory},
 	"users.info":                  {"bot", "users:read", (*Server).apiUsersInfo},
 	"users.lookupByEmail":         {"bot", "users:read.email", (*Server).apiLookupByEmail},
 	"views.open":                  {"bot", "", (*Server).apiViewsOpen},
@@ -167,7 +175,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, hr *http.Request) {
 		ae = slackErr("invalid_auth")
 	case (m.token == "bot") != (token == s.BotToken):
 		ae = slackErr("not_allowed_token_type")
-	case m.scope != "" && !s.scopes[m.scope]:
+	case m.scope != "" && !scopeByChannel[name] && !s.scopes[m.scope]:
 		ae = s.missingScopeLocked(m.scope)
 	default:
 		resp, ae = m.handler(s, req)
@@ -359,7 +367,9 @@ func messageContent(r *apiRequest, require bool) (text string, blocks json.RawMe
 	return text, blocks, hasBlocks, nil
 }
 
-func (s *Server) messageJSON(m *Message) map[string]any {
+// messageJSON is m as the Web API shows it; its metadata only with
+// withMetadata (include_all_metadata, or the poster's own answer).
+func (s *Server) messageJSON(m *Message, withMetadata bool) map[string]any {
 	out := map[string]any{
 		"type": "message", "text": m.Text, "user": m.User, "ts": m.TS, "team": s.TeamID,
 	}
@@ -372,6 +382,9 @@ func (s *Server) messageJSON(m *Message) map[string]any {
 	}
 	if len(m.Blocks) > 0 {
 		out["blocks"] = m.Blocks
+	}
+	if withMetadata && m.Metadata != nil {
+		out["metadata"] = map[string]any{"event_type": m.Metadata.EventType, "event_payload": m.Metadata.EventPayload}
 	}
 	return out
 }
@@ -389,8 +402,68 @@ func (s *Server) apiPostMessage(r *apiRequest) (map[string]any, *apiError) {
 	if ae != nil {
 		return nil, ae
 	}
-	m := s.postLocked(&Message{Channel: ch.ID, ThreadTS: threadTS, Text: text, Blocks: blocks})
-	return map[string]any{"channel": ch.ID, "ts": m.TS, "message": s.messageJSON(m)}, nil
+	md, warning, ae := messageMetadata(r)
+	if ae != nil {
+		return nil, ae
+	}
+	m := s.postLocked(&Message{Channel: ch.ID, ThreadTS: threadTS, Text: text, Blocks: blocks, Metadata: md})
+	out := map[string]any{"channel": ch.ID, "ts": m.TS, "message": s.messageJSON(m, true)}
+	if warning != "" {
+		out["warning"] = warning
+		out["response_metadata"] = map[string]any{"warnings": []string{warning}}
+	}
+	return out, nil
+}
+
+// eventTypeOK is Slack's rule for a metadata event_type: letters, digits,
+// underscores and hyphens, no periods or other punctuation.
+func eventTypeOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// messageMetadata reads chat.postMessage's metadata parameter (a JSON
+// string in a form post, an object in a JSON body) as Slack does: no
+// parameter is no metadata; text that is not a JSON object is the error
+// invalid_metadata_format; an object without a valid event_type or with an
+// event_payload that is not an object is accepted without its metadata,
+// with the warning invalid_metadata_schema.
+func messageMetadata(r *apiRequest) (*Metadata, string, *apiError) {
+	if !r.has("metadata") {
+		return nil, "", nil
+	}
+	raw := []byte(r.form.Get("metadata"))
+	if r.body != nil {
+		if b, ok := r.body["metadata"]; ok {
+			raw = b
+			var s string
+			if json.Unmarshal(b, &s) == nil {
+				raw = []byte(s) // a JSON call may send it encoded as a string too
+			}
+		}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, "", slackErr("invalid_metadata_format")
+	}
+	var eventType string
+	payload := bytes.TrimSpace(obj["event_payload"])
+	if json.Unmarshal(obj["event_type"], &eventType) != nil || !eventTypeOK(eventType) ||
+		len(payload) == 0 || payload[0] != '{' {
+		return nil, "invalid_metadata_schema", nil
+	}
+	var check map[string]any
+	if json.Unmarshal(payload, &check) != nil {
+		return nil, "invalid_metadata_schema", nil
+	}
+	return &Metadata{EventType: eventType, EventPayload: append(json.RawMessage(nil), payload...)}, "", nil
 }
 
 // threadLocked checks that threadTS ("" for none) names a message in
@@ -453,7 +526,7 @@ func (s *Server) apiUpdate(r *apiRequest) (map[string]any, *apiError) {
 		return nil, slackErr("no_text")
 	}
 	m.Updates++
-	return map[string]any{"channel": chID, "ts": ts, "text": m.Text, "message": s.messageJSON(m)}, nil
+	return map[string]any{"channel": chID, "ts": ts, "text": m.Text, "message": s.messageJSON(m, true)}, nil
 }
 
 func (s *Server) apiPostEphemeral(r *apiRequest) (map[string]any, *apiError) {
@@ -581,6 +654,138 @@ func (s *Server) apiConversationsMembers(r *apiRequest) (map[string]any, *apiErr
 		return nil, ae
 	}
 	return map[string]any{"members": s.membersLocked(ch), "response_metadata": map[string]any{"next_cursor": ""}}, nil
+}
+
+// historyScopes is what a missing_scope fault of conversations.history
+// names as needed: the history scope of each kind of conversation.
+const historyScopes = "channels:history,groups:history,mpim:history,im:history"
+
+// historyScope is the bot scope conversations.history needs to read ch.
+func historyScope(ch *channelState) string {
+	switch {
+	case ch.isIM:
+		return "im:history"
+	case ch.IsPrivate:
+		return "groups:history"
+	}
+	return "channels:history"
+}
+
+// parseTS reads a Slack timestamp ("1700000000.123456", or whole seconds
+// "1700000000", or fewer fraction digits) as microseconds.
+func parseTS(s string) (int64, bool) {
+	sec, frac, _ := strings.Cut(s, ".")
+	if sec == "" || len(frac) > 6 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	us := int64(0)
+	if frac != "" {
+		f, err := strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
+		if err != nil || f < 0 {
+			return 0, false
+		}
+		us = f
+	}
+	return n*1e6 + us, true
+}
+
+// historyCursor is the next_cursor of a conversations.history page that
+// ends before the message with ts: like Slack's, base64 of "next_ts:" and
+// the ts in microseconds.
+func historyCursor(ts int64) string {
+	return base64.StdEncoding.EncodeToString([]byte("next_ts:" + strconv.FormatInt(ts, 10)))
+}
+
+func parseHistoryCursor(c string) (int64, bool) {
+	raw, err := base64.StdEncoding.DecodeString(c)
+	if err != nil {
+		return 0, false
+	}
+	v, ok := strings.CutPrefix(string(raw), "next_ts:")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
+// apiConversationsHistory answers conversations.history as Slack does for
+// a bot token: the conversation's top-level messages (thread replies are
+// read with conversations.replies), newest first, between oldest and
+// latest (exclusive unless inclusive), limit to a page (default 100, at
+// most 999), with has_more and a next_cursor; metadata only with
+// include_all_metadata. The bot must be in the conversation and hold the
+// history scope of its kind.
+func (s *Server) apiConversationsHistory(r *apiRequest) (map[string]any, *apiError) {
+	ch, ok := s.channels[r.get("channel")]
+	if !ok || ch.IsPrivate && !ch.BotIsMember {
+		return nil, slackErr("channel_not_found")
+	}
+	if sc := historyScope(ch); !s.scopes[sc] {
+		return nil, s.missingScopeLocked(sc)
+	}
+	if !ch.BotIsMember {
+		return nil, slackErr("not_in_channel")
+	}
+	truthy := func(k string) bool { v := r.get(k); return v == "1" || v == "true" }
+	inclusive, withMeta := truthy("inclusive"), truthy("include_all_metadata")
+	oldest, latest := int64(0), int64(math.MaxInt64)
+	if v := r.get("oldest"); v != "" {
+		if oldest, ok = parseTS(v); !ok {
+			return nil, slackErr("invalid_ts_oldest")
+		}
+	}
+	if v := r.get("latest"); v != "" {
+		if latest, ok = parseTS(v); !ok {
+			return nil, slackErr("invalid_ts_latest")
+		}
+	}
+	limit := 100
+	if v := r.get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, slackErr("invalid_limit")
+		}
+		if n > 0 {
+			limit = min(n, 999)
+		}
+	}
+	before := int64(math.MaxInt64) // the page starts below this ts
+	if c := r.get("cursor"); c != "" {
+		if before, ok = parseHistoryCursor(c); !ok {
+			return nil, slackErr("invalid_cursor")
+		}
+		before++ // the cursor names the first message of the next page
+	}
+	msgs := []map[string]any{}
+	hasMore, next := false, ""
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		m := s.messages[i]
+		if m.Channel != ch.ID || m.Deleted || m.ThreadTS != "" {
+			continue
+		}
+		ts, _ := parseTS(m.TS)
+		if ts >= before || ts > latest || ts == latest && !inclusive {
+			continue
+		}
+		if ts < oldest || ts == oldest && !inclusive {
+			break // posting order is ts order
+		}
+		if len(msgs) == limit {
+			hasMore, next = true, historyCursor(ts)
+			break
+		}
+		msgs = append(msgs, s.messageJSON(m, withMeta))
+	}
+	out := map[string]any{"messages": msgs, "has_more": hasMore, "pin_count": 0}
+	if hasMore {
+		out["response_metadata"] = map[string]any{"next_cursor": next}
+	}
+	return out, nil
 }
 
 // ---- users ------------------------------------------------------------------
