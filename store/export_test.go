@@ -2,9 +2,7 @@ package store
 
 // QueueLen returns how many writes wait for the next group commit.
 func QueueLen(s *Store) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
+	return s.writes.Len()
 }
 
 // Commits returns how many group transactions s has committed.
@@ -12,7 +10,5 @@ func Commits(s *Store) uint64 { return s.commits.Load() }
 
 // Closed reports whether Close was called on s.
 func Closed(s *Store) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return s.writes.Closed()
 }

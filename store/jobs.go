@@ -285,10 +285,7 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 // anyClaimable reports whether some job is due at now and heads its lane,
 // walking the due index only as far as now.
 func (s *Store) anyClaimable(now time.Time) (bool, error) {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.writes.Closed() {
 		return false, fmt.Errorf("claim jobs: store %s: %w", s.path, berrors.ErrDatabaseNotOpen)
 	}
 	found := false

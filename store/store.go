@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/internal/groupcommit"
 )
 
 // SchemaVersion is the layout version this code reads and writes. It is
@@ -55,12 +55,7 @@ type Store struct {
 	path string
 	log  *slog.Logger
 
-	// Group commit (see Update). mu guards the fields below it.
-	mu     sync.Mutex
-	idle   sync.Cond // broadcast when busy becomes false
-	busy   bool      // a leader is running a group
-	closed bool      // Close was called: no new writes
-	queue  []*write  // writes waiting for the next group
+	writes *groupcommit.Queue[*tx] // group commit (see Update)
 
 	commits atomic.Uint64 // group transactions committed (for tests)
 
@@ -135,7 +130,9 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, log: o.Logger}
-	s.idle.L = &s.mu
+	s.writes = groupcommit.New(maxGroup, s.attempt)
+	s.writes.Logger = o.Logger
+	s.writes.ClosedErr = fmt.Errorf("store %s: %w", path, berrors.ErrDatabaseNotOpen)
 	if err := s.init(o.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -272,12 +269,7 @@ func (s *Store) Path() string { return s.path }
 // committed first; Update and ClaimJobs called after Close fail with an
 // error wrapping bbolt's ErrDatabaseNotOpen.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	for s.busy {
-		s.idle.Wait()
-	}
-	s.mu.Unlock()
+	s.writes.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}

@@ -2,9 +2,7 @@ package postgres
 
 // QueueLen returns how many writes wait for the next group commit.
 func QueueLen(s *Store) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
+	return s.writes.Len()
 }
 
 // Commits returns how many read-write transactions s committed.

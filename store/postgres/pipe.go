@@ -255,7 +255,7 @@ func (p *pipe) commit(ctx context.Context) (unknown bool, err error) {
 func (p *pipe) prefetchJobs(ctx context.Context, ws []*write) error {
 	var ids []int64
 	for _, w := range ws {
-		if id, ok := symbot.JobFromContext(w.ctx); ok && !p.asked[id] {
+		if id, ok := symbot.JobFromContext(w.Ctx); ok && !p.asked[id] {
 			p.asked[id] = true
 			ids = append(ids, int64(id))
 		}

@@ -36,7 +36,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +43,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/internal/groupcommit"
 )
 
 // ErrClosed is returned by every method after Close.
@@ -82,10 +82,7 @@ type Store struct {
 	log   *slog.Logger
 	marks atomic.Int64 // dedup marks, to sweep expired ones now and then
 
-	// Group commit (group.go).
-	mu      sync.Mutex
-	busy    bool     // a group is running
-	queue   []*write // writes waiting for the next group
+	writes  *groupcommit.Queue[symbot.Tx] // group commit (group.go)
 	commits atomic.Uint64
 }
 
@@ -134,6 +131,9 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", redact(err))
 	}
 	s := &Store{pool: pool, locks: locks, log: o.Logger}
+	s.writes = groupcommit.New(maxGroup, s.attempt)
+	s.writes.MaxRetries = maxRetries
+	s.writes.Logger = o.Logger
 	if o.NoMigrate {
 		st, err := CheckSchema(ctx, url)
 		if err == nil && !st.UpToDate() {
