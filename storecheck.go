@@ -70,3 +70,43 @@ func CheckIdentityPage(limit int) error {
 	}
 	return nil
 }
+
+// CheckCounterName checks the counter name given to Tx.NextSeq.
+func CheckCounterName(name string) error {
+	if name == "" {
+		return errors.New("next sequence: empty counter name")
+	}
+	return nil
+}
+
+// CheckPutRequest checks a request given to Tx.PutRequest.
+func CheckPutRequest(r *Request) error {
+	if r == nil || r.ID == "" {
+		return errors.New("put request: request has no ID")
+	}
+	return nil
+}
+
+// CheckJobUpdate checks a job given to Tx.UpdateJob.
+func CheckJobUpdate(j *Job) error {
+	if j == nil {
+		return errors.New("update job: nil job")
+	}
+	return nil
+}
+
+// CheckSinkName checks the sink name given to Tx.SetSinkCursor.
+func CheckSinkName(sink string) error {
+	if sink == "" {
+		return errors.New("set sink cursor: empty sink name")
+	}
+	return nil
+}
+
+// CheckRecordName checks the record name given to Tx.PutRecord.
+func CheckRecordName(name string) error {
+	if name == "" {
+		return errors.New("put record: empty name")
+	}
+	return nil
+}

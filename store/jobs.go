@@ -127,8 +127,8 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if err := t.checkWrite("update job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("update job: nil job")
+	if err := symbot.CheckJobUpdate(j); err != nil {
+		return err
 	}
 	oldKeys, err := t.storedJobKeys(j.ID)
 	if err != nil {

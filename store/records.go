@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/symbot/symbot"
@@ -82,8 +81,8 @@ func (t *tx) SetSinkCursor(sink string, seq uint64) error {
 	if err := t.checkWrite("set sink cursor"); err != nil {
 		return err
 	}
-	if sink == "" {
-		return errors.New("set sink cursor: empty sink name")
+	if err := symbot.CheckSinkName(sink); err != nil {
+		return err
 	}
 	cur, err := t.SinkCursor(sink)
 	if err != nil {
@@ -182,8 +181,8 @@ func (t *tx) PutRecord(name string, value []byte) error {
 	if err := t.checkWrite("put record"); err != nil {
 		return err
 	}
-	if name == "" {
-		return errors.New("put record: empty name")
+	if err := symbot.CheckRecordName(name); err != nil {
+		return err
 	}
 	var err error
 	if value == nil {

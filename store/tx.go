@@ -78,8 +78,8 @@ func (t *tx) NextSeq(name string) (uint64, error) {
 	if err := t.checkWrite("next sequence"); err != nil {
 		return 0, err
 	}
-	if name == "" {
-		return 0, errors.New("next sequence: empty counter name")
+	if err := symbot.CheckCounterName(name); err != nil {
+		return 0, err
 	}
 	b := t.b(bucketSeq)
 	var n uint64
@@ -133,8 +133,8 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if err := t.checkWrite("put request"); err != nil {
 		return err
 	}
-	if r == nil || r.ID == "" {
-		return errors.New("put request: request has no ID")
+	if err := symbot.CheckPutRequest(r); err != nil {
+		return err
 	}
 	old, known := t.reqKeys[r.ID]
 	if !known && t.b(bucketRequests).Get([]byte(r.ID)) != nil {

@@ -313,8 +313,8 @@ func (t *tx) NextSeq(name string) (uint64, error) {
 	if err := t.checkWrite("next sequence"); err != nil {
 		return 0, err
 	}
-	if name == "" {
-		return 0, errors.New("next sequence: empty counter name")
+	if err := symbot.CheckCounterName(name); err != nil {
+		return 0, err
 	}
 	n := t.s.seqs[name] + 1
 	put(t, t.s.seqs, name, n)
@@ -336,8 +336,8 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if err := t.checkWrite("put request"); err != nil {
 		return err
 	}
-	if r == nil || r.ID == "" {
-		return errors.New("put request: request has no ID")
+	if err := symbot.CheckPutRequest(r); err != nil {
+		return err
 	}
 	put(t, t.s.requests, r.ID, r.Clone())
 	return nil
@@ -456,8 +456,8 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if err := t.checkWrite("update job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("update job: nil job")
+	if err := symbot.CheckJobUpdate(j); err != nil {
+		return err
 	}
 	if _, ok := t.s.jobs[j.ID]; !ok {
 		return fmt.Errorf("update job %d: %w", j.ID, symbot.ErrNotFound)
@@ -560,8 +560,8 @@ func (t *tx) SetSinkCursor(sink string, seq uint64) error {
 	if err := t.checkWrite("set sink cursor"); err != nil {
 		return err
 	}
-	if sink == "" {
-		return errors.New("set sink cursor: empty sink name")
+	if err := symbot.CheckSinkName(sink); err != nil {
+		return err
 	}
 	if seq <= t.s.cursors[sink] {
 		return nil
@@ -630,8 +630,8 @@ func (t *tx) PutRecord(name string, value []byte) error {
 	if err := t.checkWrite("put record"); err != nil {
 		return err
 	}
-	if name == "" {
-		return errors.New("put record: empty name")
+	if err := symbot.CheckRecordName(name); err != nil {
+		return err
 	}
 	if value == nil {
 		del(t, t.s.records, name)

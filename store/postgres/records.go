@@ -34,8 +34,8 @@ func (t *tx) PutRecord(name string, value []byte) error {
 	if err := t.checkWrite("put record"); err != nil {
 		return err
 	}
-	if name == "" {
-		return errors.New("put record: empty name")
+	if err := symbot.CheckRecordName(name); err != nil {
+		return err
 	}
 	if value == nil {
 		return t.write("put record", -1, `DELETE FROM records WHERE name = $1`, name)

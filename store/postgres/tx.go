@@ -107,8 +107,8 @@ func (t *tx) NextSeq(name string) (uint64, error) {
 	if err := t.checkWrite("next sequence"); err != nil {
 		return 0, err
 	}
-	if name == "" {
-		return 0, errors.New("next sequence: empty counter name")
+	if err := symbot.CheckCounterName(name); err != nil {
+		return 0, err
 	}
 	var n int64
 	err := t.q.QueryRow(t.ctx, `INSERT INTO seqs (name, value) VALUES ($1, 1)
@@ -204,8 +204,8 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if err := t.checkWrite("put request"); err != nil {
 		return err
 	}
-	if r == nil || r.ID == "" {
-		return errors.New("put request: request has no ID")
+	if err := symbot.CheckPutRequest(r); err != nil {
+		return err
 	}
 	doc, err := json.Marshal(r)
 	if err != nil {
@@ -422,8 +422,8 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if err := t.checkWrite("update job"); err != nil {
 		return err
 	}
-	if j == nil {
-		return errors.New("update job: nil job")
+	if err := symbot.CheckJobUpdate(j); err != nil {
+		return err
 	}
 	const q = `UPDATE jobs SET kind = $2, request_id = $3, event = $4, to_user = $5, text = $6, lane = $7, attempts = $8,
 		not_before = $9, last_error = $10, alerted = $11, created_at = $12, lease_owner = $13, lease_until = $14, lease_token = $15 WHERE id = $1`
@@ -593,8 +593,8 @@ func (t *tx) SetSinkCursor(sink string, seq uint64) error {
 	if err := t.checkWrite("set sink cursor"); err != nil {
 		return err
 	}
-	if sink == "" {
-		return errors.New("set sink cursor: empty sink name")
+	if err := symbot.CheckSinkName(sink); err != nil {
+		return err
 	}
 	return t.write("set sink cursor", -1, `INSERT INTO sink_cursors (name, seq) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET seq = GREATEST(sink_cursors.seq, EXCLUDED.seq)`, sink, int64(seq))

