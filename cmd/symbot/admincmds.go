@@ -134,6 +134,36 @@ func printJSONList[T any](w io.Writer, v []T) {
 	printJSON(w, v)
 }
 
+// listEnd is how a list command ends once it has fetched items: it reports
+// err, or prints the items as JSON, or the line empty when there are none,
+// or a table of header and one row per item.
+func listEnd[T any](cmd *adminCmd, stdout io.Writer, asJSON bool, items []T, err error, empty, header string, row func(T) string) int {
+	if err != nil {
+		return cmd.fail(err)
+	}
+	if asJSON {
+		printJSONList(stdout, items)
+		return exitOK
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, empty)
+		return exitOK
+	}
+	printTable(stdout, header, items, row)
+	return exitOK
+}
+
+// printTable prints header and one row per item (cells separated by tabs)
+// as an aligned table.
+func printTable[T any](w io.Writer, header string, items []T, row func(T) string) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	tw.Flush()
+}
+
 func fmtTime(t *time.Time) string {
 	if t == nil || t.IsZero() {
 		return "-"
@@ -185,23 +215,17 @@ func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if len(reqs) == 0 {
 		fmt.Fprintln(stdout, "no pending or approved requests")
 	} else {
-		tw := newTable(stdout)
-		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tREQUESTER\tDURATION\tAPPROVALS\tCREATED\tREASON")
-		for _, r := range reqs {
+		printTable(stdout, "ID\tSTATE\tFLOW\tTARGET\tREQUESTER\tDURATION\tAPPROVALS\tCREATED\tREASON", reqs, func(r admin.RequestJSON) string {
 			created := r.CreatedAt
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), r.Duration, len(r.Approvals), fmtTime(&created), oneLine(truncate(r.Reason, 60)))
-		}
-		tw.Flush()
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", r.ID, r.State, r.Flow, r.Target, person(r.Requester), r.Duration, len(r.Approvals), fmtTime(&created), oneLine(truncate(r.Reason, 60)))
+		})
 	}
 	if len(failed) > 0 {
 		fmt.Fprintf(stdout, "\nFAILED GRANTS (last %s):\n", symbot.FormatDuration(failuresShown))
-		tw := newTable(stdout)
-		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tREQUESTER\tFAILED\tERROR")
-		for _, r := range failed {
+		printTable(stdout, "ID\tFLOW\tTARGET\tREQUESTER\tFAILED\tERROR", failed, func(r admin.RequestJSON) string {
 			at := r.UpdatedAt
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), fmtTime(&at), oneLine(truncate(r.FailReason, 200)))
-		}
-		tw.Flush()
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.ID, r.Flow, r.Target, person(r.Requester), fmtTime(&at), oneLine(truncate(r.FailReason, 200)))
+		})
 	}
 	return exitOK
 }
@@ -238,25 +262,19 @@ func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if len(reqs) == 0 {
 		fmt.Fprintln(stdout, "no active grants")
 	} else {
-		tw := newTable(stdout)
-		fmt.Fprintln(tw, "ID\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tGRANTED\tEXPIRES\tLEFT")
-		for _, r := range reqs {
+		printTable(stdout, "ID\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tGRANTED\tEXPIRES\tLEFT", reqs, func(r admin.RequestJSON) string {
 			left := "-"
 			if r.ExpiresAt != nil {
 				left = timeLeft(time.Until(*r.ExpiresAt))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.GrantedAt), fmtTime(r.ExpiresAt), left)
-		}
-		tw.Flush()
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.ID, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.GrantedAt), fmtTime(r.ExpiresAt), left)
+		})
 	}
 	if len(ended) > 0 {
 		fmt.Fprintln(stdout, "\nENDED, OKTA REMOVAL PENDING (the person may still be in the group):")
-		tw := newTable(stdout)
-		fmt.Fprintln(tw, "ID\tSTATE\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tPENDING SINCE\tATTEMPTS\tLAST ERROR")
-		for _, r := range ended {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.RemovalSince), r.RemovalAttempts, dash(oneLine(truncate(r.RemovalError, 100))))
-		}
-		tw.Flush()
+		printTable(stdout, "ID\tSTATE\tFLOW\tTARGET\tUSER\tOKTA LOGIN\tPENDING SINCE\tATTEMPTS\tLAST ERROR", ended, func(r admin.RequestJSON) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s", r.ID, r.State, r.Flow, r.Target, person(r.Requester), dash(r.OktaLogin), fmtTime(r.RemovalSince), r.RemovalAttempts, dash(oneLine(truncate(r.RemovalError, 100))))
+		})
 	}
 	return exitOK
 }
@@ -375,25 +393,10 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	defer c.Close()
 	entries, err := c.Audit(ctx, since)
-	if err != nil {
-		return cmd.fail(err)
-	}
-	if *asJSON {
-		printJSONList(stdout, entries)
-		return exitOK
-	}
-	if len(entries) == 0 {
-		fmt.Fprintln(stdout, "no audit entries in that period")
-		return exitOK
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "SEQ\tTIME\tREQUEST\tACTOR\tACTION\tDETAIL")
-	for _, e := range entries {
+	return listEnd(cmd, stdout, *asJSON, entries, err, "no audit entries in that period", "SEQ\tTIME\tREQUEST\tACTOR\tACTION\tDETAIL", func(e admin.AuditJSON) string {
 		at := e.At
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(&at), dash(e.RequestID), e.Actor, e.Action, oneLine(truncate(e.Detail, 80)))
-	}
-	tw.Flush()
-	return exitOK
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", e.Seq, fmtTime(&at), dash(e.RequestID), e.Actor, e.Action, oneLine(truncate(e.Detail, 80)))
+	})
 }
 
 func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

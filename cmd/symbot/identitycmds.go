@@ -22,21 +22,8 @@ func identitiesCmd(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	defer c.Close()
 	ids, err := c.Identities(ctx)
-	if err != nil {
-		return cmd.fail(err)
-	}
-	if *asJSON {
-		printJSONList(stdout, ids)
-		return exitOK
-	}
-	if len(ids) == 0 {
-		fmt.Fprintln(stdout, "no identity bindings yet (a Slack account is bound the first time symbot finds it in Okta)")
-		return exitOK
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "SLACK ID\tOKTA USER\tLOGIN\tHOW\tBOUND\tSTATUS")
 	mismatched := 0
-	for _, id := range ids {
+	code = listEnd(cmd, stdout, *asJSON, ids, err, "no identity bindings yet (a Slack account is bound the first time symbot finds it in Okta)", "SLACK ID\tOKTA USER\tLOGIN\tHOW\tBOUND\tSTATUS", func(id admin.IdentityJSON) string {
 		bound := id.BoundAt
 		status := id.Status
 		if id.Conflict != nil {
@@ -44,13 +31,12 @@ func identitiesCmd(ctx context.Context, args []string, _ io.Reader, stdout, stde
 			at := id.Conflict.At
 			status = fmt.Sprintf("mismatch: now finds %s (%s) since %s", oneLine(id.Conflict.OktaLogin), oneLine(id.Conflict.OktaUserID), fmtTime(&at))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(id.SlackID), oneLine(id.OktaUserID), dash(oneLine(id.OktaLogin)), dash(oneLine(id.Via)), fmtTime(&bound), status)
-	}
-	tw.Flush()
-	if mismatched > 0 {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", oneLine(id.SlackID), oneLine(id.OktaUserID), dash(oneLine(id.OktaLogin)), dash(oneLine(id.Via)), fmtTime(&bound), status)
+	})
+	if mismatched > 0 { // counted only when the table is printed
 		fmt.Fprintf(stdout, "\n%d binding(s) in mismatch: symbot refuses those accounts until you check each and run `symbot identity reset SLACK_ID`\n", mismatched)
 	}
-	return exitOK
+	return code
 }
 
 func identityCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

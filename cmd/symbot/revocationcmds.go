@@ -62,25 +62,10 @@ func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	defer c.Close()
 	ms, err := c.Standing(ctx)
-	if err != nil {
-		return cmd.fail(err)
-	}
-	if *asJSON {
-		printJSONList(stdout, ms)
-		return exitOK
-	}
-	if len(ms) == 0 {
-		fmt.Fprintln(stdout, "no standing members (or no reconcile has run yet)")
-		return exitOK
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "GROUP\tFLOW/TARGET\tOKTA USER\tLOGIN\tRECORDED")
-	for _, m := range ms {
+	return listEnd(cmd, stdout, *asJSON, ms, err, "no standing members (or no reconcile has run yet)", "GROUP\tFLOW/TARGET\tOKTA USER\tLOGIN\tRECORDED", func(m admin.StandingJSON) string {
 		since := m.Since
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\n", m.GroupID, m.Flow, m.Target, m.UserID, dash(oneLine(m.Login)), fmtTime(&since))
-	}
-	tw.Flush()
-	return exitOK
+		return fmt.Sprintf("%s\t%s/%s\t%s\t%s\t%s", m.GroupID, m.Flow, m.Target, m.UserID, dash(oneLine(m.Login)), fmtTime(&since))
+	})
 }
 
 func showCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
