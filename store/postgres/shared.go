@@ -32,10 +32,8 @@ func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) 
 		return nil, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
-		// The lock's state is unknown (the wait was cancelled): drop the
-		// connection, which releases whatever it holds.
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		conn.Release()
+		// The lock's state is unknown (the wait was cancelled).
+		dropLockConn(context.WithoutCancel(ctx), conn)
 		return nil, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	return unlockMembership(conn, key), nil
@@ -49,10 +47,8 @@ func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(
 		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, membershipLockSpace, key).Scan(&ok); err != nil {
-		// The lock's state is unknown: drop the connection, which
-		// releases whatever it holds.
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		conn.Release()
+		// The lock's state is unknown.
+		dropLockConn(context.WithoutCancel(ctx), conn)
 		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	if !ok {
@@ -69,10 +65,19 @@ func unlockMembership(conn *pgxpool.Conn, key string) func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
-			_ = conn.Conn().Close(ctx)
+			dropLockConn(ctx, conn)
+			return
 		}
 		conn.Release()
 	}
+}
+
+// dropLockConn closes the session of a lock connection whose locks are in
+// doubt, which releases whatever it holds, and gives it back to the pool,
+// which discards it.
+func dropLockConn(ctx context.Context, conn *pgxpool.Conn) {
+	_ = conn.Conn().Close(ctx)
+	conn.Release()
 }
 
 // Seen reports whether key was marked and has not expired.
