@@ -243,15 +243,17 @@ func removal(r *symbot.Request) string {
 func renderRequest(f *symbot.Flow, r *symbot.Request) (string, []slack.Block) {
 	tl, fl := Escape(targetLabel(f, r)), Escape(flowLabel(f, r))
 	dur := symbot.FormatDuration(r.Duration)
-	head := fmt.Sprintf("%s requests *%s* (%s) for *%s*", mention(r.Requester.SlackID), tl, fl, dur)
-	if r.ExtensionOf != "" {
-		head = fmt.Sprintf("%s requests *%s* more of *%s* (%s), extending `%s`", mention(r.Requester.SlackID), dur, tl, fl, Escape(r.ExtensionOf))
-	}
-	if !r.StartAt.IsZero() {
-		head += ", starting " + slackDate(r.StartAt)
-	}
-	if r.BreakGlass {
+	var head string
+	switch {
+	case r.BreakGlass: // never an extension, never starts later
 		head = fmt.Sprintf(":rotating_light: *BREAK-GLASS*: %s took *%s* (%s) for *%s* without approval", mention(r.Requester.SlackID), tl, fl, dur)
+	case r.ExtensionOf != "":
+		head = fmt.Sprintf("%s requests *%s* more of *%s* (%s), extending `%s`", mention(r.Requester.SlackID), dur, tl, fl, Escape(r.ExtensionOf))
+	default:
+		head = fmt.Sprintf("%s requests *%s* (%s) for *%s*", mention(r.Requester.SlackID), tl, fl, dur)
+	}
+	if !r.BreakGlass && !r.StartAt.IsZero() {
+		head += ", starting " + slackDate(r.StartAt)
 	}
 	text := fmt.Sprintf("%s · %s · request %s", head, stateWords(r.State), Escape(r.ID))
 	blocks := []slack.Block{
