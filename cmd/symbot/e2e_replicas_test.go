@@ -100,10 +100,7 @@ func TestReplicasEndToEnd(t *testing.T) {
 			KillEvery: 4 * time.Second, MaxKills: 100, InFlight: 24}
 	}
 	pg := pgtest.NewCluster(t)
-	bin, err := buildSymbot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := symbotBinary(t)
 	ctx := t.Context()
 	dbURL, err := pg.CreateDatabase(ctx)
 	if err != nil {
