@@ -81,8 +81,19 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 		return nil, err
 	}
 	now := e.now()
+	out := EvaluateRules(ctx, e.ruleSet(), BreakGlassRules(f.Rules), RuleInput{
+		Flow: f.Name, Target: t.Name, GroupID: t.GroupID,
+		Duration: in.Duration, Reason: reason, Requester: actor, Now: now, BreakGlass: true,
+		Groups: func(ctx context.Context) ([]string, error) { return e.groupsOf(ctx, actor.Person) },
+	})
+	if err := BreakGlassRefusal(out); err != nil {
+		if out.Err != nil {
+			e.log().Warn("break-glass refused: a refuse rule could not be evaluated", "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "error", out.Err)
+		}
+		return nil, err
+	}
 	review := f.BreakGlass.reviewWithin()
-	var out *Request
+	var req *Request
 	err = e.store.Update(ctx, func(tx Tx) error {
 		seq, err := tx.NextSeq("request")
 		if err != nil {
@@ -110,7 +121,7 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
 			return err
 		}
-		out = r
+		req = r
 		note := "break-glass: granted without approval"
 		return e.apply(tx, now, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note, action: "state:approved (break-glass)", jobs: []*Job{
 			{Kind: JobGrant, RequestID: r.ID},
@@ -123,8 +134,40 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 	}
 	e.observe(f.Name, StateApproved)
 	e.kick()
-	e.log().Warn("break-glass access granted without approval", "request_id", out.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration))
-	return out.Clone(), nil
+	e.log().Warn("break-glass access granted without approval", "request_id", req.ID, "flow", f.Name, "target", t.Name, "requester", actor.SlackID, "duration", FormatDuration(in.Duration))
+	return req.Clone(), nil
+}
+
+// BreakGlassRules returns the rules that apply to a break-glass request,
+// in order: the refuse rules. Break-glass grants without approval and is
+// reviewed after the fact, so approve and require rules have nothing to
+// decide; a refuse rule holds whatever precedes it (an approve rule that
+// would match a normal request does not shield the break-glass request
+// from a later refuse rule). The rules see request.break_glass true, so a
+// refuse rule meant for normal requests only says !request.break_glass.
+func BreakGlassRules(rules []Rule) []Rule {
+	var out []Rule
+	for _, r := range rules {
+		if r.Action == RuleRefuse {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// BreakGlassRefusal is the error refusing a break-glass request whose
+// refuse rules (BreakGlassRules) decided out: a rule that refused it, or
+// one that could not be evaluated. Doubt never grants: where a normal
+// request would wait for the approvers, a break-glass request is refused
+// and the person is told to ask the approvers. nil means granted.
+func BreakGlassRefusal(out RuleOutcome) error {
+	switch {
+	case out.Note != "":
+		return &PolicyError{Reason: "break-glass refused: " + strings.TrimSuffix(out.Note, ": manual approval needed") + "; make a normal request for the approvers to decide"}
+	case out.Rule != nil && out.Rule.Action == RuleRefuse:
+		return ruleRefusal(out.Rule)
+	}
+	return nil
 }
 
 // CheckDuration checks a break-glass duration against the cap.

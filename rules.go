@@ -46,6 +46,9 @@ type RuleInput struct {
 	Requester             Actor     // Slack id, email, name, guest, time zone
 	Now                   time.Time // when the request is made
 	StartAt               time.Time // a scheduled start; zero for access now
+	// BreakGlass marks a break-glass request: only its refuse rules are
+	// evaluated (BreakGlassRules), and they can tell it apart.
+	BreakGlass bool
 	// Groups lists the requester's directory (Okta) group ids; nil when
 	// not known. A RuleSet calls it only for rules that read the groups.
 	Groups func(ctx context.Context) ([]string, error)

@@ -46,7 +46,13 @@ func rulesFlow() symbot.Flow {
 
 func rulesHarness(t *testing.T) *harness {
 	h := newHarness(t, nil, rulesFlow())
-	h.eng.Rules = ruleFunc{
+	h.eng.Rules = rulesFuncs()
+	return h
+}
+
+// rulesFuncs are the conditions of rulesFlow's rules.
+func rulesFuncs() ruleFunc {
+	return ruleFunc{
 		"boom": func(in symbot.RuleInput) (bool, error) {
 			if strings.Contains(in.Reason, "boom") {
 				return false, errors.New("pagerduty: service unavailable")
@@ -57,7 +63,6 @@ func rulesHarness(t *testing.T) *harness {
 		"long":    func(in symbot.RuleInput) (bool, error) { return in.Duration > time.Hour, nil },
 		"on-call": func(in symbot.RuleInput) (bool, error) { return in.Requester.SlackID == "UALICE", nil },
 	}
-	return h
 }
 
 func submitReason(t *testing.T, h *harness, a symbot.Actor, d time.Duration, reason string) (*symbot.Request, error) {
@@ -191,5 +196,105 @@ func TestValidateRules(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidateFlows: %v\nwant %q", err, want)
 		}
+	}
+}
+
+// breakGlassRulesHarness is rulesHarness with break-glass allowed, and a
+// "contractors" refuse rule that fails on a reason containing "pdown" and
+// records whether the requests it saw were break-glass.
+func breakGlassRulesHarness(t *testing.T, seen *[]bool) *harness {
+	f := rulesFlow()
+	f.BreakGlass = &symbot.BreakGlass{MaxDuration: 4 * time.Hour}
+	f.Rules = append(f.Rules, symbot.Rule{Name: "contractors", When: "x", Action: symbot.RuleRefuse, Message: "contractors may never take <admin>"})
+	h := newHarness(t, nil, f)
+	rs := rulesFuncs()
+	rs["contractors"] = func(in symbot.RuleInput) (bool, error) {
+		*seen = append(*seen, in.BreakGlass)
+		if strings.Contains(in.Reason, "pdown") {
+			return false, errors.New("pagerduty: service unavailable")
+		}
+		return strings.Contains(in.Reason, "contractor"), nil
+	}
+	h.eng.Rules = rs
+	return h
+}
+
+func breakGlassReason(t *testing.T, h *harness, a symbot.Actor, d time.Duration, reason string) (*symbot.Request, error) {
+	t.Helper()
+	return h.eng.BreakGlass(t.Context(), a, symbot.RequestInput{Target: "admin", Duration: d, Reason: reason})
+}
+
+func TestBreakGlassHoldsRefuseRules(t *testing.T) {
+	var seen []bool
+	h := breakGlassRulesHarness(t, &seen)
+	// alice matches the on-call approve rule, which comes first: a normal
+	// request of hers would be approved before "weekend" is reached. For
+	// break-glass only the refuse rules apply, so "weekend" refuses.
+	_, err := breakGlassReason(t, h, alice, time.Hour, "weekend outage")
+	var pe *symbot.PolicyError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "rule weekend") || !strings.Contains(pe.Reason, "no access at weekends") {
+		t.Fatalf("err = %v, want the weekend rule's refusal", err)
+	}
+	_, err = breakGlassReason(t, h, bob, time.Hour, "contractor fixing prod")
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "refused by rule contractors: contractors may never take <admin>") {
+		t.Fatalf("err = %v, want the contractors rule's refusal", err)
+	}
+	if len(seen) != 1 || !seen[0] {
+		t.Fatalf("contractors rule saw break_glass %v, want one evaluation with true", seen)
+	}
+	// Each refusal is audited with the rule that refused.
+	refusals := h.auditActions(t, "refused:breakglass")
+	if len(refusals) != 2 || !strings.Contains(refusals[0].Detail, "refused by rule weekend") || !strings.Contains(refusals[1].Detail, "refused by rule contractors") {
+		t.Fatalf("audited refusals = %+v", refusals)
+	}
+	if jobs := h.pendingJobs(t); len(jobs) != 0 {
+		t.Fatalf("a refused break-glass queued jobs: %+v", jobs)
+	}
+	// A normal request sees break_glass false.
+	seen = nil
+	if _, err := submitReason(t, h, bob, time.Hour, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] {
+		t.Fatalf("a normal request's rules saw break_glass %v, want false", seen)
+	}
+}
+
+func TestBreakGlassSkipsApproveAndRequireRules(t *testing.T) {
+	var seen []bool
+	h := breakGlassRulesHarness(t, &seen)
+	// 4h matches "long" (require two approvals) and "boom" fails the
+	// approve rule: neither applies to break-glass, which grants at once.
+	r, err := breakGlassReason(t, h, bob, 4*time.Hour, "boom: prod is down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != symbot.StateApproved || !r.BreakGlass || r.Rule != "" || r.RuleApprovals != 0 || r.RuleNote != "" {
+		t.Fatalf("state %s break-glass %v rule %q approvals %d note %q, want approved by break-glass with no rule", r.State, r.BreakGlass, r.Rule, r.RuleApprovals, r.RuleNote)
+	}
+}
+
+func TestBreakGlassRefusedWhenARefuseRuleCannotBeEvaluated(t *testing.T) {
+	var seen []bool
+	h := breakGlassRulesHarness(t, &seen)
+	_, err := breakGlassReason(t, h, bob, time.Hour, "pdown outage")
+	var pe *symbot.PolicyError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "rule contractors could not be evaluated") || !strings.Contains(pe.Reason, "make a normal request") {
+		t.Fatalf("err = %v, want a refusal naming the rule that could not be evaluated", err)
+	}
+	if strings.Contains(pe.Reason, "manual approval needed") {
+		t.Fatalf("reason %q promises manual approval for a break-glass request", pe.Reason)
+	}
+	// Without an evaluator, rules refuse break-glass too.
+	h.eng.Rules = nil
+	if _, err := breakGlassReason(t, h, bob, time.Hour, "outage"); !errors.As(err, &pe) || !strings.Contains(pe.Reason, "no rule evaluator") {
+		t.Fatalf("err = %v, want a refusal: no rule evaluator", err)
+	}
+}
+
+func TestBreakGlassRules(t *testing.T) {
+	got := symbot.BreakGlassRules(rulesFlow().Rules)
+	if len(got) != 1 || got[0].Name != "weekend" {
+		t.Fatalf("BreakGlassRules = %+v, want the refuse rule weekend only", got)
 	}
 }

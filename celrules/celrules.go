@@ -4,7 +4,9 @@
 // An expression sees:
 //
 //	request    flow, target, group, duration (a duration), reason, start
-//	           (a timestamp: the scheduled start, or now), scheduled
+//	           (a timestamp: the scheduled start, or now), scheduled,
+//	           break_glass (a /sym breakglass request: only refuse rules
+//	           are evaluated for it)
 //	requester  slack_id, email, name, guest, time_zone, groups (Okta group
 //	           ids), on_call (on call now in PagerDuty's configured
 //	           schedules or escalation policies)
@@ -51,6 +53,9 @@ type Request struct {
 	// time of the request; Scheduled says which.
 	Start     time.Time `cel:"start"`
 	Scheduled bool      `cel:"scheduled"`
+	// BreakGlass is true for a break-glass request (only its refuse
+	// rules are evaluated: symbot.BreakGlassRules).
+	BreakGlass bool `cel:"break_glass"`
 }
 
 // Requester is the `requester` variable.
@@ -342,7 +347,7 @@ func (rs *RuleSet) newEval(in symbot.RuleInput) *eval {
 	return &eval{
 		rs: rs, in: in,
 		request: &Request{Flow: in.Flow, Target: in.Target, Group: in.GroupID, Duration: in.Duration, Reason: in.Reason,
-			Start: start, Scheduled: !in.StartAt.IsZero()},
+			Start: start, Scheduled: !in.StartAt.IsZero(), BreakGlass: in.BreakGlass},
 		requester: &Requester{
 			SlackID: in.Requester.SlackID, Email: in.Requester.Email, Name: in.Requester.Name,
 			Guest: in.Requester.IsGuest, TimeZone: zone, Groups: []string{},
@@ -509,6 +514,8 @@ func (ev *eval) value(name string) (string, bool) {
 		return ev.request.Start.Format(time.RFC3339), true
 	case "request.scheduled":
 		return fmt.Sprint(ev.request.Scheduled), true
+	case "request.break_glass":
+		return fmt.Sprint(ev.request.BreakGlass), true
 	case "request.reason":
 		return q(symbot.TruncateRunes(ev.request.Reason, 80))
 	case "requester.slack_id":
@@ -551,6 +558,19 @@ func (ev *eval) value(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Reads lists the fields of the variables (request.reason, local.hour,
+// ...) and the other variables ("now") the compiled expression when reads,
+// sorted; false when when is not compiled in rs.
+func (rs *RuleSet) Reads(when string) ([]string, bool) {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	p, ok := rs.progs[when]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(p.reads), true
 }
 
 // OnCallSchedules lists the schedule ids the compiled rules pass to

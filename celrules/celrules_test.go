@@ -230,3 +230,27 @@ func TestScheduledStart(t *testing.T) {
 		t.Fatalf("steps %+v err %v", steps, err)
 	}
 }
+
+// TestBreakGlassVariable: request.break_glass tells a break-glass request
+// from a normal one, so that a refuse rule can target either, and Why
+// shows it.
+func TestBreakGlassVariable(t *testing.T) {
+	rules := []symbot.Rule{{Name: "no-bg-at-night", When: `request.break_glass && local.hour >= 22`, Action: symbot.RuleRefuse, Message: "no"},
+		{Name: "bg", When: `request.break_glass`, Action: symbot.RuleRefuse, Message: "no"}}
+	rs := mustCompile(t, flowWith(rules...))
+	rs.Explain = true
+	for _, bg := range []bool{false, true} {
+		in := input()
+		in.BreakGlass = bg
+		steps, err := rs.Decide(t.Context(), in, rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := steps[len(steps)-1].Matched; got != bg {
+			t.Errorf("break_glass %v: rule bg matched %v", bg, got)
+		}
+		if got, want := steps[1].Why, fmt.Sprintf("request.break_glass=%v", bg); got != want {
+			t.Errorf("why = %q, want %q", got, want)
+		}
+	}
+}

@@ -12,10 +12,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/celrules"
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
 	"github.com/symbot/symbot/store"
@@ -266,11 +268,46 @@ func rulesCheck(cfg *config.Config) Check {
 	return Check{
 		Name: fmt.Sprintf("rules: %d compiled and type-checked", n),
 		Run: func(context.Context) error {
-			if _, probs := cfg.CompileRules(); len(probs) > 0 {
+			rs, probs := cfg.CompileRules()
+			if len(probs) > 0 {
 				return probs[0]
+			}
+			if bg := breakGlassRefusers(cfg.Flows, rs); len(bg) > 0 {
+				return &checkWarning{
+					msg: fmt.Sprintf("refuse rules apply to break-glass requests too, and these do not read request.break_glass: %s", strings.Join(bg, ", ")),
+					fix: "if that is meant, nothing to do (symbot explain FLOW/TARGET --break-glass shows it); for a rule meant for normal requests only (\"outside business hours: use /sym breakglass\"), add `!request.break_glass &&` to its condition",
+				}
 			}
 			return nil
 		},
 		Fix: "fix the rule's expression; symbot explain FLOW/TARGET shows how the rules decide a request",
 	}
+}
+
+// breakGlassRefusers lists the refuse rules of flows that allow
+// break-glass ("flow/rule", "flow/target/rule") whose conditions do not
+// read request.break_glass: they hold for break-glass requests as for
+// normal ones, which a config written before they did may not mean.
+func breakGlassRefusers(flows []symbot.Flow, rs *celrules.RuleSet) []string {
+	var out []string
+	add := func(where string, rules []symbot.Rule) {
+		for _, r := range rules {
+			if r.Action != symbot.RuleRefuse {
+				continue
+			}
+			if reads, ok := rs.Reads(r.When); ok && !slices.Contains(reads, "request.break_glass") {
+				out = append(out, where+"/"+r.Name)
+			}
+		}
+	}
+	for _, f := range flows {
+		if f.BreakGlass == nil {
+			continue
+		}
+		add(f.Name, f.Rules)
+		for _, t := range f.Targets {
+			add(f.Name+"/"+t.Name, t.Rules)
+		}
+	}
+	return out
 }

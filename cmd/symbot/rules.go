@@ -100,11 +100,12 @@ func pagerDutyChecks(cfg *config.Config, src *awsauth.Source, needs string) []Ch
 	return checks
 }
 
-const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--at TIME] [--start TIME] [--tz ZONE] [--slack-id ID] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
+const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--break-glass] [--at TIME] [--start TIME] [--tz ZONE] [--slack-id ID] [--groups IDS] [--on-call all|none|IDS] [--config FILE]"
 
 // explainCmd prints how the rules of FLOW/TARGET decide a request: each
 // rule in order, what its condition saw, whether it matched, and the
-// outcome. It reads the config; the requester's Okta groups and on-call
+// outcome (of a break-glass request with --break-glass: only the refuse
+// rules apply). It reads the config; the requester's Okta groups and on-call
 // status come from --groups and --on-call when given, else from Okta and
 // PagerDuty (only when a rule reached needs them).
 func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -118,6 +119,7 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	startS := fs.String("start", "", "a scheduled start (as /sym req ... at TIME), in the forms of --at; default none: access now")
 	tz := fs.String("tz", "UTC", "the requester's Slack time zone, like Europe/Berlin")
 	groups := fs.String("groups", "", "the requester's Okta group ids, comma-separated, instead of asking Okta")
+	breakGlass := fs.Bool("break-glass", false, "explain a break-glass request (/sym breakglass): only the refuse rules apply, with request.break_glass true")
 	onCall := fs.String("on-call", "", "instead of asking PagerDuty: all (on call everywhere), none, or the schedule and escalation policy ids the requester is on call in, comma-separated")
 	target, code, ok := parseOneArg(fs, args, stderr, "FLOW/TARGET")
 	if !ok {
@@ -145,6 +147,9 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 	var start time.Time
+	if *startS != "" && *breakGlass {
+		return fail("--start: break-glass access starts at once; leave out --start or --break-glass")
+	}
 	if *startS != "" {
 		if start, err = parseAt(*startS, loc); err != nil {
 			return fail("--start: %v", err)
@@ -199,9 +204,10 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	in := symbot.RuleInput{
 		Flow: f.Name, Target: t.Name, GroupID: t.GroupID, Duration: d, Reason: strings.TrimSpace(*reason),
-		Requester: symbot.Actor{Person: symbot.Person{SlackID: *slackID, Email: *as}, TimeZone: loc.String()},
-		Now:       now,
-		StartAt:   start,
+		Requester:  symbot.Actor{Person: symbot.Person{SlackID: *slackID, Email: *as}, TimeZone: loc.String()},
+		Now:        now,
+		StartAt:    start,
+		BreakGlass: *breakGlass,
 	}
 	if *groups != "" {
 		gs := splitList(*groups)
@@ -221,9 +227,22 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 
-	fmt.Fprintf(stdout, "request: %s/%s (Okta group %s) for %s, %s, reason %q, at %s (%s)\n",
-		f.Name, t.Name, t.GroupID, *as, symbot.FormatDuration(d), in.Reason, now.In(loc).Format("Mon 2006-01-02 15:04 MST"), now.UTC().Format(time.RFC3339))
-	if !f.AllowsDuration(d) {
+	kind := "request"
+	if *breakGlass {
+		kind = "break-glass request"
+	}
+	fmt.Fprintf(stdout, "%s: %s/%s (Okta group %s) for %s, %s, reason %q, at %s (%s)\n",
+		kind, f.Name, t.Name, t.GroupID, *as, symbot.FormatDuration(d), in.Reason, now.In(loc).Format("Mon 2006-01-02 15:04 MST"), now.UTC().Format(time.RFC3339))
+	if *breakGlass {
+		if f.BreakGlass == nil {
+			fmt.Fprintf(stdout, "refused before the rules: flow %s has no break-glass access\n", f.Name)
+			return exitOK
+		}
+		if err := f.BreakGlass.CheckDuration(f.Name, d); err != nil {
+			fmt.Fprintf(stdout, "refused before the rules: %v\n", err)
+			return exitOK
+		}
+	} else if !f.AllowsDuration(d) {
 		fmt.Fprintf(stdout, "refused before the rules: %s is not offered; choose one of: %s\n", symbot.FormatDuration(d), durationsOf(f))
 		return exitOK
 	}
@@ -238,8 +257,20 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if t.Rules != nil {
 		from = "target " + t.Name + ", replacing the flow's"
 	}
-	fmt.Fprintf(stdout, "rules (%s): %d\n", from, len(f.Rules))
-	out := symbot.EvaluateRules(ctx, rs, f.Rules, in)
+	// rules are the rules evaluated, at the positions pos in f.Rules.
+	rules, pos := f.Rules, make([]int, 0, len(f.Rules))
+	if *breakGlass {
+		rules = symbot.BreakGlassRules(f.Rules)
+		fmt.Fprintf(stdout, "rules (%s): %d, of which %d apply to break-glass (its refuse rules)\n", from, len(f.Rules), len(rules))
+	} else {
+		fmt.Fprintf(stdout, "rules (%s): %d\n", from, len(f.Rules))
+	}
+	for i, r := range f.Rules {
+		if !*breakGlass || r.Action == symbot.RuleRefuse {
+			pos = append(pos, i)
+		}
+	}
+	out := symbot.EvaluateRules(ctx, rs, rules, in)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	for i, st := range out.Steps {
 		verdict := "no"
@@ -249,17 +280,47 @@ func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		case i == len(out.Steps)-1 && out.Err != nil:
 			verdict = "ERROR"
 		}
-		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%s\n", i+1, st.Rule.Name, verdict, st.Rule.When, st.Why)
+		fmt.Fprintf(tw, "  %d.\t%s\t%s\t%s\t%s\n", pos[i]+1, st.Rule.Name, verdict, st.Rule.When, st.Why)
 	}
 	tw.Flush()
-	for _, r := range f.Rules[len(out.Steps):] {
-		fmt.Fprintf(stdout, "  -   %s: not reached\n", r.Name)
+	evaluated := map[int]bool{}
+	for _, p := range pos[:len(out.Steps)] {
+		evaluated[p] = true
+	}
+	for i, r := range f.Rules {
+		switch {
+		case evaluated[i]:
+		case *breakGlass && r.Action != symbot.RuleRefuse:
+			fmt.Fprintf(stdout, "  -   %s: does not apply to break-glass (%s)\n", r.Name, r.Action)
+		default:
+			fmt.Fprintf(stdout, "  -   %s: not reached\n", r.Name)
+		}
 	}
 	if len(asked) > 0 {
 		fmt.Fprintf(stdout, "asked live: %s\n", strings.Join(slices.Compact(asked), ", "))
 	}
+	if *breakGlass {
+		fmt.Fprintf(stdout, "decision: %s\n", breakGlassWords(f, out))
+		return exitOK
+	}
 	fmt.Fprintf(stdout, "decision: %s\n", decisionWords(f, out))
 	return exitOK
+}
+
+// breakGlassWords says what the refuse rules decided about a break-glass
+// request, as the engine applies it.
+func breakGlassWords(f *symbot.Flow, out symbot.RuleOutcome) string {
+	var pe *symbot.PolicyError
+	if err := symbot.BreakGlassRefusal(out); errors.As(err, &pe) {
+		return pe.Reason
+	} else if err != nil {
+		return err.Error()
+	}
+	where := f.Channel
+	if f.BreakGlass.Channel != "" {
+		where = f.BreakGlass.Channel
+	}
+	return fmt.Sprintf("break-glass: granted at once without approval (alert in %s; an approver of flow %s must acknowledge it)", where, f.Name)
 }
 
 // decisionWords says what EvaluateRules decided, as the engine applies it.

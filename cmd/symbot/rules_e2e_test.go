@@ -366,3 +366,149 @@ func TestCheckLivePagerDuty(t *testing.T) {
 		t.Error("the PagerDuty key is in check's output")
 	}
 }
+
+// TestBreakGlassRefuseRulesThroughTheBot: the refuse rules of a flow hold
+// for /sym breakglass too (the person is told which rule refused, with the
+// message escaped, and the refusal is audited), a refuse rule written
+// with !request.break_glass lets break-glass through, and approve and
+// require rules do not apply to it.
+func TestBreakGlassRefuseRulesThroughTheBot(t *testing.T) {
+	rw := mustRulesWorld(t)
+	w := rw.world
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := edit(t, string(b), "    rules:\n", `    break_glass:
+      max_duration: 4h
+    rules:
+      - name: no-contractor-break-glass
+        when: request.break_glass && requester.email.startsWith("mallory")
+        refuse: "Contractors (mallory & co) may not break glass: <ask #sre>"
+`)
+	yml = edit(t, yml, `        when: request.reason.contains("weekend")`, `        when: '!request.break_glass && request.reason.contains("weekend")'`)
+	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
+	d.log = newLogger(d.cfg.Log, logs)
+	runDaemon(t, d)
+	wait := waiter(t, w, logs)
+	wait("symbot to connect", d.bot.Connected)
+
+	ack, err := w.slack.SlashCommand(demoMallory, "/sym", `breakglass prod/prod-admin 1h "weekend outage"`, demoChannel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait("the refusal naming the rule", func() bool {
+		return strings.Contains(replies(t, w, demoMallory, ack), "refused by rule no-contractor-break-glass: Contractors (mallory &amp; co) may not break glass: &lt;ask #sre&gt;")
+	})
+	if got := replies(t, w, demoMallory, ack); strings.Contains(got, "<ask") {
+		t.Errorf("the rule's message reached Slack unescaped: %s", got)
+	}
+	out, code := configCLI(t, rw.cfgPath)("audit", "--since", "1h")
+	if code != 0 || !strings.Contains(out, "refused:breakglass") || !strings.Contains(out, "no-contractor-break-glass") {
+		t.Errorf("audit (exit %d) does not record the refusal and its rule:\n%s", code, out)
+	}
+
+	// carol: "weekend" does not refuse break-glass (the rule says
+	// !request.break_glass), and 4h, which two-for-long would send to two
+	// approvers, is granted at once.
+	if _, err := w.slack.SlashCommand(demoCarol, "/sym", `breakglass prod/prod-admin 4h "weekend outage, db down"`, demoChannel); err != nil {
+		t.Fatal(err)
+	}
+	wait("carol's break-glass grant", func() bool { return w.okta.IsMember(w.groupID, rw.carolOkta) })
+	if got := w.okta.Members(w.groupID); len(got) != 1 || got[0] != rw.carolOkta {
+		t.Errorf("members of the group = %v, want carol only: break-glass a rule refused was granted", got)
+	}
+	rs, err := d.engine.ListForUser(t.Context(), demoMallory)
+	if err != nil || len(rs) != 0 {
+		t.Errorf("mallory's requests = %v (%v), want none recorded for a refused break-glass", rs, err)
+	}
+}
+
+// TestExplainBreakGlass: explain --break-glass evaluates only the refuse
+// rules, with request.break_glass true, and says which do not apply.
+func TestExplainBreakGlass(t *testing.T) {
+	rw := mustRulesWorld(t)
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := edit(t, string(b), "    rules:\n", "    break_glass:\n      max_duration: 2h\n    rules:\n")
+	yml = edit(t, yml, `        when: request.reason.contains("weekend")`, `        when: 'request.reason.contains("weekend") && !request.break_glass'`)
+	yml += `          - name: no-logs-break-glass
+            when: request.break_glass
+            refuse: "no break-glass into the logs"
+`
+	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli := configCLI(t, rw.cfgPath)
+	tests := []struct {
+		name   string
+		target string
+		args   []string
+		want   []string
+	}{
+		{"granted", "prod/prod-admin", []string{"--duration", "2h", "--reason", "weekend outage"}, []string{
+			"break-glass request: prod/prod-admin",
+			"rules (flow prod): 3, of which 1 apply to break-glass (its refuse rules)",
+			`1.  no-weekend-work  no  request.reason.contains("weekend") && !request.break_glass  request.break_glass=true request.reason="weekend outage"`,
+			"-   two-for-long: does not apply to break-glass (require)",
+			"-   on-call: does not apply to break-glass (approve)",
+			"decision: break-glass: granted at once without approval",
+		}},
+		{"refused by a rule", "prod/prod-logs", []string{"--duration", "1h", "--reason", "outage"}, []string{
+			"2.  no-logs-break-glass  MATCH  request.break_glass  request.break_glass=true",
+			"-   sre-members: does not apply to break-glass (approve)",
+			"decision: refused by rule no-logs-break-glass: no break-glass into the logs",
+		}},
+		{"over the cap", "prod/prod-admin", []string{"--duration", "4h", "--reason", "outage"}, []string{
+			"refused before the rules: duration: break-glass access in flow prod lasts at most 2h;",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := cli(append([]string{"explain", tc.target, "--break-glass", "--as", "carol@example.com", "--groups", ""}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass: a refuse rule of a
+// break-glass flow that does not read request.break_glass now refuses
+// break-glass too; symbot check says so, once the rule reads it not.
+func TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass(t *testing.T) {
+	rw := mustRulesWorld(t)
+	for k, v := range rw.env() {
+		t.Setenv(k, v)
+	}
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := edit(t, string(b), "    rules:\n", "    break_glass:\n      max_duration: 1h\n    rules:\n")
+	write := func(yml string) {
+		if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(cfg)
+	out, _ := configCLI(t, rw.cfgPath)("check")
+	if want := "warn  rules: 4 compiled and type-checked: refuse rules apply to break-glass requests too, and these do not read request.break_glass: prod/no-weekend-work"; !strings.Contains(out, want) {
+		t.Errorf("check lacks %q:\n%s", want, out)
+	}
+	write(edit(t, cfg, `        when: request.reason.contains("weekend")`, `        when: '!request.break_glass && request.reason.contains("weekend")'`))
+	if out, _ := configCLI(t, rw.cfgPath)("check"); !strings.Contains(out, "ok    rules: 4 compiled") {
+		t.Errorf("check still warns with the rule reading request.break_glass:\n%s", out)
+	}
+}
