@@ -101,7 +101,7 @@ func NewMetrics() *Metrics {
 		Name: "symbot_reconcile_drift", Help: "Differences between Okta and the grants the last reconcile pass found, by kind (standing, unmanaged, vanished, survived).",
 	}, []string{"kind"})
 	m.credentialValid = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "symbot_credential_valid", Help: "1 when the credential was accepted at its last check, 0 when it was refused (slack_bot_token, okta_token).",
+		Name: "symbot_credential_valid", Help: "0 when the credential was refused at its last check, else 1 (also before the first check answers) (slack_bot_token, okta_token).",
 	}, []string{"credential"})
 	m.configReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "symbot_config_reloads_total", Help: "Config reloads (SIGHUP), by result: applied, or refused (the file is invalid; the running config stays).",
@@ -110,8 +110,25 @@ func NewMetrics() *Metrics {
 		m.reconcileDuration, m.reconcileMembers, m.reconcileDrift, m.credentialValid, (*scrapeCollector)(m),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
+	// Every series an alert selects exists from the start, with its
+	// initial value: an alert on a series that appears only at its first
+	// change would miss that change (increase() needs an earlier sample)
+	// and could not be told apart from a missing metric.
+	for _, r := range ConfigReloadResults {
+		m.configReloads.WithLabelValues(r)
+	}
+	for _, name := range CredentialNames {
+		m.credentialValid.WithLabelValues(name).Set(1)
+	}
 	return m
 }
+
+// ConfigReloadResults are the result labels of symbot_config_reloads_total.
+var ConfigReloadResults = []string{"applied", "refused"}
+
+// CredentialNames are the credentials a running symbot checks, the labels
+// of symbot_credential_valid.
+var CredentialNames = []string{"slack_bot_token", "okta_token"}
 
 // RequestOutcome implements symbot.Metrics.
 func (m *Metrics) RequestOutcome(flow string, s symbot.State) {

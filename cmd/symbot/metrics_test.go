@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -461,5 +462,49 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 		if _, ok := exposed[name]; !ok {
 			t.Errorf("%s is in the README's metrics table but not exposed", name)
 		}
+	}
+}
+
+// TestAlertedSeriesExistFromStart: the series the alert rules select by
+// label (a refused credential, a refused reload) are exported by a symbot
+// that has checked nothing and reloaded nothing yet, with their initial
+// values, and change from there.
+func TestAlertedSeriesExistFromStart(t *testing.T) {
+	m := NewMetrics()
+	value := func(name string, labels map[string]string) (float64, bool) {
+		t.Helper()
+		_, samples := scrape(t, m)
+		for _, s := range samples {
+			if s.name == name && maps.Equal(s.labels, labels) {
+				return s.value, true
+			}
+		}
+		return 0, false
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"symbot_config_reloads_total", map[string]string{"result": "applied"}, 0},
+		{"symbot_config_reloads_total", map[string]string{"result": "refused"}, 0},
+		{"symbot_credential_valid", map[string]string{"credential": "slack_bot_token"}, 1},
+		{"symbot_credential_valid", map[string]string{"credential": "okta_token"}, 1},
+	}
+	for _, tt := range tests {
+		got, ok := value(tt.name, tt.labels)
+		if !ok {
+			t.Errorf("%s%v is not exported before anything happened", tt.name, tt.labels)
+		} else if got != tt.want {
+			t.Errorf("%s%v = %v at start, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+	m.CredentialChecked("okta_token", false)
+	m.ConfigReload("refused")
+	if got, _ := value("symbot_credential_valid", map[string]string{"credential": "okta_token"}); got != 0 {
+		t.Errorf("okta_token after a refusal = %v, want 0", got)
+	}
+	if got, _ := value("symbot_config_reloads_total", map[string]string{"result": "refused"}); got != 1 {
+		t.Errorf("refused reloads after one = %v, want 1", got)
 	}
 }

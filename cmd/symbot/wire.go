@@ -360,7 +360,7 @@ func (d *daemon) ready(ctx context.Context) error {
 	if err := d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }); err != nil {
 		return NotReady("the store is not answering", err)
 	}
-	return d.creds.notReady([]string{"slack_bot_token", "okta_token"})
+	return d.creds.notReady(CredentialNames)
 }
 
 var _ admin.Inspector = (*adminService)(nil)
