@@ -198,21 +198,11 @@ func ValidateFlows(flows []Flow) error {
 	if len(flows) == 0 {
 		v.add("flows", "missing: define at least one flow")
 	}
-	names := map[string]int{}
+	names := map[string]string{}
 	for i := range flows {
 		f := &flows[i]
 		p := fmt.Sprintf("flows[%d]", i)
-		switch {
-		case f.Name == "":
-			v.add(p+".name", "missing")
-		case !validName(f.Name):
-			v.add(p+".name", "%q is not a valid name: use letters, digits, '-' and '_'", f.Name)
-		}
-		if j, dup := names[strings.ToLower(f.Name)]; dup && f.Name != "" {
-			v.add(p+".name", "duplicate flow name %q (also flows[%d])", f.Name, j)
-		} else {
-			names[strings.ToLower(f.Name)] = i
-		}
+		checkName(v, p, "flow", f.Name, "missing", names)
 		if f.Channel == "" {
 			v.add(p+".channel", "missing: the Slack channel where approval messages are posted")
 		}
@@ -249,7 +239,7 @@ func ValidateFlows(flows []Flow) error {
 		if len(f.Targets) == 0 {
 			v.add(p+".targets", "missing: list at least one target (name and Okta group_id)")
 		}
-		tnames := map[string]int{}
+		tnames := map[string]string{}
 		groups := map[string]int{}
 		for j := range f.Targets {
 			t := &f.Targets[j]
@@ -258,17 +248,7 @@ func ValidateFlows(flows []Flow) error {
 			if eff, _, ok := f.ForTarget(t.Name); ok && t.Name != "" {
 				checkRules(v, tp+".rules", t.Rules, eff)
 			}
-			switch {
-			case t.Name == "":
-				v.add(tp+".name", "missing")
-			case !validName(t.Name):
-				v.add(tp+".name", "%q is not a valid name: use letters, digits, '-' and '_'", t.Name)
-			}
-			if k, dup := tnames[strings.ToLower(t.Name)]; dup && t.Name != "" {
-				v.add(tp+".name", "duplicate target name %q (also %s.targets[%d])", t.Name, p, k)
-			} else {
-				tnames[strings.ToLower(t.Name)] = j
-			}
+			checkName(v, tp, "target", t.Name, "missing", tnames)
 			if !t.UnmanagedMembers.valid() {
 				v.add(tp+".unmanaged_members", "%q is not a policy: use alert, remove or ignore", t.UnmanagedMembers)
 			}
@@ -342,6 +322,26 @@ func checkDurations(v *ValidationError, p string, ds []time.Duration) {
 			v.add(dp, "duplicate duration %s", FormatDuration(d))
 		}
 		seenD[d] = true
+	}
+}
+
+// checkName checks the name of a kind of thing ("flow", "target", "rule")
+// at path p: present (missing says what to do when it is not), valid, and
+// not the name of an earlier one, ignoring case. seen maps the lower-cased
+// names met so far to their paths.
+func checkName(v *ValidationError, p, kind, name, missing string, seen map[string]string) {
+	switch {
+	case name == "":
+		v.add(p+".name", "%s", missing)
+		return
+	case !validName(name):
+		v.add(p+".name", "%q is not a valid name: use at most 64 letters, digits, '-', '_' and '.'", name)
+	}
+	key := strings.ToLower(name)
+	if first, dup := seen[key]; dup {
+		v.add(p+".name", "duplicate %s name %q (also %s)", kind, name, first)
+	} else {
+		seen[key] = p
 	}
 }
 

@@ -32,6 +32,16 @@ func TestValidateFlows(t *testing.T) {
 			f.Targets[1].GroupID = "GADMIN"
 			return []symbot.Flow{f, valid()}
 		}, []string{"flows[0].targets[1].name: duplicate target name", "flows[0].targets[1].group_id: duplicate group id", "flows[1].name: duplicate flow name"}},
+		{"invalid names say the rule", func() []symbot.Flow {
+			f := valid()
+			f.Name = "prod aws"
+			f.Targets[0].Name = strings.Repeat("a", 65)
+			f.Targets[1].Name = "read.only" // '.' is allowed
+			return []symbot.Flow{f}
+		}, []string{
+			`flows[0].name: "prod aws" is not a valid name: use at most 64 letters, digits, '-', '_' and '.'`,
+			`flows[0].targets[0].name: "` + strings.Repeat("a", 65) + `" is not a valid name: use at most 64 letters, digits, '-', '_' and '.'`,
+		}},
 		{"durations", func() []symbot.Flow {
 			f := valid()
 			f.Durations = []time.Duration{0, 31 * 24 * time.Hour, time.Hour, time.Hour}

@@ -218,21 +218,11 @@ func EvaluateRules(ctx context.Context, rs RuleSet, rules []Rule, in RuleInput) 
 // checkRules validates a list of rules (path like flows[0].rules); the
 // expressions are the RuleSet's to check.
 func checkRules(v *ValidationError, p string, rules []Rule, f *Flow) {
-	names := map[string]int{}
+	names := map[string]string{}
 	for i := range rules {
 		r := &rules[i]
 		rp := fmt.Sprintf("%s[%d]", p, i)
-		switch {
-		case r.Name == "":
-			v.add(rp+".name", "missing: name the rule (it is recorded as the approver of what it approves)")
-		case !validName(r.Name):
-			v.add(rp+".name", "%q is not a valid name: use letters, digits, '-', '_' and '.'", r.Name)
-		}
-		if j, dup := names[strings.ToLower(r.Name)]; dup && r.Name != "" {
-			v.add(rp+".name", "duplicate rule name %q (also %s[%d])", r.Name, p, j)
-		} else {
-			names[strings.ToLower(r.Name)] = i
-		}
+		checkName(v, rp, "rule", r.Name, "missing: name the rule (it is recorded as the approver of what it approves)", names)
 		if strings.TrimSpace(r.When) == "" {
 			v.add(rp+".when", "missing: the condition, like requester.on_call or request.duration <= duration(\"1h\")")
 		}
