@@ -53,23 +53,16 @@ func (a *adminServer) addAudit(mux *http.ServeMux, as AuditService) {
 	})
 	stream := func(kind string, fn func(ctx context.Context, since, until time.Time, format string, w io.Writer) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			q := r.URL.Query()
-			var since, until time.Time
-			for _, p := range []struct {
-				name string
-				dst  *time.Time
-			}{{"since", &since}, {"until", &until}} {
-				if s := q.Get(p.name); s != "" {
-					t, err := time.Parse(time.RFC3339Nano, s)
-					if err != nil {
-						writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not an RFC 3339 time", p.name, s))
-						return
-					}
-					*p.dst = t
-				}
+			since, ok := queryTime(w, r, "since")
+			if !ok {
+				return
+			}
+			until, ok := queryTime(w, r, "until")
+			if !ok {
+				return
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			if err := fn(r.Context(), since, until, q.Get("format"), w); err != nil {
+			if err := fn(r.Context(), since, until, r.URL.Query().Get("format"), w); err != nil {
 				var fe *FormatError
 				if errors.As(err, &fe) {
 					writeError(w, http.StatusBadRequest, err.Error())

@@ -11,7 +11,6 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -171,14 +170,9 @@ func (a *adminServer) addInspector(mux *http.ServeMux, in Inspector) {
 		writeJSON(w, http.StatusOK, map[string]any{"removals": out})
 	})
 	mux.HandleFunc("GET /failures", func(w http.ResponseWriter, r *http.Request) {
-		var since time.Time
-		if s := r.URL.Query().Get("since"); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is not an RFC 3339 time", s))
-				return
-			}
-			since = t
+		since, ok := queryTime(w, r, "since")
+		if !ok {
+			return
 		}
 		a.list(func(ctx context.Context) ([]*symbot.Request, error) { return in.Failures(ctx, since) })(w, r)
 	})

@@ -127,15 +127,25 @@ func (a *adminServer) revoke(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"request": RequestToJSON(req)})
 }
 
+// queryTime returns the RFC 3339 time in query parameter name, zero when
+// it is absent; when it is malformed it answers 400 and ok is false.
+func queryTime(w http.ResponseWriter, r *http.Request, name string) (t time.Time, ok bool) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not an RFC 3339 time", name, s))
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 func (a *adminServer) audit(w http.ResponseWriter, r *http.Request) {
-	var since time.Time
-	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is not an RFC 3339 time", s))
-			return
-		}
-		since = t
+	since, ok := queryTime(w, r, "since")
+	if !ok {
+		return
 	}
 	entries, err := a.svc.Audit(r.Context(), since)
 	if err != nil {
