@@ -194,3 +194,50 @@ func postForm(t *testing.T, srv *slacktest.Server, method string, params map[str
 	}
 	return out
 }
+
+// TestRepliesWithMetadata: conversations.replies reads a thread oldest
+// first, a page at a time, with the replies' metadata.
+func TestRepliesWithMetadata(t *testing.T) {
+	srv := newServer(t)
+	api := newAPI(srv)
+	ctx := t.Context()
+	_, parent, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("parent", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if _, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("reply "+id, false), slack.MsgOptionTS(parent),
+			slack.MsgOptionMetadata(slack.SlackMetadata{EventType: "symbot_job", EventPayload: map[string]any{"job_id": id}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("another top-level message", false)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages == 3 {
+			t.Fatalf("more than 3 pages of 2 for 4 messages: %v", got)
+		}
+		msgs, more, next, err := api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{
+			ChannelID: "C1", Timestamp: parent, Limit: 2, Cursor: cursor, IncludeAllMetadata: true})
+		if err != nil {
+			t.Fatalf("replies: %v", err)
+		}
+		for _, m := range msgs {
+			id, _ := m.Metadata.EventPayload["job_id"].(string)
+			got = append(got, m.Text+"|"+id)
+		}
+		if !more {
+			break
+		}
+		cursor = next
+	}
+	if want := "parent|,reply 1|1,reply 2|2,reply 3|3"; strings.Join(got, ",") != want {
+		t.Errorf("thread = %v, want %s", got, want)
+	}
+	if _, _, _, err := api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{ChannelID: "C1", Timestamp: "1.000001"}); err == nil || !strings.Contains(err.Error(), "thread_not_found") {
+		t.Errorf("replies of no message: %v, want thread_not_found", err)
+	}
+}

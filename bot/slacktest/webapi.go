@@ -76,7 +76,7 @@ type method struct {
 // conversation (channels:history for a public channel, groups:history for
 // a private one, im:history for an IM): their handlers check it, and their
 // scope is what a missing_scope fault names as needed.
-var scopeByChannel = map[string]bool{"conversations.history": true}
+var scopeByChannel = map[string]bool{"conversations.history": true, "conversations.replies": true}
 
 var methods = map[string]method{
 	"auth.test":                   {"bot", "", (*Server).apiAuthTest},
@@ -93,6 +93,7 @@ var methods = map[string]method{
 	"conversations.info":          {"bot", "channels:read", (*Server).apiConversationsInfo},
 	"conversations.members":       {"bot", "channels:read", (*Server).apiConversationsMembers},
 	"conversations.history":       {"bot", historyScopes, (*Server).apiConversationsHistory},
+	"conversations.replies":       {"bot", historyScopes, (*Server).apiConversationsReplies},
 	"users.info":                  {"bot", "users:read", (*Server).apiUsersInfo},
 	"users.lookupByEmail":         {"bot", "users:read.email", (*Server).apiLookupByEmail},
 	"views.open":                  {"bot", "", (*Server).apiViewsOpen},
@@ -713,6 +714,113 @@ func parseHistoryCursor(c string) (int64, bool) {
 	return n, err == nil
 }
 
+// readQuery is the window and page of a conversations.history or
+// conversations.replies call.
+type readQuery struct {
+	oldest, latest int64 // microseconds; latest MaxInt64 for now
+	inclusive      bool
+	withMeta       bool
+	limit          int
+	cursor         int64 // ts (microseconds) of the page's first message, 0 for the first page
+}
+
+// before reports whether ts is older than the window; after, newer.
+func (q readQuery) before(ts int64) bool {
+	return ts < q.oldest || ts == q.oldest && !q.inclusive
+}
+
+func (q readQuery) after(ts int64) bool {
+	return ts > q.latest || ts == q.latest && !q.inclusive
+}
+
+// readRequestLocked checks a history read of r's channel as Slack does (the
+// conversation exists and the bot may see it, holds the history scope of
+// its kind, and is in it) and decodes the window and page parameters.
+func (s *Server) readRequestLocked(r *apiRequest, defLimit, maxLimit int) (*channelState, readQuery, *apiError) {
+	q := readQuery{latest: math.MaxInt64, limit: defLimit}
+	ch, ok := s.channels[r.get("channel")]
+	if !ok || ch.IsPrivate && !ch.BotIsMember {
+		return nil, q, slackErr("channel_not_found")
+	}
+	if sc := historyScope(ch); !s.scopes[sc] {
+		return nil, q, s.missingScopeLocked(sc)
+	}
+	if !ch.BotIsMember {
+		return nil, q, slackErr("not_in_channel")
+	}
+	truthy := func(k string) bool { v := r.get(k); return v == "1" || v == "true" }
+	q.inclusive, q.withMeta = truthy("inclusive"), truthy("include_all_metadata")
+	if v := r.get("oldest"); v != "" {
+		if q.oldest, ok = parseTS(v); !ok {
+			return nil, q, slackErr("invalid_ts_oldest")
+		}
+	}
+	if v := r.get("latest"); v != "" {
+		if q.latest, ok = parseTS(v); !ok {
+			return nil, q, slackErr("invalid_ts_latest")
+		}
+	}
+	if v := r.get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, q, slackErr("invalid_limit")
+		}
+		if n > 0 {
+			q.limit = min(n, maxLimit)
+		}
+	}
+	if c := r.get("cursor"); c != "" {
+		if q.cursor, ok = parseHistoryCursor(c); !ok || q.cursor == 0 {
+			return nil, q, slackErr("invalid_cursor")
+		}
+	}
+	return ch, q, nil
+}
+
+// apiConversationsReplies answers conversations.replies: the message ts
+// and its thread's replies, oldest first, in the window between oldest
+// and latest, limit to a page (default and most 1000) with has_more and
+// a next_cursor; metadata only with include_all_metadata. It needs what
+// conversations.history needs.
+func (s *Server) apiConversationsReplies(r *apiRequest) (map[string]any, *apiError) {
+	ch, q, ae := s.readRequestLocked(r, 1000, 1000)
+	if ae != nil {
+		return nil, ae
+	}
+	parent, ok := s.byTS[MessageRef{ch.ID, r.get("ts")}]
+	if !ok || parent.Deleted || parent.Ephemeral {
+		return nil, slackErr("thread_not_found")
+	}
+	top := parent.TS
+	if parent.ThreadTS != "" {
+		top = parent.ThreadTS // a reply's ts reads its whole thread, as in Slack
+	}
+	msgs := []map[string]any{}
+	hasMore, next := false, ""
+	for _, m := range s.messages {
+		if m.Channel != ch.ID || m.Deleted || m.TS != top && m.ThreadTS != top {
+			continue
+		}
+		ts, _ := parseTS(m.TS)
+		if ts < q.cursor || q.before(ts) {
+			continue
+		}
+		if q.after(ts) {
+			break
+		}
+		if len(msgs) == q.limit {
+			hasMore, next = true, historyCursor(ts)
+			break
+		}
+		msgs = append(msgs, s.messageJSON(m, q.withMeta))
+	}
+	out := map[string]any{"messages": msgs, "has_more": hasMore}
+	if hasMore {
+		out["response_metadata"] = map[string]any{"next_cursor": next}
+	}
+	return out, nil
+}
+
 // apiConversationsHistory answers conversations.history as Slack does for
 // a bot token: the conversation's top-level messages (thread replies are
 // read with conversations.replies), newest first, between oldest and
@@ -721,45 +829,9 @@ func parseHistoryCursor(c string) (int64, bool) {
 // include_all_metadata. The bot must be in the conversation and hold the
 // history scope of its kind.
 func (s *Server) apiConversationsHistory(r *apiRequest) (map[string]any, *apiError) {
-	ch, ok := s.channels[r.get("channel")]
-	if !ok || ch.IsPrivate && !ch.BotIsMember {
-		return nil, slackErr("channel_not_found")
-	}
-	if sc := historyScope(ch); !s.scopes[sc] {
-		return nil, s.missingScopeLocked(sc)
-	}
-	if !ch.BotIsMember {
-		return nil, slackErr("not_in_channel")
-	}
-	truthy := func(k string) bool { v := r.get(k); return v == "1" || v == "true" }
-	inclusive, withMeta := truthy("inclusive"), truthy("include_all_metadata")
-	oldest, latest := int64(0), int64(math.MaxInt64)
-	if v := r.get("oldest"); v != "" {
-		if oldest, ok = parseTS(v); !ok {
-			return nil, slackErr("invalid_ts_oldest")
-		}
-	}
-	if v := r.get("latest"); v != "" {
-		if latest, ok = parseTS(v); !ok {
-			return nil, slackErr("invalid_ts_latest")
-		}
-	}
-	limit := 100
-	if v := r.get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return nil, slackErr("invalid_limit")
-		}
-		if n > 0 {
-			limit = min(n, 999)
-		}
-	}
-	before := int64(math.MaxInt64) // the page starts below this ts
-	if c := r.get("cursor"); c != "" {
-		if before, ok = parseHistoryCursor(c); !ok {
-			return nil, slackErr("invalid_cursor")
-		}
-		before++ // the cursor names the first message of the next page
+	ch, q, ae := s.readRequestLocked(r, 100, 999)
+	if ae != nil {
+		return nil, ae
 	}
 	msgs := []map[string]any{}
 	hasMore, next := false, ""
@@ -769,17 +841,17 @@ func (s *Server) apiConversationsHistory(r *apiRequest) (map[string]any, *apiErr
 			continue
 		}
 		ts, _ := parseTS(m.TS)
-		if ts >= before || ts > latest || ts == latest && !inclusive {
+		if q.cursor != 0 && ts > q.cursor || q.after(ts) {
 			continue
 		}
-		if ts < oldest || ts == oldest && !inclusive {
+		if q.before(ts) {
 			break // posting order is ts order
 		}
-		if len(msgs) == limit {
+		if len(msgs) == q.limit {
 			hasMore, next = true, historyCursor(ts)
 			break
 		}
-		msgs = append(msgs, s.messageJSON(m, withMeta))
+		msgs = append(msgs, s.messageJSON(m, q.withMeta))
 	}
 	out := map[string]any{"messages": msgs, "has_more": hasMore, "pin_count": 0}
 	if hasMore {
