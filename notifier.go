@@ -77,6 +77,50 @@ type MemberNotifier interface {
 	NotifyMember(ctx context.Context, email string, f *Flow, target string, ev Event) error
 }
 
+// JobAttempt describes the attempt of a durable job that a Notifier call
+// is made for. The executor puts it in the call's context (see
+// JobAttemptFrom), so that a notifier can tag the message it posts with
+// the job and, on a retry, look for that message before posting again.
+type JobAttempt struct {
+	JobID     uint64
+	Kind      JobKind
+	RequestID string
+	// CreatedAt is when the job was queued (by the engine's clock): any
+	// message an earlier attempt posted is newer.
+	CreatedAt time.Time
+	// Retry reports that an earlier attempt of this job was started and
+	// may have had its effect: it posted, then failed, or its process died
+	// or lost the job's lease before the outcome was stored. It is false
+	// on a job's first attempt (never claimed before, no failure
+	// recorded), which therefore costs no look-up.
+	Retry bool
+}
+
+// attemptOf is the JobAttempt of running j. A job's lease token grows with
+// every claim (a claim by the executor, a hand-over, a take-over) and
+// never goes back, so a token above 1 means an earlier claim; Attempts
+// counts the failures recorded.
+func attemptOf(j Job) JobAttempt {
+	return JobAttempt{JobID: j.ID, Kind: j.Kind, RequestID: j.RequestID, CreatedAt: j.CreatedAt,
+		Retry: j.Attempts > 0 || j.LeaseToken > 1}
+}
+
+// jobAttemptKey is the context key of ContextWithJobAttempt.
+type jobAttemptKey struct{}
+
+// ContextWithJobAttempt returns ctx carrying a, for the Notifier calls a
+// job's attempt makes.
+func ContextWithJobAttempt(ctx context.Context, a JobAttempt) context.Context {
+	return context.WithValue(ctx, jobAttemptKey{}, a)
+}
+
+// JobAttemptFrom returns the job attempt a Notifier call is made for;
+// false when the call is not made by a job (an answer to a person).
+func JobAttemptFrom(ctx context.Context) (JobAttempt, bool) {
+	a, ok := ctx.Value(jobAttemptKey{}).(JobAttempt)
+	return a, ok
+}
+
 // Alert is an operational problem that needs a person.
 type Alert struct {
 	RequestID string
@@ -85,6 +129,7 @@ type Alert struct {
 }
 
 func (e *Engine) execSlack(ctx context.Context, j Job) error {
+	ctx = ContextWithJobAttempt(ctx, attemptOf(j))
 	if j.Kind == JobAlert {
 		if err := e.notifier.Alert(ctx, Alert{RequestID: j.RequestID, Event: j.Event, Text: j.Text}); err != nil {
 			return fmt.Errorf("send alert: %w", err)
