@@ -22,17 +22,9 @@ func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request
 	if r.Message.TS != "" && r.Message.Channel != f.Channel {
 		blocks = copyBlocks(r, blocks) // an escalation's re-post
 	}
-	var ch, ts string
-	err := b.call(ctx, durable, "chat.postMessage", f.Channel, func(ctx context.Context) error {
-		var err error
-		ch, ts, err = b.api.PostMessageContext(ctx, f.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
-		return err
-	})
+	ch, ts, err := b.postOnce(ctx, f.Channel, "", slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 	if err != nil {
 		return symbot.MessageRef{}, err
-	}
-	if ch == "" {
-		ch = f.Channel
 	}
 	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
 	return symbot.MessageRef{Channel: ch, TS: ts}, nil
@@ -58,11 +50,8 @@ func (b *Bot) UpdateRequest(ctx context.Context, f *symbot.Flow, r *symbot.Reque
 		return err
 	}
 	line := threadLine(f, r, ev)
-	err = b.call(ctx, durable, "chat.postMessage", ch, func(ctx context.Context) error {
-		_, _, err := b.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(r.Message.TS), slack.MsgOptionText(line, false),
-			slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(line), nil, nil, slack.SectionBlockOptionBlockID("sym_event"))))
-		return err
-	})
+	_, _, err = b.postOnce(ctx, ch, r.Message.TS, slack.MsgOptionText(line, false),
+		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(line), nil, nil, slack.SectionBlockOptionBlockID("sym_event"))))
 	if err != nil {
 		return fmt.Errorf("reply in thread of %s: %w", r.ID, err)
 	}
@@ -163,10 +152,7 @@ func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {
 	if a.Event == symbot.EventRevokeOK {
 		icon = ":white_check_mark: " // an all-clear
 	}
-	err := b.call(ctx, durable, "chat.postMessage", b.cfg.ErrorsChannel, func(ctx context.Context) error {
-		_, _, err := b.api.PostMessageContext(ctx, b.cfg.ErrorsChannel, alertMessage(icon, text)...)
-		return err
-	})
+	_, _, err := b.postOnce(ctx, b.cfg.ErrorsChannel, "", alertMessage(icon, text)...)
 	if err != nil {
 		b.log.Error("symbot alert (errors channel failed)", "request_id", a.RequestID, "event", a.Event, "text", a.Text, "err", err)
 		return fmt.Errorf("post alert: %w", err)
@@ -178,6 +164,11 @@ func (b *Bot) Alert(ctx context.Context, a symbot.Alert) error {
 func (b *Bot) dm(ctx context.Context, mode callMode, userID, text string, blocks []slack.Block) error {
 	ch, err := b.dmChannel(ctx, mode, userID)
 	if err != nil {
+		return err
+	}
+	if mode == durable {
+		// A job's DM: tagged with the job, and not sent twice.
+		_, _, err := b.postOnce(ctx, ch, "", slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		return err
 	}
 	return b.call(ctx, mode, "chat.postMessage", ch, func(ctx context.Context) error {

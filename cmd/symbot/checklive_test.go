@@ -91,7 +91,9 @@ func liveLines(lw *liveWorld) []string {
 		"ok    slack: bot token accepted (auth.test)",
 		"ok    slack: app-level token opens Socket Mode (apps.connections.open)",
 		"ok    slack: bot can post in " + demoChannel + " (flow prod)",
+		"ok    slack: bot can read its own messages in " + demoChannel + " (conversations.history)",
 		"ok    slack: bot can post in " + demoErrors + " (errors channel)",
+		"ok    slack: bot can read its own messages in " + demoErrors + " (conversations.history)",
 		"ok    aws: base credentials (sts:GetCallerIdentity)",
 		"ok    aws: assume " + demoRoleARN + " with the external id",
 		"ok    aws: read the Okta token secret " + demoSecret,
@@ -135,6 +137,29 @@ func TestCheckLivePasses(t *testing.T) {
 	}
 }
 
+// TestCheckLiveWarnsWithoutHistoryScopes: an app installed before symbot
+// asked for the history scopes passes the live checks with a warning per
+// channel that says what it costs and how to fix it.
+func TestCheckLiveWarnsWithoutHistoryScopes(t *testing.T) {
+	lw := MustLiveWorld(t)
+	lw.slack.SetScopes("commands", "chat:write", "im:write", "users:read", "users:read.email", "channels:read", "groups:read", "im:read")
+	code, out := lw.checkLive(t)
+	if code != exitOK {
+		t.Fatalf("exit: got %d, want %d (a warning, not a failure)\n%s", code, exitOK, out)
+	}
+	lines := strings.Split(out, "\n")
+	for _, ch := range []string{demoChannel, demoErrors} {
+		i := indexPrefix(lines, "warn  slack: bot can read its own messages in "+ch+" (conversations.history): missing_scope (needed: channels:history)")
+		if i < 0 {
+			t.Errorf("no history warning for %s:\n%s", ch, out)
+			continue
+		}
+		if got, want := lineAt(lines, i+1), "      fix: reinstall the Slack app with the scopes manifest.yml lists (channels:history, groups:history, im:history), and invite the bot to the channel"; got != want {
+			t.Errorf("fix: got %q, want %q", got, want)
+		}
+	}
+}
+
 // wantFail is one failing check: the start of its FAIL line (name and
 // error) and, unless "", the exact fix printed under it.
 type wantFail struct {
@@ -172,7 +197,10 @@ func TestCheckLiveFailures(t *testing.T) {
 				return nil
 			},
 			want: func(*liveWorld) []wantFail {
-				return []wantFail{{"FAIL  slack: bot can post in " + demoChannel + " (flow prod): not_in_channel", fixInvite(demoChannel)}}
+				return []wantFail{
+					{"FAIL  slack: bot can post in " + demoChannel + " (flow prod): not_in_channel", fixInvite(demoChannel)},
+					{"skip  slack: bot can read its own messages in " + demoChannel + " (conversations.history): not checked", ""},
+				}
 			},
 		},
 		{
@@ -197,7 +225,9 @@ func TestCheckLiveFailures(t *testing.T) {
 					{"FAIL  slack: bot token accepted (auth.test): invalid_auth", fixSlackBotToken},
 					// The channel checks use the same token: skipped.
 					{"skip  slack: bot can post in " + demoChannel + " (flow prod): not checked, it needs \"slack: bot token accepted (auth.test)\"", ""},
+					{"skip  slack: bot can read its own messages in " + demoChannel + " (conversations.history): not checked", ""},
 					{"skip  slack: bot can post in " + demoErrors + " (errors channel): not checked", ""},
+					{"skip  slack: bot can read its own messages in " + demoErrors + " (conversations.history): not checked", ""},
 				}
 			},
 		},

@@ -4,6 +4,7 @@ package main
 // channels, the AWS chain and the secret, every Okta group).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,8 +133,9 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 		channels[ch] = append(channels[ch], "errors channel")
 	}
 	for _, ch := range order {
+		post := fmt.Sprintf("slack: bot can post in %s (%s)", ch, strings.Join(channels[ch], ", "))
 		checks = append(checks, Check{
-			Name:  fmt.Sprintf("slack: bot can post in %s (%s)", ch, strings.Join(channels[ch], ", ")),
+			Name:  post,
 			Needs: slackAuthCheck,
 			Run: func(ctx context.Context) error {
 				// A message scheduled far ahead and deleted at once proves
@@ -166,6 +168,24 @@ func liveChecks(ctx context.Context, cfg *config.Config, stderr io.Writer) ([]Ch
 				return nil
 			},
 			Fix: "invite the bot to the channel (/invite @symbot in " + ch + "), and check the channel id in the config",
+		}, Check{
+			Name:  fmt.Sprintf("slack: bot can read its own messages in %s (conversations.history)", ch),
+			Needs: post,
+			Run: func(ctx context.Context) error {
+				// One message, no metadata: proves the history scope of
+				// the channel's kind and the bot's membership, which a
+				// retried job needs to find the message it already posted.
+				_, err := api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{ChannelID: ch, Limit: 1})
+				var se slack.SlackErrorResponse
+				if errors.As(err, &se) && (se.Err == "missing_scope" || se.Err == "not_in_channel") {
+					return &checkWarning{
+						msg: fmt.Sprintf("%s (needed: %s): a job retried after a crash cannot find the message it already posted, so it posts it again", se.Err, cmp.Or(se.Needed, "channels:history or groups:history")),
+						fix: "reinstall the Slack app with the scopes manifest.yml lists (channels:history, groups:history, im:history), and invite the bot to the channel",
+					}
+				}
+				return err
+			},
+			Fix: "reinstall the Slack app with the scopes manifest.yml lists (channels:history, groups:history, im:history)",
 		})
 	}
 	checks = append(checks,
