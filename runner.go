@@ -155,8 +155,10 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	// may start at once) queues it again rather than leasing it and
 	// skipping it as a duplicate until the lease runs out. A running job
 	// is not claimed again: its lease is live and renewed.
+	// The queue hands jobs to the workers by rank (removals first), as
+	// the store claims them, not in the order of the claims.
 	capacity := 4 * workers
-	queue := make(chan Job, capacity)
+	queue := newJobQueue()
 	freed := make(chan struct{}, 1)
 	var mu sync.Mutex
 	held := map[uint64]bool{}
@@ -166,7 +168,11 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for j := range queue {
+			for {
+				j, ok := queue.pop()
+				if !ok {
+					return
+				}
 				mu.Lock()
 				delete(held, j.ID)
 				mu.Unlock()
@@ -186,7 +192,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		})
 	}
 	defer func() {
-		close(queue)
+		queue.close()
 		e.rt.local.CompareAndSwap(local, nil)
 		local.close()
 		done := make(chan struct{})
@@ -224,7 +230,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				held[j.ID] = true
 				mu.Unlock()
 				if !dup {
-					queue <- j
+					queue.push(j)
 					queued++
 				}
 			}
