@@ -175,11 +175,17 @@ func startSymbot(t *testing.T) *runningSymbot {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
+	// /healthz answers from the first moment, before the store is open;
+	// the daemon runs (and exports the store's gauges) once /readyz no
+	// longer says it is starting.
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			break
+			if !strings.Contains(string(b), "not ready: starting") {
+				break
+			}
 		}
 		select {
 		case <-done:
@@ -187,7 +193,7 @@ func startSymbot(t *testing.T) *runningSymbot {
 			defer mu.Unlock()
 			t.Fatalf("symbot run exited:\n%s", logText.String())
 		case <-ctx.Done():
-			t.Fatalf("symbot never served /healthz on %s", addr)
+			t.Fatalf("symbot never served /readyz past starting on %s", addr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -53,11 +53,39 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("symbot starting", "version", b.Version, "commit", b.Commit, "go", b.GoVersion, "pid", os.Getpid())
 	log.Info("config loaded", "file", file, "flows", len(cfg.Flows))
-	d, err := openDaemon(ctx, cfg, log)
+	// /healthz, /readyz and /metrics answer from now on: while the
+	// database cannot be reached, /readyz says so.
+	m := NewMetrics()
+	var web *webServer
+	if cfg.HTTP.Listen != "" {
+		ln, err := ListenHTTP(cfg.HTTP.Listen)
+		if err != nil {
+			fmt.Fprintf(stderr, "symbot run: %v\n", err)
+			return exitFail
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		web = startWeb(ln, m, log.With("component", "http"))
+		defer web.stop()
+	}
+	// Nothing is connected to Slack until the daemon runs.
+	m.SetSocketConnected(func() bool { return false })
+	d, err := openDaemonWith(ctx, cfg, log, m, func(ctx context.Context) (symbot.Store, error) {
+		return waitForStore(ctx, cfg, log.With("component", "store"), func(attempt int, err error) {
+			reason := unreachableReason(cfg, attempt, err)
+			if web != nil {
+				web.setReady(func(context.Context) error { return NotReady(reason, err) })
+			}
+		})
+	})
 	if err != nil {
+		if ctx.Err() != nil { // stopped (SIGTERM, SIGINT) while waiting for the database
+			log.Info("symbot stopped before the store opened")
+			return exitOK
+		}
 		fmt.Fprintf(stderr, "symbot run: %v\n", err)
 		return exitFail
 	}
+	d.web = web
 	d.hup = hup
 	d.logLevel = level
 	if err := d.run(ctx); err != nil {

@@ -59,6 +59,11 @@ type daemon struct {
 
 	creds credentials // the last check of each credential, for ready
 
+	// web is the health and metrics listener `symbot run` started before
+	// the store opened; run hands it the daemon's readiness and stops it.
+	// nil: run opens http.listen itself (the demo, tests).
+	web *webServer
+
 	// hup delivers SIGHUP to run, which calls reload for each; nil when the
 	// daemon runs in-process (demo, tests).
 	hup <-chan os.Signal
@@ -147,6 +152,15 @@ func newDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger, loa
 // openDaemon opens the store and builds every adapter and the engine. It
 // makes no network calls.
 func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*daemon, error) {
+	return openDaemonWith(ctx, cfg, log, NewMetrics(), func(ctx context.Context) (symbot.Store, error) {
+		return openStore(ctx, cfg, log.With("component", "store"))
+	})
+}
+
+// openDaemonWith is openDaemon with the metrics (served before the daemon
+// runs) and the function that opens the store (which may wait for the
+// database) given.
+func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m *Metrics, open func(context.Context) (symbot.Store, error)) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
 	d.live.Store(cfg)
 	awsCalls := &callCounter{}
@@ -157,8 +171,8 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 	}
 	d.aws = src
 	d.dir = dir
-	d.metrics = NewMetrics()
-	st, err := openStore(ctx, cfg, log.With("component", "store"))
+	d.metrics = m
+	st, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +289,10 @@ func (d *daemon) run(ctx context.Context) error {
 	servers = append(servers, func() error {
 		return admin.ServeUntil(ctx, adminLn, admin.NewServer(&adminService{d: d}, d.log.With("component", "admin")))
 	})
-	if d.cfg.HTTP.Listen != "" {
+	if d.web != nil {
+		d.web.setReady(d.ready)
+		servers = append(servers, func() error { <-ctx.Done(); return d.web.stop() })
+	} else if d.cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
 		if err != nil {
 			adminLn.Close()

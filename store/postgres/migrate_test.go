@@ -146,3 +146,38 @@ func TestOpenReadOnlyNeverWrites(t *testing.T) {
 		t.Errorf("Update on a ReadOnly store: %v, want the server's read-only refusal", err)
 	}
 }
+
+// TestOpenTellsUnreachableFromRefused: Open of a server that cannot be
+// reached (no server on the port, or one stopped) fails with an error
+// wrapping symbot.ErrStoreUnavailable, worth trying again; one whose
+// server refuses the role or has no such database fails with one that
+// does not, and names the cause.
+func TestOpenTellsUnreachableFromRefused(t *testing.T) {
+	c := pgtest.Shared(t)
+	url := pgtest.NewDatabase(t)
+	tests := []struct {
+		name        string
+		url         string
+		unavailable bool
+		want        string
+	}{
+		{"no server on the port", "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", true, "connect"},
+		{"unknown database", c.URL("no_such_database"), false, "no_such_database"},
+		{"unknown role", strings.Replace(url, "postgres@", "no_such_role@", 1), false, "no_such_role"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := postgres.Open(t.Context(), tt.url, postgres.Config{})
+			if err == nil {
+				st.Close()
+				t.Fatal("Open: got nil error")
+			}
+			if got := errors.Is(err, symbot.ErrStoreUnavailable); got != tt.unavailable {
+				t.Errorf("Open: %v; wraps ErrStoreUnavailable = %v, want %v", err, got, tt.unavailable)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open: %v; want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

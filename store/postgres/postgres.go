@@ -92,7 +92,10 @@ var _ symbot.Store = (*Store)(nil)
 // connection string) and brings its schema up to date, under an advisory
 // lock so that replicas starting together migrate once. It fails with an
 // error wrapping symbot.ErrSchemaTooNew (a *SchemaError) when the database
-// was migrated by a newer symbot.
+// was migrated by a newer symbot, and with one wrapping
+// symbot.ErrStoreUnavailable when the server cannot be reached (worth
+// trying again); a server that refuses the user or password, or has no
+// such database, is neither.
 func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 	o := conf
 	if o.Logger == nil {
@@ -141,14 +144,14 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 		}
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("open store: %w", err)
+			return nil, fmt.Errorf("open store: %w", classify(err))
 		}
 		return s, nil
 	}
 	st, ran, err := migrate(ctx, pool)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", classify(err))
 	}
 	if len(ran) > 0 {
 		s.log.Info("migrated database schema", "versions", ran, "schema", st.Current)

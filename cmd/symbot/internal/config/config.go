@@ -123,6 +123,16 @@ type Store struct {
 // EnvDatabaseURL names the environment variable that selects PostgreSQL.
 const EnvDatabaseURL = "SYMBOT_DATABASE_URL"
 
+// StoreURLSetting names where Store.URL came from, for messages that say
+// what to fix: the SYMBOT_DATABASE_URL environment variable or store.url
+// in the file.
+func (c *Config) StoreURLSetting() string {
+	if c.storeURLFromEnv {
+		return EnvDatabaseURL
+	}
+	return "store.url in " + c.File
+}
+
 // HTTP is the health and metrics listener; Listen "" turns it off.
 type HTTP struct{ Listen string }
 
