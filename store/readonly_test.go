@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,94 @@ func TestReadOnlyOpenOfAStoreNeedingRepair(t *testing.T) {
 	var buf bytes.Buffer
 	if _, err := ro.Backup(t.Context(), &buf); err != nil || buf.Len() == 0 {
 		t.Errorf("Backup of a store needing repair: %d bytes, %v", buf.Len(), err)
+	}
+}
+
+// TestReadOnlyOpenWithoutTheRankIndex: a file from before the job rank
+// index (or with a stale one) is read by the offline commands as it is:
+// the index only orders job claims, which a read-only store never makes.
+// The read-only open leaves the file alone, and the next read-write open
+// rebuilds the index, so revocations are claimed first again.
+func TestReadOnlyOpenWithoutTheRankIndex(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"index missing (a file from before it)", func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("job_rank")) }},
+		{"index ranks a Slack job first", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("job_rank")).Put(binary.BigEndian.AppendUint64(nil, 1), []byte{0})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "symbot.db")
+			s, err := store.Open(path, store.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StateActive, Requester: symbot.Person{SlackID: "U1"}})
+			storetest.MustAddJobs(t, s,
+				symbot.Job{Kind: symbot.JobNotify, RequestID: "R1"},
+				symbot.Job{Kind: symbot.JobGrant, RequestID: "R1"},
+				symbot.Job{Kind: symbot.JobRevoke, RequestID: "R1"},
+			)
+			s.Close()
+			editRaw(t, path, tt.edit)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			ro, err := store.Open(path, store.Config{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				got  *symbot.Request
+				jobs []symbot.Job
+			)
+			err = ro.View(t.Context(), func(tx symbot.Tx) error {
+				var err error
+				if got, err = tx.Request("R1"); err != nil {
+					return err
+				}
+				jobs, err = tx.Jobs()
+				return err
+			})
+			if err != nil {
+				t.Fatalf("read-only View: %v", err)
+			}
+			if got.State != symbot.StateActive || len(jobs) != 3 {
+				t.Errorf("read-only View: R1 %s with %d jobs, want active with 3", got.State, len(jobs))
+			}
+			if st, err := ro.Stats(t.Context()); err != nil || st.Requests != 1 {
+				t.Errorf("read-only Stats: %+v, %v; want 1 request", st, err)
+			}
+			ro.Close()
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Error("the read-only open changed the file")
+			}
+
+			rw, err := store.Open(path, store.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rw.Close()
+			js, err := rw.ClaimJobs(t.Context(), "w", storetest.T0.Add(time.Hour), time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []symbot.JobKind
+			for _, j := range js {
+				kinds = append(kinds, j.Kind)
+			}
+			if want := []symbot.JobKind{symbot.JobRevoke, symbot.JobGrant, symbot.JobNotify}; !slices.Equal(kinds, want) {
+				t.Errorf("claimed after a read-write open: %v, want %v (the index rebuilt)", kinds, want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -204,7 +205,8 @@ func (s *Store) init(readOnly bool) error {
 			return fmt.Errorf("open store %s: unknown schema version %d (this symbot writes %d): the file is damaged; restore it from a backup", s.path, got, SchemaVersion)
 		}
 		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
+			// A missing rank index is found stale by inspect, and rebuilt.
+			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) {
 				missing = true
 				return nil // inspected after the buckets are made
 			}
@@ -225,9 +227,14 @@ func (s *Store) init(readOnly bool) error {
 		if fresh {
 			return fmt.Errorf("open store %s read-only: the file is empty, not a symbot store: check the path", s.path)
 		}
-		// Leases left by a stopped daemon do not change what is read.
-		if missing || work.failingStale || work.rankStale || work.openStale {
+		// Leases left by a stopped daemon do not change what is read, nor
+		// does the job rank index (missing in a file from before it, or
+		// stale): it only orders job claims, which a read-only store never
+		// makes. `symbot run` rebuilds it.
+		if missing || work.failingStale || work.openStale {
 			s.unreadable = fmt.Errorf("store %s was written by an older symbot and its indexes need rebuilding, which a read-only open cannot do: start `symbot run` with this version once (or read it with the symbot that wrote it); `symbot backup` still copies it", s.path)
+		} else if work.rankStale {
+			s.log.Debug("the job rank index is missing or stale; reads do not use it and `symbot run` rebuilds it", "path", s.path)
 		}
 		return nil
 	}
