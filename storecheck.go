@@ -5,20 +5,27 @@
 package symbot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 )
 
-// CheckClaim checks the owner and lease given to Store.ClaimJobs.
-func CheckClaim(owner string, lease time.Duration) error {
+// CheckClaim checks the arguments of Store.ClaimJobs before it claims
+// anything: an empty owner, a lease that is not positive and a done ctx are
+// errors; none is true (with a nil error) when max asks for no job, so the
+// store claims nothing.
+func CheckClaim(ctx context.Context, owner string, lease time.Duration, max int) (none bool, err error) {
 	if owner == "" {
-		return errors.New("claim jobs: empty owner")
+		return false, errors.New("claim jobs: empty owner")
 	}
 	if lease <= 0 {
-		return fmt.Errorf("claim jobs: lease %v must be positive", lease)
+		return false, fmt.Errorf("claim jobs: lease %v must be positive", lease)
 	}
-	return nil
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("claim jobs: %w", err)
+	}
+	return max <= 0, nil
 }
 
 // CheckNewJob checks a job given to Tx.AddJob.

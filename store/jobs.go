@@ -211,14 +211,8 @@ func (t *tx) Jobs() ([]symbot.Job, error) {
 // index) and ID order within a rank. It walks the due index only as far
 // as now.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if err := symbot.CheckClaim(owner, lease); err != nil {
+	if none, err := symbot.CheckClaim(ctx, owner, lease, max); none || err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", err)
-	}
-	if max <= 0 {
-		return nil, nil
 	}
 	// Most calls find nothing to claim (every new job and every finished
 	// one wakes the executor): look in a read-only transaction first, so

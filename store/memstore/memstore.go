@@ -115,14 +115,8 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 // ClaimJobs atomically leases up to max due jobs, honouring lanes, in
 // symbot.ClaimRank order of their kinds and ID order within a rank.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if err := symbot.CheckClaim(owner, lease); err != nil {
+	if none, err := symbot.CheckClaim(ctx, owner, lease, max); none || err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", err)
-	}
-	if max <= 0 {
-		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -269,14 +269,8 @@ const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lan
 // moment are skipped (FOR UPDATE SKIP LOCKED); each claim increments the
 // job's lease token.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
-	if err := symbot.CheckClaim(owner, lease); err != nil {
+	if none, err := symbot.CheckClaim(ctx, owner, lease, max); none || err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", err)
-	}
-	if max <= 0 {
-		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `UPDATE jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
 		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND `+headOfLane+` ORDER BY `+claimRank+`, j.id LIMIT $4 FOR UPDATE SKIP LOCKED)

@@ -692,6 +692,13 @@ func testClaimJobs(t *testing.T, st symbot.Store) {
 	if _, err := st.ClaimJobs(context.Background(), "w", T0, 0, 1); err == nil {
 		t.Errorf("ClaimJobs with zero lease: got nil error")
 	}
+	// max 0 claims nothing: the due jobs stay claimable.
+	if js, err := st.ClaimJobs(t.Context(), "w6", T0.Add(3*time.Hour), time.Minute, 0); err != nil || len(js) != 0 {
+		t.Errorf("ClaimJobs with max 0 = %v, %v; want none and no error", jobIDs(js), err)
+	}
+	if got, want := mustClaim(t, st, "w7", T0.Add(3*time.Hour), time.Minute, 10), []uint64{1, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("claim after a claim of max 0 = %v, want %v", got, want)
+	}
 }
 
 // testClaimJobsRank: due jobs are claimed in symbot.ClaimRank order of
