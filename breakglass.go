@@ -95,25 +95,12 @@ func (e *Engine) breakGlass(ctx context.Context, actor Actor, in RequestInput) (
 	review := f.BreakGlass.reviewWithin()
 	var req *Request
 	err = e.store.Update(ctx, func(tx Tx) error {
-		seq, err := tx.NextSeq("request")
+		r, err := newRequest(tx, f, t, actor, in.Duration, reason, now)
 		if err != nil {
 			return err
 		}
-		r := &Request{
-			ID:         newRequestID(seq),
-			Nonce:      newNonce(),
-			Flow:       f.Name,
-			Target:     t.Name,
-			GroupID:    t.GroupID,
-			Requester:  actor.Person,
-			Duration:   in.Duration,
-			Reason:     reason,
-			State:      StatePending,
-			CreatedAt:  now,
-			UpdatedAt:  now,
-			BreakGlass: true,
-			ReviewDue:  now.Add(review),
-		}
+		r.BreakGlass = true
+		r.ReviewDue = now.Add(review)
 		detail := fmt.Sprintf("break-glass flow=%s target=%s group=%s duration=%s review_within=%s", f.Name, t.Name, t.GroupID, FormatDuration(in.Duration), FormatDuration(review))
 		if err := tx.PutRequest(r); err != nil {
 			return err

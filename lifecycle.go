@@ -108,27 +108,13 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 				}
 			}
 		}
-		seq, err := tx.NextSeq("request")
+		r, err := newRequest(tx, f, t, actor, in.Duration, reason, now)
 		if err != nil {
 			return err
 		}
-		r := &Request{
-			ID:        newRequestID(seq),
-			Nonce:     newNonce(),
-			Flow:      f.Name,
-			Target:    t.Name,
-			GroupID:   t.GroupID,
-			Requester: actor.Person,
-			Duration:  in.Duration,
-			Reason:    reason,
-			State:     StatePending,
-			CreatedAt: now,
-			UpdatedAt: now,
-			TimeoutAt: now.Add(f.ApprovalTimeout),
-			StartAt:   in.StartAt,
-
-			ExtensionOf: extends,
-		}
+		r.TimeoutAt = now.Add(f.ApprovalTimeout)
+		r.StartAt = in.StartAt
+		r.ExtensionOf = extends
 		if r.TimeoutAt.Before(r.StartAt) {
 			// Approvers have until the start, if that is later.
 			r.TimeoutAt = r.StartAt
@@ -645,4 +631,27 @@ func (e *Engine) revoke(ctx context.Context, id, by, note string) (*Request, err
 	e.kick()
 	e.log().Info("access revoked", "request_id", out.ID, "by", by, "cancelled_extensions", cancelled)
 	return out.Clone(), nil
+}
+
+// newRequest returns a pending request of actor for target t of flow f,
+// numbered from the store's "request" counter in tx; the caller sets what
+// is particular to its kind of request.
+func newRequest(tx Tx, f *Flow, t Target, actor Actor, d time.Duration, reason string, now time.Time) (*Request, error) {
+	seq, err := tx.NextSeq("request")
+	if err != nil {
+		return nil, err
+	}
+	return &Request{
+		ID:        newRequestID(seq),
+		Nonce:     newNonce(),
+		Flow:      f.Name,
+		Target:    t.Name,
+		GroupID:   t.GroupID,
+		Requester: actor.Person,
+		Duration:  d,
+		Reason:    reason,
+		State:     StatePending,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}, nil
 }
