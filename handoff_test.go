@@ -212,3 +212,153 @@ func TestHandedOverGrantFencedAcrossReplicas(t *testing.T) {
 		t.Errorf("grant completions audited = %d, want 1", oks)
 	}
 }
+
+// readSpy records the reads of one request in read-only transactions
+// made after its approval committed and before its Okta add began. Claims
+// wait meanwhile, so that the approval's Slack jobs (which read the
+// request too) run only after the add began.
+type readSpy struct {
+	symbot.Store
+	id     string
+	adding chan struct{} // closed when the Okta add of id's grant has begun
+
+	mu       sync.Mutex
+	approved bool // the approval of id is committed
+	early    int  // reads of id between the two
+}
+
+func (s *readSpy) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	s.mu.Lock()
+	approved := s.approved
+	s.mu.Unlock()
+	if approved {
+		select {
+		case <-s.adding:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.Store.ClaimJobs(ctx, owner, now, lease, max)
+}
+
+func (s *readSpy) View(ctx context.Context, fn func(symbot.Tx) error) error {
+	return s.Store.View(ctx, func(tx symbot.Tx) error { return fn(&readSpyTx{Tx: tx, s: s}) })
+}
+
+func (s *readSpy) Update(ctx context.Context, fn func(symbot.Tx) error) error {
+	approves := false
+	err := s.Store.Update(ctx, func(tx symbot.Tx) error {
+		approves = false // the store may run fn more than once
+		return fn(&approveSpyTx{Tx: tx, id: s.id, approves: &approves})
+	})
+	if err == nil && approves {
+		s.mu.Lock()
+		s.approved = true
+		s.mu.Unlock()
+	}
+	return err
+}
+
+type readSpyTx struct {
+	symbot.Tx
+	s *readSpy
+}
+
+func (t *readSpyTx) Request(id string) (*symbot.Request, error) {
+	t.s.mu.Lock()
+	if id == t.s.id && t.s.approved {
+		select {
+		case <-t.s.adding:
+		default:
+			t.s.early++
+		}
+	}
+	t.s.mu.Unlock()
+	return t.Tx.Request(id)
+}
+
+// approveSpyTx notes a write of request id as approved.
+type approveSpyTx struct {
+	symbot.Tx
+	id       string
+	approves *bool
+}
+
+func (t *approveSpyTx) PutRequest(r *symbot.Request) error {
+	if r.ID == t.id && r.State == symbot.StateApproved {
+		*t.approves = true
+	}
+	return t.Tx.PutRequest(r)
+}
+
+// TestApprovedGrantGoesStraightToTheAdd: the approval that completes the
+// quorum, with the early look-ups fresh, hands its grant job the request as
+// it committed it and the membership lock it took for the transaction:
+// between the approval's commit and the Okta add the grant reads nothing
+// and waits for no lock (issue 13: two reads of the request and the lock
+// stood there).
+func TestApprovedGrantGoesStraightToTheAdd(t *testing.T) {
+	ms := memstore.New()
+	ms.RerunUpdates = true
+	spy := &readSpy{Store: ms, adding: make(chan struct{})}
+	dir := &gateFirstAdd{fakeDir: newFakeDir(), entered: make(chan struct{}), release: make(chan struct{})}
+	for _, a := range []symbot.Actor{alice, bob} {
+		dir.addUser("00u"+a.Name, a.Email, "ACTIVE")
+	}
+	notes := &fakeNotifier{}
+	eng, err := symbot.NewEngine(spy, dir, notes, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	r, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "straight to the add"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() *symbot.Request {
+		got, err := eng.Get(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	storetest.WaitFor(t, 10*time.Second, "the early look-ups", func() bool { return !get().PrecheckedAt.IsZero() })
+	spy.mu.Lock()
+	spy.id = r.ID
+	spy.mu.Unlock()
+	if _, err := eng.Approve(t.Context(), r.ID, bob, ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dir.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the grant never reached the Okta add")
+	}
+	spy.mu.Lock()
+	close(spy.adding)
+	early, approved := spy.early, spy.approved
+	spy.mu.Unlock()
+	if !approved {
+		t.Fatal("the approval's commit was not seen")
+	}
+	if early != 0 {
+		t.Errorf("the request was read %d times between the approval's commit and the Okta add; want 0", early)
+	}
+	close(dir.release)
+	storetest.WaitFor(t, 10*time.Second, "the grant and its messages", func() bool {
+		return get().State == symbot.StateActive && len(notes.find("update", "", symbot.EventGranted)) == 1
+	})
+	if n := len(notes.find("update", "", symbot.EventApproved)); n != 1 {
+		t.Errorf("approval message updates = %d, want 1", n)
+	}
+	if adds, _ := dir.counts("00ualice", "GADMIN"); adds != 1 {
+		t.Errorf("Okta adds = %d, want 1", adds)
+	}
+	if !dir.isMember("00ualice", "GADMIN") {
+		t.Error("active, but not a member")
+	}
+}

@@ -150,7 +150,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		reached, err = e.reachApproved(tx, now, f, r, *auto, grantStart{h: h})
 		return err
 	})
-	h.start(e, err == nil)
+	h.start(e, err == nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("submit request: %w", err)
 	}
@@ -258,8 +258,7 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note}, gs)
 		return err
 	})
-	unlock() // before the grant job starts: it takes the same lock
-	h.start(e, err == nil)
+	h.start(e, err == nil, unlock) // releases the lock, or hands it to the grant
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
 	}
@@ -302,7 +301,7 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 		return StateScheduled, e.apply(tx, now, r, approved)
 	}
 	grant := &Job{Kind: JobGrant, RequestID: r.ID}
-	gs.h.take(grant, now) // in no lane: it may run at once
+	handed := gs.h.take(grant, now) // in no lane: it may run at once
 	approved.jobs = []*Job{
 		grant,
 		{Kind: JobUpdate, RequestID: r.ID, Event: EventApproved},
@@ -312,8 +311,14 @@ func (e *Engine) reachApproved(tx Tx, now time.Time, f *Flow, r *Request, approv
 	if err := e.apply(tx, now, r, approved); err != nil {
 		return "", err
 	}
-	if checked {
-		return StateApproved, e.auditFoldedCheck(tx, now, r)
+	if !checked {
+		return StateApproved, nil
+	}
+	if err := e.auditFoldedCheck(tx, now, r); err != nil {
+		return "", err
+	}
+	if handed {
+		gs.h.hold(grant, r) // the caller's lock goes with it
 	}
 	return StateApproved, nil
 }

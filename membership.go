@@ -137,40 +137,55 @@ func others(tx Tx, r *Request, uid string, keep func(*Request) bool, open bool) 
 	return out, nil
 }
 
-func (e *Engine) execGrant(ctx context.Context, j Job) error {
-	r, err := e.Get(ctx, j.RequestID)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return e.complete(ctx, j, "request gone", nil)
+// execGrant runs a grant job. held, when not nil, is what the approval
+// that handed the job over holds for it (see handoff.hold): the request as
+// it committed it, under the membership lock, which runJobHeld releases.
+func (e *Engine) execGrant(ctx context.Context, j Job, held *heldGrant) error {
+	var r *Request
+	var uid, login string
+	if held != nil {
+		// The approval took the lock before its transaction and has held
+		// it since, so the request is still approved with its check
+		// recorded, as that transaction wrote it.
+		r = held.r
+		uid, login = r.OktaUserID, r.OktaLogin
+	} else {
+		var err error
+		r, err = e.Get(ctx, j.RequestID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return e.complete(ctx, j, "request gone", nil)
+			}
+			return err
 		}
-		return err
-	}
-	if r.State != StateApproved {
-		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
-	}
-	uid, login := r.OktaUserID, r.OktaLogin
-	if !r.GrantChecked {
-		u, err := e.resolveRequester(ctx, r)
+		if r.State != StateApproved {
+			return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+		}
+		uid, login = r.OktaUserID, r.OktaLogin
+		if !r.GrantChecked {
+			u, err := e.resolveRequester(ctx, r)
+			if err != nil {
+				return err
+			}
+			uid, login = u.ID, u.Login
+		}
+		unlock, err := e.lockMembership(ctx, membershipKey(uid, r.GroupID))
 		if err != nil {
 			return err
 		}
-		uid, login = u.ID, u.Login
-	}
-	unlock, err := e.lockMembership(ctx, membershipKey(uid, r.GroupID))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	// Re-read under the lock: a revocation of an approved request whose
-	// check is recorded takes this lock too, so from here on the state
-	// cannot move away from approved until this job is done.
-	if r, err = e.Get(ctx, j.RequestID); err != nil {
-		return err
-	}
-	if r.State != StateApproved {
-		return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+		defer unlock()
+		// Re-read under the lock: a revocation of an approved request whose
+		// check is recorded takes this lock too, so from here on the state
+		// cannot move away from approved until this job is done.
+		if r, err = e.Get(ctx, j.RequestID); err != nil {
+			return err
+		}
+		if r.State != StateApproved {
+			return e.complete(ctx, j, "nothing to do: request is "+string(r.State), nil)
+		}
 	}
 
+	var err error
 	recheck := false
 	if r.GrantChecked && r.Preexisting {
 		// A membership found earlier (by the look-up made while the

@@ -355,7 +355,14 @@ func (e *Engine) renewLease(ctx context.Context, cancel context.CancelFunc, j Jo
 }
 
 // runJob runs one attempt of a job and records its outcome.
-func (e *Engine) runJob(ctx context.Context, j Job) {
+func (e *Engine) runJob(ctx context.Context, j Job) { e.runJobHeld(ctx, j, nil) }
+
+// runJobHeld is runJob for a grant handed over by its approval with held
+// (nil for none; released when the attempt ends).
+func (e *Engine) runJobHeld(ctx context.Context, j Job, held *heldGrant) {
+	if held != nil {
+		defer held.unlock()
+	}
 	log := e.log().With("request_id", j.RequestID, "job", j.ID, "kind", j.Kind, "attempt", j.Attempts+1)
 	actx, cancel := context.WithTimeout(ctx, e.Runtime.jobTimeout())
 	defer cancel()
@@ -366,7 +373,7 @@ func (e *Engine) runJob(ctx context.Context, j Job) {
 	var err error
 	switch j.Kind {
 	case JobGrant:
-		err = e.execGrant(actx, j)
+		err = e.execGrant(actx, j, held)
 	case JobRevoke:
 		err = e.execRevoke(actx, j)
 	case JobPost, JobUpdate, JobNotify, JobAlert, JobRepost:
@@ -472,6 +479,12 @@ func (l *localRunner) close() {
 type handoff struct {
 	l    *localRunner
 	jobs []*Job
+	// held is the grant job among jobs (if any) that may go straight to
+	// its Okta add: its request as the transaction wrote it (approved,
+	// with the grant's check recorded) under the membership lock that the
+	// caller took before the transaction and hands to the job (see start).
+	held    *Job
+	heldReq *Request
 }
 
 // newHandoff starts the hand-over of one command's jobs.
@@ -486,17 +499,27 @@ func (h *handoff) reset() {
 	for range h.jobs {
 		h.l.give()
 	}
-	h.jobs = nil
+	h.jobs, h.held, h.heldReq = nil, nil, nil
 }
 
 // take leases j, before it is added in the transaction, to this process's
-// workers if one is free.
-func (h *handoff) take(j *Job, now time.Time) {
+// workers if one is free, and reports whether it did.
+func (h *handoff) take(j *Job, now time.Time) bool {
 	if h == nil || h.l == nil || !h.l.take() {
-		return
+		return false
 	}
 	j.LeaseOwner, j.LeaseUntil, j.LeaseToken = h.l.owner, now.Add(h.l.lease), j.LeaseToken+1
 	h.jobs = append(h.jobs, j)
+	return true
+}
+
+// hold marks grant, a job taken by take, as one whose request r is
+// approved with its check recorded in this transaction, under the
+// membership lock the caller holds: start hands that lock and a copy of r
+// to the job, which then neither reads the request again nor waits for
+// the lock before its Okta add. r must not change after hold.
+func (h *handoff) hold(grant *Job, r *Request) {
+	h.held, h.heldReq = grant, r.Clone()
 }
 
 // taken reports whether some job was taken: then the executor need not
@@ -506,19 +529,47 @@ func (h *handoff) taken() bool { return h != nil && len(h.jobs) > 0 }
 // start runs the taken jobs once their transaction committed, or gives
 // their slots back when it did not. A job committed after Run's context
 // ended keeps its lease and is left for the next start.
-func (h *handoff) start(e *Engine, committed bool) {
+//
+// unlock releases the membership lock the caller took for the
+// transaction (nil: none). When the transaction committed a held grant
+// (see hold) that starts now, the lock passes to that job, which releases
+// it when it ends: from the commit to the Okta add nothing else can take
+// the membership, so the request is still as the transaction wrote it.
+// Otherwise start releases the lock before any job starts (a grant job
+// takes the same lock).
+func (h *handoff) start(e *Engine, committed bool, unlock func()) {
+	if unlock == nil {
+		unlock = func() {}
+	}
 	if h == nil {
+		unlock()
 		return
 	}
+	running := committed && h.l != nil && h.l.ctx.Err() == nil
+	if h.held == nil || !running {
+		unlock()
+		unlock = nil
+	}
 	for _, j := range h.jobs {
-		if !committed || h.l.ctx.Err() != nil {
+		if !running {
 			h.l.give()
 			continue
 		}
+		var held *heldGrant
+		if j == h.held && unlock != nil {
+			held = &heldGrant{r: h.heldReq, unlock: unlock}
+		}
 		go func() {
 			defer h.l.give()
-			e.runJob(h.l.jobCtx, *j)
+			e.runJobHeld(h.l.jobCtx, *j, held)
 		}()
 	}
-	h.jobs = nil
+	h.jobs, h.held, h.heldReq = nil, nil, nil
+}
+
+// heldGrant is what an approval hands to its grant job: the request as the
+// approval committed it, and the membership lock, which the job releases.
+type heldGrant struct {
+	r      *Request
+	unlock func()
 }
