@@ -163,6 +163,7 @@ type Ack struct {
 	EnvelopeID string
 	Payload    json.RawMessage // nil when the ack carried no payload
 	Latency    time.Duration   // from the (last) envelope write to the ack read
+	Sent       time.Time       // when that envelope write began
 	Attempts   int             // deliveries made, 1 when acked on the first
 }
 

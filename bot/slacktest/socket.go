@@ -272,7 +272,7 @@ func (s *Server) deliver(typ string, payload json.RawMessage, copies int) (Ack, 
 			case a := <-p.acks:
 				got++
 				if got == 1 {
-					first = Ack{EnvelopeID: id, Payload: a.payload, Latency: a.at.Sub(sentAt), Attempts: attempt + 1}
+					first = Ack{EnvelopeID: id, Payload: a.payload, Latency: a.at.Sub(sentAt), Sent: sentAt, Attempts: attempt + 1}
 				}
 				if got >= copies {
 					timer.Stop()

@@ -257,11 +257,17 @@ func BenchmarkGrantLatency(b *testing.B) {
 			w.okta.ResetCalls()
 			slackBefore := len(w.slack.Calls())
 
-			clicked := make([]time.Time, n)
+			// The clock starts when the simulator begins to write the
+			// envelope (Ack.Sent), as Slack would once it has built the
+			// payload; the simulator's own building of it, from the
+			// ClickButton call, is reported apart (call_p50_ms).
+			called, sent := make([]time.Time, n), make([]time.Time, n)
 			b.ResetTimer()
 			res = w.slack.SendMany(ctx, n, rate, func(i int) (slacktest.Ack, error) {
-				clicked[i] = time.Now()
-				return w.slack.ClickButton(demoBob, refs[i], "sym_approve")
+				called[i] = time.Now()
+				ack, err := w.slack.ClickButton(demoBob, refs[i], "sym_approve")
+				sent[i] = ack.Sent
+				return ack, err
 			})
 			if res.Failed > 0 {
 				b.Fatalf("clicks: %d of %d failed: %v", res.Failed, res.Sent, res.FirstErr)
@@ -272,9 +278,10 @@ func BenchmarkGrantLatency(b *testing.B) {
 				return len(puts) >= n
 			})
 			b.StopTimer()
-			got := make(latencies, n)
+			got, fromCall := make(latencies, n), make(latencies, n)
 			for i := range n {
-				got[i] = puts[lw.okta[i]].Sub(clicked[i])
+				got[i] = puts[lw.okta[i]].Sub(sent[i])
+				fromCall[i] = puts[lw.okta[i]].Sub(called[i])
 			}
 			ops := map[string]int{}
 			for _, c := range w.okta.Calls() {
@@ -319,6 +326,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 			}
 			report(b, got, floor)
 			b.ReportMetric(ms(res.P50), "click_ack_p50_ms")
+			b.ReportMetric(ms(fromCall.pct(0.50)), "call_p50_ms")
 			for op, c := range ops {
 				if op == "" {
 					op = "other"
