@@ -192,7 +192,7 @@ func olderDaemon(err error) error {
 const failuresShown = 7 * 24 * time.Hour
 
 func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("requests", "[--config FILE] [--json] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("requests", "", stderr)
 	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
 	c, _, code, ok := cmd.dial(ctx, args, "")
@@ -231,7 +231,7 @@ func requestsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func grantsCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("grants", "[--config FILE] [--json] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("grants", "", stderr)
 	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
 	c, _, code, ok := cmd.dial(ctx, args, "")
@@ -308,7 +308,7 @@ func truncate(s string, n int) string {
 }
 
 func revokeCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("revoke", "ID [--reason TEXT] [--config FILE]", stderr)
+	cmd := newAdminCmd("revoke", "", stderr)
 	reason := cmd.fs.String("reason", "", "why (recorded in the audit trail and told to the user)")
 	asJSON := cmd.jsonFlag()
 	c, id, code, ok := cmd.dial(ctx, args, "request id (see `symbot grants`)")
@@ -368,7 +368,7 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return auditExportCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
-	cmd := newAdminCmd("audit", "[verify|export|keygen] [--since DURATION|RFC3339|all] [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("audit", "", stderr)
 	cmd.readOffline()
 	sinceFlag := cmd.fs.String("since", "24h", "entries since this long ago (24h, 7d), since an RFC 3339 time, or all")
 	asJSON := cmd.jsonFlag()
@@ -400,7 +400,7 @@ func auditCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("audit verify", "[--against FILE|DIR] [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("audit verify", "[--against FILE|DIR] [--json] [--config FILE] [--socket PATH | --db FILE | --offline]", stderr)
 	cmd.readOffline()
 	cmd.auditKey = true
 	asJSON := cmd.jsonFlag()
@@ -446,7 +446,7 @@ func auditVerifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func backupCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("backup", "FILE [--config FILE] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("backup", "", stderr)
 	cmd.readOffline()
 	c, file, code, ok := cmd.dial(ctx, args, "file to write the backup to")
 	if !ok {

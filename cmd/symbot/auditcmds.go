@@ -125,7 +125,8 @@ func reportCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func streamCmd(ctx context.Context, name, path, defFormat, formats, defSince string, args []string, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE] [--db FILE | --offline]", stderr)
+	// The usage line of "audit export"; report's is in the command table.
+	cmd := newAdminCmd(name, "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format "+formats+"] [--config FILE] [--socket PATH | --db FILE | --offline]", stderr)
 	cmd.readOffline()
 	sinceFlag := cmd.fs.String("since", defSince, "from this long ago (30d, 24h), from an RFC 3339 time, or all")
 	untilFlag := cmd.fs.String("until", "", "up to this long ago or this RFC 3339 time (default: now)")

@@ -219,7 +219,7 @@ func privateFile(path string) error {
 }
 
 func checkCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "[--config FILE] [--live]", stderr)
+	fs := newFlagSet("check", "", stderr)
 	cfgPath := configFlag(fs)
 	live := fs.Bool("live", false, "also check Slack, AWS and Okta with the real credentials")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {

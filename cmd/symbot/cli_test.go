@@ -100,6 +100,24 @@ func TestUsageNamesEveryFlag(t *testing.T) {
 	}
 }
 
+// TestHelpUsageIsTheTableLine: `symbot help COMMAND` opens with the usage
+// line of the command table, the one `symbot help` lists, so the two never
+// disagree (they did: several commands' own lines lacked --socket).
+func TestHelpUsageIsTheTableLine(t *testing.T) {
+	for _, c := range commands() {
+		if c.run == nil {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			_, out, _ := cli(t, "help", c.name)
+			first, _, _ := strings.Cut(out, "\n")
+			if want := "Usage: symbot " + c.name + " " + c.args; first != want {
+				t.Errorf("first line %q, want %q", first, want)
+			}
+		})
+	}
+}
+
 func TestHelpHelp(t *testing.T) {
 	code, out, errOut := cli(t, "help", "help")
 	if code != exitOK || !strings.Contains(out, "Usage: symbot help [COMMAND]") || errOut != "" {

@@ -172,7 +172,7 @@ func (t *transcript) say(who, format string, args ...any) {
 
 // demoCmd is `symbot demo`: the whole flow against built-in simulators.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "[--duration 12s] [--warning 6s] [--verbose]", stderr)
+	fs := newFlagSet("demo", "", stderr)
 	duration := fs.Duration("duration", 12*time.Second, "how long the demo grant lasts")
 	warning := fs.Duration("warning", 6*time.Second, "expiry warning before the end")
 	verbose := fs.Bool("verbose", false, "show symbot's own log lines")

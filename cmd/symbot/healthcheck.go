@@ -21,7 +21,7 @@ import (
 const healthcheckArgs = "[--config FILE | --url URL] [--ready] [--timeout DURATION]"
 
 func healthcheckCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("healthcheck", healthcheckArgs, stderr)
+	fs := newFlagSet("healthcheck", "", stderr)
 	cfgPath := configFlag(fs)
 	base := fs.String("url", "", "base URL of symbot's HTTP listener, e.g. http://127.0.0.1:9090 (default: http.listen from the config)")
 	ready := fs.Bool("ready", false, "ask /readyz (Socket Mode connected, store answering) instead of /healthz (process alive)")

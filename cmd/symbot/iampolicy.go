@@ -256,7 +256,7 @@ func (t tagFlags) Set(s string) error {
 }
 
 func iamPolicyCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("iam-policy", "[--config FILE] [--principal ARN] [--tag KEY=VALUE]", stderr)
+	fs := newFlagSet("iam-policy", "", stderr)
 	cfgPath := configFlag(fs)
 	principal := fs.String("principal", "", "the ARN symbot runs as (aws sts get-caller-identity); default: the first role's account")
 	tags := tagFlags{}

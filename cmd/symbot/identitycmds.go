@@ -13,7 +13,7 @@ import (
 )
 
 func identitiesCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("identities", "[--json] [--config FILE] [--socket PATH | --db FILE | --offline]", stderr)
+	cmd := newAdminCmd("identities", "", stderr)
 	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
 	c, _, code, ok := cmd.dial(ctx, args, "")
@@ -42,7 +42,8 @@ func identitiesCmd(ctx context.Context, args []string, _ io.Reader, stdout, stde
 func identityCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "reset" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprintln(stdout, "Usage: symbot identity reset SLACK_ID [--config FILE] [--socket PATH]\n\nRemove the binding of a Slack account to its Okta user (after checking a mismatch): its next action binds it anew to the Okta user its profile finds then. Recorded in the audit trail with your OS user. `symbot identities` lists the bindings.")
+			c, _ := findCommand("identity")
+			fmt.Fprintln(stdout, "Usage: symbot identity "+c.args+"\n\nRemove the binding of a Slack account to its Okta user (after checking a mismatch): its next action binds it anew to the Okta user its profile finds then. Recorded in the audit trail with your OS user. `symbot identities` lists the bindings.")
 			return exitOK
 		}
 		fmt.Fprintln(stderr, "symbot identity: use `symbot identity reset SLACK_ID` (`symbot identities` lists the bindings)")

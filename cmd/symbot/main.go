@@ -66,8 +66,8 @@ func commands() []command {
 		{"identities", "[--json] [--config FILE] [--socket PATH | --db FILE | --offline]", "list the bindings of Slack accounts to Okta users (Slack id, Okta user, login, how, when, status: mismatch when a profile now finds another Okta user)", identitiesCmd},
 		{"identity", "reset SLACK_ID [--json] [--config FILE] [--socket PATH]", "remove a Slack account's binding after checking a mismatch (audited); its next action binds it anew", identityCmd},
 		{"revoke", "ID [--reason TEXT] [--json] [--config FILE] [--socket PATH]", "end a grant now and remove the membership (a pending request is denied)", revokeCmd},
-		{"audit", "[--since DURATION|RFC3339] [--json] [--config FILE] [--socket PATH | --db FILE | --offline]", "print the audit trail; `audit verify [--against FILE|DIR]` checks its chain (and against exported checkpoints); `audit export [--since] [--until] [--format jsonl|csv]`; `audit keygen [FILE]` makes the key that seals it", auditCmd},
-		{"report", "[--since 30d] [--until DURATION|RFC3339] [--format md|csv] [--config FILE] [--socket PATH | --db FILE | --offline]", "access review: who had which access, for how long, approved by whom, for what reason; and the standing members of each group", reportCmd},
+		{"audit", "[--since DURATION|RFC3339|all] [--json] [--config FILE] [--socket PATH | --db FILE | --offline]", "print the audit trail; `audit verify [--against FILE|DIR]` checks its chain (and against exported checkpoints); `audit export [--since] [--until] [--format jsonl|csv]`; `audit keygen [FILE]` makes the key that seals it", auditCmd},
+		{"report", "[--since DURATION|RFC3339|all] [--until DURATION|RFC3339] [--format md|csv] [--config FILE] [--socket PATH | --db FILE | --offline]", "access review: who had which access, for how long, approved by whom, for what reason; and the standing members of each group", reportCmd},
 		{"backup", "FILE [--config FILE] [--socket PATH | --db FILE | --offline]", "write a consistent copy of the store to FILE (from the running daemon; with --db or --offline, from the store itself with the daemon stopped)", backupCmd},
 		{"restore", "FILE [--config FILE]", "replace the store from a backup (daemon stopped): checks its audit chain; the next start reconciles Okta before serving", restoreCmd},
 		{"healthcheck", healthcheckArgs, "ask the running daemon's /healthz (or /readyz); exit 0 when it answers 200 (for container health checks)", healthcheckCmd},
@@ -139,12 +139,19 @@ func usage(w io.Writer) {
 }
 
 // newFlagSet returns a FlagSet for a subcommand that writes its usage to w.
+// A command of the table (commands) prints the args and summary written
+// there, so its usage is written once; args is the usage after the name of
+// a subcommand that is not in the table ("audit verify"), "" for the others.
 func newFlagSet(name, args string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
+		c, inTable := findCommand(name)
+		if inTable {
+			args = c.args
+		}
 		fmt.Fprintf(w, "Usage: symbot %s %s\n", name, args)
-		if c, ok := findCommand(name); ok {
+		if inTable {
 			fmt.Fprintf(w, "\n%s\n", c.summary)
 		}
 		var any bool

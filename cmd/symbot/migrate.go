@@ -20,7 +20,7 @@ import (
 // report whether it is (--check), or copy a bbolt store into an empty
 // database (--from FILE).
 func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("migrate", "[--check | --from FILE] [--config FILE]", stderr)
+	fs := newFlagSet("migrate", "", stderr)
 	cfgPath := configFlag(fs)
 	check := fs.Bool("check", false, "only report whether the database schema is current (exit 1 when not)")
 	from := fs.String("from", "", "copy this bbolt store (requests, identities, jobs, counters, audit chain and sink cursors, reconciler records) into the empty database")

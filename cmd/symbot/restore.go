@@ -18,7 +18,7 @@ import (
 )
 
 func restoreCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("restore", "FILE [--config FILE]", stderr)
+	fs := newFlagSet("restore", "", stderr)
 	cfgPath := configFlag(fs)
 	backup, code, ok := parseOneArg(fs, args, stderr, "backup file (written by `symbot backup`)")
 	if !ok {

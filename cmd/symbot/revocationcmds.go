@@ -12,7 +12,7 @@ import (
 )
 
 func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("reconcile", "[--dry-run] [--json] [--config FILE]", stderr)
+	cmd := newAdminCmd("reconcile", "", stderr)
 	dry := cmd.fs.Bool("dry-run", false, "report what the pass finds without changing anything")
 	asJSON := cmd.jsonFlag()
 	c, _, code, ok := cmd.dial(ctx, args, "")
@@ -53,7 +53,7 @@ func reconcileCmd(ctx context.Context, args []string, _ io.Reader, stdout, stder
 }
 
 func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("standing", "[--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("standing", "", stderr)
 	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
 	c, _, code, ok := cmd.dial(ctx, args, "")
@@ -69,7 +69,7 @@ func standingCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func showCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	cmd := newAdminCmd("show", "ID [--json] [--config FILE] [--db FILE | --offline]", stderr)
+	cmd := newAdminCmd("show", "", stderr)
 	cmd.readOffline()
 	asJSON := cmd.jsonFlag()
 	c, id, code, ok := cmd.dial(ctx, args, "request id (see `symbot grants` or `symbot audit`)")

@@ -109,7 +109,7 @@ const explainArgs = "FLOW/TARGET --as EMAIL --duration D --reason TEXT [--break-
 // status come from --groups and --on-call when given, else from Okta and
 // PagerDuty (only when a rule reached needs them).
 func explainCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("explain", explainArgs, stderr)
+	fs := newFlagSet("explain", "", stderr)
 	cfgPath := configFlag(fs)
 	as := fs.String("as", "", "the requester's email (as in Slack and Okta)")
 	slackID := fs.String("slack-id", "", "the requester's Slack user id, for rules that read requester.slack_id")

@@ -27,7 +27,7 @@ import (
 
 // runCmd is `symbot run`.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "[--config FILE]", stderr)
+	fs := newFlagSet("run", "", stderr)
 	cfgPath := configFlag(fs)
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
