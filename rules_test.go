@@ -3,6 +3,7 @@ package symbot_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,71 @@ func TestBreakGlassRules(t *testing.T) {
 	got := symbot.BreakGlassRules(rulesFlow().Rules)
 	if len(got) != 1 || got[0].Name != "weekend" {
 		t.Fatalf("BreakGlassRules = %+v, want the refuse rule weekend only", got)
+	}
+}
+
+// classified is a ruleFunc that can tell which rules are decidable before
+// a request.
+type classified struct {
+	ruleFunc
+	static map[string]bool
+}
+
+func (c classified) RequestIndependent(r *symbot.Rule) bool { return c.static[r.Name] }
+
+func TestOutlook(t *testing.T) {
+	f := testFlow()
+	f.Approvers.Users = []string{"UBOB", "UCAROL", "UDAVE"}
+	f.Rules = []symbot.Rule{
+		{Name: "by-reason", When: "x", Action: symbot.RuleRefuse, Message: "no"},
+		{Name: "carol-never", When: "x", Action: symbot.RuleRefuse, Message: "no"},
+		{Name: "bob-needs-two", When: "x", Action: symbot.RuleRequire, Approvals: 2, Approvers: &symbot.Approvers{Users: []string{"UCAROL", "UDAVE"}}},
+	}
+	f.Targets[1].Rules = []symbot.Rule{} // ro: no rules
+	h := newHarness(t, nil, f)
+	asked := 0
+	h.eng.Rules = classified{
+		ruleFunc: ruleFunc{
+			"by-reason":     func(in symbot.RuleInput) (bool, error) { asked++; return in.Reason == "", nil },
+			"carol-never":   func(in symbot.RuleInput) (bool, error) { return in.Requester.SlackID == "UCAROL", nil },
+			"bob-needs-two": func(in symbot.RuleInput) (bool, error) { return in.Requester.SlackID == "UBOB", nil },
+		},
+		static: map[string]bool{"carol-never": true, "bob-needs-two": true},
+	}
+	fl := h.eng.Flows()
+	for _, tc := range []struct {
+		who     symbot.Actor
+		rule    string
+		need    int
+		by      []string
+		targets int
+	}{
+		{bob, "bob-needs-two", 2, []string{"UCAROL", "UDAVE"}, 2},
+		{carol, "carol-never", 1, []string{"UBOB", "UCAROL", "UDAVE"}, 2},
+		{alice, "", 1, []string{"UBOB", "UCAROL", "UDAVE"}, 2},
+	} {
+		outs := h.eng.Outlook(t.Context(), fl, tc.who)
+		if len(outs) != tc.targets {
+			t.Fatalf("%s: %d outlooks, want one per target", tc.who.SlackID, len(outs))
+		}
+		admin, ro := outs[0], outs[1]
+		rule := ""
+		if admin.Rule != nil {
+			rule = admin.Rule.Name
+		}
+		if rule != tc.rule || admin.Approvals != tc.need || !slices.Equal(admin.Approvers.Users, tc.by) || !slices.Equal(admin.Depends, []string{"by-reason"}) {
+			t.Errorf("%s admin: rule %q approvals %d by %v depends %v; want %q %d %v [by-reason]", tc.who.SlackID, rule, admin.Approvals, admin.Approvers.Users, admin.Depends, tc.rule, tc.need, tc.by)
+		}
+		if ro.Rule != nil || len(ro.Depends) != 0 || ro.Approvals != 1 {
+			t.Errorf("%s ro (no rules): %+v, want the flow's approvers", tc.who.SlackID, ro)
+		}
+	}
+	if asked != 0 {
+		t.Errorf("a rule that depends on the request was evaluated %d times", asked)
+	}
+	// Without a classifier no rule is decided ahead.
+	h.eng.Rules = ruleFunc{}
+	if outs := h.eng.Outlook(t.Context(), fl, bob); len(outs[0].Depends) != 3 || outs[0].Rule != nil {
+		t.Errorf("without a classifier: %+v, want every rule in Depends", outs[0])
 	}
 }

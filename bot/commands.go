@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 	"github.com/symbot/symbot"
@@ -217,17 +218,26 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 	if p.emailUnconfirmed {
 		lines = append(lines, "*Email:* not confirmed in Slack, so symbot does not use it to find you in Okta.")
 	}
+	// An identity conflict refuses every request and decision: it is
+	// explained once, here, rather than once per flow.
+	var conflict *symbot.IdentityConflictError
 	if u, err := eng.ResolveUser(ctx, actor.Person); err != nil {
 		b.log.Info("whoami: directory lookup failed", "user", actor.SlackID, "err", err)
 		lines = append(lines, "*Okta:* not resolved. "+b.explain(err))
+		errors.As(err, &conflict)
 	} else {
 		lines = append(lines, fmt.Sprintf("*Okta:* %s (`%s`, %s)", Escape(u.Login), Escape(u.ID), Escape(strings.ToLower(u.Status))))
 	}
 	var req, appr []string
+	var requestable []symbot.Flow
 	now, ttl := b.cfg.Now(), b.limits.get().ApproverCacheTTL
 	for _, f := range eng.Flows() {
+		if conflict != nil {
+			break
+		}
 		if !actor.IsBot && (!actor.IsGuest || f.AllowGuests) {
 			req = append(req, "`"+Escape(f.Name)+"`")
+			requestable = append(requestable, f)
 		}
 		key := actor.SlackID + "|" + actor.Email + "|" + f.Name
 		ok, cached := b.approvers.get(key, now, ttl)
@@ -238,6 +248,11 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 				b.approvers.put(key, ok, now, ttl)
 			}
 		}
+		if errors.As(err, &conflict) {
+			// Found out now (the directory was asked afresh): say it once.
+			lines = append(lines, b.explain(err))
+			break
+		}
 		if err != nil {
 			b.log.Info("whoami: approver check failed", "user", actor.SlackID, "flow", f.Name, "err", err)
 			appr = append(appr, "`"+Escape(f.Name)+"` (could not check: "+b.explain(err)+")")
@@ -247,6 +262,12 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 			appr = append(appr, "`"+Escape(f.Name)+"`")
 		}
 	}
+	if conflict != nil {
+		lines = append(lines, "*May request:* nothing until the operators have checked your account (see above)", "*May approve:* nothing until then")
+		text := strings.Join(lines, "\n")
+		b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+		return
+	}
 	none := func(s []string) string {
 		if len(s) == 0 {
 			return "none"
@@ -255,5 +276,113 @@ func (b *Bot) whoami(ctx context.Context, to replyTo) {
 	}
 	lines = append(lines, "*May request:* "+none(req), "*May approve:* "+none(appr))
 	text := strings.Join(lines, "\n")
-	b.tell(ctx, to, text, slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami")))
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID("sym_whoami"))}
+	if needs := outlookLines(ctx, eng, requestable, actor); len(needs) > 0 {
+		head := "*Your requests would need:*"
+		text += "\n" + head + "\n" + strings.Join(needs, "\n")
+		blocks = append(blocks, sectionsOf(head, needs, "sym_whoami_needs")...)
+	}
+	b.tell(ctx, to, text, blocks...)
 }
+
+// outlookLines says, per flow (or per target where the targets of a flow
+// differ), who would have to approve actor's request, under the rules
+// that can be decided before the request; the rules that depend on the
+// request itself (its reason, duration, time, on-call status) are named.
+func outlookLines(ctx context.Context, eng *symbot.Engine, flows []symbot.Flow, actor symbot.Actor) []string {
+	var out []string
+	all := eng.Outlook(ctx, flows, actor)
+	for i := range flows {
+		f := &flows[i]
+		type line struct{ target, words string }
+		var ls []line
+		for _, o := range all {
+			if o.Flow != f.Name {
+				continue
+			}
+			if eff, _, ok := f.ForTarget(o.Target); ok && actor.IsGuest && !eff.AllowGuests {
+				continue
+			}
+			ls = append(ls, line{o.Target, outlookWords(o)})
+		}
+		same := true
+		for _, l := range ls {
+			same = same && l.words == ls[0].words
+		}
+		switch {
+		case len(ls) == 0:
+		case same:
+			out = append(out, "• `"+Escape(f.Name)+"`: "+ls[0].words)
+		default:
+			for _, l := range ls {
+				out = append(out, "• `"+Escape(f.Name+"/"+l.target)+"`: "+l.words)
+			}
+		}
+	}
+	return out
+}
+
+// outlookWords says what one target's request would need.
+func outlookWords(o symbot.Outlook) string {
+	var s string
+	r := o.Rule
+	switch {
+	case r != nil && r.Action == symbot.RuleApprove:
+		s = "approved at once by rule `" + Escape(r.Name) + "`"
+	case r != nil && r.Action == symbot.RuleRefuse:
+		s = "refused by rule `" + Escape(r.Name) + "`"
+	default:
+		n := o.Approvals
+		if n < 1 {
+			n = symbot.DefaultApprovalsRequired
+		}
+		s = fmt.Sprintf("%d approval", n)
+		if n != 1 {
+			s += "s"
+		}
+		s += " from " + approverWords(o.Approvers)
+		if r != nil {
+			s += " (rule `" + Escape(r.Name) + "`)"
+		}
+	}
+	if len(o.Depends) > 0 {
+		names := make([]string, len(o.Depends))
+		for i, d := range o.Depends {
+			names[i] = "`" + Escape(d) + "`"
+		}
+		s = "depends on rules " + strings.Join(names, ", ") + "; otherwise " + s
+	}
+	return s
+}
+
+// sectionsOf puts head and lines into section blocks of at most
+// maxReplyRunes each, at most maxWhoamiSections of them; lines that do
+// not fit are counted in a last line.
+func sectionsOf(head string, lines []string, id string) []slack.Block {
+	var blocks []slack.Block
+	cur := head
+	flush := func() {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(cur), nil, nil, slack.SectionBlockOptionBlockID(fmt.Sprintf("%s_%d", id, len(blocks)))))
+		cur = ""
+	}
+	for i, l := range lines {
+		l = symbot.TruncateRunes(l, maxReplyRunes-100)
+		if utf8.RuneCountInString(cur)+1+utf8.RuneCountInString(l) > maxReplyRunes {
+			if len(blocks) == maxWhoamiSections-1 {
+				cur += fmt.Sprintf("\n… and %d more", len(lines)-i)
+				break
+			}
+			flush()
+		}
+		if cur != "" {
+			cur += "\n"
+		}
+		cur += l
+	}
+	flush()
+	return blocks
+}
+
+// maxWhoamiSections bounds the sections of whoami's "would need" part
+// (Slack allows 50 blocks in a message).
+const maxWhoamiSections = 10

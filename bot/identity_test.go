@@ -74,3 +74,35 @@ func TestTwoSlackAccountsOfOnePersonCannotSelfApproveInSlack(t *testing.T) {
 	h.click(bob, ref, bot.ActionApprove)
 	h.waitState(r.ID, symbot.StateActive)
 }
+
+// TestWhoamiExplainsAnIdentityConflictOnce: whoami of an account in
+// identity conflict says why, and the way out, once at the top, not once
+// per flow.
+func TestWhoamiExplainsAnIdentityConflictOnce(t *testing.T) {
+	h := mustAdmissionHarness(t)
+	r1, ref1 := h.request(alice, "ops/console 1h deploy")
+	h.click(bob, ref1, bot.ActionApprove) // binds bob to 00ubob
+	h.waitState(r1.ID, symbot.StateActive)
+	h.dir.addUser("00umallory", "bob@example.com") // the address now finds someone else
+	if err := h.dir.AddMember(t.Context(), "00umallory", "G-APPROVERS"); err != nil {
+		t.Fatal(err)
+	}
+	_, ref2 := h.request(carol, "ops/console 1h deploy")
+	const why = "symbot identity reset " + bob
+	h.click(bob, ref2, bot.ActionApprove) // found out: the conflict is recorded
+	h.waitFor("the refusal", func() bool { return len(h.ephemeralsWith(bob, why)) > 0 })
+
+	h.slash(bob, "whoami")
+	e := h.waitEphemeral(bob, "May approve").Text // the blocks repeat it
+	if n := strings.Count(e, why); n != 1 {
+		t.Errorf("whoami explains the identity conflict %d times, want once:\n%s", n, e)
+	}
+	for _, w := range []string{"*May request:* nothing until the operators have checked your account", "*May approve:* nothing"} {
+		if !strings.Contains(e, w) {
+			t.Errorf("whoami lacks %q:\n%s", w, e)
+		}
+	}
+	if strings.Index(e, why) > strings.Index(e, "May request") {
+		t.Errorf("the explanation is not at the top:\n%s", e)
+	}
+}

@@ -2,10 +2,13 @@ package bot
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/slack-go/slack"
 	"github.com/symbot/symbot"
 )
 
@@ -214,5 +217,32 @@ func TestDMBodies(t *testing.T) {
 	body, btns := dmBody(f, r, symbot.EventFailed, "U2", at, DefaultCommand)
 	if !strings.HasPrefix(body, "<@U1>'s request") || len(btns) != 0 {
 		t.Errorf("approver DM = %q with %d buttons", body, len(btns))
+	}
+}
+
+// TestSectionsOfStaysWithinSlackLimits: whoami's "would need" lines for
+// many flows fill sections of at most maxReplyRunes, at most
+// maxWhoamiSections of them, and say how many lines did not fit.
+func TestSectionsOfStaysWithinSlackLimits(t *testing.T) {
+	var lines []string
+	for i := range 500 {
+		lines = append(lines, fmt.Sprintf("• `flow%d/target`: %s", i, strings.Repeat("x", 80)))
+	}
+	blocks := sectionsOf("*Your requests would need:*", lines, "sym_whoami_needs")
+	if len(blocks) != maxWhoamiSections {
+		t.Fatalf("%d sections, want %d", len(blocks), maxWhoamiSections)
+	}
+	for i, b := range blocks {
+		s := b.(*slack.SectionBlock)
+		if n := utf8.RuneCountInString(s.Text.Text); n > maxReplyRunes+40 {
+			t.Errorf("section %d holds %d characters", i, n)
+		}
+	}
+	last := blocks[len(blocks)-1].(*slack.SectionBlock).Text.Text
+	if !strings.Contains(last, "more") {
+		t.Errorf("last section does not say what was left out: %q", last[max(0, len(last)-80):])
+	}
+	if got := sectionsOf("head", []string{"a", "b"}, "x"); len(got) != 1 || got[0].(*slack.SectionBlock).Text.Text != "head\na\nb" {
+		t.Errorf("two short lines: %+v", got)
 	}
 }

@@ -127,6 +127,7 @@ type RuleSet struct {
 
 type program struct {
 	prg    cel.Program
+	whole  bool     // uses a variable (request, requester, local, utc) other than by a field
 	groups bool     // reads requester.groups
 	onCall bool     // reads requester.on_call
 	scheds []string // on_call("...") arguments
@@ -253,6 +254,11 @@ func compile(path, src string, opts Options) (*program, []Problem) {
 		case celast.IdentKind:
 			if x.AsIdent() == "now" && !slices.Contains(p.reads, "now") {
 				p.reads = append(p.reads, "now")
+			}
+			if slices.Contains([]string{"request", "requester", "local", "utc"}, x.AsIdent()) {
+				if parent, ok := x.Parent(); !ok || parent.Kind() != celast.SelectKind {
+					p.whole = true
+				}
 			}
 		}
 	}
@@ -571,6 +577,32 @@ func (rs *RuleSet) Reads(when string) ([]string, bool) {
 		return nil, false
 	}
 	return slices.Clone(p.reads), true
+}
+
+// beforeRequest are the fields known of a request before it is made:
+// who asks for what, not why, for how long or when.
+var beforeRequest = []string{
+	"request.flow", "request.target", "request.group", "request.break_glass",
+	"requester.slack_id", "requester.email", "requester.name", "requester.guest", "requester.time_zone", "requester.groups",
+}
+
+// RequestIndependent implements symbot.RuleClassifier: whether r's
+// condition reads only the flow, target and group, whether the request is
+// break-glass, and who the requester is (Slack id, email, name, guest,
+// time zone, Okta groups), so that it can be decided before a request is
+// made. A condition that reads the reason, duration, start, the time, or
+// on-call status is not; nor one that does not compile.
+func (rs *RuleSet) RequestIndependent(r *symbot.Rule) bool {
+	p, err := rs.program(r.When)
+	if err != nil || p.whole || p.onCall || len(p.scheds) > 0 {
+		return false
+	}
+	for _, name := range p.reads {
+		if !slices.Contains(beforeRequest, name) {
+			return false
+		}
+	}
+	return true
 }
 
 // OnCallSchedules lists the schedule ids the compiled rules pass to

@@ -254,3 +254,34 @@ func TestBreakGlassVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIndependent: a rule that reads only who asks for what can be
+// decided before the request (whoami); one that reads the reason, the
+// duration, the time or on-call status, or uses a variable whole, cannot.
+func TestRequestIndependent(t *testing.T) {
+	tests := []struct {
+		when string
+		want bool
+	}{
+		{`request.target == "admin" && "00gsre" in requester.groups`, true},
+		{`!requester.email.endsWith("@example.com") || requester.guest`, true},
+		{`request.break_glass`, true},
+		{`request.reason.contains("x")`, false},
+		{`request.duration > duration("1h")`, false},
+		{`local.hour < 8`, false},
+		{`now > timestamp("2026-01-01T00:00:00Z")`, false},
+		{`requester.on_call`, false},
+		{`on_call("PSCHED1")`, false},
+		{`request.scheduled`, false},
+		{`[request].exists(r, r.reason == "x")`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.when, func(t *testing.T) {
+			r := symbot.Rule{Name: "r", When: tc.when, Action: symbot.RuleApprove}
+			rs := mustCompile(t, flowWith(r))
+			if got := rs.RequestIndependent(&r); got != tc.want {
+				t.Errorf("RequestIndependent(%s) = %v, want %v", tc.when, got, tc.want)
+			}
+		})
+	}
+}

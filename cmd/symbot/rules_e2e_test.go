@@ -512,3 +512,79 @@ func TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass(t *testing.T) {
 		t.Errorf("check still warns with the rule reading request.break_glass:\n%s", out)
 	}
 }
+
+// TestWhoamiShowsWhoApprovesUnderTheRules: /sym whoami says, per flow or
+// per target, who would have to approve the person's request under the
+// rules that can be decided before it (Okta groups, email), and names the
+// rules that depend on the request itself (reason, duration, on-call).
+func TestWhoamiShowsWhoApprovesUnderTheRules(t *testing.T) {
+	rw := mustRulesWorld(t)
+	w := rw.world
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// prod-ro: people other than carol need two approvals from bob and
+	// mallory, whatever they ask.
+	yml := edit(t, string(b), "      - name: prod-ro\n        group_id: "+rw.roGroup+"\n", fmt.Sprintf(`      - name: prod-ro
+        group_id: %s
+        rules:
+          - name: others-need-two
+            when: '!requester.email.startsWith("carol@")'
+            require:
+              approvals: 2
+              approvers:
+                users: [%s, %s]
+`, rw.roGroup, demoBob, demoMallory))
+	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
+	d.log = newLogger(d.cfg.Log, logs)
+	runDaemon(t, d)
+	wait := waiter(t, w, logs)
+	wait("symbot to connect", d.bot.Connected)
+
+	whoami := func(user string) string {
+		t.Helper()
+		before := len(w.slack.Ephemerals(user))
+		if _, err := w.slack.SlashCommand(user, "/sym", "whoami", demoChannel); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		wait("whoami's answer", func() bool {
+			es := w.slack.Ephemerals(user)
+			if len(es) <= before {
+				return false
+			}
+			got = blockTexts(t, es[len(es)-1].Blocks)
+			return true
+		})
+		return got
+	}
+	calls := len(rw.pd.Calls())
+	carol := whoami(demoCarol)
+	for _, want := range []string{
+		"Your requests would need:",
+		"• `prod/prod-admin`: depends on rules `no-weekend-work`, `two-for-long`, `on-call`; otherwise 1 approval from <@" + demoBob + ">",
+		"• `prod/prod-ro`: 1 approval from <@" + demoBob + ">",       // its rules replace the flow's; others-need-two does not match carol
+		"• `prod/prod-logs`: approved at once by rule `sre-members`", // carol is in sre
+	} {
+		if !strings.Contains(carol, want) {
+			t.Errorf("carol's whoami lacks %q:\n%s", want, carol)
+		}
+	}
+	mallory := whoami(demoMallory)
+	for _, want := range []string{
+		"• `prod/prod-ro`: 2 approvals from <@" + demoBob + ">, <@" + demoMallory + "> (rule `others-need-two`)",
+		"• `prod/prod-logs`: 1 approval from <@" + demoBob + ">", // not in sre
+	} {
+		if !strings.Contains(mallory, want) {
+			t.Errorf("mallory's whoami lacks %q:\n%s", want, mallory)
+		}
+	}
+	if got := len(rw.pd.Calls()); got != calls {
+		t.Errorf("whoami asked PagerDuty %d times; on-call depends on the time of the request", got-calls)
+	}
+}
