@@ -74,6 +74,9 @@ type Engine struct {
 	reconcileEvery atomic.Int64
 	reconcileSoon  atomic.Bool // a pass at once (the flows changed)
 	reconcileWake  chan struct{}
+	// grantCheckSet holds the GrantCheckTTL that SetGrantCheckTTL set,
+	// which overrides the field.
+	grantCheckSet atomic.Pointer[time.Duration]
 }
 
 // NewEngine validates flows (after applying defaults) and returns an engine.

@@ -23,11 +23,20 @@ const (
 )
 
 func (e *Engine) grantCheckTTL() time.Duration {
-	if e.GrantCheckTTL < 0 {
+	ttl := e.GrantCheckTTL
+	if p := e.grantCheckSet.Load(); p != nil {
+		ttl = *p
+	}
+	if ttl < 0 {
 		return 0
 	}
-	return orDefault(e.GrantCheckTTL, 5*time.Minute)
+	return orDefault(ttl, 5*time.Minute)
 }
+
+// SetGrantCheckTTL changes GrantCheckTTL (as the field reads: 0 the
+// default, negative off) while the engine runs, for a config reload. It
+// applies to the approvals and early look-ups that come after it.
+func (e *Engine) SetGrantCheckTTL(d time.Duration) { e.grantCheckSet.Store(&d) }
 
 // precheckFresh reports whether r's early look-ups may stand for its
 // grant's check at now.

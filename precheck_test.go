@@ -143,6 +143,27 @@ func TestStaleEarlyLookupsAreNotUsed(t *testing.T) {
 	}
 }
 
+// TestSetGrantCheckTTLWhileRunning: a reload's SetGrantCheckTTL applies
+// to the approvals after it: lengthened, a look-up older than the default
+// still stands; negative, the early look-ups of new requests are off.
+func TestSetGrantCheckTTLWhileRunning(t *testing.T) {
+	h, _, c := precheckHarness(t)
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	waitPrechecked(t, h, r.ID)
+	h.eng.SetGrantCheckTTL(time.Hour)
+	c.add(30 * time.Minute) // past the default 5m, within the new hour
+	if got := h.mustApprove(t, r.ID, bob); !got.GrantChecked {
+		t.Error("approved 30m after the look-ups with GrantCheckTTL set to 1h: the look-ups were not used")
+	}
+
+	h.eng.SetGrantCheckTTL(-1)
+	r2 := h.mustSubmit(t, carol, "admin", time.Hour)
+	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r2.ID).Message.TS != "" })
+	if got := h.mustApprove(t, r2.ID, bob); got.GrantChecked || !got.PrecheckedAt.IsZero() {
+		t.Errorf("with the early look-ups turned off: prechecked at %v, checked %t; want neither", got.PrecheckedAt, got.GrantChecked)
+	}
+}
+
 // TestEarlyFoundMembershipGoneIsAddedAndRemoved: the person was a member
 // when looked up while pending, but the membership was taken away before
 // the approval: the grant adds it (it does not trust the old answer) and

@@ -148,6 +148,10 @@ func OfflineChecks(cfg *config.Config) []Check {
 		},
 		rulesCheck(cfg),
 		{
+			Name: runtimeSummary(cfg.Runtime),
+			Run:  func(context.Context) error { return nil },
+		},
+		{
 			Name: "SLACK_BOT_TOKEN is set",
 			Run: func(context.Context) error {
 				if cfg.Slack.BotToken == "" {
@@ -199,6 +203,17 @@ func OfflineChecks(cfg *config.Config) []Check {
 		},
 		storeFile,
 	}...)
+}
+
+// runtimeSummary says the runtime settings in effect (defaults filled
+// in), for `symbot check`.
+func runtimeSummary(r config.Runtime) string {
+	early := "early Okta look-ups stand for " + symbot.FormatDuration(r.GrantCheckTTL)
+	if r.GrantCheckOff {
+		early = "early Okta look-ups off"
+	}
+	return fmt.Sprintf("runtime: credentials re-checked every %s, %s, %d job workers",
+		symbot.FormatDuration(r.CredentialCheckInterval), early, r.JobWorkers)
 }
 
 func writableDir(dir string) error {

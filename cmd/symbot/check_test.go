@@ -64,10 +64,24 @@ func TestCheckCommand(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
 		}
-		for _, w := range []string{"ok    config " + good + ": 1 flows, 1 targets", "ok    SLACK_BOT_TOKEN is set", "all checks passed"} {
+		for _, w := range []string{"ok    config " + good + ": 1 flows, 1 targets", "ok    runtime: credentials re-checked every 1m, early Okta look-ups stand for 5m, 16 job workers\n", "ok    SLACK_BOT_TOKEN is set", "all checks passed"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("output lacks %q:\n%s", w, out)
 			}
+		}
+	})
+	t.Run("runtime settings", func(t *testing.T) {
+		t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+		t.Setenv("SLACK_APP_TOKEN", "xapp-1")
+		tuned := writeFile(t, filepath.Join(dir, "tuned.yml"), baseYAML+"runtime:\n  credential_check_interval: 30s\n  grant_check_ttl: 0\n  job_workers: 4\n")
+		code, out, _ := cli(t, "check", "--config", tuned)
+		if want := "ok    runtime: credentials re-checked every 30s, early Okta look-ups off, 4 job workers\n"; code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, want a line %q:\n%s", code, want, out)
+		}
+		wrong := writeFile(t, filepath.Join(dir, "wrong.yml"), baseYAML+"runtime:\n  job_workers: 0\n")
+		code, out, _ = cli(t, "check", "--config", wrong)
+		if want := "wrong.yml:"; code != exitFail || !strings.Contains(out, want) || !strings.Contains(out, "runtime.job_workers: must be at least 1") {
+			t.Errorf("exit %d, want runtime.job_workers refused at its file:line:\n%s", code, out)
 		}
 	})
 	t.Run("missing tokens fail with the fix", func(t *testing.T) {

@@ -3,7 +3,8 @@ package main
 // The credentials symbot cannot serve without: both Slack tokens, checked
 // before anything is served, and the bot token and the Okta token (through
 // the AWS chain and Secrets Manager) checked again every
-// credentialCheckEvery while it runs, for /readyz and the metrics.
+// runtime.credential_check_interval while it runs, for /readyz and the
+// metrics.
 
 import (
 	"context"
@@ -15,12 +16,34 @@ import (
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/awsauth"
 	"github.com/symbot/symbot/bot"
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // DefaultCredentialCheckEvery is how often a running symbot asks Slack
 // (auth.test) and Okta (one group read) whether they still accept its
-// tokens: one call each, far below either's rate limits.
-const DefaultCredentialCheckEvery = time.Minute
+// tokens, unless runtime.credential_check_interval says otherwise: one
+// call each, far below either's rate limits.
+const DefaultCredentialCheckEvery = config.DefaultCredentialCheckInterval
+
+// credentialInterval is how often the credentials are checked now.
+func (d *daemon) credentialInterval() time.Duration {
+	if every := time.Duration(d.credentialEvery.Load()); every > 0 {
+		return every
+	}
+	return DefaultCredentialCheckEvery
+}
+
+// setCredentialInterval changes how often the credentials are checked
+// (zero: the default); a running watcher waits the new interval from now.
+func (d *daemon) setCredentialInterval(every time.Duration) {
+	if time.Duration(d.credentialEvery.Swap(int64(every))) == every {
+		return
+	}
+	select {
+	case d.credentialWake <- struct{}{}:
+	default:
+	}
+}
 
 // credentialCheckTimeout bounds one check while running;
 // startupCheckTimeout one check before serving, shorter because removals
@@ -165,15 +188,11 @@ func (d *daemon) checkSlackTokens(ctx context.Context) error {
 }
 
 // watchCredentials checks each credential now and then every
-// credentialCheckEvery until ctx ends, logging each change of state; the
+// credentialInterval until ctx ends, logging each change of state; the
 // details go to the log and the metrics, /readyz says only which one.
 func (d *daemon) watchCredentials(ctx context.Context) {
-	every := d.credentialCheckEvery
-	if every <= 0 {
-		every = DefaultCredentialCheckEvery
-	}
 	creds := d.credentialList()
-	t := time.NewTicker(every)
+	t := time.NewTimer(d.credentialInterval())
 	defer t.Stop()
 	for {
 		for _, cr := range creds {
@@ -199,10 +218,25 @@ func (d *daemon) watchCredentials(ctx context.Context) {
 				d.log.Warn("could not check a credential", "credential", cr.name, "err", err)
 			}
 		}
+		if !d.waitCredentialCheck(ctx, t) {
+			return
+		}
+	}
+}
+
+// waitCredentialCheck waits for the next check on t: it returns false when
+// ctx ends, true when t fires (reset for the check after), and it resets t
+// to the new interval from now when a reload changes the interval.
+func (d *daemon) waitCredentialCheck(ctx context.Context, t *time.Timer) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
+		case <-d.credentialWake:
+			t.Reset(d.credentialInterval())
 		case <-t.C:
+			t.Reset(d.credentialInterval())
+			return true
 		}
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/cmd/symbot/internal/config"
 )
 
 // TestRevokedBotTokenStopsStartupNamingEnvVar runs the binary with a token
@@ -80,7 +82,7 @@ func TestRevokedBotTokenStopsStartupNamingEnvVar(t *testing.T) {
 func TestReadyzGoesNotReadyWhenTokenRevoked(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	d := mustOpenDaemon(t, w, cfgPath, nil)
-	d.credentialCheckEvery = 20 * time.Millisecond
+	d.setCredentialInterval(20 * time.Millisecond)
 	runDaemon(t, d)
 	wait := waiter(t, w, nil)
 	srv := httptest.NewServer(NewHTTPHandler(d.ready, d.metrics, nil))
@@ -130,7 +132,7 @@ func TestReadyzGoesNotReadyWhenTokenRevoked(t *testing.T) {
 func TestReadyzGoesNotReadyWhenOktaTokenRefused(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	d := mustOpenDaemon(t, w, cfgPath, nil)
-	d.credentialCheckEvery = 20 * time.Millisecond
+	d.setCredentialInterval(20 * time.Millisecond)
 	runDaemon(t, d)
 	wait := waiter(t, w, nil)
 	wait("symbot to be ready", func() bool { return d.ready(t.Context()) == nil })
@@ -153,7 +155,7 @@ func TestReadyzGoesNotReadyWhenOktaTokenRefused(t *testing.T) {
 func TestRevokedAppTokenWhileRunningKeepsRemovingAccess(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	d := mustOpenDaemon(t, w, cfgPath, nil)
-	d.credentialCheckEvery = 20 * time.Millisecond
+	d.setCredentialInterval(20 * time.Millisecond)
 	runDaemon(t, d)
 	wait := waiter(t, w, nil)
 	cli := configCLI(t, cfgPath)
@@ -193,4 +195,59 @@ func TestRevokedAppTokenWhileRunningKeepsRemovingAccess(t *testing.T) {
 
 	w.slack.RestoreToken(w.slack.AppToken)
 	wait("symbot to reconnect", func() bool { return d.ready(t.Context()) == nil })
+}
+
+// TestRuntimeSettingsApplyAndReload: the runtime section reaches the
+// engine and the credential watcher at start; a reload applies a new
+// credential check interval at once (a watcher waiting out an hour checks
+// again within the new interval) and a new grant_check_ttl, and keeps the
+// job worker count, saying it needs a restart.
+func TestRuntimeSettingsApplyAndReload(t *testing.T) {
+	w, cfgPath := mustWorld(t, "1h", "0")
+	base, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRuntime := func(section string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, append(slices.Clone(base), section...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRuntime("runtime:\n  credential_check_interval: 1h\n  grant_check_ttl: 10m\n  job_workers: 4\n")
+	d := mustOpenDaemon(t, w, cfgPath, nil)
+	if got := d.credentialInterval(); got != time.Hour {
+		t.Errorf("credential check interval at start = %v, want 1h", got)
+	}
+	if d.engine.GrantCheckTTL != 10*time.Minute || d.engine.Runtime.Workers != 4 {
+		t.Errorf("engine at start: GrantCheckTTL %v, Workers %d; want 10m and 4", d.engine.GrantCheckTTL, d.engine.Runtime.Workers)
+	}
+	logs := &lockedBuffer{}
+	d.log = newLogger(config.Log{Level: "info"}, logs)
+	runDaemon(t, d)
+	wait := waiter(t, w, logs)
+	wait("symbot to be ready", func() bool { return d.ready(t.Context()) == nil })
+
+	// Checked at start, then not for an hour: a revoked token goes
+	// unnoticed until the interval changes.
+	w.slack.RevokeToken(w.slack.BotToken)
+	t.Cleanup(func() { w.slack.RestoreToken(w.slack.BotToken) })
+	writeRuntime("runtime:\n  credential_check_interval: 10s\n  grant_check_ttl: 0\n  job_workers: 8\n")
+	d.reload(t.Context())
+	if got := d.credentialInterval(); got != 10*time.Second {
+		t.Errorf("credential check interval after the reload = %v, want 10s", got)
+	}
+	if got := d.live.Load().Runtime; got.JobWorkers != 4 || !got.GrantCheckOff {
+		t.Errorf("runtime in effect after the reload = %+v, want job_workers kept at 4 and the early look-ups off", got)
+	}
+	for _, want := range []string{
+		"runtime.credential_check_interval 1h -> 10s",
+		"runtime.grant_check_ttl 10m -> 0 (off)",
+		"needs_restart=runtime.job_workers",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the reload's log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	wait("the revoked token to be noticed at the new interval", func() bool { return d.ready(t.Context()) != nil })
 }

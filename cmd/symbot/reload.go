@@ -21,7 +21,8 @@ import (
 // opened, listened on, connected to or built its clients from at start. A
 // reload that changes one keeps the running value and says a restart is
 // needed. Everything else (flows with their targets, approvers, rules and
-// durations; limits; reconcile.interval; log.level) is applied.
+// durations; limits; reconcile.interval; runtime.credential_check_interval
+// and runtime.grant_check_ttl; log.level) is applied.
 var restartOnly = []struct {
 	key string
 	get func(*config.Config) any
@@ -35,11 +36,14 @@ var restartOnly = []struct {
 	{"log.format", func(c *config.Config) any { return strings.ToLower(c.Log.Format) }},
 	{"audit", func(c *config.Config) any { return c.Audit }},
 	{"pagerduty", func(c *config.Config) any { return c.PagerDuty }},
+	// The executor starts its workers once, when it starts.
+	{"runtime.job_workers", func(c *config.Config) any { return c.Runtime.JobWorkers }},
 }
 
 // reload is what SIGHUP asks for: read the config file again and, when it
 // is valid, apply it. Flows (targets, approvers, rules, durations), limits,
-// reconcile.interval and log.level change at once, atomically: a request is
+// reconcile.interval, runtime.credential_check_interval,
+// runtime.grant_check_ttl and log.level change at once, atomically: a request is
 // judged by the old configuration or the new one, never a mix. Requests
 // already made keep what they asked for (see symbot.Engine.SetFlows).
 // Settings that need a restart keep their running value and are logged
@@ -73,6 +77,7 @@ func (d *daemon) apply(ctx context.Context, cur, next *config.Config) error {
 	eff.Slack, eff.AWS, eff.Okta, eff.Store, eff.HTTP, eff.Admin, eff.Audit, eff.PagerDuty =
 		cur.Slack, cur.AWS, cur.Okta, cur.Store, cur.HTTP, cur.Admin, cur.Audit, cur.PagerDuty
 	eff.Log.Format = cur.Log.Format
+	eff.Runtime.JobWorkers = cur.Runtime.JobWorkers
 
 	// The rules are compiled for the running pagerduty settings and client.
 	rules, probs := eff.CompileRules()
@@ -88,6 +93,8 @@ func (d *daemon) apply(ctx context.Context, cur, next *config.Config) error {
 	d.bot.SetLimits(botLimits(next.Limits))
 	d.bot.FlowsChanged()
 	d.engine.SetReconcileInterval(next.Reconcile.Interval)
+	d.engine.SetGrantCheckTTL(next.Runtime.EngineGrantCheckTTL())
+	d.setCredentialInterval(next.Runtime.CredentialCheckInterval)
 	if d.logLevel != nil {
 		d.logLevel.Set(logLevel(next.Log.Level))
 	}
@@ -188,6 +195,12 @@ func configChanges(cur, next *config.Config) []string {
 	if cur.Reconcile.Interval != next.Reconcile.Interval {
 		out = append(out, fmt.Sprintf("reconcile.interval %s -> %s", symbot.FormatDuration(cur.Reconcile.Interval), symbot.FormatDuration(next.Reconcile.Interval)))
 	}
+	if a, b := cur.Runtime.CredentialCheckInterval, next.Runtime.CredentialCheckInterval; a != b {
+		out = append(out, fmt.Sprintf("runtime.credential_check_interval %s -> %s", symbot.FormatDuration(a), symbot.FormatDuration(b)))
+	}
+	if a, b := cur.Runtime.EngineGrantCheckTTL(), next.Runtime.EngineGrantCheckTTL(); a != b {
+		out = append(out, fmt.Sprintf("runtime.grant_check_ttl %s -> %s", grantCheckWords(cur.Runtime), grantCheckWords(next.Runtime)))
+	}
 	if !strings.EqualFold(cur.Log.Level, next.Log.Level) {
 		out = append(out, fmt.Sprintf("log.level %s -> %s", orInfo(cur.Log.Level), orInfo(next.Log.Level)))
 	}
@@ -195,6 +208,14 @@ func configChanges(cur, next *config.Config) []string {
 		out = append(out, "no change")
 	}
 	return out
+}
+
+// grantCheckWords says runtime.grant_check_ttl: a duration, or off.
+func grantCheckWords(r config.Runtime) string {
+	if r.GrantCheckOff {
+		return "0 (off)"
+	}
+	return symbot.FormatDuration(r.GrantCheckTTL)
 }
 
 func orInfo(level string) string {

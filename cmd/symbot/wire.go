@@ -53,9 +53,12 @@ type daemon struct {
 
 	// Tunables the demo and the tests shorten; zero means the engine default.
 	retryBase time.Duration
-	// credentialCheckEvery: how often the bot and Okta tokens are checked
-	// while running; zero means DefaultCredentialCheckEvery.
-	credentialCheckEvery time.Duration
+	// credentialEvery is how often the bot and Okta tokens are checked
+	// while running (runtime.credential_check_interval; nanoseconds, zero
+	// means DefaultCredentialCheckEvery); a reload changes it and wakes
+	// the watcher with credentialWake. See credentialInterval.
+	credentialEvery atomic.Int64
+	credentialWake  chan struct{}
 
 	creds credentials // the last check of each credential, for ready
 
@@ -161,7 +164,7 @@ func openDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*dae
 // runs) and the function that opens the store (which may wait for the
 // database) given.
 func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m *Metrics, open func(context.Context) (symbot.Store, error)) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, log: log, credentialWake: make(chan struct{}, 1)}
 	d.live.Store(cfg)
 	awsCalls := &callCounter{}
 	src, dir, err := newDirectory(ctx, cfg, log,
@@ -210,6 +213,9 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	eng.Logger = log.With("component", "engine")
 	eng.Metrics = d.metrics
 	eng.ReconcileInterval = cfg.Reconcile.Interval
+	eng.GrantCheckTTL = cfg.Runtime.EngineGrantCheckTTL()
+	eng.Runtime.Workers = cfg.Runtime.JobWorkers
+	d.setCredentialInterval(cfg.Runtime.CredentialCheckInterval)
 	d.engine = eng
 
 	d.metrics.SetStats(func() symbot.Stats {
@@ -339,12 +345,8 @@ func (d *daemon) run(ctx context.Context) error {
 // start-up (an app-level token revoked while running: Socket Mode cannot
 // reconnect) does not stop symbot: expiring access must still be removed
 // from Okta, which needs no Slack. It stays not ready and tries again every
-// credentialCheckEvery. Any other failure stops symbot.
+// credential check interval. Any other failure stops symbot.
 func (d *daemon) runBot(ctx context.Context, cancel context.CancelFunc) error {
-	every := d.credentialCheckEvery
-	if every <= 0 {
-		every = DefaultCredentialCheckEvery
-	}
 	for {
 		err := d.bot.Run(ctx, d.engine)
 		if err == nil || ctx.Err() != nil {
@@ -356,6 +358,7 @@ func (d *daemon) runBot(ctx context.Context, cancel context.CancelFunc) error {
 			cancel()
 			return err
 		}
+		every := d.credentialInterval()
 		d.log.Error("Slack refused a token while symbot runs: slack commands and clicks go unanswered until it works again; expiring access is still removed from Okta", "err", err, "retry_in", every)
 		t := time.NewTimer(every)
 		select {

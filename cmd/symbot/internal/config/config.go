@@ -32,6 +32,23 @@ const (
 	DefaultReconcileInterval = 10 * time.Minute
 	// MinReconcileInterval keeps the reconciler within Okta's rate limits.
 	MinReconcileInterval = time.Minute
+	// DefaultCredentialCheckInterval is how often a running symbot asks
+	// Slack and Okta whether they still accept its tokens (for /readyz).
+	DefaultCredentialCheckInterval = time.Minute
+	// MinCredentialCheckInterval and MaxCredentialCheckInterval bound it:
+	// one call to each every 10 s is far below their rate limits, and a
+	// revoked token should not go unnoticed for more than an hour.
+	MinCredentialCheckInterval = 10 * time.Second
+	MaxCredentialCheckInterval = time.Hour
+	// DefaultGrantCheckTTL is how long the Okta look-ups made while a
+	// request waits for approval stand for the grant's own (the engine's
+	// default); MaxGrantCheckTTL bounds how stale they may be.
+	DefaultGrantCheckTTL = 5 * time.Minute
+	MaxGrantCheckTTL     = time.Hour
+	// DefaultJobWorkers is how many durable jobs (Okta changes, Slack
+	// posts) run at once (the engine's default); MaxJobWorkers bounds it.
+	DefaultJobWorkers = 16
+	MaxJobWorkers     = 256
 	// MaxChainedSession is the longest session AWS grants to a role assumed
 	// with credentials of another role (role chaining).
 	MaxChainedSession = time.Hour
@@ -57,6 +74,9 @@ type Config struct {
 	Limits Limits
 	// Reconcile configures the reconciler that compares Okta with the grants.
 	Reconcile Reconcile
+	// Runtime holds the daemon's tunables: credential checks, early
+	// look-ups, job workers.
+	Runtime Runtime
 	// Audit configures the audit trail's key, checkpoints and sinks.
 	Audit Audit
 	// PagerDuty is where rules find who is on call.
@@ -67,6 +87,31 @@ type Config struct {
 // Reconcile configures the reconciler.
 type Reconcile struct {
 	Interval time.Duration // default DefaultReconcileInterval
+}
+
+// Runtime holds the daemon's tunables; Load fills in the defaults.
+type Runtime struct {
+	// CredentialCheckInterval is how often the Slack bot token and the
+	// Okta token are checked while symbot runs (and how often a refused
+	// Slack app token is tried again).
+	CredentialCheckInterval time.Duration
+	// GrantCheckTTL is how long the early Okta look-ups of a waiting
+	// request stand for the grant's own (symbot.Engine.GrantCheckTTL);
+	// 0 with GrantCheckOff: the early look-ups are off.
+	GrantCheckTTL time.Duration
+	GrantCheckOff bool
+	// JobWorkers is how many durable jobs run at once
+	// (symbot.RuntimeOptions.Workers).
+	JobWorkers int
+}
+
+// EngineGrantCheckTTL is GrantCheckTTL as symbot.Engine.GrantCheckTTL
+// takes it: negative when the early look-ups are off.
+func (r Runtime) EngineGrantCheckTTL() time.Duration {
+	if r.GrantCheckOff {
+		return -1
+	}
+	return r.GrantCheckTTL
 }
 
 // Limits are the per-person limits of the Slack bot (bot.Limits). Zero

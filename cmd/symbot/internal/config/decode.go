@@ -389,6 +389,34 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				}
 			}}})
 		}},
+		{"runtime", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"credential_check_interval", func(n *yaml.Node, p string) {
+					var set bool
+					d.duration(&c.Runtime.CredentialCheckInterval, &set)(n, p)
+					if v := c.Runtime.CredentialCheckInterval; set && (v < MinCredentialCheckInterval || v > MaxCredentialCheckInterval) {
+						d.add(n.Line, p, "must be between 10s and 1h (leave it out for the default 1m)")
+					}
+				}},
+				{"grant_check_ttl", func(n *yaml.Node, p string) {
+					var set bool
+					d.duration(&c.Runtime.GrantCheckTTL, &set)(n, p)
+					switch v := c.Runtime.GrantCheckTTL; {
+					case !set:
+					case v == 0:
+						c.Runtime.GrantCheckOff = true
+					case v < 0 || v > MaxGrantCheckTTL:
+						d.add(n.Line, p, "must be at most 1h (0 turns the early look-ups off; leave it out for the default 5m)")
+					}
+				}},
+				{"job_workers", func(n *yaml.Node, p string) {
+					d.positive(&c.Runtime.JobWorkers)(n, p)
+					if c.Runtime.JobWorkers > MaxJobWorkers {
+						d.add(n.Line, p, "must be at most 256 (leave it out for the default 16)")
+					}
+				}},
+			})
+		}},
 		{"log", func(n *yaml.Node, p string) {
 			d.mapping(n, p, []field{
 				{"format", d.str(&c.Log.Format)},

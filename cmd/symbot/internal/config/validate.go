@@ -80,6 +80,15 @@ func (c *Config) applyDefaults(dir string) {
 	if c.Reconcile.Interval == 0 {
 		c.Reconcile.Interval = DefaultReconcileInterval
 	}
+	if c.Runtime.CredentialCheckInterval == 0 {
+		c.Runtime.CredentialCheckInterval = DefaultCredentialCheckInterval
+	}
+	if c.Runtime.GrantCheckTTL == 0 && !c.Runtime.GrantCheckOff {
+		c.Runtime.GrantCheckTTL = DefaultGrantCheckTTL
+	}
+	if c.Runtime.JobWorkers == 0 {
+		c.Runtime.JobWorkers = DefaultJobWorkers
+	}
 	if c.Store.Path != "" && !filepath.IsAbs(c.Store.Path) {
 		c.Store.Path = filepath.Join(dir, c.Store.Path)
 	}
