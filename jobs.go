@@ -160,7 +160,14 @@ func (e *Engine) complete(ctx context.Context, j Job, detail string, fn func(tx 
 
 func (e *Engine) completeOnce(ctx context.Context, j Job, detail string, fn func(tx Tx, now time.Time) error) error {
 	now := e.now()
-	return e.store.Update(ContextWithJob(ctx, j.ID), func(tx Tx) error {
+	update := e.store.Update
+	if j.Kind == JobPost {
+		// The approval message is out and no one waits on this record
+		// (its ts): it shares the commit of the next request rather than
+		// add one for that request to wait behind.
+		update = e.updateLater
+	}
+	return update(ContextWithJob(ctx, j.ID), func(tx Tx) error {
 		stored, err := tx.Job(j.ID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {

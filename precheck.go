@@ -104,7 +104,9 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	err = e.store.Update(ctx, func(tx Tx) error {
+	// Needed only at the approval, seconds away at the earliest: it shares
+	// the commit of the next write rather than add one.
+	err = e.updateLater(ctx, func(tx Tx) error {
 		cur, err := tx.Request(id)
 		if err != nil {
 			return err

@@ -61,6 +61,24 @@ type MembershipTryLocker interface {
 	TryLockMembership(ctx context.Context, key string) (unlock func(), ok bool, err error)
 }
 
+// LaterUpdater is implemented by a store that can hold back a write no one
+// waits on at once (a finished job's outcome, a look-up's record) to share
+// the commit of the next Update, instead of committing it on its own and
+// so making that Update wait behind one more commit. UpdateLater is Update
+// otherwise: it returns once fn's transaction is committed, and fn may run
+// more than once. A store without it commits such writes with Update.
+type LaterUpdater interface {
+	UpdateLater(ctx context.Context, fn func(Tx) error) error
+}
+
+// updateLater runs fn with the store's UpdateLater, or Update.
+func (e *Engine) updateLater(ctx context.Context, fn func(Tx) error) error {
+	if l, ok := e.store.(LaterUpdater); ok {
+		return l.UpdateLater(ctx, fn)
+	}
+	return e.store.Update(ctx, fn)
+}
+
 // Deduper remembers keys (Slack envelope ids, trigger ids, clicks) for
 // every process sharing a store, so that a redelivered envelope or a
 // double click is recognised whichever replica receives it. A store shared

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/internal/groupcommit"
@@ -42,6 +43,24 @@ func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
 	}
 	return s.update(ctx, "store update", func(t *tx) error { return fn(t) })
 }
+
+// UpdateLater is Update for a write that no one waits on at once (a
+// finished job's outcome, a look-up's record): it starts no commit of its
+// own but joins, after their fns, the next group of Update calls, so it
+// adds no commit and no fsync for an Update to wait behind. When no Update
+// comes within 10 ms it commits on its own. It returns, as Update does,
+// once its transaction is committed.
+func (s *Store) UpdateLater(ctx context.Context, fn func(symbot.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store update: %w", err)
+	}
+	return s.writes.DoLater(ctx, "store update", func(t *tx) error { return fn(t) }, s.laterWait)
+}
+
+// defaultLaterWait bounds how long UpdateLater waits for an Update to
+// share a commit with: under load Updates come every few milliseconds;
+// an idle store commits a late write on its own this much later.
+const defaultLaterWait = 10 * time.Millisecond
 
 // maxGroup caps the fns in one group commit, which bounds the work re-run
 // when one of them fails.

@@ -128,7 +128,13 @@ func checkJobsAndAudit(t *testing.T, s symbot.Store, n int) {
 	}
 }
 
-func TestGroupCommitConcurrent(t *testing.T) {
+func TestGroupCommitConcurrent(t *testing.T) { testGroupCommitConcurrent(t, false) }
+
+// TestGroupCommitConcurrentWithLaterWrites: the same, every other worker
+// writing with UpdateLater.
+func TestGroupCommitConcurrentWithLaterWrites(t *testing.T) { testGroupCommitConcurrent(t, true) }
+
+func testGroupCommitConcurrent(t *testing.T, late bool) {
 	const workers, each = 16, 30
 	s := MustOpen(t, store.Config{}) // fsync on: commits are slow enough for groups to form
 	var (
@@ -146,9 +152,13 @@ func TestGroupCommitConcurrent(t *testing.T) {
 				var seq uint64
 				var err error
 				var panicked any
+				update := s.Update
+				if late && w%2 == 1 {
+					update = s.UpdateLater
+				}
 				func() {
 					defer func() { panicked = recover() }()
-					err = s.Update(t.Context(), func(tx symbot.Tx) error {
+					err = update(t.Context(), func(tx symbot.Tx) error {
 						n, err := storetest.WriteOp(tx, tag)
 						if err != nil {
 							return err

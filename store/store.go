@@ -57,6 +57,8 @@ type Store struct {
 	log  *slog.Logger
 
 	writes *groupcommit.Queue[*tx] // group commit (see Update)
+	// laterWait bounds an UpdateLater's wait for a group to join.
+	laterWait time.Duration
 
 	commits atomic.Uint64 // group transactions committed (for tests)
 
@@ -132,6 +134,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, log: o.Logger}
 	s.writes = groupcommit.New(maxGroup, s.attempt)
+	s.laterWait = defaultLaterWait
 	s.writes.Logger = o.Logger
 	s.writes.ClosedErr = fmt.Errorf("store %s: %w", path, berrors.ErrDatabaseNotOpen)
 	if err := s.init(o.ReadOnly); err != nil {

@@ -20,6 +20,11 @@
 // own, again after a conflict (Result.Retry) up to Queue.MaxRetries times.
 // A panic in a fn is re-raised in its caller's goroutine and handled like
 // an error for the rest of the group.
+//
+// A write no one waits on at once (DoLater) starts no group: it joins the
+// next group that runs, after the other writes, so that it adds no commit
+// for them to wait behind, and runs on its own only when no group comes
+// within its wait.
 package groupcommit
 
 import (
@@ -30,6 +35,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 )
 
 // ErrClosed is what Do returns (prefixed by its op) after Close, unless
@@ -109,6 +115,7 @@ type Queue[T any] struct {
 	busy   bool      // a leader is running a group
 	closed bool      // Close was called: no new writes
 	queue  []*Write[T]
+	later  []*Write[T] // DoLater writes waiting to join a group
 }
 
 // New returns a queue that runs groups of at most max writes with attempt.
@@ -142,12 +149,23 @@ func (q *Queue[T]) Do(ctx context.Context, op string, fn func(T) error) error {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		cerr := q.ClosedErr
-		if cerr == nil {
-			cerr = ErrClosed
-		}
-		return fmt.Errorf("%s: %w", op, cerr)
+		return q.closedErr(op)
 	}
+	return q.run(w)
+}
+
+// closedErr is the error of a write made after Close.
+func (q *Queue[T]) closedErr(op string) error {
+	cerr := q.ClosedErr
+	if cerr == nil {
+		cerr = ErrClosed
+	}
+	return fmt.Errorf("%s: %w", op, cerr)
+}
+
+// run queues w, leading its group when none is in flight, and returns w's
+// outcome. The caller holds q.mu, which run releases, and w is in no list.
+func (q *Queue[T]) run(w *Write[T]) error {
 	if !q.busy {
 		q.busy = true
 		q.queue = append(q.queue, w)
@@ -155,7 +173,9 @@ func (q *Queue[T]) Do(ctx context.Context, op string, fn func(T) error) error {
 		q.lead()
 		return w.outcome()
 	}
-	w.wake = make(chan bool, 1)
+	if w.wake == nil {
+		w.wake = make(chan bool, 1)
+	}
 	q.queue = append(q.queue, w)
 	q.mu.Unlock()
 	select {
@@ -164,13 +184,13 @@ func (q *Queue[T]) Do(ctx context.Context, op string, fn func(T) error) error {
 			q.lead()
 		}
 		return w.outcome()
-	case <-ctx.Done():
+	case <-w.Ctx.Done():
 	}
 	q.mu.Lock()
 	if i := slices.Index(q.queue, w); i >= 0 && !w.lead {
 		q.queue = slices.Delete(q.queue, i, i+1)
 		q.mu.Unlock()
-		return fmt.Errorf("%s: %w", op, ctx.Err())
+		return fmt.Errorf("%s: %w", w.Op, w.Ctx.Err())
 	}
 	q.mu.Unlock()
 	// Already in a running group (or chosen to lead one): wait for it.
@@ -180,12 +200,59 @@ func (q *Queue[T]) Do(ctx context.Context, op string, fn func(T) error) error {
 	return w.outcome()
 }
 
-// Close makes later calls of Do fail and returns once the writes already
-// queued have finished.
+// DoLater is Do for a write no one waits on at once (a finished job's
+// outcome, a look-up's record): it starts no group of its own but joins,
+// after the writes of Do, the next group that runs, so that it adds no
+// commit for a Do to wait behind. When no group runs within wait it runs
+// as Do would. It returns, as Do does, once its transaction committed.
+func (q *Queue[T]) DoLater(ctx context.Context, op string, fn func(T) error, wait time.Duration) error {
+	w := &Write[T]{Ctx: ctx, Op: op, Fn: fn, wake: make(chan bool, 1)}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return q.closedErr(op)
+	}
+	q.later = append(q.later, w)
+	q.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-w.wake: // taken into a group, and finished
+		return w.outcome()
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	i := slices.Index(q.later, w)
+	if i < 0 {
+		// Taken into a group already: wait for it.
+		q.mu.Unlock()
+		<-w.wake
+		return w.outcome()
+	}
+	q.later = slices.Delete(q.later, i, i+1)
+	if err := ctx.Err(); err != nil {
+		q.mu.Unlock()
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	// No group came along: run it (with the late writes it takes in).
+	return q.run(w)
+}
+
+// Close makes later calls of Do and DoLater fail and returns once the
+// writes already queued (late ones too) have finished.
 func (q *Queue[T]) Close() {
 	q.mu.Lock()
 	q.closed = true
-	for q.busy {
+	for q.busy || len(q.later) > 0 {
+		if !q.busy {
+			// Late writes still waiting for a group: run them now.
+			q.busy = true
+			q.mu.Unlock()
+			q.lead()
+			q.mu.Lock()
+			continue
+		}
 		q.idle.Wait()
 	}
 	q.mu.Unlock()
@@ -203,6 +270,13 @@ func (q *Queue[T]) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.queue)
+}
+
+// LaterLen returns how many DoLater writes wait to join a group.
+func (q *Queue[T]) LaterLen() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.later)
 }
 
 // lead runs one group, starting with the writes queued now, then hands the
@@ -226,16 +300,19 @@ func (q *Queue[T]) lead() {
 	q.runGroup(q.take(nil))
 }
 
-// take appends to group the queued writes, up to the queue's max in all.
+// take appends to group the queued writes, then the late ones (DoLater),
+// up to the queue's max in all.
 func (q *Queue[T]) take(group []*Write[T]) []*Write[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := min(len(q.queue), q.max-len(group))
-	if n <= 0 {
-		return group
+	for _, l := range []*[]*Write[T]{&q.queue, &q.later} {
+		n := min(len(*l), q.max-len(group))
+		if n <= 0 {
+			continue
+		}
+		group = append(group, (*l)[:n]...)
+		*l = slices.Clone((*l)[n:])
 	}
-	group = append(group, q.queue[:n]...)
-	q.queue = slices.Clone(q.queue[n:])
 	return group
 }
 

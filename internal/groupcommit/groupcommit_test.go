@@ -371,3 +371,126 @@ func TestCloseFinishesQueuedWrites(t *testing.T) {
 		t.Errorf("X ran %d times after Close, want 0", runs["X"])
 	}
 }
+
+// doLater starts s.q.DoLater (waiting at most lwait for a group) on its own
+// goroutine and waits until want late writes wait (0: do not wait).
+func doLater(t *testing.T, s *fakeStore, ctx context.Context, want int, lwait time.Duration, fn func(kv) error) <-chan result {
+	t.Helper()
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			r.panic = recover()
+			ch <- r
+		}()
+		r.err = s.q.DoLater(ctx, "fake update", fn, lwait)
+	}()
+	if want > 0 {
+		waitFor(t, fmt.Sprintf("%d late writes", want), func() bool { return s.q.LaterLen() == want })
+	}
+	return ch
+}
+
+// order returns a fn for s.put that appends name to *seen.
+func order(mu *sync.Mutex, seen *[]string, name string) func(kv) error {
+	return func(kv) error {
+		mu.Lock()
+		*seen = append(*seen, name)
+		mu.Unlock()
+		return nil
+	}
+}
+
+// TestLateWritesJoinTheNextGroup: late writes start no group; they join
+// the next one, after its other writes, and commit with it.
+func TestLateWritesJoinTheNextGroup(t *testing.T) {
+	s := newFakeStore(64)
+	var mu sync.Mutex
+	var seen []string
+	l1 := doLater(t, s, t.Context(), 1, time.Hour, s.put("L1", order(&mu, &seen, "L1")))
+	l2 := doLater(t, s, t.Context(), 2, time.Hour, s.put("L2", order(&mu, &seen, "L2")))
+	if _, commits, _ := s.snapshot(); commits != 0 {
+		t.Fatalf("commits = %d with only late writes waiting, want 0", commits)
+	}
+	if r := get(t, do(t, s, t.Context(), 0, s.put("A", order(&mu, &seen, "A")))); r.err != nil {
+		t.Fatalf("A: %v", r.err)
+	}
+	for _, ch := range []<-chan result{l1, l2} {
+		if r := get(t, ch); r.err != nil || r.panic != nil {
+			t.Errorf("late write: %v %v, want success", r.err, r.panic)
+		}
+	}
+	data, commits, _ := s.snapshot()
+	if want := (kv{"A": "A", "L1": "L1", "L2": "L2"}); !maps.Equal(data, want) || commits != 1 {
+		t.Errorf("stored %v in %d commits, want %v in 1", data, commits, want)
+	}
+	if want := []string{"A", "L1", "L2"}; !slices.Equal(seen, want) {
+		t.Errorf("fns ran in the order %v, want %v", seen, want)
+	}
+}
+
+// TestLateWriteRunsAloneAfterItsWait: with no group coming, a late write
+// runs on its own once its wait is over.
+func TestLateWriteRunsAloneAfterItsWait(t *testing.T) {
+	s := newFakeStore(64)
+	if r := get(t, doLater(t, s, t.Context(), 0, time.Millisecond, s.put("L", nil))); r.err != nil {
+		t.Fatalf("L: %v", r.err)
+	}
+	if data, commits, _ := s.snapshot(); !maps.Equal(data, kv{"L": "L"}) || commits != 1 {
+		t.Errorf("stored %v in %d commits, want L in 1", data, commits)
+	}
+}
+
+// TestFailingLateWriteFailsOnlyItself: a late write that fails in another
+// write's group gets its own error; the other commits.
+func TestFailingLateWriteFailsOnlyItself(t *testing.T) {
+	s := newFakeStore(64)
+	bad := doLater(t, s, t.Context(), 1, time.Hour, s.put("bad", func(kv) error { return errFail }))
+	if r := get(t, do(t, s, t.Context(), 0, s.put("A", nil))); r.err != nil {
+		t.Fatalf("A: %v", r.err)
+	}
+	if r := get(t, bad); !errors.Is(r.err, errFail) {
+		t.Errorf("late write: %v, want %v", r.err, errFail)
+	}
+	if data, _, _ := s.snapshot(); !maps.Equal(data, kv{"A": "A"}) {
+		t.Errorf("stored %v, want only A", data)
+	}
+}
+
+// TestLateWriteCancelled: a late write whose ctx ends while it waits
+// returns ctx's error and never runs.
+func TestLateWriteCancelled(t *testing.T) {
+	s := newFakeStore(64)
+	ctx, cancel := context.WithCancel(t.Context())
+	l := doLater(t, s, ctx, 1, time.Hour, s.put("L", nil))
+	cancel()
+	if r := get(t, l); !errors.Is(r.err, context.Canceled) || !strings.HasPrefix(r.err.Error(), "fake update: ") {
+		t.Errorf("L: %v, want context.Canceled prefixed by its op", r.err)
+	}
+	if n := s.q.LaterLen(); n != 0 {
+		t.Errorf("%d late writes still waiting", n)
+	}
+	if r := get(t, do(t, s, t.Context(), 0, s.put("A", nil))); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if _, _, runs := s.snapshot(); runs["L"] != 0 {
+		t.Errorf("L ran %d times, want 0", runs["L"])
+	}
+}
+
+// TestCloseRunsLateWrites: Close runs the late writes still waiting for a
+// group before it returns.
+func TestCloseRunsLateWrites(t *testing.T) {
+	s := newFakeStore(64)
+	l := doLater(t, s, t.Context(), 1, time.Hour, s.put("L", nil))
+	s.q.Close()
+	if r := get(t, l); r.err != nil {
+		t.Errorf("L (waiting at Close): %v, want success", r.err)
+	}
+	if data, _, _ := s.snapshot(); !maps.Equal(data, kv{"L": "L"}) {
+		t.Errorf("stored %v when Close returned, want L", data)
+	}
+	if r := get(t, doLater(t, s, t.Context(), 0, time.Hour, s.put("X", nil))); !errors.Is(r.err, groupcommit.ErrClosed) {
+		t.Errorf("late write after Close: %v, want %v", r.err, groupcommit.ErrClosed)
+	}
+}
