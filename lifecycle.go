@@ -258,7 +258,13 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 		reachedState, err = e.reachApproved(tx, now, f, r, change{to: StateApproved, by: actor.SlackID, note: note, detail: note}, gs)
 		return err
 	})
-	h.start(e, err == nil, unlock) // releases the lock, or hands it to the grant
+	// A grant started here wakes the executor for the approval's Slack
+	// jobs when it ends (within deferredKickMax): woken now, the executor
+	// would claim and run them at the very moment of the Okta add,
+	// competing with it for the CPU; woken then, it claims them with the
+	// grant's own Slack jobs, in one claim transaction instead of two.
+	h.deferKick = true
+	grantRuns := h.start(e, err == nil, unlock) // releases the lock, or hands it to the grant
 	if err != nil {
 		return nil, e.wrapDecision("approve", err)
 	}
@@ -270,7 +276,11 @@ func (e *Engine) approve(ctx context.Context, id string, actor Actor, note strin
 	if reachedState != "" {
 		e.observe(f.Name, reachedState)
 	}
-	e.kick()
+	if grantRuns {
+		e.kickScheduler()
+	} else {
+		e.kick()
+	}
 	e.log().Info("approval recorded", "request_id", out.ID, "by", actor.SlackID, "state", out.State)
 	return out.Clone(), nil
 }

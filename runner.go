@@ -485,7 +485,16 @@ type handoff struct {
 	// caller took before the transaction and hands to the job (see start).
 	held    *Job
 	heldReq *Request
+	// deferKick: the executor, which the same transaction left jobs to,
+	// is woken when the started jobs end (or after deferredKickMax), not
+	// at once (see Engine.approve).
+	deferKick bool
 }
+
+// deferredKickMax bounds how long a deferred wake-up of the executor waits
+// for the jobs started by a hand-over: a slow Okta add must not hold back
+// the Slack updates of its approval for long.
+const deferredKickMax = 100 * time.Millisecond
 
 // newHandoff starts the hand-over of one command's jobs.
 func (e *Engine) newHandoff() *handoff { return &handoff{l: e.rt.local.Load()} }
@@ -536,14 +545,14 @@ func (h *handoff) taken() bool { return h != nil && len(h.jobs) > 0 }
 // it when it ends: from the commit to the Okta add nothing else can take
 // the membership, so the request is still as the transaction wrote it.
 // Otherwise start releases the lock before any job starts (a grant job
-// takes the same lock).
-func (h *handoff) start(e *Engine, committed bool, unlock func()) {
+// takes the same lock). It reports whether it started any job.
+func (h *handoff) start(e *Engine, committed bool, unlock func()) bool {
 	if unlock == nil {
 		unlock = func() {}
 	}
 	if h == nil {
 		unlock()
-		return
+		return false
 	}
 	running := committed && h.l != nil && h.l.ctx.Err() == nil
 	if h.held == nil || !running {
@@ -559,12 +568,21 @@ func (h *handoff) start(e *Engine, committed bool, unlock func()) {
 		if j == h.held && unlock != nil {
 			held = &heldGrant{r: h.heldReq, unlock: unlock}
 		}
+		var kick *time.Timer
+		if h.deferKick {
+			kick = time.AfterFunc(deferredKickMax, e.kickExecutor)
+		}
 		go func() {
 			defer h.l.give()
 			e.runJobHeld(h.l.jobCtx, *j, held)
+			if kick != nil && kick.Stop() {
+				e.kickExecutor()
+			}
 		}()
 	}
+	started := running && len(h.jobs) > 0
 	h.jobs, h.held, h.heldReq = nil, nil, nil
+	return started
 }
 
 // heldGrant is what an approval hands to its grant job: the request as the
