@@ -127,9 +127,9 @@ func storeOpenError(cfg *config.Config, err error) error {
 	return fmt.Errorf("%w (check %s)", err, setting)
 }
 
-// redactDatabaseURL describes a database connection string for logs and
-// /readyz: user, host, port and database, never the password or other
-// parameters (a URL's query may hold password=...).
+// redactDatabaseURL describes a database connection string for the log:
+// user, host, port and database, never the password or other parameters (a
+// URL's query may hold password=...).
 func redactDatabaseURL(s string) string {
 	c, err := pgconn.ParseConfig(s)
 	if err != nil {
@@ -139,11 +139,33 @@ func redactDatabaseURL(s string) string {
 	if user != "" {
 		user += "@"
 	}
-	return fmt.Sprintf("postgres://%s%s/%s", user, net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), c.Database)
+	return withoutPassword(fmt.Sprintf("postgres://%s%s/%s", user, net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), c.Database), c.Password)
+}
+
+// publicDatabaseName describes a database connection string for /readyz,
+// which anyone who reaches the listener may read: host, port and database
+// (enough to tell which server to fix), never the user or the password.
+func publicDatabaseName(s string) string {
+	c, err := pgconn.ParseConfig(s)
+	if err != nil {
+		return "(an invalid database URL, not repeated here)"
+	}
+	return withoutPassword(net.JoinHostPort(c.Host, fmt.Sprint(c.Port))+"/"+c.Database, c.Password)
+}
+
+// withoutPassword masks password wherever it appears in s, so that a
+// password that also sits in another field (a mistyped URL, a database
+// named like it) is never shown.
+func withoutPassword(s, password string) string {
+	if password == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, password, "(password)")
 }
 
 // unreachableReason is the public reason /readyz gives while the database
-// cannot be reached: where it is (without the password) and a short cause.
+// cannot be reached: where it is (host, port and database; no user, no
+// password) and a short cause.
 func unreachableReason(cfg *config.Config, attempt int, err error) string {
 	cause := "no connection (the error is in symbot's log)"
 	var (
@@ -162,5 +184,5 @@ func unreachableReason(cfg *config.Config, attempt int, err error) string {
 	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
 		cause = "timed out"
 	}
-	return fmt.Sprintf("can't reach the database %s: %s (%d attempts so far; symbot keeps trying)", redactDatabaseURL(cfg.Store.URL), cause, attempt)
+	return fmt.Sprintf("can't reach the database %s: %s (%d attempts so far; symbot keeps trying)", publicDatabaseName(cfg.Store.URL), cause, attempt)
 }

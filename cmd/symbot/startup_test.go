@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func TestRunWaitsForTheDatabase(t *testing.T) {
 		t.Fatalf("symbot exited while the database was down\n%s", why())
 	default:
 	}
-	wantReadyz := fmt.Sprintf("not ready: can't reach the database postgres://postgres@127.0.0.1:%d/", pg.Port)
+	wantReadyz := fmt.Sprintf("not ready: can't reach the database 127.0.0.1:%d/", pg.Port)
 	if !strings.HasPrefix(readyz, wantReadyz) || !strings.Contains(readyz, "connection refused") {
 		t.Errorf("/readyz while the database is down: %q, want it to start %q and say connection refused", readyz, wantReadyz)
 	}
@@ -187,10 +188,43 @@ func TestRedactDatabaseURL(t *testing.T) {
 		{"postgres://symbot@db.example.com/symbot?password=s3cret", "postgres://symbot@db.example.com:5432/symbot"},
 		{"host=db.example.com user=symbot password=s3cret dbname=symbot", "postgres://symbot@db.example.com:5432/symbot"},
 		{"postgres://u:s3cret@[::1/db", "(an invalid database URL, not repeated here)"},
+		// A password that also sits in another field is masked there.
+		{"postgres://symbot:s3cret@db.example.com/s3cret", "postgres://symbot@db.example.com:5432/(password)"},
 	}
 	for _, tt := range tests {
 		if got := redactDatabaseURL(tt.in); got != tt.want {
 			t.Errorf("redactDatabaseURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// /readyz has no authentication: while the database cannot be reached it
+// says which server and database (so an operator knows what to fix), but
+// never the user nor the password, wherever the URL puts them.
+func TestUnreachableReasonNamesNoUserOrPassword(t *testing.T) {
+	refused := fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+	tests := []struct{ name, url, want string }{
+		{"url", "postgres://symbot_owner:s3cret@db.example.com:5433/symbot?sslmode=disable",
+			"can't reach the database db.example.com:5433/symbot: connection refused (3 attempts so far; symbot keeps trying)"},
+		{"password parameter", "postgres://symbot_owner@db.example.com/symbot?password=s3cret",
+			"can't reach the database db.example.com:5432/symbot: connection refused (3 attempts so far; symbot keeps trying)"},
+		{"keywords", "host=db.example.com user=symbot_owner password=s3cret dbname=symbot",
+			"can't reach the database db.example.com:5432/symbot: connection refused (3 attempts so far; symbot keeps trying)"},
+		{"password also the database name", "postgres://symbot_owner:s3cret@db.example.com/s3cret",
+			"can't reach the database db.example.com:5432/(password): connection refused (3 attempts so far; symbot keeps trying)"},
+		{"invalid", "postgres://symbot_owner:s3cret@[::1/db",
+			"can't reach the database (an invalid database URL, not repeated here): connection refused (3 attempts so far; symbot keeps trying)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.Config{Store: config.Store{URL: tt.url}}
+			got := unreachableReason(cfg, 3, refused)
+			if got != tt.want {
+				t.Errorf("unreachableReason = %q, want %q", got, tt.want)
+			}
+			if strings.Contains(got, "symbot_owner") || strings.Contains(got, "s3cret") {
+				t.Errorf("unreachableReason = %q: it names the user or the password", got)
+			}
+		})
 	}
 }
