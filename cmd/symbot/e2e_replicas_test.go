@@ -228,8 +228,11 @@ flows:
 	}
 
 	// The chaos: SIGKILL a random replica every few seconds and start it
-	// again at once; never while the database is down (a replica cannot
-	// start without it). A replica that exits by itself is a failure.
+	// again at once; never while the database is down (the outage's checks
+	// expect every replica connected and ready when it starts; a replica
+	// started during an outage waits for the database, which
+	// TestRunWaitsForTheDatabase covers). A replica that exits by itself is
+	// a failure.
 	var (
 		outage     bool
 		outageFrom time.Time
@@ -630,8 +633,9 @@ func databaseOutage(w *world, pg *pgtest.Cluster, reps []*replica, mu *sync.Mute
 	}); err != nil {
 		return errors.New("the probe's approval message was not posted")
 	}
-	// No kills from here on; a replica restarted by the last one gets its
-	// start (it needs the database to start).
+	// No kills from here on; a replica restarted by the last one is let
+	// become ready, so that the outage's checks see every replica ready
+	// before the database stops.
 	mu.Lock()
 	*outage = true
 	mu.Unlock()
