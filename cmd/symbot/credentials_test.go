@@ -105,7 +105,16 @@ func TestReadyzGoesNotReadyWhenTokenRevoked(t *testing.T) {
 	}
 
 	wait("symbot to be ready", func() bool { return d.ready(t.Context()) == nil })
-	wait("the bot token to be checked", valid("1"))
+	// symbot_credential_valid is 1 from start, so it proves nothing by
+	// itself: wait until a periodic check has run after this point (the
+	// checks run one after another, so the start of a second auth.test
+	// means the first has recorded its outcome), then the gauge must still
+	// say the token is accepted.
+	checked := len(w.slack.CallsTo("auth.test"))
+	wait("a periodic check of the bot token", func() bool { return len(w.slack.CallsTo("auth.test")) >= checked+2 })
+	if !valid("1")() || d.ready(t.Context()) != nil {
+		t.Fatal("a check of the accepted bot token left symbot_credential_valid not 1 or symbot not ready")
+	}
 
 	w.slack.RevokeToken(w.slack.BotToken)
 	wait("symbot to notice the revoked token", func() bool { return d.ready(t.Context()) != nil })
