@@ -158,7 +158,20 @@ func TestSetGrantCheckTTLWhileRunning(t *testing.T) {
 
 	h.eng.SetGrantCheckTTL(-1)
 	r2 := h.mustSubmit(t, carol, "admin", time.Hour)
+	// The post decides whether to queue r2's look-ups.
 	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r2.ID).Message.TS != "" })
+	// Approving now would pass even if the look-ups had been queued and
+	// simply not run yet. So let a later request's look-ups run first:
+	// look-ups queued for r2 would have been queued before them and taken
+	// from the queue first (and with the in-memory directory finish within
+	// microseconds).
+	h.eng.SetGrantCheckTTL(time.Hour)
+	r3 := h.mustSubmit(t, dave, "admin", time.Hour)
+	waitPrechecked(t, h, r3.ID)
+	if got := h.get(t, r2.ID); !got.PrecheckedAt.IsZero() {
+		t.Fatalf("posted with the early look-ups turned off, yet looked up at %v", got.PrecheckedAt)
+	}
+	h.eng.SetGrantCheckTTL(-1)
 	if got := h.mustApprove(t, r2.ID, bob); got.GrantChecked || !got.PrecheckedAt.IsZero() {
 		t.Errorf("with the early look-ups turned off: prechecked at %v, checked %t; want neither", got.PrecheckedAt, got.GrantChecked)
 	}
