@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -150,7 +151,7 @@ func TestHelmChartDefault(t *testing.T) {
 			t.Errorf("no %s", kind)
 		}
 	}
-	for _, kind := range []string{"ServiceMonitor", "PodDisruptionBudget"} {
+	for _, kind := range []string{"ServiceMonitor", "PodDisruptionBudget", "PrometheusRule"} {
 		if objs[kind] != nil {
 			t.Errorf("a %s by default", kind)
 		}
@@ -246,6 +247,42 @@ func TestHelmChartHA(t *testing.T) {
 	cfg := renderedConfig(t, objs, "SYMBOT_DATABASE_URL=postgres://symbot:x@127.0.0.1:1/symbot")
 	if _, ok := cfg["store"]; ok {
 		t.Errorf("store %v in HA mode: the URL comes from SYMBOT_DATABASE_URL", cfg["store"])
+	}
+}
+
+// TestHelmChartPrometheusRule checks that metrics.prometheusRule.enabled
+// renders a PrometheusRule holding exactly the rules of
+// deploy/prometheus/symbot-rules.yml (the file Prometheus's parser checks
+// in TestPrometheusRules), with the labels a ruleSelector needs.
+func TestHelmChartPrometheusRule(t *testing.T) {
+	objs := mustRender(t, map[string]any{"metrics": map[string]any{
+		"serviceMonitor": map[string]any{"enabled": true},
+		"prometheusRule": map[string]any{"enabled": true, "labels": map[string]any{"release": "kube-prometheus-stack"}},
+	}})
+	pr := objs["PrometheusRule"]
+	if pr == nil {
+		t.Fatal("no PrometheusRule with metrics.prometheusRule.enabled")
+	}
+	if got := pr.get("apiVersion"); got != "monitoring.coreos.com/v1" {
+		t.Errorf("apiVersion %v, want monitoring.coreos.com/v1", got)
+	}
+	if pr.get("metadata", "labels", "release") != "kube-prometheus-stack" || pr.get("metadata", "labels", "app.kubernetes.io/name") != "symbot" {
+		t.Errorf("labels %v: want the chart's and metrics.prometheusRule.labels", pr.get("metadata", "labels"))
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus", "symbot-rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]any
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pr.get("spec"), any(file); !reflect.DeepEqual(got, want) {
+		t.Errorf("PrometheusRule spec differs from deploy/prometheus/symbot-rules.yml:\ngot  %v\nwant %v", got, want)
+	}
+	// The job label the rules select on is the one the ServiceMonitor gives.
+	if got := objs["ServiceMonitor"].get("spec", "jobLabel"); got != "app.kubernetes.io/name" || objs["Service"].get("metadata", "labels", "app.kubernetes.io/name") != "symbot" {
+		t.Errorf("ServiceMonitor jobLabel %v: the rules expect job=\"symbot\"", got)
 	}
 }
 
