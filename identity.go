@@ -52,15 +52,17 @@ const (
 // account whose binding has a conflict gets an *IdentityConflictError
 // without the directory being asked.
 func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
-	u, _, err := e.resolveBound(ctx, p, false)
+	u, _, err := e.resolveBound(ctx, p, false, false)
 	return u, err
 }
 
 // resolveBound resolves p through the binding; with fresh, the directory
 // is always asked (the grant, approver groups: a deactivated user must not
 // pass on a cached answer). It returns the binding as it was before, if
-// there was one (had).
-func (e *Engine) resolveBound(ctx context.Context, p Person, fresh bool) (u DirUser, before *Identity, err error) {
+// there was one (had). With late, a binding to record is written with
+// updateLater, for callers no one waits on (the early look-ups): it is
+// still committed before resolveBound returns.
+func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (u DirUser, before *Identity, err error) {
 	now := e.now()
 	var b Identity
 	var ok bool
@@ -89,8 +91,12 @@ func (e *Engine) resolveBound(ctx context.Context, p Person, fresh bool) (u DirU
 	if current && u.ID == b.OktaUserID && u.Login == b.OktaLogin {
 		return u, before, nil // nothing new to record
 	}
+	update := e.store.Update
+	if late {
+		update = e.updateLater
+	}
 	var conflict *IdentityConflictError
-	err = e.store.Update(ctx, func(tx Tx) error {
+	err = update(ctx, func(tx Tx) error {
 		conflict = nil // the store may run this more than once
 		cur, ok, err := tx.Identity(p.SlackID)
 		if err != nil {
@@ -168,7 +174,7 @@ func conflictAlert(b Identity, u DirUser) string {
 // person is not in the directory (and was never bound). An account with a
 // conflict gets an *IdentityConflictError.
 func (e *Engine) personOf(ctx context.Context, p Person) (string, error) {
-	u, before, err := e.resolveBound(ctx, p, false)
+	u, before, err := e.resolveBound(ctx, p, false, false)
 	var ce *IdentityConflictError
 	switch {
 	case err == nil:

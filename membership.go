@@ -51,9 +51,10 @@ func (e *Engine) tryLockMembership(ctx context.Context, key string) (unlock func
 
 // resolveRequester finds r's requester in the directory, for the grant:
 // through the binding, asking the directory now, so that access goes only
-// to the Okta user the requester's account is bound to.
-func (e *Engine) resolveRequester(ctx context.Context, r *Request) (DirUser, error) {
-	u, _, err := e.resolveBound(ctx, r.Requester, true)
+// to the Okta user the requester's account is bound to. late: see
+// resolveBound.
+func (e *Engine) resolveRequester(ctx context.Context, r *Request, late bool) (DirUser, error) {
+	u, _, err := e.resolveBound(ctx, r.Requester, true, late)
 	var ce *IdentityConflictError
 	if errors.As(err, &ce) {
 		return DirUser{}, Permanent(err)
@@ -163,7 +164,7 @@ func (e *Engine) execGrant(ctx context.Context, j Job, held *heldGrant) error {
 		}
 		uid, login = r.OktaUserID, r.OktaLogin
 		if !r.GrantChecked {
-			u, err := e.resolveRequester(ctx, r)
+			u, err := e.resolveRequester(ctx, r, false)
 			if err != nil {
 				return err
 			}

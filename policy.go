@@ -105,7 +105,7 @@ func (e *Engine) mayDecide(ctx context.Context, f *Flow, requester *Person, acto
 		// Always ask the directory, through the binding: a deactivated
 		// approver must not keep approving from a cached identity, and an
 		// account whose email now finds another Okta user is refused.
-		u, _, err := e.resolveBound(ctx, actor.Person, true)
+		u, _, err := e.resolveBound(ctx, actor.Person, true, false)
 		var ce *IdentityConflictError
 		switch {
 		case errors.As(err, &ce):

@@ -90,7 +90,7 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 		// start, which looks up for itself.
 		return nil
 	}
-	u, err := e.resolveRequester(ctx, r)
+	u, err := e.resolveRequester(ctx, r, true) // a new binding shares a later commit too
 	if err != nil {
 		return err
 	}
