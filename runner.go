@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -582,6 +583,14 @@ func (h *handoff) start(e *Engine, committed bool, unlock func()) bool {
 	}
 	started := running && len(h.jobs) > 0
 	h.jobs, h.held, h.heldReq = nil, nil, nil
+	if started {
+		// Let the jobs go first: what the caller does next (answer the
+		// person, acknowledge the envelope) can wait, and on a busy
+		// machine it would otherwise keep the processor while the job the
+		// person waits for (the approval message, the Okta add) waits
+		// behind it.
+		runtime.Gosched()
+	}
 	return started
 }
 
