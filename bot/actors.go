@@ -210,6 +210,9 @@ func (b *Bot) learnWorkspace(ctx context.Context) error {
 		}
 		if err == nil {
 			b.ws.Store(&workspace{team: res.TeamID, enterprise: res.EnterpriseID})
+			if res.BotID != "" {
+				b.self.Store(&res.BotID)
+			}
 			b.log.Info("slack workspace", "team_id", res.TeamID, "enterprise_id", res.EnterpriseID)
 			return nil
 		}

@@ -103,6 +103,7 @@ type Bot struct {
 	// approvers caches whoami's "may approve flow X" answers.
 	approvers *approverCache
 	ws        atomic.Pointer[workspace] // from auth.test, at the start of Run
+	self      atomic.Pointer[string]    // this app's bot_id, from auth.test (see selfBotID)
 	dms       sync.Map                  // user id -> DM channel id
 
 	reportedMu sync.Mutex

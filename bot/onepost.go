@@ -40,10 +40,13 @@ func jobMetadata(a symbot.JobAttempt) slack.SlackMetadata {
 	}}
 }
 
-// isJobMessage reports whether m carries a's metadata.
-func isJobMessage(m slack.Message, a symbot.JobAttempt) bool {
+// isJobMessage reports whether m carries a's metadata and was posted by
+// this app (bot id self): another app in the conversation can attach any
+// metadata it likes, and adopting its message would leave the job's own
+// message unposted. An empty self accepts any app's message.
+func isJobMessage(m slack.Message, a symbot.JobAttempt, self string) bool {
 	md := m.Metadata
-	if md.EventType != JobEventType || m.BotID == "" {
+	if md.EventType != JobEventType || m.BotID == "" || (self != "" && m.BotID != self) {
 		return false
 	}
 	id, _ := md.EventPayload["job_id"].(string)
@@ -114,6 +117,10 @@ func (b *Bot) findJobMessage(ctx context.Context, ch, threadTS string, a symbot.
 		from := a.CreatedAt.Add(-findMargin)
 		oldest = fmt.Sprintf("%d.%06d", from.Unix(), from.Nanosecond()/1000)
 	}
+	self, err := b.selfBotID(ctx)
+	if err != nil {
+		return "", false, b.lookupFailed(ctx, "auth.test", ch, a, err)
+	}
 	cursor := ""
 	for range findPages {
 		var msgs []slack.Message
@@ -144,7 +151,7 @@ func (b *Bot) findJobMessage(ctx context.Context, ch, threadTS string, a symbot.
 			return "", false, b.lookupFailed(ctx, method, ch, a, err)
 		}
 		for _, m := range msgs {
-			if isJobMessage(m, a) {
+			if isJobMessage(m, a, self) {
 				return m.Timestamp, true, nil
 			}
 		}
@@ -156,6 +163,31 @@ func (b *Bot) findJobMessage(ctx context.Context, ch, threadTS string, a symbot.
 	b.log.Warn("did not find an earlier attempt's message within the look-up's bound; posting",
 		"request_id", a.RequestID, "job", a.JobID, "channel", ch, "messages", findPages*findPageSize)
 	return "", false, nil
+}
+
+// selfBotID returns this app's bot id (auth.test's bot_id): learned at the
+// start of Run, or here once when a retried job looks before Run has
+// learned it (a replica's first jobs after a crash are retries). A Slack
+// answer without one gives "" (any app's message is then accepted).
+func (b *Bot) selfBotID(ctx context.Context) (string, error) {
+	if p := b.self.Load(); p != nil {
+		return *p, nil
+	}
+	var res *slack.AuthTestResponse
+	err := b.try(ctx, durable, "auth.test", func(ctx context.Context) error {
+		var err error
+		res, err = b.api.AuthTestContext(ctx)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if res.BotID == "" {
+		b.log.Warn("auth.test named no bot_id: a retried job's look-up accepts a message of any app that carries the job's metadata")
+		return "", nil
+	}
+	b.self.Store(&res.BotID)
+	return res.BotID, nil
 }
 
 // lookupFailed decides what a failed look-up means for the job: nil (post

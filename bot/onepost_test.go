@@ -30,6 +30,47 @@ func jobOf(t *testing.T, m slacktest.Message) string {
 	return string(m.Metadata.EventPayload)
 }
 
+// TestRetriedPostIgnoresAnotherAppsMessage: another app in the channel
+// can attach any metadata, even a copy of a job's. A retry must adopt only
+// a message this app posted: adopting the other app's would leave the
+// approval message unposted and point the request (and its later updates)
+// at a message symbot cannot edit.
+func TestRetriedPostIgnoresAnotherAppsMessage(t *testing.T) {
+	b, s := MustNotifier(t, bot.Config{ErrorsChannel: chErr})
+	f, r := sampleRequest()
+	forged := s.PostAsOtherApp(chAcc, "B0OTHERAPP", "looks like symbot's", &slacktest.Metadata{
+		EventType:    bot.JobEventType,
+		EventPayload: []byte(`{"job_id":"71","request_id":"` + r.ID + `","kind":"post"}`),
+	})
+	ref, err := b.PostRequest(jobCtx(t.Context(), 71, symbot.JobPost, r.ID, true), f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref == (symbot.MessageRef{Channel: forged.Channel, TS: forged.TS}) {
+		t.Fatal("the retry adopted another app's message that carried the job's metadata")
+	}
+	var own int
+	for _, m := range s.Messages(chAcc) {
+		if m.OtherApp == "" && m.Metadata != nil && strings.Contains(jobOf(t, m), `"job_id":"71"`) {
+			own++
+			if m.Ref() != (slacktest.MessageRef{Channel: ref.Channel, TS: ref.TS}) {
+				t.Errorf("PostRequest returned %+v, but its message is %+v", ref, m.Ref())
+			}
+		}
+	}
+	if own != 1 {
+		t.Errorf("approval messages posted by symbot for job 71: %d, want 1", own)
+	}
+	// Its own message is still found by a later retry.
+	again, err := b.PostRequest(jobCtx(t.Context(), 71, symbot.JobPost, r.ID, true), f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != ref {
+		t.Errorf("a second retry returned %+v, want symbot's own message %+v", again, ref)
+	}
+}
+
 // TestRetriedPostFindsEarlierMessage: a job's first attempt posts its
 // message with the job's metadata and makes no other call; a retry of the
 // same job finds that message in the channel's history (or the DM's, or

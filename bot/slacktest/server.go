@@ -116,6 +116,9 @@ type Message struct {
 	// Metadata is the message metadata chat.postMessage attached (its
 	// metadata parameter), nil when none.
 	Metadata *Metadata
+	// OtherApp is the bot id of the app that posted the message when it is
+	// not this one (see PostAsOtherApp); "" for the bot's own messages.
+	OtherApp string
 }
 
 // Metadata is a message's metadata as Slack stores it: an event type and a

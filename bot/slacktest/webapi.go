@@ -377,6 +377,8 @@ func (s *Server) messageJSON(m *Message, withMetadata bool) map[string]any {
 	if m.User == s.botUser {
 		out["bot_id"] = s.BotID
 		out["app_id"] = s.AppID
+	} else if m.OtherApp != "" {
+		out["bot_id"] = m.OtherApp
 	}
 	if m.ThreadTS != "" {
 		out["thread_ts"] = m.ThreadTS
@@ -495,6 +497,20 @@ func (s *Server) postLocked(m *Message) *Message {
 	}
 	s.byTS[m.Ref()] = m
 	return m
+}
+
+// PostAsOtherApp posts a top-level message in channelID as another app
+// installed in the workspace would (bot id botID, its own bot user), with
+// metadata md (nil: none), and returns its reference. History reads show
+// it with that bot_id. It is for tests of code that must tell its own
+// messages from other apps'.
+func (s *Server) PostAsOtherApp(channelID, botID, text string, md *Metadata) MessageRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.postLocked(&Message{Channel: channelID, Text: text, Metadata: md})
+	m.User, m.OtherApp = "U"+botID, botID
+	s.notifyLocked()
+	return m.Ref()
 }
 
 func (s *Server) apiUpdate(r *apiRequest) (map[string]any, *apiError) {
