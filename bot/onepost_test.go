@@ -71,6 +71,51 @@ func TestRetriedPostIgnoresAnotherAppsMessage(t *testing.T) {
 	}
 }
 
+// TestRetriedPostPagesThroughHistory: history comes newest first, 200 a
+// page, so an earlier attempt's message behind a busy channel is on a
+// later page: the look-up follows the cursor to it, and stops after 5
+// pages (1,000 messages), posting again, rather than read on without end.
+func TestRetriedPostPagesThroughHistory(t *testing.T) {
+	b, s := MustNotifier(t, bot.Config{ErrorsChannel: chErr})
+	f, r := sampleRequest()
+	ctx := t.Context()
+	ref, err := b.PostRequest(jobCtx(ctx, 91, symbot.JobPost, r.ID, false), f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := func(n int) {
+		for i := range n {
+			s.PostAsOtherApp(chAcc, "B0BUSYAPP", fmt.Sprintf("busy %d", i), nil)
+		}
+	}
+	filler(450) // the message is on the third page
+	again, err := b.PostRequest(jobCtx(ctx, 91, symbot.JobPost, r.ID, true), f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != ref {
+		t.Errorf("retry behind 450 messages returned %+v, want the earlier message %+v", again, ref)
+	}
+	if n := len(s.CallsTo("conversations.history")); n != 3 {
+		t.Errorf("history pages read %d, want 3", n)
+	}
+	if n := len(s.CallsTo("chat.postMessage")); n != 1 {
+		t.Errorf("chat.postMessage calls %d, want 1 (the first attempt only)", n)
+	}
+
+	filler(600) // now 1,050 messages are newer than it
+	beyond, err := b.PostRequest(jobCtx(ctx, 91, symbot.JobPost, r.ID, true), f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if beyond == ref {
+		t.Error("found a message beyond the look-up's bound of 1,000 messages")
+	}
+	if n := len(s.CallsTo("conversations.history")); n != 3+5 {
+		t.Errorf("history pages read %d, want 3 + 5 (the bound)", n)
+	}
+}
+
 // TestRetriedPostFindsEarlierMessage: a job's first attempt posts its
 // message with the job's metadata and makes no other call; a retry of the
 // same job finds that message in the channel's history (or the DM's, or
