@@ -38,6 +38,10 @@ func (e *Engine) grantCheckTTL() time.Duration {
 // applies to the approvals and early look-ups that come after it.
 func (e *Engine) SetGrantCheckTTL(d time.Duration) { e.grantCheckSet.Store(&d) }
 
+// GrantCheckTTLInEffect is how long early look-ups stand for a grant's
+// check now (defaults and SetGrantCheckTTL applied); 0 when they are off.
+func (e *Engine) GrantCheckTTLInEffect() time.Duration { return e.grantCheckTTL() }
+
 // precheckFresh reports whether r's early look-ups may stand for its
 // grant's check at now.
 func (e *Engine) precheckFresh(r *Request, now time.Time) bool {

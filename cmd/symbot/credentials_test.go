@@ -228,8 +228,8 @@ func TestRuntimeSettingsApplyAndReload(t *testing.T) {
 	if got := d.credentialInterval(); got != time.Hour {
 		t.Errorf("credential check interval at start = %v, want 1h", got)
 	}
-	if d.engine.GrantCheckTTL != 10*time.Minute || d.engine.Runtime.Workers != 4 {
-		t.Errorf("engine at start: GrantCheckTTL %v, Workers %d; want 10m and 4", d.engine.GrantCheckTTL, d.engine.Runtime.Workers)
+	if d.engine.GrantCheckTTLInEffect() != 10*time.Minute || d.engine.Runtime.Workers != 4 {
+		t.Errorf("engine at start: GrantCheckTTL %v, Workers %d; want 10m and 4", d.engine.GrantCheckTTLInEffect(), d.engine.Runtime.Workers)
 	}
 	logs := &lockedBuffer{}
 	d.log = newLogger(config.Log{Level: "info"}, logs)
@@ -248,6 +248,9 @@ func TestRuntimeSettingsApplyAndReload(t *testing.T) {
 	}
 	if got := d.live.Load().Runtime; got.JobWorkers != 4 || !got.GrantCheckOff {
 		t.Errorf("runtime in effect after the reload = %+v, want job_workers kept at 4 and the early look-ups off", got)
+	}
+	if got := d.engine.GrantCheckTTLInEffect(); got != 0 {
+		t.Errorf("the engine's early look-ups stand for %v after the reload, want 0 (off)", got)
 	}
 	for _, want := range []string{
 		"runtime.credential_check_interval 1h -> 10s",
