@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/internal/groupcommit"
 )
@@ -94,14 +93,18 @@ func (s *Store) attempt(group *[]*write, takeIn bool) (r groupcommit.Result) {
 		}
 		conn.Release()
 	}()
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, writerLock)
-	if err := conn.SendBatch(bctx, b).Close(); err != nil {
-		r.Err = fmt.Errorf("begin and take the writer lock: %w", classify(err))
+	p := newPipe(conn.Conn())
+	if locked, err := p.begin(bctx, g); err != nil {
+		if !locked {
+			r.Err = fmt.Errorf("begin and take the writer lock: %w", classify(err))
+			return r
+		}
+		// No fn's doing, but the transaction is aborted: run each again
+		// on its own.
+		dbErr, r.Alone = err, true
+		r.Err = fmt.Errorf("begin: %w", classify(err))
 		return r
 	}
-	p := newPipe(conn.Conn())
 	r.Failed = s.writes.Each(group, takeIn, func(g []*write, i int) error {
 		w := g[i]
 		if err := p.prefetchJobs(w.Ctx, g[i:]); err != nil {

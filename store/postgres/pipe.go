@@ -35,21 +35,27 @@ type pipe struct {
 	reqs  map[string][]byte      // request documents as this transaction read or wrote them (nil: none); see tx.knowRequest
 	jobs  map[uint64]*symbot.Job // jobs read ahead for the fns of the group (nil: none); see prefetchJobs
 	asked map[uint64]bool        // job hints already read ahead
-	// Job ids: the first AddJob takes nextval('jobs_id_seq'); later ones
-	// count on from it, and commit moves the sequence to the last one
-	// given out. Every AddJob runs under the writer lock, so no other
-	// transaction takes ids meanwhile, and ids grow in commit order as
-	// lanes need.
-	nextJob, seqAt int64
+	// Job ids: nextJob is the next id to give out, seqNext the one the
+	// sequence jobs_id_seq would give next (both 0 until known). A group
+	// reads the sequence as it begins (begin); otherwise the first AddJob
+	// takes nextval('jobs_id_seq'). Ids count on from there, and commit
+	// moves the sequence past the last one given out. Every AddJob runs
+	// under the writer lock, so no other transaction takes ids meanwhile,
+	// and ids grow in commit order as lanes need.
+	nextJob, seqNext int64
 }
 
 // heldWrite is a statement sent later; want is the number of rows it must
-// change (-1: any).
+// change (-1: any). A row write (row set) changes only the row key of its
+// table, so that it may be sent as part of one statement with others of
+// its kind (see merge).
 type heldWrite struct {
 	op   string
 	sql  string
 	args []any
 	want int64
+	row  *rowWrite
+	key  string
 }
 
 var _ querier = (*pipe)(nil)
@@ -63,6 +69,12 @@ func (p *pipe) hold(op string, want int64, sql string, args ...any) {
 	p.pending = append(p.pending, heldWrite{op: op, sql: sql, args: args, want: want})
 }
 
+// holdRow queues a row write: sql changes only the row key of row.table,
+// and args are the arguments of row.sql for that one row.
+func (p *pipe) holdRow(row *rowWrite, key string, op string, want int64, sql string, args ...any) {
+	p.pending = append(p.pending, heldWrite{op: op, sql: sql, args: args, want: want, row: row, key: key})
+}
+
 // send sends the held writes and then sql in one pipeline and returns the
 // batch positioned at sql's result. The caller reads that result and
 // closes the batch.
@@ -70,13 +82,17 @@ func (p *pipe) send(ctx context.Context, sql string, args []any) (pgx.BatchResul
 	if p.broken {
 		return nil, errAborted
 	}
+	pending, err := merge(p.pending)
+	p.pending = nil
+	if err != nil {
+		p.broken = true
+		return nil, err
+	}
 	b := &pgx.Batch{}
-	for _, h := range p.pending {
+	for _, h := range pending {
 		b.Queue(h.sql, h.args...)
 	}
 	b.Queue(sql, args...)
-	pending := p.pending
-	p.pending = nil
 	br := p.conn.SendBatch(ctx, b)
 	for _, h := range pending {
 		tag, err := br.Exec()
@@ -214,7 +230,7 @@ func (p *pipe) jobID(ctx context.Context) (int64, error) {
 		if err := p.QueryRow(ctx, `SELECT nextval('jobs_id_seq')`).Scan(&n); err != nil {
 			return 0, err
 		}
-		p.nextJob, p.seqAt = n, n
+		p.nextJob, p.seqNext = n, n+1
 	}
 	id := p.nextJob
 	p.nextJob++
@@ -226,7 +242,7 @@ func (p *pipe) jobID(ctx context.Context) (int64, error) {
 // means the transaction was rolled back; an error from COMMIT itself may
 // leave its outcome unknown (unknown is then true).
 func (p *pipe) commit(ctx context.Context) (unknown bool, err error) {
-	if p.nextJob-1 > p.seqAt {
+	if p.nextJob > p.seqNext {
 		p.hold("move the job id counter", -1, `SELECT setval('jobs_id_seq', $1)`, p.nextJob-1)
 	}
 	br, err := p.send(ctx, `COMMIT`, nil)
@@ -253,6 +269,24 @@ func (p *pipe) commit(ctx context.Context) (unknown bool, err error) {
 // writer lock, so no other writer can change them before it ends (job
 // claims skip locked rows), and its own changes of them drop the copy.
 func (p *pipe) prefetchJobs(ctx context.Context, ws []*write) error {
+	ids := p.jobHints(ws)
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := p.Query(ctx, prefetchJobsSQL, ids)
+	if err != nil {
+		return err
+	}
+	return p.keepJobs(ids, rows)
+}
+
+// prefetchJobsSQL reads and locks the jobs $1 with their requests'
+// documents.
+const prefetchJobsSQL = `SELECT ` + jobCols + `, (SELECT r.doc FROM requests r WHERE r.id = jobs.request_id) FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+
+// jobHints returns the jobs that the writes ws will read first and that
+// were not read ahead yet, and marks them asked.
+func (p *pipe) jobHints(ws []*write) []int64 {
 	var ids []int64
 	for _, w := range ws {
 		if id, ok := symbot.JobFromContext(w.Ctx); ok && !p.asked[id] {
@@ -260,13 +294,11 @@ func (p *pipe) prefetchJobs(ctx context.Context, ws []*write) error {
 			ids = append(ids, int64(id))
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := p.Query(ctx, `SELECT `+jobCols+`, (SELECT r.doc FROM requests r WHERE r.id = jobs.request_id) FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	if err != nil {
-		return err
-	}
+	return ids
+}
+
+// keepJobs keeps the rows of prefetchJobsSQL for the jobs ids.
+func (p *pipe) keepJobs(ids []int64, rows pgx.Rows) error {
 	docs := map[string][]byte{}
 	js, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (symbot.Job, error) {
 		var doc []byte
@@ -290,4 +322,66 @@ func (p *pipe) prefetchJobs(ctx context.Context, ws []*write) error {
 		}
 	}
 	return nil
+}
+
+// begin starts the read-write transaction of a group and reads what
+// nearly every group needs, in one round trip: BEGIN, the writer lock,
+// then (under the lock, so they are current until the transaction ends)
+// the audit head, the job id sequence, and the jobs the writes ws will
+// read first (see prefetchJobs). locked reports whether the lock was
+// taken: an error after that aborts the transaction but is no fault of
+// any write's.
+func (p *pipe) begin(ctx context.Context, ws []*write) (locked bool, err error) {
+	ids := p.jobHints(ws)
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, writerLock)
+	b.Queue(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`)
+	b.Queue(`SELECT last_value, is_called FROM jobs_id_seq`)
+	if len(ids) > 0 {
+		b.Queue(prefetchJobsSQL, ids)
+	}
+	br := p.conn.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		p.broken = p.broken || err != nil
+	}()
+	if _, err := br.Exec(); err != nil {
+		return false, err
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, err
+	}
+	var (
+		seq, last int64
+		hash      string
+		called    bool
+	)
+	switch err := br.QueryRow().Scan(&seq, &hash); {
+	case errors.Is(err, pgx.ErrNoRows):
+		p.head = chainHead{known: true}
+	case err != nil:
+		return true, fmt.Errorf("audit head: %w", err)
+	default:
+		p.head = chainHead{known: true, seq: uint64(seq), hash: hash}
+	}
+	if err := br.QueryRow().Scan(&last, &called); err != nil {
+		return true, fmt.Errorf("job id sequence: %w", err)
+	}
+	if called {
+		last++
+	}
+	p.nextJob, p.seqNext = last, last
+	if len(ids) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return true, fmt.Errorf("read jobs ahead: %w", err)
+		}
+		if err := p.keepJobs(ids, rows); err != nil {
+			return true, fmt.Errorf("read jobs ahead: %w", err)
+		}
+	}
+	return true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,6 +68,16 @@ func (t *tx) write(op string, want int64, sql string, args ...any) error {
 		return fmt.Errorf("%s: changed %d rows, want %d", op, tag.RowsAffected(), want)
 	}
 	return nil
+}
+
+// writeRow is write for a row write (see rowWrite): a pipe may send it
+// together with others of its kind.
+func (t *tx) writeRow(row *rowWrite, key, op string, want int64, sql string, args ...any) error {
+	if t.p != nil {
+		t.p.holdRow(row, key, op, want, sql, args...)
+		return nil
+	}
+	return t.write(op, want, sql, args...)
 }
 
 // holds reports whether this transaction holds the row of job id (read
@@ -216,7 +227,7 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 		deadline = nanos(at)
 	}
 	t.knowRequest(r.ID, doc)
-	return t.write("put request", -1, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
+	return t.writeRow(putRequestRows, r.ID, "put request", -1, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET requester = EXCLUDED.requester, state = EXCLUDED.state, deadline = EXCLUDED.deadline, doc = EXCLUDED.doc`,
 		r.ID, r.Requester.SlackID, string(r.State), deadline, doc)
 }
@@ -344,7 +355,7 @@ func (t *tx) AddJob(j *symbot.Job) error {
 		if err != nil {
 			return t.db("add job", err)
 		}
-		t.p.hold("add job", -1, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
+		t.p.holdRow(addJobRows, strconv.FormatInt(id, 10), "add job", -1, `INSERT INTO jobs (id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			id, string(j.Kind), j.RequestID, string(j.Event), j.To, j.Text, j.Lane, int32(j.Attempts), nanos(j.NotBefore), j.LastError, j.Alerted,
 			nanos(j.CreatedAt), j.LeaseOwner, nanos(j.LeaseUntil), int64(j.LeaseToken))
@@ -432,7 +443,7 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 	if t.holds(j.ID) {
 		// The row is this transaction's: the update cannot miss.
 		delete(t.p.jobs, j.ID) // read it back if asked
-		t.p.hold("update job", 1, q, args...)
+		t.p.holdRow(updateJobRows, strconv.FormatUint(j.ID, 10), "update job", 1, q, args...)
 		return nil
 	}
 	tag, err := t.q.Exec(t.ctx, q, args...)
@@ -452,7 +463,7 @@ func (t *tx) DeleteJob(id uint64) error {
 	if t.holds(id) {
 		delete(t.p.held, id)
 		t.p.jobs[id] = nil
-		t.p.hold("delete job", 1, `DELETE FROM jobs WHERE id = $1`, int64(id))
+		t.p.holdRow(deleteJobRows, strconv.FormatUint(id, 10), "delete job", 1, `DELETE FROM jobs WHERE id = $1`, int64(id))
 		return nil
 	}
 	tag, err := t.q.Exec(t.ctx, `DELETE FROM jobs WHERE id = $1`, int64(id))
@@ -504,7 +515,7 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err := symbot.CheckAuditAppend(e, h.seq, h.hash); err != nil {
 		return err
 	}
-	err := t.write("append audit", -1, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	err := t.writeRow(appendAuditRows, strconv.FormatUint(e.Seq, 10), "append audit", -1, `INSERT INTO audit (seq, at, request_id, actor, action, detail, prev_hash, key_id, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		int64(e.Seq), auditNanos(e.At), e.RequestID, e.Actor, e.Action, e.Detail, e.PrevHash, e.Key, e.Hash)
 	if err != nil {
 		h.known = false

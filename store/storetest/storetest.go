@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"DueRequestsLimit", testDueRequestsLimit},
 		{"NextSeq", testNextSeq},
 		{"Jobs", testJobs},
+		{"ManyRowsInOneUpdate", testManyRowsInOneUpdate},
 		{"JobStats", testJobStats},
 		{"ClaimJobs", testClaimJobs},
 		{"ClaimJobsLanes", testClaimJobsLanes},
@@ -597,6 +598,124 @@ func testJobs(t *testing.T, st symbot.Store) {
 	if got := jobIDs(mustJobs(t, st)); !slices.Equal(got, []uint64{1, 2, 4}) {
 		t.Errorf("after failed updates: Jobs ids = %v", got)
 	}
+}
+
+// testManyRowsInOneUpdate: one transaction that writes many rows of each
+// kind (a store may send them as one statement per kind) keeps every row's
+// writes in their order and every field of every row, NULL times included.
+func testManyRowsInOneUpdate(t *testing.T, st symbot.Store) {
+	zone := time.FixedZone("X", 5*3600)
+	full := func(i int) symbot.Job {
+		return symbot.Job{Kind: symbot.JobNotify, RequestID: fmt.Sprintf("R%d", i), Event: symbot.EventGranted, To: "U1", Text: fmt.Sprintf("t%d", i),
+			Lane: fmt.Sprintf("L%d", i), Attempts: i, NotBefore: T0.Add(time.Duration(i) * time.Second).In(zone), LastError: "boom", Alerted: true,
+			CreatedAt: T0.In(zone), LeaseOwner: "w1", LeaseUntil: T0.Add(time.Minute), LeaseToken: uint64(i)}
+	}
+	old := MustAddJobs(t, st, full(1), full(2), symbot.Job{Kind: symbot.JobPost})
+	key := TestAuditKey(t)
+	var want []*symbot.Request
+	var wantJobs []symbot.Job
+	var entries []symbot.AuditEntry
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		want, wantJobs, entries = nil, nil, nil // Update may run fn more than once
+		for i := range 4 {
+			r := FullRequest(fmt.Sprintf("R%d", i))
+			if i%2 == 1 {
+				r.State, r.ExpiresAt = symbot.StateExpired, time.Time{} // no deadline
+			}
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+			want = append(want, r)
+		}
+		for i := range 3 {
+			j := full(10 + i)
+			if i == 1 {
+				j = symbot.Job{Kind: symbot.JobRevoke, RequestID: "R1"} // zero times: NULL
+			}
+			if err := tx.AddJob(&j); err != nil {
+				return err
+			}
+			wantJobs = append(wantJobs, j)
+			e := symbot.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), RequestID: j.RequestID, Actor: "U1", Action: "add", Detail: fmt.Sprint(i)}
+			if err := symbot.AppendAudit(tx, key, &e); err != nil {
+				return err
+			}
+			entries = append(entries, e)
+		}
+		// Change a request again, update a job added above and an older
+		// one, delete one of each, after the other writes of their rows.
+		want[0].Reason = "changed"
+		if err := tx.PutRequest(want[0]); err != nil {
+			return err
+		}
+		var upd []*symbot.Job
+		for _, id := range []uint64{wantJobs[0].ID, old[0]} {
+			j, err := tx.Job(id)
+			if err != nil {
+				return err
+			}
+			upd = append(upd, j)
+		}
+		for _, j := range upd {
+			id := j.ID
+			j.Attempts, j.LastError, j.NotBefore, j.LeaseUntil = 99, "again", time.Time{}, T0.Add(time.Hour)
+			if err := tx.UpdateJob(j); err != nil {
+				return err
+			}
+			if id == wantJobs[0].ID {
+				wantJobs[0] = *j
+			}
+		}
+		if err := tx.DeleteJob(wantJobs[2].ID); err != nil {
+			return err
+		}
+		if err := tx.DeleteJob(old[1]); err != nil {
+			return err
+		}
+		wantJobs = wantJobs[:2]
+		return nil
+	})
+	for _, r := range want {
+		if got := MustGet(t, st, r.ID); !reflect.DeepEqual(got, r) {
+			t.Errorf("request %s:\n got %+v\nwant %+v", r.ID, got, r)
+		}
+	}
+	js := mustJobs(t, st)
+	if got, want := jobIDs(js), []uint64{old[0], old[2], wantJobs[0].ID, wantJobs[1].ID}; !slices.Equal(got, want) {
+		t.Fatalf("job ids = %v, want %v", got, want)
+	}
+	if j := js[0]; j.Attempts != 99 || j.LastError != "again" || !j.NotBefore.IsZero() || !j.LeaseUntil.Equal(T0.Add(time.Hour)) || j.Text != "t1" {
+		t.Errorf("older job after the update: %+v", j)
+	}
+	for i, w := range wantJobs {
+		if got := js[2+i]; !reflect.DeepEqual(utcTimes(got), utcTimes(w)) {
+			t.Errorf("job %d:\n got %+v\nwant %+v", w.ID, got, w)
+		}
+	}
+	var got []symbot.AuditEntry
+	MustView(t, st, func(tx symbot.Tx) (err error) {
+		got, err = tx.Audit(0, AllAudit)
+		return err
+	})
+	for i := range got {
+		if i < len(entries) && got[i].At.Equal(entries[i].At) {
+			got[i].At = entries[i].At
+		}
+	}
+	if !reflect.DeepEqual(got, entries) {
+		t.Errorf("audit:\n got %+v\nwant %+v", got, entries)
+	}
+}
+
+// utcTimes returns j with its times in UTC (stores may keep the zone
+// given or not; the instants must be the same).
+func utcTimes(j symbot.Job) symbot.Job {
+	for _, t := range []*time.Time{&j.NotBefore, &j.CreatedAt, &j.LeaseUntil} {
+		if !t.IsZero() {
+			*t = t.UTC()
+		}
+	}
+	return j
 }
 
 func mustClaim(t *testing.T, st symbot.Store, owner string, now time.Time, lease time.Duration, max int) []uint64 {
