@@ -322,6 +322,10 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 			}
 		}
 	}
+	// Okta is done with: the worker may take the next job while this one
+	// records the outcome (still under the membership lock, with its
+	// lease checked).
+	releaseWorker(ctx)
 	var lag time.Duration
 	err = e.complete(ctx, j, note, func(tx Tx, now time.Time) error {
 		cur, err := tx.Request(r.ID)

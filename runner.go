@@ -167,6 +167,9 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	local := &localRunner{open: true, ctx: ctx, jobCtx: jobCtx, owner: e.rt.owner, lease: lease, slots: make(chan struct{}, workers)}
 	e.rt.local.Store(local)
 	var wg sync.WaitGroup
+	// Jobs whose worker moved on to the next job while they record their
+	// outcome (see releaseWorker), at most one per worker.
+	tails := make(chan struct{}, workers)
 	for range workers {
 		wg.Go(func() {
 			for {
@@ -182,7 +185,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 					// its lease: renew it first, or skip it if another
 					// worker (another replica) took it over meanwhile.
 					if j, ok := e.ensureLease(ctx, j, lease); ok {
-						e.runJob(jobCtx, j)
+						e.runReleasable(jobCtx, j, tails, &wg)
 					}
 				} // else: left for the next start (its lease is cleared or expires)
 				select {
@@ -394,6 +397,53 @@ func (e *Engine) runJobHeld(ctx context.Context, j Job, held *heldGrant) {
 	}
 	if ferr := e.jobFailed(context.WithoutCancel(ctx), j, err, log); ferr != nil {
 		log.Error("record job failure", "err", ferr, "job_err", err)
+	}
+}
+
+// releaseKey is the context key of the function releaseWorker calls.
+type releaseKey struct{}
+
+// releaseWorker tells the executor that the job running with ctx has made
+// its outside effect and only records its outcome from here on: its worker
+// may take the next job meanwhile. The job goes on as before (its lease
+// renewed, its locks held, its outcome recorded with its fencing token
+// checked); only the count of workers no longer includes it. Outside the
+// executor's workers, or when as many jobs as there are workers are
+// recording outcomes already, it does nothing.
+func releaseWorker(ctx context.Context) {
+	if release, ok := ctx.Value(releaseKey{}).(func()); ok {
+		release()
+	}
+}
+
+// runReleasable runs j on a goroutine of its own and returns when it ends
+// or when it releases its worker (releaseWorker) and a slot of tails is
+// free; the slot is held until the job ends. wg counts the goroutine.
+func (e *Engine) runReleasable(ctx context.Context, j Job, tails chan struct{}, wg *sync.WaitGroup) {
+	released := make(chan struct{})
+	var tail atomic.Bool
+	release := func() {
+		select {
+		case tails <- struct{}{}:
+			if tail.CompareAndSwap(false, true) {
+				close(released)
+			} else {
+				<-tails // released already
+			}
+		default: // every slot taken: the worker waits for this job
+		}
+	}
+	done := make(chan struct{})
+	wg.Go(func() {
+		defer close(done)
+		e.runJob(context.WithValue(ctx, releaseKey{}, release), j)
+		if tail.Load() {
+			<-tails
+		}
+	})
+	select {
+	case <-done:
+	case <-released:
 	}
 }
 

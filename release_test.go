@@ -1,0 +1,87 @@
+package symbot_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
+	"github.com/symbot/symbot/store/storetest"
+)
+
+// stallStore holds back the first transaction that records the outcome
+// of a revoke job (an Update hinted with that job) until release is
+// closed; stalled is closed when it starts waiting.
+type stallStore struct {
+	symbot.Store
+	once    sync.Once
+	stalled chan struct{}
+	release chan struct{}
+}
+
+func (s *stallStore) Update(ctx context.Context, fn func(symbot.Tx) error) error {
+	if id, ok := symbot.JobFromContext(ctx); ok {
+		revoke := false
+		if err := s.Store.View(ctx, func(tx symbot.Tx) error {
+			j, err := tx.Job(id)
+			revoke = err == nil && j.Kind == symbot.JobRevoke
+			return nil
+		}); err != nil {
+			return err
+		}
+		first := false
+		if revoke {
+			s.once.Do(func() { first = true })
+		}
+		if first {
+			close(s.stalled)
+			<-s.release
+		}
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestRevokeFreesItsWorkerWhileRecording: once a revocation has removed
+// the membership, its worker takes the next job while the revocation
+// records its outcome; with one worker, a second removal happens while
+// the first one's outcome is still being written, and both are recorded.
+func TestRevokeFreesItsWorkerWhileRecording(t *testing.T) {
+	st := &stallStore{Store: memstore.New(), stalled: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
+	h := newHarness(t, st)
+	clk := newFakeClock()
+	h.eng.Now = clk.Now
+	h.eng.Runtime.Workers = 1
+	a := h.mustSubmit(t, alice, "admin", 15*time.Minute)
+	h.mustApprove(t, a.ID, bob)
+	c := h.mustSubmit(t, carol, "admin", 15*time.Minute)
+	h.mustApprove(t, c.ID, bob)
+	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.wantState(t, a.ID, symbot.StateActive)
+	h.wantState(t, c.ID, symbot.StateActive)
+	h.start(t)
+	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
+	clk.Advance(time.Hour)
+	if err := h.eng.FireDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-st.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no revocation came to record its outcome")
+	}
+	storetest.WaitFor(t, 30*time.Second, "the second removal while the first one's outcome waits", func() bool {
+		_, ra := h.dir.counts("00u"+alice.Name, a.GroupID)
+		_, rc := h.dir.counts("00u"+carol.Name, c.GroupID)
+		return ra+rc == 2
+	})
+	unstall()
+	storetest.WaitFor(t, 30*time.Second, "both removals recorded", func() bool {
+		return h.get(t, a.ID).Removed && h.get(t, c.ID).Removed
+	})
+}
