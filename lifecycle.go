@@ -82,6 +82,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		return nil, ruleRefusal(rules.Rule)
 	}
 	var out *Request
+	var post *Job
 	var reached State
 	h := e.newHandoff()
 	err = e.store.Update(ctx, func(tx Tx) error {
@@ -135,7 +136,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		if err := e.audit(tx, now, r.ID, actor.SlackID, "request", detail); err != nil {
 			return err
 		}
-		post := &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}
+		post = &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}
 		h.take(post, now) // the first job of its lane: it may run at once
 		if err := e.addJob(tx, now, post); err != nil {
 			return err
@@ -150,6 +151,11 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		reached, err = e.reachApproved(tx, now, f, r, *auto, grantStart{h: h})
 		return err
 	})
+	if err == nil && reached == StatePending {
+		// Written once (no rule approved it in the same transaction): the
+		// post job may post from it.
+		h.handPost(post, out)
+	}
 	h.start(e, err == nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("submit request: %w", err)

@@ -139,12 +139,15 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 	if j.Kind == JobNotify && j.Event == EventUnmanagedRemoved {
 		return e.notifyMember(ctx, j)
 	}
-	r, err := e.Get(ctx, j.RequestID)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return e.complete(ctx, j, "request gone", nil)
+	r, handed := committedRequest(ctx, j.RequestID)
+	if !handed || j.Kind != JobPost || j.Attempts > 0 {
+		var err error
+		if r, err = e.Get(ctx, j.RequestID); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return e.complete(ctx, j, "request gone", nil)
+			}
+			return err
 		}
-		return err
 	}
 	f := e.flowFor(r)
 	if nudgeEvent(j.Event) && r.State != StatePending {

@@ -536,6 +536,11 @@ type handoff struct {
 	// caller took before the transaction and hands to the job (see start).
 	held    *Job
 	heldReq *Request
+	// post is the approval message's job among jobs (if any), and postReq
+	// its request as the transaction wrote it: the job posts from it
+	// rather than read it again (see handPost).
+	post    *Job
+	postReq *Request
 	// deferKick: the executor, which the same transaction left jobs to,
 	// is woken when the started jobs end (or after deferredKickMax), not
 	// at once (see Engine.approve).
@@ -559,7 +564,7 @@ func (h *handoff) reset() {
 	for range h.jobs {
 		h.l.give()
 	}
-	h.jobs, h.held, h.heldReq = nil, nil, nil
+	h.jobs, h.held, h.heldReq, h.post, h.postReq = nil, nil, nil, nil, nil
 }
 
 // take leases j, before it is added in the transaction, to this process's
@@ -580,6 +585,29 @@ func (h *handoff) take(j *Job, now time.Time) bool {
 // the lock before its Okta add. r must not change after hold.
 func (h *handoff) hold(grant *Job, r *Request) {
 	h.held, h.heldReq = grant, r.Clone()
+}
+
+// handPost gives the approval message's job post, taken by this hand-over,
+// the request r as its transaction wrote it, once that transaction has
+// committed: the job's first attempt posts from it and does not read it
+// again. A change committed in between is the same as one committed just
+// after the post: it queues its own message update behind the post, in
+// the request's lane. r must not change after handPost.
+func (h *handoff) handPost(post *Job, r *Request) {
+	if h != nil && post != nil && r != nil {
+		h.post, h.postReq = post, r.Clone()
+	}
+}
+
+// committedKey carries, in a handed-over post job's context, the request
+// its transaction wrote (see handPost).
+type committedKey struct{}
+
+// committedRequest returns the request a handed-over job's transaction
+// wrote, if ctx carries request id's.
+func committedRequest(ctx context.Context, id string) (*Request, bool) {
+	r, ok := ctx.Value(committedKey{}).(*Request)
+	return r, ok && r != nil && r.ID == id
 }
 
 // taken reports whether some job was taken: then the executor need not
@@ -619,20 +647,24 @@ func (h *handoff) start(e *Engine, committed bool, unlock func()) bool {
 		if j == h.held && unlock != nil {
 			held = &heldGrant{r: h.heldReq, unlock: unlock}
 		}
+		ctx := h.l.jobCtx
+		if j == h.post {
+			ctx = context.WithValue(ctx, committedKey{}, h.postReq)
+		}
 		var kick *time.Timer
 		if h.deferKick {
 			kick = time.AfterFunc(deferredKickMax, e.kickExecutor)
 		}
 		go func() {
 			defer h.l.give()
-			e.runJobHeld(h.l.jobCtx, *j, held)
+			e.runJobHeld(ctx, *j, held)
 			if kick != nil && kick.Stop() {
 				e.kickExecutor()
 			}
 		}()
 	}
 	started := running && len(h.jobs) > 0
-	h.jobs, h.held, h.heldReq = nil, nil, nil
+	h.jobs, h.held, h.heldReq, h.post, h.postReq = nil, nil, nil, nil, nil
 	if started {
 		// Let the jobs go first: what the caller does next (answer the
 		// person, acknowledge the envelope) can wait, and on a busy
