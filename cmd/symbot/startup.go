@@ -22,6 +22,7 @@ import (
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/cmd/symbot/internal/admin"
 	"github.com/symbot/symbot/cmd/symbot/internal/config"
+	"github.com/symbot/symbot/store/postgres"
 )
 
 // webServer is the health and metrics listener of `symbot run`. It serves
@@ -72,8 +73,8 @@ var (
 // starting up or shutting down) is tried again with capped backoff until
 // it answers or ctx ends, each failure logged and passed to waiting (for
 // /readyz); any other failure (a password or user the server refuses, an
-// unknown database, a newer schema, a bbolt file that cannot be opened)
-// returns at once with what to fix.
+// unknown database, a failed TLS set-up, a newer schema, a bbolt file
+// that cannot be opened) returns at once with what to fix.
 func waitForStore(ctx context.Context, cfg *config.Config, log *slog.Logger, waiting func(attempt int, err error)) (symbot.Store, error) {
 	wait := storeRetryFirst
 	for attempt := 1; ; attempt++ {
@@ -121,6 +122,10 @@ func storeOpenError(cfg *config.Config, err error) error {
 		return fmt.Errorf("%w: create the database (createdb) or fix the database name in %s", err, setting)
 	case errors.As(err, &pe) && pe.Code == "42501": // insufficient_privilege
 		return fmt.Errorf("%w: give the user of %s the right to create tables in the database (symbot owns its schema)", err, setting)
+	case errors.Is(err, postgres.ErrTLS) && strings.Contains(err.Error(), "server refused TLS"):
+		return fmt.Errorf("%w: the database server does not accept TLS but sslmode in %s requires it: turn on ssl in the server, or set sslmode=prefer (or disable) there", err, setting)
+	case errors.Is(err, postgres.ErrTLS):
+		return fmt.Errorf("%w: TLS with the database failed: with sslmode=verify-full or verify-ca in %s, set sslrootcert there to the CA file that signed the server's certificate and use the host name the certificate names; or fix the server's certificate", err, setting)
 	case errors.Is(err, symbot.ErrSchemaTooNew):
 		return err
 	}

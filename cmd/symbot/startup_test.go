@@ -151,6 +151,8 @@ func TestRunRefusesAWrongDatabaseAtOnce(t *testing.T) {
 		{"unknown database", pg.URL("no_such_db"), []string{`database "no_such_db" does not exist`, "create the database", config.EnvDatabaseURL}},
 		{"unknown role", strings.Replace(pg.URL("postgres"), "postgres@", "no_such_role:pw-not-shown@", 1), []string{`role "no_such_role" does not exist`, "user or password", config.EnvDatabaseURL}},
 		{"bad URL", "postgres://u:pw-not-shown@127.0.0.1:notaport/db", []string{config.EnvDatabaseURL}},
+		// Its server has ssl off: a TLS failure is configuration, not an outage to wait out.
+		{"sslmode=require without TLS", strings.Replace(strings.Replace(pg.URL("postgres"), "sslmode=disable", "sslmode=require", 1), "postgres@", "postgres:pw-not-shown@", 1), []string{"server refused TLS", "sslmode", config.EnvDatabaseURL}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -95,7 +95,9 @@ var _ symbot.Store = (*Store)(nil)
 // was migrated by a newer symbot, and with one wrapping
 // symbot.ErrStoreUnavailable when the server cannot be reached (worth
 // trying again); a server that refuses the user or password, or has no
-// such database, is neither.
+// such database, is neither, and a failed TLS set-up (sslmode requires
+// TLS the server does not offer, or a certificate that fails
+// verification) wraps ErrTLS instead.
 func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 	o := conf
 	if o.Logger == nil {
@@ -144,14 +146,14 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 		}
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("open store: %w", classify(err))
+			return nil, fmt.Errorf("open store: %w", classifyOpen(err))
 		}
 		return s, nil
 	}
 	st, ran, err := migrate(ctx, pool)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open store: %w", classify(err))
+		return nil, fmt.Errorf("open store: %w", classifyOpen(err))
 	}
 	if len(ran) > 0 {
 		s.log.Info("migrated database schema", "versions", ran, "schema", st.Current)
