@@ -101,7 +101,7 @@ func (e *Engine) FireDue(ctx context.Context) error {
 // queued before the Slack jobs, so that they are claimed first.
 func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outcome, error) {
 	var outcomes []outcome
-	err := e.store.Update(ctx, func(tx Tx) error {
+	err := e.store.Update(ContextWithDeadlines(ctx, now, ids), func(tx Tx) error {
 		outcomes = outcomes[:0] // the store may run this more than once
 		// ids come from a snapshot read before this transaction: another
 		// replica may have handled some of them since. Handle only those
@@ -133,6 +133,9 @@ func (e *Engine) fire(ctx context.Context, now time.Time, ids []string) ([]outco
 
 // stillDue returns the ids that the store still lists as due at now.
 func stillDue(tx Tx, now time.Time, ids []string) ([]string, error) {
+	if d, ok := tx.(DueAmonger); ok {
+		return d.DueAmong(now, ids)
+	}
 	due, err := tx.DueRequests(now, 2*len(ids)) // room for some that fell due meanwhile
 	if err != nil {
 		return nil, err

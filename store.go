@@ -105,6 +105,40 @@ type RequestPrefetcher interface {
 // jobHintKey is the context key of ContextWithJob.
 type jobHintKey struct{}
 
+// DueAmonger is implemented by the transactions of a store whose every
+// read is a round trip to a server (PostgreSQL): DueAmong returns, in the
+// order given, those of the requests ids that the store's deadline index
+// lists as due at now, in one round trip or none (see
+// ContextWithDeadlines), and reads their documents along, so that the
+// Request calls for them that follow need none.
+type DueAmonger interface {
+	DueAmong(now time.Time, ids []string) ([]string, error)
+}
+
+// deadlinesHintKey is the context key of ContextWithDeadlines.
+type deadlinesHintKey struct{}
+
+// deadlinesHint is the value of ContextWithDeadlines.
+type deadlinesHint struct {
+	now time.Time
+	ids []string
+}
+
+// ContextWithDeadlines returns ctx with a hint for the store: the Update
+// made with it first asks which of the requests ids are due at now
+// (DueAmonger) and reads those (the scheduler's batch of deadlines). A
+// store whose reads are round trips to a server (PostgreSQL) answers as
+// the transaction begins; other stores ignore the hint.
+func ContextWithDeadlines(ctx context.Context, now time.Time, ids []string) context.Context {
+	return context.WithValue(ctx, deadlinesHintKey{}, deadlinesHint{now: now, ids: ids})
+}
+
+// DeadlinesFromContext returns the hint of ContextWithDeadlines.
+func DeadlinesFromContext(ctx context.Context) (now time.Time, ids []string, ok bool) {
+	h, ok := ctx.Value(deadlinesHintKey{}).(deadlinesHint)
+	return h.now, h.ids, ok
+}
+
 // ContextWithJob returns ctx with a hint for the store: the Update made
 // with it reads job id first (to complete or reschedule it). A store whose
 // reads are round trips to a server (PostgreSQL) reads the jobs of the

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,6 +44,12 @@ type pipe struct {
 	// under the writer lock, so no other transaction takes ids meanwhile,
 	// and ids grow in commit order as lanes need.
 	nextJob, seqNext int64
+	// The scheduler's batch read as the transaction began (see
+	// symbot.ContextWithDeadlines): of the requests dueIDs, those due at
+	// dueAt; dueIDs is nil once one of them is written here.
+	dueAt  time.Time
+	dueIDs []string
+	due    map[string]bool
 }
 
 // heldWrite is a statement sent later; want is the number of rows it must
@@ -333,6 +340,11 @@ func (p *pipe) keepJobs(ids []int64, rows pgx.Rows) error {
 // any write's.
 func (p *pipe) begin(ctx context.Context, ws []*write) (locked bool, err error) {
 	ids := p.jobHints(ws)
+	for _, w := range ws {
+		if now, due, ok := symbot.DeadlinesFromContext(w.Ctx); ok && p.dueIDs == nil && len(due) > 0 {
+			p.dueAt, p.dueIDs = now, due
+		}
+	}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, writerLock)
@@ -340,6 +352,9 @@ func (p *pipe) begin(ctx context.Context, ws []*write) (locked bool, err error) 
 	b.Queue(`SELECT last_value, is_called FROM jobs_id_seq`)
 	if len(ids) > 0 {
 		b.Queue(prefetchJobsSQL, ids)
+	}
+	if p.dueIDs != nil {
+		b.Queue(dueAmongSQL, p.dueIDs, clampNanos(p.dueAt))
 	}
 	br := p.conn.SendBatch(ctx, b)
 	defer func() {
@@ -383,5 +398,44 @@ func (p *pipe) begin(ctx context.Context, ws []*write) (locked bool, err error) 
 			return true, fmt.Errorf("read jobs ahead: %w", err)
 		}
 	}
+	if p.dueIDs != nil {
+		rows, err := br.Query()
+		if err != nil {
+			return true, fmt.Errorf("read due requests ahead: %w", err)
+		}
+		if p.due, err = p.keepDue(rows); err != nil {
+			return true, fmt.Errorf("read due requests ahead: %w", err)
+		}
+	}
 	return true, nil
+}
+
+// dueAmongSQL reads those of the requests $1 whose deadline is at or
+// before $2, with their documents.
+const dueAmongSQL = `SELECT id, doc FROM requests WHERE id = ANY($1) AND deadline <= $2`
+
+// keepDue keeps the documents of the rows of dueAmongSQL (see
+// tx.knowRequest) and returns their ids.
+func (p *pipe) keepDue(rows pgx.Rows) (map[string]bool, error) {
+	return scanDue(rows, func(id string, doc []byte) {
+		if _, ok := p.reqs[id]; !ok {
+			p.reqs[id] = doc
+		}
+	})
+}
+
+// scanDue returns the ids of the rows of dueAmongSQL, passing each with
+// its document to keep.
+func scanDue(rows pgx.Rows, keep func(id string, doc []byte)) (map[string]bool, error) {
+	due := map[string]bool{}
+	var (
+		id  string
+		doc []byte
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
+		due[id] = true
+		keep(id, doc)
+		return nil
+	})
+	return due, err
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store/postgres"
@@ -88,5 +91,60 @@ func TestBackupDumpsEverything(t *testing.T) {
 	}
 	if got := string(d.Records["reconcile/group/00g1"]); got != "rec" {
 		t.Errorf("dump: record = %q, want rec", got)
+	}
+}
+
+// TestDueAmong: of some requests, those whose deadline is due, in the
+// order asked; in a transaction hinted with the scheduler's batch
+// (symbot.ContextWithDeadlines) as well as without, and after a request of
+// the batch was written in the transaction.
+func TestDueAmong(t *testing.T) {
+	st, _ := MustOpen(t)
+	now := storetest.T0.Add(time.Minute)
+	pending := &symbot.Request{ID: "R1", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}, TimeoutAt: storetest.T0}
+	active := &symbot.Request{ID: "R2", State: symbot.StateActive, Requester: symbot.Person{SlackID: "U1"}, ExpiresAt: storetest.T0.Add(time.Hour)}
+	expired := &symbot.Request{ID: "R3", State: symbot.StateExpired, Requester: symbot.Person{SlackID: "U1"}}
+	storetest.MustPut(t, st, pending, active, expired)
+	ids := []string{"R3", "R2", "R9", "R1"}
+	dueAmong := func(tx symbot.Tx) []string {
+		t.Helper()
+		got, err := tx.(symbot.DueAmonger).DueAmong(now, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	storetest.MustView(t, st, func(tx symbot.Tx) error {
+		if got, want := dueAmong(tx), []string{"R1"}; !slices.Equal(got, want) {
+			t.Errorf("in a view: %v, want %v", got, want)
+		}
+		return nil
+	})
+	for _, hinted := range []bool{true, false} {
+		ctx := t.Context()
+		if hinted {
+			ctx = symbot.ContextWithDeadlines(ctx, now, ids)
+		}
+		err := st.Update(ctx, func(tx symbot.Tx) error {
+			if got, want := dueAmong(tx), []string{"R1"}; !slices.Equal(got, want) {
+				t.Errorf("hinted %t: %v, want %v", hinted, got, want)
+			}
+			r, err := tx.Request("R1")
+			if err != nil || r.State != symbot.StatePending {
+				t.Errorf("hinted %t: R1 after DueAmong = %+v, %v", hinted, r, err)
+			}
+			moved := *active
+			moved.ExpiresAt = storetest.T0
+			if err := tx.PutRequest(&moved); err != nil {
+				return err
+			}
+			if got, want := dueAmong(tx), []string{"R2", "R1"}; !slices.Equal(got, want) {
+				t.Errorf("hinted %t, after R2 was written: %v, want %v", hinted, got, want)
+			}
+			return errors.New("roll back")
+		})
+		if err == nil || err.Error() != "roll back" {
+			t.Fatalf("Update: %v", err)
+		}
 	}
 }

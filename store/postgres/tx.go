@@ -172,6 +172,41 @@ func (t *tx) knowRequest(id string, doc []byte) {
 	}
 }
 
+// DueAmong returns those of the requests ids whose deadline is at or
+// before now, in the order of ids, and reads their documents along
+// (symbot.DueAmonger). In a read-write transaction that began with the
+// hint for these ids (symbot.ContextWithDeadlines) it needs no round trip,
+// unless one of them was written since.
+func (t *tx) DueAmong(now time.Time, ids []string) ([]string, error) {
+	if err := t.check("due among"); err != nil {
+		return nil, err
+	}
+	var due map[string]bool
+	if t.p != nil && t.p.dueIDs != nil && t.p.dueAt.Equal(now) && slices.Equal(t.p.dueIDs, ids) {
+		due = t.p.due
+	} else {
+		rows, err := t.q.Query(t.ctx, dueAmongSQL, ids, clampNanos(now))
+		if err != nil {
+			return nil, t.db("due among", err)
+		}
+		if t.p != nil {
+			due, err = t.p.keepDue(rows)
+		} else {
+			due, err = scanDue(rows, func(string, []byte) {})
+		}
+		if err != nil {
+			return nil, t.db("due among", err)
+		}
+	}
+	out := ids[:0:0]
+	for _, id := range ids {
+		if due[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // PrefetchRequests reads the requests ids in one round trip, so that the
 // Request calls for them that follow in this read-write transaction need
 // none (symbot.RequestPrefetcher). Elsewhere it does nothing.
@@ -227,6 +262,9 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 		deadline = nanos(at)
 	}
 	t.knowRequest(r.ID, doc)
+	if t.p != nil && slices.Contains(t.p.dueIDs, r.ID) {
+		t.p.dueIDs = nil // the batch read as the transaction began no longer holds
+	}
 	return t.writeRow(putRequestRows, r.ID, "put request", -1, `INSERT INTO requests (id, requester, state, deadline, doc) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET requester = EXCLUDED.requester, state = EXCLUDED.state, deadline = EXCLUDED.deadline, doc = EXCLUDED.doc`,
 		r.ID, r.Requester.SlackID, string(r.State), deadline, doc)
