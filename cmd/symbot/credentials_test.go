@@ -160,11 +160,13 @@ func TestReadyzGoesNotReadyWhenOktaTokenRefused(t *testing.T) {
 // TestRevokedAppTokenWhileRunningKeepsRemovingAccess: when Slack refuses
 // the app-level token after start-up (Socket Mode cannot reconnect), symbot
 // does not exit: it is not ready, access still ends in Okta (removals need
-// no Slack), and it reconnects once the token works again.
+// no Slack), and it reconnects once the token works again, on its own
+// retry pace, not after runtime.credential_check_interval (here an hour).
 func TestRevokedAppTokenWhileRunningKeepsRemovingAccess(t *testing.T) {
 	w, cfgPath := mustWorld(t, "1h", "0")
 	d := mustOpenDaemon(t, w, cfgPath, nil)
-	d.setCredentialInterval(20 * time.Millisecond)
+	d.setCredentialInterval(time.Hour)
+	d.slackRetry = 20 * time.Millisecond
 	runDaemon(t, d)
 	wait := waiter(t, w, nil)
 	cli := configCLI(t, cfgPath)

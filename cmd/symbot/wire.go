@@ -59,6 +59,9 @@ type daemon struct {
 	// the watcher with credentialWake. See credentialInterval.
 	credentialEvery atomic.Int64
 	credentialWake  chan struct{}
+	// slackRetry is how long Socket Mode waits after Slack refused a
+	// token before trying again; zero means slackTokenRetry.
+	slackRetry time.Duration
 
 	creds credentials // the last check of each credential, for ready
 
@@ -346,6 +349,13 @@ func (d *daemon) run(ctx context.Context) error {
 // reconnect) does not stop symbot: expiring access must still be removed
 // from Okta, which needs no Slack. It stays not ready and tries again every
 // credential check interval. Any other failure stops symbot.
+// slackTokenRetry is how long Socket Mode waits before trying again after
+// Slack refused a token while symbot runs: a fixed minute, not
+// runtime.credential_check_interval, so a token put right is back within a
+// minute whatever that interval (up to an hour); one apps.connections.open
+// a minute stays within that method's rate limit (Tier 1).
+const slackTokenRetry = time.Minute
+
 func (d *daemon) runBot(ctx context.Context, cancel context.CancelFunc) error {
 	for {
 		err := d.bot.Run(ctx, d.engine)
@@ -358,7 +368,10 @@ func (d *daemon) runBot(ctx context.Context, cancel context.CancelFunc) error {
 			cancel()
 			return err
 		}
-		every := d.credentialInterval()
+		every := d.slackRetry
+		if every <= 0 {
+			every = slackTokenRetry
+		}
 		d.log.Error("Slack refused a token while symbot runs: slack commands and clicks go unanswered until it works again; expiring access is still removed from Okta", "err", err, "retry_in", every)
 		t := time.NewTimer(every)
 		select {
