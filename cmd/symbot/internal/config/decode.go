@@ -405,7 +405,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 					case !set:
 					case v == 0:
 						c.Runtime.GrantCheckOff = true
-					case v < 0 || v > MaxGrantCheckTTL:
+					case v < 0:
+						d.add(n.Line, p, "%s is negative: use a duration from 1s to 1h such as 5m, or 0 to turn the early look-ups off (leave it out for the default 5m)", n.Value)
+					case v > MaxGrantCheckTTL:
 						d.add(n.Line, p, "must be at most 1h (0 turns the early look-ups off; leave it out for the default 5m)")
 					}
 				}},

@@ -29,6 +29,7 @@ func TestConfigRuntime(t *testing.T) {
 		{"interval too short", "runtime:\n  credential_check_interval: 5s\n", "symbot.yml:21: runtime.credential_check_interval: must be between 10s and 1h"},
 		{"interval too long", "runtime:\n  credential_check_interval: 2h\n", "symbot.yml:21: runtime.credential_check_interval: must be between 10s and 1h"},
 		{"interval not a duration", "runtime:\n  credential_check_interval: often\n", `symbot.yml:21: runtime.credential_check_interval: "often" is not a duration`},
+		{"ttl negative", "runtime:\n  grant_check_ttl: -5m\n", "symbot.yml:21: runtime.grant_check_ttl: -5m is negative: use a duration from 1s to 1h such as 5m, or 0 to turn the early look-ups off"},
 		{"ttl too long", "runtime:\n  grant_check_ttl: 2h\n", "symbot.yml:21: runtime.grant_check_ttl: must be at most 1h (0 turns the early look-ups off"},
 		{"no workers", "runtime:\n  job_workers: 0\n", "symbot.yml:21: runtime.job_workers: must be at least 1"},
 		{"too many workers", "runtime:\n  job_workers: 1000\n", "symbot.yml:21: runtime.job_workers: must be at most 256"},
