@@ -110,7 +110,7 @@ func TestPrometheusRules(t *testing.T) {
 	for _, want := range []string{
 		"SymbotAbsent", "SymbotSocketModeDisconnected", "SymbotRemovalStuck",
 		"SymbotRevokeLagHigh", "SymbotOktaRateLimited", "SymbotGrantFailures",
-		"SymbotCredentialRefused", "SymbotConfigReloadRefused",
+		"SymbotCredentialRefused", "SymbotConfigReloadRefused", "SymbotStoreDown",
 	} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s", want)

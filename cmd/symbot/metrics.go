@@ -54,6 +54,7 @@ type Metrics struct {
 	statsLast  symbot.Stats // shared by the gauges of one scrape
 	reconnects func() int64
 	connected  func() bool
+	storeUp    func() bool
 	external   map[string]func() ExternalCalls // by service
 }
 
@@ -205,6 +206,15 @@ func (m *Metrics) SetSocketConnected(fn func() bool) {
 	m.mu.Unlock()
 }
 
+// SetStoreUp plugs in whether the store answers a read, asked at each
+// scrape for symbot_store_up; until then (while `symbot run` waits for its
+// database) the gauge is 0.
+func (m *Metrics) SetStoreUp(fn func() bool) {
+	m.mu.Lock()
+	m.storeUp = fn
+	m.mu.Unlock()
+}
+
 // SetExternalCalls plugs in one service's call counts; service is slack,
 // okta or aws.
 func (m *Metrics) SetExternalCalls(service string, fn func() ExternalCalls) {
@@ -250,6 +260,8 @@ var (
 		"Slack Socket Mode reconnections since start.", nil, nil)
 	descConnected = prometheus.NewDesc("symbot_socket_connected",
 		"1 while the Slack Socket Mode connection is up, else 0.", nil, nil)
+	descStoreUp = prometheus.NewDesc("symbot_store_up",
+		"1 while the store (the PostgreSQL database or the bbolt file) answers a read at the scrape, else 0 (also while symbot waits for its database at start).", nil, nil)
 	descExternalCalls = prometheus.NewDesc("symbot_external_calls_total",
 		"Calls to outside services (slack, okta, aws), one per call by how it ended: the results of a service add up to its calls.",
 		[]string{"service", "result"}, nil)
@@ -266,7 +278,7 @@ type scrapeCollector Metrics
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPendingJobs, descFailingRevokes, descRevokeAlerts, descJobsAbandoned,
-		descNextDeadline, descReconnects, descConnected, descExternalCalls, descExternalEvents, descBuildInfo} {
+		descNextDeadline, descReconnects, descConnected, descStoreUp, descExternalCalls, descExternalEvents, descBuildInfo} {
 		ch <- d
 	}
 }
@@ -289,6 +301,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	reconnects := m.reconnects
 	connected := m.connected
+	storeUp := m.storeUp
 	external := maps.Clone(m.external)
 	m.mu.Unlock()
 	if reconnects != nil {
@@ -301,6 +314,11 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, v)
 	}
+	up := 0.0
+	if storeUp != nil && storeUp() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, up)
 	for svc, fn := range external {
 		calls := fn()
 		for result, n := range calls.Outcomes {

@@ -104,8 +104,9 @@ func TestRunWaitsForTheDatabase(t *testing.T) {
 		t.Errorf("/healthz while the database is down: %d %q, want 200", code, body)
 	}
 	code, metrics := httpGet(base + "/metrics")
-	if code != http.StatusOK || !strings.Contains(metrics, "symbot_build_info") || !strings.Contains(metrics, "symbot_socket_connected 0") {
-		t.Errorf("/metrics while the database is down: %d, want 200 with symbot_build_info and symbot_socket_connected 0\n%s", code, metrics)
+	if code != http.StatusOK || !strings.Contains(metrics, "symbot_build_info") || !strings.Contains(metrics, "symbot_socket_connected 0") ||
+		!regexp.MustCompile(`(?m)^symbot_store_up 0$`).MatchString(metrics) {
+		t.Errorf("/metrics while the database is down: %d, want 200 with symbot_build_info, symbot_socket_connected 0 and symbot_store_up 0\n%s", code, metrics)
 	}
 	if w.slack.Connected() {
 		t.Error("symbot connected to Slack before its store was open")
@@ -124,6 +125,23 @@ func TestRunWaitsForTheDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("alice to be added", func() bool { return w.okta.IsMember(w.groupID, w.aliceOkta) })
+
+	// symbot_store_up follows the database while symbot runs.
+	storeUp := func(v string) func() bool {
+		return func() bool {
+			_, m := httpGet(base + "/metrics")
+			return regexp.MustCompile(`(?m)^symbot_store_up ` + v + `$`).MatchString(m)
+		}
+	}
+	waitUpTo(t, w, 30*time.Second, "symbot_store_up 1 while the database answers", storeUp("1"), why)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitUpTo(t, w, 30*time.Second, "symbot_store_up 0 once the database is gone", storeUp("0"), why)
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitUpTo(t, w, 60*time.Second, "symbot_store_up 1 once the database is back", storeUp("1"), why)
 	c.stop(t)
 
 	out := logs.String()

@@ -229,6 +229,11 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	})
 	d.metrics.SetSocketReconnects(func() int64 { return d.bot.Stats().Reconnects })
 	d.metrics.SetSocketConnected(d.bot.Connected)
+	d.metrics.SetStoreUp(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), storeUpTimeout)
+		defer cancel()
+		return d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }) == nil
+	})
 	d.metrics.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(dir.Stats()) })
 	d.metrics.SetExternalCalls("slack", func() ExternalCalls {
 		out := ExternalCalls{Outcomes: map[string]int64{}}
@@ -240,6 +245,10 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	d.metrics.SetExternalCalls("aws", awsCalls.snapshot)
 	return d, nil
 }
+
+// storeUpTimeout bounds the read symbot_store_up makes at each scrape: an
+// unanswered database must not hold the scrape up to its own timeout.
+const storeUpTimeout = 2 * time.Second
 
 // openStore opens the store the config selects: PostgreSQL when a
 // database URL is set (migrating its schema), else the bbolt file.
