@@ -152,7 +152,7 @@ func profileOf(u *slack.User, ws *workspace) profile {
 // fixed zone of offset seconds when this host does not know the name.
 func location(tz string, offset int) *time.Location {
 	if tz != "" {
-		if loc, err := time.LoadLocation(tz); err == nil {
+		if loc := loadLocation(tz); loc != nil {
 			return loc
 		}
 		return time.FixedZone(tz, offset)
@@ -161,6 +161,41 @@ func location(tz string, offset int) *time.Location {
 		return time.FixedZone(time.Unix(0, 0).In(time.FixedZone("", offset)).Format("UTC-07:00"), offset)
 	}
 	return time.UTC
+}
+
+// locations caches time.LoadLocation by name (nil: unknown here), which
+// otherwise reads the zone file from disk for every users.info answer.
+var locations struct {
+	sync.Mutex
+	m map[string]*time.Location
+}
+
+// maxLocations bounds the cache: there are some 600 IANA names, and a name
+// beyond the bound is just loaded each time.
+const maxLocations = 1024
+
+// loadLocation is time.LoadLocation(name), or nil when this host does not
+// know the name; each name is read from disk once.
+func loadLocation(name string) *time.Location {
+	locations.Lock()
+	loc, ok := locations.m[name]
+	locations.Unlock()
+	if ok {
+		return loc
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = nil
+	}
+	locations.Lock()
+	if locations.m == nil {
+		locations.m = map[string]*time.Location{}
+	}
+	if len(locations.m) < maxLocations {
+		locations.m[name] = loc
+	}
+	locations.Unlock()
+	return loc
 }
 
 // refusal says why u may not act at all, or "".
