@@ -36,6 +36,7 @@ type fairQueue struct {
 	turn      []string // people with queued work, in the order they get their turn
 	queued    int
 	readsBusy int
+	idle      int // workers waiting in take
 
 	max       int // tasks queued in all
 	perPerson int // tasks queued for one person
@@ -91,12 +92,20 @@ func (q *fairQueue) take() (task, bool) {
 	defer q.mu.Unlock()
 	for {
 		if t, ok := q.nextLocked(); ok {
+			if q.queued > 0 {
+				// More may be runnable: pass the wake-up on to one more
+				// idle worker (a wake-up this worker took for a task that
+				// someone else ran is not lost this way).
+				q.cond.Signal()
+			}
 			return t, true
 		}
 		if q.stopped {
 			return task{}, false
 		}
+		q.idle++
 		q.cond.Wait()
+		q.idle--
 	}
 }
 
@@ -129,15 +138,24 @@ func (q *fairQueue) nextLocked() (task, bool) {
 }
 
 // done marks t finished, letting its person's next task run.
+//
+// It wakes one idle worker for each task that may have become runnable
+// (the person's next one; another person's read when t held a read slot),
+// not every idle worker: the others would only find nothing and wait again.
 func (q *fairQueue) done(t task) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if t.class == classRead {
 		q.readsBusy--
+		if q.queued > 0 {
+			q.cond.Signal()
+		}
 	}
 	p := q.people[t.user]
 	p.running = false
-	if p.len() == 0 {
+	if p.len() > 0 {
+		q.cond.Signal()
+	} else {
 		delete(q.people, t.user)
 		for i, u := range q.turn {
 			if u == t.user {
@@ -146,7 +164,6 @@ func (q *fairQueue) done(t task) {
 			}
 		}
 	}
-	q.cond.Broadcast()
 }
 
 // start lets take hand out work (again, after a stop).
