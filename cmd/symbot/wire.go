@@ -123,9 +123,11 @@ func slackClient(cfg *config.Config) *slack.Client {
 	// slack-go's default client keeps 2 idle connections per host: with the
 	// bot's and the executor's workers calling at once, every other call
 	// would pay for a new connection (and, against Slack, a TLS handshake).
+	// bot.Transport spares slack-go decoding the message each
+	// chat.postMessage answer echoes back.
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
-	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Transport: t}), slack.OptionAppLevelToken(cfg.Slack.AppToken)}
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Transport: bot.Transport(t)}), slack.OptionAppLevelToken(cfg.Slack.AppToken)}
 	if cfg.Slack.APIURL != "" {
 		opts = append(opts, slack.OptionAPIURL(cfg.Slack.APIURL))
 	}
