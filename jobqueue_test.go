@@ -3,11 +3,12 @@ package symbot_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/symbot/symbot"
-	"github.com/symbot/symbot/store/storetest"
+	"github.com/symbot/symbot/store/memstore"
 )
 
 // gatedAlerts is a Notifier whose alerts each wait for the test to let
@@ -33,14 +34,64 @@ func (g *gatedAlerts) Alert(ctx context.Context, a symbot.Alert) error {
 	return g.fakeNotifier.Alert(ctx, a)
 }
 
+// removalQueued is a Store that tells when the executor has queued the
+// removal it claimed: the claim loop pushes what a claim returned into its
+// queue before it calls the store again, so its next ClaimJobs or
+// NextJobTime after the claim that returned the removal means that the
+// removal waits in the queue. (A claim seen in the store is not enough:
+// the job is queued just after the claim commits.)
+type removalQueued struct {
+	symbot.Store
+	mu      sync.Mutex
+	claimed bool          // a claim returned the removal
+	queued  chan struct{} // closed at the executor's next call after it
+}
+
+func (s *removalQueued) next() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claimed {
+		s.claimed = false
+		close(s.queued)
+	}
+}
+
+func (s *removalQueued) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	s.next()
+	js, err := s.Store.ClaimJobs(ctx, owner, now, lease, max)
+	for _, j := range js {
+		if j.Kind == symbot.JobRevoke {
+			s.mu.Lock()
+			s.claimed = true
+			s.mu.Unlock()
+		}
+	}
+	return js, err
+}
+
+func (s *removalQueued) NextJobTime(ctx context.Context) (time.Time, bool, error) {
+	s.next()
+	return s.Store.NextJobTime(ctx)
+}
+
 // TestExecutorRunsARemovalBeforeQueuedNotices: the executor claims jobs
-// ahead of its workers; a removal claimed after a burst of Slack notices
-// filled that queue runs as soon as a worker is free, before the notices
-// queued ahead of it (the queue honours the store's claim rank), rather
-// than after all of them.
+// ahead of its workers; a removal claimed after a Slack notice was queued
+// there runs as soon as a worker is free, before the notice queued ahead
+// of it (the queue honours the store's claim rank), rather than after it.
+//
+// One worker, held at the notifier by notice 1; notice 2, claimed with
+// it, waits in the queue. The removal is claimed (with its message
+// update) while the queue has room to spare, so the claim loop calls the
+// store again once it has queued them, which is when the test lets
+// notice 1 end. The worker then takes the removal first: alice is out of
+// the group when notice 2 reaches the notifier. A first-in first-out
+// queue runs notice 2 first, every time.
 func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
+	ms := memstore.New()
+	ms.RerunUpdates = true
+	st := &removalQueued{Store: ms, queued: make(chan struct{})}
 	g := &gatedAlerts{fakeNotifier: &fakeNotifier{}, arrived: make(chan string), release: make(chan struct{}), stop: make(chan struct{})}
-	h := newHarness(t, nil)
+	h := newHarness(t, st)
 	eng, err := symbot.NewEngine(h.st, h.dir, g, []symbot.Flow{testFlow()})
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +107,11 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 	}
 	h.wantState(t, r.ID, symbot.StateActive)
 
-	// A burst of notices: one runs (held at the notifier), the others
-	// wait in the queue.
+	// Two notices, due together: the executor's first claim takes both;
+	// notice 1 runs (held at the notifier), notice 2 waits in the queue.
 	now := time.Now()
 	if err := h.st.Update(t.Context(), func(tx symbot.Tx) error {
-		for i := range 5 {
+		for i := range 2 {
 			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobAlert, Text: fmt.Sprintf("notice %d", i+1), CreatedAt: now, NotBefore: now}); err != nil {
 				return err
 			}
@@ -81,42 +132,29 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 			return ""
 		}
 	}
-	claimed := func(kind symbot.JobKind, want int) func() bool {
-		return func() bool {
-			n := 0
-			for _, j := range h.pendingJobs(t) {
-				if j.Kind == kind && j.LeaseOwner != "" {
-					n++
-				}
-			}
-			return n >= want
-		}
-	}
 	if got := next(); got != "notice 1" {
 		t.Fatalf("first alert %q, want notice 1", got)
 	}
-	// The worker is busy with notice 1; notices 2-4 (and 5 when the worker
-	// took notice 1 before the claim was repeated) wait in the queue.
-	storetest.WaitFor(t, 10*time.Second, "the queue filled with notices", claimed(symbot.JobAlert, 4))
 
-	// alice relinquishes: the removal is due, and claimed behind the
-	// notices as soon as the queue has room.
+	// alice relinquishes: the removal is due, claimed behind notice 2.
 	if _, err := eng.Revoke(t.Context(), r.ID, alice, ""); err != nil {
 		t.Fatal(err)
 	}
-	g.release <- struct{}{} // notice 1 ends
-	running := next()       // the next notice (after the removal, if it was queued by then)
-	storetest.WaitFor(t, 10*time.Second, "the removal claimed, or done", func() bool {
-		return claimed(symbot.JobRevoke, 1)() || !h.dir.isMember("00ualice", "GADMIN")
-	})
-	g.release <- struct{}{}
-	after := next()
-	if h.dir.isMember("00ualice", "GADMIN") {
-		t.Fatalf("%s ran after %s while the removal claimed before it still waited: the queue is not by rank", after, running)
+	select {
+	case <-st.queued:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the executor did not claim and queue the removal within 10s")
 	}
-	for range 2 { // notices 4 and 5
-		g.release <- struct{}{}
-		next()
+	if !h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("the removal ran while the only worker was busy with notice 1")
+	}
+	g.release <- struct{}{} // notice 1 ends; the worker takes the next job
+	got := next()
+	if got != "notice 2" {
+		t.Fatalf("second alert %q, want notice 2", got)
+	}
+	if h.dir.isMember("00ualice", "GADMIN") {
+		t.Fatal("notice 2 ran before the removal, which was queued before notice 1 ended: the queue is not by rank")
 	}
 	g.release <- struct{}{}
 }

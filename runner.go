@@ -180,6 +180,15 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				mu.Lock()
 				delete(held, j.ID)
 				mu.Unlock()
+				// The queue has room again: wake the claim loop, which may
+				// have found it full when it last looked (a job that ended
+				// kicks it before its worker takes the next one), or a job
+				// due meanwhile, a removal say, would wait unclaimed until
+				// the job taken here ends.
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
 				if ctx.Err() == nil {
 					// A job that waited in the queue may be near the end of
 					// its lease: renew it first, or skip it if another
@@ -188,6 +197,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 						e.runReleasable(jobCtx, j, tails, &wg)
 					}
 				} // else: left for the next start (its lease is cleared or expires)
+				// And when the job ends: the next job of its lane is claimable.
 				select {
 				case freed <- struct{}{}:
 				default:
