@@ -9,6 +9,7 @@ import (
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store/memstore"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 // gatedAlerts is a Notifier whose alerts each wait for the test to let
@@ -157,4 +158,79 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 		t.Fatal("notice 2 ran before the removal, which was queued before notice 1 ended: the queue is not by rank")
 	}
 	g.release <- struct{}{}
+}
+
+// TestExecutorClaimsWhenAWorkerTakesAQueuedJob: the executor's queue has
+// room again as soon as a worker takes a job from it, and the executor
+// fills it then, not only when a job ends: a removal that became due while
+// the queue was full is claimed while the job the worker took still runs.
+func TestExecutorClaimsWhenAWorkerTakesAQueuedJob(t *testing.T) {
+	g := &gatedAlerts{fakeNotifier: &fakeNotifier{}, arrived: make(chan string), release: make(chan struct{}), stop: make(chan struct{})}
+	h := newHarness(t, nil)
+	eng, err := symbot.NewEngine(h.st, h.dir, g, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Runtime.Workers = 1 // one worker; the queue holds 4
+	h.eng, h.notes = eng, g.fakeNotifier
+
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	h.mustApprove(t, r.ID, bob)
+	if _, err := eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.wantState(t, r.ID, symbot.StateActive)
+
+	now := time.Now()
+	if err := h.st.Update(t.Context(), func(tx symbot.Tx) error {
+		for i := range 6 {
+			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobAlert, Text: fmt.Sprintf("notice %d", i+1), CreatedAt: now, NotBefore: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(t)
+	t.Cleanup(func() { close(g.stop) }) // runs before the engine stops
+	next := func() string {
+		t.Helper()
+		select {
+		case s := <-g.arrived:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no notice reached the notifier within 10s")
+			return ""
+		}
+	}
+	claimed := func(kind symbot.JobKind) int {
+		n := 0
+		for _, j := range h.pendingJobs(t) {
+			if j.Kind == kind && j.LeaseOwner != "" {
+				n++
+			}
+		}
+		return n
+	}
+	if got := next(); got != "notice 1" {
+		t.Fatalf("first alert %q, want notice 1", got)
+	}
+	// The worker runs notice 1; the first claim took notices 1-4, and the
+	// worker taking notice 1 made room for notice 5: the queue is full.
+	storetest.WaitFor(t, 10*time.Second, "notices 2-5 queued behind notice 1", func() bool { return claimed(symbot.JobAlert) == 5 })
+
+	// The removal is due, but the queue has no room.
+	if _, err := eng.Revoke(t.Context(), r.ID, alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	g.release <- struct{}{} // notice 1 ends; the worker takes notice 2
+	if got := next(); got != "notice 2" {
+		t.Fatalf("second alert %q, want notice 2", got)
+	}
+	// Notice 2 runs (held); the queue has room for one: the removal.
+	storetest.WaitFor(t, 10*time.Second, "the removal claimed while notice 2 runs", func() bool { return claimed(symbot.JobRevoke) == 1 })
+	if n := claimed(symbot.JobAlert); n != 4 {
+		t.Fatalf("%d notices claimed, want 4 (notices 2-5: the removal is claimed before notice 6)", n)
+	}
 }
