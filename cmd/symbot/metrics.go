@@ -49,9 +49,10 @@ type Metrics struct {
 	configReloads   *prometheus.CounterVec
 
 	mu         sync.Mutex
-	stats      func() symbot.Stats
+	stats      func() (symbot.Stats, error)
 	statsAt    time.Time    // when statsLast was read
 	statsLast  symbot.Stats // shared by the gauges of one scrape
+	statsOK    bool         // statsLast holds a good read
 	reconnects func() int64
 	connected  func() bool
 	storeUp    func() bool
@@ -172,7 +173,12 @@ func (m *Metrics) CredentialChecked(name string, valid bool) {
 func (m *Metrics) ConfigReload(result string) { m.configReloads.WithLabelValues(result).Inc() }
 
 // snapshot returns the engine's stats, read at most once a second: the
-// several gauges of one scrape share one read.
+// several gauges of one scrape share one read. A read that fails (the
+// store is unreachable) leaves the last good figures in place and is tried
+// again at the next scrape: a gauge that fell to 0 while the database was
+// down would silence SymbotJobsPiling and SymbotRemovalStuck exactly when
+// removals cannot be recorded (SymbotStoreDown says the store is down).
+// Before any good read there is nothing to show.
 func (m *Metrics) snapshot() (symbot.Stats, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -180,15 +186,17 @@ func (m *Metrics) snapshot() (symbot.Stats, bool) {
 		return symbot.Stats{}, false
 	}
 	if now := time.Now(); now.Sub(m.statsAt) >= time.Second {
-		m.statsLast, m.statsAt = m.stats(), now
+		if s, err := m.stats(); err == nil {
+			m.statsLast, m.statsAt, m.statsOK = s, now, true
+		}
 	}
-	return m.statsLast, true
+	return m.statsLast, m.statsOK
 }
 
 // SetStats plugs in the engine's Stats for the job and revocation gauges.
-func (m *Metrics) SetStats(fn func() symbot.Stats) {
+func (m *Metrics) SetStats(fn func() (symbot.Stats, error)) {
 	m.mu.Lock()
-	m.stats, m.statsAt = fn, time.Time{}
+	m.stats, m.statsAt, m.statsOK = fn, time.Time{}, false
 	m.mu.Unlock()
 }
 

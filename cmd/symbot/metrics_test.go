@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -149,7 +150,9 @@ func TestMetricsExposition(t *testing.T) {
 	m.GrantLatency("prod", time.Hour)
 	m.RevokeLag(3 * time.Second)
 	m.JobResult(symbot.JobRevoke, "retry")
-	m.SetStats(func() symbot.Stats { return symbot.Stats{PendingJobs: 4, FailingRevokes: 1, RevokeAlerts: 2} })
+	m.SetStats(func() (symbot.Stats, error) {
+		return symbot.Stats{PendingJobs: 4, FailingRevokes: 1, RevokeAlerts: 2}, nil
+	})
 	m.SetSocketReconnects(func() int64 { return 3 })
 	m.SetExternalCalls("okta", func() ExternalCalls {
 		return splitOktaStats(map[string]int64{"ok": 10, "rate_limited": 1, "attempts": 14, "retries": 3, "token_refreshes": 1})
@@ -381,7 +384,7 @@ func BenchmarkMetricsObserve(b *testing.B) {
 func TestOneStatsReadPerScrape(t *testing.T) {
 	m := NewMetrics()
 	calls := 0
-	m.SetStats(func() symbot.Stats { calls++; return symbot.Stats{PendingJobs: 3, FailingRevokes: 1} })
+	m.SetStats(func() (symbot.Stats, error) { calls++; return symbot.Stats{PendingJobs: 3, FailingRevokes: 1}, nil })
 	var b strings.Builder
 	if err := m.WriteText(&b); err != nil {
 		t.Fatal(err)
@@ -393,6 +396,56 @@ func TestOneStatsReadPerScrape(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+}
+
+// TestStatsKeepTheLastGoodReadWhileTheStoreIsDown: a failed read of the
+// engine's stats (database unreachable) must not turn the job gauges to 0,
+// which would silence the alerts on piling jobs and stuck removals; the
+// last good figures stay, and the next scrape reads again.
+func TestStatsKeepTheLastGoodReadWhileTheStoreIsDown(t *testing.T) {
+	m := NewMetrics()
+	var down bool
+	calls := 0
+	m.SetStats(func() (symbot.Stats, error) {
+		calls++
+		if down {
+			return symbot.Stats{}, errors.New("store unreachable")
+		}
+		return symbot.Stats{PendingJobs: 7, FailingRevokes: 2}, nil
+	})
+	scrapeText := func() string {
+		var b strings.Builder
+		if err := m.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if got := scrapeText(); !strings.Contains(got, "symbot_pending_jobs 7") {
+		t.Fatalf("first scrape lacks symbot_pending_jobs 7:\n%s", got)
+	}
+	down = true
+	m.mu.Lock()
+	m.statsAt = time.Time{} // the next scrape reads again
+	m.mu.Unlock()
+	got := scrapeText()
+	for _, want := range []string{"symbot_pending_jobs 7", "symbot_failing_revocations 2"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("scrape while the store is down lacks %q (the last good read):\n%s", want, got)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("stats read %d times, want 2 (a failed read is tried at the next scrape)", calls)
+	}
+	// Before any good read, the job gauges are not shown at all.
+	m2 := NewMetrics()
+	m2.SetStats(func() (symbot.Stats, error) { return symbot.Stats{}, errors.New("store unreachable") })
+	var b strings.Builder
+	if err := m2.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "symbot_pending_jobs ") {
+		t.Errorf("scrape with no good read shows symbot_pending_jobs:\n%s", b.String())
 	}
 }
 
@@ -422,7 +475,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	m.GrantLatency("prod", time.Second)
 	m.RevokeLag(time.Second)
 	m.JobResult(symbot.JobGrant, "ok")
-	m.SetStats(func() symbot.Stats { return symbot.Stats{} })
+	m.SetStats(func() (symbot.Stats, error) { return symbot.Stats{}, nil })
 	m.SetSocketReconnects(func() int64 { return 0 })
 	m.SetSocketConnected(func() bool { return true })
 	m.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(map[string]int64{"ok": 1, "attempts": 1}) })

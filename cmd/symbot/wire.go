@@ -223,11 +223,10 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	d.setCredentialInterval(cfg.Runtime.CredentialCheckInterval)
 	d.engine = eng
 
-	d.metrics.SetStats(func() symbot.Stats {
+	d.metrics.SetStats(func() (symbot.Stats, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, _ := eng.Stats(ctx)
-		return s
+		return eng.Stats(ctx)
 	})
 	d.metrics.SetSocketReconnects(func() int64 { return d.bot.Stats().Reconnects })
 	d.metrics.SetSocketConnected(d.bot.Connected)
