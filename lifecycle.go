@@ -156,7 +156,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 		// post job may post from it.
 		h.handPost(post, out)
 	}
-	h.start(e, err == nil, nil)
+	started := h.start(e, err == nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("submit request: %w", err)
 	}
@@ -164,7 +164,7 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 	if reached != StatePending {
 		e.observe(f.Name, reached)
 	}
-	if reached == StatePending && h.taken() {
+	if reached == StatePending && started {
 		e.kickScheduler() // a new approval deadline; its only job runs here already
 	} else {
 		e.kick()

@@ -620,10 +620,6 @@ func committedRequest(ctx context.Context, id string) (*Request, bool) {
 	return r, ok && r != nil && r.ID == id
 }
 
-// taken reports whether some job was taken: then the executor need not
-// be woken for it.
-func (h *handoff) taken() bool { return h != nil && len(h.jobs) > 0 }
-
 // start runs the taken jobs once their transaction committed, or gives
 // their slots back when it did not. A job committed after Run's context
 // ended keeps its lease and is left for the next start.
