@@ -63,6 +63,46 @@ func (e *Engine) ResolveUser(ctx context.Context, p Person) (DirUser, error) {
 // updateLater, for callers no one waits on (the early look-ups): it is
 // still committed before resolveBound returns.
 func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (u DirUser, before *Identity, err error) {
+	u, before, bind, err := e.resolveBinding(ctx, p, fresh)
+	if err != nil || bind == nil {
+		return u, before, err
+	}
+	update := e.store.Update
+	if late {
+		update = e.updateLater
+	}
+	if err := update(ctx, bind.write); err != nil {
+		return DirUser{}, before, fmt.Errorf("record the identity binding of %s: %w", p.SlackID, err)
+	}
+	if err := e.bound(p, bind); err != nil {
+		return DirUser{}, before, err
+	}
+	return u, before, nil
+}
+
+// binding is the write that records what the directory said of a person
+// (a new binding, a refreshed one, or a conflict), and after it ran, the
+// conflict it found, if any.
+type binding struct {
+	write    func(tx Tx) error
+	conflict *IdentityConflictError
+}
+
+// bound reports the conflict b's committed write found (and raises it).
+func (e *Engine) bound(p Person, b *binding) error {
+	if b.conflict == nil {
+		return nil
+	}
+	e.kick()
+	e.log().Warn("identity conflict: refusing the account until an operator resets it", "user", p.SlackID,
+		"bound_okta_user", b.conflict.BoundID, "found_okta_user", b.conflict.FoundID)
+	return b.conflict
+}
+
+// resolveBinding is resolveBound without the write: it returns the
+// binding to record (nil when there is nothing new), for the caller to
+// commit (and then to call e.bound) before it relies on the binding.
+func (e *Engine) resolveBinding(ctx context.Context, p Person, fresh bool) (u DirUser, before *Identity, bind *binding, err error) {
 	now := e.now()
 	var b Identity
 	var ok bool
@@ -72,32 +112,28 @@ func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (
 		return err
 	})
 	if err != nil {
-		return DirUser{}, nil, fmt.Errorf("read the identity binding of %s: %w", p.SlackID, err)
+		return DirUser{}, nil, nil, fmt.Errorf("read the identity binding of %s: %w", p.SlackID, err)
 	}
 	if ok {
 		before = &b
 		if b.Conflicted() {
-			return DirUser{}, before, conflictOf(b)
+			return DirUser{}, before, nil, conflictOf(b)
 		}
 	}
 	current := ok && b.Email == p.Email && now.Sub(b.CachedAt) < orDefault(e.IdentityTTL, 10*time.Minute)
 	if current && !fresh {
-		return DirUser{ID: b.OktaUserID, Login: b.OktaLogin, Email: b.Email, Status: "ACTIVE", Via: b.Via}, before, nil
+		return DirUser{ID: b.OktaUserID, Login: b.OktaLogin, Email: b.Email, Status: "ACTIVE", Via: b.Via}, before, nil, nil
 	}
 	u, err = e.dir.ResolveUser(ctx, p)
 	if err != nil {
-		return DirUser{}, before, err
+		return DirUser{}, before, nil, err
 	}
 	if current && u.ID == b.OktaUserID && u.Login == b.OktaLogin {
-		return u, before, nil // nothing new to record
+		return u, before, nil, nil // nothing new to record
 	}
-	update := e.store.Update
-	if late {
-		update = e.updateLater
-	}
-	var conflict *IdentityConflictError
-	err = update(ctx, func(tx Tx) error {
-		conflict = nil // the store may run this more than once
+	bind = &binding{}
+	bind.write = func(tx Tx) error {
+		bind.conflict = nil // the store may run this more than once
 		cur, ok, err := tx.Identity(p.SlackID)
 		if err != nil {
 			return err
@@ -110,7 +146,7 @@ func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (
 			}
 			return e.audit(tx, now, "", System, ActionIdentityBound, fmt.Sprintf("slack_user=%s okta_user=%s login=%s via=%s", p.SlackID, u.ID, u.Login, orUnknown(u.Via)))
 		case cur.Conflicted():
-			conflict = conflictOf(cur) // found by another resolution meanwhile
+			bind.conflict = conflictOf(cur) // found by another resolution meanwhile
 			return nil
 		case cur.OktaUserID == u.ID:
 			if cur.BoundAt.IsZero() {
@@ -129,7 +165,7 @@ func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (
 		if err := tx.PutIdentity(cur); err != nil {
 			return err
 		}
-		conflict = conflictOf(cur)
+		bind.conflict = conflictOf(cur)
 		if err := e.audit(tx, now, "", System, ActionIdentityConflict, fmt.Sprintf("slack_user=%s bound_okta_user=%s bound_login=%s found_okta_user=%s found_login=%s email=%s via=%s",
 			p.SlackID, cur.OktaUserID, cur.OktaLogin, u.ID, u.Login, p.Email, orUnknown(u.Via))); err != nil {
 			return err
@@ -137,17 +173,8 @@ func (e *Engine) resolveBound(ctx context.Context, p Person, fresh, late bool) (
 		// Raised once: later resolutions find the conflict recorded and
 		// refuse without asking the directory.
 		return e.addJob(tx, now, &Job{Kind: JobAlert, Event: EventIdentityConflict, Text: conflictAlert(cur, u)})
-	})
-	if err != nil {
-		return DirUser{}, before, fmt.Errorf("record the identity binding of %s: %w", p.SlackID, err)
 	}
-	if conflict != nil {
-		e.kick()
-		e.log().Warn("identity conflict: refusing the account until an operator resets it", "user", p.SlackID,
-			"bound_okta_user", conflict.BoundID, "found_okta_user", conflict.FoundID)
-		return DirUser{}, before, conflict
-	}
-	return u, before, nil
+	return u, before, bind, nil
 }
 
 func orUnknown(s string) string {

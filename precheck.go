@@ -8,6 +8,7 @@ package symbot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -94,9 +95,16 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 		// start, which looks up for itself.
 		return nil
 	}
-	u, err := e.resolveRequester(ctx, r, true) // a new binding shares a later commit too
+	// A binding to record (a first-time requester's, say) is written with
+	// the look-ups below, in the same late write: the membership look-up
+	// needs only the Okta user, not the binding committed.
+	u, _, bind, err := e.resolveBinding(ctx, r.Requester, true)
+	var ce *IdentityConflictError
+	if errors.As(err, &ce) {
+		return Permanent(err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf(resolvePrefix+"%w", err)
 	}
 	unlock, err := e.lockMembership(ctx, membershipKey(u.ID, r.GroupID))
 	if err != nil {
@@ -111,6 +119,14 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 	// Needed only at the approval, seconds away at the earliest: it shares
 	// the commit of the next write rather than add one.
 	err = e.updateLater(ctx, func(tx Tx) error {
+		if bind != nil {
+			if err := bind.write(tx); err != nil {
+				return err
+			}
+			if bind.conflict != nil {
+				return nil // the conflict is recorded; the look-ups do not stand
+			}
+		}
 		cur, err := tx.Request(id)
 		if err != nil {
 			return err
@@ -123,6 +139,11 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("record early grant look-ups: %w", err)
+	}
+	if bind != nil {
+		if err := e.bound(r.Requester, bind); err != nil {
+			return Permanent(err)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
 	"github.com/symbot/symbot/store/postgres"
 	"github.com/symbot/symbot/store/postgres/pgtest"
 	"github.com/symbot/symbot/store/storetest"
@@ -226,5 +227,89 @@ func TestApprovalRecordsTheCheckOnPostgreSQL(t *testing.T) {
 	storetest.WaitFor(t, 20*time.Second, "the grant", func() bool { return h.get(t, r.ID).State == symbot.StateActive })
 	if !h.dir.isMember("00ualice", "GADMIN") {
 		t.Fatal("active, but not a member")
+	}
+}
+
+// laterSpy is a store whose late writes (LaterUpdater) are recorded: for
+// each committed one, whether it wrote an identity binding and whether it
+// recorded early look-ups.
+type laterSpy struct {
+	symbot.Store
+	mu     sync.Mutex
+	writes []laterWrite
+}
+
+type laterWrite struct{ binding, lookups bool }
+
+type spyTx struct {
+	symbot.Tx
+	w *laterWrite
+}
+
+func (t spyTx) PutIdentity(b symbot.Identity) error {
+	t.w.binding = true
+	return t.Tx.PutIdentity(b)
+}
+
+func (t spyTx) PutRequest(r *symbot.Request) error {
+	if !r.PrecheckedAt.IsZero() {
+		t.w.lookups = true
+	}
+	return t.Tx.PutRequest(r)
+}
+
+func (s *laterSpy) UpdateLater(ctx context.Context, fn func(symbot.Tx) error) error {
+	var w laterWrite
+	err := s.Store.Update(ctx, func(tx symbot.Tx) error {
+		w = laterWrite{} // may run more than once
+		return fn(spyTx{tx, &w})
+	})
+	if err == nil {
+		s.mu.Lock()
+		s.writes = append(s.writes, w)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// TestFirstRequestBindsWithTheEarlyLookups: a first-time requester's
+// identity binding, found by the early look-ups, is written in the same
+// late write as the look-ups (one write, not two).
+func TestFirstRequestBindsWithTheEarlyLookups(t *testing.T) {
+	ms := memstore.New()
+	ms.RerunUpdates = true
+	spy := &laterSpy{Store: ms}
+	h := newHarness(t, spy)
+	h.start(t)
+	r := h.mustSubmit(t, dave, "admin", time.Hour)
+	pre := waitPrechecked(t, h, r.ID)
+	if pre.PreOktaUserID != "00udave" {
+		t.Fatalf("early look-ups found %q, want 00udave", pre.PreOktaUserID)
+	}
+	var b symbot.Identity
+	var bound bool
+	if err := h.st.View(t.Context(), func(tx symbot.Tx) error {
+		var err error
+		b, bound, err = tx.Identity(dave.SlackID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bound || b.OktaUserID != "00udave" {
+		t.Fatalf("binding of dave = %+v (%t), want 00udave", b, bound)
+	}
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	together := 0
+	for _, w := range spy.writes {
+		if w.binding && !w.lookups {
+			t.Errorf("late writes %+v: the binding was written apart from the early look-ups", spy.writes)
+		}
+		if w.binding && w.lookups {
+			together++
+		}
+	}
+	if together != 1 {
+		t.Errorf("late writes %+v: want one that writes the binding and the look-ups", spy.writes)
 	}
 }
