@@ -130,6 +130,7 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 	}
 	lcfg := cfg.Copy()
 	lcfg.MaxConns = 2 * o.MaxConns
+	lockConnConfig(lcfg)
 	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
 	if err != nil {
 		pool.Close()

@@ -238,3 +238,63 @@ func TestTryLockMembershipAcrossReplicas(t *testing.T) {
 	}
 	unlockB()
 }
+
+// TestCancelledLockWaitNeverTakesTheLock: a LockMembership whose context
+// ends while it waits must leave no backend waiting for the lock. A backend
+// left waiting (the client merely closed its socket) is granted the lock
+// when the holder releases it and holds it until it notices the client is
+// gone, so a try from another replica right after the release would fail.
+func TestCancelledLockWaitNeverTakesTheLock(t *testing.T) {
+	rs, url := replicas(t, 3)
+	a, b, c := rs[0], rs[1], rs[2]
+	const key = "00u1|00g1"
+	held, err := a.LockMembership(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Release it on a failure too: closing a store waits for its lock
+	// connections to come back.
+	unlock := sync.OnceFunc(held)
+	defer unlock()
+	watch, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	waiters := func() int {
+		var n int
+		if err := watch.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND classid = $1 AND objid = hashtext($2)::oid AND objsubid = 2 AND NOT granted`,
+			0x7379, key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.LockMembership(ctx, key)
+		done <- err
+	}()
+	storetest.WaitFor(t, 20*time.Second, "b to wait for the lock", func() bool { return waiters() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled LockMembership = %v, want context.Canceled", err)
+	}
+	if n := waiters(); n != 0 {
+		t.Fatalf("%d backends still wait for the lock after the wait was cancelled; want none", n)
+	}
+	unlock()
+	unlockC, ok, err := c.TryLockMembership(t.Context(), key)
+	if err != nil || !ok {
+		t.Fatalf("try after the holder released, the other waiter having given up = %v, %v; want it taken", ok, err)
+	}
+	unlockC()
+	// b's connection went back to its pool holding nothing: b can take the
+	// lock again.
+	unlockB, ok, err := b.TryLockMembership(t.Context(), key)
+	if err != nil || !ok {
+		t.Fatalf("b try after its cancelled wait = %v, %v; want it taken", ok, err)
+	}
+	unlockB()
+}

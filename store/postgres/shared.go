@@ -2,9 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/symbot/symbot"
@@ -26,15 +30,21 @@ var (
 // PostgreSQL releases the lock. Lock connections come from a separate pool
 // so that lock holders, which go on to write through the main pool, can
 // never use up the connections they wait for.
+//
+// When ctx ends during the wait, the wait is cancelled on the server (see
+// lockConnConfig) before LockMembership returns, so a given-up waiter never
+// takes the lock later: once the holder releases it, another replica can
+// take it at once.
 func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) {
 	conn, err := s.locks.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
-		// The lock's state is unknown (the wait was cancelled).
-		dropLockConn(context.WithoutCancel(ctx), conn)
-		return nil, fmt.Errorf("membership lock: %w", classify(err))
+		// The wait was cancelled or failed; the lock may even have been
+		// taken just before the cancel landed.
+		releaseLockConn(context.WithoutCancel(ctx), conn)
+		return nil, lockError(ctx, err)
 	}
 	return unlockMembership(conn, key), nil
 }
@@ -48,14 +58,24 @@ func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(
 	}
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, membershipLockSpace, key).Scan(&ok); err != nil {
 		// The lock's state is unknown.
-		dropLockConn(context.WithoutCancel(ctx), conn)
-		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
+		releaseLockConn(context.WithoutCancel(ctx), conn)
+		return nil, false, lockError(ctx, err)
 	}
 	if !ok {
 		conn.Release()
 		return nil, false, nil
 	}
 	return unlockMembership(conn, key), true, nil
+}
+
+// lockError is the error of a lock call that failed with err: ctx's own
+// error when ctx ended (the server then answers "canceling statement due to
+// user request"), so callers can tell a given-up wait by errors.Is.
+func lockError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("membership lock: %w (%v)", cerr, err)
+	}
+	return fmt.Errorf("membership lock: %w", classify(err))
 }
 
 // unlockMembership returns the function that releases the membership lock
@@ -70,6 +90,62 @@ func unlockMembership(conn *pgxpool.Conn, key string) func() {
 		}
 		conn.Release()
 	}
+}
+
+// lockCancelGrace is how long a lock call whose context ended waits for the
+// server to confirm the cancelled wait before it closes the connection.
+const lockCancelGrace = 5 * time.Second
+
+// lockConnConfig sets up the pool of lock connections so that a lock wait
+// whose context ends is cancelled on the server, not merely abandoned.
+//
+// pgx's default answer to an ended context is to close the socket. A
+// backend waiting in pg_advisory_lock does not read its socket, so it would
+// go on waiting for a client that is gone, be granted the lock when the
+// holder releases it, and hold it until it notices the dead client: a try
+// from another replica in that moment fails, and a removal there waits.
+// Instead a cancel request is sent at once; the server aborts the wait and
+// answers with an error, which the call reads (the backend has then left
+// the wait queue). Only if that answer does not come within lockCancelGrace
+// (the server is unreachable) is the socket closed; for that case
+// client_connection_check_interval makes the server notice the vanished
+// client while waiting, on PostgreSQL 14 and later.
+func lockConnConfig(cfg *pgxpool.Config) {
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: lockCancelGrace}
+	}
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, c); err != nil {
+				return err
+			}
+		}
+		_, err := c.Exec(ctx, `SET client_connection_check_interval = '1s'`)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42704" { // undefined_object: before PostgreSQL 14
+			return nil
+		}
+		return err
+	}
+}
+
+// releaseLockConn gives back a lock connection whose call failed, with no
+// lock held: it releases every advisory lock of the session, which holds
+// only the one the call was about, and returns the connection to the pool.
+// When the session cannot be reached, it is dropped instead.
+func releaseLockConn(ctx context.Context, conn *pgxpool.Conn) {
+	if conn.Conn().IsClosed() {
+		dropLockConn(ctx, conn)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, lockCancelGrace)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		dropLockConn(ctx, conn)
+		return
+	}
+	conn.Release()
 }
 
 // dropLockConn closes the session of a lock connection whose locks are in
