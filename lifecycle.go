@@ -493,6 +493,10 @@ func (e *Engine) finishPending(ctx context.Context, id string, now time.Time, to
 		}
 		if r.State == StateScheduled && to == StateCancelled {
 			// A scheduled request can be withdrawn until it starts.
+		} else if to == StateCancelled && !r.StartAt.IsZero() && (r.State == StateApproved || r.State == StateActive) {
+			// It started before this cancel (the scheduler came first):
+			// the same answer as when the start lapses in this transaction.
+			return startedError(r)
 		} else if r.State != StatePending {
 			return r.Decided()
 		}

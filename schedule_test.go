@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
 )
 
 func TestParseStartTime(t *testing.T) {
@@ -145,5 +146,52 @@ func TestScheduledStartSurvivesRestartAndFiresOnce(t *testing.T) {
 	}
 	if adds, _ := dir.counts("00ualice", "GADMIN"); adds != 1 {
 		t.Errorf("Okta adds = %d, want 1", adds)
+	}
+}
+
+// TestCancelAfterTheScheduledStartFired: the requester's Cancel that
+// arrives after the scheduler already started the request (approved, then
+// active) gets the same answer as one that arrives first and lapses the
+// start itself: it started and can no longer be cancelled; relinquish it.
+func TestCancelAfterTheScheduledStartFired(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	start := t0.Add(time.Hour)
+	now := t0
+	dir := newFakeDir()
+	dir.addUser("00ualice", alice.Email, "ACTIVE")
+	eng, err := symbot.NewEngine(memstore.New(), dir, &fakeNotifier{}, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Now = func() time.Time { return now }
+	r, err := eng.Submit(ctx, alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "x", StartAt: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Approve(ctx, r.ID, bob, ""); err != nil {
+		t.Fatal(err)
+	}
+	now = start
+	if err := eng.FireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"approved", "active"} {
+		got, err := eng.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == "active" {
+			if _, err := eng.RunDueJobs(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ = eng.Get(ctx, r.ID); got.State != symbot.StateActive {
+				t.Fatalf("after the grant job: %s, want active", got.State)
+			}
+		}
+		_, err = eng.Cancel(ctx, r.ID, alice)
+		if err == nil || !strings.Contains(err.Error(), "can no longer be cancelled; relinquish the access instead") {
+			t.Errorf("cancel while %s (%s): %v, want it started and can no longer be cancelled", step, got.State, err)
+		}
 	}
 }
