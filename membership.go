@@ -55,14 +55,21 @@ func (e *Engine) tryLockMembership(ctx context.Context, key string) (unlock func
 // resolveBound.
 func (e *Engine) resolveRequester(ctx context.Context, r *Request, late bool) (DirUser, error) {
 	u, _, err := e.resolveBound(ctx, r.Requester, true, late)
-	var ce *IdentityConflictError
-	if errors.As(err, &ce) {
-		return DirUser{}, Permanent(err)
-	}
 	if err != nil {
-		return DirUser{}, fmt.Errorf(resolvePrefix+"%w", err)
+		return DirUser{}, resolveError(err)
 	}
 	return u, nil
+}
+
+// resolveError is the error of a failed look-up of a requester's Okta
+// user, for a job: an identity conflict is permanent (retrying does not
+// clear it), anything else is retried, prefixed with resolvePrefix.
+func resolveError(err error) error {
+	var ce *IdentityConflictError
+	if errors.As(err, &ce) {
+		return Permanent(err)
+	}
+	return fmt.Errorf(resolvePrefix+"%w", err)
 }
 
 // priorMembership says whether r's requester (Okta user uid) is a member of

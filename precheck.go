@@ -8,7 +8,6 @@ package symbot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -99,12 +98,8 @@ func (e *Engine) precheck(ctx context.Context, id string) error {
 	// the look-ups below, in the same late write: the membership look-up
 	// needs only the Okta user, not the binding committed.
 	u, _, bind, err := e.resolveBinding(ctx, r.Requester, true)
-	var ce *IdentityConflictError
-	if errors.As(err, &ce) {
-		return Permanent(err)
-	}
 	if err != nil {
-		return fmt.Errorf(resolvePrefix+"%w", err)
+		return resolveError(err)
 	}
 	unlock, err := e.lockMembership(ctx, membershipKey(u.ID, r.GroupID))
 	if err != nil {
