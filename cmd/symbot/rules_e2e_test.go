@@ -29,6 +29,16 @@ type rulesWorld struct {
 	carolOkta string
 }
 
+// config returns the text of the world's config file.
+func (rw *rulesWorld) config(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(rw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func mustRulesWorld(t *testing.T) *rulesWorld {
 	t.Helper()
 	w, cfgPath := mustWorld(t, "1h", "0")
@@ -312,11 +322,8 @@ func TestExplain(t *testing.T) {
 // and names the file and line of an expression that does not type-check.
 func TestCheckReportsRuleTypeErrorsAtFileLine(t *testing.T) {
 	rw := mustRulesWorld(t)
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(b), "\n")
+	b := rw.config(t)
+	lines := strings.Split(b, "\n")
 	line := 0
 	for i, l := range lines {
 		if strings.Contains(l, `when: request.duration > duration("1h")`) {
@@ -344,11 +351,8 @@ func TestCheckLivePagerDuty(t *testing.T) {
 	for k, v := range rw.env() {
 		t.Setenv(k, v)
 	}
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := edit(t, string(b), "        when: requester.on_call\n", "        when: requester.on_call || on_call(\"PNOPE99\")\n")
+	b := rw.config(t)
+	yml := edit(t, b, "        when: requester.on_call\n", "        when: requester.on_call || on_call(\"PNOPE99\")\n")
 	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -375,11 +379,8 @@ func TestCheckLivePagerDuty(t *testing.T) {
 func TestBreakGlassRefuseRulesThroughTheBot(t *testing.T) {
 	rw := mustRulesWorld(t)
 	w := rw.world
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := edit(t, string(b), "    rules:\n", `    break_glass:
+	b := rw.config(t)
+	yml := edit(t, b, "    rules:\n", `    break_glass:
       max_duration: 4h
     rules:
       - name: no-contractor-break-glass
@@ -432,11 +433,8 @@ func TestBreakGlassRefuseRulesThroughTheBot(t *testing.T) {
 // rules, with request.break_glass true, and says which do not apply.
 func TestExplainBreakGlass(t *testing.T) {
 	rw := mustRulesWorld(t)
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml := edit(t, string(b), "    rules:\n", "    break_glass:\n      max_duration: 2h\n    rules:\n")
+	b := rw.config(t)
+	yml := edit(t, b, "    rules:\n", "    break_glass:\n      max_duration: 2h\n    rules:\n")
 	yml = edit(t, yml, `        when: request.reason.contains("weekend")`, `        when: 'request.reason.contains("weekend") && !request.break_glass'`)
 	yml += `          - name: no-logs-break-glass
             when: request.break_glass
@@ -492,11 +490,8 @@ func TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass(t *testing.T) {
 	for k, v := range rw.env() {
 		t.Setenv(k, v)
 	}
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := edit(t, string(b), "    rules:\n", "    break_glass:\n      max_duration: 1h\n    rules:\n")
+	b := rw.config(t)
+	cfg := edit(t, b, "    rules:\n", "    break_glass:\n      max_duration: 1h\n    rules:\n")
 	write := func(yml string) {
 		if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
@@ -520,13 +515,10 @@ func TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass(t *testing.T) {
 func TestWhoamiShowsWhoApprovesUnderTheRules(t *testing.T) {
 	rw := mustRulesWorld(t)
 	w := rw.world
-	b, err := os.ReadFile(rw.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := rw.config(t)
 	// prod-ro: people other than carol need two approvals from bob and
 	// mallory, whatever they ask.
-	yml := edit(t, string(b), "      - name: prod-ro\n        group_id: "+rw.roGroup+"\n", fmt.Sprintf(`      - name: prod-ro
+	yml := edit(t, b, "      - name: prod-ro\n        group_id: "+rw.roGroup+"\n", fmt.Sprintf(`      - name: prod-ro
         group_id: %s
         rules:
           - name: others-need-two
