@@ -35,6 +35,57 @@ func (g *gatedAlerts) Alert(ctx context.Context, a symbot.Alert) error {
 	return g.fakeNotifier.Alert(ctx, a)
 }
 
+// gatedHarness is a harness whose engine has one worker (its queue holds
+// 4) and sends alerts to a gatedAlerts, with alice's access granted before
+// the executor runs. st nil: a memstore.
+func gatedHarness(t *testing.T, st symbot.Store) (*harness, *gatedAlerts, *symbot.Request) {
+	t.Helper()
+	g := &gatedAlerts{fakeNotifier: &fakeNotifier{}, arrived: make(chan string), release: make(chan struct{}), stop: make(chan struct{})}
+	h := newHarness(t, st)
+	eng, err := symbot.NewEngine(h.st, h.dir, g, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Runtime.Workers = 1 // one worker; the queue holds 4
+	h.eng, h.notes = eng, g.fakeNotifier
+
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	h.mustApprove(t, r.ID, bob)
+	if _, err := eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.wantState(t, r.ID, symbot.StateActive)
+	return h, g, r
+}
+
+// addNotices adds n alerts "notice 1".."notice n", all due now.
+func addNotices(t *testing.T, h *harness, n int) {
+	t.Helper()
+	now := time.Now()
+	if err := h.st.Update(t.Context(), func(tx symbot.Tx) error {
+		for i := range n {
+			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobAlert, Text: fmt.Sprintf("notice %d", i+1), CreatedAt: now, NotBefore: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next is the text of the next alert to reach the notifier.
+func (g *gatedAlerts) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-g.arrived:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notice reached the notifier within 10s")
+		return ""
+	}
+}
+
 // removalQueued is a Store that tells when the executor has queued the
 // removal it claimed: the claim loop pushes what a claim returned into its
 // queue before it calls the store again, so its next ClaimJobs or
@@ -91,49 +142,16 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 	ms := memstore.New()
 	ms.RerunUpdates = true
 	st := &removalQueued{Store: ms, queued: make(chan struct{})}
-	g := &gatedAlerts{fakeNotifier: &fakeNotifier{}, arrived: make(chan string), release: make(chan struct{}), stop: make(chan struct{})}
-	h := newHarness(t, st)
-	eng, err := symbot.NewEngine(h.st, h.dir, g, []symbot.Flow{testFlow()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.Runtime.Workers = 1 // one worker; the queue holds 4
-	h.eng, h.notes = eng, g.fakeNotifier
-
 	// alice's access, granted before the executor runs.
-	r := h.mustSubmit(t, alice, "admin", time.Hour)
-	h.mustApprove(t, r.ID, bob)
-	if _, err := eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	h.wantState(t, r.ID, symbot.StateActive)
+	h, g, r := gatedHarness(t, st)
+	eng := h.eng
 
 	// Two notices, due together: the executor's first claim takes both;
 	// notice 1 runs (held at the notifier), notice 2 waits in the queue.
-	now := time.Now()
-	if err := h.st.Update(t.Context(), func(tx symbot.Tx) error {
-		for i := range 2 {
-			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobAlert, Text: fmt.Sprintf("notice %d", i+1), CreatedAt: now, NotBefore: now}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	addNotices(t, h, 2)
 	h.start(t)
 	t.Cleanup(func() { close(g.stop) }) // runs before the engine stops
-	next := func() string {
-		t.Helper()
-		select {
-		case s := <-g.arrived:
-			return s
-		case <-time.After(10 * time.Second):
-			t.Fatal("no notice reached the notifier within 10s")
-			return ""
-		}
-	}
-	if got := next(); got != "notice 1" {
+	if got := g.next(t); got != "notice 1" {
 		t.Fatalf("first alert %q, want notice 1", got)
 	}
 
@@ -150,7 +168,7 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 		t.Fatal("the removal ran while the only worker was busy with notice 1")
 	}
 	g.release <- struct{}{} // notice 1 ends; the worker takes the next job
-	got := next()
+	got := g.next(t)
 	if got != "notice 2" {
 		t.Fatalf("second alert %q, want notice 2", got)
 	}
@@ -165,45 +183,11 @@ func TestExecutorRunsARemovalBeforeQueuedNotices(t *testing.T) {
 // fills it then, not only when a job ends: a removal that became due while
 // the queue was full is claimed while the job the worker took still runs.
 func TestExecutorClaimsWhenAWorkerTakesAQueuedJob(t *testing.T) {
-	g := &gatedAlerts{fakeNotifier: &fakeNotifier{}, arrived: make(chan string), release: make(chan struct{}), stop: make(chan struct{})}
-	h := newHarness(t, nil)
-	eng, err := symbot.NewEngine(h.st, h.dir, g, []symbot.Flow{testFlow()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.Runtime.Workers = 1 // one worker; the queue holds 4
-	h.eng, h.notes = eng, g.fakeNotifier
-
-	r := h.mustSubmit(t, alice, "admin", time.Hour)
-	h.mustApprove(t, r.ID, bob)
-	if _, err := eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	h.wantState(t, r.ID, symbot.StateActive)
-
-	now := time.Now()
-	if err := h.st.Update(t.Context(), func(tx symbot.Tx) error {
-		for i := range 6 {
-			if err := tx.AddJob(&symbot.Job{Kind: symbot.JobAlert, Text: fmt.Sprintf("notice %d", i+1), CreatedAt: now, NotBefore: now}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h, g, r := gatedHarness(t, nil)
+	eng := h.eng
+	addNotices(t, h, 6)
 	h.start(t)
 	t.Cleanup(func() { close(g.stop) }) // runs before the engine stops
-	next := func() string {
-		t.Helper()
-		select {
-		case s := <-g.arrived:
-			return s
-		case <-time.After(10 * time.Second):
-			t.Fatal("no notice reached the notifier within 10s")
-			return ""
-		}
-	}
 	claimed := func(kind symbot.JobKind) int {
 		n := 0
 		for _, j := range h.pendingJobs(t) {
@@ -213,7 +197,7 @@ func TestExecutorClaimsWhenAWorkerTakesAQueuedJob(t *testing.T) {
 		}
 		return n
 	}
-	if got := next(); got != "notice 1" {
+	if got := g.next(t); got != "notice 1" {
 		t.Fatalf("first alert %q, want notice 1", got)
 	}
 	// The worker runs notice 1; the first claim took notices 1-4, and the
@@ -225,7 +209,7 @@ func TestExecutorClaimsWhenAWorkerTakesAQueuedJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.release <- struct{}{} // notice 1 ends; the worker takes notice 2
-	if got := next(); got != "notice 2" {
+	if got := g.next(t); got != "notice 2" {
 		t.Fatalf("second alert %q, want notice 2", got)
 	}
 	// Notice 2 runs (held); the queue has room for one: the removal.
