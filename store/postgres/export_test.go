@@ -1,5 +1,12 @@
 package postgres
 
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // QueueLen returns how many writes wait for the next group commit.
 func QueueLen(s *Store) int {
 	return s.writes.Len()
@@ -7,3 +14,21 @@ func QueueLen(s *Store) int {
 
 // Commits returns how many read-write transactions s committed.
 func Commits(s *Store) uint64 { return s.commits.Load() }
+
+// MigrateTo applies the embedded migrations up to version the way migrate
+// does (each step in its own transaction, recorded in symbot_migrations),
+// so that a test can write rows of an older schema.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, version int) error {
+	if _, err := conn.Exec(ctx, createMigrationsTable); err != nil {
+		return err
+	}
+	for _, m := range Migrations() {
+		if m.Version > version {
+			break
+		}
+		if err := applyMigration(ctx, conn, m); err != nil {
+			return fmt.Errorf("apply %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}

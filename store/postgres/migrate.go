@@ -169,20 +169,27 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (SchemaStatus, []int, erro
 		if !slices.Contains(st.Pending, m.Version) {
 			continue
 		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO symbot_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
-			return err
-		})
-		if err != nil {
+		if err := applyMigration(ctx, conn, m); err != nil {
 			return st, ran, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		ran = append(ran, m.Version)
 	}
 	st.Current, st.Pending = st.Latest, nil
 	return st, ran, nil
+}
+
+// applyMigration runs one step and records it in symbot_migrations, in
+// one transaction.
+func applyMigration(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, m Migration) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO symbot_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
+		return err
+	})
 }
 
 // redact replaces a connection-string parse error, whose text and wrapped

@@ -13,33 +13,6 @@ import (
 	"github.com/symbot/symbot/store/postgres/pgtest"
 )
 
-// migrateTo applies the embedded migrations up to version, as the symbot
-// that shipped them did (each in its own transaction, recorded in
-// symbot_migrations), so that a test can write rows of that schema.
-func migrateTo(t *testing.T, conn *pgx.Conn, version int) {
-	t.Helper()
-	ctx := t.Context()
-	if _, err := conn.Exec(ctx, `CREATE TABLE symbot_migrations (
-		version int4 PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range postgres.Migrations() {
-		if m.Version > version {
-			break
-		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO symbot_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
-			return err
-		})
-		if err != nil {
-			t.Fatalf("apply %s: %v", m.Name, err)
-		}
-	}
-}
-
 // TestUpgradeIdentitiesFrom6: identities cached by a symbot on schema 6,
 // before bindings (no bound_at, via or conflict columns), read after the
 // upgrade to the current schema as bindings made when they were cached:
@@ -54,7 +27,9 @@ func TestUpgradeIdentitiesFrom6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	migrateTo(t, conn, 6)
+	if err := postgres.MigrateTo(t.Context(), conn, 6); err != nil {
+		t.Fatal(err)
+	}
 
 	cached := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	old := []symbot.Identity{
