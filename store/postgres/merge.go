@@ -133,15 +133,9 @@ func (r *rowWrite) arrays(rows [][]any) (out []any, err error) {
 			}
 			out[c] = a
 		case "int4":
-			a := make([]int32, len(rows))
-			for i, row := range rows {
-				v, ok := row[c].(int32)
-				if !ok {
-					return nil, bad(c, row[c])
-				}
-				a[i] = v
+			if out[c], err = column[int32](rows, c, bad); err != nil {
+				return nil, err
 			}
-			out[c] = a
 		case "text":
 			a := make([]string, len(rows))
 			for i, row := range rows {
@@ -156,18 +150,25 @@ func (r *rowWrite) arrays(rows [][]any) (out []any, err error) {
 			}
 			out[c] = a
 		case "bool":
-			a := make([]bool, len(rows))
-			for i, row := range rows {
-				v, ok := row[c].(bool)
-				if !ok {
-					return nil, bad(c, row[c])
-				}
-				a[i] = v
+			if out[c], err = column[bool](rows, c, bad); err != nil {
+				return nil, err
 			}
-			out[c] = a
 		default:
 			return nil, fmt.Errorf("argument %d has the unknown type %s", c+1, typ)
 		}
 	}
 	return out, nil
+}
+
+// column is argument c of each row, which must be a T.
+func column[T any](rows [][]any, c int, bad func(int, any) error) ([]T, error) {
+	a := make([]T, len(rows))
+	for i, row := range rows {
+		v, ok := row[c].(T)
+		if !ok {
+			return nil, bad(c, row[c])
+		}
+		a[i] = v
+	}
+	return a, nil
 }
