@@ -98,6 +98,13 @@ type result struct {
 // want writes (0: do not wait).
 func do(t *testing.T, s *fakeStore, ctx context.Context, want int, fn func(kv) error) <-chan result {
 	t.Helper()
+	return start(t, "queued writes", s.q.Len, want, func() error { return s.q.Do(ctx, "fake update", fn) })
+}
+
+// start runs call on its own goroutine and waits until n() is want (0: do
+// not wait); the channel delivers call's error or panic.
+func start(t *testing.T, what string, n func() int, want int, call func() error) <-chan result {
+	t.Helper()
 	ch := make(chan result, 1)
 	go func() {
 		var r result
@@ -105,10 +112,10 @@ func do(t *testing.T, s *fakeStore, ctx context.Context, want int, fn func(kv) e
 			r.panic = recover()
 			ch <- r
 		}()
-		r.err = s.q.Do(ctx, "fake update", fn)
+		r.err = call()
 	}()
 	if want > 0 {
-		waitFor(t, fmt.Sprintf("%d queued writes", want), func() bool { return s.q.Len() == want })
+		waitFor(t, fmt.Sprintf("%d %s", want, what), func() bool { return n() == want })
 	}
 	return ch
 }
@@ -376,19 +383,7 @@ func TestCloseFinishesQueuedWrites(t *testing.T) {
 // goroutine and waits until want late writes wait (0: do not wait).
 func doLater(t *testing.T, s *fakeStore, ctx context.Context, want int, lwait time.Duration, fn func(kv) error) <-chan result {
 	t.Helper()
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			r.panic = recover()
-			ch <- r
-		}()
-		r.err = s.q.DoLater(ctx, "fake update", fn, lwait)
-	}()
-	if want > 0 {
-		waitFor(t, fmt.Sprintf("%d late writes", want), func() bool { return s.q.LaterLen() == want })
-	}
-	return ch
+	return start(t, "late writes", s.q.LaterLen, want, func() error { return s.q.DoLater(ctx, "fake update", fn, lwait) })
 }
 
 // order returns a fn for s.put that appends name to *seen.
