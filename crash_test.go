@@ -79,12 +79,9 @@ func TestCrashBetweenStateChangeAndSideEffect(t *testing.T) {
 		}
 		eng.Runtime.RetryBase = 50 * time.Millisecond
 		eng.Runtime.ShutdownGrace = 100 * time.Millisecond
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = eng.Run(ctx) }()
+		stopEngine := runEngine(eng)
 		return eng, st, func() {
-			cancel()
-			<-done
+			stopEngine()
 			if err := st.Close(); err != nil {
 				t.Fatal(err)
 			}

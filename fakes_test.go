@@ -323,16 +323,16 @@ func newHarness(t testing.TB, st symbot.Store, flows ...symbot.Flow) *harness {
 // start runs the engine until the test ends.
 func (h *harness) start(t testing.TB) {
 	t.Helper()
+	t.Cleanup(runEngine(h.eng))
+}
+
+// runEngine runs eng (Run) until stop is called; stop returns once Run
+// has returned.
+func runEngine(eng *symbot.Engine) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = h.eng.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 func (h *harness) mustSubmit(t testing.TB, a symbot.Actor, target string, d time.Duration) *symbot.Request {

@@ -143,10 +143,7 @@ func TestHandedOverGrantFencedAcrossReplicas(t *testing.T) {
 		}
 		eng.Runtime.Owner = owner
 		eng.Now = func() time.Time { return time.Now().Add(skew) }
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = eng.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		t.Cleanup(runEngine(eng))
 		return eng
 	}
 	a := run(stA, "replica-a", 0)
@@ -310,10 +307,7 @@ func TestApprovedGrantGoesStraightToTheAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(runEngine(eng))
 
 	r, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "straight to the add"})
 	if err != nil {

@@ -120,12 +120,9 @@ func TestJobAttemptRetryAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		eng.Runtime.ShutdownGrace = 50 * time.Millisecond
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = eng.Run(ctx) }()
+		stopEngine := runEngine(eng)
 		return eng, st, func() {
-			cancel()
-			<-done
+			stopEngine()
 			if err := st.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -62,10 +62,7 @@ func TestHandedPostPostsTheCommittedRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(runEngine(eng))
 	waitPost := func(id string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
