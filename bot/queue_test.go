@@ -85,18 +85,7 @@ func TestFairQueueWorkersRunEverythingInPersonOrder(t *testing.T) {
 		wg      sync.WaitGroup
 		errs    = make(chan string, people*each)
 	)
-	for w := 0; w < workers; w++ {
-		go func() {
-			for {
-				tk, ok := q.take()
-				if !ok {
-					return
-				}
-				tk.fn(context.Background())
-				q.done(tk)
-			}
-		}()
-	}
+	startWorkers(q, workers)
 	defer q.stop()
 	wg.Add(people * each)
 	for i := range each {
@@ -141,18 +130,7 @@ func TestFairQueueWakesAWorkerPerRunnableTask(t *testing.T) {
 	q := newFairQueue(100, 10, 1)
 	started := make(chan string, 4)
 	release := make(chan struct{})
-	for w := 0; w < workers; w++ {
-		go func() {
-			for {
-				tk, ok := q.take()
-				if !ok {
-					return
-				}
-				tk.fn(context.Background())
-				q.done(tk)
-			}
-		}()
-	}
+	startWorkers(q, workers)
 	defer q.stop()
 	block := func(name string) func(context.Context) {
 		return func(context.Context) { started <- name; <-release }
@@ -183,5 +161,21 @@ func waitIdle(t *testing.T, q *fairQueue, n int) {
 			return
 		}
 		runtime.Gosched()
+	}
+}
+
+// startWorkers runs n workers on q, each taking tasks until q stops.
+func startWorkers(q *fairQueue, n int) {
+	for range n {
+		go func() {
+			for {
+				tk, ok := q.take()
+				if !ok {
+					return
+				}
+				tk.fn(context.Background())
+				q.done(tk)
+			}
+		}()
 	}
 }
