@@ -25,14 +25,7 @@ func (h *harness) errorsWith(sub string) []slacktest.Message {
 // operators are alerted once however often it clicks.
 func TestReusedEmailApproverIsRefusedInSlackAndAlertedOnce(t *testing.T) {
 	h := mustAdmissionHarness(t)
-	r1, ref1 := h.request(alice, "ops/console 1h deploy")
-	h.click(bob, ref1, bot.ActionApprove) // binds bob to 00ubob
-	h.waitState(r1.ID, symbot.StateActive)
-
-	h.dir.addUser("00umallory", "bob@example.com") // the address now finds someone else
-	if err := h.dir.AddMember(t.Context(), "00umallory", "G-APPROVERS"); err != nil {
-		t.Fatal(err)
-	}
+	bobsEmailTakenOver(t, h)
 	r2, ref2 := h.request(carol, "ops/console 1h deploy")
 	const why = "symbot identity reset " + bob
 	for i, action := range []string{bot.ActionApprove, bot.ActionDeny} {
@@ -80,13 +73,7 @@ func TestTwoSlackAccountsOfOnePersonCannotSelfApproveInSlack(t *testing.T) {
 // per flow.
 func TestWhoamiExplainsAnIdentityConflictOnce(t *testing.T) {
 	h := mustAdmissionHarness(t)
-	r1, ref1 := h.request(alice, "ops/console 1h deploy")
-	h.click(bob, ref1, bot.ActionApprove) // binds bob to 00ubob
-	h.waitState(r1.ID, symbot.StateActive)
-	h.dir.addUser("00umallory", "bob@example.com") // the address now finds someone else
-	if err := h.dir.AddMember(t.Context(), "00umallory", "G-APPROVERS"); err != nil {
-		t.Fatal(err)
-	}
+	bobsEmailTakenOver(t, h)
 	_, ref2 := h.request(carol, "ops/console 1h deploy")
 	const why = "symbot identity reset " + bob
 	h.click(bob, ref2, bot.ActionApprove) // found out: the conflict is recorded
@@ -104,5 +91,19 @@ func TestWhoamiExplainsAnIdentityConflictOnce(t *testing.T) {
 	}
 	if strings.Index(e, why) > strings.Index(e, "May request") {
 		t.Errorf("the explanation is not at the top:\n%s", e)
+	}
+}
+
+// bobsEmailTakenOver binds bob to 00ubob (he approves a request of alice's,
+// which becomes active), then makes his address find another Okta user,
+// an approver too.
+func bobsEmailTakenOver(t *testing.T, h *harness) {
+	t.Helper()
+	r1, ref1 := h.request(alice, "ops/console 1h deploy")
+	h.click(bob, ref1, bot.ActionApprove) // binds bob to 00ubob
+	h.waitState(r1.ID, symbot.StateActive)
+	h.dir.addUser("00umallory", "bob@example.com") // the address now finds someone else
+	if err := h.dir.AddMember(t.Context(), "00umallory", "G-APPROVERS"); err != nil {
+		t.Fatal(err)
 	}
 }
