@@ -39,11 +39,21 @@ func (b *Bot) call(ctx context.Context, mode callMode, method, channel string, f
 	if err == nil {
 		return nil
 	}
-	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
+	if rle := rateLimitError(method, err); rle != nil {
+		return rle
 	}
 	return b.classify(ctx, method, channel, err)
+}
+
+// rateLimitError is err, a failed call of method, as the error that makes
+// a job try again after Slack's Retry-After when Slack rate limited the
+// call (HTTP 429); nil for any other error.
+func rateLimitError(method string, err error) error {
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) {
+		return nil
+	}
+	return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
 }
 
 // try runs one Slack Web API call and counts its result. Interactive calls

@@ -194,9 +194,8 @@ func (b *Bot) selfBotID(ctx context.Context) (string, error) {
 // anyway) when Slack refused it, the error (try again later) when Slack was
 // rate limited or out of reach.
 func (b *Bot) lookupFailed(ctx context.Context, method, ch string, a symbot.JobAttempt, err error) error {
-	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		return &symbot.RetryAfterError{After: rl.RetryAfter, Err: fmt.Errorf("slack %s rate limited (retry after %s): %w", method, rl.RetryAfter, symbot.ErrRateLimited)}
+	if rle := rateLimitError(method, err); rle != nil {
+		return rle
 	}
 	var se slack.SlackErrorResponse
 	if !errors.As(err, &se) {
