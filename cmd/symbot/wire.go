@@ -233,7 +233,7 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	d.metrics.SetStoreUp(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), storeUpTimeout)
 		defer cancel()
-		return d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }) == nil
+		return d.storeAnswers(ctx) == nil
 	})
 	d.metrics.SetExternalCalls("okta", func() ExternalCalls { return splitOktaStats(dir.Stats()) })
 	d.metrics.SetExternalCalls("slack", func() ExternalCalls {
@@ -245,6 +245,12 @@ func openDaemonWith(ctx context.Context, cfg *config.Config, log *slog.Logger, m
 	})
 	d.metrics.SetExternalCalls("aws", awsCalls.snapshot)
 	return d, nil
+}
+
+// storeAnswers makes the smallest read of the store: whether it answers,
+// for /readyz and symbot_store_up.
+func (d *daemon) storeAnswers(ctx context.Context) error {
+	return d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err })
 }
 
 // storeUpTimeout bounds the read symbot_store_up makes at each scrape: an
@@ -400,7 +406,7 @@ func (d *daemon) ready(ctx context.Context) error {
 	if !d.bot.Connected() {
 		return NotReady("slack socket mode is not connected", nil)
 	}
-	if err := d.store.View(ctx, func(tx symbot.Tx) error { _, _, err := tx.AuditHead(); return err }); err != nil {
+	if err := d.storeAnswers(ctx); err != nil {
 		return NotReady("the store is not answering", err)
 	}
 	return d.creds.notReady(CredentialNames)
