@@ -92,8 +92,8 @@ type Reconcile struct {
 // Runtime holds the daemon's tunables; Load fills in the defaults.
 type Runtime struct {
 	// CredentialCheckInterval is how often the Slack bot token and the
-	// Okta token are checked while symbot runs (and how often a refused
-	// Slack app token is tried again).
+	// Okta token are checked while symbot runs (a token Slack refuses to
+	// Socket Mode is tried again every minute whatever this interval).
 	CredentialCheckInterval time.Duration
 	// GrantCheckTTL is how long the early Okta look-ups of a waiting
 	// request stand for the grant's own (symbot.Engine.GrantCheckTTL);
