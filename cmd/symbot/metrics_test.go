@@ -133,11 +133,17 @@ func find(samples []promSample, name string, labels map[string]string) (float64,
 
 func scrape(tb testing.TB, m *Metrics) (map[string]string, []promSample) {
 	tb.Helper()
+	return parseExposition(tb, strings.NewReader(scrapeText(tb, m)))
+}
+
+// scrapeText returns one scrape of m in the text exposition format.
+func scrapeText(tb testing.TB, m *Metrics) string {
+	tb.Helper()
 	var b strings.Builder
 	if err := m.WriteText(&b); err != nil {
 		tb.Fatal(err)
 	}
-	return parseExposition(tb, strings.NewReader(b.String()))
+	return b.String()
 }
 
 func TestMetricsExposition(t *testing.T) {
@@ -414,21 +420,14 @@ func TestStatsKeepTheLastGoodReadWhileTheStoreIsDown(t *testing.T) {
 		}
 		return symbot.Stats{PendingJobs: 7, FailingRevokes: 2}, nil
 	})
-	scrapeText := func() string {
-		var b strings.Builder
-		if err := m.WriteText(&b); err != nil {
-			t.Fatal(err)
-		}
-		return b.String()
-	}
-	if got := scrapeText(); !strings.Contains(got, "symbot_pending_jobs 7") {
+	if got := scrapeText(t, m); !strings.Contains(got, "symbot_pending_jobs 7") {
 		t.Fatalf("first scrape lacks symbot_pending_jobs 7:\n%s", got)
 	}
 	down = true
 	m.mu.Lock()
 	m.statsAt = time.Time{} // the next scrape reads again
 	m.mu.Unlock()
-	got := scrapeText()
+	got := scrapeText(t, m)
 	for _, want := range []string{"symbot_pending_jobs 7", "symbot_failing_revocations 2"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("scrape while the store is down lacks %q (the last good read):\n%s", want, got)
@@ -440,12 +439,8 @@ func TestStatsKeepTheLastGoodReadWhileTheStoreIsDown(t *testing.T) {
 	// Before any good read, the job gauges are not shown at all.
 	m2 := NewMetrics()
 	m2.SetStats(func() (symbot.Stats, error) { return symbot.Stats{}, errors.New("store unreachable") })
-	var b strings.Builder
-	if err := m2.WriteText(&b); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(b.String(), "symbot_pending_jobs ") {
-		t.Errorf("scrape with no good read shows symbot_pending_jobs:\n%s", b.String())
+	if got := scrapeText(t, m2); strings.Contains(got, "symbot_pending_jobs ") {
+		t.Errorf("scrape with no good read shows symbot_pending_jobs:\n%s", got)
 	}
 }
 
