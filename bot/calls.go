@@ -93,6 +93,11 @@ func (b *Bot) classify(ctx context.Context, method, channel string, err error) e
 	if ch == "" {
 		ch = "(unknown)"
 	}
+	if refused(se.Err) {
+		e := &TokenError{Env: EnvBotToken, Code: se.Err, Method: method, Err: err}
+		b.reportOnce(ctx, "auth|"+se.Err, e.Error())
+		return e
+	}
 	switch se.Err {
 	case "channel_not_found":
 		e := fmt.Errorf("slack %s: channel %s: %w: check the channel id in the flow configuration, and for a private channel invite the bot with /invite @symbot", method, ch, symbot.ErrChannelNotFound)
@@ -113,10 +118,6 @@ func (b *Bot) classify(ctx context.Context, method, channel string, err error) e
 		}
 		e := fmt.Errorf("slack %s: %w %s: add scope %s in the app config (or re-import manifest.yml) and reinstall the app", method, symbot.ErrMissingScope, scope, scope)
 		b.reportOnce(ctx, "missing_scope|"+scope, e.Error())
-		return e
-	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired", "not_allowed_token_type":
-		e := &TokenError{Env: EnvBotToken, Code: se.Err, Method: method, Err: err}
-		b.reportOnce(ctx, "auth|"+se.Err, e.Error())
 		return e
 	case "message_not_found", "cant_update_message", "user_not_found", "users_not_found", "expired_trigger_id", "invalid_trigger_id":
 		return symbot.Permanent(fmt.Errorf("slack %s: %s", method, se.Err))
