@@ -8,6 +8,7 @@ import (
 
 	"github.com/symbot/symbot"
 	"github.com/symbot/symbot/store/memstore"
+	"github.com/symbot/symbot/store/storetest"
 )
 
 // requestReads counts the requests read in read-only transactions until
@@ -65,20 +66,18 @@ func TestHandedPostPostsTheCommittedRequest(t *testing.T) {
 	t.Cleanup(runEngine(eng))
 	waitPost := func(id string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var post note
+		storetest.WaitFor(t, 10*time.Second, "the approval message of "+id, func() bool {
 			for _, n := range notes.find("post", "", symbot.EventRequested) {
 				if n.ID == id {
-					if n.State != symbot.StatePending {
-						t.Errorf("posted %s as %s, want pending", id, n.State)
-					}
-					return
+					post = n
+					return true
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the approval message of %s was never posted", id)
-			}
-			time.Sleep(time.Millisecond)
+			return false
+		})
+		if post.State != symbot.StatePending {
+			t.Errorf("posted %s as %s, want pending", id, post.State)
 		}
 	}
 	// A first request, posted once the engine runs (the hand-over needs
