@@ -32,3 +32,6 @@ func MigrateTo(ctx context.Context, conn *pgx.Conn, version int) error {
 	}
 	return nil
 }
+
+// HeadOfLane is the SQL condition that a job row j heads its lane.
+const HeadOfLane = headOfLane

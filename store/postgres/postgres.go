@@ -264,7 +264,10 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 const jobCols = `id, kind, request_id, event, to_user, text, lane, attempts, not_before, last_error, alerted, created_at, lease_owner, lease_until, lease_token`
 
 // headOfLane is true for a job that no lower job of its lane blocks.
-const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lane = j.lane AND h.id < j.id))`
+// The subquery repeats the predicate of the partial index jobs_lane
+// (h.lane is not empty), without which the planner cannot use that index and
+// scans the whole jobs table for each due job of a lane.
+const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lane <> '' AND h.lane = j.lane AND h.id < j.id))`
 
 // ClaimJobs atomically leases up to max jobs that are due at now,
 // honouring lanes, in symbot.ClaimRank order of their kinds (claimRank,
