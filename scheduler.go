@@ -12,14 +12,30 @@ import (
 func (e *Engine) runScheduler(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var busySince time.Time // when this scheduler first found another firing; zero when it is not
 	for {
-		if err := e.FireDue(ctx); err != nil {
+		turn := fireTry
+		if !busySince.IsZero() && time.Since(busySince) >= fireTurnPatience {
+			turn = fireAnyway
+		}
+		busy, err := e.fireDue(ctx, turn)
+		switch {
+		case err != nil:
 			if ctx.Err() != nil {
 				return nil
 			}
 			e.log().Error("scheduler: fire due deadlines", "err", err)
 			timer.Reset(time.Second)
-		} else {
+		case busy:
+			// Another scheduler (another replica) is firing what is due.
+			// Look again soon: it may stop, and the jobs it makes are
+			// claimable here too (fireDue kicked the executor).
+			if busySince.IsZero() {
+				busySince = time.Now()
+			}
+			timer.Reset(fireTurnRetry)
+		default:
+			busySince = time.Time{}
 			wait := time.Hour
 			err := e.store.View(ctx, func(tx Tx) error {
 				_, at, ok, err := tx.NextDeadline()
@@ -50,7 +66,80 @@ func (e *Engine) runScheduler(ctx context.Context) error {
 
 // FireDue handles every deadline that is due now: approval timeouts,
 // expiry warnings and expiries, in batches of BatchSize per transaction.
+//
+// FireDue takes the fire turn first (see fireTurn), waiting while another
+// scheduler has it, so that when it returns what was due has been handled.
 func (e *Engine) FireDue(ctx context.Context) error {
+	_, err := e.fireDue(ctx, fireWait)
+	return err
+}
+
+// How fireDue takes the fire turn.
+type turnMode int
+
+const (
+	fireWait   turnMode = iota // wait while another has it
+	fireTry                    // give up at once when another has it
+	fireAnyway                 // fire without it
+)
+
+// fireTurnKey names the lock of the fire turn, in the space of the
+// membership locks; no membership key has its form (uid|gid).
+const fireTurnKey = "symbot:fire-due"
+
+var (
+	// fireTurnRetry is how soon a scheduler that found another firing
+	// looks again.
+	fireTurnRetry = 100 * time.Millisecond
+	// fireTurnPatience is how long a scheduler lets others fire before it
+	// fires anyway: a holder that stopped without losing its database
+	// session (a paused process) must not hold up every deadline.
+	fireTurnPatience = 5 * time.Second
+)
+
+// fireTurn takes the fire turn: the replicas that share a store take turns
+// to handle due deadlines, rather than all reading the same due batch and
+// queueing for the writer lock to find, all but one, that it was handled
+// meanwhile. The turn only saves that work: a deadline fires exactly once
+// either way (fire handles only what is still due, in its transaction). It
+// is the store's lock for a shared store, else this process's. ok is false
+// when mode is fireTry and another holds the turn; with a shared store that
+// cannot try its lock, or with fireAnyway, there is no turn to take.
+func (e *Engine) fireTurn(ctx context.Context, mode turnMode) (unlock func(), ok bool, err error) {
+	if mode == fireAnyway {
+		return func() {}, true, nil
+	}
+	if mode == fireWait {
+		unlock, err := e.lockMembership(ctx, fireTurnKey)
+		return unlock, err == nil, err
+	}
+	if _, shared := e.store.(MembershipLocker); shared {
+		if _, can := e.store.(MembershipTryLocker); !can {
+			return func() {}, true, nil
+		}
+	}
+	unlock, ok = e.tryLockMembership(ctx, fireTurnKey)
+	return unlock, ok, nil
+}
+
+// fireDue is FireDue taking the fire turn as mode says; busy is true when
+// it did not fire because another scheduler has the turn.
+func (e *Engine) fireDue(ctx context.Context, mode turnMode) (busy bool, err error) {
+	unlock, ok, err := e.fireTurn(ctx, mode)
+	if err != nil {
+		return false, fmt.Errorf("take the fire turn: %w", err)
+	}
+	if !ok {
+		// The jobs the other makes may be claimed here too.
+		e.kickExecutor()
+		return true, nil
+	}
+	defer unlock()
+	return false, e.fireAll(ctx)
+}
+
+// fireAll handles every deadline that is due now, batch by batch.
+func (e *Engine) fireAll(ctx context.Context) error {
 	batch := e.Runtime.batchSize()
 	for range 100000 {
 		now := e.now()

@@ -1,0 +1,117 @@
+package symbot_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/postgres"
+	"github.com/symbot/symbot/store/postgres/pgtest"
+	"github.com/symbot/symbot/store/storetest"
+)
+
+// fireTurnKey is the lock the schedulers sharing a store take turns with
+// (scheduler.go); the tests hold it to play a replica that is firing.
+const fireTurnKey = "symbot:fire-due"
+
+// fireTurnWorld is a pending request whose approval has timed out, on a
+// PostgreSQL database, and a replica's engine on it (not running).
+func fireTurnWorld(t *testing.T) (eng *symbot.Engine, other *postgres.Store, id string) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	open := func() *postgres.Store {
+		st, err := postgres.Open(t.Context(), url, postgres.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st := open()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	h := newHarness(t, st)
+	h.eng.Now = c.now
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	c.add(25 * time.Hour) // past the approval timeout
+	return h.eng, open(), r.ID
+}
+
+func stateOf(t *testing.T, eng *symbot.Engine, id string) symbot.State {
+	t.Helper()
+	r, err := eng.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.State
+}
+
+// TestSchedulerLeavesDeadlinesToTheReplicaFiring: while another replica
+// has the fire turn, a running scheduler does not fire (it does not queue
+// for the writer lock to find the batch handled); once the turn is free, it
+// fires what is due within its retry.
+func TestSchedulerLeavesDeadlinesToTheReplicaFiring(t *testing.T) {
+	eng, other, id := fireTurnWorld(t)
+	unlock, ok, err := other.TryLockMembership(t.Context(), fireTurnKey)
+	if err != nil || !ok {
+		t.Fatalf("take the fire turn: ok %v, %v", ok, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Several retries of the scheduler (every 100 ms), well inside its
+	// patience (5 s): the deadline is left to the holder.
+	time.Sleep(500 * time.Millisecond)
+	if got := stateOf(t, eng, id); got != symbot.StatePending {
+		t.Fatalf("while another replica has the fire turn: state %s, want pending", got)
+	}
+	unlock()
+	storetest.WaitFor(t, 10*time.Second, "the timeout fired once the turn is free", func() bool {
+		return stateOf(t, eng, id) == symbot.StateTimedOut
+	})
+}
+
+// TestSchedulerFiresAnywayAfterItsPatience: a holder of the fire turn that
+// never lets go (a paused process whose session lives on) holds up the
+// deadlines only for the scheduler's patience, not forever.
+func TestSchedulerFiresAnywayAfterItsPatience(t *testing.T) {
+	eng, other, id := fireTurnWorld(t)
+	unlock, ok, err := other.TryLockMembership(t.Context(), fireTurnKey)
+	if err != nil || !ok {
+		t.Fatalf("take the fire turn: ok %v, %v", ok, err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	storetest.WaitFor(t, 30*time.Second, "the timeout fired despite the stuck turn", func() bool {
+		return stateOf(t, eng, id) == symbot.StateTimedOut
+	})
+}
+
+// TestFireDueWaitsForTheTurn: FireDue, which promises that what is due has
+// been handled when it returns, waits while another replica has the turn,
+// then fires.
+func TestFireDueWaitsForTheTurn(t *testing.T) {
+	eng, other, id := fireTurnWorld(t)
+	unlock, ok, err := other.TryLockMembership(t.Context(), fireTurnKey)
+	if err != nil || !ok {
+		t.Fatalf("take the fire turn: ok %v, %v", ok, err)
+	}
+	fired := make(chan error, 1)
+	go func() { fired <- eng.FireDue(t.Context()) }()
+	select {
+	case err := <-fired:
+		t.Fatalf("FireDue returned (%v) while another replica had the turn", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unlock()
+	if err := <-fired; err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(t, eng, id); got != symbot.StateTimedOut {
+		t.Fatalf("after FireDue: state %s, want timed_out", got)
+	}
+}
