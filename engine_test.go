@@ -433,57 +433,70 @@ func TestExtension(t *testing.T) {
 	})
 }
 
+// TestSharedMembership runs on a store read with View and on one with a
+// RequestReader (each removal's check of who else needs the membership
+// is then one read of its own).
 func TestSharedMembership(t *testing.T) {
-	t.Run("member before symbot is never removed", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, nil)
-			h.dir.setMember("00ualice", "GADMIN", true)
-			h.start(t)
-			r := h.mustSubmit(t, alice, "admin", time.Hour)
-			h.mustApprove(t, r.ID, bob)
-			synctest.Wait()
-			if got := h.wantState(t, r.ID, symbot.StateActive); !got.Preexisting {
-				t.Fatal("prior membership not recorded")
-			}
-			time.Sleep(2 * time.Hour)
-			synctest.Wait()
-			got := h.wantState(t, r.ID, symbot.StateExpired)
-			if !got.Removed || !got.Kept {
-				t.Errorf("removed=%t kept=%t, want both (note %q)", got.Removed, got.Kept, got.RemovalNote)
-			}
-			if !h.dir.isMember("00ualice", "GADMIN") {
-				t.Fatal("removed a membership alice had before symbot")
-			}
-			if adds, removes := h.dir.counts("00ualice", "GADMIN"); adds != 0 || removes != 0 {
-				t.Errorf("adds=%d removes=%d, want 0 and 0", adds, removes)
-			}
+	for _, tc := range []struct {
+		name string
+		open func() symbot.Store // nil: the harness's memstore
+	}{
+		{"View", func() symbot.Store { return nil }},
+		{"RequestReader", func() symbot.Store { return newReaderStore() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("member before symbot is never removed", func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					h := newHarness(t, tc.open())
+					h.dir.setMember("00ualice", "GADMIN", true)
+					h.start(t)
+					r := h.mustSubmit(t, alice, "admin", time.Hour)
+					h.mustApprove(t, r.ID, bob)
+					synctest.Wait()
+					if got := h.wantState(t, r.ID, symbot.StateActive); !got.Preexisting {
+						t.Fatal("prior membership not recorded")
+					}
+					time.Sleep(2 * time.Hour)
+					synctest.Wait()
+					got := h.wantState(t, r.ID, symbot.StateExpired)
+					if !got.Removed || !got.Kept {
+						t.Errorf("removed=%t kept=%t, want both (note %q)", got.Removed, got.Kept, got.RemovalNote)
+					}
+					if !h.dir.isMember("00ualice", "GADMIN") {
+						t.Fatal("removed a membership alice had before symbot")
+					}
+					if adds, removes := h.dir.counts("00ualice", "GADMIN"); adds != 0 || removes != 0 {
+						t.Errorf("adds=%d removes=%d, want 0 and 0", adds, removes)
+					}
+				})
+			})
+			t.Run("two grants of one group", func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					other := testFlow()
+					other.Name = "oncall"
+					other.Targets = []symbot.Target{{Name: "prod-admin", GroupID: "GADMIN"}}
+					h := newHarness(t, tc.open(), testFlow(), other)
+					h.start(t)
+					r1 := h.mustSubmit(t, alice, "admin", time.Hour)
+					h.mustApprove(t, r1.ID, bob)
+					synctest.Wait()
+					r2 := h.mustGrant(t, alice, "prod-admin", 4*time.Hour)
+					time.Sleep(2 * time.Hour)
+					synctest.Wait()
+					got := h.wantState(t, r1.ID, symbot.StateExpired)
+					if !h.dir.isMember("00ualice", "GADMIN") {
+						t.Fatalf("membership removed while another grant needs it (%s)", got.RemovalNote)
+					}
+					time.Sleep(3 * time.Hour)
+					synctest.Wait()
+					h.wantState(t, r2.ID, symbot.StateExpired)
+					if h.dir.isMember("00ualice", "GADMIN") {
+						t.Fatal("membership left behind after both grants ended")
+					}
+				})
+			})
 		})
-	})
-	t.Run("two grants of one group", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			other := testFlow()
-			other.Name = "oncall"
-			other.Targets = []symbot.Target{{Name: "prod-admin", GroupID: "GADMIN"}}
-			h := newHarness(t, nil, testFlow(), other)
-			h.start(t)
-			r1 := h.mustSubmit(t, alice, "admin", time.Hour)
-			h.mustApprove(t, r1.ID, bob)
-			synctest.Wait()
-			r2 := h.mustGrant(t, alice, "prod-admin", 4*time.Hour)
-			time.Sleep(2 * time.Hour)
-			synctest.Wait()
-			got := h.wantState(t, r1.ID, symbot.StateExpired)
-			if !h.dir.isMember("00ualice", "GADMIN") {
-				t.Fatalf("membership removed while another grant needs it (%s)", got.RemovalNote)
-			}
-			time.Sleep(3 * time.Hour)
-			synctest.Wait()
-			h.wantState(t, r2.ID, symbot.StateExpired)
-			if h.dir.isMember("00ualice", "GADMIN") {
-				t.Fatal("membership left behind after both grants ended")
-			}
-		})
-	})
+	}
 }
 
 func TestGrantFailures(t *testing.T) {

@@ -84,13 +84,20 @@ func resolveError(err error) error {
 // holds the membership lock.
 func (e *Engine) priorMembership(ctx context.Context, r *Request, uid string) (bool, error) {
 	read := func(open bool) ([]*Request, error) {
-		var holders []*Request
-		err := e.store.View(ctx, func(tx Tx) error {
-			var err error
-			holders, err = others(tx, r, uid, (*Request).Holding, open)
-			return err
-		})
-		return holders, err
+		var rs []*Request
+		var err error
+		if open {
+			rs, err = e.openRequests(ctx, r.Requester.SlackID)
+		} else {
+			err = e.store.View(ctx, func(tx Tx) error {
+				rs, err = tx.RequestsByRequester(r.Requester.SlackID)
+				return err
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+		return others(rs, r, uid, (*Request).Holding), nil
 	}
 	anyPre := func(hs []*Request) bool {
 		pre := false
@@ -122,27 +129,20 @@ func (e *Engine) priorMembership(ctx context.Context, r *Request, uid string) (b
 	return true, nil
 }
 
-// others returns the other requests of r's requester for the same Okta
-// user and group that satisfy keep. With open, only the requester's
-// non-final requests are read (Tx.OpenRequests), which is enough when keep
+// others returns those of rs, requests of r's requester, that are other
+// requests for the same Okta user and group and satisfy keep. The
+// requester's non-final requests (Tx.OpenRequests) are enough when keep
 // holds only for non-final states (Needs); Holding also holds for ended
-// requests whose membership was not yet removed, so it needs the history.
-func others(tx Tx, r *Request, uid string, keep func(*Request) bool, open bool) ([]*Request, error) {
-	read := tx.RequestsByRequester
-	if open {
-		read = tx.OpenRequests
-	}
-	rs, err := read(r.Requester.SlackID)
-	if err != nil {
-		return nil, err
-	}
+// requests whose membership was not yet removed, so it needs the history
+// (Tx.RequestsByRequester).
+func others(rs []*Request, r *Request, uid string, keep func(*Request) bool) []*Request {
 	var out []*Request
 	for _, o := range rs {
 		if o.ID != r.ID && o.GroupID == r.GroupID && o.OktaUserID == uid && keep(o) {
 			out = append(out, o)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // execGrant runs a grant job. held, when not nil, is what the approval
@@ -304,14 +304,13 @@ func (e *Engine) execRevoke(ctx context.Context, j Job) error {
 			return err
 		}
 		defer unlock()
-		var needers []*Request
-		if err := e.store.View(ctx, func(tx Tx) error {
-			var err error
-			needers, err = others(tx, r, r.OktaUserID, (*Request).Needs, true)
-			return err
-		}); err != nil {
+		// Read after the lock is taken: a grant of this membership that
+		// committed before (it holds the lock until it has) is seen.
+		open, err := e.openRequests(ctx, r.Requester.SlackID)
+		if err != nil {
 			return err
 		}
+		needers := others(open, r, r.OktaUserID, (*Request).Needs)
 		switch {
 		case len(needers) > 0:
 			note, kept = "another active grant ("+needers[0].ID+") still needs it", true

@@ -11,27 +11,47 @@ import (
 // Get returns a request by id (matched case-insensitively).
 func (e *Engine) Get(ctx context.Context, id string) (*Request, error) {
 	id = CanonicalID(id)
-	var r *Request
-	err := e.store.View(ctx, func(tx Tx) error {
-		var err error
-		r, err = tx.Request(id)
-		return err
-	})
+	r, err := e.readRequest(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)
 	}
 	return r, nil
 }
 
+// readRequest reads request id with the store's RequestReader, else in a
+// View.
+func (e *Engine) readRequest(ctx context.Context, id string) (*Request, error) {
+	if rr, ok := e.store.(RequestReader); ok {
+		return rr.ReadRequest(ctx, id)
+	}
+	var r *Request
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		r, err = tx.Request(id)
+		return err
+	})
+	return r, err
+}
+
+// openRequests reads the person's non-final requests with the store's
+// RequestReader, else in a View.
+func (e *Engine) openRequests(ctx context.Context, slackID string) ([]*Request, error) {
+	if rr, ok := e.store.(RequestReader); ok {
+		return rr.ReadOpenRequests(ctx, slackID)
+	}
+	var rs []*Request
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		rs, err = tx.OpenRequests(slackID)
+		return err
+	})
+	return rs, err
+}
+
 // ListForUser returns the person's requests that are not final: pending,
 // approved and active, newest first.
 func (e *Engine) ListForUser(ctx context.Context, slackID string) ([]*Request, error) {
-	var out []*Request
-	err := e.store.View(ctx, func(tx Tx) error {
-		rs, err := tx.OpenRequests(slackID)
-		out = rs
-		return err
-	})
+	out, err := e.openRequests(ctx, slackID)
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)
 	}

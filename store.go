@@ -79,6 +79,25 @@ func (e *Engine) updateLater(ctx context.Context, fn func(Tx) error) error {
 	return e.store.Update(ctx, fn)
 }
 
+// RequestReader is implemented by a store whose every read is a round
+// trip to a server (PostgreSQL) and that can read without a transaction
+// block: ReadRequest and ReadOpenRequests return what Tx.Request and
+// Tx.OpenRequests would in a View of their own, read by one statement,
+// which sees one snapshot (every transaction committed before it
+// starts), without a View's BEGIN and ROLLBACK. The engine uses it for
+// the reads that are one statement anyway: Get, a person's open
+// requests, and the check under a membership lock of who else needs the
+// membership (a statement started once the lock is held sees every
+// change committed before). A store without it is read with View.
+type RequestReader interface {
+	// ReadRequest returns the stored request, or an error wrapping
+	// ErrNotFound.
+	ReadRequest(ctx context.Context, id string) (*Request, error)
+	// ReadOpenRequests returns the person's requests that are not
+	// final, in ID order (Tx.OpenRequests).
+	ReadOpenRequests(ctx context.Context, slackID string) ([]*Request, error)
+}
+
 // Deduper remembers keys (Slack envelope ids, trigger ids, clicks) for
 // every process sharing a store, so that a redelivered envelope or a
 // double click is recognised whichever replica receives it. A store shared

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"RequestNotFound", testRequestNotFound},
 		{"Indexes", testIndexes},
 		{"OpenRequests", testOpenRequests},
+		{"RequestReader", testRequestReader},
 		{"DeadlineOrder", testDeadlineOrder},
 		{"Scheduled", testScheduled},
 		{"ReviewDeadline", testReviewDeadline},
@@ -1156,6 +1157,85 @@ func testOpenRequests(t *testing.T, st symbot.Store) {
 		t.Fatalf("Update: got %v, want the fn's error", err)
 	}
 	MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, "after rollback", "U1", "R02"); return nil })
+}
+
+// testRequestReader: a store that implements symbot.RequestReader reads
+// with it what Tx.Request and Tx.OpenRequests read in a View, as
+// committed when the read is made: never a write still in a
+// transaction, and every write committed before.
+func testRequestReader(t *testing.T, st symbot.Store) {
+	rr, ok := st.(symbot.RequestReader)
+	if !ok {
+		t.Skipf("%T does not implement symbot.RequestReader", st)
+	}
+	ctx := t.Context()
+	full := req("R00", "U1", symbot.StateActive)
+	full.GroupID, full.OktaUserID, full.GrantChecked = "G1", "00u1", true
+	full.ExpiresAt = T0.Add(time.Hour)
+	MustPut(t, st, full, req("R01", "U1", symbot.StateExpired), req("R02", "U1", symbot.StatePending), req("X1", "U10", symbot.StateActive))
+	check := func(step string, wantU1 ...string) {
+		t.Helper()
+		for _, id := range []string{"R00", "R01", "R02", "X1"} {
+			got, err := rr.ReadRequest(ctx, id)
+			if err != nil {
+				t.Fatalf("%s: ReadRequest(%s): %v", step, id, err)
+			}
+			if want := MustGet(t, st, id); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: ReadRequest(%s) = %+v, want %+v (View)", step, id, got, want)
+			}
+		}
+		got, err := rr.ReadOpenRequests(ctx, "U1")
+		if err != nil {
+			t.Fatalf("%s: ReadOpenRequests(U1): %v", step, err)
+		}
+		if !slices.Equal(ids(got), append([]string{}, wantU1...)) {
+			t.Errorf("%s: ReadOpenRequests(U1) = %v, want %v", step, ids(got), wantU1)
+		}
+		MustView(t, st, func(tx symbot.Tx) error { mustOpen(t, tx, step+" (View)", "U1", wantU1...); return nil })
+	}
+	check("initial", "R00", "R02")
+	if _, err := rr.ReadRequest(ctx, "nope"); !errors.Is(err, symbot.ErrNotFound) {
+		t.Errorf("ReadRequest(nope): got %v, want ErrNotFound", err)
+	}
+	for _, u := range []string{"U10", "U2"} {
+		want := map[string][]string{"U10": {"X1"}, "U2": {}}[u]
+		if got, err := rr.ReadOpenRequests(ctx, u); err != nil || !slices.Equal(ids(got), want) {
+			t.Errorf("ReadOpenRequests(%s) = %v, %v; want %v", u, ids(got), err, want)
+		}
+	}
+
+	// Inside a transaction, its writes are not read yet; once it has
+	// committed, they are.
+	var inside []string
+	var insideState symbot.State
+	MustUpdate(t, st, func(tx symbot.Tx) error {
+		if err := tx.PutRequest(req("R00", "U1", symbot.StateExpired)); err != nil {
+			return err
+		}
+		if err := tx.PutRequest(req("R09", "U1", symbot.StateApproved)); err != nil {
+			return err
+		}
+		r, err := rr.ReadRequest(ctx, "R00")
+		if err != nil {
+			return err
+		}
+		rs, err := rr.ReadOpenRequests(ctx, "U1")
+		insideState, inside = r.State, ids(rs)
+		return err
+	})
+	if want := []string{"R00", "R02"}; insideState != symbot.StateActive || !slices.Equal(inside, want) {
+		t.Errorf("reads during a transaction: R00 %s, open %v; want active and %v (the committed state)", insideState, inside, want)
+	}
+	check("after commit", "R02", "R09")
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := rr.ReadRequest(cctx, "R00"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadRequest with cancelled context: got %v, want context.Canceled", err)
+	}
+	if _, err := rr.ReadOpenRequests(cctx, "U1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadOpenRequests with cancelled context: got %v, want context.Canceled", err)
+	}
 }
 
 func mustBeEmpty(t *testing.T, st symbot.Store) {
