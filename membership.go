@@ -285,12 +285,20 @@ func (e *Engine) execGrant(ctx context.Context, j Job, held *heldGrant) error {
 }
 
 func (e *Engine) execRevoke(ctx context.Context, j Job) error {
-	r, err := e.Get(ctx, j.RequestID)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return e.complete(ctx, j, "request gone", nil)
+	// The request as the job's claim read it, if it did, will do: the
+	// claim saw the transaction that queued this job, and what is read
+	// here before the lock does not change after that but Removed, which
+	// the outcome checks again (see RequestClaimer).
+	r, claimed := claimedRequest(ctx, j.RequestID)
+	var err error
+	if !claimed {
+		r, err = e.Get(ctx, j.RequestID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return e.complete(ctx, j, "request gone", nil)
+			}
+			return err
 		}
-		return err
 	}
 	if r.Removed || !(r.State == StateExpired || r.State == StateRevoked || r.State == StateFailed) {
 		return e.complete(ctx, j, "nothing to do", nil)

@@ -163,6 +163,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	freed := make(chan struct{}, 1)
 	var mu sync.Mutex
 	held := map[uint64]bool{}
+	claimed := map[uint64]*Request{} // of the held jobs, the requests their claim read
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	local := &localRunner{open: true, ctx: ctx, jobCtx: jobCtx, owner: e.rt.owner, lease: lease, slots: make(chan struct{}, workers)}
 	e.rt.local.Store(local)
@@ -179,6 +180,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				}
 				mu.Lock()
 				delete(held, j.ID)
+				r := claimed[j.ID]
+				delete(claimed, j.ID)
 				mu.Unlock()
 				// The queue has room again: wake the claim loop, which may
 				// have found it full when it last looked (a job that ended
@@ -194,7 +197,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 					// its lease: renew it first, or skip it if another
 					// worker (another replica) took it over meanwhile.
 					if j, ok := e.ensureLease(ctx, j, lease); ok {
-						e.runReleasable(jobCtx, j, tails, &wg)
+						e.runReleasable(withClaimed(jobCtx, r), j, tails, &wg)
 					}
 				} // else: left for the next start (its lease is cleared or expires)
 				// And when the job ends: the next job of its lane is claimable.
@@ -229,7 +232,7 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 		free := capacity - len(held)
 		mu.Unlock()
 		if free > 0 {
-			jobs, err := e.store.ClaimJobs(ctx, e.rt.owner, e.now(), lease, free)
+			jobs, reqs, err := e.claimJobs(ctx, e.rt.owner, e.now(), lease, free)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -238,10 +241,13 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				wait = time.Second
 			}
 			queued := 0
-			for _, j := range jobs {
+			for i, j := range jobs {
 				mu.Lock()
 				dup := held[j.ID]
 				held[j.ID] = true
+				if !dup && reqs[i] != nil {
+					claimed[j.ID] = reqs[i]
+				}
 				mu.Unlock()
 				if !dup {
 					queue.push(j)
@@ -467,7 +473,7 @@ func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
 	workers, lease := e.Runtime.workers(), e.Runtime.lease()
 	n := 0
 	for {
-		jobs, err := e.store.ClaimJobs(ctx, e.rt.owner, e.now(), lease, workers)
+		jobs, reqs, err := e.claimJobs(ctx, e.rt.owner, e.now(), lease, workers)
 		if err != nil {
 			return n, fmt.Errorf("claim jobs: %w", err)
 		}
@@ -475,12 +481,55 @@ func (e *Engine) RunDueJobs(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		var wg sync.WaitGroup
-		for _, j := range jobs {
-			wg.Go(func() { e.runJob(ctx, j) })
+		for i, j := range jobs {
+			wg.Go(func() { e.runJob(withClaimed(ctx, reqs[i]), j) })
 		}
 		wg.Wait()
 		n += len(jobs)
 	}
+}
+
+// claimedKinds are the jobs whose requests a claim reads along
+// (RequestClaimer): removals, whose reads before the membership lock are
+// of what does not change once they are queued (see execRevoke).
+var claimedKinds = []JobKind{JobRevoke}
+
+// claimJobs claims due jobs with the store's RequestClaimer, reading the
+// requests of claimedKinds along, else with ClaimJobs. reqs has one entry
+// per job (nil: not read).
+func (e *Engine) claimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) (jobs []Job, reqs []*Request, err error) {
+	if c, ok := e.store.(RequestClaimer); ok {
+		jobs, reqs, err = c.ClaimJobsWithRequests(ctx, owner, now, lease, max, claimedKinds)
+		if err == nil && len(reqs) != len(jobs) {
+			err = fmt.Errorf("the store returned %d requests for %d jobs", len(reqs), len(jobs))
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return jobs, reqs, nil
+	}
+	jobs, err = e.store.ClaimJobs(ctx, owner, now, lease, max)
+	return jobs, make([]*Request, len(jobs)), err
+}
+
+// claimedKey carries, in a claimed job's context, the request its claim
+// read (see claimJobs).
+type claimedKey struct{}
+
+// withClaimed returns ctx carrying r, the request a job's claim read (nil:
+// none).
+func withClaimed(ctx context.Context, r *Request) context.Context {
+	if r == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, claimedKey{}, r)
+}
+
+// claimedRequest returns the request the claim of a job read, if ctx
+// carries request id's.
+func claimedRequest(ctx context.Context, id string) (*Request, bool) {
+	r, ok := ctx.Value(claimedKey{}).(*Request)
+	return r, ok && r != nil && r.ID == id
 }
 
 // localRunner runs, on goroutines of this process, the jobs that the

@@ -98,6 +98,22 @@ type RequestReader interface {
 	ReadOpenRequests(ctx context.Context, slackID string) ([]*Request, error)
 }
 
+// RequestClaimer is implemented by a store whose every read is a round
+// trip to a server (PostgreSQL): ClaimJobsWithRequests is ClaimJobs that
+// also reads, in the same statement, the request of each claimed job
+// whose kind is one of kinds. reqs[i] is the request of jobs[i] as stored
+// when the claim was made, nil when jobs[i] is of another kind or its
+// request is not found or cannot be read (the job then reads it itself). The claim sees every job committed before it, so
+// such a request is at least as new as the transaction that queued the
+// job. A removal reads its request with it rather than on its own: what
+// it decides from before the membership lock (the request has ended and
+// is not yet removed, its person and group, whether the membership was
+// there before) is fixed once its revoke job is queued, but for Removed,
+// which the outcome checks again.
+type RequestClaimer interface {
+	ClaimJobsWithRequests(ctx context.Context, owner string, now time.Time, lease time.Duration, max int, kinds []JobKind) (jobs []Job, reqs []*Request, err error)
+}
+
 // Deduper remembers keys (Slack envelope ids, trigger ids, clicks) for
 // every process sharing a store, so that a redelivered envelope or a
 // double click is recognised whichever replica receives it. A store shared

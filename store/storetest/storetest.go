@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) symbot.Store) {
 		{"ClaimJobs", testClaimJobs},
 		{"ClaimJobsLanes", testClaimJobsLanes},
 		{"ClaimJobsRank", testClaimJobsRank},
+		{"ClaimJobsWithRequests", testClaimJobsWithRequests},
 		{"NextJobTime", testNextJobTime},
 		{"ClaimJobsConcurrent", testClaimJobsConcurrent},
 		{"UpdateRollback", testUpdateRollback},
@@ -731,6 +732,61 @@ func mustClaim(t *testing.T, st symbot.Store, owner string, now time.Time, lease
 		}
 	}
 	return jobIDs(js)
+}
+
+// testClaimJobsWithRequests: a store that implements
+// symbot.RequestClaimer claims as ClaimJobs does (rank and ID order,
+// leases, skipped leased jobs) and returns, for the claimed jobs of the
+// kinds asked for, their requests as stored, nil for the others and for
+// requests it does not find.
+func testClaimJobsWithRequests(t *testing.T, st symbot.Store) {
+	rc, ok := st.(symbot.RequestClaimer)
+	if !ok {
+		t.Skipf("%T does not implement symbot.RequestClaimer", st)
+	}
+	r1 := req("R1", "U1", symbot.StateExpired)
+	r1.GroupID, r1.OktaUserID, r1.GrantChecked = "G1", "00u1", true
+	MustPut(t, st, r1, req("R2", "U2", symbot.StateRevoked))
+	MustAddJobs(t, st,
+		symbot.Job{Kind: symbot.JobUpdate, RequestID: "R1", NotBefore: T0},                // 1
+		symbot.Job{Kind: symbot.JobRevoke, RequestID: "R1", NotBefore: T0},                // 2
+		symbot.Job{Kind: symbot.JobRevoke, RequestID: "R404"},                             // 3: no such request
+		symbot.Job{Kind: symbot.JobGrant, RequestID: "R2"},                                // 4: not asked for
+		symbot.Job{Kind: symbot.JobRevoke, RequestID: "R2"},                               // 5
+		symbot.Job{Kind: symbot.JobRevoke, RequestID: "R2", NotBefore: T0.Add(time.Hour)}, // 6: not due
+	)
+	kinds := []symbot.JobKind{symbot.JobRevoke}
+	js, reqs, err := rc.ClaimJobsWithRequests(t.Context(), "w1", T0, time.Minute, 3, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(js), []uint64{2, 3, 5}; !slices.Equal(got, want) {
+		t.Fatalf("first claim = %v, want %v (revocations first, max 3)", got, want)
+	}
+	if len(reqs) != len(js) {
+		t.Fatalf("first claim: %d requests for %d jobs", len(reqs), len(js))
+	}
+	for i, want := range []*symbot.Request{MustGet(t, st, "R1"), nil, MustGet(t, st, "R2")} {
+		if !reflect.DeepEqual(reqs[i], want) {
+			t.Errorf("request of job %d = %+v, want %+v", js[i].ID, reqs[i], want)
+		}
+		if js[i].LeaseOwner != "w1" || !js[i].LeaseUntil.Equal(T0.Add(time.Minute)) || js[i].LeaseToken == 0 {
+			t.Errorf("job %d lease = %q until %v token %d, want w1 until %v and a token", js[i].ID, js[i].LeaseOwner, js[i].LeaseUntil, js[i].LeaseToken, T0.Add(time.Minute))
+		}
+	}
+	js, reqs, err = rc.ClaimJobsWithRequests(t.Context(), "w2", T0, time.Minute, 10, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(js), []uint64{4, 1}; !slices.Equal(got, want) {
+		t.Fatalf("second claim = %v, want %v (leased jobs skipped, grants before Slack jobs)", got, want)
+	}
+	if len(reqs) != 2 || reqs[0] != nil || reqs[1] != nil {
+		t.Errorf("second claim read requests %v, want none (no revocation)", reqs)
+	}
+	if js, reqs, err := rc.ClaimJobsWithRequests(t.Context(), "w2", T0, time.Minute, 10, kinds); err != nil || len(js) != 0 || len(reqs) != 0 {
+		t.Errorf("third claim = %v, %v, %v; want nothing", jobIDs(js), reqs, err)
+	}
 }
 
 func testClaimJobs(t *testing.T, st symbot.Store) {
