@@ -275,24 +275,87 @@ const headOfLane = `(j.lane = '' OR NOT EXISTS (SELECT 1 FROM jobs h WHERE h.lan
 // moment are skipped (FOR UPDATE SKIP LOCKED); each claim increments the
 // job's lease token.
 func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	js, _, err := s.claim(ctx, owner, now, lease, max, nil)
+	return js, err
+}
+
+var _ symbot.RequestClaimer = (*Store)(nil)
+
+// ClaimJobsWithRequests is ClaimJobs that also returns the documents of
+// the requests of the claimed jobs of kinds (symbot.RequestClaimer), read
+// by the claim's own statement: no round trip or statement of their own.
+func (s *Store) ClaimJobsWithRequests(ctx context.Context, owner string, now time.Time, lease time.Duration, max int, kinds []symbot.JobKind) ([]symbot.Job, []*symbot.Request, error) {
+	ks := make([]string, len(kinds))
+	for i, k := range kinds {
+		ks[i] = string(k)
+	}
+	return s.claim(ctx, owner, now, lease, max, ks)
+}
+
+// claimSQL leases the jobs: $1 owner, $2 lease end, $3 now, $4 max.
+const claimSQL = `UPDATE jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
+		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND ` + headOfLane + ` ORDER BY ` + claimRank + `, j.id LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING ` + jobCols
+
+// claimRequestsSQL is claimSQL that also returns, for the jobs of kinds
+// $5, their requests' documents (NULL for other jobs). The request is
+// read in the statement's snapshot, which holds the transaction that
+// queued the job.
+const claimRequestsSQL = `WITH c AS (` + claimSQL + `)
+	SELECT c.*, CASE WHEN c.kind = ANY($5) THEN (SELECT r.doc FROM requests r WHERE r.id = c.request_id) END FROM c`
+
+// claim leases jobs (ClaimJobs) and, unless kinds is nil, reads the
+// requests of those of kinds along; reqs is nil when kinds is, and
+// reqs[i] is nil when jobs[i]'s request is not read, not found or does
+// not decode.
+func (s *Store) claim(ctx context.Context, owner string, now time.Time, lease time.Duration, max int, kinds []string) ([]symbot.Job, []*symbot.Request, error) {
 	if none, err := symbot.CheckClaim(ctx, owner, lease, max); none || err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
-		WHERE id IN (SELECT id FROM jobs j WHERE j.due <= $3 AND `+headOfLane+` ORDER BY `+claimRank+`, j.id LIMIT $4 FOR UPDATE SKIP LOCKED)
-		RETURNING `+jobCols,
-		owner, nanos(now.Add(lease)), clampNanos(now), max)
+	args := []any{owner, nanos(now.Add(lease)), clampNanos(now), max}
+	sql := claimSQL
+	if kinds != nil {
+		sql = claimRequestsSQL
+		args = append(args, kinds)
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", classify(err))
+		return nil, nil, fmt.Errorf("claim jobs: %w", classify(err))
 	}
-	js, err := pgx.CollectRows(rows, scanJob)
-	if err != nil {
-		return nil, fmt.Errorf("claim jobs: %w", classify(err))
+	type claimed struct {
+		j   symbot.Job
+		doc []byte
 	}
-	slices.SortFunc(js, func(a, b symbot.Job) int {
-		return cmp.Or(cmp.Compare(symbot.ClaimRank(a.Kind), symbot.ClaimRank(b.Kind)), cmp.Compare(a.ID, b.ID))
+	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
+		var c claimed
+		var err error
+		if kinds == nil {
+			c.j, err = scanJob(row)
+		} else {
+			c.j, err = scanJobInto(row, &c.doc)
+		}
+		return c, err
 	})
-	return js, nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim jobs: %w", classify(err))
+	}
+	slices.SortFunc(cs, func(a, b claimed) int {
+		return cmp.Or(cmp.Compare(symbot.ClaimRank(a.j.Kind), symbot.ClaimRank(b.j.Kind)), cmp.Compare(a.j.ID, b.j.ID))
+	})
+	js := make([]symbot.Job, len(cs))
+	var reqs []*symbot.Request
+	if kinds != nil {
+		reqs = make([]*symbot.Request, len(cs))
+	}
+	for i, c := range cs {
+		js[i] = c.j
+		if c.doc != nil {
+			// A document that does not decode is left unread: the job
+			// reads it on its own and fails alone, not every claim.
+			reqs[i], _ = decodeRequest(c.j.RequestID, c.doc)
+		}
+	}
+	return js, reqs, nil
 }
 
 // claimRank is symbot.ClaimRank of a job row j in SQL: revocations first,
