@@ -35,3 +35,27 @@ func MigrateTo(ctx context.Context, conn *pgx.Conn, version int) error {
 
 // HeadOfLane is the SQL condition that a job row j heads its lane.
 const HeadOfLane = headOfLane
+
+// LockHolders is how many sessions hold a store's uncontended membership
+// locks.
+const LockHolders = lockHolders
+
+// LockBatches returns how many batches of membership lock operations s's
+// holder sessions sent.
+func LockBatches(s *Store) uint64 { return s.memLocks.batches.Load() }
+
+// QueuedLockOps returns how many membership lock operations of s wait for
+// a batch.
+func QueuedLockOps(s *Store) int {
+	n := 0
+	for _, h := range s.memLocks.holders {
+		h.mu.Lock()
+		n += len(h.queue)
+		h.mu.Unlock()
+	}
+	return n
+}
+
+// SetBeforeLockBatch makes s call f before each batch of membership lock
+// operations it sends. Call it before s takes any lock.
+func SetBeforeLockBatch(s *Store, f func()) { s.memLocks.beforeBatch = f }

@@ -78,9 +78,11 @@ type Config struct {
 // Store is a symbot.Store on a PostgreSQL database.
 type Store struct {
 	pool  *pgxpool.Pool
-	locks *pgxpool.Pool // membership locks: one connection per lock held
-	log   *slog.Logger
-	marks atomic.Int64 // dedup marks, to sweep expired ones now and then
+	locks *pgxpool.Pool // membership locks: the holder sessions, and a connection per contended wait
+
+	memLocks *memLocks // membership locks held (shared.go, memlocks.go)
+	log      *slog.Logger
+	marks    atomic.Int64 // dedup marks, to sweep expired ones now and then
 
 	writes  *groupcommit.Queue[symbot.Tx] // group commit (group.go)
 	commits atomic.Uint64
@@ -130,13 +132,17 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 	}
 	lcfg := cfg.Copy()
 	lcfg.MaxConns = 2 * o.MaxConns
+	lcfg.MinConns = lockHolders // the holders' sessions (memlocks.go), opened now
+	if o.ReadOnly {
+		lcfg.MinConns = 0
+	}
 	lockConnConfig(lcfg)
 	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", redact(err))
 	}
-	s := &Store{pool: pool, locks: locks, log: o.Logger}
+	s := &Store{pool: pool, locks: locks, log: o.Logger, memLocks: newMemLocks(locks, o.Logger)}
 	s.writes = groupcommit.New(maxGroup, s.attempt)
 	s.writes.MaxRetries = maxRetries
 	s.writes.Logger = o.Logger
@@ -165,6 +171,7 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 // Close closes every connection. Later calls fail.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.memLocks.close()
 	s.locks.Close()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,47 +26,70 @@ var (
 	_ symbot.Deduper             = (*Store)(nil)
 )
 
-// LockMembership takes a session advisory lock on a connection of its own
-// pool, held until unlock. If the process dies, its connection ends and
-// PostgreSQL releases the lock. Lock connections come from a separate pool
-// so that lock holders, which go on to write through the main pool, can
-// never use up the connections they wait for.
+// LockMembership takes a session advisory lock, held until unlock. If the
+// process dies, its connections end and PostgreSQL releases the lock.
+// A lock no session holds is taken on one of the Store's holder sessions
+// (memLocks), with other locks and in a batch with them; a lock another
+// session holds is waited for on a connection of its own, from a pool of
+// its own so that lock holders, which go on to write through the main
+// pool, can never use up the connections they wait for, and that
+// connection then holds it. A key held by another caller of this process
+// is waited for here first.
 //
 // When ctx ends during the wait, the wait is cancelled on the server (see
 // lockConnConfig) before LockMembership returns, so a given-up waiter never
 // takes the lock later: once the holder releases it, another replica can
 // take it at once.
 func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) {
+	if _, err := s.memLocks.take(ctx, key, true); err != nil {
+		return nil, fmt.Errorf("membership lock: %w", err)
+	}
+	unlock, err := s.memLocks.try(ctx, key)
+	if err != nil {
+		s.memLocks.give(key)
+		return nil, lockError(ctx, err)
+	}
+	if unlock != nil {
+		return unlock, nil
+	}
+	// Another session holds it: wait on a connection of its own.
 	conn, err := s.locks.Acquire(ctx)
 	if err != nil {
+		s.memLocks.give(key)
 		return nil, fmt.Errorf("membership lock: %w", classify(err))
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
 		// The wait was cancelled or failed; the lock may even have been
 		// taken just before the cancel landed.
 		releaseLockConn(context.WithoutCancel(ctx), conn)
+		s.memLocks.give(key)
 		return nil, lockError(ctx, err)
 	}
-	return unlockMembership(conn, key), nil
+	return sync.OnceFunc(func() {
+		unlockMembership(conn, key)
+		s.memLocks.give(key)
+	}), nil
 }
 
 // TryLockMembership takes the lock as LockMembership does if no session
-// holds it, without waiting for it; ok is false when it is held.
+// holds it and no other caller of this process does, without waiting; ok
+// is false when it is held.
 func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(), ok bool, err error) {
-	conn, err := s.locks.Acquire(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("membership lock: %w", classify(err))
-	}
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, membershipLockSpace, key).Scan(&ok); err != nil {
-		// The lock's state is unknown.
-		releaseLockConn(context.WithoutCancel(ctx), conn)
-		return nil, false, lockError(ctx, err)
+	if ok, err = s.memLocks.take(ctx, key, false); err != nil {
+		return nil, false, fmt.Errorf("membership lock: %w", err)
 	}
 	if !ok {
-		conn.Release()
+		return nil, false, nil // held by another caller of this process
+	}
+	if unlock, err = s.memLocks.try(ctx, key); err != nil {
+		s.memLocks.give(key)
+		return nil, false, lockError(ctx, err)
+	}
+	if unlock == nil {
+		s.memLocks.give(key)
 		return nil, false, nil
 	}
-	return unlockMembership(conn, key), true, nil
+	return unlock, true, nil
 }
 
 // lockError is the error of a lock call that failed with err: ctx's own
@@ -78,18 +102,16 @@ func lockError(ctx context.Context, err error) error {
 	return fmt.Errorf("membership lock: %w", classify(err))
 }
 
-// unlockMembership returns the function that releases the membership lock
-// key held by conn's session, and conn.
-func unlockMembership(conn *pgxpool.Conn, key string) func() {
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
-			dropLockConn(ctx, conn)
-			return
-		}
-		conn.Release()
+// unlockMembership releases the membership lock key held by the session
+// of conn, a connection of its own, and gives conn back.
+func unlockMembership(conn *pgxpool.Conn, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, membershipLockSpace, key); err != nil {
+		dropLockConn(ctx, conn)
+		return
 	}
+	conn.Release()
 }
 
 // lockCancelGrace is how long a lock call whose context ended waits for the
