@@ -63,8 +63,18 @@ const maxRetries = 20
 type Config struct {
 	// Logger receives operational messages; default discards them.
 	Logger *slog.Logger
-	// MaxConns caps the connection pool; default 10.
+	// MaxConns caps the connection pool; default 10. Membership lock waits
+	// have a pool of their own, of up to twice as many.
 	MaxConns int32
+	// MinConns is how many connections of the pool stay open while idle,
+	// so that a burst of work after a quiet minute (a second in which many
+	// grants expire) does not begin by opening them: each new session
+	// costs the server a process and a cold catalog cache. Default
+	// MaxConns/2; negative for none; none when ReadOnly. Each Store also
+	// keeps 2 sessions for membership locks (memlocks.go). So 3 replicas
+	// with the defaults keep 21 sessions open and open at most 90, under
+	// PostgreSQL's default max_connections of 100.
+	MinConns int32
 	// NoMigrate refuses a database whose schema is not current instead of
 	// migrating it.
 	NoMigrate bool
@@ -116,6 +126,13 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", redact(err))
 	}
 	cfg.MaxConns = o.MaxConns
+	switch {
+	case o.ReadOnly || o.MinConns < 0:
+		o.MinConns = 0
+	case o.MinConns == 0:
+		o.MinConns = o.MaxConns / 2
+	}
+	cfg.MinConns = min(o.MinConns, o.MaxConns)
 	if o.ReadOnly {
 		o.NoMigrate = true
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"

@@ -148,3 +148,35 @@ func TestDueAmong(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolKeepsConnectionsOpen: the pool keeps MinConns connections open
+// (MaxConns/2 by default) so that a burst after a quiet while does not
+// begin by connecting; a read-only store keeps none.
+func TestPoolKeepsConnectionsOpen(t *testing.T) {
+	url := migratedDatabase(t)
+	for _, tc := range []struct {
+		name string
+		conf postgres.Config
+		want int32
+	}{
+		{"default", postgres.Config{MaxConns: 6}, 3},
+		{"set", postgres.Config{MaxConns: 6, MinConns: 4}, 4},
+		{"above MaxConns", postgres.Config{MaxConns: 6, MinConns: 9}, 6},
+		{"none", postgres.Config{MaxConns: 6, MinConns: -1}, 0},
+		{"read-only", postgres.Config{MaxConns: 6, ReadOnly: true}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := postgres.Open(t.Context(), url, tc.conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if got := st.Pool().Config().MinConns; got != tc.want {
+				t.Fatalf("MinConns = %d; want %d", got, tc.want)
+			}
+			storetest.WaitFor(t, 20*time.Second, "the pool to open its MinConns connections", func() bool {
+				return st.Pool().Stat().TotalConns() >= tc.want
+			})
+		})
+	}
+}
