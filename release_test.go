@@ -2,6 +2,7 @@ package symbot_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 // closed; stalled is closed when it starts waiting.
 type stallStore struct {
 	symbot.Store
+	all     bool // hold back every revocation's outcome, not only the first
 	once    sync.Once
 	stalled chan struct{}
 	release chan struct{}
@@ -31,12 +33,15 @@ func (s *stallStore) Update(ctx context.Context, fn func(symbot.Tx) error) error
 		}); err != nil {
 			return err
 		}
-		first := false
+		first, hold := false, false
 		if revoke {
 			s.once.Do(func() { first = true })
+			hold = first || s.all
 		}
 		if first {
 			close(s.stalled)
+		}
+		if hold {
 			<-s.release
 		}
 	}
@@ -83,5 +88,64 @@ func TestRevokeFreesItsWorkerWhileRecording(t *testing.T) {
 	unstall()
 	storetest.WaitFor(t, 30*time.Second, "both removals recorded", func() bool {
 		return h.get(t, a.ID).Removed && h.get(t, c.ID).Removed
+	})
+}
+
+// TestRevokeWorkerMovesOnSeveralTimes: a worker moves on from up to four
+// revocations that are still recording their outcome (tailsPerWorker),
+// not one: with one worker and every outcome held back, five removals
+// happen (four recording, the fifth's worker waiting for it), the sixth
+// only once the outcomes are written.
+func TestRevokeWorkerMovesOnSeveralTimes(t *testing.T) {
+	st := &stallStore{Store: memstore.New(), all: true, stalled: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
+	h := newHarness(t, st)
+	clk := newFakeClock()
+	h.eng.Now = clk.Now
+	h.eng.Runtime.Workers = 1
+	var ids []string
+	removed := func() int {
+		n := 0
+		for _, id := range ids {
+			r := h.get(t, id)
+			_, rm := h.dir.counts(r.OktaUserID, r.GroupID)
+			n += rm
+		}
+		return n
+	}
+	for i := range 6 {
+		who := symbot.Actor{Person: symbot.Person{SlackID: fmt.Sprintf("UREQ%d", i), Name: fmt.Sprintf("req%d", i), Email: fmt.Sprintf("req%d@example.com", i)}}
+		h.dir.addUser("00u"+who.Name, who.Email, "ACTIVE")
+		r := h.mustSubmit(t, who, "admin", 15*time.Minute)
+		h.mustApprove(t, r.ID, bob)
+		ids = append(ids, r.ID)
+	}
+	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		h.wantState(t, id, symbot.StateActive)
+	}
+	h.start(t)
+	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
+	clk.Advance(time.Hour)
+	if err := h.eng.FireDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, 30*time.Second, "five removals while the outcomes wait", func() bool { return removed() >= 5 })
+	// The sixth waits for the worker, which waits for its fifth outcome.
+	time.Sleep(200 * time.Millisecond)
+	if n := removed(); n != 5 {
+		t.Fatalf("%d removals while every outcome was held back, want 5", n)
+	}
+	unstall()
+	storetest.WaitFor(t, 30*time.Second, "all six removals recorded", func() bool {
+		for _, id := range ids {
+			if !h.get(t, id).Removed {
+				return false
+			}
+		}
+		return true
 	})
 }

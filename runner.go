@@ -169,8 +169,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	e.rt.local.Store(local)
 	var wg sync.WaitGroup
 	// Jobs whose worker moved on to the next job while they record their
-	// outcome (see releaseWorker), at most one per worker.
-	tails := make(chan struct{}, workers)
+	// outcome (see releaseWorker), at most tailsPerWorker per worker.
+	tails := make(chan struct{}, tailsPerWorker*workers)
 	for range workers {
 		wg.Go(func() {
 			for {
@@ -416,6 +416,17 @@ func (e *Engine) runJobHeld(ctx context.Context, j Job, held *heldGrant) {
 	}
 }
 
+// tailsPerWorker bounds the jobs recording their outcome after their
+// worker moved on (see releaseWorker), per worker. A recording waits for
+// its turn of the store's writer (a group commit; with several replicas on
+// PostgreSQL, the turn of the shared writer lock), so with one per worker
+// the workers soon waited for the writer again; with more, a burst of
+// removals goes on reaching Okta while the outcomes commit in fewer,
+// larger groups. Each one holds its membership lock and its job's lease
+// until its outcome is recorded; that costs little (the PostgreSQL store
+// holds a replica's membership locks on two sessions).
+const tailsPerWorker = 4
+
 // releaseKey is the context key of the function releaseWorker calls.
 type releaseKey struct{}
 
@@ -424,8 +435,8 @@ type releaseKey struct{}
 // may take the next job meanwhile. The job goes on as before (its lease
 // renewed, its locks held, its outcome recorded with its fencing token
 // checked); only the count of workers no longer includes it. Outside the
-// executor's workers, or when as many jobs as there are workers are
-// recording outcomes already, it does nothing.
+// executor's workers, or when tailsPerWorker times as many jobs as there
+// are workers are recording outcomes already, it does nothing.
 func releaseWorker(ctx context.Context) {
 	if release, ok := ctx.Value(releaseKey{}).(func()); ok {
 		release()
