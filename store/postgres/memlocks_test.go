@@ -262,14 +262,24 @@ func TestMembershipLocksBatched(t *testing.T) {
 	rs, url := replicas(t, 2)
 	a, b := rs[0], rs[1]
 	w := newLockWatch(t, url)
-	gate := make(chan struct{})
-	var calls atomic.Int32
+	// Each batch waits at the gate, while one is set, so that the
+	// operations made meanwhile queue up.
+	var gate atomic.Pointer[chan struct{}]
+	var calls atomic.Int32 // batches that reached the gate
 	postgres.SetBeforeLockBatch(a, func() {
 		calls.Add(1)
-		<-gate
+		if g := gate.Load(); g != nil {
+			<-*g
+		}
 	})
-	openGate := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(openGate)
+	shut := func() func() {
+		g := make(chan struct{})
+		gate.Store(&g)
+		open := sync.OnceFunc(func() { gate.Store(nil); close(g) })
+		t.Cleanup(open)
+		return open
+	}
+	openGate := shut()
 	const n = 100
 	unlocks := make([]func(), n)
 	var wg sync.WaitGroup
@@ -316,15 +326,20 @@ func TestMembershipLocksBatched(t *testing.T) {
 	} else {
 		ub()
 	}
-	before := postgres.LockBatches(a)
+	openGate = shut()
+	before, held := postgres.LockBatches(a), calls.Load()
 	for _, u := range unlocks {
 		if u != nil {
 			wg.Go(u)
 		}
 	}
+	storetest.WaitFor(t, 20*time.Second, "the unlocks to queue behind the first batches", func() bool {
+		return postgres.QueuedLockOps(a)+int(calls.Load()-held) == n
+	})
+	openGate()
 	wg.Wait()
-	if got := postgres.LockBatches(a) - before; got >= n {
-		t.Errorf("%d unlocks took %d batches; want fewer", n, got)
+	if got, most := postgres.LockBatches(a)-before, uint64(2*postgres.LockHolders); got > most {
+		t.Errorf("%d unlocks took %d batches; want at most %d", n, got, most)
 	}
 	if _, locks := w.holders(); locks != 0 {
 		t.Errorf("%d locks held after every unlock; want 0", locks)
