@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -678,5 +679,64 @@ func TestClaimWithNothingDueCommitsNothing(t *testing.T) {
 	}
 	if got := store.Commits(s); got != before+1 {
 		t.Errorf("a claim that leased a job made %d commits, want 1", got-before)
+	}
+}
+
+// TestStoredRequestLeavesOutZeroFields: a request is stored without the
+// fields at their zero value (most of a pending request's), reads back
+// as it was put, and a record written with every field (as symbot did
+// before) reads back as before.
+func TestStoredRequestLeavesOutZeroFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := &symbot.Request{
+		ID: "SYM-7-ABCD", Flow: "prod", Target: "admins", GroupID: "00g1",
+		Requester: symbot.Person{SlackID: "U1", Name: "Ann", Email: "ann@example.com"},
+		Duration:  time.Hour, Reason: "incident 42", State: symbot.StatePending,
+		CreatedAt: storetest.T0, UpdatedAt: storetest.T0, TimeoutAt: storetest.T0.Add(time.Hour),
+		Approvals: []symbot.Decision{}, Nonce: "n0",
+	}
+	storetest.MustPut(t, s, pending)
+	if got := storetest.MustGet(t, s, pending.ID); !reflect.DeepEqual(got, pending) {
+		t.Errorf("read back %+v, want %+v", got, pending)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Written with every field, as before.
+	full := storetest.FullRequest("R-full")
+	full.StartAt, full.WarnAt, full.Warned, full.RuleApprovers, full.Reposts = time.Time{}, time.Time{}, false, nil, nil
+	old, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	editRaw(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("requests"))
+		raw = bytes.Clone(b.Get([]byte(pending.ID)))
+		return b.Put([]byte(full.ID), old)
+	})
+	for _, field := range []string{"StartAt", "ExpiresAt", "Transitions", "Warned", "RuleApprovers", "Message", "0001-01-01"} {
+		if bytes.Contains(raw, []byte(field)) {
+			t.Errorf("stored request holds %q: %s", field, raw)
+		}
+	}
+	for _, field := range []string{`"TimeoutAt"`, `"Approvals":[]`, `"Nonce":"n0"`} {
+		if !bytes.Contains(raw, []byte(field)) {
+			t.Errorf("stored request lacks %s: %s", field, raw)
+		}
+	}
+
+	s, err = store.Open(path, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := storetest.MustGet(t, s, full.ID); !reflect.DeepEqual(got, full) {
+		t.Errorf("record with every field read back as %+v, want %+v", got, full)
 	}
 }
