@@ -2,10 +2,12 @@ package symbot_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/symbot/symbot"
+	"github.com/symbot/symbot/store/memstore"
 	"github.com/symbot/symbot/store/postgres"
 	"github.com/symbot/symbot/store/postgres/pgtest"
 	"github.com/symbot/symbot/store/storetest"
@@ -114,4 +116,38 @@ func TestFireDueWaitsForTheTurn(t *testing.T) {
 	if got := stateOf(t, eng, id); got != symbot.StateTimedOut {
 		t.Fatalf("after FireDue: state %s, want timed_out", got)
 	}
+}
+
+// brokenTurnStore is a store shared by several processes whose lock calls
+// fail (its lock service is unreachable, say), while its reads and writes
+// work.
+type brokenTurnStore struct{ symbot.Store }
+
+func (brokenTurnStore) LockMembership(ctx context.Context, key string) (func(), error) {
+	return nil, errors.New("lock service unreachable")
+}
+
+func (brokenTurnStore) TryLockMembership(ctx context.Context, key string) (func(), bool, error) {
+	return nil, false, errors.New("lock service unreachable")
+}
+
+// TestSchedulerFiresWhenTheTurnCannotBeAsked: a scheduler whose try of the
+// fire turn fails fires without it at once (any trouble of the store
+// itself then shows, and is backed off, where it fires), rather than
+// taking the failure for another replica firing and waiting out its
+// patience.
+func TestSchedulerFiresWhenTheTurnCannotBeAsked(t *testing.T) {
+	h := newHarness(t, brokenTurnStore{memstore.New()})
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	h.eng.Now = c.now
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	c.add(25 * time.Hour) // past the approval timeout
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Well inside the patience (5 s) that a busy turn would wait out.
+	storetest.WaitFor(t, 4*time.Second, "the timeout fired", func() bool {
+		return stateOf(t, h.eng, r.ID) == symbot.StateTimedOut
+	})
 }

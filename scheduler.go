@@ -113,12 +113,21 @@ func (e *Engine) fireTurn(ctx context.Context, mode turnMode) (unlock func(), ok
 		unlock, err := e.lockMembership(ctx, fireTurnKey)
 		return unlock, err == nil, err
 	}
-	if _, shared := e.store.(MembershipLocker); shared {
-		if _, can := e.store.(MembershipTryLocker); !can {
-			return func() {}, true, nil
-		}
+	if _, shared := e.store.(MembershipLocker); !shared {
+		unlock, ok = e.rt.locks.TryLock(fireTurnKey)
+		return unlock, ok, nil
 	}
-	unlock, ok = e.tryLockMembership(ctx, fireTurnKey)
+	tl, can := e.store.(MembershipTryLocker)
+	if !can {
+		return func() {}, true, nil
+	}
+	unlock, ok, err = tl.TryLockMembership(ctx, fireTurnKey)
+	if err != nil {
+		// The store cannot say (it is unreachable, say): fire without the
+		// turn, so that the store's own error, if any, comes from firing
+		// and the scheduler backs off, rather than trying again at once.
+		return func() {}, true, nil
+	}
 	return unlock, ok, nil
 }
 
