@@ -59,3 +59,11 @@ func QueuedLockOps(s *Store) int {
 // SetBeforeLockBatch makes s call f before each batch of membership lock
 // operations it sends. Call it before s takes any lock.
 func SetBeforeLockBatch(s *Store, f func()) { s.memLocks.beforeBatch = f }
+
+// OpenReadBatches returns how many statements s sent for ReadOpenRequests,
+// and how many of those reads wait for the batch in flight.
+func OpenReadBatches(s *Store) (sent, queued int) {
+	s.opens.mu.Lock()
+	defer s.opens.mu.Unlock()
+	return s.opens.batches, len(s.opens.queue)
+}

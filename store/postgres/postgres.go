@@ -96,6 +96,7 @@ type Store struct {
 
 	writes  *groupcommit.Queue[symbot.Tx] // group commit (group.go)
 	commits atomic.Uint64
+	opens   openReads // batches of ReadOpenRequests (read.go)
 }
 
 var _ symbot.Store = (*Store)(nil)
