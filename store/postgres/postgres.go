@@ -141,8 +141,10 @@ func Open(ctx context.Context, url string, conf Config) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
-	// A pooled connection that died with the server must not be handed out
-	// again: check connections idle for a while before use.
+	// A pool that grew for a burst gives the sessions back to the server
+	// after a quiet minute (down to MinConns). A connection that died with
+	// the server is not handed out again: pgxpool pings one idle for more
+	// than a second before it hands it out.
 	cfg.MaxConnIdleTime = time.Minute
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
