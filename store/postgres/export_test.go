@@ -56,9 +56,10 @@ func QueuedLockOps(s *Store) int {
 	return n
 }
 
-// SetBeforeLockBatch makes s call f before each batch of membership lock
-// operations it sends. Call it before s takes any lock.
-func SetBeforeLockBatch(s *Store, f func()) { s.memLocks.beforeBatch = f }
+// SetBeforeLockBatch makes s call f, with the number of its operations,
+// before each batch of membership lock operations it sends. Call it before
+// s takes any lock.
+func SetBeforeLockBatch(s *Store, f func(ops int)) { s.memLocks.beforeBatch = f }
 
 // OpenReadBatches returns how many statements s sent for ReadOpenRequests,
 // and how many of those reads wait for the batch in flight.

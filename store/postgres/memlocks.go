@@ -52,7 +52,7 @@ type memLocks struct {
 	closed bool
 
 	batches     atomic.Uint64 // batches the holders sent (for tests)
-	beforeBatch func()        // test hook: called before each batch is sent
+	beforeBatch func(ops int) // test hook: called before each batch is sent, with its operations
 }
 
 func newMemLocks(pool *pgxpool.Pool, log *slog.Logger) *memLocks {
@@ -302,7 +302,7 @@ func (h *holder) send(unlocks, tries []*lockOp) error {
 		h.conn = c
 	}
 	if hook := h.m.beforeBatch; hook != nil {
-		hook()
+		hook(len(unlocks) + len(tries))
 	}
 	keys := func(ops []*lockOp) []string {
 		ks := make([]string, len(ops))

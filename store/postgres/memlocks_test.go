@@ -265,9 +265,11 @@ func TestMembershipLocksBatched(t *testing.T) {
 	// Each batch waits at the gate, while one is set, so that the
 	// operations made meanwhile queue up.
 	var gate atomic.Pointer[chan struct{}]
-	var calls atomic.Int32 // batches that reached the gate
-	postgres.SetBeforeLockBatch(a, func() {
-		calls.Add(1)
+	// Operations in batches that reached the gate (not batches: callers
+	// that come before the first batch is gathered join it).
+	var calls atomic.Int32
+	postgres.SetBeforeLockBatch(a, func(ops int) {
+		calls.Add(int32(ops))
 		if g := gate.Load(); g != nil {
 			<-*g
 		}
@@ -403,4 +405,33 @@ func TestCloseReleasesLockSessions(t *testing.T) {
 		}
 		return n == 0
 	})
+}
+
+// TestMembershipLockRefusesKeysThatAreNotText: a key the server cannot
+// read as text (a NUL byte, bytes that are not UTF-8) is refused before it
+// reaches a holder, whose batch it would fail; a failed batch costs the
+// holder its session, and with it another caller's lock, which another
+// replica could then take.
+func TestMembershipLockRefusesKeysThatAreNotText(t *testing.T) {
+	rs, _ := replicas(t, 2)
+	a, b := rs[0], rs[1]
+	for _, bad := range []string{"00u1\x00|00g1", "00u1|\xff"} {
+		u, ok, err := a.TryLockMembership(t.Context(), "00u1|00g1")
+		if err != nil || !ok {
+			t.Fatalf("try = %v, %v; want it taken", ok, err)
+		}
+		if _, _, err := a.TryLockMembership(t.Context(), bad); err == nil {
+			t.Errorf("try of %q: no error", bad)
+		}
+		if _, err := a.LockMembership(t.Context(), bad); err == nil {
+			t.Errorf("lock of %q: no error", bad)
+		}
+		if ub, ok, err := b.TryLockMembership(t.Context(), "00u1|00g1"); err != nil || ok {
+			if ok {
+				ub()
+			}
+			t.Errorf("after a try of %q, another replica's try of a held key = %v, %v; want it refused", bad, ok, err)
+		}
+		u()
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +43,9 @@ var (
 // takes the lock later: once the holder releases it, another replica can
 // take it at once.
 func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) {
+	if err := checkLockKey(key); err != nil {
+		return nil, err
+	}
 	if _, err := s.memLocks.take(ctx, key, true); err != nil {
 		return nil, fmt.Errorf("membership lock: %w", err)
 	}
@@ -75,6 +80,9 @@ func (s *Store) LockMembership(ctx context.Context, key string) (func(), error) 
 // holds it and no other caller of this process does, without waiting; ok
 // is false when it is held.
 func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(), ok bool, err error) {
+	if err := checkLockKey(key); err != nil {
+		return nil, false, err
+	}
 	if ok, err = s.memLocks.take(ctx, key, false); err != nil {
 		return nil, false, fmt.Errorf("membership lock: %w", err)
 	}
@@ -90,6 +98,17 @@ func (s *Store) TryLockMembership(ctx context.Context, key string) (unlock func(
 		return nil, false, nil
 	}
 	return unlock, true, nil
+}
+
+// checkLockKey refuses a key that PostgreSQL cannot take as text (a NUL
+// byte, or bytes that are not UTF-8). Sent in a holder's batch, such a key
+// would fail the whole batch, and a failed batch costs the holder its
+// session, and so the other callers' locks on it.
+func checkLockKey(key string) error {
+	if !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+		return fmt.Errorf("membership lock: key %q is not UTF-8 text without NUL bytes", key)
+	}
+	return nil
 }
 
 // lockError is the error of a lock call that failed with err: ctx's own
