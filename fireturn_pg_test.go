@@ -21,6 +21,13 @@ const fireTurnKey = "symbot:fire-due"
 // PostgreSQL database, and a replica's engine on it (not running).
 func fireTurnWorld(t *testing.T) (eng *symbot.Engine, other *postgres.Store, id string) {
 	t.Helper()
+	eng, other, id, _ = fireTurnWorldClock(t)
+	return eng, other, id
+}
+
+// fireTurnWorldClock is fireTurnWorld with the engine's clock.
+func fireTurnWorldClock(t *testing.T) (eng *symbot.Engine, other *postgres.Store, id string, c *clock) {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
 	open := func() *postgres.Store {
 		st, err := postgres.Open(t.Context(), url, postgres.Config{})
@@ -31,12 +38,12 @@ func fireTurnWorld(t *testing.T) (eng *symbot.Engine, other *postgres.Store, id 
 		return st
 	}
 	st := open()
-	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c = &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	h := newHarness(t, st)
 	h.eng.Now = c.now
 	r := h.mustSubmit(t, alice, "admin", time.Hour)
 	c.add(25 * time.Hour) // past the approval timeout
-	return h.eng, open(), r.ID
+	return h.eng, open(), r.ID, c
 }
 
 func stateOf(t *testing.T, eng *symbot.Engine, id string) symbot.State {
@@ -78,7 +85,7 @@ func TestSchedulerLeavesDeadlinesToTheReplicaFiring(t *testing.T) {
 // never lets go (a paused process whose session lives on) holds up the
 // deadlines only for the scheduler's patience, not forever.
 func TestSchedulerFiresAnywayAfterItsPatience(t *testing.T) {
-	eng, other, id := fireTurnWorld(t)
+	eng, other, id, c := fireTurnWorldClock(t)
 	unlock, ok, err := other.TryLockMembership(t.Context(), fireTurnKey)
 	if err != nil || !ok {
 		t.Fatalf("take the fire turn: ok %v, %v", ok, err)
@@ -90,6 +97,20 @@ func TestSchedulerFiresAnywayAfterItsPatience(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	storetest.WaitFor(t, 30*time.Second, "the timeout fired despite the stuck turn", func() bool {
 		return stateOf(t, eng, id) == symbot.StateTimedOut
+	})
+	// The turn is still stuck: the next deadline fires when it is due,
+	// not after another wait of the patience.
+	next, err := eng.Submit(t.Context(), carol, symbot.RequestInput{Target: "ro", Duration: time.Hour, Reason: "next"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.add(25 * time.Hour)
+	// A new request wakes the scheduler, as any new deadline does.
+	if _, err := eng.Submit(t.Context(), dave, symbot.RequestInput{Target: "ro", Duration: time.Hour, Reason: "wake"}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WaitFor(t, 3*time.Second, "the next timeout fired without another wait", func() bool {
+		return stateOf(t, eng, next.ID) == symbot.StateTimedOut
 	})
 }
 

@@ -26,7 +26,7 @@ func (e *Engine) runScheduler(ctx context.Context) error {
 			}
 			e.log().Error("scheduler: fire due deadlines", "err", err)
 			timer.Reset(time.Second)
-		case busy:
+		case busy && turn == fireTry:
 			// Another scheduler (another replica) is firing what is due.
 			// Look again soon: it may stop, and the jobs it makes are
 			// claimable here too (fireDue kicked the executor).
@@ -35,7 +35,12 @@ func (e *Engine) runScheduler(ctx context.Context) error {
 			}
 			timer.Reset(fireTurnRetry)
 		default:
-			busySince = time.Time{}
+			if !busy {
+				// The turn was free: patience starts over. While it stays
+				// taken (a paused holder), every wake-up fires anyway,
+				// not after another wait.
+				busySince = time.Time{}
+			}
 			wait := time.Hour
 			err := e.store.View(ctx, func(tx Tx) error {
 				_, at, ok, err := tx.NextDeadline()
@@ -80,7 +85,7 @@ type turnMode int
 const (
 	fireWait   turnMode = iota // wait while another has it
 	fireTry                    // give up at once when another has it
-	fireAnyway                 // fire without it
+	fireAnyway                 // take it if it is free, else fire without it
 )
 
 // fireTurnKey names the lock of the fire turn, in the space of the
@@ -103,12 +108,10 @@ var (
 // meanwhile. The turn only saves that work: a deadline fires exactly once
 // either way (fire handles only what is still due, in its transaction). It
 // is the store's lock for a shared store, else this process's. ok is false
-// when mode is fireTry and another holds the turn; with a shared store that
-// cannot try its lock, or with fireAnyway, there is no turn to take.
+// when another holds the turn (never with fireWait, which waits for it);
+// with a shared store that cannot try its lock, or cannot say, there is no
+// turn to take and ok is true.
 func (e *Engine) fireTurn(ctx context.Context, mode turnMode) (unlock func(), ok bool, err error) {
-	if mode == fireAnyway {
-		return func() {}, true, nil
-	}
 	if mode == fireWait {
 		unlock, err := e.lockMembership(ctx, fireTurnKey)
 		return unlock, err == nil, err
@@ -132,16 +135,20 @@ func (e *Engine) fireTurn(ctx context.Context, mode turnMode) (unlock func(), ok
 }
 
 // fireDue is FireDue taking the fire turn as mode says; busy is true when
-// it did not fire because another scheduler has the turn.
+// another scheduler has the turn: with fireTry it then did not fire, with
+// fireAnyway it fired without the turn.
 func (e *Engine) fireDue(ctx context.Context, mode turnMode) (busy bool, err error) {
 	unlock, ok, err := e.fireTurn(ctx, mode)
 	if err != nil {
 		return false, fmt.Errorf("take the fire turn: %w", err)
 	}
 	if !ok {
-		// The jobs the other makes may be claimed here too.
-		e.kickExecutor()
-		return true, nil
+		if mode == fireTry {
+			// The jobs the other makes may be claimed here too.
+			e.kickExecutor()
+			return true, nil
+		}
+		return true, e.fireAll(ctx) // fireAnyway
 	}
 	defer unlock()
 	return false, e.fireAll(ctx)
