@@ -149,3 +149,83 @@ func TestRevokeWorkerMovesOnSeveralTimes(t *testing.T) {
 		return true
 	})
 }
+
+// claimWatch passes on each job claim's result once it is made.
+type claimWatch struct {
+	symbot.Store
+	claims chan []symbot.Job
+}
+
+func (s *claimWatch) ClaimJobs(ctx context.Context, owner string, now time.Time, lease time.Duration, max int) ([]symbot.Job, error) {
+	js, err := s.Store.ClaimJobs(ctx, owner, now, lease, max)
+	select {
+	case s.claims <- js:
+	default:
+	}
+	return js, err
+}
+
+// TestQueuedJobWhoseLeaseRanOutRunsOnce: a removal that waited in the
+// executor's queue until its lease ran out is claimed again by the claim
+// loop while its worker renews the lease; it must not be queued a second
+// time, or it runs twice (the copy's fresh lease skips the store's look)
+// and removes the membership from Okta twice.
+func TestQueuedJobWhoseLeaseRanOutRunsOnce(t *testing.T) {
+	watch := &claimWatch{Store: memstore.New(), claims: make(chan []symbot.Job, 1)}
+	// The first attempt's outcome is held back, so that a second run
+	// would pass its look at the request before the first is recorded.
+	st := &stallStore{Store: watch, stalled: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
+	h := newHarness(t, st)
+	clk := newFakeClock()
+	h.eng.Now = clk.Now
+	h.eng.Runtime.Workers = 1
+	a := h.mustSubmit(t, alice, "admin", 15*time.Minute)
+	h.mustApprove(t, a.ID, bob)
+	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.wantState(t, a.ID, symbot.StateActive)
+	clk.Advance(time.Hour)
+	if err := h.eng.FireDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	symbot.SetPoppedHook(h.eng, func(j symbot.Job) {
+		if j.Kind != symbot.JobRevoke {
+			return
+		}
+		once.Do(func() {
+			// It waited past its lease (15 s), and the claim loop looks
+			// before its worker renews it.
+			clk.Advance(time.Hour)
+			for len(watch.claims) > 0 {
+				<-watch.claims
+			}
+			symbot.KickExecutor(h.eng)
+			select {
+			case <-watch.claims:
+			case <-time.After(10 * time.Second):
+				t.Error("no claim after the kick")
+			}
+		})
+	})
+	h.start(t)
+	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
+	select {
+	case <-st.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the removal did not come to record its outcome")
+	}
+	// A second run would read the request now (not yet removed) and
+	// wait for the membership lock, which the first holds until its
+	// outcome is recorded.
+	time.Sleep(300 * time.Millisecond)
+	unstall()
+	storetest.WaitFor(t, 30*time.Second, "the removal recorded", func() bool { return h.get(t, a.ID).Removed })
+	time.Sleep(300 * time.Millisecond)
+	if _, removes := h.dir.counts("00u"+alice.Name, a.GroupID); removes != 1 {
+		t.Errorf("the membership was removed from Okta %d times, want once", removes)
+	}
+}

@@ -84,6 +84,10 @@ type runner struct {
 	prechecks chan string
 	running   atomic.Bool
 
+	// popped, when set (tests), is called when a worker takes j from the
+	// executor's queue, before it renews j's lease.
+	popped func(j Job)
+
 	jobsDone      atomic.Int64
 	jobsAbandoned atomic.Int64
 	revokeAlerts  atomic.Int64
@@ -151,8 +155,8 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 	// Claim ahead of the workers so that one claim transaction feeds many
 	// jobs; queued jobs hold their lease, and ones already queued here are
 	// never queued twice. held is the jobs waiting in queue: a worker lets
-	// go of a job as it takes it, before the attempt records its outcome,
-	// so that a claim of the rescheduled job (which the outcome's kick
+	// go of a job once it took it and holds its lease for the attempt,
+	// before the attempt records its outcome, so that a claim of the rescheduled job (which the outcome's kick
 	// may start at once) queues it again rather than leasing it and
 	// skipping it as a duplicate until the lease runs out. A running job
 	// is not claimed again: its lease is live and renewed.
@@ -179,9 +183,26 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 					return
 				}
 				mu.Lock()
-				delete(held, j.ID)
 				r := claimed[j.ID]
 				delete(claimed, j.ID)
+				mu.Unlock()
+				if e.rt.popped != nil {
+					e.rt.popped(j)
+				}
+				run := false
+				if ctx.Err() == nil {
+					// A job that waited in the queue may be near the end of
+					// its lease: renew it first, or skip it if another
+					// worker (another replica) took it over meanwhile.
+					j, run = e.ensureLease(ctx, j, lease)
+				} // else: left for the next start (its lease is cleared or expires)
+				// Let go of it only now that its lease is renewed: a claim
+				// made meanwhile (its lease ran out while it waited) finds
+				// it held and does not queue it again, or it would run
+				// twice, here and as the copy, whose fresh lease skips
+				// ensureLease's look at the store.
+				mu.Lock()
+				delete(held, j.ID)
 				mu.Unlock()
 				// The queue has room again: wake the claim loop, which may
 				// have found it full when it last looked (a job that ended
@@ -192,14 +213,9 @@ func (e *Engine) runExecutor(ctx context.Context) error {
 				case freed <- struct{}{}:
 				default:
 				}
-				if ctx.Err() == nil {
-					// A job that waited in the queue may be near the end of
-					// its lease: renew it first, or skip it if another
-					// worker (another replica) took it over meanwhile.
-					if j, ok := e.ensureLease(ctx, j, lease); ok {
-						e.runReleasable(withClaimed(jobCtx, r), j, tails, &wg)
-					}
-				} // else: left for the next start (its lease is cleared or expires)
+				if run {
+					e.runReleasable(withClaimed(jobCtx, r), j, tails, &wg)
+				}
 				// And when the job ends: the next job of its lane is claimable.
 				select {
 				case freed <- struct{}{}:
