@@ -29,6 +29,27 @@ type rulesWorld struct {
 	carolOkta string
 }
 
+// write replaces the world's config file with yml.
+func (rw *rulesWorld) write(t *testing.T, yml string) {
+	t.Helper()
+	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs a daemon on the world's config, its log kept, and waits for
+// it to connect; it returns the daemon, the waiter on its world and the log.
+func (rw *rulesWorld) start(t *testing.T) (*daemon, func(what string, cond func() bool), *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	d := mustOpenDaemon(t, rw.world, rw.cfgPath, nil)
+	d.log = newLogger(d.cfg.Log, logs)
+	runDaemon(t, d)
+	wait := waiter(t, rw.world, logs)
+	wait("symbot to connect", d.bot.Connected)
+	return d, wait, logs
+}
+
 // config returns the text of the world's config file.
 func (rw *rulesWorld) config(t *testing.T) string {
 	t.Helper()
@@ -131,12 +152,7 @@ func messageWith(w *world, text string) (slacktest.Message, bool) {
 func TestRulesThroughTheBot(t *testing.T) {
 	rw := mustRulesWorld(t)
 	w := rw.world
-	logs := &lockedBuffer{}
-	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
-	d.log = newLogger(d.cfg.Log, logs)
-	runDaemon(t, d)
-	wait := waiter(t, w, logs)
-	wait("symbot to connect", d.bot.Connected)
+	_, wait, logs := rw.start(t)
 
 	t.Run("on-call rule approves", func(t *testing.T) {
 		if _, err := w.slack.SlashCommand(demoAlice, "/sym", `req prod/prod-admin 1h "deploy the fix"`, demoChannel); err != nil {
@@ -331,9 +347,7 @@ func TestCheckReportsRuleTypeErrorsAtFileLine(t *testing.T) {
 			lines[i] = `        when: request.duration > 2`
 		}
 	}
-	if err := os.WriteFile(rw.cfgPath, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rw.write(t, strings.Join(lines, "\n"))
 	for k, v := range rw.env() {
 		t.Setenv(k, v)
 	}
@@ -353,9 +367,7 @@ func TestCheckLivePagerDuty(t *testing.T) {
 	}
 	b := rw.config(t)
 	yml := edit(t, b, "        when: requester.on_call\n", "        when: requester.on_call || on_call(\"PNOPE99\")\n")
-	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rw.write(t, yml)
 	out, code := configCLI(t, rw.cfgPath)("check", "--live")
 	for _, want := range []string{
 		"ok    pagerduty: read the API key secret " + pdSecret,
@@ -388,15 +400,8 @@ func TestBreakGlassRefuseRulesThroughTheBot(t *testing.T) {
         refuse: "Contractors (mallory & co) may not break glass: <ask #sre>"
 `)
 	yml = edit(t, yml, `        when: request.reason.contains("weekend")`, `        when: '!request.break_glass && request.reason.contains("weekend")'`)
-	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
-	d.log = newLogger(d.cfg.Log, logs)
-	runDaemon(t, d)
-	wait := waiter(t, w, logs)
-	wait("symbot to connect", d.bot.Connected)
+	rw.write(t, yml)
+	d, wait, _ := rw.start(t)
 
 	ack, err := w.slack.SlashCommand(demoMallory, "/sym", `breakglass prod/prod-admin 1h "weekend outage"`, demoChannel)
 	if err != nil {
@@ -440,9 +445,7 @@ func TestExplainBreakGlass(t *testing.T) {
             when: request.break_glass
             refuse: "no break-glass into the logs"
 `
-	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rw.write(t, yml)
 	cli := configCLI(t, rw.cfgPath)
 	tests := []struct {
 		name   string
@@ -493,9 +496,7 @@ func TestCheckWarnsOfRefuseRulesThatHoldForBreakGlass(t *testing.T) {
 	b := rw.config(t)
 	cfg := edit(t, b, "    rules:\n", "    break_glass:\n      max_duration: 1h\n    rules:\n")
 	write := func(yml string) {
-		if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		rw.write(t, yml)
 	}
 	write(cfg)
 	out, _ := configCLI(t, rw.cfgPath)("check")
@@ -528,15 +529,8 @@ func TestWhoamiShowsWhoApprovesUnderTheRules(t *testing.T) {
               approvers:
                 users: [%s, %s]
 `, rw.roGroup, demoBob, demoMallory))
-	if err := os.WriteFile(rw.cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	d := mustOpenDaemon(t, w, rw.cfgPath, nil)
-	d.log = newLogger(d.cfg.Log, logs)
-	runDaemon(t, d)
-	wait := waiter(t, w, logs)
-	wait("symbot to connect", d.bot.Connected)
+	rw.write(t, yml)
+	_, wait, _ := rw.start(t)
 
 	whoami := func(user string) string {
 		t.Helper()
