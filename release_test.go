@@ -17,10 +17,57 @@ import (
 // closed; stalled is closed when it starts waiting.
 type stallStore struct {
 	symbot.Store
-	all     bool // hold back every revocation's outcome, not only the first
-	once    sync.Once
-	stalled chan struct{}
-	release chan struct{}
+	all         bool // hold back every revocation's outcome, not only the first
+	once        sync.Once
+	stalled     chan struct{}
+	release     chan struct{}
+	releaseOnce sync.Once
+}
+
+// unstall lets the held-back outcomes go; it may be called more than once.
+func (s *stallStore) unstall() { s.releaseOnce.Do(func() { close(s.release) }) }
+
+// stallWorld is an engine with one worker and a fake clock on a memstore
+// behind a stallStore (wrapped by wrap, when not nil), with an active
+// 15-minute admin grant for each of who; it returns the grants' IDs.
+func stallWorld(t *testing.T, all bool, wrap func(symbot.Store) symbot.Store, who ...symbot.Actor) (*harness, *stallStore, *fakeClock, []string) {
+	t.Helper()
+	var inner symbot.Store = memstore.New()
+	if wrap != nil {
+		inner = wrap(inner)
+	}
+	st := &stallStore{Store: inner, all: all, stalled: make(chan struct{}), release: make(chan struct{})}
+	h := newHarness(t, st)
+	clk := newFakeClock()
+	h.eng.Now = clk.Now
+	h.eng.Runtime.Workers = 1
+	var ids []string
+	for _, a := range who {
+		h.dir.addUser("00u"+a.Name, a.Email, "ACTIVE")
+		r := h.mustSubmit(t, a, "admin", 15*time.Minute)
+		h.mustApprove(t, r.ID, bob)
+		ids = append(ids, r.ID)
+	}
+	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		h.wantState(t, id, symbot.StateActive)
+	}
+	return h, st, clk, ids
+}
+
+// startAndExpire starts the engine and lets the grants expire; the held
+// outcomes are let go at the end of the test, before the engine stops, so
+// that a failing test does not hang.
+func startAndExpire(t *testing.T, h *harness, st *stallStore, clk *fakeClock) {
+	t.Helper()
+	h.start(t)
+	t.Cleanup(st.unstall)
+	clk.Advance(time.Hour)
+	if err := h.eng.FireDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *stallStore) Update(ctx context.Context, fn func(symbot.Tx) error) error {
@@ -53,28 +100,9 @@ func (s *stallStore) Update(ctx context.Context, fn func(symbot.Tx) error) error
 // records its outcome; with one worker, a second removal happens while
 // the first one's outcome is still being written, and both are recorded.
 func TestRevokeFreesItsWorkerWhileRecording(t *testing.T) {
-	st := &stallStore{Store: memstore.New(), stalled: make(chan struct{}), release: make(chan struct{})}
-	var releaseOnce sync.Once
-	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
-	h := newHarness(t, st)
-	clk := newFakeClock()
-	h.eng.Now = clk.Now
-	h.eng.Runtime.Workers = 1
-	a := h.mustSubmit(t, alice, "admin", 15*time.Minute)
-	h.mustApprove(t, a.ID, bob)
-	c := h.mustSubmit(t, carol, "admin", 15*time.Minute)
-	h.mustApprove(t, c.ID, bob)
-	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	h.wantState(t, a.ID, symbot.StateActive)
-	h.wantState(t, c.ID, symbot.StateActive)
-	h.start(t)
-	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
-	clk.Advance(time.Hour)
-	if err := h.eng.FireDue(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	h, st, clk, ids := stallWorld(t, false, nil, alice, carol)
+	a, c := h.get(t, ids[0]), h.get(t, ids[1])
+	startAndExpire(t, h, st, clk)
 	select {
 	case <-st.stalled:
 	case <-time.After(30 * time.Second):
@@ -85,7 +113,7 @@ func TestRevokeFreesItsWorkerWhileRecording(t *testing.T) {
 		_, rc := h.dir.counts("00u"+carol.Name, c.GroupID)
 		return ra+rc == 2
 	})
-	unstall()
+	st.unstall()
 	storetest.WaitFor(t, 30*time.Second, "both removals recorded", func() bool {
 		return h.get(t, a.ID).Removed && h.get(t, c.ID).Removed
 	})
@@ -97,14 +125,11 @@ func TestRevokeFreesItsWorkerWhileRecording(t *testing.T) {
 // happen (four recording, the fifth's worker waiting for it), the sixth
 // only once the outcomes are written.
 func TestRevokeWorkerMovesOnSeveralTimes(t *testing.T) {
-	st := &stallStore{Store: memstore.New(), all: true, stalled: make(chan struct{}), release: make(chan struct{})}
-	var releaseOnce sync.Once
-	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
-	h := newHarness(t, st)
-	clk := newFakeClock()
-	h.eng.Now = clk.Now
-	h.eng.Runtime.Workers = 1
-	var ids []string
+	var who []symbot.Actor
+	for i := range 6 {
+		who = append(who, symbot.Actor{Person: symbot.Person{SlackID: fmt.Sprintf("UREQ%d", i), Name: fmt.Sprintf("req%d", i), Email: fmt.Sprintf("req%d@example.com", i)}})
+	}
+	h, st, clk, ids := stallWorld(t, true, nil, who...)
 	removed := func() int {
 		n := 0
 		for _, id := range ids {
@@ -114,32 +139,14 @@ func TestRevokeWorkerMovesOnSeveralTimes(t *testing.T) {
 		}
 		return n
 	}
-	for i := range 6 {
-		who := symbot.Actor{Person: symbot.Person{SlackID: fmt.Sprintf("UREQ%d", i), Name: fmt.Sprintf("req%d", i), Email: fmt.Sprintf("req%d@example.com", i)}}
-		h.dir.addUser("00u"+who.Name, who.Email, "ACTIVE")
-		r := h.mustSubmit(t, who, "admin", 15*time.Minute)
-		h.mustApprove(t, r.ID, bob)
-		ids = append(ids, r.ID)
-	}
-	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		h.wantState(t, id, symbot.StateActive)
-	}
-	h.start(t)
-	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
-	clk.Advance(time.Hour)
-	if err := h.eng.FireDue(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	startAndExpire(t, h, st, clk)
 	storetest.WaitFor(t, 30*time.Second, "five removals while the outcomes wait", func() bool { return removed() >= 5 })
 	// The sixth waits for the worker, which waits for its fifth outcome.
 	time.Sleep(200 * time.Millisecond)
 	if n := removed(); n != 5 {
 		t.Fatalf("%d removals while every outcome was held back, want 5", n)
 	}
-	unstall()
+	st.unstall()
 	storetest.WaitFor(t, 30*time.Second, "all six removals recorded", func() bool {
 		for _, id := range ids {
 			if !h.get(t, id).Removed {
@@ -171,26 +178,14 @@ func (s *claimWatch) ClaimJobs(ctx context.Context, owner string, now time.Time,
 // time, or it runs twice (the copy's fresh lease skips the store's look)
 // and removes the membership from Okta twice.
 func TestQueuedJobWhoseLeaseRanOutRunsOnce(t *testing.T) {
-	watch := &claimWatch{Store: memstore.New(), claims: make(chan []symbot.Job, 1)}
+	var watch *claimWatch
 	// The first attempt's outcome is held back, so that a second run
 	// would pass its look at the request before the first is recorded.
-	st := &stallStore{Store: watch, stalled: make(chan struct{}), release: make(chan struct{})}
-	var releaseOnce sync.Once
-	unstall := func() { releaseOnce.Do(func() { close(st.release) }) }
-	h := newHarness(t, st)
-	clk := newFakeClock()
-	h.eng.Now = clk.Now
-	h.eng.Runtime.Workers = 1
-	a := h.mustSubmit(t, alice, "admin", 15*time.Minute)
-	h.mustApprove(t, a.ID, bob)
-	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	h.wantState(t, a.ID, symbot.StateActive)
-	clk.Advance(time.Hour)
-	if err := h.eng.FireDue(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	h, st, clk, ids := stallWorld(t, false, func(inner symbot.Store) symbot.Store {
+		watch = &claimWatch{Store: inner, claims: make(chan []symbot.Job, 1)}
+		return watch
+	}, alice)
+	a := h.get(t, ids[0])
 	var once sync.Once
 	symbot.SetPoppedHook(h.eng, func(j symbot.Job) {
 		if j.Kind != symbot.JobRevoke {
@@ -211,8 +206,7 @@ func TestQueuedJobWhoseLeaseRanOutRunsOnce(t *testing.T) {
 			}
 		})
 	})
-	h.start(t)
-	t.Cleanup(unstall) // runs before the engine stops: a failing test does not hang
+	startAndExpire(t, h, st, clk)
 	select {
 	case <-st.stalled:
 	case <-time.After(30 * time.Second):
@@ -222,7 +216,7 @@ func TestQueuedJobWhoseLeaseRanOutRunsOnce(t *testing.T) {
 	// wait for the membership lock, which the first holds until its
 	// outcome is recorded.
 	time.Sleep(300 * time.Millisecond)
-	unstall()
+	st.unstall()
 	storetest.WaitFor(t, 30*time.Second, "the removal recorded", func() bool { return h.get(t, a.ID).Removed })
 	time.Sleep(300 * time.Millisecond)
 	if _, removes := h.dir.counts("00u"+alice.Name, a.GroupID); removes != 1 {
