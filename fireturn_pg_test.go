@@ -69,9 +69,12 @@ func TestSchedulerLeavesDeadlinesToTheReplicaFiring(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	// Several retries of the scheduler (every 100 ms), well inside its
+	// Several tries of the scheduler (one each 100 ms), well inside its
 	// patience (5 s): the deadline is left to the holder.
-	time.Sleep(500 * time.Millisecond)
+	storetest.WaitFor(t, 10*time.Second, "the scheduler to try the turn again three times", func() bool {
+		s, err := eng.Stats(t.Context())
+		return err == nil && s.SchedulerWakeups >= 3
+	})
 	if got := stateOf(t, eng, id); got != symbot.StatePending {
 		t.Fatalf("while another replica has the fire turn: state %s, want pending", got)
 	}
