@@ -73,10 +73,9 @@ func impostorRefused(t *testing.T, h *harness, attacker, why string) {
 	if h.dir.isMember("00ualice", "G-CONSOLE") {
 		t.Fatalf("alice was granted G-CONSOLE after %s clicked", attacker)
 	}
-	// The attacker cannot request either.
-	ack := h.slash(attacker, "req ops/console 1h mine")
-	if len(ack.Payload) > 0 {
-		t.Fatalf("request ack = %s", ack.Payload)
+	// The attacker cannot request either: the refusal rides in the ack.
+	if got := ackText(t, h.slash(attacker, "req ops/console 1h mine")); !strings.Contains(got, why) {
+		t.Fatalf("request ack = %q, want the refusal saying %q", got, why)
 	}
 	h.waitFor("request refused", func() bool { return len(h.ephemeralsWith(attacker, why)) >= 4 })
 	if rs := h.requests(attacker); len(rs) != 0 {

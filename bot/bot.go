@@ -113,6 +113,10 @@ type Bot struct {
 
 	callsMu sync.Mutex
 	calls   map[CallKey]int64
+
+	// ackReplyWindow is how long after a slash command's envelope arrives
+	// an answer to it may still ride in its ack (ackReply).
+	ackReplyWindow time.Duration
 }
 
 // CallKey names a Slack Web API method and the result of one call: "ok",
@@ -179,6 +183,8 @@ func New(api *slack.Client, cfg Config) *Bot {
 		recent:   newRecentSet(cfg.DedupSize),
 		reported: map[string]bool{},
 		calls:    map[CallKey]int64{},
+
+		ackReplyWindow: defaultAckReplyWindow,
 	}
 	b.actors = newActorCache(b)
 	b.limits = newLimiter(cfg.Limits)
@@ -387,7 +393,8 @@ func (b *Bot) handleEvent(acks *ackQueue, evt socketmode.Event) {
 // by that work once its outcome is stored (ackWhenDone), so that a process
 // that dies in between leaves the envelope unacknowledged: Slack delivers
 // it again, or shows the person an error, instead of an acknowledgement
-// followed by nothing.
+// followed by nothing. Such work on a slash command answers the person in
+// that ack when it still can (ackReply), not by a response_url call.
 func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 	b.envelopes.Add(1)
 	req := evt.Request
@@ -411,23 +418,16 @@ func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 		b.ack(acks, req.EnvelopeID, nil)
 		return
 	}
-	var once sync.Once
-	settle := func(payload any) {
-		once.Do(func() {
-			at := b.cfg.Now()
-			b.recent.put("env|"+req.EnvelopeID, at, 0, payload)
-			if b.ack(acks, req.EnvelopeID, payload) {
-				// Only an envelope this replica acknowledges is handled for
-				// the others: one whose ack was dropped is delivered again.
-				go b.sharedMark("env|"+req.EnvelopeID, at, envelopeMemory) // off the event loop: a retry comes seconds later
-			}
-		})
-	}
+	settle, reply := b.settlers(acks, req.EnvelopeID)
 	var payload any
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
 		if cmd, ok := evt.Data.(slack.SlashCommand); ok {
-			payload = b.onSlash(cmd, now, settle)
+			var ar *ackReply
+			if req.AcceptsResponsePayload {
+				ar = &ackReply{send: reply, until: time.Now().Add(b.ackReplyWindow)}
+			}
+			payload = b.onSlash(cmd, now, settle, ar)
 		}
 	case socketmode.EventTypeInteractive:
 		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
@@ -448,15 +448,44 @@ func (b *Bot) handleEnvelope(acks *ackQueue, evt socketmode.Event) {
 	settle(payload)
 }
 
+// settlers returns the two ways to acknowledge envelope id, of which only
+// the first call of either does anything: settle(payload) acknowledges it
+// with payload; reply(msg) does the same with an answer to the person and
+// reports whether it queued the ack. An answer whose ack could not be
+// queued is not kept for a redelivery's ack: its caller sends it another
+// way.
+func (b *Bot) settlers(acks *ackQueue, id string) (settle func(any), reply func(any) bool) {
+	var once sync.Once
+	do := func(payload any, answer bool) (acked bool) {
+		once.Do(func() {
+			at := b.cfg.Now()
+			b.recent.put("env|"+id, at, 0, payload)
+			acked = b.ack(acks, id, payload)
+			switch {
+			case acked:
+				// Only an envelope this replica acknowledges is handled for
+				// the others: one whose ack was dropped is delivered again.
+				go b.sharedMark("env|"+id, at, envelopeMemory) // off the event loop: a retry comes seconds later
+			case answer:
+				b.recent.put("env|"+id, at, 0, nil)
+			}
+		})
+		return acked
+	}
+	return func(payload any) { do(payload, false) }, func(payload any) bool { return do(payload, true) }
+}
+
 // ackWhenDone as an ack payload means "the queued work acknowledges this
 // envelope when its outcome is stored".
 var ackWhenDone = &struct{ later bool }{true}
 
 // settled wraps work queued for an envelope so that the envelope is
 // acknowledged (with no payload) when the work ends, whatever its outcome:
-// by then the outcome is stored, or the person was told why not. Work cut
-// short by shutdown leaves its envelope unacknowledged, for Slack to
-// deliver again to another replica.
+// by then the outcome is stored, or the person was told why not. When the
+// work's answer to the person rode in the ack (ackReply), the envelope is
+// acknowledged already and this does nothing. Work cut short by shutdown
+// leaves its envelope unacknowledged, for Slack to deliver again to
+// another replica.
 func settled(settle func(any), fn func(ctx context.Context)) func(ctx context.Context) {
 	return func(ctx context.Context) {
 		fn(ctx)

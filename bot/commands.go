@@ -16,10 +16,16 @@ import (
 	"github.com/symbot/symbot"
 )
 
-// tell answers a person privately: through the response_url when there is
-// one, else an ephemeral message in the channel, else a direct message.
+// tell answers a person privately: in the ack of the slash command being
+// answered when that is still unsent and can carry it (replyTo.ack), else
+// through the response_url when there is one, else an ephemeral message in
+// the channel, else a direct message.
 func (b *Bot) tell(ctx context.Context, to replyTo, text string, blocks ...slack.Block) {
 	text = symbot.TruncateRunes(text, maxReplyRunes)
+	if to.ack.answer(ctx, ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}) {
+		b.log.Debug("answered in the ack", "user", to.User)
+		return
+	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
 	if len(blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(blocks...))

@@ -175,8 +175,8 @@ func TestCustomCommandName(t *testing.T) {
 			}
 		})
 	}
-	if got := run("/access", "req admin 1h fix"); got != "" {
-		t.Fatalf("request ack = %q, want none", got)
+	if got := run("/access", "req admin 1h fix"); !strings.Contains(got, "waiting for approval") {
+		t.Fatalf("request ack = %q, want the confirmation", got)
 	}
 	e := render(h.waitEphemeral(alice, "waiting for approval"))
 	if !strings.Contains(e, "`/access list` shows it") {

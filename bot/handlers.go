@@ -19,8 +19,9 @@ import (
 // ackMessage is the payload of a slash command ack: Slack shows it to the
 // person as an ephemeral message.
 type ackMessage struct {
-	ResponseType string `json:"response_type"`
-	Text         string `json:"text"`
+	ResponseType string        `json:"response_type"`
+	Text         string        `json:"text"`
+	Blocks       []slack.Block `json:"blocks,omitempty"`
 }
 
 func ephemeralAck(text string) ackMessage {
@@ -63,12 +64,17 @@ type replyTo struct {
 	User        string
 	Channel     string
 	ResponseURL string
+	// ack, when not nil, lets the first answer ride in the unacknowledged
+	// ack of the slash command being answered.
+	ack *ackReply
 }
 
 // onSlash handles a slash command on the event loop: it parses and
 // validates (cheap), queues slow work, and returns the ack payload, or
-// ackWhenDone for a request, whose work calls settle once it is stored.
-func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any)) any {
+// ackWhenDone for a request, whose work calls settle once it is stored,
+// or answers the person in the ack through ar (nil when the envelope
+// takes no response payload).
+func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any), ar *ackReply) any {
 	if cmd.TriggerID != "" && !b.recent.add("trigger|"+cmd.TriggerID, now, 0) {
 		b.duplicates.Add(1)
 		return nil
@@ -148,6 +154,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any)) a
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
 		name, later = "submit request", true
 		start := c.Start
+		to.ack = ar
 		fn = settled(settle, func(ctx context.Context) { b.submit(ctx, to, in, start) })
 	case cmdBreakGlass:
 		if err := checkTargetName(eng.Flows(), "target", c.Target); err != nil {
@@ -178,6 +185,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any)) a
 		}
 		in := symbot.RequestInput{Flow: f.Name, Target: t.Name, Duration: d, Reason: reason}
 		name, later = "break-glass", true
+		to.ack = ar
 		fn = settled(settle, func(ctx context.Context) { b.breakGlass(ctx, to, in) })
 	case cmdList:
 		name, class = "list", classRead

@@ -39,7 +39,7 @@ func TestOneUserCannotPost40ApprovalMessagesInASecond(t *testing.T) {
 			refused++
 			continue
 		}
-		if got != "" {
+		if !strings.Contains(got, "waiting for approval") {
 			t.Fatalf("request %d: ack %q", i, got)
 		}
 		// Cancel it at once, so that the next is not a duplicate.
