@@ -90,6 +90,9 @@ func (s *Store) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 		if failed >= 0 {
 			return errGroupFailed
 		}
+		if pendingCount(btx) > s.flushAt {
+			return flushPending(btx)
+		}
 		return nil
 	})
 	switch {

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // QueueLen returns how many writes wait for the next group commit.
 func QueueLen(s *Store) int {
@@ -19,4 +23,15 @@ func Commits(s *Store) uint64 { return s.commits.Load() }
 // Closed reports whether Close was called on s.
 func Closed(s *Store) bool {
 	return s.writes.Closed()
+}
+
+// SetFlushAt sets how many pending index entries a group commit may leave
+// (0: every commit flushes them).
+func SetFlushAt(s *Store, n uint64) { s.flushAt = n }
+
+// PendingIndexEntries returns how many index entries are pending.
+func PendingIndexEntries(s *Store) uint64 {
+	var n uint64
+	s.db.View(func(btx *bolt.Tx) error { n = pendingCount(btx); return nil })
+	return n
 }

@@ -42,7 +42,7 @@ func jobIndexKeys(j *symbot.Job) (keys, vals map[string][]byte) {
 // rankOf returns the claim rank of the job id from the rank index: jobs
 // not in it are of the last rank.
 func (t *tx) rankOf(id uint64) int {
-	if v := t.b(bucketJobRank).Get(u64(id)); len(v) == 1 {
+	if v, _ := t.idx(bucketJobRank).get(u64(id)); len(v) == 1 {
 		return int(v[0])
 	}
 	return symbot.ClaimRankLast
@@ -54,7 +54,7 @@ func failingRevoke(j *symbot.Job) bool { return j.Kind == symbot.JobRevoke && j.
 // laneHead reports whether id is the lowest job id in lane.
 func (t *tx) laneHead(lane string, id uint64) bool {
 	prefix := strPrefix(lane)
-	k, _ := t.b(bucketJobLane).Cursor().Seek(prefix)
+	k, _ := t.idx(bucketJobLane).cursor().seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 &&
 		binary.BigEndian.Uint64(k[len(prefix):]) == id
 }
@@ -83,7 +83,7 @@ func (t *tx) AddJob(j *symbot.Job) error {
 		return fmt.Errorf("add job %d: %w", id, err)
 	}
 	keys, vals := jobIndexKeys(j)
-	if err := reindex(t.tx, nil, keys, vals); err != nil {
+	if err := t.reindex(nil, keys, vals); err != nil {
 		return fmt.Errorf("add job %d: %w", id, err)
 	}
 	t.rememberJob(id, keys)
@@ -139,7 +139,7 @@ func (t *tx) UpdateJob(j *symbot.Job) error {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
 	keys, vals := jobIndexKeys(j)
-	if err := reindex(t.tx, oldKeys, keys, vals); err != nil {
+	if err := t.reindex(oldKeys, keys, vals); err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
 	}
 	t.rememberJob(j.ID, keys)
@@ -158,7 +158,7 @@ func (t *tx) DeleteJob(id uint64) error {
 	if err := t.b(bucketJobs).Delete(u64(id)); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
-	if err := reindex(t.tx, oldKeys, nil, nil); err != nil {
+	if err := t.reindex(oldKeys, nil, nil); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
 	return nil
@@ -174,7 +174,7 @@ func (t *tx) JobStats() (symbot.JobStats, error) {
 	}
 	return symbot.JobStats{
 		Pending:        countKeys(t.b(bucketJobs)),
-		FailingRevokes: countKeys(t.b(bucketJobFailing)),
+		FailingRevokes: t.idx(bucketJobFailing).count(),
 	}, nil
 }
 
@@ -224,7 +224,6 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 	var out []symbot.Job
 	err = s.update(ctx, "claim jobs", func(t *tx) error {
 		out = nil // a group commit may run this again
-		btx := t.tx
 		// Every due job is a candidate so that the lowest (rank, id) win,
 		// as the contract says; the walk stops at now, so it is bounded by
 		// the backlog, not by the number of jobs. Lane heads are looked up
@@ -236,8 +235,8 @@ func (s *Store) ClaimJobs(ctx context.Context, owner string, now time.Time, leas
 		}
 		var cands []cand
 		limit := timeBits(now)
-		c := btx.Bucket(bucketJobDue).Cursor()
-		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+		c := t.idx(bucketJobDue).cursor()
+		for k, lane := c.first(); k != nil; k, lane = c.next() {
 			if binary.BigEndian.Uint64(k[:8]) > limit {
 				break
 			}
@@ -286,8 +285,8 @@ func (s *Store) anyClaimable(now time.Time) (bool, error) {
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
 		limit := timeBits(now)
-		c := btx.Bucket(bucketJobDue).Cursor()
-		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+		c := t.idx(bucketJobDue).cursor()
+		for k, lane := c.first(); k != nil; k, lane = c.next() {
 			if binary.BigEndian.Uint64(k[:8]) > limit {
 				return nil
 			}
@@ -317,8 +316,8 @@ func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
 	)
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
-		c := btx.Bucket(bucketJobDue).Cursor()
-		for k, lane := c.First(); k != nil; k, lane = c.Next() {
+		c := t.idx(bucketJobDue).cursor()
+		for k, lane := c.first(); k != nil; k, lane = c.next() {
 			if len(lane) > 0 && !t.laneHead(string(lane), binary.BigEndian.Uint64(k[8:])) {
 				continue
 			}
@@ -354,8 +353,16 @@ func (w *openWork) none() bool {
 // keep it, differs from its jobs).
 func inspect(btx *bolt.Tx) (openWork, error) {
 	var w openWork
-	idx := btx.Bucket(bucketJobFailing)
-	rankIdx := btx.Bucket(bucketJobRank)
+	t := &tx{tx: btx}
+	var idx, rankIdx *index
+	if btx.Bucket(bucketJobFailing) != nil {
+		x := t.idx(bucketJobFailing)
+		idx = &x
+	}
+	if btx.Bucket(bucketJobRank) != nil {
+		x := t.idx(bucketJobRank)
+		rankIdx = &x
+	}
 	err := btx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 		var j symbot.Job
 		if err := json.Unmarshal(v, &j); err != nil {
@@ -366,19 +373,19 @@ func inspect(btx *bolt.Tx) (openWork, error) {
 		}
 		if failingRevoke(&j) {
 			w.failing = append(w.failing, binary.BigEndian.Uint64(k))
-			w.failingStale = w.failingStale || idx == nil || !hasKey(idx, k)
+			w.failingStale = w.failingStale || idx == nil || !idx.has(k)
 		}
 		if r := symbot.ClaimRank(j.Kind); r < symbot.ClaimRankLast {
 			w.ranked = append(w.ranked, &j)
-			w.rankStale = w.rankStale || rankIdx == nil || !bytes.Equal(rankIdx.Get(k), []byte{byte(r)})
+			w.rankStale = w.rankStale || rankIdx == nil || !rankIdx.holds(k, []byte{byte(r)})
 		}
 		return nil
 	})
 	if err != nil {
 		return w, err
 	}
-	w.failingStale = w.failingStale || idx == nil || len(w.failing) != countKeys(idx)
-	w.rankStale = w.rankStale || rankIdx == nil || len(w.ranked) != countKeys(rankIdx)
+	w.failingStale = w.failingStale || idx == nil || len(w.failing) != idx.count()
+	w.rankStale = w.rankStale || rankIdx == nil || len(w.ranked) != rankIdx.count()
 	w.openStale = openIndexStale(btx)
 	return w, nil
 }
@@ -414,6 +421,9 @@ func (w *openWork) repair(btx *bolt.Tx) error {
 // rebuildRankIndex rewrites the rank index to hold the ranks of jobs (a
 // store from before the index, or written since by an older symbot).
 func rebuildRankIndex(btx *bolt.Tx, jobs []*symbot.Job) error {
+	if err := clearPending(btx, bucketJobRank); err != nil {
+		return err
+	}
 	if err := btx.DeleteBucket(bucketJobRank); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("rebuild job rank index: %w", err)
 	}
@@ -431,6 +441,9 @@ func rebuildRankIndex(btx *bolt.Tx, jobs []*symbot.Job) error {
 
 // rebuildFailingIndex rewrites the failing-revocations index to hold ids.
 func rebuildFailingIndex(btx *bolt.Tx, ids []uint64) error {
+	if err := clearPending(btx, bucketJobFailing); err != nil {
+		return err
+	}
 	if err := btx.DeleteBucket(bucketJobFailing); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("rebuild job index: %w", err)
 	}

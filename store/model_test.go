@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -19,11 +20,24 @@ import (
 // and to memstore (whose indexes are plain scans, hence obviously right)
 // and compares everything observable after each step. This exercises the
 // index re-keying on every kind of update.
+//
+// Each seed runs with the pending index entries (pending.go) flushed at
+// every commit, every few entries, as by default, and never: reads must
+// merge the index buckets with the pending entries in every mix.
 func TestAgainstMemstore(t *testing.T) {
-	for seed := range uint64(3) {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			testAgainstMemstore(t, seed, MustOpen(t, store.Config{NoSync: true}), memstore.New())
-		})
+	for _, flush := range []struct {
+		name string
+		at   uint64
+	}{{"flush-always", 0}, {"flush-at-5", 5}, {"flush-default", 0}, {"flush-never", math.MaxUint64}} {
+		for seed := range uint64(3) {
+			t.Run(fmt.Sprint(flush.name, "/seed", seed), func(t *testing.T) {
+				bb := MustOpen(t, store.Config{NoSync: true})
+				if flush.name != "flush-default" {
+					store.SetFlushAt(bb, flush.at)
+				}
+				testAgainstMemstore(t, seed, bb, memstore.New())
+			})
+		}
 	}
 }
 

@@ -30,7 +30,15 @@ import (
 // SchemaVersion is the layout version this code reads and writes. It is
 // recorded in the meta bucket when a store is created; a store with a newer
 // version is refused rather than misread.
-const SchemaVersion = 1
+//
+// Version 2 added the pending index entries (pending.go): a symbot that
+// reads version 1 would miss the index entries not yet flushed. A version 1
+// store is upgraded when it is opened read-write (the pending bucket is
+// created and the version recorded); read-only, it reads as it is.
+const SchemaVersion = 2
+
+// schemaUpgradable is the oldest version Open upgrades.
+const schemaUpgradable = 1
 
 // Config configures Open; its zero value is fine (defaults apply).
 type Config struct {
@@ -61,6 +69,10 @@ type Store struct {
 	laterWait time.Duration
 
 	commits atomic.Uint64 // group transactions committed (for tests)
+
+	// flushAt is how many pending index entries a group commit may leave
+	// (see pending.go); it flushes them all when it would leave more.
+	flushAt uint64
 
 	// unreadable, in a store opened read-only, says why its records cannot
 	// be read as they are (a read-write Open would first repair them);
@@ -135,6 +147,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	s := &Store{db: db, path: path, log: o.Logger}
 	s.writes = groupcommit.New(maxGroup, s.attempt)
 	s.laterWait = defaultLaterWait
+	s.flushAt = defaultFlushAt
 	s.writes.Logger = o.Logger
 	s.writes.ClosedErr = fmt.Errorf("store %s: %w", path, berrors.ErrDatabaseNotOpen)
 	if err := s.init(o.ReadOnly); err != nil {
@@ -184,6 +197,7 @@ func CheckPath(path string) error {
 func (s *Store) init(readOnly bool) error {
 	var (
 		fresh, missing bool // a new store; a bucket is missing (so is one of a new store)
+		upgrade        bool // an older schema version, to record as SchemaVersion
 		work           openWork
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -202,14 +216,19 @@ func (s *Store) init(readOnly bool) error {
 			return fmt.Errorf("open store %s: schema version missing or malformed (%d bytes): the file is damaged; restore it from a backup", s.path, len(v))
 		}
 		if got := binary.BigEndian.Uint64(v); got != SchemaVersion {
-			if got > SchemaVersion {
+			switch {
+			case got > SchemaVersion:
 				return &SchemaError{Path: s.path, Found: got, Supported: SchemaVersion}
+			case got < schemaUpgradable:
+				return fmt.Errorf("open store %s: unknown schema version %d (this symbot writes %d): the file is damaged; restore it from a backup", s.path, got, SchemaVersion)
 			}
-			return fmt.Errorf("open store %s: unknown schema version %d (this symbot writes %d): the file is damaged; restore it from a backup", s.path, got, SchemaVersion)
+			upgrade = true
 		}
 		for _, name := range allBuckets {
-			// A missing rank index is found stale by inspect, and rebuilt.
-			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) {
+			// A missing rank index is found stale by inspect, and rebuilt;
+			// the pending bucket is missing in a version 1 store, which
+			// reads as having no pending entries.
+			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) && !bytes.Equal(name, bucketPending) {
 				missing = true
 				return nil // inspected after the buckets are made
 			}
@@ -223,7 +242,7 @@ func (s *Store) init(readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if !missing && work.none() {
+	if !missing && !upgrade && work.none() {
 		return nil
 	}
 	if readOnly {
@@ -235,6 +254,8 @@ func (s *Store) init(readOnly bool) error {
 		// stale): it only orders job claims, which a read-only store never
 		// makes. `symbot run` rebuilds it.
 		if missing || work.failingStale || work.openStale {
+			// (upgrade alone needs nothing: a version 1 store has no
+			// pending entries to miss.)
 			s.unreadable = fmt.Errorf("store %s was written by an older symbot and its indexes need rebuilding, which a read-only open cannot do: start `symbot run` with this version once (or read it with the symbot that wrote it); `symbot backup` still copies it", s.path)
 		} else if work.rankStale {
 			s.log.Debug("the job rank index is missing or stale; reads do not use it and `symbot run` rebuilds it", "path", s.path)
@@ -247,7 +268,7 @@ func (s *Store) init(readOnly bool) error {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		if fresh {
+		if fresh || upgrade {
 			if err := tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion)); err != nil {
 				return fmt.Errorf("record schema version: %w", err)
 			}
@@ -265,6 +286,9 @@ func (s *Store) init(readOnly bool) error {
 	}
 	if fresh {
 		s.log.Info("created store", "path", s.path, "schema", SchemaVersion)
+	}
+	if upgrade {
+		s.log.Info("upgraded store schema; a symbot older than this one cannot open it now", "path", s.path, "schema", SchemaVersion)
 	}
 	if n := len(work.leased); n > 0 {
 		s.log.Info("cleared job leases left by a previous process; those jobs run again now", "path", s.path, "jobs", n)
@@ -323,13 +347,15 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{ByState: map[symbot.State]int{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		st.Requests = btx.Bucket(bucketRequests).Stats().KeyN
-		st.Scheduled = btx.Bucket(bucketReqTime).Stats().KeyN
+		t := &tx{tx: btx}
+		st.Scheduled = t.idx(bucketReqTime).count()
 		st.Jobs = btx.Bucket(bucketJobs).Stats().KeyN
 		st.Identities = btx.Bucket(bucketIdentity).Stats().KeyN
 		st.FileBytes = btx.Size()
 		seq, _ := auditHead(btx)
 		st.AuditEntries = seq
-		return btx.Bucket(bucketReqState).ForEach(func(k, _ []byte) error {
+		c := t.idx(bucketReqState).cursor()
+		for k, _ := c.first(); k != nil; k, _ = c.next() {
 			if len(k) < 4 {
 				return fmt.Errorf("malformed state index key %x", k)
 			}
@@ -338,8 +364,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 				return fmt.Errorf("malformed state index key %x", k)
 			}
 			st.ByState[symbot.State(k[4:4+n])]++
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("store stats: %w", err)

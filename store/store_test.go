@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,6 +36,20 @@ func MustOpen(tb testing.TB, cfg store.Config) *store.Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) symbot.Store { return MustOpen(t, store.Config{NoSync: true}) })
+}
+
+// TestContractIndexFlush runs the contract with the pending index entries
+// moved to the index buckets at every commit, and never.
+func TestContractIndexFlush(t *testing.T) {
+	for name, at := range map[string]uint64{"always": 0, "never": math.MaxUint64} {
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) symbot.Store {
+				s := MustOpen(t, store.Config{NoSync: true})
+				store.SetFlushAt(s, at)
+				return s
+			})
+		})
+	}
 }
 
 func TestFileMode(t *testing.T) {
@@ -108,6 +123,9 @@ func reopenAfterEdit(t *testing.T, cfg store.Config, fill func(*store.Store), ed
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every commit moves its index entries to their buckets, where edit
+	// (standing in for an older symbot) finds them.
+	store.SetFlushAt(s, 0)
 	fill(s)
 	s.Close()
 	editRaw(t, path, edit)

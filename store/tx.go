@@ -219,7 +219,7 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
 	keys := reqIndexKeys(r)
-	if err := reindex(t.tx, old, keys, nil); err != nil {
+	if err := t.reindex(old, keys, nil); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
 	t.rememberReq(r.ID, keys)
@@ -228,13 +228,14 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 
 // reindex replaces the index keys old with new (both by bucket name).
 // Keys present in both are kept; with vals nil they are not rewritten.
-// Each new key gets the value vals[bucket] (nil: empty).
-func reindex(btx *bolt.Tx, old, new, vals map[string][]byte) error {
+// Each new key gets the value vals[bucket] (nil: empty). New keys are
+// written as pending entries (see pending.go).
+func (t *tx) reindex(old, new, vals map[string][]byte) error {
 	for name, k := range old {
 		if bytes.Equal(new[name], k) {
 			continue
 		}
-		if err := btx.Bucket([]byte(name)).Delete(k); err != nil {
+		if err := t.idx([]byte(name)).del(k); err != nil {
 			return fmt.Errorf("index %s: %w", name, err)
 		}
 	}
@@ -242,7 +243,7 @@ func reindex(btx *bolt.Tx, old, new, vals map[string][]byte) error {
 		if vals == nil && bytes.Equal(old[name], k) {
 			continue
 		}
-		if err := btx.Bucket([]byte(name)).Put(k, vals[name]); err != nil {
+		if err := t.idx([]byte(name)).put(k, vals[name]); err != nil {
 			return fmt.Errorf("index %s: %w", name, err)
 		}
 	}
@@ -252,8 +253,8 @@ func reindex(btx *bolt.Tx, old, new, vals map[string][]byte) error {
 // scan returns the requests whose ids follow prefix in the index bucket.
 func (t *tx) scan(bucket []byte, prefix []byte) ([]*symbot.Request, error) {
 	var out []*symbot.Request
-	c := t.b(bucket).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	c := t.idx(bucket).cursor()
+	for k, _ := c.seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.next() {
 		r, err := t.request(string(k[len(prefix):]))
 		if err != nil {
 			return nil, err
@@ -302,7 +303,7 @@ func (t *tx) NextDeadline() (string, time.Time, bool, error) {
 	if err := t.check(); err != nil {
 		return "", time.Time{}, false, fmt.Errorf("next deadline: %w", err)
 	}
-	k, _ := t.b(bucketReqTime).Cursor().First()
+	k, _ := t.idx(bucketReqTime).cursor().first()
 	if k == nil {
 		return "", time.Time{}, false, nil
 	}
@@ -315,8 +316,8 @@ func (t *tx) DueRequests(now time.Time, limit int) ([]string, error) {
 	}
 	var ids []string
 	end := timeBits(now)
-	c := t.b(bucketReqTime).Cursor()
-	for k, _ := c.First(); k != nil && (limit <= 0 || len(ids) < limit); k, _ = c.Next() {
+	c := t.idx(bucketReqTime).cursor()
+	for k, _ := c.first(); k != nil && (limit <= 0 || len(ids) < limit); k, _ = c.next() {
 		if binary.BigEndian.Uint64(k[:8]) > end {
 			break
 		}
@@ -339,42 +340,39 @@ func openStates() []symbot.State {
 // request is decoded: the cost grows with the open requests, not the
 // history.
 func openIndexStale(btx *bolt.Tx) bool {
-	idx := btx.Bucket(bucketReqOpen)
-	if idx == nil {
+	if btx.Bucket(bucketReqOpen) == nil {
 		return true
 	}
-	users, states := btx.Bucket(bucketReqUser), btx.Bucket(bucketReqState)
+	t := &tx{tx: btx}
+	users, states := t.idx(bucketReqUser), t.idx(bucketReqState)
 	open := 0
 	for _, s := range openStates() {
 		p := strPrefix(string(s))
-		c := states.Cursor()
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		c := states.cursor()
+		for k, _ := c.seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.next() {
 			open++
 		}
 	}
 	n := 0
-	c := idx.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+	c := t.idx(bucketReqOpen).cursor()
+	for k, _ := c.first(); k != nil; k, _ = c.next() {
 		n++
 		// k is strKey(requester, id), as the request's req_user key is.
 		id, ok := strKeySuffix(k)
-		if !ok || !hasKey(users, k) ||
-			!slices.ContainsFunc(openStates(), func(s symbot.State) bool { return hasKey(states, strKey(string(s), id)) }) {
+		if !ok || !users.has(k) ||
+			!slices.ContainsFunc(openStates(), func(s symbot.State) bool { return states.has(strKey(string(s), id)) }) {
 			return true
 		}
 	}
 	return n != open
 }
 
-// hasKey reports whether b holds the key k.
-func hasKey(b *bolt.Bucket, k []byte) bool {
-	got, _ := b.Cursor().Seek(k)
-	return bytes.Equal(got, k)
-}
-
 // rebuildOpenIndex rewrites the req_open index from the non-final requests
 // (found through the req_state index).
 func rebuildOpenIndex(btx *bolt.Tx) error {
+	if err := clearPending(btx, bucketReqOpen); err != nil {
+		return err
+	}
 	if err := btx.DeleteBucket(bucketReqOpen); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("rebuild open-requests index: %w", err)
 	}
