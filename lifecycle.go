@@ -137,12 +137,15 @@ func (e *Engine) submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 			return err
 		}
 		post = &Job{Kind: JobPost, RequestID: r.ID, Event: EventRequested}
-		h.take(post, now) // the first job of its lane: it may run at once
+		taken := h.take(post, now) // the first job of its lane: it may run at once
 		if err := e.addJob(tx, now, post); err != nil {
 			return err
 		}
 		out = r
 		if auto == nil {
+			if taken {
+				h.preparePost(e, r) // while the commit waits on the disk
+			}
 			return nil
 		}
 		if err := e.audit(tx, now, r.ID, auto.by, "approve", auto.note); err != nil {

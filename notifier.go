@@ -67,6 +67,25 @@ type Notifier interface {
 	Alert(ctx context.Context, a Alert) error
 }
 
+// PostPreparer is a Notifier that can do the work of an approval message
+// that needs no I/O (rendering it, encoding it) apart from posting it. The
+// engine prepares a new request's message while the request's transaction
+// commits, on a goroutine of its own, and the first attempt of its post job
+// then posts the prepared message: the request's commit waits on the disk,
+// so the work overlaps that wait instead of following it.
+type PostPreparer interface {
+	// PreparePost renders and encodes the approval message for r in f's
+	// channel. It must not change r or f, nor do I/O.
+	PreparePost(f *Flow, r *Request) PreparedPost
+	// PostPrepared posts p, prepared from the f and r given, as
+	// PostRequest(ctx, f, r) would.
+	PostPrepared(ctx context.Context, f *Flow, r *Request, p PreparedPost) (MessageRef, error)
+}
+
+// PreparedPost is an approval message as a PostPreparer prepared it; only
+// that notifier reads it.
+type PreparedPost any
+
 // MemberNotifier is a Notifier that can also tell someone who has no
 // request: a person found by their directory email. The reconciler tells
 // a person it removed from a group that no grant explained. A person with
@@ -185,7 +204,13 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 			c.Channel = f.BreakGlass.Channel
 			f = &c
 		}
-		ref, err := e.notifier.PostRequest(ctx, f, r)
+		var ref MessageRef
+		var err error
+		if msg, ok := e.preparedMessage(ctx, r); ok && handed && j.Attempts == 0 && !r.BreakGlass {
+			ref, err = e.notifier.(PostPreparer).PostPrepared(ctx, f, r, msg)
+		} else {
+			ref, err = e.notifier.PostRequest(ctx, f, r)
+		}
 		if err != nil {
 			return fmt.Errorf("post approval message: %w", err)
 		}

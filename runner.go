@@ -627,6 +627,10 @@ type handoff struct {
 	// rather than read it again (see handPost).
 	post    *Job
 	postReq *Request
+	// prep is the approval message being prepared (see preparePost) from
+	// prepReq, a copy of prepFrom, the request as the transaction wrote it.
+	prep     *preparedPost
+	prepFrom *Request
 	// deferKick: the executor, which the same transaction left jobs to,
 	// is woken when the started jobs end (or after deferredKickMax), not
 	// at once (see Engine.approve).
@@ -651,6 +655,7 @@ func (h *handoff) reset() {
 		h.l.give()
 	}
 	h.jobs, h.held, h.heldReq, h.post, h.postReq = nil, nil, nil, nil, nil
+	h.prep, h.prepFrom = nil, nil
 }
 
 // take leases j, before it is added in the transaction, to this process's
@@ -680,20 +685,82 @@ func (h *handoff) hold(grant *Job, r *Request) {
 // after the post: it queues its own message update behind the post, in
 // the request's lane. r must not change after handPost.
 func (h *handoff) handPost(post *Job, r *Request) {
-	if h != nil && post != nil && r != nil {
-		h.post, h.postReq = post, r.Clone()
+	if h == nil || post == nil || r == nil {
+		return
 	}
+	h.post = post
+	if h.prep != nil && h.prepFrom == r {
+		h.postReq = h.prep.r // the same as r: r has not changed since
+		return
+	}
+	h.postReq, h.prep = r.Clone(), nil
+}
+
+// preparePost starts preparing, on a goroutine of its own, the approval
+// message of r, a request the transaction wrote for the post job it took,
+// when the notifier can (PostPreparer): the transaction's commit, which
+// waits on the disk, then overlaps that work, and the post job's first
+// attempt posts the prepared message (see handPost and execSlack). Called
+// in the transaction once r is as it will be committed; r must not change
+// after it.
+func (h *handoff) preparePost(e *Engine, r *Request) {
+	pp, ok := e.notifier.(PostPreparer)
+	if h == nil || !ok || r.BreakGlass {
+		return
+	}
+	p := &preparedPost{r: r.Clone(), set: e.flowSet(), done: make(chan struct{})}
+	h.prep, h.prepFrom = p, r
+	go func() {
+		defer close(p.done)
+		defer func() {
+			if v := recover(); v != nil {
+				p.msg = nil // posted the usual way, which reports the failure
+				e.log().Error("preparing an approval message panicked; the post job renders it again", "request_id", p.r.ID, "panic", fmt.Sprint(v))
+			}
+		}()
+		p.msg = pp.PreparePost(e.flowFor(p.r), p.r)
+	}()
+}
+
+// preparedPost is an approval message prepared by preparePost: msg is
+// PreparePost's result (nil: none) once done is closed, made from the
+// flows set and the request r.
+type preparedPost struct {
+	r    *Request
+	set  *flowSet
+	done chan struct{}
+	msg  PreparedPost
 }
 
 // committedKey carries, in a handed-over post job's context, the request
-// its transaction wrote (see handPost).
+// its transaction wrote (see handPost) and its prepared message, if any.
 type committedKey struct{}
+
+type committedPost struct {
+	r    *Request
+	prep *preparedPost
+}
 
 // committedRequest returns the request a handed-over job's transaction
 // wrote, if ctx carries request id's.
 func committedRequest(ctx context.Context, id string) (*Request, bool) {
-	r, ok := ctx.Value(committedKey{}).(*Request)
-	return r, ok && r != nil && r.ID == id
+	c, ok := ctx.Value(committedKey{}).(committedPost)
+	return c.r, ok && c.r != nil && c.r.ID == id
+}
+
+// preparedMessage returns the approval message prepared for r, the
+// request ctx carries (see committedRequest), if it was prepared from the
+// flows in use now (a reload since may have changed its channel or text).
+func (e *Engine) preparedMessage(ctx context.Context, r *Request) (PreparedPost, bool) {
+	c, ok := ctx.Value(committedKey{}).(committedPost)
+	if !ok || c.prep == nil || c.r != r {
+		return nil, false
+	}
+	<-c.prep.done // started before the commit: done by now, or nearly
+	if c.prep.msg == nil || c.prep.set != e.flowSet() {
+		return nil, false
+	}
+	return c.prep.msg, true
 }
 
 // start runs the taken jobs once their transaction committed, or gives
@@ -731,7 +798,7 @@ func (h *handoff) start(e *Engine, committed bool, unlock func()) bool {
 		}
 		ctx := h.l.jobCtx
 		if j == h.post {
-			ctx = context.WithValue(ctx, committedKey{}, h.postReq)
+			ctx = context.WithValue(ctx, committedKey{}, committedPost{r: h.postReq, prep: h.prep})
 		}
 		var kick *time.Timer
 		if h.deferKick {
@@ -747,6 +814,7 @@ func (h *handoff) start(e *Engine, committed bool, unlock func()) bool {
 	}
 	started := running && len(h.jobs) > 0
 	h.jobs, h.held, h.heldReq, h.post, h.postReq = nil, nil, nil, nil, nil
+	h.prep, h.prepFrom = nil, nil
 	if started {
 		// Let the jobs go first: what the caller does next (answer the
 		// person, acknowledge the envelope) can wait, and on a busy

@@ -5,6 +5,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,71 @@ func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request
 	}
 	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
 	return symbot.MessageRef{Channel: ch, TS: ts}, nil
+}
+
+// approvalMessage is an approval message prepared by PreparePost: its text,
+// and its blocks already encoded as JSON.
+type approvalMessage struct {
+	text   string
+	blocks []slack.Block // encodedBlocks
+}
+
+var _ symbot.PostPreparer = (*Bot)(nil)
+
+// PreparePost renders the approval message for r in f's channel and
+// encodes its blocks, which is most of the work of posting it (slack-go
+// encodes blocks by reflection when it sends them). It does no I/O; the
+// engine runs it while r's transaction commits.
+func (b *Bot) PreparePost(f *symbot.Flow, r *symbot.Request) symbot.PreparedPost {
+	text, blocks := renderRequest(f, r)
+	if r.Message.TS != "" && r.Message.Channel != f.Channel {
+		blocks = copyBlocks(r, blocks)
+	}
+	enc, err := encodeBlocks(blocks)
+	if err != nil {
+		return nil // PostPrepared is then not called: PostRequest reports it
+	}
+	return &approvalMessage{text: text, blocks: enc}
+}
+
+// PostPrepared posts p, prepared by PreparePost from f and r, as
+// PostRequest(ctx, f, r) would.
+func (b *Bot) PostPrepared(ctx context.Context, f *symbot.Flow, r *symbot.Request, p symbot.PreparedPost) (symbot.MessageRef, error) {
+	m, ok := p.(*approvalMessage)
+	if !ok || m == nil {
+		return b.PostRequest(ctx, f, r)
+	}
+	ch, ts, err := b.postOnce(ctx, f.Channel, "", slack.MsgOptionText(m.text, false), slack.MsgOptionBlocks(m.blocks...))
+	if err != nil {
+		return symbot.MessageRef{}, err
+	}
+	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
+	return symbot.MessageRef{Channel: ch, TS: ts}, nil
+}
+
+// encodedBlock is a block already encoded as JSON: slack-go's encoding of
+// a message's blocks then copies it instead of walking the block again.
+type encodedBlock struct {
+	typ slack.MessageBlockType
+	id  string
+	raw json.RawMessage
+}
+
+func (e encodedBlock) BlockType() slack.MessageBlockType { return e.typ }
+func (e encodedBlock) ID() string                        { return e.id }
+func (e encodedBlock) MarshalJSON() ([]byte, error)      { return e.raw, nil }
+
+// encodeBlocks encodes each block as slack-go would when sending it.
+func encodeBlocks(blocks []slack.Block) ([]slack.Block, error) {
+	out := make([]slack.Block, len(blocks))
+	for i, bl := range blocks {
+		raw, err := json.Marshal(bl)
+		if err != nil {
+			return nil, fmt.Errorf("encode block %d (%s): %w", i, bl.BlockType(), err)
+		}
+		out[i] = encodedBlock{typ: bl.BlockType(), id: bl.ID(), raw: raw}
+	}
+	return out, nil
 }
 
 // UpdateRequest re-renders r's approval message from r's current state and
