@@ -72,7 +72,10 @@ type Notifier interface {
 // engine prepares a new request's message while the request's transaction
 // commits, on a goroutine of its own, and the first attempt of its post job
 // then posts the prepared message: the request's commit waits on the disk,
-// so the work overlaps that wait instead of following it.
+// so the work overlaps that wait instead of following it. A type that
+// wraps a PostPreparer to change what PostRequest does must change
+// PostPrepared the same way (or hide it): a new request's message is
+// posted through PostPrepared.
 type PostPreparer interface {
 	// PreparePost renders and encodes the approval message for r in f's
 	// channel. It must not change r or f, nor do I/O.

@@ -266,7 +266,16 @@ type postThenDie struct {
 }
 
 func (n *postThenDie) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request) (symbot.MessageRef, error) {
-	ref, err := n.Bot.PostRequest(ctx, f, r)
+	return n.die(n.Bot.PostRequest(ctx, f, r))
+}
+
+// PostPrepared: the first attempt posts the message prepared while its
+// request committed (the Bot is a symbot.PostPreparer).
+func (n *postThenDie) PostPrepared(ctx context.Context, f *symbot.Flow, r *symbot.Request, p symbot.PreparedPost) (symbot.MessageRef, error) {
+	return n.die(n.Bot.PostPrepared(ctx, f, r, p))
+}
+
+func (n *postThenDie) die(ref symbot.MessageRef, err error) (symbot.MessageRef, error) {
 	if err == nil {
 		_ = n.st.Close()
 		close(n.died)
