@@ -35,3 +35,10 @@ func PendingIndexEntries(s *Store) uint64 {
 	s.db.View(func(btx *bolt.Tx) error { n = pendingCount(btx); return nil })
 	return n
 }
+
+// PagesWritten returns how many pages s's committed write transactions
+// have written (bbolt's cumulative transaction stats).
+func PagesWritten(s *Store) int64 {
+	st := s.db.Stats().TxStats
+	return st.GetWrite()
+}
