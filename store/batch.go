@@ -91,7 +91,7 @@ func (s *Store) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 			return errGroupFailed
 		}
 		if pendingCount(btx) > s.flushAt {
-			return flushPending(btx)
+			return flushPending(btx, s.log)
 		}
 		return nil
 	})

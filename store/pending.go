@@ -25,6 +25,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -80,7 +81,9 @@ func (x index) pendingKey(k []byte) []byte {
 // put sets k to v (nil: empty), as a pending entry.
 func (x index) put(k, v []byte) error {
 	if x.pend == nil {
-		return fmt.Errorf("pending index bucket missing: %w", errReadOnly)
+		// Only in a read-only open (a read-write open makes the bucket),
+		// where writes fail before they get here.
+		return fmt.Errorf("the store has no pending index bucket (%s): open it read-write to make it", bucketPending)
 	}
 	pk := x.pendingKey(k)
 	if x.pend.Get(pk) == nil {
@@ -200,11 +203,17 @@ func (c *mergedCursor) seekPend(k []byte) ([]byte, []byte) {
 // setPend takes a pending bucket key and value, keeping them only while
 // they are this index's.
 func (c *mergedCursor) setPend(k, v []byte) {
-	if len(k) == 0 || k[0] != c.tag || len(v) == 0 {
+	for len(k) == 1 && k[0] == c.tag {
+		k, v = c.pend.Next() // a tag without a key: damage (never written), skipped
+	}
+	if len(k) == 0 || k[0] != c.tag {
 		c.pk, c.pv = nil, nil
 		return
 	}
-	c.pk, c.pv = k[1:], v[1:]
+	if len(v) > 0 {
+		v = v[1:] // the mark
+	}
+	c.pk, c.pv = k[1:], v
 }
 
 // compare orders the two sources' next keys: <0 the bucket's comes first,
@@ -237,8 +246,11 @@ func pendingCount(btx *bolt.Tx) uint64 {
 	return 0
 }
 
-// flushPending moves every pending index entry into its index bucket.
-func flushPending(btx *bolt.Tx) error {
+// flushPending moves every pending index entry into its index bucket. An
+// entry whose tag names no index (a damaged file) stays pending, where no
+// read sees it, and is logged: it is neither lost nor allowed to fail the
+// commit of the writes it rides with.
+func flushPending(btx *bolt.Tx, log *slog.Logger) error {
 	pend := btx.Bucket(bucketPending)
 	if pend == nil || pend.Sequence() == 0 {
 		return nil
@@ -247,26 +259,45 @@ func flushPending(btx *bolt.Tx) error {
 	for name, tag := range indexTags {
 		buckets[tag] = btx.Bucket([]byte(name))
 	}
+	var moved, kept [][]byte
 	c := pend.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		b := buckets[k[0]]
-		if b == nil || len(v) == 0 {
-			return fmt.Errorf("flush pending index entries: malformed entry %x", k)
+		if b == nil || len(k) < 2 {
+			kept = append(kept, k)
+			continue
+		}
+		if len(v) > 0 {
+			v = v[1:] // the mark
 		}
 		// bbolt keeps the key and value slices it is given until the
 		// commit, and these point into the pending bucket's pages, which
-		// the deletes below may change: copy them.
-		if err := b.Put(bytes.Clone(k[1:]), bytes.Clone(v[1:])); err != nil {
+		// the deletes below change: copy them.
+		if err := b.Put(bytes.Clone(k[1:]), bytes.Clone(v)); err != nil {
+			return fmt.Errorf("flush pending index entries: %w", err)
+		}
+		moved = append(moved, bytes.Clone(k))
+	}
+	if len(kept) == 0 {
+		// The common case: drop the bucket's page instead of deleting
+		// each key from it.
+		if err := btx.DeleteBucket(bucketPending); err != nil {
+			return fmt.Errorf("flush pending index entries: %w", err)
+		}
+		if _, err := btx.CreateBucket(bucketPending); err != nil {
+			return fmt.Errorf("flush pending index entries: %w", err)
+		}
+		return nil
+	}
+	for _, k := range kept {
+		log.Error("store: a pending index entry names no index (the file is damaged?); it is kept, and no read sees it", "key", fmt.Sprintf("%x", k))
+	}
+	for _, k := range moved {
+		if err := pend.Delete(k); err != nil {
 			return fmt.Errorf("flush pending index entries: %w", err)
 		}
 	}
-	if err := btx.DeleteBucket(bucketPending); err != nil {
-		return fmt.Errorf("flush pending index entries: %w", err)
-	}
-	if _, err := btx.CreateBucket(bucketPending); err != nil {
-		return fmt.Errorf("flush pending index entries: %w", err)
-	}
-	return nil
+	return pend.SetSequence(uint64(len(kept)))
 }
 
 // clearPending drops the pending entries of the index bucket name (its

@@ -247,3 +247,75 @@ func TestOpenUpgradesSchemaVersion1(t *testing.T) {
 		t.Errorf("after a read-write open: schema %d, idx_pending %d keys; want %d and R02's entries", schema, n["idx_pending"], store.SchemaVersion)
 	}
 }
+
+// TestOpenMakesAMissingPendingBucket: a version 2 file that lost its
+// pending bucket (damage) reads as having no pending entries, and a
+// read-write open makes the bucket again, so that writes work.
+func TestOpenMakesAMissingPendingBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, store.Config{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetFlushAt(s, 0)
+	storetest.MustPut(t, s, &symbot.Request{ID: "R01", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+	s.Close()
+	editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("idx_pending")) })
+
+	ro, err := store.Open(path, store.Config{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
+		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
+	}
+	ro.Close()
+
+	s, err = store.Open(path, store.Config{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.MustPut(t, s, &symbot.Request{ID: "R02", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
+		t.Errorf("OpenRequests = %v, want [R01 R02]", got.Open)
+	}
+}
+
+// TestDamagedPendingEntryFailsNoCommit: a pending entry whose tag names no
+// index (a damaged file) is kept where it is and logged by the flush,
+// which moves the others; the commits it rides with succeed, and reads do
+// not see it.
+func TestDamagedPendingEntryFailsNoCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s, err := store.Open(path, store.Config{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	editRaw(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("idx_pending"))
+		for _, k := range [][]byte{{0xEE, 'x'}, {4}} { // an unknown tag; req_open's tag with no key
+			if err := b.Put(k, []byte{1}); err != nil {
+				return err
+			}
+		}
+		return b.SetSequence(2)
+	})
+	s, err = store.Open(path, store.Config{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetFlushAt(s, 3)
+	for i := 1; i <= 3; i++ { // the second commit passes the threshold and flushes
+		storetest.MustPut(t, s, &symbot.Request{ID: fmt.Sprintf("R%02d", i), Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+	}
+	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02", "R03"}) {
+		t.Errorf("OpenRequests = %v, want [R01 R02 R03]", got.Open)
+	}
+	s.Close()
+	n, _ := rawKeys(t, path, "req_open", "idx_pending")
+	if n["req_open"] < 2 || n["idx_pending"] < 2 {
+		t.Errorf("after the flush req_open holds %d keys and idx_pending %d; want the flushed requests' and the 2 damaged entries kept", n["req_open"], n["idx_pending"])
+	}
+}

@@ -198,6 +198,7 @@ func (s *Store) init(readOnly bool) error {
 	var (
 		fresh, missing bool // a new store; a bucket is missing (so is one of a new store)
 		upgrade        bool // an older schema version, to record as SchemaVersion
+		noPending      bool // the pending index bucket is missing (a version 1 store, or damage): made by a read-write open
 		work           openWork
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -224,10 +225,12 @@ func (s *Store) init(readOnly bool) error {
 			}
 			upgrade = true
 		}
+		// The pending bucket is missing in a version 1 store (or lost in a
+		// damaged one): it reads as having no pending entries, and a
+		// read-write open makes it.
+		noPending = tx.Bucket(bucketPending) == nil
 		for _, name := range allBuckets {
-			// A missing rank index is found stale by inspect, and rebuilt;
-			// the pending bucket is missing in a version 1 store, which
-			// reads as having no pending entries.
+			// A missing rank index is found stale by inspect, and rebuilt.
 			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) && !bytes.Equal(name, bucketPending) {
 				missing = true
 				return nil // inspected after the buckets are made
@@ -242,7 +245,7 @@ func (s *Store) init(readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if !missing && !upgrade && work.none() {
+	if !missing && !upgrade && !noPending && work.none() {
 		return nil
 	}
 	if readOnly {
