@@ -88,10 +88,12 @@ func migrateCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 }
 
 // copyFromBolt copies the bbolt store at path into pg, which must be empty.
-// The bbolt file is opened (and so locked) for the copy: a symbot still
-// running on it makes this fail rather than copy a moving target.
+// The bbolt file is opened read-only (and so locked, shared) for the copy:
+// a symbot still running on it makes this fail rather than copy a moving
+// target, and the file is left as it was (an older symbot can still open
+// it if the move is abandoned; the copy drops job leases anyway).
 func copyFromBolt(ctx context.Context, path string, pg *postgres.Store, key *symbot.AuditKey, log *slog.Logger) (postgres.ImportStats, error) {
-	src, err := store.Open(path, store.Config{Logger: log})
+	src, err := store.Open(path, store.Config{Logger: log, ReadOnly: true})
 	if err != nil {
 		if errors.Is(err, symbot.ErrStoreLocked) {
 			return postgres.ImportStats{}, fmt.Errorf("%w: stop symbot before copying its store", err)

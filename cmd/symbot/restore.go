@@ -49,7 +49,10 @@ func restoreCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // entries were checked.
 func restoreStore(ctx context.Context, path, src string, flows []symbot.Flow, now time.Time) (int, error) {
 	if _, err := os.Stat(path); err == nil {
-		st, err := store.Open(path, store.Config{Timeout: 300 * time.Millisecond})
+		// Read-only: a shared lock still fails against the daemon's, and
+		// the file is not touched (a read-write open would upgrade an
+		// older store, which is kept as it is as .before-restore).
+		st, err := store.Open(path, store.Config{Timeout: 300 * time.Millisecond, ReadOnly: true})
 		var le *store.LockedError
 		if errors.As(err, &le) {
 			return 0, fmt.Errorf("the daemon holds %s: stop `symbot run` first (restore replaces the file)", path)
