@@ -141,3 +141,33 @@ func TestPreparedMessageDroppedAfterReload(t *testing.T) {
 		t.Errorf("prepared %v, posted prepared %v, posted by PostRequest %v; want it prepared, then posted by PostRequest only", prepared, viaPrep, plain)
 	}
 }
+
+// TestStuckPreparationDoesNotHoldShutdown: a post job waiting for a
+// preparation that never ends gives up when its context ends, so the
+// engine stops.
+func TestStuckPreparationDoesNotHoldShutdown(t *testing.T) {
+	notes := &fakeNotifier{}
+	n := &preparer{fakeNotifier: notes}
+	eng, err := symbot.NewEngine(memstore.New(), newFakeDir(), n, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Runtime.ShutdownGrace = 50 * time.Millisecond
+	stop := runEngine(eng)
+	warmUp(t, eng, notes, n)
+	gate := make(chan struct{})
+	defer close(gate) // lets the stuck preparation end after the test
+	n.mu.Lock()
+	n.gate = gate
+	n.mu.Unlock()
+	if _, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "stuck"}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the engine did not stop while a post job waited for a stuck preparation")
+	}
+}

@@ -756,7 +756,11 @@ func (e *Engine) preparedMessage(ctx context.Context, r *Request) (PreparedPost,
 	if !ok || c.prep == nil || c.r != r {
 		return nil, false
 	}
-	<-c.prep.done // started before the commit: done by now, or nearly
+	select {
+	case <-c.prep.done: // started before the commit: done by now, or nearly
+	case <-ctx.Done():
+		return nil, false
+	}
 	if c.prep.msg == nil || c.prep.set != e.flowSet() {
 		return nil, false
 	}
