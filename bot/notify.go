@@ -19,23 +19,33 @@ var errNotPosted = errors.New("approval message not posted yet")
 
 // PostRequest posts the approval message for r in f's channel.
 func (b *Bot) PostRequest(ctx context.Context, f *symbot.Flow, r *symbot.Request) (symbot.MessageRef, error) {
+	return b.postApproval(ctx, f, r, renderApproval(f, r))
+}
+
+// approvalMessage is an approval message as it is posted: its text and
+// blocks (encoded already when PreparePost made it).
+type approvalMessage struct {
+	text   string
+	blocks []slack.Block
+}
+
+// renderApproval renders the approval message for r in f's channel.
+func renderApproval(f *symbot.Flow, r *symbot.Request) *approvalMessage {
 	text, blocks := renderRequest(f, r)
 	if r.Message.TS != "" && r.Message.Channel != f.Channel {
 		blocks = copyBlocks(r, blocks) // an escalation's re-post
 	}
-	ch, ts, err := b.postOnce(ctx, f.Channel, "", slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	return &approvalMessage{text: text, blocks: blocks}
+}
+
+// postApproval posts m, the approval message for r, in f's channel.
+func (b *Bot) postApproval(ctx context.Context, f *symbot.Flow, r *symbot.Request, m *approvalMessage) (symbot.MessageRef, error) {
+	ch, ts, err := b.postOnce(ctx, f.Channel, "", slack.MsgOptionText(m.text, false), slack.MsgOptionBlocks(m.blocks...))
 	if err != nil {
 		return symbot.MessageRef{}, err
 	}
 	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
 	return symbot.MessageRef{Channel: ch, TS: ts}, nil
-}
-
-// approvalMessage is an approval message prepared by PreparePost: its text,
-// and its blocks already encoded as JSON.
-type approvalMessage struct {
-	text   string
-	blocks []slack.Block // encodedBlocks
 }
 
 var _ symbot.PostPreparer = (*Bot)(nil)
@@ -43,32 +53,23 @@ var _ symbot.PostPreparer = (*Bot)(nil)
 // PreparePost renders the approval message for r in f's channel and
 // encodes its blocks, which is most of the work of posting it (slack-go
 // encodes blocks by reflection when it sends them). It does no I/O; the
-// engine runs it while r's transaction commits.
+// engine runs it while r's transaction commits. Blocks that do not encode
+// are left as they are, for the post to report.
 func (b *Bot) PreparePost(f *symbot.Flow, r *symbot.Request) symbot.PreparedPost {
-	text, blocks := renderRequest(f, r)
-	if r.Message.TS != "" && r.Message.Channel != f.Channel {
-		blocks = copyBlocks(r, blocks)
+	m := renderApproval(f, r)
+	if enc, err := encodeBlocks(m.blocks); err == nil {
+		m.blocks = enc
 	}
-	enc, err := encodeBlocks(blocks)
-	if err != nil {
-		return nil // PostPrepared is then not called: PostRequest reports it
-	}
-	return &approvalMessage{text: text, blocks: enc}
+	return m
 }
 
 // PostPrepared posts p, prepared by PreparePost from f and r, as
 // PostRequest(ctx, f, r) would.
 func (b *Bot) PostPrepared(ctx context.Context, f *symbot.Flow, r *symbot.Request, p symbot.PreparedPost) (symbot.MessageRef, error) {
-	m, ok := p.(*approvalMessage)
-	if !ok || m == nil {
-		return b.PostRequest(ctx, f, r)
+	if m, ok := p.(*approvalMessage); ok && m != nil {
+		return b.postApproval(ctx, f, r, m)
 	}
-	ch, ts, err := b.postOnce(ctx, f.Channel, "", slack.MsgOptionText(m.text, false), slack.MsgOptionBlocks(m.blocks...))
-	if err != nil {
-		return symbot.MessageRef{}, err
-	}
-	b.log.Debug("approval message posted", "request_id", r.ID, "channel", ch, "ts", ts)
-	return symbot.MessageRef{Channel: ch, TS: ts}, nil
+	return b.PostRequest(ctx, f, r)
 }
 
 // encodedBlock is a block already encoded as JSON: slack-go's encoding of
@@ -89,7 +90,7 @@ func encodeBlocks(blocks []slack.Block) ([]slack.Block, error) {
 	for i, bl := range blocks {
 		raw, err := json.Marshal(bl)
 		if err != nil {
-			return nil, fmt.Errorf("encode block %d (%s): %w", i, bl.BlockType(), err)
+			return nil, err
 		}
 		out[i] = encodedBlock{typ: bl.BlockType(), id: bl.ID(), raw: raw}
 	}
