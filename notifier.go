@@ -209,7 +209,9 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		}
 		var ref MessageRef
 		var err error
-		if msg, ok := e.preparedMessage(ctx, r); ok && handed && j.Attempts == 0 && !r.BreakGlass {
+		// Only the first attempt of a handed-over post of a request that is
+		// not break-glass carries a prepared message (see preparePost).
+		if msg, ok := e.preparedMessage(ctx, r); ok {
 			ref, err = e.notifier.(PostPreparer).PostPrepared(ctx, f, r, msg)
 		} else {
 			ref, err = e.notifier.PostRequest(ctx, f, r)
