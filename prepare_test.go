@@ -60,19 +60,39 @@ func (n *preparer) calls() (prepared, viaPrep, plain, mismatch []string) {
 	return slices.Clone(n.prepared), slices.Clone(n.viaPrep), slices.Clone(n.plain), slices.Clone(n.mismatch)
 }
 
-// warmUp posts a first request and forgets n's calls: the hand-over of a
-// new request's post job (and so its preparation) needs the executor
-// running, which runEngine starts on its own goroutine.
-func warmUp(t *testing.T, eng *symbot.Engine, notes *fakeNotifier, n *preparer) {
+// startPreparing runs an engine whose notifier prepares approval messages
+// (stopped at the end of the test, or by stop) and posts a first request,
+// whose calls it then forgets: the hand-over of a new request's post job
+// (and so its preparation) needs the executor running, which runEngine
+// starts on its own goroutine.
+func startPreparing(t *testing.T) (eng *symbot.Engine, n *preparer, stop func()) {
 	t.Helper()
+	n = &preparer{fakeNotifier: &fakeNotifier{}}
+	eng, err := symbot.NewEngine(memstore.New(), newFakeDir(), n, []symbot.Flow{testFlow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Runtime.ShutdownGrace = 50 * time.Millisecond
+	stop = runEngine(eng)
+	t.Cleanup(stop) // a second stop returns at once
 	r, err := eng.Submit(t.Context(), carol, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "warm up"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitPosted(t, notes, r.ID)
+	waitPosted(t, n.fakeNotifier, r.ID)
 	n.mu.Lock()
 	n.prepared, n.viaPrep, n.plain, n.mismatch = nil, nil, nil, nil
 	n.mu.Unlock()
+	return eng, n, stop
+}
+
+// hold makes PreparePost wait until the returned channel is closed.
+func (n *preparer) hold() chan struct{} {
+	gate := make(chan struct{})
+	n.mu.Lock()
+	n.gate = gate
+	n.mu.Unlock()
+	return gate
 }
 
 func waitPosted(t *testing.T, notes *fakeNotifier, id string) {
@@ -87,21 +107,14 @@ func waitPosted(t *testing.T, notes *fakeNotifier, id string) {
 // commits, and the post job posts that prepared message, not a fresh
 // rendering.
 func TestNewRequestPostsItsPreparedMessage(t *testing.T) {
-	notes := &fakeNotifier{}
-	n := &preparer{fakeNotifier: notes}
-	eng, err := symbot.NewEngine(memstore.New(), newFakeDir(), n, []symbot.Flow{testFlow()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(runEngine(eng))
-	warmUp(t, eng, notes, n)
+	eng, n, _ := startPreparing(t)
 	var ids []string
 	for _, who := range []symbot.Actor{alice, bob} {
 		r, err := eng.Submit(t.Context(), who, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "prepared"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitPosted(t, notes, r.ID)
+		waitPosted(t, n.fakeNotifier, r.ID)
 		ids = append(ids, r.ID)
 	}
 	prepared, viaPrep, plain, mismatch := n.calls()
@@ -114,18 +127,8 @@ func TestNewRequestPostsItsPreparedMessage(t *testing.T) {
 // a reload replaced before the post is not posted; the post job renders the
 // message again from the flows in use.
 func TestPreparedMessageDroppedAfterReload(t *testing.T) {
-	notes := &fakeNotifier{}
-	n := &preparer{fakeNotifier: notes}
-	eng, err := symbot.NewEngine(memstore.New(), newFakeDir(), n, []symbot.Flow{testFlow()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(runEngine(eng))
-	warmUp(t, eng, notes, n)
-	gate := make(chan struct{})
-	n.mu.Lock()
-	n.gate = gate
-	n.mu.Unlock()
+	eng, n, _ := startPreparing(t)
+	gate := n.hold()
 	r, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "reloaded"})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +138,7 @@ func TestPreparedMessageDroppedAfterReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(gate)
-	waitPosted(t, notes, r.ID)
+	waitPosted(t, n.fakeNotifier, r.ID)
 	prepared, viaPrep, plain, _ := n.calls()
 	if !slices.Equal(prepared, []string{r.ID}) || len(viaPrep) != 0 || !slices.Equal(plain, []string{r.ID}) {
 		t.Errorf("prepared %v, posted prepared %v, posted by PostRequest %v; want it prepared, then posted by PostRequest only", prepared, viaPrep, plain)
@@ -146,20 +149,8 @@ func TestPreparedMessageDroppedAfterReload(t *testing.T) {
 // preparation that never ends gives up when its context ends, so the
 // engine stops.
 func TestStuckPreparationDoesNotHoldShutdown(t *testing.T) {
-	notes := &fakeNotifier{}
-	n := &preparer{fakeNotifier: notes}
-	eng, err := symbot.NewEngine(memstore.New(), newFakeDir(), n, []symbot.Flow{testFlow()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.Runtime.ShutdownGrace = 50 * time.Millisecond
-	stop := runEngine(eng)
-	warmUp(t, eng, notes, n)
-	gate := make(chan struct{})
-	defer close(gate) // lets the stuck preparation end after the test
-	n.mu.Lock()
-	n.gate = gate
-	n.mu.Unlock()
+	eng, n, stop := startPreparing(t)
+	defer close(n.hold()) // lets the stuck preparation end after the test
 	if _, err := eng.Submit(t.Context(), alice, symbot.RequestInput{Target: "admin", Duration: time.Hour, Reason: "stuck"}); err != nil {
 		t.Fatal(err)
 	}
