@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,75 +232,68 @@ func BenchmarkPutRequest(b *testing.B) {
 // bucket, near enough), into an empty store and a copy of the 100k store.
 func BenchmarkRequestCommit(b *testing.B) {
 	key := storetest.TestAuditKey(b)
-	var cases []struct {
-		name      string
-		big, sync bool
-	}
-	for _, big := range []bool{false, true} {
-		for _, sync := range []bool{false, true} {
+	for _, size := range []string{"empty", "100k"} {
+		for _, sync := range []string{"nosync", "fsync"} {
 			for _, how := range []string{"pending", "flush-every-commit"} {
-				name := fmt.Sprintf("%s/%s/%s", map[bool]string{false: "empty", true: "100k"}[big], map[bool]string{false: "nosync", true: "fsync"}[sync], how)
-				cases = append(cases, struct {
-					name      string
-					big, sync bool
-				}{name, big, sync})
+				b.Run(size+"/"+sync+"/"+how, func(b *testing.B) {
+					benchRequestCommit(b, key, size == "100k", sync == "fsync", how == "flush-every-commit")
+				})
 			}
 		}
 	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			path := filepath.Join(b.TempDir(), "commit.db")
-			if tc.big {
-				copyFile(b, bigStore(b), path)
-			}
-			s, err := store.Open(path, store.Config{NoSync: !tc.sync})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if strings.HasSuffix(tc.name, "flush-every-commit") {
-				store.SetFlushAt(s, 0)
-			}
-			var prev *symbot.Request
-			var prevJob uint64
-			i, pages := 0, store.PagesWritten(s)
-			for b.Loop() {
-				i++
-				r := storetest.FullRequest(fmt.Sprintf("S%07d", i))
-				r.Requester.SlackID = fmt.Sprintf("U%04d", (i*7919)%2000)
-				r.State = symbot.StatePending
-				r.Approvals, r.Transitions, r.GrantedAt, r.ExpiresAt = nil, nil, time.Time{}, time.Time{}
-				r.TimeoutAt = storetest.T0.Add(time.Duration(i) * time.Second)
-				var job uint64
-				err := s.Update(b.Context(), func(tx symbot.Tx) error {
-					if err := tx.PutRequest(r); err != nil {
-						return err
-					}
-					if err := symbot.AppendAudit(tx, key, &symbot.AuditEntry{At: storetest.T0, RequestID: r.ID, Actor: r.Requester.SlackID, Action: "request", Detail: "flow=prod target=admin"}); err != nil {
-						return err
-					}
-					j := &symbot.Job{Kind: symbot.JobPost, RequestID: r.ID, Lane: r.ID, NotBefore: storetest.T0}
-					if err := tx.AddJob(j); err != nil {
-						return err
-					}
-					job = j.ID
-					if prev == nil {
-						return nil
-					}
-					if err := tx.DeleteJob(prevJob); err != nil {
-						return err
-					}
-					prev.Message = symbot.MessageRef{Channel: "C1", TS: fmt.Sprint(i)}
-					return tx.PutRequest(prev)
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				prev, prevJob = r, job
-			}
-			b.ReportMetric(float64(store.PagesWritten(s)-pages)/float64(i), "pages/commit")
-		})
+}
+
+func benchRequestCommit(b *testing.B, key *symbot.AuditKey, big, sync, flushEvery bool) {
+	path := filepath.Join(b.TempDir(), "commit.db")
+	if big {
+		copyFile(b, bigStore(b), path)
 	}
+	s, err := store.Open(path, store.Config{NoSync: !sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if flushEvery {
+		store.SetFlushAt(s, 0)
+	}
+	var prev *symbot.Request
+	var prevJob uint64
+	i, pages := 0, store.PagesWritten(s)
+	for b.Loop() {
+		i++
+		r := storetest.FullRequest(fmt.Sprintf("S%07d", i))
+		r.Requester.SlackID = fmt.Sprintf("U%04d", (i*7919)%2000)
+		r.State = symbot.StatePending
+		r.Approvals, r.Transitions, r.GrantedAt, r.ExpiresAt = nil, nil, time.Time{}, time.Time{}
+		r.TimeoutAt = storetest.T0.Add(time.Duration(i) * time.Second)
+		var job uint64
+		err := s.Update(b.Context(), func(tx symbot.Tx) error {
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+			if err := symbot.AppendAudit(tx, key, &symbot.AuditEntry{At: storetest.T0, RequestID: r.ID, Actor: r.Requester.SlackID, Action: "request", Detail: "flow=prod target=admin"}); err != nil {
+				return err
+			}
+			j := &symbot.Job{Kind: symbot.JobPost, RequestID: r.ID, Lane: r.ID, NotBefore: storetest.T0}
+			if err := tx.AddJob(j); err != nil {
+				return err
+			}
+			job = j.ID
+			if prev == nil {
+				return nil
+			}
+			if err := tx.DeleteJob(prevJob); err != nil {
+				return err
+			}
+			prev.Message = symbot.MessageRef{Channel: "C1", TS: fmt.Sprint(i)}
+			return tx.PutRequest(prev)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev, prevJob = r, job
+	}
+	b.ReportMetric(float64(store.PagesWritten(s)-pages)/float64(i), "pages/commit")
 }
 
 func copyFile(b *testing.B, from, to string) {

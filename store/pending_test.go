@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
@@ -83,6 +84,36 @@ func readIndexes(t *testing.T, s *store.Store, claim bool) indexView {
 	return v
 }
 
+// pendingRequest is a pending request of U1.
+func pendingRequest(id string) *symbot.Request {
+	return &symbot.Request{ID: id, Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending}
+}
+
+// openAt opens the store file at path, failing the test on an error.
+func openAt(t *testing.T, path string, cfg store.Config) *store.Store {
+	t.Helper()
+	s, err := store.Open(path, cfg)
+	if err != nil {
+		t.Fatalf("Open %s: %v", path, err)
+	}
+	return s
+}
+
+// storeFile returns the path of a closed store file holding rs, written
+// with the flush threshold flushAt (math.MaxUint64: their index entries
+// are left pending; 0: they are in the index buckets).
+func storeFile(t *testing.T, flushAt uint64, rs ...*symbot.Request) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "symbot.db")
+	s := openAt(t, path, store.Config{NoSync: true})
+	store.SetFlushAt(s, flushAt)
+	if len(rs) > 0 {
+		storetest.MustPut(t, s, rs...)
+	}
+	s.Close()
+	return path
+}
+
 // TestIndexEntriesWaitInThePendingBucket: a commit writes its index
 // entries to the pending bucket, not to the index buckets; reads find
 // them there, after a reopen too; a job deleted while its entries are
@@ -90,10 +121,7 @@ func readIndexes(t *testing.T, s *store.Store, claim bool) indexView {
 // than the flush threshold pending moves them all.
 func TestIndexEntriesWaitInThePendingBucket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path, store.Config{NoSync: true})
 	store.SetFlushAt(s, math.MaxUint64)
 	for i := 1; i <= 10; i++ {
 		state := symbot.StatePending
@@ -136,10 +164,7 @@ func TestIndexEntriesWaitInThePendingBucket(t *testing.T) {
 
 	// Reopened (as after a crash), the entries still read, and claims find
 	// the jobs through them.
-	s, err = store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, path, store.Config{NoSync: true})
 	if got := readIndexes(t, s, false); !slices.Equal(got.Open, want.Open) || !slices.Equal(got.Due, want.Due) {
 		t.Fatalf("indexes read after reopening: %+v, want %+v", got, want)
 	}
@@ -158,38 +183,16 @@ func TestIndexEntriesWaitInThePendingBucket(t *testing.T) {
 	n, _ = rawKeys(t, path, "req_user", "req_open", "job_due", "job_lane", "job_rank", "idx_pending")
 	// The deleted post job's due and lane entries never reached their
 	// buckets: only the other two jobs' are there.
-	if want := map[string]int{"req_user": 10, "req_open": 10, "job_due": 2, "job_lane": 1, "job_rank": 1, "idx_pending": 0}; !mapsEqual(n, want) {
+	if want := map[string]int{"req_user": 10, "req_open": 10, "job_due": 2, "job_lane": 1, "job_rank": 1, "idx_pending": 0}; !maps.Equal(n, want) {
 		t.Errorf("index buckets after the flush hold %v, want %v", n, want)
 	}
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestReadOnlyOpenReadsPendingEntries: the offline admin commands see
 // requests whose index entries were still pending when the daemon stopped.
 func TestReadOnlyOpenReadsPendingEntries(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetFlushAt(s, math.MaxUint64)
-	storetest.MustPut(t, s, &symbot.Request{ID: "R01", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
-	s.Close()
-	ro, err := store.Open(path, store.Config{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := storeFile(t, math.MaxUint64, pendingRequest("R01"))
+	ro := openAt(t, path, store.Config{ReadOnly: true})
 	defer ro.Close()
 	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
 		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
@@ -207,14 +210,7 @@ func TestReadOnlyOpenReadsPendingEntries(t *testing.T) {
 // bucket (schema version 1) reads as it is when opened read-only, and is
 // upgraded to version 2 by a read-write open, keeping its records.
 func TestOpenUpgradesSchemaVersion1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetFlushAt(s, 0)
-	storetest.MustPut(t, s, &symbot.Request{ID: "R01", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
-	s.Close()
+	path := storeFile(t, 0, pendingRequest("R01"))
 	editRaw(t, path, func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte("idx_pending")); err != nil {
 			return err
@@ -222,10 +218,7 @@ func TestOpenUpgradesSchemaVersion1(t *testing.T) {
 		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, 1))
 	})
 
-	ro, err := store.Open(path, store.Config{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("read-only Open of a version 1 store: %v", err)
-	}
+	ro := openAt(t, path, store.Config{ReadOnly: true})
 	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
 		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
 	}
@@ -234,11 +227,8 @@ func TestOpenUpgradesSchemaVersion1(t *testing.T) {
 		t.Fatalf("after a read-only open: schema %d, idx_pending %d keys; want 1 and no bucket (untouched)", schema, n["idx_pending"])
 	}
 
-	s, err = store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatalf("Open of a version 1 store: %v", err)
-	}
-	storetest.MustPut(t, s, &symbot.Request{ID: "R02", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+	s := openAt(t, path, store.Config{NoSync: true})
+	storetest.MustPut(t, s, pendingRequest("R02"))
 	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
 		t.Errorf("OpenRequests after the upgrade = %v, want [R01 R02]", got.Open)
 	}
@@ -252,31 +242,18 @@ func TestOpenUpgradesSchemaVersion1(t *testing.T) {
 // pending bucket (damage) reads as having no pending entries, and a
 // read-write open makes the bucket again, so that writes work.
 func TestOpenMakesAMissingPendingBucket(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetFlushAt(s, 0)
-	storetest.MustPut(t, s, &symbot.Request{ID: "R01", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
-	s.Close()
+	path := storeFile(t, 0, pendingRequest("R01"))
 	editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("idx_pending")) })
 
-	ro, err := store.Open(path, store.Config{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ro := openAt(t, path, store.Config{ReadOnly: true})
 	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
 		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
 	}
 	ro.Close()
 
-	s, err = store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path, store.Config{NoSync: true})
 	defer s.Close()
-	storetest.MustPut(t, s, &symbot.Request{ID: "R02", Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+	storetest.MustPut(t, s, pendingRequest("R02"))
 	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
 		t.Errorf("OpenRequests = %v, want [R01 R02]", got.Open)
 	}
@@ -287,12 +264,7 @@ func TestOpenMakesAMissingPendingBucket(t *testing.T) {
 // which moves the others; the commits it rides with succeed, and reads do
 // not see it.
 func TestDamagedPendingEntryFailsNoCommit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	path := storeFile(t, 0)
 	editRaw(t, path, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("idx_pending"))
 		for _, k := range [][]byte{{0xEE, 'x'}, {4}} { // an unknown tag; req_open's tag with no key
@@ -302,13 +274,10 @@ func TestDamagedPendingEntryFailsNoCommit(t *testing.T) {
 		}
 		return b.SetSequence(2)
 	})
-	s, err = store.Open(path, store.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path, store.Config{NoSync: true})
 	store.SetFlushAt(s, 3)
 	for i := 1; i <= 3; i++ { // the second commit passes the threshold and flushes
-		storetest.MustPut(t, s, &symbot.Request{ID: fmt.Sprintf("R%02d", i), Requester: symbot.Person{SlackID: "U1"}, State: symbot.StatePending})
+		storetest.MustPut(t, s, pendingRequest(fmt.Sprintf("R%02d", i)))
 	}
 	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02", "R03"}) {
 		t.Errorf("OpenRequests = %v, want [R01 R02 R03]", got.Open)
