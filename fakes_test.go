@@ -354,6 +354,26 @@ func (h *harness) mustGrant(t testing.TB, a symbot.Actor, target string, d time.
 	return h.wantState(t, r.ID, symbot.StateActive)
 }
 
+// mustActivate submits a 15-minute admin request for each of who, has bob
+// approve each, runs the grant jobs and checks the grants are active; it
+// returns their IDs. Unlike mustGrant it needs no synctest bubble.
+func (h *harness) mustActivate(t testing.TB, who ...symbot.Actor) []string {
+	t.Helper()
+	var ids []string
+	for _, a := range who {
+		r := h.mustSubmit(t, a, "admin", 15*time.Minute)
+		h.mustApprove(t, r.ID, bob)
+		ids = append(ids, r.ID)
+	}
+	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		h.wantState(t, id, symbot.StateActive)
+	}
+	return ids
+}
+
 func (h *harness) mustApprove(t testing.TB, id string, a symbot.Actor) *symbot.Request {
 	t.Helper()
 	r, err := h.eng.Approve(t.Context(), id, a, "")

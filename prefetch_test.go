@@ -43,18 +43,7 @@ func TestFireDuePrefetchesItsBatch(t *testing.T) {
 	h := newHarness(t, st)
 	clk := newFakeClock()
 	h.eng.Now = clk.Now
-	var ids []string
-	for _, a := range []symbot.Actor{alice, carol, dave} {
-		r := h.mustSubmit(t, a, "admin", 15*time.Minute)
-		h.mustApprove(t, r.ID, bob)
-		ids = append(ids, r.ID)
-	}
-	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		h.wantState(t, id, symbot.StateActive)
-	}
+	ids := h.mustActivate(t, alice, carol, dave)
 	st.mu.Lock()
 	st.got = nil
 	st.mu.Unlock()

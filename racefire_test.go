@@ -58,18 +58,7 @@ func TestDeadlinesAnotherReplicaHandledAreNotRewritten(t *testing.T) {
 	b := newHarness(t, rs)
 	clk := newFakeClock()
 	a.eng.Now, b.eng.Now = clk.Now, clk.Now
-	var ids []string
-	for _, who := range []symbot.Actor{alice, carol, dave} {
-		r := a.mustSubmit(t, who, "admin", 15*time.Minute)
-		a.mustApprove(t, r.ID, bob)
-		ids = append(ids, r.ID)
-	}
-	if _, err := a.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		a.wantState(t, id, symbot.StateActive)
-	}
+	ids := a.mustActivate(t, alice, carol, dave)
 	clk.Advance(time.Hour)
 	rs.before = func() {
 		if err := a.eng.FireDue(t.Context()); err != nil {

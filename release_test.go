@@ -41,20 +41,10 @@ func stallWorld(t *testing.T, all bool, wrap func(symbot.Store) symbot.Store, wh
 	clk := newFakeClock()
 	h.eng.Now = clk.Now
 	h.eng.Runtime.Workers = 1
-	var ids []string
 	for _, a := range who {
 		h.dir.addUser("00u"+a.Name, a.Email, "ACTIVE")
-		r := h.mustSubmit(t, a, "admin", 15*time.Minute)
-		h.mustApprove(t, r.ID, bob)
-		ids = append(ids, r.ID)
 	}
-	if _, err := h.eng.RunDueJobs(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		h.wantState(t, id, symbot.StateActive)
-	}
-	return h, st, clk, ids
+	return h, st, clk, h.mustActivate(t, who...)
 }
 
 // startAndExpire starts the engine and lets the grants expire; the held
