@@ -86,9 +86,17 @@ func (s *Store) update(ctx context.Context, op string, fn func(*tx) error) error
 func (s *Store) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 	failed := -1
 	err := s.db.Update(func(btx *bolt.Tx) error {
-		failed = s.writes.Each(group, takeIn, func(g []*write, i int) error { return s.call(g[i], btx) })
+		base, err := loadJournal(btx, &s.jcache)
+		if err != nil {
+			return err
+		}
+		j := &jview{base: base, ws: map[string]jop{}}
+		failed = s.writes.Each(group, takeIn, func(g []*write, i int) error { return s.call(g[i], btx, j) })
 		if failed >= 0 {
 			return errGroupFailed
+		}
+		if err := commitJournal(btx, j, s.journalFlushAt); err != nil {
+			return err
 		}
 		if pendingCount(btx) > s.flushAt {
 			return flushPending(btx, s.log)
@@ -106,8 +114,8 @@ func (s *Store) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 }
 
 // call runs w.fn in btx (see groupcommit.Queue.Call).
-func (s *Store) call(w *write, btx *bolt.Tx) error {
-	t := &tx{tx: btx}
+func (s *Store) call(w *write, btx *bolt.Tx, j *jview) error {
+	t := &tx{tx: btx, j: j, jcache: &s.jcache}
 	defer func() { t.done = true }()
 	return s.writes.Call(w, t)
 }
@@ -121,7 +129,7 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 		return s.unreadable
 	}
 	return s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
+		t := &tx{tx: btx, jcache: &s.jcache}
 		defer func() { t.done = true }()
 		return fn(t)
 	})

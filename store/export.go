@@ -40,7 +40,7 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 	}
 	x := &Export{Seqs: map[string]uint64{}, SinkCursors: map[string]uint64{}, Records: map[string][]byte{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
+		t := &tx{tx: btx, jcache: &s.jcache}
 		if err := btx.Bucket(bucketSeq).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("counter %q: malformed value", k)
@@ -50,15 +50,16 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 		}); err != nil {
 			return err
 		}
-		if err := btx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+		rc, err := t.rcursor(jRequests)
+		if err != nil {
+			return err
+		}
+		for k, v := rc.first(); k != nil; k, v = rc.next() {
 			var r symbot.Request
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("request %s: decode: %w", k, err)
 			}
 			x.Requests = append(x.Requests, &r)
-			return nil
-		}); err != nil {
-			return err
 		}
 		js, err := t.Jobs()
 		if err != nil {
@@ -77,15 +78,16 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 			x.Audit = append(x.Audit, page...)
 		}
 		x.AuditHead, x.AuditHash = auditHead(btx)
-		if err := btx.Bucket(bucketIdentity).ForEach(func(k, v []byte) error {
+		ic, err := t.rcursor(jIdentity)
+		if err != nil {
+			return err
+		}
+		for k, v := ic.first(); k != nil; k, v = ic.next() {
 			var id symbot.Identity
 			if err := json.Unmarshal(v, &id); err != nil {
 				return fmt.Errorf("identity %s: decode: %w", k, err)
 			}
 			x.Identities = append(x.Identities, id)
-			return nil
-		}); err != nil {
-			return err
 		}
 		if err := btx.Bucket(bucketSinkCursor).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,9 +26,10 @@ func Closed(s *Store) bool {
 	return s.writes.Closed()
 }
 
-// SetFlushAt sets how many pending index entries a group commit may leave
-// (0: every commit flushes them).
-func SetFlushAt(s *Store, n uint64) { s.flushAt = n }
+// SetFlushAt sets how many pending index entries, and how many record
+// journal entries, a group commit may leave (0: every commit flushes and
+// applies them).
+func SetFlushAt(s *Store, n uint64) { s.flushAt, s.journalFlushAt = n, n }
 
 // PendingIndexEntries returns how many index entries are pending.
 func PendingIndexEntries(s *Store) uint64 {
@@ -41,4 +43,56 @@ func PendingIndexEntries(s *Store) uint64 {
 func PagesWritten(s *Store) int64 {
 	st := s.db.Stats().TxStats
 	return st.GetWrite()
+}
+
+// JournalEntries returns how many entries the record journal holds.
+func JournalEntries(s *Store) int {
+	n := 0
+	s.db.View(func(btx *bolt.Tx) error {
+		l, err := loadJournal(btx, nil)
+		if l != nil {
+			n = l.n
+		}
+		return err
+	})
+	return n
+}
+
+// ApplyJournal moves the record journal's entries into their buckets in
+// btx, a raw bbolt transaction on a store file.
+func ApplyJournal(btx *bolt.Tx) error {
+	l, err := loadJournal(btx, nil)
+	if err != nil {
+		return err
+	}
+	return applyJournal(btx, l, nil)
+}
+
+// JournalReader reads and writes the record journal of a raw bbolt file,
+// with a cache of its own, as a Store does.
+type JournalReader struct{ cache journalCache }
+
+// NewJournalReader returns a JournalReader with an empty cache.
+func NewJournalReader() *JournalReader { return &JournalReader{} }
+
+// Put appends to the journal, in the write transaction btx, an entry
+// setting request id to val.
+func (r *JournalReader) Put(btx *bolt.Tx, id, val string) error {
+	base, err := loadJournal(btx, &r.cache)
+	if err != nil {
+		return err
+	}
+	j := &jview{base: base, ws: map[string]jop{}}
+	t := &tx{tx: btx, j: j, jcache: &r.cache}
+	if err := t.rput(jRequests, []byte(id), []byte(val)); err != nil {
+		return err
+	}
+	return commitJournal(btx, j, math.MaxUint64)
+}
+
+// Get returns request id's stored value as btx's snapshot holds it.
+func (r *JournalReader) Get(btx *bolt.Tx, id string) (string, error) {
+	t := &tx{tx: btx, jcache: &r.cache}
+	v, err := t.rget(jRequests, []byte(id))
+	return string(v), err
 }

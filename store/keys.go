@@ -27,7 +27,7 @@ var (
 	bucketIdentity          = []byte("identities")  // slackID -> JSON identity
 	bucketSinkCursor        = []byte("sink_cursor") // sink name -> u64(seq delivered)
 	bucketRecords           = []byte("records")     // name -> bytes (symbot.RecordTx: the reconciler's per-group records)
-	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketReqOpen, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketJobRank, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords, bucketPending}
+	allBuckets              = [][]byte{bucketMeta, bucketSeq, bucketRequests, bucketReqUser, bucketReqState, bucketReqTime, bucketReqOpen, bucketJobs, bucketJobDue, bucketJobLane, bucketJobFailing, bucketJobRank, bucketAudit, bucketIdentity, bucketSinkCursor, bucketRecords, bucketPending, bucketJournal}
 	keySchema               = []byte("schema")     // u64 schema version
 	keyAuditHead            = []byte("audit_head") // u64(seq) hash
 	minTime                 = time.Unix(0, math.MinInt64)

@@ -24,7 +24,7 @@ func (t *tx) AppendAudit(e *symbot.AuditEntry) error {
 	if err != nil {
 		return fmt.Errorf("append audit: encode: %w", err)
 	}
-	if err := t.b(bucketAudit).Put(u64(e.Seq), v); err != nil {
+	if err := t.rput(jAudit, u64(e.Seq), v); err != nil {
 		return fmt.Errorf("append audit %d: %w", e.Seq, err)
 	}
 	head := append(u64(e.Seq), e.Hash...)
@@ -44,8 +44,11 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 		return nil, err
 	}
 	var out []symbot.AuditEntry
-	c := t.b(bucketAudit).Cursor()
-	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+	c, err := t.rcursor(jAudit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	for k, v := c.seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.next() {
 		var e symbot.AuditEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return nil, fmt.Errorf("read audit: entry %d is damaged (%v): the audit log was altered; restore it from a backup", binary.BigEndian.Uint64(k), err)
@@ -101,7 +104,10 @@ func (t *tx) Identity(slackID string) (symbot.Identity, bool, error) {
 	if err := t.check(); err != nil {
 		return symbot.Identity{}, false, fmt.Errorf("get identity: %w", err)
 	}
-	v := t.b(bucketIdentity).Get([]byte(slackID))
+	v, err := t.rget(jIdentity, []byte(slackID))
+	if err != nil {
+		return symbot.Identity{}, false, fmt.Errorf("get identity: %w", err)
+	}
 	if v == nil {
 		return symbot.Identity{}, false, nil
 	}
@@ -123,7 +129,7 @@ func (t *tx) PutIdentity(id symbot.Identity) error {
 	if err != nil {
 		return fmt.Errorf("put identity %s: encode: %w", id.SlackID, err)
 	}
-	if err := t.b(bucketIdentity).Put([]byte(id.SlackID), v); err != nil {
+	if err := t.rput(jIdentity, []byte(id.SlackID), v); err != nil {
 		return fmt.Errorf("put identity %s: %w", id.SlackID, err)
 	}
 	return nil
@@ -133,7 +139,7 @@ func (t *tx) DeleteIdentity(slackID string) error {
 	if err := t.checkWrite("delete identity"); err != nil {
 		return err
 	}
-	if err := t.b(bucketIdentity).Delete([]byte(slackID)); err != nil {
+	if err := t.rdel(jIdentity, []byte(slackID)); err != nil {
 		return fmt.Errorf("delete identity %s: %w", slackID, err)
 	}
 	return nil
@@ -147,12 +153,15 @@ func (t *tx) Identities(after string, limit int) ([]symbot.Identity, error) {
 		return nil, err
 	}
 	var out []symbot.Identity
-	c := t.b(bucketIdentity).Cursor()
-	k, v := c.Seek([]byte(after))
-	if k != nil && string(k) == after {
-		k, v = c.Next()
+	c, err := t.rcursor(jIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
 	}
-	for ; k != nil && len(out) < limit; k, v = c.Next() {
+	k, v := c.seek([]byte(after))
+	if k != nil && string(k) == after {
+		k, v = c.next()
+	}
+	for ; k != nil && len(out) < limit; k, v = c.next() {
 		var id symbot.Identity
 		if err := json.Unmarshal(v, &id); err != nil {
 			return nil, fmt.Errorf("identity %s: decode: %w", k, err)

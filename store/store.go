@@ -35,7 +35,12 @@ import (
 // reads version 1 would miss the index entries not yet flushed. A version 1
 // store is upgraded when it is opened read-write (the pending bucket is
 // created and the version recorded); read-only, it reads as it is.
-const SchemaVersion = 2
+//
+// Version 3 added the record journal (journal.go): a symbot that reads
+// version 2 would miss the requests, audit entries and identity bindings
+// not yet applied. Versions 1 and 2 are upgraded the same way (the journal
+// bucket is created).
+const SchemaVersion = 3
 
 // schemaUpgradable is the oldest version Open upgrades.
 const schemaUpgradable = 1
@@ -73,6 +78,11 @@ type Store struct {
 	// flushAt is how many pending index entries a group commit may leave
 	// (see pending.go); it flushes them all when it would leave more.
 	flushAt uint64
+	// journalFlushAt is how many entries the record journal may hold
+	// after a group commit (see journal.go); jcache holds its entries
+	// decoded.
+	journalFlushAt uint64
+	jcache         journalCache
 
 	// unreadable, in a store opened read-only, says why its records cannot
 	// be read as they are (a read-write Open would first repair them);
@@ -148,6 +158,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	s.writes = groupcommit.New(maxGroup, s.attempt)
 	s.laterWait = defaultLaterWait
 	s.flushAt = defaultFlushAt
+	s.journalFlushAt = defaultJournalFlushAt
 	s.writes.Logger = o.Logger
 	s.writes.ClosedErr = fmt.Errorf("store %s: %w", path, berrors.ErrDatabaseNotOpen)
 	if err := s.init(o.ReadOnly); err != nil {
@@ -199,6 +210,7 @@ func (s *Store) init(readOnly bool) error {
 		fresh, missing bool // a new store; a bucket is missing (so is one of a new store)
 		upgrade        bool // an older schema version, to record as SchemaVersion
 		noPending      bool // the pending index bucket is missing (a version 1 store, or damage): made by a read-write open
+		noJournal      bool // the record journal bucket is missing (a version 1 or 2 store, or damage): made by a read-write open
 		work           openWork
 	)
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -229,9 +241,13 @@ func (s *Store) init(readOnly bool) error {
 		// damaged one): it reads as having no pending entries, and a
 		// read-write open makes it.
 		noPending = tx.Bucket(bucketPending) == nil
+		noJournal = tx.Bucket(bucketJournal) == nil
 		for _, name := range allBuckets {
 			// A missing rank index is found stale by inspect, and rebuilt.
-			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) && !bytes.Equal(name, bucketPending) {
+			// The journal, like the pending bucket, is missing in an
+			// older store: it reads as empty, and a read-write open makes
+			// it.
+			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketJobRank) && !bytes.Equal(name, bucketPending) && !bytes.Equal(name, bucketJournal) {
 				missing = true
 				return nil // inspected after the buckets are made
 			}
@@ -240,12 +256,17 @@ func (s *Store) init(readOnly bool) error {
 		if work, err = inspect(tx); err != nil {
 			return fmt.Errorf("open store %s: %w", s.path, err)
 		}
+		// Decoded once here: a damaged journal fails the open, not the
+		// first read of one of its records.
+		if _, err := loadJournal(tx, &s.jcache); err != nil {
+			return fmt.Errorf("open store %s: %w", s.path, err)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if !missing && !upgrade && !noPending && work.none() {
+	if !missing && !upgrade && !noPending && !noJournal && work.none() {
 		return nil
 	}
 	if readOnly {
@@ -299,16 +320,42 @@ func (s *Store) init(readOnly bool) error {
 	return nil
 }
 
+// errNothingToDo rolls back a transaction that found nothing to write.
+var errNothingToDo = errors.New("nothing to do")
+
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
 // Close closes the file and releases the lock. Updates already queued are
 // committed first; Update and ClaimJobs called after Close fail with an
 // error wrapping bbolt's ErrDatabaseNotOpen.
+//
+// Close first applies the record journal (journal.go) in one commit, so
+// that a store at rest holds its records in their buckets; if that fails
+// the journal stays, and reads and applies as before after a reopen.
 func (s *Store) Close() error {
 	s.writes.Close()
+	var applyErr error
+	if !s.db.IsReadOnly() {
+		applyErr = s.db.Update(func(btx *bolt.Tx) error {
+			l, err := loadJournal(btx, &s.jcache)
+			if err != nil {
+				return err
+			}
+			if l == nil {
+				return errNothingToDo // no commit
+			}
+			return applyJournal(btx, l, nil)
+		})
+		if errors.Is(applyErr, errNothingToDo) || errors.Is(applyErr, berrors.ErrDatabaseNotOpen) {
+			applyErr = nil // an empty journal; a second Close
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	if applyErr != nil {
+		return fmt.Errorf("close store %s: apply the record journal: %w", s.path, applyErr)
 	}
 	return nil
 }
@@ -349,11 +396,16 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	st := Stats{ByState: map[symbot.State]int{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
-		st.Requests = btx.Bucket(bucketRequests).Stats().KeyN
-		t := &tx{tx: btx}
+		t := &tx{tx: btx, jcache: &s.jcache}
+		var err error
+		if st.Requests, err = t.rcount(jRequests); err != nil {
+			return err
+		}
+		if st.Identities, err = t.rcount(jIdentity); err != nil {
+			return err
+		}
 		st.Scheduled = t.idx(bucketReqTime).count()
 		st.Jobs = btx.Bucket(bucketJobs).Stats().KeyN
-		st.Identities = btx.Bucket(bucketIdentity).Stats().KeyN
 		st.FileBytes = btx.Size()
 		seq, _ := auditHead(btx)
 		st.AuditEntries = seq

@@ -100,7 +100,10 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// editRaw opens the closed store file with bbolt directly and runs fn.
+// editRaw opens the closed store file with bbolt directly and runs fn,
+// after moving the record journal's entries into their buckets (as a
+// commit that applies the journal does), so that fn finds every record
+// where an older symbot kept it.
 func editRaw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
@@ -108,7 +111,12 @@ func editRaw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(fn); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := store.ApplyJournal(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	}); err != nil {
 		t.Fatalf("raw edit: %v", err)
 	}
 }

@@ -23,6 +23,12 @@ type tx struct {
 	tx   *bolt.Tx
 	done bool
 
+	// j is the transaction's view of the record journal (journal.go),
+	// loaded at first use with jcache (nil: decoded afresh); a group
+	// commit gives all its fns the same one.
+	j      *jview
+	jcache *journalCache
+
 	// In a writable transaction, the index keys of the requests and jobs
 	// this tx has decoded or written, as they are stored now, so that
 	// PutRequest, UpdateJob and DeleteJob need not decode them again. The
@@ -101,7 +107,10 @@ func (t *tx) Request(id string) (*symbot.Request, error) {
 }
 
 func (t *tx) request(id string) (*symbot.Request, error) {
-	v := t.b(bucketRequests).Get([]byte(id))
+	v, err := t.rget(jRequests, []byte(id))
+	if err != nil {
+		return nil, fmt.Errorf("request %q: %w", id, err)
+	}
 	if v == nil {
 		return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
 	}
@@ -203,19 +212,25 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 		return err
 	}
 	old, known := t.reqKeys[r.ID]
-	if !known && t.b(bucketRequests).Get([]byte(r.ID)) != nil {
-		o, err := t.request(r.ID)
+	if !known {
+		stored, err := t.rget(jRequests, []byte(r.ID))
 		if err != nil {
-			return fmt.Errorf("put request: %w", err)
+			return fmt.Errorf("put request %q: %w", r.ID, err)
 		}
-		old = reqIndexKeys(o)
+		if stored != nil {
+			o, err := t.request(r.ID)
+			if err != nil {
+				return fmt.Errorf("put request: %w", err)
+			}
+			old = reqIndexKeys(o)
+		}
 	}
 	v, err := encodeRequest(r)
 	if err != nil {
 		return fmt.Errorf("put request %q: encode: %w", r.ID, err)
 	}
 	t.rememberReq(r.ID, nil)
-	if err := t.b(bucketRequests).Put([]byte(r.ID), v); err != nil {
+	if err := t.rput(jRequests, []byte(r.ID), v); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
 	keys := reqIndexKeys(r)
