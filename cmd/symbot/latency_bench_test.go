@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -84,7 +85,7 @@ func (lw *latencyWorld) wait(b *testing.B, what string, cond func() bool) {
 const waitEvery = 25 * time.Millisecond
 
 // markers finds the request markers ("rq000042q") in Slack calls.
-var markerRE = regexp.MustCompile(`(rq|fl)(\d{6})q`)
+var markerRE = regexp.MustCompile(`(rq|fl|fm)(\d{6})q`)
 
 func marker(kind string, i int) string { return fmt.Sprintf("%s%06dq", kind, i) }
 
@@ -222,11 +223,11 @@ func paced(ctx context.Context, n, perSecond int, f func(i int) error) error {
 	return nil
 }
 
-// floorDB opens a bbolt file beside the daemon's, fsync on, with the
-// store's options.
-func floorDB(b *testing.B, dir string) *bolt.DB {
+// floorDB opens a new bbolt file named for kind beside the daemon's,
+// fsync on, with the store's options.
+func floorDB(b *testing.B, dir, kind string) *bolt.DB {
 	b.Helper()
-	db, err := bolt.Open(filepath.Join(dir, "floor.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(filepath.Join(dir, "floor-"+kind+".db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 			slackCalls := w.slack.CallCount() - slackBefore
 
 			// The floor, same simulators, same pace: commit, then PUT.
-			db := floorDB(b, w.dir)
+			db := floorDB(b, w.dir, "fl")
 			fg := w.okta.AddGroup(oktatest.Group{Name: "floor"}).ID
 			hc := &http.Client{}
 			started := make([]time.Time, n)
@@ -427,30 +428,44 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 	}
 	oktaCalls := w.okta.CallCount()
 
-	// The floor, same simulators, same pace: users.info, commit, post.
-	db := floorDB(b, w.dir)
+	// The floors, same simulators, same pace: users.info, commit, post.
+	// The first posts the approval message symbot posted for the same
+	// request (its text, blocks and metadata, with the marker changed),
+	// so that the post carries the same bytes; the second a one-line text,
+	// as this floor did before 2026-12-02 (session 7).
+	msgs := approvalMessages(b, w.slack.CallsFrom(slackBefore), n)
 	api := slack.New(w.slack.BotToken, slack.OptionAPIURL(w.slack.APIURL()))
-	started := make([]time.Time, n)
-	err := paced(ctx, n, rate, func(i int) error {
-		started[i] = time.Now()
-		if _, err := api.GetUserInfoContext(ctx, lw.slack[i]); err != nil {
+	floorLoop := func(kind string, post func(i int) []slack.MsgOption) latencies {
+		db := floorDB(b, w.dir, kind)
+		started := make([]time.Time, n)
+		err := paced(ctx, n, rate, func(i int) error {
+			started[i] = time.Now()
+			if _, err := api.GetUserInfoContext(ctx, lw.slack[i]); err != nil {
+				return err
+			}
+			if err := floorCommit(db, marker(kind, i)); err != nil {
+				return err
+			}
+			_, _, err := api.PostMessageContext(ctx, demoChannel, post(i)...)
 			return err
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
-		if err := floorCommit(db, marker("fl", i)); err != nil {
-			return err
+		fposts := newPostScan(w.slack, demoChannel, kind).scan()
+		floor := make(latencies, n)
+		for i := range n {
+			floor[i] = fposts[i].Sub(started[i])
 		}
-		_, _, err := api.PostMessageContext(ctx, demoChannel, slack.MsgOptionText("floor "+marker("fl", i), false))
-		return err
+		return floor
+	}
+	floor := floorLoop("fm", func(i int) []slack.MsgOption { return msgs[i] })
+	textFloor := floorLoop("fl", func(i int) []slack.MsgOption {
+		return []slack.MsgOption{slack.MsgOptionText("floor "+marker("fl", i), false)}
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	fposts := newPostScan(w.slack, demoChannel, "fl").scan()
-	floor := make(latencies, n)
-	for i := range n {
-		floor[i] = fposts[i].Sub(started[i])
-	}
 	report(b, got, floor)
+	b.ReportMetric(ms(textFloor.pct(0.50)), "text_floor_p50_ms")
+	b.ReportMetric(float64(got.pct(0.50))/float64(textFloor.pct(0.50)), "p50_x_text_floor")
 	b.ReportMetric(ms(fromCall.pct(0.50)), "call_p50_ms")
 	b.ReportMetric(ms(res.P50), "ack_p50_ms")
 	b.ReportMetric(ms(res.P99), "ack_p99_ms")
@@ -458,4 +473,77 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 		b.ReportMetric(float64(c)/float64(n), "slack_"+m+"/req")
 	}
 	b.ReportMetric(float64(oktaCalls)/float64(n), "okta_calls/req")
+}
+
+// rawBlock is a block as a post carried it, sent again as it was.
+type rawBlock struct {
+	typ slack.MessageBlockType
+	raw json.RawMessage
+}
+
+func (r rawBlock) BlockType() slack.MessageBlockType { return r.typ }
+func (r rawBlock) ID() string                        { return "" }
+func (r rawBlock) MarshalJSON() ([]byte, error)      { return r.raw, nil }
+
+// approvalMessages returns, for each of the n requests, the options that
+// post again the approval message symbot posted for it (found in calls by
+// its rq marker): the same text, blocks and metadata, with the marker
+// changed to fm's. It fails on a post whose parameters it would not send
+// again (so that the floor never posts less than symbot did).
+func approvalMessages(b *testing.B, calls []slacktest.Call, n int) [][]slack.MsgOption {
+	b.Helper()
+	out := make([][]slack.MsgOption, n)
+	for _, c := range calls {
+		if c.Method != "chat.postMessage" || c.Error != "" || c.Params.Get("channel") != demoChannel {
+			continue
+		}
+		m := markerRE.FindStringSubmatch(c.Params.Get("text") + c.Params.Get("blocks"))
+		if m == nil || m[1] != "rq" {
+			continue
+		}
+		i, _ := strconv.Atoi(m[2])
+		if i >= n || out[i] != nil {
+			continue
+		}
+		re := func(v string) string { return strings.ReplaceAll(v, marker("rq", i), marker("fm", i)) }
+		for k := range c.Params {
+			switch k {
+			case "channel", "text", "blocks", "metadata", "token":
+			default:
+				b.Fatalf("the approval message's post has parameter %q, which the floor does not send", k)
+			}
+		}
+		opts := []slack.MsgOption{slack.MsgOptionText(re(c.Params.Get("text")), false)}
+		if v := c.Params.Get("blocks"); v != "" {
+			var raws []json.RawMessage
+			if err := json.Unmarshal([]byte(re(v)), &raws); err != nil {
+				b.Fatalf("approval message blocks: %v", err)
+			}
+			blocks := make([]slack.Block, len(raws))
+			for j, raw := range raws {
+				var head struct {
+					Type slack.MessageBlockType `json:"type"`
+				}
+				if err := json.Unmarshal(raw, &head); err != nil {
+					b.Fatalf("approval message block: %v", err)
+				}
+				blocks[j] = rawBlock{typ: head.Type, raw: raw}
+			}
+			opts = append(opts, slack.MsgOptionBlocks(blocks...))
+		}
+		if v := c.Params.Get("metadata"); v != "" {
+			var md slack.SlackMetadata
+			if err := json.Unmarshal([]byte(re(v)), &md); err != nil {
+				b.Fatalf("approval message metadata: %v", err)
+			}
+			opts = append(opts, slack.MsgOptionMetadata(md))
+		}
+		out[i] = opts
+	}
+	for i, o := range out {
+		if o == nil {
+			b.Fatalf("no approval message found for request %d", i)
+		}
+	}
+	return out
 }
