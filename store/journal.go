@@ -30,6 +30,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"os"
 	"slices"
 	"sync"
 
@@ -69,13 +71,15 @@ const (
 	defaultJournalFlushAt = 32
 	// journalFlushBytes bounds the journal's size the same way.
 	journalFlushBytes = 512 << 10
-	// journalChunk is the most bytes of an entry under one key: a few of
-	// them fill a leaf, so appending an entry writes about its own size
-	// in pages (bbolt does not split a leaf of four keys or fewer, so
-	// bigger values would make each commit rewrite the entries before
-	// it).
-	journalChunk = 1000
 )
+
+// journalChunk is the most bytes of an entry under one key: four of them
+// fill a leaf page exactly (a page header of 16 bytes, then per key a
+// 16-byte element header, the 10-byte key and the value), so appending an
+// entry writes about its own size in pages. bbolt does not split a leaf of
+// four keys or fewer, so bigger values would make each commit rewrite the
+// entries before it.
+var journalChunk = (os.Getpagesize()-16)/4 - 16 - 10
 
 // jop is one write in the journal: a value, or a delete.
 type jop struct {
@@ -102,6 +106,27 @@ func (l *jlayer) lookup(k string) (jop, bool) {
 		}
 	}
 	return jop{}, false
+}
+
+// seqOrZero returns l's entry number, 0 for an empty journal.
+func (l *jlayer) seqOrZero() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.seq
+}
+
+// lastJournalSeq returns the number of the journal's last entry in btx, 0
+// when it is empty.
+func lastJournalSeq(btx *bolt.Tx) uint64 {
+	b := btx.Bucket(bucketJournal)
+	if b == nil {
+		return 0
+	}
+	if k, _ := b.Cursor().Last(); len(k) == 10 {
+		return binary.BigEndian.Uint64(k)
+	}
+	return 0
 }
 
 // journalCache keeps the layers of the newest chain decoded so far.
@@ -167,6 +192,11 @@ func loadJournal(btx *bolt.Tx, cache *journalCache) (*jlayer, error) {
 		return nil, fmt.Errorf("journal key %x: %w", fk, errJournalDamaged)
 	}
 	first, last := binary.BigEndian.Uint64(fk), binary.BigEndian.Uint64(lk)
+	// The bucket's sequence is the last entry appended: a lost last entry
+	// shows as a gap at the end.
+	if last != b.Sequence() {
+		return nil, fmt.Errorf("journal: last entry %d, but %d were appended: %w", last, b.Sequence(), errJournalDamaged)
+	}
 	if l := cache.get(last, first); l != nil {
 		return l, nil
 	}
@@ -178,6 +208,11 @@ func loadJournal(btx *bolt.Tx, cache *journalCache) (*jlayer, error) {
 			return nil, fmt.Errorf("journal key %x: %w", k, errJournalDamaged)
 		}
 		seq := binary.BigEndian.Uint64(k)
+		// Entries are numbered without gaps since the last apply (a
+		// rolled-back transaction's number is used again).
+		if top != nil && seq != top.seq+1 {
+			return nil, fmt.Errorf("journal: entry %d missing (next is %d): %w", top.seq+1, seq, errJournalDamaged)
+		}
 		if l := cache.get(seq, first); l != nil {
 			top = l
 			for k != nil && len(k) == 10 && binary.BigEndian.Uint64(k) == seq {
@@ -207,10 +242,15 @@ func loadJournal(btx *bolt.Tx, cache *journalCache) (*jlayer, error) {
 	return top, nil
 }
 
-// encodeJournal encodes ops (tag + key -> write) as an entry: for each, in
+// crcTable is CRC-32C's, for the journal entries' checksums.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeJournal encodes ops (tag + key -> write) as an entry: the length
+// of the rest (4 bytes) and its CRC-32C (4 bytes), then for each write, in
 // key order, the tag, 0 (a value) or 1 (a delete), the key's length and
 // the key, then for a value its length and the value; lengths are
-// unsigned varints.
+// unsigned varints. The length and checksum make an entry that lost
+// chunks, or bytes, read as damaged.
 func encodeJournal(ops map[string]jop) []byte {
 	keys := make([]string, 0, len(ops))
 	size := 0
@@ -219,7 +259,7 @@ func encodeJournal(ops map[string]jop) []byte {
 		size += len(k) + len(op.val) + 2*binary.MaxVarintLen32 + 1
 	}
 	slices.Sort(keys)
-	out := make([]byte, 0, size)
+	out := make([]byte, 8, size+8)
 	for _, k := range keys {
 		op := ops[k]
 		out = append(out, k[0])
@@ -235,12 +275,21 @@ func encodeJournal(ops map[string]jop) []byte {
 			out = append(out, op.val...)
 		}
 	}
+	binary.BigEndian.PutUint32(out, uint32(len(out)-8))
+	binary.BigEndian.PutUint32(out[4:], crc32.Checksum(out[8:], crcTable))
 	return out
 }
 
 // decodeJournal decodes an entry made by encodeJournal; the values are
 // copies (b is only good for its transaction).
 func decodeJournal(b []byte) (map[string]jop, error) {
+	if len(b) < 8 || uint64(binary.BigEndian.Uint32(b)) != uint64(len(b)-8) {
+		return nil, fmt.Errorf("%d bytes, not the length it records", len(b))
+	}
+	if crc32.Checksum(b[8:], crcTable) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	b = b[8:]
 	ops := map[string]jop{}
 	for len(b) > 0 {
 		if len(b) < 2 || journaled(b[0]) == nil || b[1] > 1 {
@@ -272,13 +321,12 @@ func decodeJournal(b []byte) (map[string]jop, error) {
 // snapshot (base) and, in a group commit's transaction, the writes of its
 // fns so far (ws), which the group appends as one entry. A write
 // transaction of its own (Open's repairs) has no ws: it applies the
-// journal before its first write to a journaled bucket and then writes the
-// buckets themselves (applied).
+// journal before each write to a journaled bucket (nothing, after the
+// first) and writes the buckets themselves.
 type jview struct {
-	base    *jlayer
-	ws      map[string]jop
-	wsSize  int
-	applied bool
+	base   *jlayer
+	ws     map[string]jop
+	wsSize int
 }
 
 // tagged returns tag + k as a map key; buf is scratch space.
@@ -286,9 +334,12 @@ func tagged(buf []byte, tag byte, k []byte) []byte {
 	return append(append(buf[:0], tag), k...)
 }
 
-// journal returns t's view of the journal, loading it at first use.
+// journal returns t's view of the journal, loading it at first use. In a
+// write transaction outside a group commit, another tx value of the same
+// bbolt transaction may have applied the journal since: the view is
+// loaded again when the journal's last entry is no longer its own.
 func (t *tx) journal() (*jview, error) {
-	if t.j != nil {
+	if t.j != nil && (t.j.ws != nil || !t.tx.Writable() || t.j.base.seqOrZero() == lastJournalSeq(t.tx)) {
 		return t.j, nil
 	}
 	base, err := loadJournal(t.tx, t.jcache)
@@ -333,15 +384,14 @@ func (t *tx) rwrite(tag byte, k []byte, op jop) error {
 	if err != nil {
 		return err
 	}
-	if j.ws == nil && !j.applied {
-		// Not a group commit's transaction: apply the journal, so that
-		// the buckets hold every record, and write them directly.
+	if j.ws == nil {
+		// Not a group commit's transaction: apply the journal (as the
+		// bbolt transaction holds it now), so that the buckets hold
+		// every record, and write them directly.
 		if err := applyJournal(t.tx, j.base, nil); err != nil {
 			return err
 		}
-		j.base, j.applied = nil, true
-	}
-	if j.applied {
+		j.base = nil
 		b := t.b(journaled(tag))
 		if op.del {
 			return b.Delete(k)
