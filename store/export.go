@@ -38,6 +38,9 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("export store: %w", err)
 	}
+	if s.unreadable != nil {
+		return nil, s.unreadable
+	}
 	x := &Export{Seqs: map[string]uint64{}, SinkCursors: map[string]uint64{}, Records: map[string][]byte{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx, jcache: &s.jcache}

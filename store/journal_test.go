@@ -345,3 +345,17 @@ func TestOpenUpgradesSchemaVersion2(t *testing.T) {
 		t.Errorf("after a read-write open and Close: schema %d, %v; want %d, an empty journal and 2 requests", schema, n, store.SchemaVersion)
 	}
 }
+
+// TestAuditAfterTheLastPossibleSeq: nothing comes after math.MaxUint64
+// (after+1 wrapped to the first entry, and every entry was returned).
+func TestAuditAfterTheLastPossibleSeq(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "symbot.db"), store.Config{NoSync: true})
+	journalWrites(t, s, 1, 2)
+	storetest.MustView(t, s, func(tx symbot.Tx) error {
+		es, err := tx.Audit(math.MaxUint64, 10)
+		if err != nil || len(es) != 0 {
+			t.Errorf("Audit(MaxUint64) = %d entries, %v; want none", len(es), err)
+		}
+		return nil
+	})
+}

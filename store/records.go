@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/symbot/symbot"
 )
@@ -42,6 +43,9 @@ func (t *tx) Audit(after uint64, limit int) ([]symbot.AuditEntry, error) {
 	}
 	if err := symbot.CheckAuditPage(limit); err != nil {
 		return nil, err
+	}
+	if after == math.MaxUint64 {
+		return nil, nil // nothing comes after (after+1 would wrap to the first)
 	}
 	var out []symbot.AuditEntry
 	c, err := t.rcursor(jAudit)

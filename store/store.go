@@ -394,6 +394,9 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, fmt.Errorf("store stats: %w", err)
 	}
+	if s.unreadable != nil {
+		return Stats{}, s.unreadable
+	}
 	st := Stats{ByState: map[symbot.State]int{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx, jcache: &s.jcache}
