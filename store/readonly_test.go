@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,5 +247,54 @@ func TestReadOnlyOpenWithoutTheRankIndex(t *testing.T) {
 				t.Errorf("claimed after a read-write open: %v, want %v (the index rebuilt)", kinds, want)
 			}
 		})
+	}
+}
+
+// TestLongReadDoesNotStallWrites: a read transaction held open (a backup
+// of a large store takes seconds) does not hold writes while the file
+// grows: bbolt maps the file again when it outgrows the mapping, which
+// waits for every read to end, and the store maps room to grow at open.
+// Without it the writes below wait for the read, and the test fails after
+// its minute (a hang detector, not a speed check).
+func TestLongReadDoesNotStallWrites(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "symbot.db"), store.Config{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reading, release := make(chan struct{}), make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		readDone <- s.View(t.Context(), func(symbot.Tx) error {
+			close(reading)
+			<-release
+			return nil
+		})
+	}()
+	<-reading
+	wrote := make(chan error, 1)
+	go func() {
+		big := bytes.Repeat([]byte("x"), 1<<20)
+		for i := range 32 { // 32 MB: the file outgrows any small mapping
+			if err := s.Update(t.Context(), func(tx symbot.Tx) error {
+				return tx.(symbot.RecordTx).PutRecord(fmt.Sprintf("big-%d", i), big)
+			}); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Errorf("writes during a long read: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("32 writes growing the file did not finish in a minute while a read was open: they waited for it")
+	}
+	close(release)
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -147,7 +149,7 @@ func Open(path string, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open store read-only: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType, ReadOnly: o.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync, FreelistType: bolt.FreelistMapType, ReadOnly: o.ReadOnly, InitialMmapSize: initialMmapSize()})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &LockedError{Path: path}
@@ -166,6 +168,22 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// initialMmapSize is how much of the file bbolt maps at open. bbolt maps
+// the file again when it grows past the mapping, and that waits for every
+// read transaction to end: without room to grow, a long read (a backup or
+// an export of a large store) held every write (grants, removals,
+// approvals) until it ended. The mapping is address space, not memory: a
+// gigabyte is nothing on a 64-bit system, and the file grows only as
+// records are written. On Windows bbolt would grow the file itself to the
+// mapping's size, and a 32-bit system lacks the address space, so there
+// it maps as before.
+func initialMmapSize() int {
+	if runtime.GOOS == "windows" || strconv.IntSize < 64 {
+		return 0
+	}
+	return 1 << 30
 }
 
 // ErrUnsafePath is wrapped by the errors of Open and CheckPath for a store

@@ -227,7 +227,7 @@ func paced(ctx context.Context, n, perSecond int, f func(i int) error) error {
 // fsync on, with the store's options.
 func floorDB(b *testing.B, dir, kind string) *bolt.DB {
 	b.Helper()
-	db, err := bolt.Open(filepath.Join(dir, "floor-"+kind+".db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(filepath.Join(dir, "floor-"+kind+".db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
