@@ -115,7 +115,8 @@ func (s *Store) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 
 // call runs w.fn in btx (see groupcommit.Queue.Call).
 func (s *Store) call(w *write, btx *bolt.Tx, j *jview) error {
-	t := &tx{tx: btx, j: j, jcache: &s.jcache}
+	t := s.txOf(btx)
+	t.j = j
 	defer func() { t.done = true }()
 	return s.writes.Call(w, t)
 }
@@ -129,7 +130,7 @@ func (s *Store) View(ctx context.Context, fn func(symbot.Tx) error) error {
 		return s.unreadable
 	}
 	return s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx, jcache: &s.jcache}
+		t := s.txOf(btx)
 		defer func() { t.done = true }()
 		return fn(t)
 	})

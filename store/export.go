@@ -43,7 +43,7 @@ func (s *Store) Export(ctx context.Context) (*Export, error) {
 	}
 	x := &Export{Seqs: map[string]uint64{}, SinkCursors: map[string]uint64{}, Records: map[string][]byte{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx, jcache: &s.jcache}
+		t := s.txOf(btx)
 		if err := btx.Bucket(bucketSeq).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("counter %q: malformed value", k)

@@ -283,7 +283,7 @@ func (s *Store) anyClaimable(now time.Time) (bool, error) {
 	}
 	found := false
 	err := s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
+		t := s.txOf(btx)
 		limit := timeBits(now)
 		c := t.idx(bucketJobDue).cursor()
 		for k, lane := c.first(); k != nil; k, lane = c.next() {
@@ -315,7 +315,7 @@ func (s *Store) NextJobTime(ctx context.Context) (time.Time, bool, error) {
 		ok bool
 	)
 	err := s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx}
+		t := s.txOf(btx)
 		c := t.idx(bucketJobDue).cursor()
 		for k, lane := c.first(); k != nil; k, lane = c.next() {
 			if len(lane) > 0 && !t.laneHead(string(lane), binary.BigEndian.Uint64(k[8:])) {

@@ -417,7 +417,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	st := Stats{ByState: map[symbot.State]int{}}
 	err := s.db.View(func(btx *bolt.Tx) error {
-		t := &tx{tx: btx, jcache: &s.jcache}
+		t := s.txOf(btx)
 		var err error
 		if st.Requests, err = t.rcount(jRequests); err != nil {
 			return err

@@ -18,6 +18,12 @@ import (
 	"github.com/symbot/symbot"
 )
 
+// txOf returns the store's view of btx, which reads the record journal
+// through the store's cache of its decoded entries. (Open's inspection and
+// repairs are functions of the bbolt transaction alone: they make theirs
+// with &tx{} and decode the journal without the cache.)
+func (s *Store) txOf(btx *bolt.Tx) *tx { return &tx{tx: btx, jcache: &s.jcache} }
+
 // tx implements symbot.Tx on a bbolt transaction.
 type tx struct {
 	tx   *bolt.Tx
