@@ -61,11 +61,8 @@ func JournalEntries(s *Store) int {
 // ApplyJournal moves the record journal's entries into their buckets in
 // btx, a raw bbolt transaction on a store file.
 func ApplyJournal(btx *bolt.Tx) error {
-	l, err := loadJournal(btx, nil)
-	if err != nil {
-		return err
-	}
-	return applyJournal(btx, l, nil)
+	_, err := applyCommitted(btx, nil)
+	return err
 }
 
 // JournalReader reads and writes the record journal of a raw bbolt file,

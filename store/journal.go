@@ -445,6 +445,16 @@ func commitJournal(btx *bolt.Tx, j *jview, flushAt uint64) error {
 	return nil
 }
 
+// applyCommitted applies the journal as btx holds it (decoding through
+// cache, which may be nil) and reports whether it held any entry.
+func applyCommitted(btx *bolt.Tx, cache *journalCache) (bool, error) {
+	l, err := loadJournal(btx, cache)
+	if err != nil || l == nil {
+		return false, err
+	}
+	return true, applyJournal(btx, l, nil)
+}
+
 // applyJournal writes the journal's records (the chain top and then ws,
 // newest winning) to their buckets and empties the journal, keeping its
 // sequence.

@@ -356,14 +356,11 @@ func (s *Store) Close() error {
 	var applyErr error
 	if !s.db.IsReadOnly() {
 		applyErr = s.db.Update(func(btx *bolt.Tx) error {
-			l, err := loadJournal(btx, &s.jcache)
-			if err != nil {
-				return err
-			}
-			if l == nil {
+			applied, err := applyCommitted(btx, &s.jcache)
+			if err == nil && !applied {
 				return errNothingToDo // no commit
 			}
-			return applyJournal(btx, l, nil)
+			return err
 		})
 		if errors.Is(applyErr, errNothingToDo) || errors.Is(applyErr, berrors.ErrDatabaseNotOpen) {
 			applyErr = nil // an empty journal; a second Close
