@@ -1,7 +1,6 @@
 package store
 
 import (
-	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -75,16 +74,7 @@ func NewJournalReader() *JournalReader { return &JournalReader{} }
 // Put appends to the journal, in the write transaction btx, an entry
 // setting request id to val.
 func (r *JournalReader) Put(btx *bolt.Tx, id, val string) error {
-	base, err := loadJournal(btx, &r.cache)
-	if err != nil {
-		return err
-	}
-	j := &jview{base: base, ws: map[string]jop{}}
-	t := &tx{tx: btx, j: j, jcache: &r.cache}
-	if err := t.rput(jRequests, []byte(id), []byte(val)); err != nil {
-		return err
-	}
-	return commitJournal(btx, j, math.MaxUint64)
+	return appendEntry(btx, &r.cache, func(t *tx) error { return t.rput(jRequests, []byte(id), []byte(val)) })
 }
 
 // Get returns request id's stored value as btx's snapshot holds it.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -10,15 +11,48 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// TestJournalJcursorModel compares jcursor (and rget, rcount) with a sorted
-// map: random keys in the identities bucket, random journal layers and a
-// write set of puts and deletes on top, then random first/seek/next walks.
-func TestJournalJcursorModel(t *testing.T) {
+// rawDB opens a new bbolt file (closed when the test ends) with the named
+// buckets made.
+func rawDB(t *testing.T, buckets ...[]byte) *bolt.DB {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(btx *bolt.Tx) error {
+		for _, b := range buckets {
+			if _, err := btx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// appendEntry runs write on a group commit's view of btx, as the store's
+// group commit does, and appends its writes to the journal as one entry
+// (never applying it). cache may be nil.
+func appendEntry(btx *bolt.Tx, cache *journalCache, write func(*tx) error) error {
+	base, err := loadJournal(btx, cache)
+	if err != nil {
+		return err
+	}
+	j := &jview{base: base, ws: map[string]jop{}}
+	if err := write(&tx{tx: btx, j: j, jcache: cache}); err != nil {
+		return err
+	}
+	return commitJournal(btx, j, math.MaxUint64)
+}
+
+// TestJournalJcursorModel compares jcursor (and rget, rcount) with a sorted
+// map: random keys in the identities bucket, random journal layers and a
+// write set of puts and deletes on top, then random first/seek/next walks.
+func TestJournalJcursorModel(t *testing.T) {
+	db := rawDB(t)
 	rng := rand.New(rand.NewPCG(7, 7))
 	key := func() string { return fmt.Sprintf("k%02d", rng.IntN(40)) }
 	for round := 0; round < 400; round++ {
@@ -149,34 +183,27 @@ func TestJournalJcursorModel(t *testing.T) {
 	}
 }
 
-// TestJournalTruncatedEntryIsDamage: an entry whose last chunk is
-// missing, cut at an op boundary, decodes as a shorter valid entry: the
-// lost write is not detected (no entry length or checksum is stored).
+// TestJournalTruncatedEntryIsDamage: an entry that lost its last chunk,
+// cut where a write begins (what is left decodes as a shorter, well-formed
+// entry), fails to load: its recorded length and checksum no longer match.
 func TestJournalTruncatedEntryIsDamage(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJournal, bucketIdentity} {
-			if _, err := btx.CreateBucket(b); err != nil {
+	db := rawDB(t, bucketJournal, bucketIdentity)
+	err := db.Update(func(btx *bolt.Tx) error {
+		return appendEntry(btx, nil, func(t2 *tx) error {
+			// The 8-byte header and write A (tag, delete flag, key length,
+			// "A", 2-byte value length, value) fill the first chunk
+			// exactly; write B is the second.
+			if err := t2.rput(jIdentity, []byte("A"), make([]byte, journalChunk-8-(3+1+2))); err != nil {
 				return err
 			}
-		}
-		j := &jview{ws: map[string]jop{}}
-		t2 := &tx{tx: btx, j: j}
-		// tag, del, len(key)=1, "A", uvarint(994) (2 bytes), 994 bytes: 1000.
-		if err := t2.rput(jIdentity, []byte("A"), make([]byte, 994)); err != nil {
-			return err
-		}
-		if err := t2.rput(jIdentity, []byte("B"), []byte("lost")); err != nil {
-			return err
-		}
-		if n := len(encodeJournal(j.ws)); n <= journalChunk {
-			t.Fatalf("entry of %d bytes: want two chunks", n)
-		}
-		return commitJournal(btx, j, 100)
+			if err := t2.rput(jIdentity, []byte("B"), []byte("lost")); err != nil {
+				return err
+			}
+			if n := len(encodeJournal(t2.j.ws)); n <= journalChunk {
+				t.Fatalf("entry of %d bytes: want two chunks", n)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -197,45 +224,30 @@ func TestJournalTruncatedEntryIsDamage(t *testing.T) {
 	}
 }
 
-// TestJournalChunksFitALeaf: journalChunk is meant to let a few
-// chunks fill one leaf page; four 1000-byte chunks (plus their 16-byte
-// element headers, 10-byte keys and the page header) are 4120 bytes, more
-// than a 4096-byte page: bbolt splits a longer journal's leaves after 3
-// chunks (3094 bytes, 75% full), and a leaf of exactly four full chunks,
-// which it does not split, spills onto a second (overflow) page, as here
-// (one entry of four full chunks).
+// TestJournalChunksFitALeaf: four chunks of journalChunk bytes (with their
+// 16-byte element headers, 10-byte keys and the 16-byte page header) fill
+// one leaf page. With bigger chunks bbolt splits the journal's leaves after
+// three, and a leaf of four, which it does not split, spills onto an
+// overflow page, as an entry of exactly four chunks does here.
 func TestJournalChunksFitALeaf(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
+	db := rawDB(t, bucketJournal)
+	// The entry: its 8-byte header, then the write's tag, delete flag, key
+	// length, 8-byte key and 2-byte value length, then the value.
+	val := make([]byte, 4*journalChunk-8-(3+8+2))
+	err := db.Update(func(btx *bolt.Tx) error {
+		return appendEntry(btx, nil, func(t2 *tx) error { return t2.rput(jAudit, u64(1), val) })
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if err := db.Update(func(btx *bolt.Tx) error {
-		_, err := btx.CreateBucket(bucketJournal)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for e := 0; e < 1; e++ {
-		err := db.Update(func(btx *bolt.Tx) error {
-			j := &jview{ws: map[string]jop{}}
-			t2 := &tx{tx: btx, j: j}
-			for i := 0; i < 4; i++ {
-				if err := t2.rput(jAudit, u64(uint64(e*4+i)), make([]byte, 987)); err != nil {
-					return err
-				}
-			}
-			return commitJournal(btx, j, 100)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	db.View(func(btx *bolt.Tx) error {
 		st := btx.Bucket(bucketJournal).Stats()
+		if st.KeyN != 4 {
+			t.Fatalf("the entry is %d chunks, want 4", st.KeyN)
+		}
 		if st.LeafOverflowN > 0 {
-			t.Errorf("journal: %d leaf pages and %d overflow pages for %d chunks (page size %d): chunks of %d bytes do not fit four to a page",
-				st.LeafPageN, st.LeafOverflowN, st.KeyN, db.Info().PageSize, journalChunk)
+			t.Errorf("journal: %d leaf pages and %d overflow pages for 4 chunks (page size %d): chunks of %d bytes do not fit four to a page",
+				st.LeafPageN, st.LeafOverflowN, db.Info().PageSize, journalChunk)
 		}
 		return nil
 	})
@@ -248,22 +260,9 @@ func TestJournalChunksFitALeaf(t *testing.T) {
 // a view; the second one's first write applies its stale view again, over
 // the first one's direct write.
 func TestJournalDirectWritesTwoTxViews(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJournal, bucketIdentity} {
-			if _, err := btx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		j := &jview{ws: map[string]jop{}}
-		if err := (&tx{tx: btx, j: j}).rput(jIdentity, []byte("K"), []byte("journal")); err != nil {
-			return err
-		}
-		return commitJournal(btx, j, 100)
+	db := rawDB(t, bucketJournal, bucketIdentity)
+	err := db.Update(func(btx *bolt.Tx) error {
+		return appendEntry(btx, nil, func(t2 *tx) error { return t2.rput(jIdentity, []byte("K"), []byte("journal")) })
 	})
 	if err != nil {
 		t.Fatal(err)
