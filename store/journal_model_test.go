@@ -2,12 +2,10 @@ package store_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	bolt "go.etcd.io/bbolt"
 	"maps"
-	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -375,38 +373,5 @@ func editRawNoApply(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	defer db.Close()
 	if err := db.Update(fn); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestJournalOpenUpgradesSchemaVersion1: a version 1 file (no pending
-// bucket, no journal) reads as it is read-only, untouched, and a read-write
-// open makes both buckets and records the current version.
-func TestJournalOpenUpgradesSchemaVersion1(t *testing.T) {
-	path := storeFile(t, 0, pendingRequest("R01"))
-	editRaw(t, path, func(tx *bolt.Tx) error {
-		for _, b := range []string{"journal", "idx_pending"} {
-			if err := tx.DeleteBucket([]byte(b)); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, 1))
-	})
-	ro := openAt(t, path, store.Config{ReadOnly: true})
-	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
-		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
-	}
-	ro.Close()
-	if n, schema := rawKeys(t, path, "journal", "idx_pending"); schema != 1 || n["journal"] != -1 || n["idx_pending"] != -1 {
-		t.Fatalf("after a read-only open: schema %d, %v; want 1 and no buckets", schema, n)
-	}
-	s := openAt(t, path, store.Config{NoSync: true})
-	store.SetFlushAt(s, math.MaxUint64)
-	storetest.MustPut(t, s, pendingRequest("R02"))
-	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
-		t.Errorf("OpenRequests after the upgrade = %v", got.Open)
-	}
-	s.Close()
-	if n, schema := rawKeys(t, path, "journal", "requests"); schema != store.SchemaVersion || n["journal"] != 0 || n["requests"] != 2 {
-		t.Errorf("after the upgrade and Close: schema %d, %v", schema, n)
 	}
 }

@@ -312,37 +312,51 @@ func TestDamagedJournalFailsReadsNotSilently(t *testing.T) {
 	}
 }
 
-// TestOpenUpgradesSchemaVersion2: a store from before the journal (schema
-// version 2) reads as it is when opened read-only, and a read-write open
-// makes the journal and records version 3.
-func TestOpenUpgradesSchemaVersion2(t *testing.T) {
-	path := storeFile(t, 0, pendingRequest("R01"))
-	editRaw(t, path, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte("journal")); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, 2))
-	})
-	ro := openAt(t, path, store.Config{ReadOnly: true})
-	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
-		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
-	}
-	ro.Close()
-	if n, schema := rawKeys(t, path, "journal"); schema != 2 || n["journal"] != -1 {
-		t.Fatalf("after a read-only open: schema %d, journal %d keys; want 2 and no bucket (untouched)", schema, n["journal"])
-	}
-	s := openAt(t, path, store.Config{NoSync: true})
-	store.SetFlushAt(s, math.MaxUint64)
-	storetest.MustPut(t, s, pendingRequest("R02"))
-	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
-		t.Errorf("OpenRequests after the upgrade = %v, want [R01 R02]", got.Open)
-	}
-	if store.JournalEntries(s) != 1 {
-		t.Errorf("journal entries after a commit = %d, want 1", store.JournalEntries(s))
-	}
-	s.Close()
-	if n, schema := rawKeys(t, path, "journal", "requests"); schema != store.SchemaVersion || n["journal"] != 0 || n["requests"] != 2 {
-		t.Errorf("after a read-write open and Close: schema %d, %v; want %d, an empty journal and 2 requests", schema, n, store.SchemaVersion)
+// TestOpenUpgradesOlderSchemas: a store from before the pending bucket
+// (schema version 1: no pending bucket, no journal) or from before the
+// journal (version 2) reads as it is when opened read-only, which leaves
+// it untouched, and a read-write open makes the missing buckets and
+// records the current version, keeping its records.
+func TestOpenUpgradesOlderSchemas(t *testing.T) {
+	for _, c := range []struct {
+		version uint64
+		missing []string
+	}{{1, []string{"journal", "idx_pending"}}, {2, []string{"journal"}}} {
+		t.Run(fmt.Sprint("version", c.version), func(t *testing.T) {
+			path := storeFile(t, 0, pendingRequest("R01"))
+			editRaw(t, path, func(tx *bolt.Tx) error {
+				for _, b := range c.missing {
+					if err := tx.DeleteBucket([]byte(b)); err != nil {
+						return err
+					}
+				}
+				return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, c.version))
+			})
+			ro := openAt(t, path, store.Config{ReadOnly: true})
+			if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
+				t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
+			}
+			ro.Close()
+			n, schema := rawKeys(t, path, c.missing...)
+			if schema != c.version || slices.ContainsFunc(c.missing, func(b string) bool { return n[b] != -1 }) {
+				t.Fatalf("after a read-only open: schema %d, %v; want %d and no %v buckets (untouched)", schema, n, c.version, c.missing)
+			}
+
+			s := openAt(t, path, store.Config{NoSync: true})
+			store.SetFlushAt(s, math.MaxUint64)
+			storetest.MustPut(t, s, pendingRequest("R02"))
+			if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
+				t.Errorf("OpenRequests after the upgrade = %v, want [R01 R02]", got.Open)
+			}
+			if store.JournalEntries(s) != 1 {
+				t.Errorf("journal entries after a commit = %d, want 1", store.JournalEntries(s))
+			}
+			s.Close()
+			n, schema = rawKeys(t, path, "journal", "requests", "idx_pending")
+			if schema != store.SchemaVersion || n["journal"] != 0 || n["requests"] != 2 || n["idx_pending"] < 1 {
+				t.Errorf("after a read-write open and Close: schema %d, %v; want %d, an empty journal, 2 requests and R02's pending index entries", schema, n, store.SchemaVersion)
+			}
+		})
 	}
 }
 

@@ -206,38 +206,6 @@ func TestReadOnlyOpenReadsPendingEntries(t *testing.T) {
 	}
 }
 
-// TestOpenUpgradesSchemaVersion1: a store written before the pending
-// bucket (schema version 1) reads as it is when opened read-only, and is
-// upgraded to version 2 by a read-write open, keeping its records.
-func TestOpenUpgradesSchemaVersion1(t *testing.T) {
-	path := storeFile(t, 0, pendingRequest("R01"))
-	editRaw(t, path, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte("idx_pending")); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, 1))
-	})
-
-	ro := openAt(t, path, store.Config{ReadOnly: true})
-	if got := readIndexes(t, ro, false); !slices.Equal(got.Open, []string{"R01"}) {
-		t.Errorf("read-only OpenRequests = %v, want [R01]", got.Open)
-	}
-	ro.Close()
-	if n, schema := rawKeys(t, path, "idx_pending"); schema != 1 || n["idx_pending"] != -1 {
-		t.Fatalf("after a read-only open: schema %d, idx_pending %d keys; want 1 and no bucket (untouched)", schema, n["idx_pending"])
-	}
-
-	s := openAt(t, path, store.Config{NoSync: true})
-	storetest.MustPut(t, s, pendingRequest("R02"))
-	if got := readIndexes(t, s, false); !slices.Equal(got.Open, []string{"R01", "R02"}) {
-		t.Errorf("OpenRequests after the upgrade = %v, want [R01 R02]", got.Open)
-	}
-	s.Close()
-	if n, schema := rawKeys(t, path, "idx_pending"); schema != store.SchemaVersion || n["idx_pending"] < 1 {
-		t.Errorf("after a read-write open: schema %d, idx_pending %d keys; want %d and R02's entries", schema, n["idx_pending"], store.SchemaVersion)
-	}
-}
-
 // TestOpenMakesAMissingPendingBucket: a version 2 file that lost its
 // pending bucket (damage) reads as having no pending entries, and a
 // read-write open makes the bucket again, so that writes work.
