@@ -101,63 +101,43 @@ func TestReadOnlyOpenNeverWrites(t *testing.T) {
 }
 
 // TestReadOnlyOpenOfAStoreNeedingRepair stops a read-only reader from
-// reading records whose indexes a read-write Open would rebuild first: it
-// says what to do, and the backup still works.
+// reading records whose indexes a read-write Open would rebuild first: a
+// store written by a symbot from before the records bucket, or the
+// identities bucket. View, Stats and Export say what to do (Stats and
+// Export panicked on the missing bucket when it was the identities
+// bucket), and the backup still works.
 func TestReadOnlyOpenOfAStoreNeedingRepair(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}})
-	s.Close()
-	// As a store written by a symbot from before the records bucket.
-	editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("records")) })
-	ro, err := store.Open(path, store.Config{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	err = ro.View(t.Context(), func(tx symbot.Tx) error { _, err := tx.Request("R1"); return err })
-	if err == nil || !strings.Contains(err.Error(), "start `symbot run` with this version once") {
-		t.Errorf("View of a store needing repair: got %v, want the advice to start symbot once", err)
-	}
-	// Stats and Export say the same (they panicked on the missing bucket
-	// when the store's identities bucket was the one missing).
-	if _, err := ro.Stats(t.Context()); err == nil || !strings.Contains(err.Error(), "start `symbot run` with this version once") {
-		t.Errorf("Stats of a store needing repair: got %v, want the advice to start symbot once", err)
-	}
-	if _, err := ro.Export(t.Context()); err == nil || !strings.Contains(err.Error(), "start `symbot run` with this version once") {
-		t.Errorf("Export of a store needing repair: got %v, want the advice to start symbot once", err)
-	}
-	var buf bytes.Buffer
-	if _, err := ro.Backup(t.Context(), &buf); err != nil || buf.Len() == 0 {
-		t.Errorf("Backup of a store needing repair: %d bytes, %v", buf.Len(), err)
-	}
-}
-
-// TestReadOnlyStatsWithoutIdentities: a read-only store whose identities
-// bucket is missing (a file from before it) answers Stats and Export with
-// the advice to start symbot once, not a panic.
-func TestReadOnlyStatsWithoutIdentities(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "symbot.db")
-	s, err := store.Open(path, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}})
-	s.Close()
-	editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("identities")) })
-	ro, err := store.Open(path, store.Config{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	if _, err := ro.Stats(t.Context()); err == nil {
-		t.Error("Stats of a read-only store without its identities bucket: no error")
-	}
-	if _, err := ro.Export(t.Context()); err == nil {
-		t.Error("Export of a read-only store without its identities bucket: no error")
+	const advice = "start `symbot run` with this version once"
+	for _, missing := range []string{"records", "identities"} {
+		t.Run(missing, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "symbot.db")
+			s, err := store.Open(path, store.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustPut(t, s, &symbot.Request{ID: "R1", State: symbot.StatePending, Requester: symbot.Person{SlackID: "U1"}})
+			s.Close()
+			editRaw(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(missing)) })
+			ro, err := store.Open(path, store.Config{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ro.Close()
+			err = ro.View(t.Context(), func(tx symbot.Tx) error { _, err := tx.Request("R1"); return err })
+			if err == nil || !strings.Contains(err.Error(), advice) {
+				t.Errorf("View of a store needing repair: got %v, want the advice to start symbot once", err)
+			}
+			if _, err := ro.Stats(t.Context()); err == nil || !strings.Contains(err.Error(), advice) {
+				t.Errorf("Stats of a store needing repair: got %v, want the advice to start symbot once", err)
+			}
+			if _, err := ro.Export(t.Context()); err == nil || !strings.Contains(err.Error(), advice) {
+				t.Errorf("Export of a store needing repair: got %v, want the advice to start symbot once", err)
+			}
+			var buf bytes.Buffer
+			if _, err := ro.Backup(t.Context(), &buf); err != nil || buf.Len() == 0 {
+				t.Errorf("Backup of a store needing repair: %d bytes, %v", buf.Len(), err)
+			}
+		})
 	}
 }
 
