@@ -434,8 +434,8 @@ func commitJournal(btx *bolt.Tx, j *jview, flushAt uint64) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	enc := encodeJournal(j.ws)
-	for i := 0; len(enc) > 0 || i == 0; i++ {
+	enc := encodeJournal(j.ws) // never empty: it starts with its length and checksum
+	for i := 0; len(enc) > 0; i++ {
 		c := enc[:min(len(enc), journalChunk)]
 		enc = enc[len(c):]
 		if err := b.Put(jkey(seq, uint16(i)), c); err != nil {
