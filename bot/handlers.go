@@ -87,7 +87,6 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any), a
 	}
 	eng := b.engine()
 	to := replyTo{User: cmd.UserID, Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
-	log := b.log.With("user", cmd.UserID, "command", cmd.Command)
 	c, err := parseCommand(cmd.Text, b.cfg.Command)
 	if err != nil {
 		return ephemeralAck(b.explain(err))
@@ -195,7 +194,7 @@ func (b *Bot) onSlash(cmd slack.SlashCommand, now time.Time, settle func(any), a
 		fn = func(ctx context.Context) { b.whoami(ctx, to) }
 	}
 	if !b.enqueue(name, cmd.UserID, class, fn) {
-		log.Warn("busy; command refused", "task", name)
+		b.log.Warn("busy; command refused", "task", name, "user", cmd.UserID, "command", cmd.Command)
 		return ephemeralAck(b.explain(errBusy))
 	}
 	if later {
