@@ -46,13 +46,10 @@ func (s *Store) Update(ctx context.Context, fn func(symbot.Tx) error) error {
 
 // UpdateLater is Update for a write that no one waits on at once (a
 // finished job's outcome, a look-up's record): it starts no commit of its
-// own but shares the next group's, so it adds no commit and no fsync for
-// an Update to wait behind. When no write is in flight its fn runs at
-// once, in a transaction that stays open for the next Update to join
-// (groupcommit's Linger), so that the Update does not wait for it to run
-// either; otherwise it joins the group in flight, after its fns. When no
-// Update comes within 10 ms it commits on its own. It returns, as Update
-// does, once its transaction is committed.
+// own but joins, after their fns, the next group of Update calls, so it
+// adds no commit and no fsync for an Update to wait behind. When no Update
+// comes within 10 ms it commits on its own. It returns, as Update does,
+// once its transaction is committed.
 func (s *Store) UpdateLater(ctx context.Context, fn func(symbot.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store update: %w", err)

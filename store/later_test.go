@@ -33,8 +33,7 @@ func writeOp(tag string) func(symbot.Tx) error {
 }
 
 // TestUpdateLaterSharesTheNextCommit: late writes wait for an Update and
-// share its commit (one fsync). Their fns run at once, in a transaction
-// that waits open for the Update (Queue.Linger), so the Update's runs last.
+// share its commit (one fsync), after its fn.
 func TestUpdateLaterSharesTheNextCommit(t *testing.T) {
 	s := MustOpen(t, store.Config{})
 	store.SetLaterWait(s, time.Hour)
@@ -54,8 +53,8 @@ func TestUpdateLaterSharesTheNextCommit(t *testing.T) {
 	if got, want := store.Commits(s), uint64(1); got != want {
 		t.Errorf("commits = %d, want %d", got, want)
 	}
-	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "L1", 2: "L2", 3: "U"}; !maps.Equal(got, want) {
-		t.Errorf("stored requests by seq = %v, want %v (the late writes first)", got, want)
+	if got, want := storetest.RequestTags(t, s), map[uint64]string{1: "U", 2: "L1", 3: "L2"}; !maps.Equal(got, want) {
+		t.Errorf("stored requests by seq = %v, want %v (the Update first)", got, want)
 	}
 	checkJobsAndAudit(t, s, 3)
 }

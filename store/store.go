@@ -163,10 +163,6 @@ func Open(path string, cfg Config) (*Store, error) {
 	s.journalFlushAt = defaultJournalFlushAt
 	s.writes.Logger = o.Logger
 	s.writes.ClosedErr = fmt.Errorf("store %s: %w", path, berrors.ErrDatabaseNotOpen)
-	// Late writes run while the writer is idle, in a transaction that
-	// waits for the next Update: bbolt's writer lock held meanwhile blocks
-	// no reader, and every writer of this file goes through this queue.
-	s.writes.Linger = true
 	if err := s.init(o.ReadOnly); err != nil {
 		db.Close()
 		return nil, err

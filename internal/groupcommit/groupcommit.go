@@ -25,16 +25,6 @@
 // next group that runs, after the other writes, so that it adds no commit
 // for them to wait behind, and runs on its own only when no group comes
 // within its wait.
-//
-// With Queue.Linger, late writes do not wait idle for a group: when no
-// group is in flight they start one at once, their fns run, and their
-// transaction stays open, uncommitted, until a Do joins it (its fn then
-// runs after theirs, and the group commits at once), the group is full,
-// Close is called, or the first late write's wait is over. A Do that joins
-// such a group so finds the late writes' work already done, instead of
-// running their fns before its commit. It suits a store whose open write
-// transaction blocks no one but this queue (bbolt, where the queue is the
-// only writer), not one where it holds locks others wait on.
 package groupcommit
 
 import (
@@ -65,9 +55,6 @@ type Write[T any] struct {
 
 	wake chan bool // true: lead the next group; false: finished; nil for a leader's own write
 	lead bool      // chosen to lead the next group (under Queue.mu)
-	// due, for a late write (DoLater), is when its wait for a group ends;
-	// zero for Do.
-	due time.Time
 }
 
 // finish tells w's caller, if it waits, that w is done.
@@ -119,10 +106,6 @@ type Queue[T any] struct {
 	ClosedErr error
 	// Logger receives a fn's panic and the retries; discarded when nil.
 	Logger *slog.Logger
-	// Linger: late writes run at once in a group that waits, its
-	// transaction open, for a Do to join it (see the package comment).
-	// Set it before the first write.
-	Linger bool
 
 	max     int
 	attempt Attempt[T]
@@ -133,13 +116,6 @@ type Queue[T any] struct {
 	closed bool      // Close was called: no new writes
 	queue  []*Write[T]
 	later  []*Write[T] // DoLater writes waiting to join a group
-	lateN  int         // DoLater calls not yet returned
-
-	// arrived is signalled (without blocking) when a write is queued or
-	// Close is called, for a lingering group.
-	arrived chan struct{}
-	// mayLinger: the attempt running now may linger (the leader's alone).
-	mayLinger bool
 }
 
 // New returns a queue that runs groups of at most max writes with attempt.
@@ -149,7 +125,7 @@ func New[T any](max int, attempt Attempt[T]) *Queue[T] {
 	if max < 1 {
 		max = 1
 	}
-	q := &Queue[T]{max: max, attempt: attempt, arrived: make(chan struct{}, 1)}
+	q := &Queue[T]{max: max, attempt: attempt}
 	q.idle.L = &q.mu
 	return q
 }
@@ -201,7 +177,6 @@ func (q *Queue[T]) run(w *Write[T]) error {
 		w.wake = make(chan bool, 1)
 	}
 	q.queue = append(q.queue, w)
-	q.arrive()
 	q.mu.Unlock()
 	select {
 	case lead := <-w.wake:
@@ -230,36 +205,19 @@ func (q *Queue[T]) run(w *Write[T]) error {
 // after the writes of Do, the next group that runs, so that it adds no
 // commit for a Do to wait behind. When no group runs within wait it runs
 // as Do would. It returns, as Do does, once its transaction committed.
-//
-// With Linger, a late write made while no group is in flight leads one at
-// once, and a late write queued behind a group leads the next one if no
-// Do comes first (see the package comment).
 func (q *Queue[T]) DoLater(ctx context.Context, op string, fn func(T) error, wait time.Duration) error {
-	w := &Write[T]{Ctx: ctx, Op: op, Fn: fn, wake: make(chan bool, 1), due: time.Now().Add(wait)}
+	w := &Write[T]{Ctx: ctx, Op: op, Fn: fn, wake: make(chan bool, 1)}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return q.closedErr(op)
 	}
-	q.lateN++
-	defer func() {
-		q.mu.Lock()
-		q.lateN--
-		q.mu.Unlock()
-	}()
-	if q.Linger && !q.busy {
-		return q.run(w)
-	}
 	q.later = append(q.later, w)
-	q.arrive()
 	q.mu.Unlock()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case lead := <-w.wake: // taken into a group and finished, or chosen to lead one
-		if lead {
-			q.lead()
-		}
+	case <-w.wake: // taken into a group, and finished
 		return w.outcome()
 	case <-t.C:
 	case <-ctx.Done():
@@ -267,11 +225,9 @@ func (q *Queue[T]) DoLater(ctx context.Context, op string, fn func(T) error, wai
 	q.mu.Lock()
 	i := slices.Index(q.later, w)
 	if i < 0 {
-		// Taken into a group already (or chosen to lead one): wait for it.
+		// Taken into a group already: wait for it.
 		q.mu.Unlock()
-		if <-w.wake {
-			q.lead()
-		}
+		<-w.wake
 		return w.outcome()
 	}
 	q.later = slices.Delete(q.later, i, i+1)
@@ -288,7 +244,6 @@ func (q *Queue[T]) DoLater(ctx context.Context, op string, fn func(T) error, wai
 func (q *Queue[T]) Close() {
 	q.mu.Lock()
 	q.closed = true
-	q.arrive() // a lingering group commits now
 	for q.busy || len(q.later) > 0 {
 		if !q.busy {
 			// Late writes still waiting for a group: run them now.
@@ -317,40 +272,20 @@ func (q *Queue[T]) Len() int {
 	return len(q.queue)
 }
 
-// LaterLen returns how many DoLater calls wait: to join a group, or (with
-// Linger) for their group to commit.
+// LaterLen returns how many DoLater writes wait to join a group.
 func (q *Queue[T]) LaterLen() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.lateN
-}
-
-// arrive signals a lingering group that a write was queued or Close was
-// called. The caller holds q.mu.
-func (q *Queue[T]) arrive() {
-	if !q.Linger {
-		return
-	}
-	select {
-	case q.arrived <- struct{}{}:
-	default:
-	}
+	return len(q.later)
 }
 
 // lead runs one group, starting with the writes queued now, then hands the
-// lead to the first write queued meanwhile (with Linger, to the first late
-// write when no Do is queued), or marks the queue idle. The caller's own
-// write is in the group, so its caller can return as soon as that group
-// ends.
+// lead to the first write queued meanwhile, or marks the queue idle. The
+// caller's own write is in the group, so its caller can return as soon as
+// that group ends.
 func (q *Queue[T]) lead() {
 	defer func() {
 		q.mu.Lock()
-		if len(q.queue) == 0 && q.Linger && len(q.later) > 0 && !q.closed {
-			// Late writes came while the group ran: the first leads
-			// theirs now, while nothing else writes.
-			q.queue = append(q.queue, q.later[0])
-			q.later = slices.Delete(slices.Clone(q.later), 0, 1)
-		}
 		if len(q.queue) == 0 {
 			q.busy = false
 			q.idle.Broadcast()
@@ -405,11 +340,7 @@ func (q *Queue[T]) runGroup(group []*Write[T]) {
 		if len(group) == 0 {
 			group, retry = []*Write[T]{retry[0]}, retry[1:]
 		}
-		// A group re-run after a failure commits without lingering: the
-		// writes to run again after it wait for that commit.
-		q.mayLinger = q.Linger && len(retry) == 0 && len(alone) == 0
 		r := q.attempt(&group, true)
-		q.mayLinger = false
 		switch {
 		case r.Alone:
 			alone = append(alone, group...)
@@ -464,22 +395,20 @@ func (q *Queue[T]) runAlone(w *Write[T]) {
 // g[i].Fn (through Call) and returns its error; Each stores that error in
 // the write and returns its index, or -1 when every fn succeeded. With
 // takeIn, writes queued meanwhile join the group before Each returns (up to
-// the queue's max); with Linger, a group of late writes alone waits for
-// them (see the package comment). A write whose ctx is done before its fn
-// starts is finished with ctx's error (prefixed by its Op) and leaves the
-// group. *group is updated as writes join and leave.
+// the queue's max). A write whose ctx is done before its fn starts is
+// finished with ctx's error (prefixed by its Op) and leaves the group.
+// *group is updated as writes join and leave.
 func (q *Queue[T]) Each(group *[]*Write[T], takeIn bool, run func(g []*Write[T], i int) error) int {
 	g := *group
 	defer func() { *group = g }()
 	for i := 0; ; {
-		if i == len(g) && takeIn {
-			g = q.take(g)
-			for i == len(g) && q.mayLinger && q.linger(g) {
+		if i == len(g) {
+			if takeIn {
 				g = q.take(g)
 			}
-		}
-		if i == len(g) {
-			return -1
+			if i == len(g) {
+				return -1
+			}
 		}
 		w := g[i]
 		w.Err, w.PanicVal = nil, nil // from a run that was rolled back
@@ -493,45 +422,6 @@ func (q *Queue[T]) Each(group *[]*Write[T], takeIn bool, run func(g []*Write[T],
 			return i
 		}
 		i++
-	}
-}
-
-// linger reports, for a group g whose fns all ran, whether a write has come
-// to join it, after waiting for one while g holds only late writes, has
-// room, and the first of their waits is not over; false: commit g now.
-func (q *Queue[T]) linger(g []*Write[T]) bool {
-	if len(g) == 0 || len(g) >= q.max {
-		return false
-	}
-	due := g[0].due
-	for _, w := range g {
-		if w.due.IsZero() {
-			return false // a Do waits for this commit
-		}
-		if w.due.Before(due) {
-			due = w.due
-		}
-	}
-	q.mu.Lock()
-	closed, queued := q.closed, len(q.queue)+len(q.later) > 0
-	q.mu.Unlock()
-	if closed {
-		return false
-	}
-	if queued {
-		return true
-	}
-	d := time.Until(due)
-	if d <= 0 {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-q.arrived:
-		return true
-	case <-t.C:
-		return false
 	}
 }
 

@@ -37,9 +37,6 @@ type fakeStore struct {
 	faults  []groupcommit.Result
 	groups  []int // size of each group that reached its end
 	runs    map[string]int
-	// committing, when set, is called once each attempt has run its fns,
-	// before it commits (as the fsync of a real store would take time).
-	committing func()
 }
 
 func newFakeStore(max int) *fakeStore {
@@ -55,9 +52,6 @@ func (s *fakeStore) attempt(group *[]*write, takeIn bool) groupcommit.Result {
 	failed := s.q.Each(group, takeIn, func(g []*write, i int) error { return s.q.Call(g[i], tx) })
 	if failed >= 0 {
 		return groupcommit.Result{Failed: failed}
-	}
-	if s.committing != nil {
-		s.committing()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
