@@ -38,8 +38,9 @@ type Config struct {
 	// Limits are the per-person limits; zero fields get DefaultLimits.
 	Limits Limits
 
-	// SocketOptions are passed to socketmode.New (e.g. OptionPingInterval).
-	SocketOptions []socketmode.Option
+	// SocketPingTimeout: a Socket Mode connection on which Slack sent
+	// nothing, not even a ping, for this long is replaced; default 30s.
+	SocketPingTimeout time.Duration
 
 	// Dedup, when set, remembers envelope ids and clicks for every replica
 	// sharing the store (symbot.Deduper), so that an envelope redelivered to
@@ -238,8 +239,7 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 		return nil
 	}
 
-	opts := append([]socketmode.Option{socketmode.OptionLog(slogOutput{b.log})}, b.cfg.SocketOptions...)
-	sm := socketmode.New(b.api, opts...)
+	sm := newSocketClient(b.api, b.log, b.cfg.SocketPingTimeout)
 
 	// Workers outlive ctx by at most ShutdownTimeout so that work already
 	// acknowledged to Slack gets its chance to finish.
@@ -251,10 +251,13 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 		wg.Go(func() { b.work(workCtx) })
 	}
 
-	smCtx, smCancel := context.WithCancel(ctx)
+	// The connection outlives ctx until the acks queued at shutdown are
+	// sent (below); envelopes it reads meanwhile go unhandled and
+	// unacknowledged, and Slack delivers them again.
+	smCtx, smCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer smCancel()
 	smDone := make(chan error, 1)
-	go func() { smDone <- sm.RunContext(smCtx) }()
+	go func() { smDone <- sm.run(smCtx) }()
 
 	// Acks outlive ctx briefly: the ones queued when shutdown starts are
 	// still sent (bounded by AckTimeout), so Slack does not redeliver work
@@ -279,7 +282,7 @@ loop:
 				b.log.Error("socket mode stopped", "err", err)
 			}
 			break loop
-		case evt := <-sm.Events:
+		case evt := <-sm.events:
 			b.handleEvent(acks, evt)
 		}
 	}
@@ -553,10 +556,10 @@ func (b *Bot) ack(acks *ackQueue, envelopeID string, payload any) bool {
 
 // sendAcks writes queued acks to the socket, each bounded by AckTimeout
 // (socketmode holds them until the next connection when the socket is down).
-func (b *Bot) sendAcks(ctx context.Context, sm *socketmode.Client, acks <-chan ackItem) {
+func (b *Bot) sendAcks(ctx context.Context, sm *socketClient, acks <-chan ackItem) {
 	for a := range acks {
 		actx, cancel := context.WithTimeout(ctx, b.cfg.AckTimeout)
-		if err := sm.AckCtx(actx, a.envelopeID, a.payload); err != nil {
+		if err := sm.ack(actx, a.envelopeID, a.payload); err != nil {
 			b.log.Warn("ack failed; Slack will redeliver", "envelope_id", a.envelopeID, "err", err)
 		}
 		cancel()
@@ -565,14 +568,6 @@ func (b *Bot) sendAcks(ctx context.Context, sm *socketmode.Client, acks <-chan a
 
 // engine returns the engine given to Run.
 func (b *Bot) engine() *symbot.Engine { return b.eng.Load() }
-
-// slogOutput adapts slog to socketmode's logger (used only with debug on).
-type slogOutput struct{ l *slog.Logger }
-
-func (o slogOutput) Output(_ int, s string) error {
-	o.l.Debug("socketmode: " + s)
-	return nil
-}
 
 // socketModeError wraps the error that ended Socket Mode; when Slack
 // refused the app-level token it is a *TokenError naming the variable that

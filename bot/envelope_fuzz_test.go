@@ -33,7 +33,7 @@ var envelopeSeeds = []string{
 }
 
 // FuzzSocketModeEnvelope feeds whole Socket Mode frames through the real
-// socket loop (slack-go's socketmode client reading a WebSocket from
+// socket loop (symbot's Socket Mode client, socket.go, reading a WebSocket from
 // bot/slacktest, then the bot's event loop and handlers) and checks after
 // each that symbot still answers: a /sym help from someone else is
 // acknowledged with the help text.
