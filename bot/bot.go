@@ -253,7 +253,8 @@ func (b *Bot) Run(ctx context.Context, eng *symbot.Engine) error {
 
 	// The connection outlives ctx until the acks queued at shutdown are
 	// sent (below); envelopes it reads meanwhile go unhandled and
-	// unacknowledged, and Slack delivers them again.
+	// unacknowledged: Slack delivers events again, and shows the person
+	// of a command or click an error.
 	smCtx, smCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer smCancel()
 	smDone := make(chan error, 1)
@@ -378,10 +379,11 @@ func (b *Bot) handleEvent(acks *ackQueue, evt socketmode.Event) {
 		b.log.Error("socket mode: app token rejected; check the app-level token (connections:write)")
 	case socketmode.EventTypeIncomingError:
 		b.log.Warn("socket mode read failed; reconnecting", "err", evt.Data)
-	case socketmode.EventTypeErrorWriteFailed:
-		b.log.Warn("socket mode write failed; Slack will redeliver", "err", evt.Data)
 	case socketmode.EventTypeErrorBadMessage:
-		b.log.Warn("socket mode: unreadable message", "err", evt.Data)
+		// Not the message: it may hold a person's text or a response_url.
+		if e, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
+			b.log.Warn("socket mode: unreadable message", "err", e.Cause, "bytes", len(e.Message))
+		}
 	case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive, socketmode.EventTypeEventsAPI:
 		if evt.Request == nil {
 			return
@@ -555,7 +557,8 @@ func (b *Bot) ack(acks *ackQueue, envelopeID string, payload any) bool {
 }
 
 // sendAcks writes queued acks to the socket, each bounded by AckTimeout
-// (socketmode holds them until the next connection when the socket is down).
+// (an ack made while the socket is down waits for the next connection
+// that long).
 func (b *Bot) sendAcks(ctx context.Context, sm *socketClient, acks <-chan ackItem) {
 	for a := range acks {
 		actx, cancel := context.WithTimeout(ctx, b.cfg.AckTimeout)

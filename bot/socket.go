@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -44,6 +43,12 @@ const (
 	socketMaxResponse = 20 << 10
 	// socketBackoffMax caps the wait between failed connection attempts.
 	socketBackoffMax = 5 * time.Minute
+	// socketShortLived: a connection that ends sooner than this counts as
+	// a failed attempt, so that connections dying at once back off too.
+	socketShortLived = 10 * time.Second
+	// socketDialTimeout bounds apps.connections.open and the WebSocket
+	// handshake together.
+	socketDialTimeout = time.Minute
 )
 
 // errSocketDisconnect: Slack asked for a new connection (a "disconnect"
@@ -62,8 +67,9 @@ type socketClient struct {
 	pingTimeout time.Duration
 	events      chan socketmode.Event
 
-	mu   sync.Mutex
-	conn *websocket.Conn // the open connection; nil between connections
+	mu    sync.Mutex
+	conn  *websocket.Conn // the open connection; nil between connections
+	ready chan struct{}   // closed once conn is set; a new one while it is nil
 }
 
 func newSocketClient(api *slack.Client, log *slog.Logger, pingTimeout time.Duration) *socketClient {
@@ -81,6 +87,7 @@ func newSocketClient(api *slack.Client, log *slog.Logger, pingTimeout time.Durat
 		},
 		pingTimeout: pingTimeout,
 		events:      make(chan socketmode.Event, 64),
+		ready:       make(chan struct{}),
 	}
 }
 
@@ -88,17 +95,31 @@ func newSocketClient(api *slack.Client, log *slog.Logger, pingTimeout time.Durat
 // ctx ends (it then returns ctx's error) or Slack refuses the app-level
 // token (it returns Slack's error).
 func (c *socketClient) run(ctx context.Context) error {
+	short := 0 // connections in a row that ended within socketShortLived
 	for count := 0; ; count++ {
 		conn, err := c.connect(ctx, count)
 		if err != nil {
 			return err
 		}
 		c.emit(ctx, socketmode.Event{Type: socketmode.EventTypeConnected, Data: &socketmode.ConnectedEvent{ConnectionCount: count}})
+		began := time.Now()
 		err = c.serve(ctx, conn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		c.log.Debug("socket mode: reconnecting", "err", err)
+		if time.Since(began) >= socketShortLived {
+			short = 0
+			continue
+		}
+		short++
+		t := time.NewTimer(socketBackoff(short))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
 }
 
@@ -114,9 +135,8 @@ func (c *socketClient) connect(ctx context.Context, count int) (*websocket.Conn,
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		switch err.Error() {
-		case "invalid_auth", "account_inactive", "not_authed", "token_revoked":
-			return nil, err
+		if _, ok := refusedCode(err); ok {
+			return nil, err // the app-level token is refused: Run says which
 		}
 		if se, ok := errors.AsType[slack.StatusCodeError](err); ok && se.Code == http.StatusNotFound {
 			c.emit(ctx, socketmode.Event{Type: socketmode.EventTypeInvalidAuth, Data: &slack.InvalidAuthEvent{}})
@@ -151,6 +171,8 @@ func socketBackoff(n int) time.Duration {
 
 // dial asks Slack for a connection URL and opens it.
 func (c *socketClient) dial(ctx context.Context) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, socketDialTimeout)
+	defer cancel()
 	_, url, err := c.api.StartSocketModeContext(ctx)
 	if err != nil {
 		return nil, err
@@ -172,22 +194,26 @@ func (c *socketClient) dial(ctx context.Context) (*websocket.Conn, error) {
 func (c *socketClient) serve(ctx context.Context, conn *websocket.Conn) error {
 	c.mu.Lock()
 	c.conn = conn
+	close(c.ready)
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.conn = nil
+		c.ready = make(chan struct{})
 		c.mu.Unlock()
 		conn.Close()
 	}()
-	stop := context.AfterFunc(ctx, func() { conn.Close() }) // ends the read below
+	stop := context.AfterFunc(ctx, func() { closeSocket(conn) }) // ends the read below
 	defer stop()
 	alive := func() { conn.SetReadDeadline(time.Now().Add(c.pingTimeout)) }
 	conn.SetPingHandler(func(data string) error {
 		alive()
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
-		if ne, ok := errors.AsType[net.Error](err); err == websocket.ErrCloseSent || ok && ne.Timeout() {
-			return nil // as gorilla's own handler: the read reports a broken connection
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil // closing: the read reports it
 		}
+		// A pong that cannot be written (a write that failed before, or
+		// one stuck for 5s) ends the read: the connection is replaced.
 		return err
 	})
 	for {
@@ -202,6 +228,7 @@ func (c *socketClient) serve(ctx context.Context, conn *websocket.Conn) error {
 		evt, err := parseEnvelope(data)
 		switch {
 		case errors.Is(err, errSocketDisconnect):
+			closeSocket(conn)
 			return err
 		case err != nil:
 			c.emit(ctx, socketmode.Event{Type: socketmode.EventTypeErrorBadMessage, Data: &socketmode.ErrorBadMessage{Cause: err, Message: data}})
@@ -209,6 +236,13 @@ func (c *socketClient) serve(ctx context.Context, conn *websocket.Conn) error {
 			c.emit(ctx, evt)
 		}
 	}
+}
+
+// closeSocket closes conn with a close frame, as a client leaving on
+// purpose does.
+func closeSocket(conn *websocket.Conn) {
+	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	conn.Close()
 }
 
 // emit hands evt to the bot, unless ctx ends first.
@@ -282,7 +316,12 @@ func decodeInteraction(payload []byte) (slack.InteractionCallback, error) {
 }
 
 // ack acknowledges envelope id, with payload (nil: none), on the open
-// connection. Without one it fails, and Slack delivers the envelope again.
+// connection, waiting for the next one (until ctx ends) while none is
+// open, as between a disconnect and its replacement. A write that fails
+// closes the connection (gorilla fails every write after one has), so
+// that it is replaced. An ack that is not sent leaves Slack to deliver
+// the envelope again (events) or show the person an error (commands,
+// clicks).
 func (c *socketClient) ack(ctx context.Context, id string, payload any) error {
 	js, err := json.Marshal(socketmode.Response{EnvelopeID: id, Payload: payload})
 	if err != nil {
@@ -291,17 +330,29 @@ func (c *socketClient) ack(ctx context.Context, id string, payload any) error {
 	if len(js) >= socketMaxResponse {
 		return fmt.Errorf("ack of %d bytes: Slack drops one of %d bytes or more", len(js), socketMaxResponse)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn == nil {
-		return errSocketNotConnected
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %w", errSocketNotConnected, err)
+		}
+		c.mu.Lock()
+		conn, ready := c.conn, c.ready
+		if conn != nil {
+			break // c.mu held
+		}
+		c.mu.Unlock()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		}
 	}
+	defer c.mu.Unlock()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)
 	}
 	c.conn.SetWriteDeadline(deadline)
 	if err := c.conn.WriteMessage(websocket.TextMessage, js); err != nil {
+		c.conn.Close() // the read fails and serve replaces the connection
 		return fmt.Errorf("socket mode: send the ack: %w", err)
 	}
 	return nil

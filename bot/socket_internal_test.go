@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/slack-go/slack"
 )
 
@@ -90,8 +96,10 @@ func TestParseEnvelope(t *testing.T) {
 // delivers the envelope again) and when it is too large for Slack to take.
 func TestSocketAckLimits(t *testing.T) {
 	c := newSocketClient(slack.New("xoxb-test"), slog.New(slog.DiscardHandler), 0)
-	if err := c.ack(context.Background(), "e1", nil); !errors.Is(err, errSocketNotConnected) {
-		t.Errorf("ack without a connection: %v, want %v", err, errSocketNotConnected)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.ack(ctx, "e1", nil); !errors.Is(err, errSocketNotConnected) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ack without a connection until its deadline: %v, want %v and the deadline", err, errSocketNotConnected)
 	}
 	big := map[string]string{"text": strings.Repeat("x", socketMaxResponse)}
 	if err := c.ack(context.Background(), "e1", big); err == nil || !strings.Contains(err.Error(), "Slack drops") {
@@ -111,5 +119,133 @@ func TestSocketBackoff(t *testing.T) {
 				t.Fatalf("socketBackoff(%d) = %v, want %v plus up to 10%%", n, d, base)
 			}
 		}
+	}
+}
+
+// wsPeer is a WebSocket server for one client: what the client sends
+// arrives on got.
+type wsPeer struct {
+	url string
+	got chan []byte
+}
+
+func newWSPeer(t *testing.T) *wsPeer {
+	t.Helper()
+	p := &wsPeer{got: make(chan []byte, 8)}
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			p.got <- data
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	return p
+}
+
+// TestSocketAckWaitsForTheNextConnection: an ack made while no connection
+// is open (between a disconnect and its replacement) is sent on the next
+// one, not dropped.
+func TestSocketAckWaitsForTheNextConnection(t *testing.T) {
+	peer := newWSPeer(t)
+	c := newSocketClient(slack.New("xoxb-test"), slog.New(slog.DiscardHandler), 0)
+	acked := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		acked <- c.ack(ctx, "e1", map[string]string{"text": "hi"})
+	}()
+	conn, _, err := websocket.DefaultDialer.Dial(peer.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- c.serve(ctx, conn) }()
+	defer func() {
+		cancel()
+		<-served
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the ack was not sent once a connection opened")
+	}
+	select {
+	case data := <-peer.got:
+		var r struct {
+			EnvelopeID string          `json:"envelope_id"`
+			Payload    json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil || r.EnvelopeID != "e1" || string(r.Payload) != `{"text":"hi"}` {
+			t.Errorf("peer got %s (%v), want the ack of e1 with its payload", data, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the peer got no ack")
+	}
+}
+
+// failingConn is a net.Conn whose writes fail once fail is set; its
+// reads go on.
+type failingConn struct {
+	net.Conn
+	fail atomic.Bool
+}
+
+func (f *failingConn) Write(b []byte) (int, error) {
+	if f.fail.Load() {
+		return 0, errors.New("write failed on purpose")
+	}
+	return f.Conn.Write(b)
+}
+
+// TestSocketFailedAckReplacesTheConnection: gorilla fails every write
+// after one has, so an ack that fails closes the connection, and serve
+// returns for run to open another (the reads alone would have gone on).
+func TestSocketFailedAckReplacesTheConnection(t *testing.T) {
+	peer := newWSPeer(t)
+	u, err := url.Parse(peer.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &failingConn{Conn: raw}
+	conn, _, err := websocket.NewClient(fc, u, nil, 4096, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newSocketClient(slack.New("xoxb-test"), slog.New(slog.DiscardHandler), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- c.serve(ctx, conn) }()
+	actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer acancel()
+	if err := c.ack(actx, "e0", nil); err != nil { // waits for serve to take the connection
+		t.Fatalf("first ack: %v", err)
+	}
+	fc.fail.Store(true)
+	if err := c.ack(actx, "e1", nil); err == nil || !strings.Contains(err.Error(), "send the ack") {
+		t.Fatalf("ack on a connection that cannot write: %v, want the write's error", err)
+	}
+	select {
+	case <-served:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve kept the connection after a failed ack")
 	}
 }
