@@ -258,12 +258,8 @@ func (b *Bot) learnWorkspace(ctx context.Context) error {
 			return nil
 		}
 		b.log.Warn("auth.test failed; retrying", "err", err, "in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 		wait = min(2*wait, 30*time.Second)
 	}

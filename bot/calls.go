@@ -69,12 +69,8 @@ func (b *Bot) try(ctx context.Context, mode callMode, method string, fn func(ctx
 			return err
 		}
 		b.log.Info("slack rate limited; waiting", "method", method, "retry_after", rl.RetryAfter)
-		t := time.NewTimer(max(rl.RetryAfter, 10*time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, max(rl.RetryAfter, 10*time.Millisecond)) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }

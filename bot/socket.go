@@ -113,11 +113,7 @@ func (c *socketClient) run(ctx context.Context) error {
 			continue
 		}
 		short++
-		t := time.NewTimer(socketBackoff(short))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, socketBackoff(short)) {
 			return ctx.Err()
 		}
 	}
@@ -148,13 +144,21 @@ func (c *socketClient) connect(ctx context.Context, count int) (*websocket.Conn,
 			wait = max(wait, rl.RetryAfter)
 		}
 		c.emit(ctx, socketmode.Event{Type: socketmode.EventTypeConnectionError, Data: &slack.ConnectionErrorEvent{Attempt: failures, Backoff: wait, ErrorObj: err}})
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, wait) {
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// pause waits d, or until ctx ends; it reports whether d passed.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -175,25 +175,28 @@ func TestSocketAckWaitsForTheNextConnection(t *testing.T) {
 		cancel()
 		<-served
 	}()
-	select {
-	case err := <-acked:
-		if err != nil {
-			t.Fatalf("ack: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the ack was not sent once a connection opened")
+	if err := within(t, acked, "the ack, once a connection opened"); err != nil {
+		t.Fatalf("ack: %v", err)
 	}
+	data := within(t, peer.got, "the ack at the peer")
+	var r struct {
+		EnvelopeID string          `json:"envelope_id"`
+		Payload    json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || r.EnvelopeID != "e1" || string(r.Payload) != `{"text":"hi"}` {
+		t.Errorf("peer got %s (%v), want the ack of e1 with its payload", data, err)
+	}
+}
+
+// within returns what ch delivers, failing t if nothing comes in 30s.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
 	select {
-	case data := <-peer.got:
-		var r struct {
-			EnvelopeID string          `json:"envelope_id"`
-			Payload    json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal(data, &r); err != nil || r.EnvelopeID != "e1" || string(r.Payload) != `{"text":"hi"}` {
-			t.Errorf("peer got %s (%v), want the ack of e1 with its payload", data, err)
-		}
+	case v := <-ch:
+		return v
 	case <-time.After(30 * time.Second):
-		t.Fatal("the peer got no ack")
+		t.Fatalf("waited 30s for %s", what)
+		panic("unreachable")
 	}
 }
 
@@ -243,9 +246,5 @@ func TestSocketFailedAckReplacesTheConnection(t *testing.T) {
 	if err := c.ack(actx, "e1", nil); err == nil || !strings.Contains(err.Error(), "send the ack") {
 		t.Fatalf("ack on a connection that cannot write: %v, want the write's error", err)
 	}
-	select {
-	case <-served:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve kept the connection after a failed ack")
-	}
+	within(t, served, "serve to give up the connection after a failed ack")
 }
