@@ -20,8 +20,10 @@ func TestQuietSocketConnectionIsReplaced(t *testing.T) {
 		withBotConfig(func(c *bot.Config) { c.SocketPingTimeout = timeout }),
 		withServer(func(s *slacktest.Server) { s.PingInterval = 50 * time.Millisecond }))
 	h.waitFor("connected", h.bot.Connected)
-	// Pinged every 50 ms: more than two timeouts pass without a reconnect.
-	time.Sleep(5 * timeout / 2)
+	// Pinged every 50 ms and answering: 50 pongs span more than two
+	// timeouts, without a reconnect.
+	from := h.s.Pongs()
+	h.waitFor("50 pongs", func() bool { return h.s.Pongs() >= from+50 })
 	if st := h.bot.Stats(); st.Reconnects != 0 {
 		t.Fatalf("Stats = %+v with pings every 50ms, want no reconnect", st)
 	}

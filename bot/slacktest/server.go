@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -245,6 +246,7 @@ type Server struct {
 	ackLog        []Ack
 	duplicateNext int
 	pings         bool
+	pongs         atomic.Int64 // pongs received, all connections
 }
 
 type channelState struct {

@@ -94,6 +94,10 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.notifyLocked()
 	s.mu.Unlock()
 
+	c.ws.SetPongHandler(func(string) error {
+		s.pongs.Add(1)
+		return nil
+	})
 	go s.pingLoop(c)
 	s.readLoop(c)
 
@@ -383,8 +387,13 @@ func (s *Server) DropConnections() {
 	}
 }
 
-// SetPings turns WebSocket pings on or off (slack-go reconnects when it sees
-// no ping within its ping interval, 30s by default).
+// Pongs is the number of WebSocket pongs the clients have answered pings
+// with, on every connection.
+func (s *Server) Pongs() int64 { return s.pongs.Load() }
+
+// SetPings turns WebSocket pings on or off (a client reconnects when it
+// sees none within its ping timeout, 30s by default in symbot and
+// slack-go).
 func (s *Server) SetPings(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
