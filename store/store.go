@@ -85,6 +85,9 @@ type Store struct {
 	// decoded.
 	journalFlushAt uint64
 	jcache         journalCache
+	// rcache holds requests decoded from, or encoded to, their stored
+	// bytes (reqcache.go).
+	rcache reqCache
 
 	// unreadable, in a store opened read-only, says why its records cannot
 	// be read as they are (a read-write Open would first repair them);

@@ -22,7 +22,7 @@ import (
 // through the store's cache of its decoded entries. (Open's inspection and
 // repairs are functions of the bbolt transaction alone: they make theirs
 // with &tx{} and decode the journal without the cache.)
-func (s *Store) txOf(btx *bolt.Tx) *tx { return &tx{tx: btx, jcache: &s.jcache} }
+func (s *Store) txOf(btx *bolt.Tx) *tx { return &tx{tx: btx, jcache: &s.jcache, rcache: &s.rcache} }
 
 // tx implements symbot.Tx on a bbolt transaction.
 type tx struct {
@@ -34,6 +34,9 @@ type tx struct {
 	// commit gives all its fns the same one.
 	j      *jview
 	jcache *journalCache
+	// rcache is the store's decoded-request cache (reqcache.go); nil
+	// caches nothing.
+	rcache *reqCache
 
 	// In a writable transaction, the index keys of the requests and jobs
 	// this tx has decoded or written, as they are stored now, so that
@@ -120,10 +123,15 @@ func (t *tx) request(id string) (*symbot.Request, error) {
 	if v == nil {
 		return nil, fmt.Errorf("request %q: %w", id, symbot.ErrNotFound)
 	}
+	if r, ok := t.rcache.get(id, v); ok {
+		t.rememberReq(id, reqIndexKeys(r))
+		return r, nil
+	}
 	var r symbot.Request
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("request %q: decode: %w", id, err)
 	}
+	t.rcache.decoded(id, v, &r)
 	t.rememberReq(id, reqIndexKeys(&r))
 	return &r, nil
 }
@@ -239,6 +247,7 @@ func (t *tx) PutRequest(r *symbot.Request) error {
 	if err := t.rput(jRequests, []byte(r.ID), v); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
 	}
+	t.rcache.encoded(r.ID, v, r)
 	keys := reqIndexKeys(r)
 	if err := t.reindex(old, keys, nil); err != nil {
 		return fmt.Errorf("put request %q: %w", r.ID, err)
