@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -437,4 +438,79 @@ func TestRequestCacheIsBounded(t *testing.T) {
 	if _, ok := c.get(last, []byte("v0")); ok {
 		t.Fatal("an entry was used for other bytes")
 	}
+}
+
+// checkAppendRequest fails t unless appendRequest writes what
+// json.Marshal writes for r's requestRecord, or both fail.
+func checkAppendRequest(t *testing.T, r *symbot.Request, what string) {
+	t.Helper()
+	want, werr := json.Marshal((*requestRecord)(r))
+	got, gerr := appendRequest(nil, r)
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("%s: json.Marshal error %v, appendRequest error %v", what, werr, gerr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: appendRequest wrote\n%s\njson.Marshal writes\n%s", what, got, want)
+	}
+}
+
+// TestAppendRequestIsJSONMarshal: the hand-written encoder writes the
+// bytes json.Marshal writes, for random requests (every field, found by
+// reflection, nil, empty or set), for full ones with each string and time
+// in turn set to a value the encoding escapes, replaces or refuses, and
+// for strings of every byte and of the runes it escapes.
+func TestAppendRequestIsJSONMarshal(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for i := range 3000 {
+		checkAppendRequest(t, randomRequest(t, rnd, fill{valid: i%3 == 0, full: i%2 == 0}), fmt.Sprintf("random request %d", i))
+	}
+	for i := range 10 {
+		base := randomRequest(t, rnd, fill{valid: true, full: true})
+		probe := map[string]reflect.Value{}
+		leaves(reflect.ValueOf(base).Elem(), "Request", probe)
+		for path := range probe {
+			var tricky []reflect.Value
+			if probe[path].Kind() == reflect.String {
+				for _, s := range append(invalidStrings, validStrings...) {
+					tricky = append(tricky, reflect.ValueOf(s).Convert(probe[path].Type()))
+				}
+			} else {
+				for _, tm := range trickyTimes() {
+					tricky = append(tricky, reflect.ValueOf(tm))
+				}
+			}
+			for k, val := range tricky {
+				r := copyRequest(base)
+				at := map[string]reflect.Value{}
+				leaves(reflect.ValueOf(r).Elem(), "Request", at)
+				at[path].Set(val)
+				checkAppendRequest(t, r, fmt.Sprintf("request %d with %s set to value %d", i, path, k))
+			}
+		}
+	}
+	var all []byte
+	for b := range 256 {
+		all = append(all, byte(b))
+	}
+	for _, s := range []string{string(all), "\u2028x\u2029", "<script>&amp;</script>", "\u007f\u0080\u00ff\uffff\U0010ffff", "\xf4\x90\x80\x80", "\xe2\x80"} {
+		r := storetest.FullRequest("S1")
+		r.Reason = s
+		checkAppendRequest(t, r, fmt.Sprintf("reason %q", s))
+	}
+}
+
+func BenchmarkEncodeRequest(b *testing.B) {
+	r := storetest.FullRequest("S0000001")
+	r.State = symbot.StatePending
+	r.Approvals, r.Transitions, r.GrantedAt, r.ExpiresAt = nil, nil, time.Time{}, time.Time{}
+	b.Run("json.Marshal", func(b *testing.B) {
+		for b.Loop() {
+			json.Marshal((*requestRecord)(r))
+		}
+	})
+	b.Run("appendRequest", func(b *testing.B) {
+		for b.Loop() {
+			encodeRequest(r)
+		}
+	})
 }

@@ -199,7 +199,7 @@ type requestRecord struct {
 
 // encodeRequest returns the stored form of r (see requestRecord).
 func encodeRequest(r *symbot.Request) ([]byte, error) {
-	return json.Marshal((*requestRecord)(r))
+	return appendRequest(make([]byte, 0, 1024), r) // json.Marshal((*requestRecord)(r)), byte for byte (reqjson.go)
 }
 
 // reqIndexKeys returns the index keys of r, by bucket.
