@@ -202,6 +202,28 @@ func report(b *testing.B, got, floor latencies) {
 	b.ReportMetric(float64(got.pct(0.99))/float64(floor.pct(0.99)), "p99_x_floor")
 }
 
+// cpuMeter measures the process's CPU time over a span of n operations.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := processCPU()
+	return cpuMeter{start: t, ok: ok}
+}
+
+// report reports the CPU time per operation since startCPU as unit; the
+// CPU of the whole process (the simulators' too), so it is only compared
+// with a figure measured the same way beside it.
+func (m cpuMeter) report(b *testing.B, n int, unit string) {
+	t, ok := processCPU()
+	if !m.ok || !ok || n == 0 {
+		return
+	}
+	b.ReportMetric(ms(t-m.start)/float64(n), unit)
+}
+
 // paced calls f(i) for i in [0,n) in sequence, starting each no earlier
 // than its slot at perSecond (a loop that falls behind runs back to back).
 func paced(ctx context.Context, n, perSecond int, f func(i int) error) error {
@@ -306,6 +328,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 			// payload; the simulator's own building of it, from the
 			// ClickButton call, is reported apart (call_p50_ms).
 			called, sent := make([]time.Time, n), make([]time.Time, n)
+			cpu := startCPU()
 			b.ResetTimer()
 			res = w.slack.SendMany(ctx, n, rate, func(i int) (slacktest.Ack, error) {
 				called[i] = time.Now()
@@ -323,6 +346,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 				return len(puts) >= n
 			})
 			b.StopTimer()
+			cpu.report(b, n, "cpu_ms/grant")
 			got, fromCall := make(latencies, n), make(latencies, n)
 			for i := range n {
 				got[i] = puts[lw.okta[i]].Sub(sent[i])
@@ -339,6 +363,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 			fg := w.okta.AddGroup(oktatest.Group{Name: "floor"}).ID
 			hc := &http.Client{}
 			started := make([]time.Time, n)
+			floorCPU := startCPU()
 			err := paced(ctx, n, rate, func(i int) error {
 				started[i] = time.Now()
 				if err := floorCommit(db, marker("fl", i)); err != nil {
@@ -364,6 +389,7 @@ func BenchmarkGrantLatency(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			floorCPU.report(b, n, "floor_cpu_ms/grant")
 			fputs := newPutScan(w.okta, fg).scan()
 			floor := make(latencies, n)
 			for i := range n {
@@ -390,6 +416,11 @@ func BenchmarkGrantLatency(b *testing.B) {
 // the same run, the floor: a bare loop doing users.info, one durable bbolt
 // commit and chat.postMessage through slack-go, to the post received. b.N is
 // the number of requests; run it with e.g. -benchtime=1000x.
+//
+// cpu_ms/req and floor_cpu_ms/req are the process's CPU time per request
+// over each (the simulators' included, in both): a figure that a slow
+// spell of the shared machine moves much less than the latencies, for
+// comparing two builds.
 func BenchmarkApprovalMessageLatency(b *testing.B) {
 	const rate = 500
 	n := b.N
@@ -402,6 +433,7 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 	// call, is reported apart (call_p50_ms).
 	called, sent := make([]time.Time, n), make([]time.Time, n)
 	slackBefore := w.slack.CallCount()
+	cpu := startCPU()
 	b.ResetTimer()
 	res := w.slack.SendMany(ctx, n, rate, func(i int) (slacktest.Ack, error) {
 		called[i] = time.Now()
@@ -416,6 +448,7 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 	ps.seen = slackBefore // the requests' posts come after
 	lw.wait(b, "the approval messages", func() bool { return ps.found(n) })
 	b.StopTimer()
+	cpu.report(b, n, "cpu_ms/req")
 	posts := ps.scan()
 	got, fromCall := make(latencies, n), make(latencies, n)
 	for i := range n {
@@ -438,6 +471,7 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 	floorLoop := func(kind string, post func(i int) []slack.MsgOption) latencies {
 		db := floorDB(b, w.dir, kind)
 		started := make([]time.Time, n)
+		cpu := startCPU()
 		err := paced(ctx, n, rate, func(i int) error {
 			started[i] = time.Now()
 			if _, err := api.GetUserInfoContext(ctx, lw.slack[i]); err != nil {
@@ -451,6 +485,9 @@ func BenchmarkApprovalMessageLatency(b *testing.B) {
 		})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if kind == "fm" {
+			cpu.report(b, n, "floor_cpu_ms/req")
 		}
 		fposts := newPostScan(w.slack, demoChannel, kind).scan()
 		floor := make(latencies, n)
