@@ -50,14 +50,23 @@ func (e *Engine) precheckFresh(r *Request, now time.Time) bool {
 		!now.Before(r.PrecheckedAt) && now.Sub(r.PrecheckedAt) < ttl
 }
 
-// queuePrecheck asks Run's look-up workers to look up for request id;
-// without them (Run not running) or with the queue full it does nothing.
-func (e *Engine) queuePrecheck(id string) {
+// precheckJob asks for request id's early look-ups; r is the request as
+// the caller just saw it (its approval message's post job), so that the
+// look-ups need not read it again.
+type precheckJob struct {
+	id string
+	r  *Request
+}
+
+// queuePrecheck asks Run's look-up workers to look up for request r (a
+// copy the caller does not change); without them (Run not running) or
+// with the queue full it does nothing.
+func (e *Engine) queuePrecheck(r *Request) {
 	if e.grantCheckTTL() <= 0 || !e.rt.running.Load() {
 		return
 	}
 	select {
-	case e.rt.prechecks <- id:
+	case e.rt.prechecks <- precheckJob{id: r.ID, r: r}:
 	default:
 	}
 }
@@ -68,11 +77,11 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-e.rt.prechecks:
+		case j := <-e.rt.prechecks:
 			pctx, cancel := context.WithTimeout(ctx, precheckTimeout)
-			if err := e.precheck(pctx, id); err != nil && ctx.Err() == nil {
+			if err := e.precheck(pctx, j.id, j.r); err != nil && ctx.Err() == nil {
 				// The grant looks up for itself, and reports what fails then.
-				e.log().Debug("early grant look-ups failed", "request_id", id, "err", err)
+				e.log().Debug("early grant look-ups failed", "request_id", j.id, "err", err)
 			}
 			cancel()
 		}
@@ -80,14 +89,18 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 }
 
 // precheck looks up what request id's grant will need from Okta and
-// records it in the request while it is pending. The existing membership
-// is read under the membership lock, as the grant job reads it, so that it
-// never mistakes a membership another grant is adding for one the person
-// had before symbot.
-func (e *Engine) precheck(ctx context.Context, id string) error {
-	r, err := e.Get(ctx, id)
-	if err != nil {
-		return err
+// records it in the request while it is pending. r is the request as its
+// post job saw it, or nil to read it here: it decides only whether to
+// look up at all, and the record is written only if the request is still
+// pending then. The existing membership is read under the membership
+// lock, as the grant job reads it, so that it never mistakes a membership
+// another grant is adding for one the person had before symbot.
+func (e *Engine) precheck(ctx context.Context, id string, r *Request) error {
+	if r == nil {
+		var err error
+		if r, err = e.Get(ctx, id); err != nil {
+			return err
+		}
 	}
 	if r.State != StatePending || e.precheckFresh(r, e.now()) || !r.StartAt.IsZero() {
 		// A request with a start time is granted by the scheduler at its
