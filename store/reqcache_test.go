@@ -152,6 +152,37 @@ func leaves(v reflect.Value, path string, out map[string]reflect.Value) {
 	}
 }
 
+// eachLeafVariant makes n full random requests of valid values and, for
+// each, calls check with copies in which one string (found by reflection)
+// is set to each of strs, or one time to each of trickyTimes.
+func eachLeafVariant(t *testing.T, rnd *rand.Rand, n int, strs []string, check func(r *symbot.Request, what string)) {
+	t.Helper()
+	for i := range n {
+		base := randomRequest(t, rnd, fill{valid: true, full: true})
+		probe := map[string]reflect.Value{}
+		leaves(reflect.ValueOf(base).Elem(), "Request", probe)
+		for path, leaf := range probe {
+			var values []reflect.Value
+			if leaf.Kind() == reflect.String {
+				for _, s := range strs {
+					values = append(values, reflect.ValueOf(s).Convert(leaf.Type()))
+				}
+			} else {
+				for _, tm := range trickyTimes() {
+					values = append(values, reflect.ValueOf(tm))
+				}
+			}
+			for k, val := range values {
+				r := copyRequest(base)
+				at := map[string]reflect.Value{}
+				leaves(reflect.ValueOf(r).Elem(), "Request", at)
+				at[path].Set(val)
+				check(r, fmt.Sprintf("request %d with %s set to value %d", i, path, k))
+			}
+		}
+	}
+}
+
 // hasNoJSONForm reports whether v holds a string that is not valid UTF-8 or
 // a time that cannot be encoded, which storedForm declines.
 func hasNoJSONForm(v reflect.Value) bool {
@@ -223,30 +254,7 @@ func TestStoredFormIsTheDecodedForm(t *testing.T) {
 			t.Fatalf("random request %d of valid strings and times has no stored form", i)
 		}
 	}
-	for i := range 20 {
-		base := randomRequest(t, rnd, fill{valid: true, full: true})
-		probe := map[string]reflect.Value{}
-		leaves(reflect.ValueOf(base).Elem(), "Request", probe)
-		for path := range probe {
-			var tricky []reflect.Value
-			if probe[path].Kind() == reflect.String {
-				for _, s := range invalidStrings {
-					tricky = append(tricky, reflect.ValueOf(s).Convert(probe[path].Type()))
-				}
-			} else {
-				for _, tm := range trickyTimes() {
-					tricky = append(tricky, reflect.ValueOf(tm))
-				}
-			}
-			for k, val := range tricky {
-				r := copyRequest(base)
-				at := map[string]reflect.Value{}
-				leaves(reflect.ValueOf(r).Elem(), "Request", at)
-				at[path].Set(val)
-				checkStoredForm(t, r, fmt.Sprintf("request %d with %s set to tricky value %d", i, path, k))
-			}
-		}
-	}
+	eachLeafVariant(t, rnd, 20, invalidStrings, func(r *symbot.Request, what string) { checkStoredForm(t, r, what) })
 }
 
 // sharedMemory returns the path of a slice or pointer that a and b (of one
@@ -464,30 +472,7 @@ func TestAppendRequestIsJSONMarshal(t *testing.T) {
 	for i := range 3000 {
 		checkAppendRequest(t, randomRequest(t, rnd, fill{valid: i%3 == 0, full: i%2 == 0}), fmt.Sprintf("random request %d", i))
 	}
-	for i := range 10 {
-		base := randomRequest(t, rnd, fill{valid: true, full: true})
-		probe := map[string]reflect.Value{}
-		leaves(reflect.ValueOf(base).Elem(), "Request", probe)
-		for path := range probe {
-			var tricky []reflect.Value
-			if probe[path].Kind() == reflect.String {
-				for _, s := range append(invalidStrings, validStrings...) {
-					tricky = append(tricky, reflect.ValueOf(s).Convert(probe[path].Type()))
-				}
-			} else {
-				for _, tm := range trickyTimes() {
-					tricky = append(tricky, reflect.ValueOf(tm))
-				}
-			}
-			for k, val := range tricky {
-				r := copyRequest(base)
-				at := map[string]reflect.Value{}
-				leaves(reflect.ValueOf(r).Elem(), "Request", at)
-				at[path].Set(val)
-				checkAppendRequest(t, r, fmt.Sprintf("request %d with %s set to value %d", i, path, k))
-			}
-		}
-	}
+	eachLeafVariant(t, rnd, 10, append(invalidStrings, validStrings...), func(r *symbot.Request, what string) { checkAppendRequest(t, r, what) })
 	var all []byte
 	for b := range 256 {
 		all = append(all, byte(b))

@@ -39,48 +39,32 @@ func appendRequest(dst []byte, r *symbot.Request) ([]byte, error) {
 	e.str("State", string(r.State))
 	e.time("CreatedAt", r.CreatedAt)
 	e.time("UpdatedAt", r.UpdatedAt)
-	if r.Approvals != nil {
-		e.key("Approvals")
-		e.b = append(e.b, '[')
-		for i, d := range r.Approvals {
-			if i > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.b = append(e.b, `{"By":`...)
-			e.b = appendJSONString(e.b, d.By)
-			e.b = append(e.b, `,"Name":`...)
-			e.b = appendJSONString(e.b, d.Name)
-			e.b = append(e.b, `,"At":`...)
-			e.timeValue(d.At)
-			e.b = append(e.b, `,"Note":`...)
-			e.b = appendJSONString(e.b, d.Note)
-			e.b = append(e.b, `,"OktaUserID":`...)
-			e.b = appendJSONString(e.b, d.OktaUserID)
-			e.b = append(e.b, '}')
-		}
-		e.b = append(e.b, ']')
-	}
-	if r.Transitions != nil {
-		e.key("Transitions")
-		e.b = append(e.b, '[')
-		for i, t := range r.Transitions {
-			if i > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.b = append(e.b, `{"From":`...)
-			e.b = appendJSONString(e.b, string(t.From))
-			e.b = append(e.b, `,"To":`...)
-			e.b = appendJSONString(e.b, string(t.To))
-			e.b = append(e.b, `,"By":`...)
-			e.b = appendJSONString(e.b, t.By)
-			e.b = append(e.b, `,"At":`...)
-			e.timeValue(t.At)
-			e.b = append(e.b, `,"Note":`...)
-			e.b = appendJSONString(e.b, t.Note)
-			e.b = append(e.b, '}')
-		}
-		e.b = append(e.b, ']')
-	}
+	array(&e, "Approvals", r.Approvals, func(d symbot.Decision) {
+		e.b = append(e.b, `{"By":`...)
+		e.b = appendJSONString(e.b, d.By)
+		e.b = append(e.b, `,"Name":`...)
+		e.b = appendJSONString(e.b, d.Name)
+		e.b = append(e.b, `,"At":`...)
+		e.timeValue(d.At)
+		e.b = append(e.b, `,"Note":`...)
+		e.b = appendJSONString(e.b, d.Note)
+		e.b = append(e.b, `,"OktaUserID":`...)
+		e.b = appendJSONString(e.b, d.OktaUserID)
+		e.b = append(e.b, '}')
+	})
+	array(&e, "Transitions", r.Transitions, func(t symbot.Transition) {
+		e.b = append(e.b, `{"From":`...)
+		e.b = appendJSONString(e.b, string(t.From))
+		e.b = append(e.b, `,"To":`...)
+		e.b = appendJSONString(e.b, string(t.To))
+		e.b = append(e.b, `,"By":`...)
+		e.b = appendJSONString(e.b, t.By)
+		e.b = append(e.b, `,"At":`...)
+		e.timeValue(t.At)
+		e.b = append(e.b, `,"Note":`...)
+		e.b = appendJSONString(e.b, t.Note)
+		e.b = append(e.b, '}')
+	})
 	e.str("ExtensionOf", r.ExtensionOf)
 	e.strs("ExtendedBy", r.ExtendedBy)
 	e.time("TimeoutAt", r.TimeoutAt)
@@ -125,17 +109,7 @@ func appendRequest(dst []byte, r *symbot.Request) ([]byte, error) {
 	e.int("Escalated", int64(r.Escalated))
 	e.int("Reminders", int64(r.Reminders))
 	e.strs("BackupApprovers", r.BackupApprovers)
-	if r.Reposts != nil {
-		e.key("Reposts")
-		e.b = append(e.b, '[')
-		for i, m := range r.Reposts {
-			if i > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.messageRef(m)
-		}
-		e.b = append(e.b, ']')
-	}
+	array(&e, "Reposts", r.Reposts, e.messageRef)
 	e.bool("BreakGlass", r.BreakGlass)
 	e.time("ReviewDue", r.ReviewDue)
 	e.int("ReviewAlerts", int64(r.ReviewAlerts))
@@ -212,38 +186,60 @@ func (e *recEncoder) timeValue(t time.Time) {
 
 // strs writes a string slice unless it is nil (an empty one is "[]").
 func (e *recEncoder) strs(k string, v []string) {
-	if v != nil {
-		e.key(k)
-		e.strList(v)
-	}
+	array(e, k, v, e.str1)
 }
 
+// strList writes v as an array, nil included (as "[]"; callers write
+// null themselves).
 func (e *recEncoder) strList(v []string) {
+	e.elems(len(v), func(i int) { e.str1(v[i]) })
+}
+
+func (e *recEncoder) str1(s string) { e.b = appendJSONString(e.b, s) }
+
+// array writes member k as an array of v's elements, each written by
+// elem, unless v is nil (an empty one is "[]"), as omitzero does.
+func array[T any](e *recEncoder, k string, v []T, elem func(T)) {
+	if v == nil {
+		return
+	}
+	e.key(k)
+	e.elems(len(v), func(i int) { elem(v[i]) })
+}
+
+// elems writes an array of n elements, each written by elem(i).
+func (e *recEncoder) elems(n int, elem func(i int)) {
 	e.b = append(e.b, '[')
-	for i, s := range v {
+	for i := range n {
 		if i > 0 {
 			e.b = append(e.b, ',')
 		}
-		e.b = appendJSONString(e.b, s)
+		elem(i)
 	}
 	e.b = append(e.b, ']')
 }
 
 func (e *recEncoder) person(p symbot.Person) {
-	e.b = append(e.b, `{"SlackID":`...)
-	e.b = appendJSONString(e.b, p.SlackID)
-	e.b = append(e.b, `,"Name":`...)
-	e.b = appendJSONString(e.b, p.Name)
-	e.b = append(e.b, `,"Email":`...)
-	e.b = appendJSONString(e.b, p.Email)
-	e.b = append(e.b, '}')
+	e.strObject("SlackID", p.SlackID, "Name", p.Name, "Email", p.Email)
 }
 
 func (e *recEncoder) messageRef(m symbot.MessageRef) {
-	e.b = append(e.b, `{"Channel":`...)
-	e.b = appendJSONString(e.b, m.Channel)
-	e.b = append(e.b, `,"TS":`...)
-	e.b = appendJSONString(e.b, m.TS)
+	e.strObject("Channel", m.Channel, "TS", m.TS)
+}
+
+// strObject writes an object of string members, every one written (no
+// omitzero): names (plain ASCII) and values alternating.
+func (e *recEncoder) strObject(kv ...string) {
+	e.b = append(e.b, '{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.b = append(e.b, '"')
+		e.b = append(e.b, kv[i]...)
+		e.b = append(e.b, '"', ':')
+		e.b = appendJSONString(e.b, kv[i+1])
+	}
 	e.b = append(e.b, '}')
 }
 
