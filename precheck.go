@@ -50,23 +50,16 @@ func (e *Engine) precheckFresh(r *Request, now time.Time) bool {
 		!now.Before(r.PrecheckedAt) && now.Sub(r.PrecheckedAt) < ttl
 }
 
-// precheckJob asks for request id's early look-ups; r is the request as
-// the caller just saw it (its approval message's post job), so that the
-// look-ups need not read it again.
-type precheckJob struct {
-	id string
-	r  *Request
-}
-
-// queuePrecheck asks Run's look-up workers to look up for request r (a
-// copy the caller does not change); without them (Run not running) or
-// with the queue full it does nothing.
+// queuePrecheck asks Run's look-up workers to look up for request r, as
+// its approval message's post job just saw it (they take a copy, so that
+// they need not read it again); without them (Run not running) or with
+// the queue full it does nothing.
 func (e *Engine) queuePrecheck(r *Request) {
 	if e.grantCheckTTL() <= 0 || !e.rt.running.Load() {
 		return
 	}
 	select {
-	case e.rt.prechecks <- precheckJob{id: r.ID, r: r}:
+	case e.rt.prechecks <- r.Clone():
 	default:
 	}
 }
@@ -77,31 +70,26 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-e.rt.prechecks:
+		case r := <-e.rt.prechecks:
 			pctx, cancel := context.WithTimeout(ctx, precheckTimeout)
-			if err := e.precheck(pctx, j.id, j.r); err != nil && ctx.Err() == nil {
+			if err := e.precheck(pctx, r); err != nil && ctx.Err() == nil {
 				// The grant looks up for itself, and reports what fails then.
-				e.log().Debug("early grant look-ups failed", "request_id", j.id, "err", err)
+				e.log().Debug("early grant look-ups failed", "request_id", r.ID, "err", err)
 			}
 			cancel()
 		}
 	}
 }
 
-// precheck looks up what request id's grant will need from Okta and
+// precheck looks up what request r's grant will need from Okta and
 // records it in the request while it is pending. r is the request as its
-// post job saw it, or nil to read it here: it decides only whether to
-// look up at all, and the record is written only if the request is still
-// pending then. The existing membership is read under the membership
-// lock, as the grant job reads it, so that it never mistakes a membership
-// another grant is adding for one the person had before symbot.
-func (e *Engine) precheck(ctx context.Context, id string, r *Request) error {
-	if r == nil {
-		var err error
-		if r, err = e.Get(ctx, id); err != nil {
-			return err
-		}
-	}
+// post job saw it: it decides only whether to look up at all, and the
+// record is written only if the request is still pending then. The
+// existing membership is read under the membership lock, as the grant job
+// reads it, so that it never mistakes a membership another grant is
+// adding for one the person had before symbot.
+func (e *Engine) precheck(ctx context.Context, r *Request) error {
+	id := r.ID
 	if r.State != StatePending || e.precheckFresh(r, e.now()) || !r.StartAt.IsZero() {
 		// A request with a start time is granted by the scheduler at its
 		// start, which looks up for itself.

@@ -3,7 +3,10 @@
 
 package symbot
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // State is the state of an access request.
 type State string
@@ -262,17 +265,19 @@ func (r *Request) LastTransition() (Transition, bool) {
 	return r.Transitions[len(r.Transitions)-1], true
 }
 
-// Clone returns a deep copy of r.
+// Clone returns a deep copy of r: it shares no slice or pointer with r,
+// and a nil slice stays nil and an empty one empty (as the store reads
+// them back).
 func (r *Request) Clone() *Request {
 	c := *r
-	c.Approvals = append([]Decision(nil), r.Approvals...)
-	c.Transitions = append([]Transition(nil), r.Transitions...)
-	c.ExtendedBy = append([]string(nil), r.ExtendedBy...)
-	c.BackupApprovers = append([]string(nil), r.BackupApprovers...)
-	c.Reposts = append([]MessageRef(nil), r.Reposts...)
+	c.Approvals = slices.Clone(r.Approvals)
+	c.Transitions = slices.Clone(r.Transitions)
+	c.ExtendedBy = slices.Clone(r.ExtendedBy)
+	c.BackupApprovers = slices.Clone(r.BackupApprovers)
+	c.Reposts = slices.Clone(r.Reposts)
 	if r.RuleApprovers != nil {
 		a := *r.RuleApprovers
-		a.Users = append([]string(nil), a.Users...)
+		a.Users = slices.Clone(a.Users)
 		c.RuleApprovers = &a
 	}
 	return &c

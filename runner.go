@@ -81,7 +81,7 @@ type runner struct {
 	local atomic.Pointer[localRunner]
 	// prechecks queues pending requests for their grant's early look-ups
 	// (see precheck), taken by Run's look-up workers while running is set.
-	prechecks chan precheckJob
+	prechecks chan *Request
 	running   atomic.Bool
 
 	// popped, when set (tests), is called when a worker takes j from the
@@ -95,7 +95,7 @@ type runner struct {
 }
 
 func newRunner() runner {
-	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan precheckJob, prechecksQueued)}
+	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan *Request, prechecksQueued)}
 }
 
 // kick wakes the executor and the scheduler: for changes that may add

@@ -61,7 +61,7 @@ func (c *reqCache) get(id string, val []byte) (*symbot.Request, bool) {
 	if !ok || !bytes.Equal(e.val, val) {
 		return nil, false
 	}
-	return copyRequest(e.r), true
+	return e.r.Clone(), true
 }
 
 // decoded remembers that val decodes to r, as json.Unmarshal gave it: the
@@ -71,7 +71,7 @@ func (c *reqCache) decoded(id string, val []byte, r *symbot.Request) {
 	if c == nil {
 		return
 	}
-	c.add(id, bytes.Clone(val), copyRequest(r))
+	c.add(id, bytes.Clone(val), r.Clone())
 }
 
 // encoded remembers that r was encoded to val, when the request that val
@@ -105,34 +105,6 @@ func (c *reqCache) add(id string, val []byte, r *symbot.Request) {
 	c.m[id] = reqEntry{val: val, r: r}
 }
 
-// copyRequest returns a copy of r that shares no memory with it: every
-// slice and pointer is copied, and a nil slice stays nil and an empty one
-// empty (as decoding would give them).
-func copyRequest(r *symbot.Request) *symbot.Request {
-	c := *r
-	c.Approvals = cloneSlice(r.Approvals)
-	c.Transitions = cloneSlice(r.Transitions)
-	c.ExtendedBy = cloneSlice(r.ExtendedBy)
-	c.BackupApprovers = cloneSlice(r.BackupApprovers)
-	c.Reposts = cloneSlice(r.Reposts)
-	if r.RuleApprovers != nil {
-		a := *r.RuleApprovers
-		a.Users = cloneSlice(a.Users)
-		c.RuleApprovers = &a
-	}
-	return &c
-}
-
-// cloneSlice copies s into new memory of its own length; nil stays nil.
-func cloneSlice[T any](s []T) []T {
-	if s == nil {
-		return nil
-	}
-	c := make([]T, len(s))
-	copy(c, s)
-	return c
-}
-
 // storedForm returns r as decoding encodeRequest(r) gives it back, or
 // false when it cannot say so cheaply. The JSON round trip of
 // requestRecord changes only two kinds of values: a time (its monotonic
@@ -145,7 +117,7 @@ func cloneSlice[T any](s []T) []T {
 // field, found by reflection, so that a field added to Request fails it
 // until it is handled here.
 func storedForm(r *symbot.Request) (*symbot.Request, bool) {
-	c := copyRequest(r)
+	c := r.Clone()
 	ok := true
 	str := func(ss ...string) {
 		for _, s := range ss {

@@ -98,7 +98,7 @@ func fillRandom(t *testing.T, rnd *rand.Rand, v reflect.Value, path string, f fi
 		fillRandom(t, rnd, p.Elem(), path+"*", f)
 		v.Set(p)
 	default:
-		t.Fatalf("%s: randomRequest does not know how to fill a %s; teach it, and storedForm and copyRequest, this kind", path, v.Type())
+		t.Fatalf("%s: randomRequest does not know how to fill a %s; teach it, and storedForm and Request.Clone, this kind", path, v.Type())
 	}
 }
 
@@ -173,7 +173,7 @@ func eachLeafVariant(t *testing.T, rnd *rand.Rand, n int, strs []string, check f
 				}
 			}
 			for k, val := range values {
-				r := copyRequest(base)
+				r := base.Clone()
 				at := map[string]reflect.Value{}
 				leaves(reflect.ValueOf(r).Elem(), "Request", at)
 				at[path].Set(val)
@@ -293,19 +293,19 @@ func sharedMemory(a, b reflect.Value, path string) string {
 			}
 		}
 	case reflect.Map, reflect.Interface, reflect.Chan, reflect.Func:
-		return path + " (a kind copyRequest does not copy)"
+		return path + " (a kind Request.Clone does not copy)"
 	}
 	return ""
 }
 
-// TestCopyRequestSharesNothing: a copy equals its original and shares no
+// TestCloneSharesNothing: Request.Clone equals its original and shares no
 // slice or pointer with it, so that a reader changing its request cannot
 // change the cache's.
-func TestCopyRequestSharesNothing(t *testing.T) {
+func TestCloneSharesNothing(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for i := range 2000 {
 		r := randomRequest(t, rnd, fill{full: i%2 == 0})
-		c := copyRequest(r)
+		c := r.Clone()
 		if !reflect.DeepEqual(c, r) {
 			t.Fatalf("request %d: the copy differs:\n%#v\n%#v", i, c, r)
 		}
