@@ -15,6 +15,7 @@ import (
 // Submit records a new request (or an extension of an active grant of the
 // same target) and queues its approval message. A refusal is audited.
 func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
+	e.noteIntake()
 	r, err := e.submit(ctx, actor, in)
 	e.auditRefusal(ctx, actor, "request", "", "flow="+in.Flow+" target="+in.Target, err)
 	return r, err
@@ -25,6 +26,7 @@ func (e *Engine) Submit(ctx context.Context, actor Actor, in RequestInput) (*Req
 // channels; an approver must acknowledge it afterwards. A refusal is
 // audited.
 func (e *Engine) BreakGlass(ctx context.Context, actor Actor, in RequestInput) (*Request, error) {
+	e.noteIntake()
 	r, err := e.breakGlass(ctx, actor, in)
 	e.auditRefusal(ctx, actor, "breakglass", "", "flow="+in.Flow+" target="+in.Target, err)
 	return r, err
@@ -51,6 +53,7 @@ func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Dura
 // request is approved and the grant is queued (or, for an extension of a
 // still-active grant, that grant's expiry moves out). A refusal is audited.
 func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	e.noteIntake()
 	r, err := e.approve(ctx, id, actor, note)
 	e.auditRefusal(ctx, actor, string(VerbApprove), id, "", err)
 	return r, err
@@ -58,6 +61,7 @@ func (e *Engine) Approve(ctx context.Context, id string, actor Actor, note strin
 
 // Deny ends a pending request; any approver may deny. A refusal is audited.
 func (e *Engine) Deny(ctx context.Context, id string, actor Actor, note string) (*Request, error) {
+	e.noteIntake()
 	r, err := e.deny(ctx, id, actor, note)
 	e.auditRefusal(ctx, actor, string(VerbDeny), id, "", err)
 	return r, err

@@ -18,6 +18,13 @@ type countingDir struct {
 	*fakeDir
 	mu    sync.Mutex
 	calls map[string]int
+	first map[string]time.Time // when each was first made
+}
+
+func (d *countingDir) firstAt(op string) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.first[op]
 }
 
 func (d *countingDir) count(op string) int {
@@ -29,6 +36,9 @@ func (d *countingDir) count(op string) int {
 func (d *countingDir) note(op string) {
 	d.mu.Lock()
 	d.calls[op]++
+	if _, ok := d.first[op]; !ok {
+		d.first[op] = time.Now()
+	}
 	d.mu.Unlock()
 }
 
@@ -43,11 +53,11 @@ func (d *countingDir) IsMember(ctx context.Context, uid, gid string) (bool, erro
 }
 
 // precheckHarness runs an engine on a counting directory and a settable
-// clock.
-func precheckHarness(t *testing.T) (*harness, *countingDir, *clock) {
+// clock, after setup (if any) has set it up.
+func precheckHarness(t *testing.T, setup ...func(*symbot.Engine)) (*harness, *countingDir, *clock) {
 	t.Helper()
 	h := newHarness(t, nil)
-	dir := &countingDir{fakeDir: h.dir, calls: map[string]int{}}
+	dir := &countingDir{fakeDir: h.dir, calls: map[string]int{}, first: map[string]time.Time{}}
 	eng, err := symbot.NewEngine(h.st, dir, h.notes, []symbot.Flow{testFlow()})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +65,9 @@ func precheckHarness(t *testing.T) (*harness, *countingDir, *clock) {
 	c := &clock{t: time.Now()} // the scheduler runs, on this clock: nothing is due within the test
 	eng.Now = c.now
 	h.eng = eng
+	for _, f := range setup {
+		f(eng)
+	}
 	// A request made before Run is posted once it runs: then Run takes
 	// the early look-ups of new requests.
 	r0 := h.mustSubmit(t, carol, "ro", time.Hour)
@@ -118,6 +131,44 @@ func TestApprovalRecordsTheCheckLookedUpWhilePending(t *testing.T) {
 	}
 	if checks != 1 {
 		t.Errorf("grant:checked entries = %d, want 1: %v", checks, actions)
+	}
+}
+
+// TestEarlyLookupsGiveWayToIntake: a request's early look-ups wait until
+// no request, approval or denial has come in for precheckQuiet (here 300
+// ms), so that they never compete with the next request's message for the
+// processor (issue 13).
+func TestEarlyLookupsGiveWayToIntake(t *testing.T) {
+	const quiet = 300 * time.Millisecond
+	h, dir, _ := precheckHarness(t, func(e *symbot.Engine) { symbot.SetPrecheckQuiet(e, quiet, time.Hour) })
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r.ID).Message.TS != "" })
+	// More requests come in, one every 20 ms, for 600 ms.
+	var last time.Time
+	for range 30 {
+		last = time.Now()
+		symbot.NoteIntake(h.eng)
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitPrechecked(t, h, r.ID)
+	if at := dir.firstAt("resolve alice@example.com"); at.Before(last.Add(quiet)) {
+		t.Errorf("alice's user was looked up %v after the last intake; want at least %v (a quiet spell)", at.Sub(last), quiet)
+	}
+}
+
+// TestEarlyLookupsWaitForQuietAtMostMaxWait: with intake that never
+// stops, the look-ups run after precheckMaxWait rather than never.
+func TestEarlyLookupsWaitForQuietAtMostMaxWait(t *testing.T) {
+	const most = 300 * time.Millisecond
+	h, dir, _ := precheckHarness(t, func(e *symbot.Engine) { symbot.SetPrecheckQuiet(e, time.Hour, most) })
+	submitted := time.Now()
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	pre := waitPrechecked(t, h, r.ID)
+	if pre.PreOktaUserID != "00ualice" {
+		t.Fatalf("looked up user %q, want 00ualice", pre.PreOktaUserID)
+	}
+	if at := dir.firstAt("resolve alice@example.com"); at.Before(submitted.Add(most)) {
+		t.Errorf("alice's user was looked up %v after the request; want at least %v (the most a look-up waits)", at.Sub(submitted), most)
 	}
 }
 

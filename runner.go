@@ -83,6 +83,14 @@ type runner struct {
 	// (see precheck), taken by Run's look-up workers while running is set.
 	prechecks chan *Request
 	running   atomic.Bool
+	// lastIntake is when a request, approval or denial last came in (see
+	// noteIntake); precheckQuiet and precheckMaxWait, when set (tests),
+	// replace the constants of the same names.
+	lastIntake atomic.Int64
+	// precheckWrites are the early look-ups' records being written (see
+	// runPrechecks); Run returns once they are done.
+	precheckWrites                 sync.WaitGroup
+	precheckQuiet, precheckMaxWait time.Duration
 
 	// popped, when set (tests), is called when a worker takes j from the
 	// executor's queue, before it renews j's lease.
@@ -147,6 +155,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		wg.Go(func() { e.runReconciler(ctx) })
 	}
 	wg.Wait()
+	e.rt.precheckWrites.Wait()
 	return errors.Join(schedErr, execErr)
 }
 
