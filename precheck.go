@@ -14,8 +14,11 @@ import (
 
 const (
 	// prechecksQueued bounds the requests waiting for their look-ups; more
-	// are skipped (their grants look up for themselves).
-	prechecksQueued = 1024
+	// are skipped (their grants look up for themselves). The look-ups of a
+	// burst of requests wait for its end (see awaitQuiet), so this is the
+	// longest burst whose requests all get them: 8 s at 500 a second. A
+	// queued request is a copy of a pending one, about 1 KB.
+	prechecksQueued = 4096
 	// precheckWorkers look up at once.
 	precheckWorkers = 4
 	// precheckTimeout bounds one request's look-ups.
