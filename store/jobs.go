@@ -64,7 +64,11 @@ func (t *tx) putJob(j *symbot.Job) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	return t.b(bucketJobs).Put(u64(j.ID), v)
+	if err := t.b(bucketJobs).Put(u64(j.ID), v); err != nil {
+		return err
+	}
+	t.jobs.encoded(v, j)
+	return nil
 }
 
 func (t *tx) AddJob(j *symbot.Job) error {
@@ -98,9 +102,12 @@ func (t *tx) Job(id uint64) (*symbot.Job, error) {
 	if v == nil {
 		return nil, fmt.Errorf("job %d: %w", id, symbot.ErrNotFound)
 	}
-	var j symbot.Job
-	if err := json.Unmarshal(v, &j); err != nil {
-		return nil, fmt.Errorf("job %d: decode: %w", id, err)
+	j, ok := t.jobs.get(id, v)
+	if !ok {
+		if err := json.Unmarshal(v, &j); err != nil {
+			return nil, fmt.Errorf("job %d: decode: %w", id, err)
+		}
+		t.jobs.decoded(id, v, j)
 	}
 	if t.tx.Writable() {
 		keys, _ := jobIndexKeys(&j)
@@ -158,6 +165,7 @@ func (t *tx) DeleteJob(id uint64) error {
 	if err := t.b(bucketJobs).Delete(u64(id)); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}
+	t.jobs.deleted(id)
 	if err := t.reindex(oldKeys, nil, nil); err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
 	}

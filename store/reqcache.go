@@ -37,16 +37,55 @@ const reqCacheMax = 4096
 // reqCache maps request ids to their last stored bytes seen and the
 // request those decode to. The zero value is empty and ready; a nil
 // *reqCache caches nothing.
-type reqCache struct {
+type reqCache struct{ memo[string, *symbot.Request] }
+
+// memo maps record ids to the record's last stored bytes seen and the
+// value they decode to; at most reqCacheMax entries, past which an
+// arbitrary one is dropped. The zero value is empty and ready. Neither
+// bytes nor value change once in it: readers get copies.
+type memo[K comparable, V any] struct {
 	mu sync.Mutex
-	m  map[string]reqEntry
+	m  map[K]memoEntry[V]
 }
 
-// reqEntry is one memo: val decodes to r. Neither ever changes once in
-// the cache: readers get copies of r.
-type reqEntry struct {
+// memoEntry is one memo: val decodes to v.
+type memoEntry[V any] struct {
 	val []byte
-	r   *symbot.Request
+	v   V
+}
+
+// lookup returns the value that val (record id's stored bytes) decodes
+// to, when the memo knows it; the caller copies it before handing it out.
+func (c *memo[K, V]) lookup(id K, val []byte) (V, bool) {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if !ok || !bytes.Equal(e.val, val) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (c *memo[K, V]) add(id K, val []byte, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[K]memoEntry[V]{}
+	}
+	if _, ok := c.m[id]; !ok && len(c.m) >= reqCacheMax {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = memoEntry[V]{val: val, v: v}
+}
+
+func (c *memo[K, V]) forget(id K) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
 }
 
 // get returns a copy of the request that val (request id's stored bytes)
@@ -55,13 +94,11 @@ func (c *reqCache) get(id string, val []byte) (*symbot.Request, bool) {
 	if c == nil {
 		return nil, false
 	}
-	c.mu.Lock()
-	e, ok := c.m[id]
-	c.mu.Unlock()
-	if !ok || !bytes.Equal(e.val, val) {
+	r, ok := c.lookup(id, val)
+	if !ok {
 		return nil, false
 	}
-	return e.r.Clone(), true
+	return r.Clone(), true
 }
 
 // decoded remembers that val decodes to r, as json.Unmarshal gave it: the
@@ -82,27 +119,10 @@ func (c *reqCache) encoded(id string, val []byte, r *symbot.Request) {
 	}
 	s, ok := storedForm(r)
 	if !ok {
-		c.mu.Lock()
-		delete(c.m, id)
-		c.mu.Unlock()
+		c.forget(id)
 		return
 	}
 	c.add(id, bytes.Clone(val), s)
-}
-
-func (c *reqCache) add(id string, val []byte, r *symbot.Request) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]reqEntry{}
-	}
-	if _, ok := c.m[id]; !ok && len(c.m) >= reqCacheMax {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[id] = reqEntry{val: val, r: r}
 }
 
 // storedForm returns r as decoding encodeRequest(r) gives it back, or

@@ -67,6 +67,8 @@ func fillRandom(t *testing.T, rnd *rand.Rand, v reflect.Value, path string, f fi
 		v.SetBool(rnd.IntN(2) == 0)
 	case reflect.Int, reflect.Int64:
 		v.SetInt(rnd.Int64N(1<<40) - 1<<39)
+	case reflect.Uint, reflect.Uint64:
+		v.SetUint(rnd.Uint64())
 	case reflect.Struct:
 		if !f.full && rnd.IntN(5) == 0 {
 			return // zero, as omitzero leaves it out
@@ -98,7 +100,7 @@ func fillRandom(t *testing.T, rnd *rand.Rand, v reflect.Value, path string, f fi
 		fillRandom(t, rnd, p.Elem(), path+"*", f)
 		v.Set(p)
 	default:
-		t.Fatalf("%s: randomRequest does not know how to fill a %s; teach it, and storedForm and Request.Clone, this kind", path, v.Type())
+		t.Fatalf("%s: fillRandom does not know how to fill a %s; teach it, and storedForm and Request.Clone (or storedJobForm), this kind", path, v.Type())
 	}
 }
 

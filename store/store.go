@@ -88,6 +88,9 @@ type Store struct {
 	// rcache holds requests decoded from, or encoded to, their stored
 	// bytes (reqcache.go).
 	rcache reqCache
+	// jobs holds jobs decoded from, or encoded to, their stored bytes
+	// (jobcache.go).
+	jobs jobCache
 
 	// unreadable, in a store opened read-only, says why its records cannot
 	// be read as they are (a read-write Open would first repair them);

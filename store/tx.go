@@ -22,7 +22,9 @@ import (
 // through the store's cache of its decoded entries. (Open's inspection and
 // repairs are functions of the bbolt transaction alone: they make theirs
 // with &tx{} and decode the journal without the cache.)
-func (s *Store) txOf(btx *bolt.Tx) *tx { return &tx{tx: btx, jcache: &s.jcache, rcache: &s.rcache} }
+func (s *Store) txOf(btx *bolt.Tx) *tx {
+	return &tx{tx: btx, jcache: &s.jcache, rcache: &s.rcache, jobs: &s.jobs}
+}
 
 // tx implements symbot.Tx on a bbolt transaction.
 type tx struct {
@@ -37,6 +39,9 @@ type tx struct {
 	// rcache is the store's decoded-request cache (reqcache.go); nil
 	// caches nothing.
 	rcache *reqCache
+	// jobs is the store's decoded-job cache (jobcache.go); nil caches
+	// nothing.
+	jobs *jobCache
 
 	// In a writable transaction, the index keys of the requests and jobs
 	// this tx has decoded or written, as they are stored now, so that
