@@ -44,6 +44,7 @@ func (e *Engine) Acknowledge(ctx context.Context, id string, actor Actor, note s
 // Extend starts an extension request for the active grant id, for the same
 // flow and target. A refusal is audited.
 func (e *Engine) Extend(ctx context.Context, id string, actor Actor, d time.Duration, reason string) (*Request, error) {
+	e.noteIntake()
 	r, err := e.extend(ctx, id, actor, d, reason)
 	e.auditRefusal(ctx, actor, "extend", id, "", err)
 	return r, err

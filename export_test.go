@@ -17,3 +17,12 @@ func SetPrecheckQuiet(e *Engine, quiet, most time.Duration) {
 
 // NoteIntake records an intake, as a request, approval or denial does.
 func NoteIntake(e *Engine) { e.noteIntake() }
+
+// SetPrecheckHandledHook makes e's look-up workers call f with the id of
+// each request they have taken from the queue and looked up for (or
+// skipped), before its record is written. Set it before Run.
+func SetPrecheckHandledHook(e *Engine, f func(id string)) { e.rt.precheckHandled = f }
+
+// LastIntake returns when e last noted an intake (0: never), on its own
+// clock.
+func LastIntake(e *Engine) time.Duration { return time.Duration(e.rt.lastIntake.Load()) }

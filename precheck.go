@@ -15,14 +15,23 @@ import (
 const (
 	// prechecksQueued bounds the requests waiting for their look-ups; more
 	// are skipped (their grants look up for themselves). The look-ups of a
-	// burst of requests wait for its end (see awaitQuiet), so this is the
-	// longest burst whose requests all get them: 8 s at 500 a second. A
-	// queued request is a copy of a pending one, about 1 KB.
+	// burst of requests mostly wait for its end (see awaitQuiet; during
+	// it, each worker runs one every precheckMaxWait), so this is about
+	// the longest burst whose requests all get them: 8 s at 500 a second.
+	// A queued request is a copy of a pending one, about 1 KB.
 	prechecksQueued = 4096
 	// precheckWorkers look up at once.
 	precheckWorkers = 4
-	// precheckTimeout bounds one request's look-ups.
+	// precheckTimeout bounds one request's look-ups, and apart from them
+	// the write of their record.
 	precheckTimeout = 30 * time.Second
+	// precheckWritesMax bounds the look-ups' records being written at
+	// once (see runPrechecks); a worker with one more waits for a slot.
+	precheckWritesMax = 64
+	// precheckReread: a request that waited longer than this for a quiet
+	// spell is read again before its look-ups, which are skipped unless
+	// it is still pending: after a burst, many may have been decided.
+	precheckReread = 100 * time.Millisecond
 	// precheckQuiet: the look-ups wait until no request, approval or
 	// denial has come in for this long, ...
 	precheckQuiet = 10 * time.Millisecond
@@ -30,39 +39,44 @@ const (
 	precheckMaxWait = time.Second
 )
 
-// intakeClock is the origin of runner.lastIntake's readings (monotonic).
+// intakeClock is the origin of runner.lastIntake's readings, taken from
+// the monotonic clock (in a synctest bubble, from the bubble's clock,
+// before the origin: the readings are negative, and 0 still means none).
 var intakeClock = time.Now()
 
-// noteIntake records that a request, approval or denial is coming in: the
-// early look-ups, which serve an approval seconds away at the earliest,
-// give way to it (see awaitQuiet).
+// noteIntake records that a request (or extension), approval or denial is
+// coming in: the early look-ups, which serve an approval seconds away at
+// the earliest, give way to it (see awaitQuiet).
 func (e *Engine) noteIntake() { e.rt.lastIntake.Store(int64(time.Since(intakeClock))) }
 
 // awaitQuiet waits until no intake has been noted for precheckQuiet, or
-// precheckMaxWait has passed, or ctx ends (false). A burst of requests
-// (500 a second, say) keeps both cores busy with their messages' users.info,
-// commits and posts; one request's look-ups (two Okta calls and a late
-// write, about 0.4 ms of CPU) run beside the next request's intake and
-// slow it. Deferred to a quiet spell they cost the requests nothing, and
+// precheckMaxWait has passed, or ctx ends (false); it returns how long it
+// waited. A burst of requests (500 a second, say) keeps both cores busy
+// with their messages' users.info, commits and posts; one request's
+// look-ups (two Okta calls and a late write, about 0.4 ms of CPU) run
+// beside the next request's intake and slow it. Deferred to a quiet spell they cost the requests nothing, and
 // their own record is needed only at an approval; an approval that comes
 // first looks up for itself, as without them.
-func (e *Engine) awaitQuiet(ctx context.Context) bool {
+func (e *Engine) awaitQuiet(ctx context.Context) (bool, time.Duration) {
 	quiet, most := orDefault(e.rt.precheckQuiet, precheckQuiet), orDefault(e.rt.precheckMaxWait, precheckMaxWait)
 	start := time.Now()
 	for {
-		now := time.Since(intakeClock)
-		wait := time.Duration(e.rt.lastIntake.Load()) + quiet - now
+		last := e.rt.lastIntake.Load()
+		if last == 0 {
+			return ctx.Err() == nil, time.Since(start) // no intake yet
+		}
+		wait := time.Duration(last) + quiet - time.Since(intakeClock)
 		if left := most - time.Since(start); wait > left {
 			wait = left
 		}
 		if wait <= 0 {
-			return ctx.Err() == nil
+			return ctx.Err() == nil, time.Since(start)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return false
+			return false, time.Since(start)
 		case <-t.C:
 		}
 	}
@@ -114,21 +128,30 @@ func (e *Engine) queuePrecheck(r *Request) {
 // request's record is written on a goroutine of its own, which Run waits
 // for: the worker goes on to the next request without waiting for the
 // commit, so that look-ups run back to back (after a burst of requests,
-// see awaitQuiet) share their commits rather than each wait for one.
+// see awaitQuiet) share their commits rather than each wait for one. At
+// most precheckWritesMax are written at once.
 func (e *Engine) runPrechecks(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-e.rt.prechecks:
-			if !e.awaitQuiet(ctx) {
+			ok, waited := e.awaitQuiet(ctx)
+			if !ok {
 				return
 			}
-			pctx, cancel := context.WithTimeout(ctx, precheckTimeout)
-			record, err := e.precheck(pctx, r)
-			cancel()
+			record, err := e.precheckAfter(ctx, r, waited)
+			if e.rt.precheckHandled != nil {
+				e.rt.precheckHandled(r.ID)
+			}
 			if err == nil && record != nil {
+				select {
+				case e.rt.precheckSlots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 				e.rt.precheckWrites.Go(func() {
+					defer func() { <-e.rt.precheckSlots }()
 					wctx, cancel := context.WithTimeout(ctx, precheckTimeout)
 					defer cancel()
 					e.precheckFailed(ctx, r.ID, record(wctx))
@@ -137,6 +160,23 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 			e.precheckFailed(ctx, r.ID, err)
 		}
 	}
+}
+
+// precheckAfter runs precheck for request r, queued and taken after
+// waiting waited for a quiet spell. After a long wait (a burst) it reads r
+// again first: many requests of a burst may have been decided meanwhile,
+// and precheck looks up only for one still pending.
+func (e *Engine) precheckAfter(ctx context.Context, r *Request, waited time.Duration) (func(context.Context) error, error) {
+	ctx, cancel := context.WithTimeout(ctx, precheckTimeout)
+	defer cancel()
+	if waited > precheckReread {
+		cur, err := e.readRequest(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		r = cur
+	}
+	return e.precheck(ctx, r)
 }
 
 // precheckFailed logs err, request id's early look-ups' failure, unless it

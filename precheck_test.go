@@ -2,7 +2,9 @@ package symbot_test
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,18 +143,86 @@ func TestApprovalRecordsTheCheckLookedUpWhilePending(t *testing.T) {
 func TestEarlyLookupsGiveWayToIntake(t *testing.T) {
 	const quiet = 300 * time.Millisecond
 	h, dir, _ := precheckHarness(t, func(e *symbot.Engine) { symbot.SetPrecheckQuiet(e, quiet, time.Hour) })
+	// More requests come in, one every 20 ms, from before alice's until
+	// 600 ms after her approval message is posted.
+	var last atomic.Int64 // unix ns of the last intake noted
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			last.Store(time.Now().UnixNano())
+			symbot.NoteIntake(h.eng)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	r := h.mustSubmit(t, alice, "admin", time.Hour)
 	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r.ID).Message.TS != "" })
-	// More requests come in, one every 20 ms, for 600 ms.
-	var last time.Time
-	for range 30 {
-		last = time.Now()
-		symbot.NoteIntake(h.eng)
-		time.Sleep(20 * time.Millisecond)
-	}
+	time.Sleep(600 * time.Millisecond)
+	close(stop)
+	<-done
 	waitPrechecked(t, h, r.ID)
-	if at := dir.firstAt("resolve alice@example.com"); at.Before(last.Add(quiet)) {
-		t.Errorf("alice's user was looked up %v after the last intake; want at least %v (a quiet spell)", at.Sub(last), quiet)
+	if at, l := dir.firstAt("resolve alice@example.com"), time.Unix(0, last.Load()); at.Before(l.Add(quiet)) {
+		t.Errorf("alice's user was looked up %v after the last intake; want at least %v (a quiet spell)", at.Sub(l), quiet)
+	}
+}
+
+// TestRequestDecidedWhileLookupsWaitIsNotLookedUp: a request denied while
+// its look-ups waited for a quiet spell (longer than precheckReread) is
+// read again and not looked up: after a burst, many of its requests may
+// have been decided, and their look-ups would only spend Okta's rate
+// limit.
+func TestRequestDecidedWhileLookupsWaitIsNotLookedUp(t *testing.T) {
+	handled := make(chan string, 16)
+	h, dir, _ := precheckHarness(t, func(e *symbot.Engine) {
+		symbot.SetPrecheckQuiet(e, time.Hour, 300*time.Millisecond)
+		symbot.SetPrecheckHandledHook(e, func(id string) { handled <- id })
+	})
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r.ID).Message.TS != "" })
+	if _, err := h.eng.Deny(t.Context(), r.ID, bob, "not now"); err != nil {
+		t.Fatal(err)
+	}
+	resolves := dir.count("resolve alice@example.com") // the denial checks who alice is
+	timeout := time.After(10 * time.Second)
+	for id := ""; id != r.ID; {
+		select {
+		case id = <-handled:
+		case <-timeout:
+			t.Fatal("timed out waiting for the look-up worker to take the request")
+		}
+	}
+	if n := dir.count("resolve alice@example.com") - resolves; n != 0 {
+		t.Errorf("alice was looked up %d times for a request denied while its look-ups waited; want 0", n)
+	}
+}
+
+// TestRequestsApprovalsAndDenialsNoteIntake: every way in for a request,
+// an extension, an approval or a denial notes an intake (refused or not),
+// which the early look-ups give way to.
+func TestRequestsApprovalsAndDenialsNoteIntake(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	r := h.mustSubmit(t, alice, "admin", time.Hour)
+	in := symbot.RequestInput{Target: "ro", Duration: time.Hour, Reason: "fix the outage"}
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"Submit", func() error { _, err := h.eng.Submit(ctx, carol, in); return err }},
+		{"BreakGlass", func() error { _, err := h.eng.BreakGlass(ctx, carol, in); return err }},
+		{"Extend", func() error { _, err := h.eng.Extend(ctx, r.ID, alice, time.Hour, "longer"); return err }},
+		{"Approve", func() error { _, err := h.eng.Approve(ctx, r.ID, dave, ""); return err }},
+		{"Deny", func() error { _, err := h.eng.Deny(ctx, r.ID, bob, ""); return err }},
+	} {
+		before := symbot.LastIntake(h.eng)
+		err := c.call()
+		if after := symbot.LastIntake(h.eng); after <= before {
+			t.Errorf("%s (err %v) noted no intake: %v then %v", c.name, err, before, after)
+		}
 	}
 }
 
@@ -199,7 +269,15 @@ func TestStaleEarlyLookupsAreNotUsed(t *testing.T) {
 // to the approvals after it: lengthened, a look-up older than the default
 // still stands; negative, the early look-ups of new requests are off.
 func TestSetGrantCheckTTLWhileRunning(t *testing.T) {
-	h, _, c := precheckHarness(t)
+	var mu sync.Mutex
+	var taken []string
+	h, _, c := precheckHarness(t, func(e *symbot.Engine) {
+		symbot.SetPrecheckHandledHook(e, func(id string) {
+			mu.Lock()
+			taken = append(taken, id)
+			mu.Unlock()
+		})
+	})
 	r := h.mustSubmit(t, alice, "admin", time.Hour)
 	waitPrechecked(t, h, r.ID)
 	h.eng.SetGrantCheckTTL(time.Hour)
@@ -214,12 +292,16 @@ func TestSetGrantCheckTTLWhileRunning(t *testing.T) {
 	storetest.WaitFor(t, 10*time.Second, "the approval message", func() bool { return h.get(t, r2.ID).Message.TS != "" })
 	// Approving now would pass even if the look-ups had been queued and
 	// simply not run yet. So let a later request's look-ups run first:
-	// look-ups queued for r2 would have been queued before them and taken
-	// from the queue first (and with the in-memory directory finish within
-	// microseconds).
+	// look-ups queued for r2 would have been queued before them, and the
+	// queue is first in, first out.
 	h.eng.SetGrantCheckTTL(time.Hour)
 	r3 := h.mustSubmit(t, dave, "admin", time.Hour)
 	waitPrechecked(t, h, r3.ID)
+	mu.Lock()
+	if slices.Contains(taken, r2.ID) || !slices.Contains(taken, r3.ID) {
+		t.Errorf("requests handled by the look-up workers: %v; want %s (on) and not %s (posted while off)", taken, r3.ID, r2.ID)
+	}
+	mu.Unlock()
 	if got := h.get(t, r2.ID); !got.PrecheckedAt.IsZero() {
 		t.Fatalf("posted with the early look-ups turned off, yet looked up at %v", got.PrecheckedAt)
 	}
@@ -337,6 +419,18 @@ func TestFirstRequestBindsWithTheEarlyLookups(t *testing.T) {
 	if pre.PreOktaUserID != "00udave" {
 		t.Fatalf("early look-ups found %q, want 00udave", pre.PreOktaUserID)
 	}
+	// The spy notes a late write once its commit has returned, which may
+	// come after the commit is seen.
+	storetest.WaitFor(t, 10*time.Second, "the look-ups' late write", func() bool {
+		spy.mu.Lock()
+		defer spy.mu.Unlock()
+		for _, w := range spy.writes {
+			if w.lookups {
+				return true
+			}
+		}
+		return false
+	})
 	var b symbot.Identity
 	var bound bool
 	if err := h.st.View(t.Context(), func(tx symbot.Tx) error {

@@ -86,11 +86,17 @@ type runner struct {
 	// lastIntake is when a request, approval or denial last came in (see
 	// noteIntake); precheckQuiet and precheckMaxWait, when set (tests),
 	// replace the constants of the same names.
-	lastIntake atomic.Int64
-	// precheckWrites are the early look-ups' records being written (see
-	// runPrechecks); Run returns once they are done.
-	precheckWrites                 sync.WaitGroup
+	lastIntake                     atomic.Int64
 	precheckQuiet, precheckMaxWait time.Duration
+	// precheckWrites are the early look-ups' records being written (see
+	// runPrechecks); Run returns once they are done. precheckSlots holds a
+	// token for each, at most precheckWritesMax.
+	precheckWrites sync.WaitGroup
+	precheckSlots  chan struct{}
+	// precheckHandled, when set (tests), is called with the id of each
+	// request a look-up worker has taken from the queue and looked up for
+	// (or skipped), before its record is written.
+	precheckHandled func(id string)
 
 	// popped, when set (tests), is called when a worker takes j from the
 	// executor's queue, before it renews j's lease.
@@ -103,7 +109,7 @@ type runner struct {
 }
 
 func newRunner() runner {
-	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan *Request, prechecksQueued)}
+	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan *Request, prechecksQueued), precheckSlots: make(chan struct{}, precheckWritesMax)}
 }
 
 // kick wakes the executor and the scheduler: for changes that may add

@@ -137,8 +137,8 @@ func getJob(t *testing.T, s *Store, id uint64) symbot.Job {
 // TestJobCacheReadsAsDecoded: a job read through the store is what
 // decoding its stored bytes returns, whether it was just added (times in
 // a zone, with monotonic readings), updated, read before, or written in a
-// transaction that was rolled back; and the read after a write comes from
-// the cache.
+// transaction that was rolled back; a job added or decoded is in the
+// cache, and one deleted or with bad UTF-8 is not.
 func TestJobCacheReadsAsDecoded(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(filepath.Join(t.TempDir(), "j.db"), Config{NoSync: true})

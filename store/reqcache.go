@@ -29,9 +29,10 @@ import (
 	"github.com/symbot/symbot"
 )
 
-// reqCacheMax bounds the entries; past it an arbitrary one is dropped.
-// Recently written requests are the ones read again (the pending ones and
-// their jobs), and a few thousand are a few megabytes.
+// reqCacheMax bounds the entries of each memo (the request cache's and
+// the job cache's, jobcache.go); past it an arbitrary one is dropped.
+// Recently written requests and jobs are the ones read again (the pending
+// requests and their jobs), and a few thousand are a few megabytes.
 const reqCacheMax = 4096
 
 // reqCache maps request ids to their last stored bytes seen and the

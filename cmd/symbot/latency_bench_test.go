@@ -422,7 +422,9 @@ func BenchmarkGrantLatency(b *testing.B) {
 // people, through the wired daemon with bbolt and fsync on. Beside it, in
 // the same run, the floor: a bare loop doing users.info, one durable bbolt
 // commit and chat.postMessage through slack-go, to the post received. b.N is
-// the number of requests; run it with e.g. -benchtime=1000x.
+// the number of requests; run it with e.g. -benchtime=1000x (at most
+// 4096x: the early look-ups' queue holds 4096, and the benchmark waits for
+// every request's).
 //
 // cpu_ms/req and floor_cpu_ms/req are the process's CPU time per request
 // over each (the simulators' included, in both): a figure that a slow
