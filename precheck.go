@@ -1,5 +1,6 @@
 // The grant's look-ups made early: while a request waits for approval
-// (from when its approval message is posted), the requester's Okta user and
+// (once its approval message is posted and requests have stopped coming
+// in for a moment, see awaitQuiet), the requester's Okta user and
 // their existing membership of the group are looked up and recorded, so
 // that the approval can record them as the grant's check in its own
 // transaction and the grant job goes straight to the Okta add.

@@ -137,8 +137,9 @@ func getJob(t *testing.T, s *Store, id uint64) symbot.Job {
 // TestJobCacheReadsAsDecoded: a job read through the store is what
 // decoding its stored bytes returns, whether it was just added (times in
 // a zone, with monotonic readings), updated, read before, or written in a
-// transaction that was rolled back; a job added or decoded is in the
-// cache, and one deleted or with bad UTF-8 is not.
+// transaction that was rolled back; a read after the add comes from the
+// cache; a job added or decoded is in the cache, and one deleted or with
+// bad UTF-8 is not.
 func TestJobCacheReadsAsDecoded(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(filepath.Join(t.TempDir(), "j.db"), Config{NoSync: true})
@@ -166,6 +167,16 @@ func TestJobCacheReadsAsDecoded(t *testing.T) {
 	}
 	same(id, "after the add")
 	same(id, "read again")
+	// The read comes from the cache: an entry for the same bytes with
+	// another job in it is what a read returns.
+	e := s.jobs.m[id]
+	marked := e.v
+	marked.LastError = "from the cache"
+	s.jobs.add(id, e.val, marked)
+	if got := getJob(t, s, id); got.LastError != "from the cache" {
+		t.Fatalf("read a job with LastError %q; want the cache's entry", got.LastError)
+	}
+	s.jobs.add(id, e.val, e.v)
 
 	// Updated with a lease in a zone.
 	err = s.Update(ctx, func(tx symbot.Tx) error {

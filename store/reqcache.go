@@ -6,8 +6,9 @@
 // for a pending one, and the same bytes are read several times in the
 // few milliseconds after they are written: the approval message's post
 // job completes (and records the message) in the next request's commit,
-// the early Okta look-ups read the request and its requester's open
-// requests and then record their findings in the same commit. Those
+// and the early Okta look-ups read the request and its requester's open
+// requests and then record their findings in a late write (since session
+// 10 after a burst, no longer in the next request's commit). Those
 // decodes ran inside the commit that the next request waits on.
 //
 // The cache is a memo of a function, bytes -> request: an entry holds the
