@@ -55,9 +55,10 @@ func (e *Engine) noteIntake() { e.rt.lastIntake.Store(int64(time.Since(intakeClo
 // waited. A burst of requests (500 a second, say) keeps both cores busy
 // with their messages' users.info, commits and posts; one request's
 // look-ups (two Okta calls and a late write, about 0.4 ms of CPU) run
-// beside the next request's intake and slow it. Deferred to a quiet spell they cost the requests nothing, and
-// their own record is needed only at an approval; an approval that comes
-// first looks up for itself, as without them.
+// beside the next request's intake and slow it. Deferred to a quiet
+// spell they cost the requests nothing, and their own record is needed
+// only at an approval; an approval that comes first looks up for itself,
+// as without them.
 func (e *Engine) awaitQuiet(ctx context.Context) (bool, time.Duration) {
 	quiet, most := orDefault(e.rt.precheckQuiet, precheckQuiet), orDefault(e.rt.precheckMaxWait, precheckMaxWait)
 	start := time.Now()

@@ -154,15 +154,17 @@ func leaves(v reflect.Value, path string, out map[string]reflect.Value) {
 	}
 }
 
-// eachLeafVariant makes n full random requests of valid values and, for
-// each, calls check with copies in which one string (found by reflection)
+// eachLeafVariant makes n full random values of T (every field found by
+// reflection and given a valid value; name is T's name in messages) and,
+// for each, calls check with copies (made by clone) in which one string
 // is set to each of strs, or one time to each of trickyTimes.
-func eachLeafVariant(t *testing.T, rnd *rand.Rand, n int, strs []string, check func(r *symbot.Request, what string)) {
+func eachLeafVariant[T any](t *testing.T, rnd *rand.Rand, n int, name string, strs []string, clone func(*T) *T, check func(v *T, what string)) {
 	t.Helper()
 	for i := range n {
-		base := randomRequest(t, rnd, fill{valid: true, full: true})
+		base := new(T)
+		fillRandom(t, rnd, reflect.ValueOf(base).Elem(), name, fill{valid: true, full: true})
 		probe := map[string]reflect.Value{}
-		leaves(reflect.ValueOf(base).Elem(), "Request", probe)
+		leaves(reflect.ValueOf(base).Elem(), name, probe)
 		for path, leaf := range probe {
 			var values []reflect.Value
 			if leaf.Kind() == reflect.String {
@@ -175,11 +177,11 @@ func eachLeafVariant(t *testing.T, rnd *rand.Rand, n int, strs []string, check f
 				}
 			}
 			for k, val := range values {
-				r := base.Clone()
+				v := clone(base)
 				at := map[string]reflect.Value{}
-				leaves(reflect.ValueOf(r).Elem(), "Request", at)
+				leaves(reflect.ValueOf(v).Elem(), name, at)
 				at[path].Set(val)
-				check(r, fmt.Sprintf("request %d with %s set to value %d", i, path, k))
+				check(v, fmt.Sprintf("%s %d with %s set to value %d", strings.ToLower(name), i, path, k))
 			}
 		}
 	}
@@ -256,7 +258,7 @@ func TestStoredFormIsTheDecodedForm(t *testing.T) {
 			t.Fatalf("random request %d of valid strings and times has no stored form", i)
 		}
 	}
-	eachLeafVariant(t, rnd, 20, invalidStrings, func(r *symbot.Request, what string) { checkStoredForm(t, r, what) })
+	eachLeafVariant(t, rnd, 20, "Request", invalidStrings, (*symbot.Request).Clone, func(r *symbot.Request, what string) { checkStoredForm(t, r, what) })
 }
 
 // sharedMemory returns the path of a slice or pointer that a and b (of one
@@ -474,7 +476,7 @@ func TestAppendRequestIsJSONMarshal(t *testing.T) {
 	for i := range 3000 {
 		checkAppendRequest(t, randomRequest(t, rnd, fill{valid: i%3 == 0, full: i%2 == 0}), fmt.Sprintf("random request %d", i))
 	}
-	eachLeafVariant(t, rnd, 10, append(invalidStrings, validStrings...), func(r *symbot.Request, what string) { checkAppendRequest(t, r, what) })
+	eachLeafVariant(t, rnd, 10, "Request", append(invalidStrings, validStrings...), (*symbot.Request).Clone, func(r *symbot.Request, what string) { checkAppendRequest(t, r, what) })
 	var all []byte
 	for b := range 256 {
 		all = append(all, byte(b))

@@ -40,30 +40,24 @@ func appendRequest(dst []byte, r *symbot.Request) ([]byte, error) {
 	e.time("CreatedAt", r.CreatedAt)
 	e.time("UpdatedAt", r.UpdatedAt)
 	array(&e, "Approvals", r.Approvals, func(d symbot.Decision) {
-		e.b = append(e.b, `{"By":`...)
-		e.b = appendJSONString(e.b, d.By)
-		e.b = append(e.b, `,"Name":`...)
-		e.b = appendJSONString(e.b, d.Name)
-		e.b = append(e.b, `,"At":`...)
+		outer := e.open()
+		e.strMember("By", d.By)
+		e.strMember("Name", d.Name)
+		e.key("At")
 		e.timeValue(d.At)
-		e.b = append(e.b, `,"Note":`...)
-		e.b = appendJSONString(e.b, d.Note)
-		e.b = append(e.b, `,"OktaUserID":`...)
-		e.b = appendJSONString(e.b, d.OktaUserID)
-		e.b = append(e.b, '}')
+		e.strMember("Note", d.Note)
+		e.strMember("OktaUserID", d.OktaUserID)
+		e.close(outer)
 	})
 	array(&e, "Transitions", r.Transitions, func(t symbot.Transition) {
-		e.b = append(e.b, `{"From":`...)
-		e.b = appendJSONString(e.b, string(t.From))
-		e.b = append(e.b, `,"To":`...)
-		e.b = appendJSONString(e.b, string(t.To))
-		e.b = append(e.b, `,"By":`...)
-		e.b = appendJSONString(e.b, t.By)
-		e.b = append(e.b, `,"At":`...)
+		outer := e.open()
+		e.strMember("From", string(t.From))
+		e.strMember("To", string(t.To))
+		e.strMember("By", t.By)
+		e.key("At")
 		e.timeValue(t.At)
-		e.b = append(e.b, `,"Note":`...)
-		e.b = appendJSONString(e.b, t.Note)
-		e.b = append(e.b, '}')
+		e.strMember("Note", t.Note)
+		e.close(outer)
 	})
 	e.str("ExtensionOf", r.ExtensionOf)
 	e.strs("ExtendedBy", r.ExtendedBy)
@@ -92,17 +86,17 @@ func appendRequest(dst []byte, r *symbot.Request) ([]byte, error) {
 	e.int("RuleApprovals", int64(r.RuleApprovals))
 	if a := r.RuleApprovers; a != nil {
 		e.key("RuleApprovers")
-		e.b = append(e.b, `{"Users":`...)
+		outer := e.open()
+		e.key("Users")
 		if a.Users == nil {
 			e.b = append(e.b, "null"...)
 		} else {
 			e.strList(a.Users)
 		}
-		e.b = append(e.b, `,"OktaGroup":`...)
-		e.b = appendJSONString(e.b, a.OktaGroup)
-		e.b = append(e.b, `,"Anyone":`...)
+		e.strMember("OktaGroup", a.OktaGroup)
+		e.key("Anyone")
 		e.b = strconv.AppendBool(e.b, a.Anyone)
-		e.b = append(e.b, '}')
+		e.close(outer)
 	}
 	e.str("RuleNote", r.RuleNote)
 	e.time("NudgeAt", r.NudgeAt)
@@ -124,7 +118,7 @@ func appendRequest(dst []byte, r *symbot.Request) ([]byte, error) {
 }
 
 // recEncoder writes a JSON object's members, each under omitzero unless
-// written through key.
+// written through key (or strMember); open and close nest an object.
 type recEncoder struct {
 	b      []byte
 	fields int
@@ -140,6 +134,26 @@ func (e *recEncoder) key(k string) {
 	e.b = append(e.b, '"')
 	e.b = append(e.b, k...)
 	e.b = append(e.b, '"', ':')
+}
+
+// open starts a nested object, whose members follow (through key), and
+// returns what close needs to go on with the enclosing object's.
+func (e *recEncoder) open() (outer int) {
+	outer, e.fields = e.fields, 0
+	e.b = append(e.b, '{')
+	return outer
+}
+
+// close ends the nested object that open (which returned outer) started.
+func (e *recEncoder) close(outer int) {
+	e.b = append(e.b, '}')
+	e.fields = outer
+}
+
+// strMember writes member k, the string v, even if v is empty.
+func (e *recEncoder) strMember(k, v string) {
+	e.key(k)
+	e.str1(v)
 }
 
 func (e *recEncoder) str(k, v string) {
@@ -230,17 +244,11 @@ func (e *recEncoder) messageRef(m symbot.MessageRef) {
 // strObject writes an object of string members, every one written (no
 // omitzero): names (plain ASCII) and values alternating.
 func (e *recEncoder) strObject(kv ...string) {
-	e.b = append(e.b, '{')
+	outer := e.open()
 	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			e.b = append(e.b, ',')
-		}
-		e.b = append(e.b, '"')
-		e.b = append(e.b, kv[i]...)
-		e.b = append(e.b, '"', ':')
-		e.b = appendJSONString(e.b, kv[i+1])
+		e.strMember(kv[i], kv[i+1])
 	}
-	e.b = append(e.b, '}')
+	e.close(outer)
 }
 
 const hexDigits = "0123456789abcdef"
