@@ -222,7 +222,7 @@ func (e *Engine) execSlack(ctx context.Context, j Job) error {
 		if r.State == StatePending {
 			// Now that the approvers can see it, and not before: the
 			// look-ups never delay an approval message.
-			e.queuePrecheck(r)
+			e.queuePrecheck(r.ID)
 		}
 		return e.complete(ctx, j, "channel="+ref.Channel+" ts="+ref.TS, func(tx Tx, now time.Time) error {
 			cur, err := tx.Request(r.ID)

@@ -19,7 +19,6 @@ const (
 	// burst of requests mostly wait for its end (see awaitQuiet; during
 	// it, each worker runs one every precheckMaxWait), so this is about
 	// the longest burst whose requests all get them: 8 s at 500 a second.
-	// A queued request is a copy of a pending one, about 1 KB.
 	prechecksQueued = 4096
 	// precheckWorkers look up at once.
 	precheckWorkers = 4
@@ -29,10 +28,6 @@ const (
 	// precheckWritesMax bounds the look-ups' records being written at
 	// once (see runPrechecks); a worker with one more waits for a slot.
 	precheckWritesMax = 64
-	// precheckReread: a request that waited longer than this for a quiet
-	// spell is read again before its look-ups, which are skipped unless
-	// it is still pending: after a burst, many may have been decided.
-	precheckReread = 100 * time.Millisecond
 	// precheckQuiet: the look-ups wait until no request, approval or
 	// denial has come in for this long, ...
 	precheckQuiet = 10 * time.Millisecond
@@ -51,34 +46,33 @@ var intakeClock = time.Now()
 func (e *Engine) noteIntake() { e.rt.lastIntake.Store(int64(time.Since(intakeClock))) }
 
 // awaitQuiet waits until no intake has been noted for precheckQuiet, or
-// precheckMaxWait has passed, or ctx ends (false); it returns how long it
-// waited. A burst of requests (500 a second, say) keeps both cores busy
+// precheckMaxWait has passed, or ctx ends (false). A burst of requests (500 a second, say) keeps both cores busy
 // with their messages' users.info, commits and posts; one request's
 // look-ups (two Okta calls and a late write, about 0.4 ms of CPU) run
 // beside the next request's intake and slow it. Deferred to a quiet
 // spell they cost the requests nothing, and their own record is needed
 // only at an approval; an approval that comes first looks up for itself,
 // as without them.
-func (e *Engine) awaitQuiet(ctx context.Context) (bool, time.Duration) {
+func (e *Engine) awaitQuiet(ctx context.Context) bool {
 	quiet, most := orDefault(e.rt.precheckQuiet, precheckQuiet), orDefault(e.rt.precheckMaxWait, precheckMaxWait)
 	start := time.Now()
 	for {
 		last := e.rt.lastIntake.Load()
 		if last == 0 {
-			return ctx.Err() == nil, time.Since(start) // no intake yet
+			return ctx.Err() == nil // no intake yet
 		}
 		wait := time.Duration(last) + quiet - time.Since(intakeClock)
 		if left := most - time.Since(start); wait > left {
 			wait = left
 		}
 		if wait <= 0 {
-			return ctx.Err() == nil, time.Since(start)
+			return ctx.Err() == nil
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return false, time.Since(start)
+			return false
 		case <-t.C:
 		}
 	}
@@ -112,16 +106,14 @@ func (e *Engine) precheckFresh(r *Request, now time.Time) bool {
 		!now.Before(r.PrecheckedAt) && now.Sub(r.PrecheckedAt) < ttl
 }
 
-// queuePrecheck asks Run's look-up workers to look up for request r, as
-// its approval message's post job just saw it (they take a copy, so that
-// they need not read it again); without them (Run not running) or with
-// the queue full it does nothing.
-func (e *Engine) queuePrecheck(r *Request) {
+// queuePrecheck asks Run's look-up workers to look up for request id;
+// without them (Run not running) or with the queue full it does nothing.
+func (e *Engine) queuePrecheck(id string) {
 	if e.grantCheckTTL() <= 0 || !e.rt.running.Load() {
 		return
 	}
 	select {
-	case e.rt.prechecks <- r.Clone():
+	case e.rt.prechecks <- id:
 	default:
 	}
 }
@@ -137,14 +129,13 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case r := <-e.rt.prechecks:
-			ok, waited := e.awaitQuiet(ctx)
-			if !ok {
+		case id := <-e.rt.prechecks:
+			if !e.awaitQuiet(ctx) {
 				return
 			}
-			record, err := e.precheckAfter(ctx, r, waited)
+			record, err := e.precheckCurrent(ctx, id)
 			if e.rt.precheckHandled != nil {
-				e.rt.precheckHandled(r.ID)
+				e.rt.precheckHandled(id)
 			}
 			if err == nil && record != nil {
 				select {
@@ -156,27 +147,25 @@ func (e *Engine) runPrechecks(ctx context.Context) {
 					defer func() { <-e.rt.precheckSlots }()
 					wctx, cancel := context.WithTimeout(ctx, precheckTimeout)
 					defer cancel()
-					e.precheckFailed(ctx, r.ID, record(wctx))
+					e.precheckFailed(ctx, id, record(wctx))
 				})
 			}
-			e.precheckFailed(ctx, r.ID, err)
+			e.precheckFailed(ctx, id, err)
 		}
 	}
 }
 
-// precheckAfter runs precheck for request r, queued and taken after
-// waiting waited for a quiet spell. After a long wait (a burst) it reads r
-// again first: many requests of a burst may have been decided meanwhile,
-// and precheck looks up only for one still pending.
-func (e *Engine) precheckAfter(ctx context.Context, r *Request, waited time.Duration) (func(context.Context) error, error) {
+// precheckCurrent runs precheck for request id as it is stored now. Its
+// post job queued it pending, but it waited since for a quiet spell: it
+// may have been approved, denied or cancelled meanwhile (many of a burst
+// are), and looking up for it then would only spend Okta's rate limit and,
+// for a first-time requester, resolve an identity that nothing asked for.
+func (e *Engine) precheckCurrent(ctx context.Context, id string) (func(context.Context) error, error) {
 	ctx, cancel := context.WithTimeout(ctx, precheckTimeout)
 	defer cancel()
-	if waited > precheckReread {
-		cur, err := e.readRequest(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		r = cur
+	r, err := e.readRequest(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	return e.precheck(ctx, r)
 }
@@ -192,9 +181,9 @@ func (e *Engine) precheckFailed(ctx context.Context, id string, err error) {
 
 // precheck looks up what request r's grant will need from Okta and
 // returns the write that records it in the request while it is pending
-// (nil when there is nothing to look up). r is the request as its post job
-// saw it: it decides only whether to look up at all, and the record is
-// written only if the request is still pending then. The existing
+// (nil when there is nothing to look up). r decides only whether to look
+// up at all; the record is written only if the request is still pending
+// then. The existing
 // membership is read under the membership lock, as the grant job reads
 // it, so that it never mistakes a membership another grant is adding for
 // one the person had before symbot.

@@ -171,8 +171,7 @@ func TestEarlyLookupsGiveWayToIntake(t *testing.T) {
 }
 
 // TestRequestDecidedWhileLookupsWaitIsNotLookedUp: a request denied while
-// its look-ups waited for a quiet spell (longer than precheckReread) is
-// read again and not looked up: after a burst, many of its requests may
+// its look-ups waited for a quiet spell is read again and not looked up: after a burst, many of its requests may
 // have been decided, and their look-ups would only spend Okta's rate
 // limit.
 func TestRequestDecidedWhileLookupsWaitIsNotLookedUp(t *testing.T) {

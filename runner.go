@@ -81,7 +81,7 @@ type runner struct {
 	local atomic.Pointer[localRunner]
 	// prechecks queues pending requests for their grant's early look-ups
 	// (see precheck), taken by Run's look-up workers while running is set.
-	prechecks chan *Request
+	prechecks chan string
 	running   atomic.Bool
 	// lastIntake is when a request, approval or denial last came in (see
 	// noteIntake); precheckQuiet and precheckMaxWait, when set (tests),
@@ -109,7 +109,7 @@ type runner struct {
 }
 
 func newRunner() runner {
-	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan *Request, prechecksQueued), precheckSlots: make(chan struct{}, precheckWritesMax)}
+	return runner{kickJobs: make(chan struct{}, 1), kickSched: make(chan struct{}, 1), prechecks: make(chan string, prechecksQueued), precheckSlots: make(chan struct{}, precheckWritesMax)}
 }
 
 // kick wakes the executor and the scheduler: for changes that may add
